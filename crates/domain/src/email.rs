@@ -1,0 +1,112 @@
+//! E-mail addresses, normalised once at the edge so that one address is one account.
+
+use std::fmt;
+
+use email_address::{EmailAddress, Options};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The longest address SMTP can carry (RFC 5321 path limit minus the brackets).
+const MAX_LEN: usize = 254;
+
+/// A syntactically valid e-mail address, trimmed and lower-cased.
+///
+/// Lower-casing the whole address (local part included) is what users expect:
+/// `Alice@Example.com` and `alice@example.com` are one account.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Email(String);
+
+/// Why a string is not an acceptable e-mail address.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum InvalidEmail {
+    /// Longer than an SMTP path allows.
+    #[error("must be at most {MAX_LEN} characters")]
+    TooLong,
+    /// Not an address of the form `name@example.com`.
+    #[error("must be an address like name@example.com ({0})")]
+    Syntax(String),
+}
+
+impl Email {
+    /// Trims, lower-cases and checks the syntax (a domain with a top-level
+    /// domain; no display name, no IP literal).
+    ///
+    /// # Errors
+    /// [`InvalidEmail`] naming what is wrong.
+    pub fn parse(raw: &str) -> Result<Self, InvalidEmail> {
+        let normalised = raw.trim().to_lowercase();
+        if normalised.chars().count() > MAX_LEN {
+            return Err(InvalidEmail::TooLong);
+        }
+        let options = Options::default()
+            .with_required_tld()
+            .without_domain_literal()
+            .without_display_text();
+        EmailAddress::parse_with_options(&normalised, options)
+            .map_err(|e| InvalidEmail::Syntax(e.to_string()))?;
+        Ok(Email(normalised))
+    }
+
+    /// The normalised address.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Email {
+    type Error = InvalidEmail;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Email::parse(&raw)
+    }
+}
+
+impl From<Email> for String {
+    fn from(email: Email) -> String {
+        email.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_trimmed_and_lower_cased() {
+        let email = Email::parse("  Alice.Smith@Example.COM \n").unwrap();
+        assert_eq!(email.as_str(), "alice.smith@example.com");
+    }
+
+    #[test]
+    fn malformed_addresses_are_refused() {
+        for bad in [
+            "",
+            "alice",
+            "alice@",
+            "@example.com",
+            "alice@localhost",
+            "alice@[127.0.0.1]",
+            "Alice <alice@example.com>",
+            "a b@example.com",
+        ] {
+            assert!(
+                matches!(Email::parse(bad), Err(InvalidEmail::Syntax(_))),
+                "{bad:?} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn overlong_addresses_are_refused() {
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert_eq!(Email::parse(&long), Err(InvalidEmail::TooLong));
+    }
+}

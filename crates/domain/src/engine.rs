@@ -1,0 +1,416 @@
+//! The bid engine: `auction-rules.md` as pure functions.
+//!
+//! An item's [`Standing`] (leader, leader's ceiling and step, price, bid count)
+//! is all that is needed to resolve a new bid, so resolution is O(1) whatever
+//! the number of bids. The store runs [`place`] while it holds the item's row
+//! lock, with `now` read after the lock was taken.
+
+use thiserror::Error;
+
+use crate::bid::{BidOffer, BidState, BidView};
+use crate::ids::{ItemId, UserId};
+use crate::item::{CloseOutcome, Item, ItemStatus, PublicStanding, Timestamp};
+use crate::money::Money;
+
+/// The bid currently leading an item: who, up to what, by what step, at what price.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leader {
+    /// The leading bidder.
+    pub bidder: UserId,
+    /// The most the leader will pay (budget when poisoned, else amount).
+    pub ceiling: Money,
+    /// The leader's auto-raise step; `None` when the leading bid is plain.
+    pub step: Option<Money>,
+    /// The public price.
+    pub price: Money,
+}
+
+/// Everything the rules need to know about an item's bidding so far.
+///
+/// Sealed at rest but for the price and the bid count, which are public.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Standing {
+    bid_count: u64,
+    leader: Option<Leader>,
+}
+
+/// Stored standing data that contradicts itself.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("inconsistent standing: {0}")]
+pub struct CorruptStanding(&'static str);
+
+impl Standing {
+    /// The standing of an item nobody has bid on.
+    pub const EMPTY: Standing = Standing {
+        bid_count: 0,
+        leader: None,
+    };
+
+    /// Rebuilds a standing read back from storage, checking it is coherent.
+    ///
+    /// # Errors
+    /// [`CorruptStanding`] when there are bids but no leader (or the reverse),
+    /// or the price exceeds the leader's ceiling.
+    pub fn restore(bid_count: u64, leader: Option<Leader>) -> Result<Self, CorruptStanding> {
+        match (bid_count, &leader) {
+            (0, Some(_)) => Err(CorruptStanding("a leader without bids")),
+            (1.., None) => Err(CorruptStanding("bids without a leader")),
+            (_, Some(l)) if l.price > l.ceiling => {
+                Err(CorruptStanding("the price exceeds the leader's ceiling"))
+            }
+            _ => Ok(Standing { bid_count, leader }),
+        }
+    }
+
+    /// How many bids were accepted.
+    #[must_use]
+    pub fn bid_count(&self) -> u64 {
+        self.bid_count
+    }
+
+    /// The leader, once anybody bid.
+    #[must_use]
+    pub fn leader(&self) -> Option<&Leader> {
+        self.leader.as_ref()
+    }
+
+    /// The part anyone may see.
+    #[must_use]
+    pub fn public(&self) -> PublicStanding {
+        PublicStanding {
+            bid_count: self.bid_count,
+            current_price: self.leader.map(|l| l.price),
+        }
+    }
+
+    /// This standing after `offer` by `bidder` was accepted.
+    #[must_use]
+    pub fn after(&self, bidder: UserId, offer: &BidOffer) -> (Standing, Effect) {
+        let (leader, effect) = resolve(self.leader.as_ref(), bidder, offer);
+        let standing = Standing {
+            bid_count: self.bid_count + 1,
+            leader: Some(leader),
+        };
+        (standing, effect)
+    }
+}
+
+/// What accepting a bid did to the lead; the source of personal notifications.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// The first bid on the item.
+    Opened,
+    /// The new bid took the lead; `displaced` (the previous leader, as it
+    /// stood) is now outbid, or exhausted when it was poisoned.
+    TookLead {
+        /// The previous leader.
+        displaced: Leader,
+    },
+    /// The leader kept the lead and the new bid is outbid at once (exhausted
+    /// when poisoned). `raised` tells whether the leader's poison auto-raised
+    /// the price.
+    Defended {
+        /// Whether the price went up.
+        raised: bool,
+    },
+}
+
+/// `min(cap, base + step)`, where a missing step counts as 0 and an overflow
+/// past the largest amount is capped like any other excess.
+fn raise_capped(base: Money, step: Option<Money>, cap: Money) -> Money {
+    match step {
+        None => base.min(cap),
+        Some(step) => base.checked_add(step).map_or(cap, |raised| raised.min(cap)),
+    }
+}
+
+/// The poison rule: the new leader and price after `offer` by `bidder` meets
+/// the current leader. Validity (minimum, poison shape) is checked by [`place`].
+#[must_use]
+pub fn resolve(current: Option<&Leader>, bidder: UserId, offer: &BidOffer) -> (Leader, Effect) {
+    let challenger = Leader {
+        bidder,
+        ceiling: offer.ceiling(),
+        step: offer.step(),
+        price: offer.amount,
+    };
+    match current {
+        // Rule 1: the first bid leads at its amount.
+        None => (challenger, Effect::Opened),
+        // Rule 2: a higher ceiling takes the lead, at least one of its steps over
+        // the old ceiling (but never beyond its own), and never below its amount.
+        Some(leader) if challenger.ceiling > leader.ceiling => {
+            let price = offer.amount.max(raise_capped(
+                leader.ceiling,
+                challenger.step,
+                challenger.ceiling,
+            ));
+            (
+                Leader {
+                    price,
+                    ..challenger
+                },
+                Effect::TookLead { displaced: *leader },
+            )
+        }
+        // Rule 3: ties go to the earlier bid; the leader auto-raises to one of
+        // its steps over the challenger's ceiling, capped by its own.
+        Some(leader) => {
+            let price = leader.price.max(raise_capped(
+                challenger.ceiling,
+                leader.step,
+                leader.ceiling,
+            ));
+            (
+                Leader { price, ..*leader },
+                Effect::Defended {
+                    raised: price > leader.price,
+                },
+            )
+        }
+    }
+}
+
+/// Why a poison was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum PoisonProblem {
+    /// `budget < amount`.
+    #[error("the poison budget must be at least the bid amount")]
+    BudgetBelowAmount,
+    /// `step < min_increment`.
+    #[error("the poison step must be at least the item's minimum increment of {min_increment}")]
+    StepBelowIncrement {
+        /// The item's minimum increment.
+        min_increment: Money,
+    },
+}
+
+/// Every reason a well-formed bid is refused, in the order they are checked.
+/// None of them uses up the bidder's one bid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum BidRejection {
+    /// The item is closed, cancelled, or past `close_at`.
+    #[error("the auction is closed")]
+    AuctionClosed,
+    /// The bidder listed the item.
+    #[error("you may not bid on an item you listed")]
+    OwnItem,
+    /// Bidding needs a verified e-mail address and the bidder has none.
+    #[error("verify your e-mail address before bidding")]
+    EmailNotVerified,
+    /// The bidder already has a bid on this item.
+    #[error("you have already bid on this item")]
+    AlreadyPlaced,
+    /// The poison's budget or step breaks the rules.
+    #[error(transparent)]
+    InvalidPoison(PoisonProblem),
+    /// The amount is below the minimum next bid.
+    #[error("the bid must be at least {minimum_next_bid}")]
+    TooLow {
+        /// The lowest acceptable amount at the moment of the bid.
+        minimum_next_bid: i64,
+    },
+}
+
+/// A bid to place, with what the service knows of its bidder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BidCommand {
+    /// The item to bid on.
+    pub item: ItemId,
+    /// The bidder.
+    pub bidder: UserId,
+    /// `false` when bidding needs a verified e-mail and the bidder has none.
+    pub bidder_may_bid: bool,
+    /// What is offered.
+    pub offer: BidOffer,
+}
+
+/// What the store reads under the item's row lock for one bid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockedItem {
+    /// The item's terms and status.
+    pub item: Item,
+    /// Its unsealed standing.
+    pub standing: Standing,
+    /// Whether the bidder already has a bid on it.
+    pub bidder_has_bid: bool,
+}
+
+/// An accepted bid's consequences, for the store to persist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// The bid's 1-based arrival position on the item.
+    pub seq: u64,
+    /// The item's standing after the bid.
+    pub standing: Standing,
+    /// What the bid did to the lead.
+    pub effect: Effect,
+    /// When the bid was accepted (read under the lock).
+    pub at: Timestamp,
+}
+
+/// Decides a bid on a locked item at `now`: every check of auction-rules.md
+/// and api.md in the order api.md lists them, then the poison rule.
+///
+/// # Errors
+/// The first [`BidRejection`] that applies.
+pub fn place(
+    locked: &LockedItem,
+    command: &BidCommand,
+    now: Timestamp,
+) -> Result<Placement, BidRejection> {
+    let item = &locked.item;
+    let offer = &command.offer;
+    if !item.accepts_bids_at(now) {
+        return Err(BidRejection::AuctionClosed);
+    }
+    if item.seller == command.bidder {
+        return Err(BidRejection::OwnItem);
+    }
+    if !command.bidder_may_bid {
+        return Err(BidRejection::EmailNotVerified);
+    }
+    if locked.bidder_has_bid {
+        return Err(BidRejection::AlreadyPlaced);
+    }
+    if let Some(poison) = offer.poison {
+        if poison.budget < offer.amount {
+            return Err(BidRejection::InvalidPoison(
+                PoisonProblem::BudgetBelowAmount,
+            ));
+        }
+        if poison.step < item.min_increment {
+            return Err(BidRejection::InvalidPoison(
+                PoisonProblem::StepBelowIncrement {
+                    min_increment: item.min_increment,
+                },
+            ));
+        }
+    }
+    let minimum_next_bid = locked.standing.public().minimum_next_bid(item);
+    if offer.amount.minor_units() < minimum_next_bid {
+        return Err(BidRejection::TooLow { minimum_next_bid });
+    }
+    let (standing, effect) = locked.standing.after(command.bidder, offer);
+    Ok(Placement {
+        seq: standing.bid_count,
+        standing,
+        effect,
+        at: now,
+    })
+}
+
+/// Replays accepted bids in arrival order from an empty standing.
+///
+/// Used to check a stored history against the stored standing.
+#[must_use]
+pub fn replay<'a>(bids: impl IntoIterator<Item = (UserId, &'a BidOffer)>) -> Standing {
+    bids.into_iter()
+        .fold(Standing::EMPTY, |standing, (bidder, offer)| {
+            standing.after(bidder, offer).0
+        })
+}
+
+/// How a bid by `bidder` stands on an item in `status` with `standing`.
+#[must_use]
+pub fn view_of(
+    bidder: UserId,
+    offer: &BidOffer,
+    standing: &Standing,
+    status: &ItemStatus,
+) -> BidView {
+    let leading = standing.leader().filter(|l| l.bidder == bidder);
+    let closed = matches!(status, ItemStatus::Closed(_));
+    match leading {
+        Some(leader) => BidView {
+            state: if closed {
+                BidState::Won
+            } else {
+                BidState::Leading
+            },
+            effective: leader.price,
+            remaining_budget: if closed || offer.poison.is_none() {
+                0
+            } else {
+                leader.ceiling.minor_units() - leader.price.minor_units()
+            },
+        },
+        None => BidView {
+            state: match (closed, offer.poison) {
+                (true, _) => BidState::Lost,
+                (false, None) => BidState::Outbid,
+                (false, Some(_)) => BidState::Exhausted,
+            },
+            effective: offer.ceiling(),
+            remaining_budget: 0,
+        },
+    }
+}
+
+/// Why an item cannot be closed now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum CloseRejection {
+    /// Already closed or cancelled.
+    #[error("the item is not open")]
+    NotOpen,
+    /// `close_at` has not come yet.
+    #[error("the item's close time has not come")]
+    NotDue,
+}
+
+/// Closes an item at `now`: the leader wins and pays the price; no bids, no winner.
+///
+/// # Errors
+/// [`CloseRejection`] when the item is not open or not yet due.
+pub fn close(
+    item: &Item,
+    standing: &Standing,
+    now: Timestamp,
+) -> Result<CloseOutcome, CloseRejection> {
+    if item.status != ItemStatus::Open {
+        return Err(CloseRejection::NotOpen);
+    }
+    if now < item.close_at {
+        return Err(CloseRejection::NotDue);
+    }
+    Ok(standing
+        .leader()
+        .map_or(CloseOutcome::Unsold, |leader| CloseOutcome::Sold {
+            winner: leader.bidder,
+            price: leader.price,
+        }))
+}
+
+/// Why an item cannot be cancelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum CancelRejection {
+    /// Closed, cancelled, or past its close time.
+    #[error("the auction is closed")]
+    NotOpen,
+    /// Somebody bid: the auction must run its course.
+    #[error("the item has bids")]
+    HasBids,
+}
+
+/// Checks that an item may be cancelled at `now`: open, before close, no bids.
+///
+/// # Errors
+/// [`CancelRejection`] naming the first rule that forbids it.
+pub fn cancel(
+    item: &Item,
+    standing: &PublicStanding,
+    now: Timestamp,
+) -> Result<(), CancelRejection> {
+    if !item.accepts_bids_at(now) {
+        Err(CancelRejection::NotOpen)
+    } else if standing.bid_count > 0 {
+        Err(CancelRejection::HasBids)
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod properties;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,439 @@
+//! Items up for auction: their terms, their life cycle and their public standing.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::ids::{ItemId, UserId};
+use crate::money::{Currency, Money};
+use crate::validation::{Collector, ValidationErrors};
+
+/// A point in time, always UTC.
+pub type Timestamp = DateTime<Utc>;
+
+/// How far ahead an auction may be scheduled to close.
+pub const MAX_AUCTION_LENGTH_DAYS: i64 = 365;
+/// The raise used when an item is listed without one.
+pub const DEFAULT_MIN_INCREMENT: Money = match Money::new(100) {
+    Ok(money) => money,
+    Err(_) => Money::MIN,
+};
+
+/// An item's title: 1 to 200 characters after trimming.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Title(String);
+
+/// An item's description: at most 10,000 characters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Description(String);
+
+/// Why a title or description was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum TextError {
+    /// Nothing but white space.
+    #[error("must not be empty")]
+    Empty,
+    /// Longer than allowed, counted in Unicode code points.
+    #[error("must be at most {0} characters")]
+    TooLong(usize),
+}
+
+impl Title {
+    const MAX_CHARS: usize = 200;
+
+    /// # Errors
+    /// [`TextError`] when empty after trimming or longer than 200 characters.
+    pub fn parse(raw: &str) -> Result<Self, TextError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            Err(TextError::Empty)
+        } else if trimmed.chars().count() > Self::MAX_CHARS {
+            Err(TextError::TooLong(Self::MAX_CHARS))
+        } else {
+            Ok(Title(trimmed.to_owned()))
+        }
+    }
+
+    /// The title.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Description {
+    const MAX_CHARS: usize = 10_000;
+
+    /// # Errors
+    /// [`TextError::TooLong`] beyond 10,000 characters.
+    pub fn parse(raw: &str) -> Result<Self, TextError> {
+        let trimmed = raw.trim();
+        if trimmed.chars().count() > Self::MAX_CHARS {
+            Err(TextError::TooLong(Self::MAX_CHARS))
+        } else {
+            Ok(Description(trimmed.to_owned()))
+        }
+    }
+
+    /// The description.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+macro_rules! string_conversions {
+    ($name:ident) => {
+        impl TryFrom<String> for $name {
+            type Error = TextError;
+            fn try_from(raw: String) -> Result<Self, Self::Error> {
+                $name::parse(&raw)
+            }
+        }
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+    };
+}
+string_conversions!(Title);
+string_conversions!(Description);
+
+/// How an auction ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseOutcome {
+    /// The leader at close won and pays the price.
+    Sold {
+        /// The winning bidder.
+        winner: UserId,
+        /// What the winner pays.
+        price: Money,
+    },
+    /// Nobody bid.
+    Unsold,
+}
+
+impl CloseOutcome {
+    /// The winner, if anybody bid.
+    #[must_use]
+    pub fn winner(&self) -> Option<UserId> {
+        match self {
+            CloseOutcome::Sold { winner, .. } => Some(*winner),
+            CloseOutcome::Unsold => None,
+        }
+    }
+
+    /// The final price, if anybody bid.
+    #[must_use]
+    pub fn final_price(&self) -> Option<Money> {
+        match self {
+            CloseOutcome::Sold { price, .. } => Some(*price),
+            CloseOutcome::Unsold => None,
+        }
+    }
+}
+
+/// Where an item is in its life: `open` → `closed` or `open` → `cancelled`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemStatus {
+    /// Taking bids until `close_at`.
+    Open,
+    /// Closed at `close_at`, with its outcome.
+    Closed(CloseOutcome),
+    /// Withdrawn by an admin before anyone bid.
+    Cancelled,
+}
+
+impl ItemStatus {
+    /// The status as the API and the database spell it.
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ItemStatus::Open => "open",
+            ItemStatus::Closed(_) => "closed",
+            ItemStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// An item: who listed it, on what terms, and where it is in its life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    /// Its id.
+    pub id: ItemId,
+    /// The account that listed it; it may not bid on it.
+    pub seller: UserId,
+    /// Its title.
+    pub title: Title,
+    /// Its description.
+    pub description: Description,
+    /// The currency of every amount on it.
+    pub currency: Currency,
+    /// The lowest acceptable first bid.
+    pub base_price: Money,
+    /// The smallest raise over the current price.
+    pub min_increment: Money,
+    /// When bidding ends.
+    pub close_at: Timestamp,
+    /// When it was listed.
+    pub created_at: Timestamp,
+    /// Open, closed (with outcome) or cancelled.
+    pub status: ItemStatus,
+}
+
+impl Item {
+    /// Whether a bid may still be accepted at `now` (taken under the item's lock).
+    #[must_use]
+    pub fn accepts_bids_at(&self, now: Timestamp) -> bool {
+        self.status == ItemStatus::Open && now < self.close_at
+    }
+}
+
+/// What the public sees of the bidding on an item: no bidder, no ceiling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PublicStanding {
+    /// How many bids were accepted.
+    pub bid_count: u64,
+    /// The price; `None` until the first bid.
+    pub current_price: Option<Money>,
+}
+
+impl PublicStanding {
+    /// The lowest amount a new bid must offer: the base price with no bids,
+    /// else the current price plus the minimum increment.
+    ///
+    /// It is an `i64` rather than [`Money`] because it may exceed the largest
+    /// amount, in which case no bid can be placed any more.
+    #[must_use]
+    pub fn minimum_next_bid(&self, item: &Item) -> i64 {
+        match self.current_price {
+            None => item.base_price.minor_units(),
+            Some(price) => price.minor_units() + item.min_increment.minor_units(),
+        }
+    }
+}
+
+/// An item together with its public standing: everything anyone may see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedItem {
+    /// The item.
+    pub item: Item,
+    /// Its public price and bid count.
+    pub standing: PublicStanding,
+}
+
+impl ListedItem {
+    /// See [`PublicStanding::minimum_next_bid`].
+    #[must_use]
+    pub fn minimum_next_bid(&self) -> i64 {
+        self.standing.minimum_next_bid(&self.item)
+    }
+}
+
+/// The request to list an item, as a client sends it (unvalidated).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemDraft {
+    /// See [`Title`].
+    pub title: String,
+    /// See [`Description`].
+    pub description: String,
+    /// Minor units, `≥ 1`.
+    pub base_price: i64,
+    /// Minor units, `≥ 1`; 100 when absent.
+    pub min_increment: Option<i64>,
+    /// ISO 4217 code; `usd` when absent.
+    pub currency: Option<String>,
+    /// Strictly in the future, at most 365 days ahead.
+    pub close_at: Timestamp,
+}
+
+/// A validated item, ready to be stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewItem(Item);
+
+impl NewItem {
+    /// Validates a draft listed by `seller` at `now`, reporting every broken rule.
+    ///
+    /// # Errors
+    /// [`ValidationErrors`] naming each field that breaks a rule.
+    pub fn parse(
+        draft: ItemDraft,
+        seller: UserId,
+        now: Timestamp,
+    ) -> Result<Self, ValidationErrors> {
+        let mut errors = Collector::default();
+        let title = errors.check("title", Title::parse(&draft.title));
+        let description = errors.check("description", Description::parse(&draft.description));
+        let base_price = errors.check("base_price", Money::new(draft.base_price));
+        let min_increment = errors.check(
+            "min_increment",
+            draft
+                .min_increment
+                .map_or(Ok(DEFAULT_MIN_INCREMENT), Money::new),
+        );
+        let currency = errors.check(
+            "currency",
+            draft
+                .currency
+                .as_deref()
+                .map_or_else(|| Ok(Currency::default()), Currency::parse),
+        );
+        let latest_close = now + Duration::days(MAX_AUCTION_LENGTH_DAYS);
+        if draft.close_at <= now {
+            errors.add("close_at", "must be in the future");
+        } else if draft.close_at > latest_close {
+            errors.add(
+                "close_at",
+                format_args!("must be at most {MAX_AUCTION_LENGTH_DAYS} days ahead"),
+            );
+        }
+        let item = (|| {
+            Some(Item {
+                id: ItemId::generate(),
+                seller,
+                title: title?,
+                description: description?,
+                currency: currency?,
+                base_price: base_price?,
+                min_increment: min_increment?,
+                close_at: draft.close_at,
+                created_at: now,
+                status: ItemStatus::Open,
+            })
+        })();
+        errors.finish(item).map(NewItem)
+    }
+
+    /// The item as it will be stored.
+    #[must_use]
+    pub fn item(&self) -> &Item {
+        &self.0
+    }
+
+    /// Takes the item out.
+    #[must_use]
+    pub fn into_item(self) -> Item {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(now: Timestamp) -> ItemDraft {
+        ItemDraft {
+            title: "  A painting ".into(),
+            description: "Oil on canvas".into(),
+            base_price: 100,
+            min_increment: None,
+            currency: None,
+            close_at: now + Duration::hours(1),
+        }
+    }
+
+    #[test]
+    fn a_valid_draft_gets_defaults_and_a_trimmed_title() {
+        let now = Utc::now();
+        let item = NewItem::parse(draft(now), UserId::generate(), now)
+            .unwrap()
+            .into_item();
+        assert_eq!(item.title.as_str(), "A painting");
+        assert_eq!(item.min_increment, DEFAULT_MIN_INCREMENT);
+        assert_eq!(item.currency.as_str(), "usd");
+        assert_eq!(item.status, ItemStatus::Open);
+        assert_eq!(item.created_at, now);
+    }
+
+    #[test]
+    fn every_broken_rule_is_reported() {
+        let now = Utc::now();
+        let bad = ItemDraft {
+            title: " ".into(),
+            description: "x".repeat(10_001),
+            base_price: 0,
+            min_increment: Some(-5),
+            currency: Some("dollars".into()),
+            close_at: now,
+        };
+        let errors = NewItem::parse(bad, UserId::generate(), now).unwrap_err();
+        let fields: Vec<_> = errors.fields().iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "title",
+                "description",
+                "base_price",
+                "min_increment",
+                "currency",
+                "close_at"
+            ]
+        );
+    }
+
+    #[test]
+    fn close_at_must_be_within_a_year() {
+        let now = Utc::now();
+        let mut too_late = draft(now);
+        too_late.close_at = now + Duration::days(366);
+        assert!(NewItem::parse(too_late, UserId::generate(), now).is_err());
+        let mut last_day = draft(now);
+        last_day.close_at = now + Duration::days(365);
+        assert!(NewItem::parse(last_day, UserId::generate(), now).is_ok());
+    }
+
+    #[test]
+    fn titles_count_code_points_not_bytes() {
+        assert!(Title::parse(&"é".repeat(200)).is_ok());
+        assert_eq!(Title::parse(&"é".repeat(201)), Err(TextError::TooLong(200)));
+    }
+
+    #[test]
+    fn minimum_next_bid_is_base_price_then_price_plus_increment() {
+        let now = Utc::now();
+        let item = NewItem::parse(draft(now), UserId::generate(), now)
+            .unwrap()
+            .into_item();
+        let empty = PublicStanding::default();
+        assert_eq!(empty.minimum_next_bid(&item), 100);
+        let priced = PublicStanding {
+            bid_count: 1,
+            current_price: Money::new(120).ok(),
+        };
+        assert_eq!(priced.minimum_next_bid(&item), 220);
+        let listed = ListedItem {
+            item,
+            standing: priced,
+        };
+        assert_eq!(listed.minimum_next_bid(), 220);
+    }
+
+    #[test]
+    fn bids_are_accepted_strictly_before_close_and_only_while_open() {
+        let now = Utc::now();
+        let mut item = NewItem::parse(draft(now), UserId::generate(), now)
+            .unwrap()
+            .into_item();
+        assert!(item.accepts_bids_at(now));
+        assert!(!item.accepts_bids_at(item.close_at));
+        item.status = ItemStatus::Cancelled;
+        assert!(!item.accepts_bids_at(now));
+    }
+
+    #[test]
+    fn close_outcome_accessors() {
+        let winner = UserId::generate();
+        let sold = CloseOutcome::Sold {
+            winner,
+            price: Money::MIN,
+        };
+        assert_eq!(sold.winner(), Some(winner));
+        assert_eq!(sold.final_price(), Some(Money::MIN));
+        assert_eq!(CloseOutcome::Unsold.winner(), None);
+        assert_eq!(CloseOutcome::Unsold.final_price(), None);
+        assert_eq!(ItemStatus::Closed(sold).as_str(), "closed");
+    }
+}

@@ -1,0 +1,30 @@
+//! # Poison Pill's domain
+//!
+//! The auction's rules with no I/O: amounts ([`Money`]), identifiers, e-mail
+//! addresses, items and bids, the poison-bid engine ([`engine`]) that
+//! implements `shared/spec/auction-rules.md`, the ports ([`ports`]) through
+//! which the outside world is reached, and the use-case services
+//! ([`service`]) written against those ports.
+//!
+//! Nothing here depends on a database, Redis, HTTP or an async runtime, so
+//! every rule is tested in plain unit and property tests; mockall mocks of the
+//! ports are available to other crates with the `mocks` feature.
+
+pub mod bid;
+pub mod email;
+pub mod engine;
+pub mod ids;
+pub mod item;
+pub mod money;
+pub mod ports;
+pub mod service;
+pub mod user;
+pub mod validation;
+
+pub use bid::{Bid, BidOffer, BidState, BidView, Poison};
+pub use email::{Email, InvalidEmail};
+pub use engine::{BidRejection, Leader, Standing};
+pub use ids::{BidId, ItemId, UserId};
+pub use item::{CloseOutcome, Item, ItemDraft, ItemStatus, ListedItem, NewItem, Timestamp};
+pub use money::{Currency, Money};
+pub use user::{NewUser, PasswordHash, Role, User};

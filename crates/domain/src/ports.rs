@@ -1,0 +1,388 @@
+//! Ports: what the domain needs from the outside world, as contracts.
+//!
+//! Adapters implement these traits (`pp-store-sql`, `pp-crypto`, …); the
+//! services in [`crate::service`] use nothing else. Each method documents
+//! which error variant it must return for which situation, so that every
+//! adapter behaves alike and the HTTP layer can map errors without knowing
+//! which adapter is wired.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+use crate::bid::Bid;
+use crate::email::Email;
+use crate::engine::{
+    self, BidCommand, BidRejection, CancelRejection, CloseRejection, LockedItem, Placement,
+    Standing,
+};
+use crate::ids::{ItemId, UserId};
+use crate::item::{CloseOutcome, Item, ListedItem, NewItem, PublicStanding, Timestamp};
+use crate::user::{NewUser, User};
+
+/// A failure of the storage itself, which no caller can fix by changing its request.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The store could not take a lock or a connection in time, or kept
+    /// hitting conflicts; the request may be retried.
+    #[error("the store is busy, try again")]
+    Busy,
+    /// Stored data failed an integrity check (a sealed value that does not
+    /// open, a standing that contradicts itself).
+    #[error("stored data failed an integrity check: {0}")]
+    Integrity(String),
+    /// Anything else; the chain is logged, never shown to clients.
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+/// Why a bid was not placed.
+#[derive(Debug, Error)]
+pub enum PlaceBidError {
+    /// No item has that id.
+    #[error("item not found")]
+    ItemNotFound,
+    /// The bidder's account does not exist or is deactivated.
+    #[error("bidder not found")]
+    BidderNotFound,
+    /// The rules refused the bid; the bidder keeps their one bid.
+    #[error(transparent)]
+    Rejected(#[from] BidRejection),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why an item was not cancelled.
+#[derive(Debug, Error)]
+pub enum CancelItemError {
+    /// No item has that id.
+    #[error("item not found")]
+    ItemNotFound,
+    /// The rules refused the cancellation.
+    #[error(transparent)]
+    Rejected(#[from] CancelRejection),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why an account was not created.
+#[derive(Debug, Error)]
+pub enum CreateUserError {
+    /// Another account has this e-mail address.
+    #[error("the e-mail address is taken")]
+    EmailTaken,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The source of `now`.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The wall clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        chrono::Utc::now()
+    }
+}
+
+/// The row a sealed value belongs to. Sealers bind every ciphertext to it
+/// (as AEAD associated data), so a ciphertext moved to another row fails to open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SealBinding {
+    /// A bid's amount and poison: bound to its item and bidder (unique together).
+    Bid {
+        /// The item bid on.
+        item: ItemId,
+        /// The bidder.
+        bidder: UserId,
+    },
+    /// An item's sealed standing (leader, ceiling, step).
+    Standing {
+        /// The item.
+        item: ItemId,
+    },
+}
+
+impl SealBinding {
+    /// The bytes a sealer authenticates alongside the ciphertext. Versioned and
+    /// tagged by kind so a bid's ciphertext cannot pass for a standing's.
+    #[must_use]
+    pub fn associated_data(&self) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(64);
+        match self {
+            SealBinding::Bid { item, bidder } => {
+                aad.extend_from_slice(b"poison-pill/bid/v1");
+                aad.extend_from_slice(item.as_uuid().as_bytes());
+                aad.extend_from_slice(bidder.as_uuid().as_bytes());
+            }
+            SealBinding::Standing { item } => {
+                aad.extend_from_slice(b"poison-pill/standing/v1");
+                aad.extend_from_slice(item.as_uuid().as_bytes());
+            }
+        }
+        aad
+    }
+}
+
+/// Why a sealed value did not open.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum SealError {
+    /// Sealed under a key this sealer does not hold.
+    #[error("sealed with an unknown key")]
+    UnknownKey,
+    /// Too short or otherwise not a sealed value.
+    #[error("not a sealed value")]
+    Malformed,
+    /// Authentication failed: tampered with, or moved to another row.
+    #[error("sealed value failed authentication")]
+    Forged,
+    /// Encryption itself failed (input beyond the cipher's limits).
+    #[error("sealing failed")]
+    SealFailed,
+}
+
+/// Authenticated encryption of values at rest (bids, standings).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait Sealer: Send + Sync {
+    /// Encrypts `plaintext` bound to `binding`. Two seals of the same value differ.
+    ///
+    /// # Errors
+    /// [`SealError::SealFailed`] only when the input exceeds the cipher's limits.
+    fn seal(&self, plaintext: &[u8], binding: &SealBinding) -> Result<Vec<u8>, SealError>;
+
+    /// Decrypts a value sealed for `binding`.
+    ///
+    /// # Errors
+    /// [`SealError::UnknownKey`] when sealed under a key not held,
+    /// [`SealError::Malformed`] when it is not a sealed value, and
+    /// [`SealError::Forged`] when it was altered or sealed for another binding.
+    fn open(&self, sealed: &[u8], binding: &SealBinding) -> Result<Vec<u8>, SealError>;
+}
+
+/// A bid to decide under its item's lock: the command plus the clock to read
+/// `now` from once the lock is held.
+#[derive(Clone)]
+pub struct BidDecision {
+    command: BidCommand,
+    clock: Arc<dyn Clock>,
+}
+
+impl BidDecision {
+    /// Pairs a command with the clock.
+    #[must_use]
+    pub fn new(command: BidCommand, clock: Arc<dyn Clock>) -> Self {
+        BidDecision { command, clock }
+    }
+
+    /// The bid to place.
+    #[must_use]
+    pub fn command(&self) -> &BidCommand {
+        &self.command
+    }
+
+    /// Runs the rules on the locked item; call only while holding its lock.
+    ///
+    /// # Errors
+    /// The [`BidRejection`] that applies.
+    pub fn decide(&self, locked: &LockedItem) -> Result<Placement, BidRejection> {
+        engine::place(locked, &self.command, self.clock.now())
+    }
+}
+
+impl fmt::Debug for BidDecision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BidDecision")
+            .field("item", &self.command.item)
+            .field("bidder", &self.command.bidder)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Closing and cancelling, decided under the item's lock with `now` read there.
+#[derive(Clone)]
+pub struct LifecycleDecision {
+    clock: Arc<dyn Clock>,
+}
+
+impl LifecycleDecision {
+    /// Uses `clock` for `now`.
+    #[must_use]
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        LifecycleDecision { clock }
+    }
+
+    /// The current time, to find candidates before locking them.
+    #[must_use]
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Decides whether a locked item closes now, and how.
+    ///
+    /// # Errors
+    /// [`CloseRejection`] when it is not open or not due.
+    pub fn close(&self, item: &Item, standing: &Standing) -> Result<CloseOutcome, CloseRejection> {
+        engine::close(item, standing, self.clock.now())
+    }
+
+    /// Decides whether a locked item may be cancelled now.
+    ///
+    /// # Errors
+    /// [`CancelRejection`] when it is not open or has bids.
+    pub fn cancel(&self, item: &Item, standing: &PublicStanding) -> Result<(), CancelRejection> {
+        engine::cancel(item, standing, self.clock.now())
+    }
+}
+
+impl fmt::Debug for LifecycleDecision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LifecycleDecision").finish_non_exhaustive()
+    }
+}
+
+/// A bid the store accepted and committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcceptedBid {
+    /// The stored bid.
+    pub bid: Bid,
+    /// The item after the bid.
+    pub item: Item,
+    /// What the bid did.
+    pub placement: Placement,
+}
+
+impl AcceptedBid {
+    /// The item as the public now sees it.
+    #[must_use]
+    pub fn listed_item(&self) -> ListedItem {
+        ListedItem {
+            item: self.item.clone(),
+            standing: self.placement.standing.public(),
+        }
+    }
+}
+
+/// A bid with its item and the item's unsealed standing: enough to tell the
+/// bidder where the bid stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BidRecord {
+    /// The bid.
+    pub bid: Bid,
+    /// Its item.
+    pub item: Item,
+    /// The item's standing.
+    pub standing: Standing,
+}
+
+/// Items and bids.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait AuctionStore: Send + Sync {
+    /// Stores a newly listed item.
+    ///
+    /// # Errors
+    /// [`StoreError::Busy`] when no connection was available in time,
+    /// [`StoreError::Unknown`] for any other failure.
+    async fn insert_item(&self, item: NewItem) -> Result<ListedItem, StoreError>;
+
+    /// The item with its public standing, or `None` for an unknown id.
+    ///
+    /// # Errors
+    /// [`StoreError::Integrity`] when the stored row is not a valid item,
+    /// [`StoreError::Busy`] / [`StoreError::Unknown`] as for every read.
+    async fn listed_item(&self, id: ItemId) -> Result<Option<ListedItem>, StoreError>;
+
+    /// Places a bid atomically: takes the item's row lock, unseals its
+    /// standing, runs `decision.decide` on it (exactly once per attempt), and
+    /// when accepted stores the sealed bid and the item's new standing, all in
+    /// one transaction. Conflicting attempts may be retried a bounded number of
+    /// times; each retry decides afresh.
+    ///
+    /// # Errors
+    /// [`PlaceBidError::ItemNotFound`] for an unknown item;
+    /// [`PlaceBidError::Rejected`] with the decision's rejection, and with
+    /// [`BidRejection::AlreadyPlaced`] when a concurrent bid of the same
+    /// bidder won the race (unique violation); nothing is stored then.
+    /// [`PlaceBidError::Store`] with [`StoreError::Busy`] when the lock was not
+    /// obtained in time or retries ran out, [`StoreError::Integrity`] when the
+    /// standing does not open.
+    async fn place_bid(&self, decision: BidDecision) -> Result<AcceptedBid, PlaceBidError>;
+
+    /// A bidder's bid on an item, with the item's unsealed standing; `None`
+    /// when the bidder has no bid there (or the item does not exist).
+    ///
+    /// # Errors
+    /// [`StoreError::Integrity`] when a sealed value does not open.
+    async fn bid_record(
+        &self,
+        item: ItemId,
+        bidder: UserId,
+    ) -> Result<Option<BidRecord>, StoreError>;
+
+    /// Every bid on an item, unsealed, in arrival (`seq`) order. Callers must
+    /// reveal them to nobody before the item closes.
+    ///
+    /// # Errors
+    /// [`StoreError::Integrity`] when a sealed value does not open.
+    async fn bids_in_order(&self, item: ItemId) -> Result<Vec<Bid>, StoreError>;
+
+    /// Closes up to `limit` items whose close time has come, each under its
+    /// own row lock taken with SKIP LOCKED semantics (so concurrent closers on
+    /// several instances never close one item twice), deciding each with
+    /// `decision.close`. Returns the items it closed.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails; items already committed stay closed.
+    async fn close_due_items(
+        &self,
+        decision: LifecycleDecision,
+        limit: u32,
+    ) -> Result<Vec<ListedItem>, StoreError>;
+
+    /// Cancels an item under its row lock when `decision.cancel` allows it.
+    ///
+    /// # Errors
+    /// [`CancelItemError::ItemNotFound`] for an unknown id,
+    /// [`CancelItemError::Rejected`] with the decision's rejection.
+    async fn cancel_item(
+        &self,
+        id: ItemId,
+        decision: LifecycleDecision,
+    ) -> Result<ListedItem, CancelItemError>;
+}
+
+/// Accounts.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Stores a new account.
+    ///
+    /// # Errors
+    /// [`CreateUserError::EmailTaken`] when another account has the address
+    /// (also when both are created at the same moment).
+    async fn insert_user(&self, user: NewUser) -> Result<User, CreateUserError>;
+
+    /// The account with this id, or `None`.
+    ///
+    /// # Errors
+    /// [`StoreError::Integrity`] when the stored row is not a valid account.
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
+
+    /// The account with this (normalised) address, or `None`.
+    ///
+    /// # Errors
+    /// [`StoreError::Integrity`] when the stored row is not a valid account.
+    async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
+}

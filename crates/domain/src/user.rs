@@ -1,0 +1,138 @@
+//! Accounts as the auction sees them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::email::Email;
+use crate::ids::UserId;
+use crate::item::Timestamp;
+
+/// What an account may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Bids, sees its own bids.
+    User,
+    /// Also lists and cancels items and manages accounts.
+    Admin,
+}
+
+/// A role name that is neither `user` nor `admin`.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("must be \"user\" or \"admin\"")]
+pub struct UnknownRole;
+
+impl Role {
+    /// The role as the API and the database spell it.
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "user" => Ok(Role::User),
+            "admin" => Ok(Role::Admin),
+            _ => Err(UnknownRole),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A password hash in PHC string form; opaque to the domain.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    /// Wraps a PHC string produced by the password hasher or read from storage.
+    #[must_use]
+    pub fn new(phc: String) -> Self {
+        PasswordHash(phc)
+    }
+
+    /// The PHC string.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordHash(..)")
+    }
+}
+
+/// An account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    /// Its id.
+    pub id: UserId,
+    /// Its address, unique case-insensitively.
+    pub email: Email,
+    /// The name shown to others.
+    pub display_name: String,
+    /// What it may do.
+    pub role: Role,
+    /// Whether the address was proven.
+    pub email_verified: bool,
+    /// `false` once an admin deactivated it.
+    pub is_active: bool,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// An account to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewUser {
+    /// Its id, chosen by the caller.
+    pub id: UserId,
+    /// Its address.
+    pub email: Email,
+    /// The name shown to others.
+    pub display_name: String,
+    /// The password's hash.
+    pub password_hash: PasswordHash,
+    /// What it may do.
+    pub role: Role,
+    /// Whether the address is already proven (e.g. created by an admin).
+    pub email_verified: bool,
+    /// When it is created.
+    pub created_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_round_trip_through_their_names() {
+        for role in [Role::User, Role::Admin] {
+            assert_eq!(role.as_str().parse::<Role>(), Ok(role));
+            assert_eq!(role.to_string(), role.as_str());
+        }
+        assert_eq!("root".parse::<Role>(), Err(UnknownRole));
+    }
+
+    #[test]
+    fn password_hashes_never_print() {
+        let hash = PasswordHash::new("$argon2id$secret".into());
+        assert_eq!(format!("{hash:?}"), "PasswordHash(..)");
+        assert_eq!(hash.as_str(), "$argon2id$secret");
+    }
+}
