@@ -1,1 +1,33 @@
-//! placeholder
+//! # Poison Pill's schema
+//!
+//! One sea-orm-migration file per change, each with a `down` that undoes its
+//! `up`, and each working on PostgreSQL (production) and SQLite (the embedded
+//! default). Bids are append-only: both databases refuse UPDATE and DELETE on
+//! `bids` with a trigger, so not even a stray statement can alter a sealed bid.
+
+pub use sea_orm_migration::MigrationStatus;
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_users;
+mod m20261122_000002_create_items;
+mod m20261122_000003_create_bids;
+
+/// Every migration, oldest first.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_create_users::Migration),
+            Box::new(m20261122_000002_create_items::Migration),
+            Box::new(m20261122_000003_create_bids::Migration),
+        ]
+    }
+}
+
+/// A CHECK that a money column holds `1 ..= 10^12` minor units (or NULL).
+pub(crate) fn money_range(column: impl IntoIden) -> SimpleExpr {
+    Expr::col(column).between(1_i64, 1_000_000_000_000_i64)
+}

@@ -1,1 +1,64 @@
-//! placeholder
+//! # Poison Pill's SQL adapter
+//!
+//! Implements the domain's [`AuctionStore`](pp_domain::ports::AuctionStore)
+//! and [`UserStore`](pp_domain::ports::UserStore) ports with SeaORM, on
+//! PostgreSQL (production) and SQLite (the embedded default); the backend is
+//! chosen at run time by the URL.
+//!
+//! The bid path is one transaction: `SELECT … FOR UPDATE` on the item (on the
+//! transaction, not the pool), unseal the standing, run the domain's decision,
+//! insert the sealed bid, update the item, commit. Deadlocks and
+//! serialization failures are retried a bounded number of times; a
+//! `lock_timeout` turns a stuck lock into `Busy` instead of a hung request.
+//! SQLite has no row locks, so there every write transaction queues on an
+//! in-process gate and begins IMMEDIATE: writers are serialized and the same
+//! decision is equally race-free.
+//!
+//! Driver errors are mapped here; nothing above this crate names `DbErr`.
+
+use std::sync::Arc;
+
+use pp_domain::ports::Sealer;
+
+mod auction;
+mod codec;
+mod database;
+mod entities;
+mod errors;
+mod transaction;
+mod users;
+
+pub use database::{ConnectError, Database, DatabaseSettings, MigrationState};
+
+/// Both stores over one database, sealing with `sealer`.
+#[derive(Clone)]
+pub struct SqlStore {
+    database: Database,
+    sealer: Arc<dyn Sealer>,
+}
+
+impl std::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("backend", &self.database.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqlStore {
+    /// Wraps a connected database.
+    #[must_use]
+    pub fn new(database: Database, sealer: Arc<dyn Sealer>) -> Self {
+        SqlStore { database, sealer }
+    }
+
+    /// The database behind the store.
+    #[must_use]
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    fn sealer(&self) -> &dyn Sealer {
+        self.sealer.as_ref()
+    }
+}

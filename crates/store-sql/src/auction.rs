@@ -1,0 +1,434 @@
+//! The [`AuctionStore`] port on SQL: items, the locked bid transaction, closing.
+
+use async_trait::async_trait;
+use chrono::SubsecRound;
+use pp_domain::engine::{LockedItem, Standing};
+use pp_domain::item::{Description, PublicStanding, Title};
+use pp_domain::ports::{
+    AcceptedBid, AuctionStore, BidDecision, BidRecord, CancelItemError, LifecycleDecision,
+    PlaceBidError, StoreError,
+};
+use pp_domain::{
+    Bid, BidId, BidRejection, CloseOutcome, Currency, Item, ItemId, ItemStatus, ListedItem, Money,
+    NewItem, Timestamp, UserId,
+};
+use sea_orm::sea_query::{LockBehavior, LockType};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::Expr,
+};
+use uuid::Uuid;
+
+use crate::SqlStore;
+use crate::codec::{open_leader, open_offer, seal_leader, seal_offer};
+use crate::entities::{bids, items};
+use crate::errors::{Reaction, integrity, react, store_error};
+use crate::transaction::{TxFailure, with_retries};
+
+/// PostgreSQL keeps microseconds; truncating before writing means what is
+/// returned equals what is read back later, on both backends.
+pub(crate) fn db_time(at: Timestamp) -> Timestamp {
+    at.trunc_subsecs(6)
+}
+
+fn money(units: i64, column: &str) -> Result<Money, StoreError> {
+    Money::new(units).map_err(|e| integrity(format_args!("{column}: {e}")))
+}
+
+fn optional_money(units: Option<i64>, column: &str) -> Result<Option<Money>, StoreError> {
+    units.map(|u| money(u, column)).transpose()
+}
+
+fn count(bid_count: i64) -> Result<u64, StoreError> {
+    u64::try_from(bid_count).map_err(|_| integrity("items.bid_count is negative"))
+}
+
+fn item_from_row(row: &items::Model) -> Result<Item, StoreError> {
+    let status = match row.status.as_str() {
+        "open" => ItemStatus::Open,
+        "cancelled" => ItemStatus::Cancelled,
+        "closed" => ItemStatus::Closed(
+            match (
+                row.winner_id,
+                optional_money(row.final_price, "items.final_price")?,
+            ) {
+                (Some(winner), Some(price)) => CloseOutcome::Sold {
+                    winner: UserId::from_uuid(winner),
+                    price,
+                },
+                (None, None) => CloseOutcome::Unsold,
+                _ => return Err(integrity("a closed item has half an outcome")),
+            },
+        ),
+        other => return Err(integrity(format_args!("unknown item status {other:?}"))),
+    };
+    Ok(Item {
+        id: ItemId::from_uuid(row.id),
+        seller: UserId::from_uuid(row.seller_id),
+        title: Title::parse(&row.title).map_err(|e| integrity(format_args!("items.title: {e}")))?,
+        description: Description::parse(&row.description)
+            .map_err(|e| integrity(format_args!("items.description: {e}")))?,
+        currency: Currency::parse(&row.currency)
+            .map_err(|e| integrity(format_args!("items.currency: {e}")))?,
+        base_price: money(row.base_price, "items.base_price")?,
+        min_increment: money(row.min_increment, "items.min_increment")?,
+        close_at: row.close_at,
+        created_at: row.created_at,
+        status,
+    })
+}
+
+fn public_standing(row: &items::Model) -> Result<PublicStanding, StoreError> {
+    Ok(PublicStanding {
+        bid_count: count(row.bid_count)?,
+        current_price: optional_money(row.current_price, "items.current_price")?,
+    })
+}
+
+fn listed_from_row(row: &items::Model) -> Result<ListedItem, StoreError> {
+    Ok(ListedItem {
+        item: item_from_row(row)?,
+        standing: public_standing(row)?,
+    })
+}
+
+impl SqlStore {
+    /// Unseals an item's standing and checks it against the public columns.
+    fn standing_from_row(&self, row: &items::Model) -> Result<Standing, StoreError> {
+        let public = public_standing(row)?;
+        let leader = row
+            .sealed_standing
+            .as_deref()
+            .map(|sealed| open_leader(self.sealer(), ItemId::from_uuid(row.id), sealed))
+            .transpose()?;
+        if leader.map(|l| l.price) != public.current_price {
+            return Err(integrity(format_args!(
+                "item {}: the public price disagrees with the sealed standing",
+                row.id
+            )));
+        }
+        Standing::restore(public.bid_count, leader).map_err(integrity)
+    }
+
+    fn bid_from_row(&self, row: &bids::Model) -> Result<Bid, StoreError> {
+        let item = ItemId::from_uuid(row.item_id);
+        let bidder = UserId::from_uuid(row.user_id);
+        Ok(Bid {
+            id: BidId::from_uuid(row.id),
+            item,
+            bidder,
+            seq: u64::try_from(row.seq).map_err(|_| integrity("bids.seq is negative"))?,
+            offer: open_offer(self.sealer(), item, bidder, &row.sealed_offer)?,
+            created_at: row.created_at,
+        })
+    }
+
+    /// One attempt at the bid transaction. The offer is sealed before the
+    /// lock is taken; inside it there are only queries, the pure decision and
+    /// sealing the new standing (microseconds).
+    async fn try_place_bid(
+        &self,
+        decision: &BidDecision,
+        bid_id: BidId,
+        sealed_offer: &[u8],
+    ) -> Result<AcceptedBid, TxFailure<PlaceBidError>> {
+        let tx = self.database().begin_write().await?;
+        let result = self
+            .place_bid_in(&tx.txn, decision, bid_id, sealed_offer)
+            .await;
+        tx.finish(result).await
+    }
+
+    async fn place_bid_in(
+        &self,
+        txn: &impl ConnectionTrait,
+        decision: &BidDecision,
+        bid_id: BidId,
+        sealed_offer: &[u8],
+    ) -> Result<AcceptedBid, TxFailure<PlaceBidError>> {
+        let command = decision.command();
+        let item_id = command.item.as_uuid();
+        let bidder = command.bidder.as_uuid();
+
+        let row = items::Entity::find_by_id(item_id)
+            .lock_exclusive()
+            .one(txn)
+            .await?
+            .ok_or(TxFailure::Outcome(PlaceBidError::ItemNotFound))?;
+        let item = item_from_row(&row).map_err(TxFailure::outcome)?;
+        let standing = self.standing_from_row(&row).map_err(TxFailure::outcome)?;
+        let bidder_has_bid = bids::Entity::find()
+            .select_only()
+            .column(bids::Column::Id)
+            .filter(bids::Column::ItemId.eq(item_id))
+            .filter(bids::Column::UserId.eq(bidder))
+            .into_tuple::<Uuid>()
+            .one(txn)
+            .await?
+            .is_some();
+
+        let locked = LockedItem {
+            item,
+            standing,
+            bidder_has_bid,
+        };
+        let placement = decision.decide(&locked).map_err(TxFailure::outcome)?;
+        let leader = placement
+            .standing
+            .leader()
+            .ok_or_else(|| TxFailure::outcome(integrity("an accepted bid left no leader")))?;
+        let sealed_standing =
+            seal_leader(self.sealer(), command.item, leader).map_err(TxFailure::outcome)?;
+        let at = db_time(placement.at);
+        let seq = i64::try_from(placement.seq)
+            .map_err(|_| TxFailure::outcome(integrity("bid sequence overflow")))?;
+
+        let insert = bids::Entity::insert(bids::ActiveModel {
+            id: Set(bid_id.as_uuid()),
+            item_id: Set(item_id),
+            user_id: Set(bidder),
+            seq: Set(seq),
+            sealed_offer: Set(sealed_offer.to_vec()),
+            created_at: Set(at),
+        })
+        .exec_without_returning(txn)
+        .await;
+        match insert {
+            Err(err) if react(&err) == Reaction::Duplicate => {
+                return Err(TxFailure::outcome(BidRejection::AlreadyPlaced));
+            }
+            other => other?,
+        };
+        items::Entity::update_many()
+            .col_expr(
+                items::Column::CurrentPrice,
+                Expr::value(leader.price.minor_units()),
+            )
+            .col_expr(items::Column::BidCount, Expr::value(seq))
+            .col_expr(items::Column::SealedStanding, Expr::value(sealed_standing))
+            .filter(items::Column::Id.eq(item_id))
+            .exec(txn)
+            .await?;
+
+        Ok(AcceptedBid {
+            bid: Bid {
+                id: bid_id,
+                item: command.item,
+                bidder: command.bidder,
+                seq: placement.seq,
+                offer: command.offer,
+                created_at: at,
+            },
+            item: locked.item,
+            placement,
+        })
+    }
+
+    async fn try_close_due(
+        &self,
+        decision: &LifecycleDecision,
+        limit: u32,
+    ) -> Result<Vec<ListedItem>, TxFailure<StoreError>> {
+        let tx = self.database().begin_write().await?;
+        let result = self.close_due_in(&tx.txn, decision, limit).await;
+        tx.finish(result).await
+    }
+
+    async fn close_due_in(
+        &self,
+        txn: &impl ConnectionTrait,
+        decision: &LifecycleDecision,
+        limit: u32,
+    ) -> Result<Vec<ListedItem>, TxFailure<StoreError>> {
+        // SKIP LOCKED: an item another closer (or a bid) holds is left for the next round.
+        let due = items::Entity::find()
+            .filter(items::Column::Status.eq("open"))
+            .filter(items::Column::CloseAt.lte(decision.now()))
+            .order_by_asc(items::Column::CloseAt)
+            .limit(u64::from(limit))
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .all(txn)
+            .await?;
+        let mut closed = Vec::with_capacity(due.len());
+        for row in due {
+            let mut item = item_from_row(&row).map_err(TxFailure::Outcome)?;
+            let standing = self.standing_from_row(&row).map_err(TxFailure::Outcome)?;
+            let Ok(outcome) = decision.close(&item, &standing) else {
+                continue;
+            };
+            items::Entity::update_many()
+                .col_expr(items::Column::Status, Expr::value("closed"))
+                .col_expr(
+                    items::Column::FinalPrice,
+                    Expr::value(outcome.final_price().map(Money::minor_units)),
+                )
+                .col_expr(
+                    items::Column::WinnerId,
+                    Expr::value(outcome.winner().map(|w| w.as_uuid())),
+                )
+                .col_expr(
+                    items::Column::ClosedAt,
+                    Expr::value(db_time(decision.now())),
+                )
+                .filter(items::Column::Id.eq(row.id))
+                .exec(txn)
+                .await?;
+            item.status = ItemStatus::Closed(outcome);
+            closed.push(ListedItem {
+                item,
+                standing: standing.public(),
+            });
+        }
+        Ok(closed)
+    }
+
+    async fn try_cancel(
+        &self,
+        id: ItemId,
+        decision: &LifecycleDecision,
+    ) -> Result<ListedItem, TxFailure<CancelItemError>> {
+        let tx = self.database().begin_write().await?;
+        let result = self.cancel_in(&tx.txn, id, decision).await;
+        tx.finish(result).await
+    }
+
+    async fn cancel_in(
+        &self,
+        txn: &impl ConnectionTrait,
+        id: ItemId,
+        decision: &LifecycleDecision,
+    ) -> Result<ListedItem, TxFailure<CancelItemError>> {
+        let row = items::Entity::find_by_id(id.as_uuid())
+            .lock_exclusive()
+            .one(txn)
+            .await?
+            .ok_or(TxFailure::Outcome(CancelItemError::ItemNotFound))?;
+        let mut listed = listed_from_row(&row).map_err(TxFailure::outcome)?;
+        decision
+            .cancel(&listed.item, &listed.standing)
+            .map_err(TxFailure::outcome)?;
+        items::Entity::update_many()
+            .col_expr(items::Column::Status, Expr::value("cancelled"))
+            .filter(items::Column::Id.eq(row.id))
+            .exec(txn)
+            .await?;
+        listed.item.status = ItemStatus::Cancelled;
+        Ok(listed)
+    }
+}
+
+#[async_trait]
+impl AuctionStore for SqlStore {
+    async fn insert_item(&self, item: NewItem) -> Result<ListedItem, StoreError> {
+        let mut item = item.into_item();
+        item.close_at = db_time(item.close_at);
+        item.created_at = db_time(item.created_at);
+        let row = items::ActiveModel {
+            id: Set(item.id.as_uuid()),
+            seller_id: Set(item.seller.as_uuid()),
+            title: Set(item.title.as_str().to_owned()),
+            description: Set(item.description.as_str().to_owned()),
+            currency: Set(item.currency.as_str().to_owned()),
+            base_price: Set(item.base_price.minor_units()),
+            min_increment: Set(item.min_increment.minor_units()),
+            close_at: Set(item.close_at),
+            created_at: Set(item.created_at),
+            status: Set(item.status.as_str().to_owned()),
+            current_price: Set(None),
+            bid_count: Set(0),
+            sealed_standing: Set(None),
+            final_price: Set(None),
+            winner_id: Set(None),
+            closed_at: Set(None),
+        };
+        let insert = async {
+            let tx = self.database().begin_write().await?;
+            let result = items::Entity::insert(row)
+                .exec_without_returning(&tx.txn)
+                .await
+                .map(|_| ())
+                .map_err(TxFailure::<StoreError>::Db);
+            tx.finish(result).await
+        };
+        match insert.await {
+            Ok(()) => Ok(ListedItem {
+                item,
+                standing: PublicStanding::default(),
+            }),
+            Err(TxFailure::Db(err)) => Err(store_error(err)),
+            Err(TxFailure::Outcome(err)) => Err(err),
+        }
+    }
+
+    async fn listed_item(&self, id: ItemId) -> Result<Option<ListedItem>, StoreError> {
+        items::Entity::find_by_id(id.as_uuid())
+            .one(self.database().connection())
+            .await
+            .map_err(store_error)?
+            .as_ref()
+            .map(listed_from_row)
+            .transpose()
+    }
+
+    async fn place_bid(&self, decision: BidDecision) -> Result<AcceptedBid, PlaceBidError> {
+        let command = decision.command();
+        let sealed_offer = seal_offer(self.sealer(), command.item, command.bidder, &command.offer)?;
+        let bid_id = BidId::generate();
+        with_retries(|| self.try_place_bid(&decision, bid_id, &sealed_offer)).await
+    }
+
+    async fn bid_record(
+        &self,
+        item: ItemId,
+        bidder: UserId,
+    ) -> Result<Option<BidRecord>, StoreError> {
+        let connection = self.database().connection();
+        let Some(bid) = bids::Entity::find()
+            .filter(bids::Column::ItemId.eq(item.as_uuid()))
+            .filter(bids::Column::UserId.eq(bidder.as_uuid()))
+            .one(connection)
+            .await
+            .map_err(store_error)?
+        else {
+            return Ok(None);
+        };
+        let row = items::Entity::find_by_id(item.as_uuid())
+            .one(connection)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| integrity("a bid refers to a missing item"))?;
+        Ok(Some(BidRecord {
+            bid: self.bid_from_row(&bid)?,
+            item: item_from_row(&row)?,
+            standing: self.standing_from_row(&row)?,
+        }))
+    }
+
+    async fn bids_in_order(&self, item: ItemId) -> Result<Vec<Bid>, StoreError> {
+        bids::Entity::find()
+            .filter(bids::Column::ItemId.eq(item.as_uuid()))
+            .order_by_asc(bids::Column::Seq)
+            .all(self.database().connection())
+            .await
+            .map_err(store_error)?
+            .iter()
+            .map(|row| self.bid_from_row(row))
+            .collect()
+    }
+
+    async fn close_due_items(
+        &self,
+        decision: LifecycleDecision,
+        limit: u32,
+    ) -> Result<Vec<ListedItem>, StoreError> {
+        with_retries(|| self.try_close_due(&decision, limit)).await
+    }
+
+    async fn cancel_item(
+        &self,
+        id: ItemId,
+        decision: LifecycleDecision,
+    ) -> Result<ListedItem, CancelItemError> {
+        with_retries(|| self.try_cancel(id, &decision)).await
+    }
+}

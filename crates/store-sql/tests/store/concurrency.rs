@@ -1,0 +1,113 @@
+//! Many bids at the same moment: nothing lost, nothing doubled, and the
+//! outcome equals a sequential replay in commit (`seq`) order.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use pp_domain::engine::replay;
+use pp_domain::ports::{AcceptedBid, AuctionStore, PlaceBidError};
+use pp_domain::{BidOffer, BidRejection};
+use pp_testkit::Backend;
+use rand::Rng;
+use tokio::sync::Barrier;
+
+use crate::on_both_backends;
+use crate::support::{Harness, plain, poisoned};
+
+fn random_offer(rng: &mut impl Rng) -> BidOffer {
+    let amount = rng.random_range(100..2_000);
+    if rng.random_bool(0.5) {
+        poisoned(
+            amount,
+            amount + rng.random_range(0..1_000),
+            rng.random_range(5..50),
+        )
+    } else {
+        plain(amount)
+    }
+}
+
+async fn fifty_bidders_at_once_lose_nothing_and_replay_exactly(backend: Backend) {
+    let h = Arc::new(Harness::new(backend).await);
+    let item = h.item(100, 5).await;
+    let bidders = h.bidders(50).await;
+    let barrier = Arc::new(Barrier::new(bidders.len()));
+    let mut rng = rand::rng();
+
+    let tasks: Vec<_> = bidders
+        .iter()
+        .map(|bidder| {
+            let (h, barrier, offer) =
+                (Arc::clone(&h), Arc::clone(&barrier), random_offer(&mut rng));
+            let (bidder, id) = (bidder.id, item.item.id);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                (offer, h.auctions.place_bid(bidder, id, offer).await)
+            })
+        })
+        .collect();
+    let mut accepted: Vec<AcceptedBid> = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (_, Ok(bid)) => accepted.push(bid),
+            (_, Err(PlaceBidError::Rejected(BidRejection::TooLow { .. }))) => {}
+            (offer, Err(other)) => panic!("{offer:?} failed unexpectedly: {other:?}"),
+        }
+    }
+    assert!(!accepted.is_empty());
+
+    let stored = h.store.bids_in_order(item.item.id).await.unwrap();
+    // Every accepted bid is stored exactly once, and nothing else is.
+    let stored_ids: HashSet<_> = stored.iter().map(|b| b.id).collect();
+    assert_eq!(stored.len(), accepted.len());
+    assert_eq!(stored_ids, accepted.iter().map(|a| a.bid.id).collect());
+    // Arrival numbers are 1..=n without gaps, each as its bidder was told.
+    let seqs: Vec<u64> = stored.iter().map(|b| b.seq).collect();
+    assert_eq!(seqs, (1..=stored.len() as u64).collect::<Vec<_>>());
+    let told: HashMap<_, _> = accepted.iter().map(|a| (a.bid.id, a)).collect();
+    for (i, bid) in stored.iter().enumerate() {
+        let answer = told[&bid.id];
+        assert_eq!((answer.bid.seq, answer.bid.offer), (bid.seq, bid.offer));
+        // What each bidder was told is the replay of every bid up to theirs.
+        let prefix = replay(stored[..=i].iter().map(|b| (b.bidder, &b.offer)));
+        assert_eq!(answer.placement.standing, prefix);
+    }
+    // The final standing is the sequential replay of the stored bids.
+    let replayed = replay(stored.iter().map(|b| (b.bidder, &b.offer)));
+    assert_eq!(h.standing(&item).await, replayed);
+    assert_eq!(h.listed(&item).await.standing, replayed.public());
+}
+
+async fn five_concurrent_bids_by_one_user_store_exactly_one(backend: Backend) {
+    let h = Arc::new(Harness::new(backend).await);
+    let item = h.item(100, 5).await;
+    let bidder = h.bidder().await;
+    let barrier = Arc::new(Barrier::new(5));
+    let tasks: Vec<_> = (0..5)
+        .map(|i| {
+            let (h, barrier, id) = (Arc::clone(&h), Arc::clone(&barrier), item.item.id);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                h.auctions
+                    .place_bid(bidder.id, id, plain(100 + i * 10))
+                    .await
+            })
+        })
+        .collect();
+    let mut placed = 0;
+    let mut already = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => placed += 1,
+            Err(PlaceBidError::Rejected(BidRejection::AlreadyPlaced)) => already += 1,
+            Err(other) => panic!("unexpected: {other:?}"),
+        }
+    }
+    assert_eq!((placed, already), (1, 4));
+    assert_eq!(h.store.bids_in_order(item.item.id).await.unwrap().len(), 1);
+}
+
+on_both_backends!(
+    fifty_bidders_at_once_lose_nothing_and_replay_exactly,
+    five_concurrent_bids_by_one_user_store_exactly_one,
+);

@@ -1,0 +1,67 @@
+//! Every migration goes up, down to zero and up again on both backends.
+
+use pp_store_sql::Database;
+use pp_testkit::{Backend, TestDatabase};
+use sea_orm::ConnectionTrait;
+
+use crate::on_both_backends;
+
+async fn migrations_go_up_down_to_zero_and_up_again(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let db = Database::connect(&database.settings()).await.unwrap();
+    let pending = db.migration_status().await.unwrap();
+    assert!(pending.len() >= 3 && pending.iter().all(|m| !m.applied));
+
+    db.migrate_up().await.unwrap();
+    assert!(
+        db.migration_status()
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.applied)
+    );
+    db.migrate_down(pending.len() as u32).await.unwrap();
+    assert!(
+        db.migration_status()
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| !m.applied)
+    );
+    let leftover = db
+        .connection()
+        .execute_unprepared("SELECT 1 FROM bids")
+        .await;
+    assert!(leftover.is_err(), "down must drop the tables");
+    db.migrate_up().await.unwrap();
+    assert!(
+        db.migration_status()
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.applied)
+    );
+    db.connection()
+        .execute_unprepared("SELECT 1 FROM bids")
+        .await
+        .unwrap();
+    db.ping().await.unwrap();
+}
+
+async fn one_step_down_reverts_only_the_newest(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let db = database.migrated().await;
+    db.migrate_down(1).await.unwrap();
+    let status = db.migration_status().await.unwrap();
+    let applied: Vec<bool> = status.iter().map(|m| m.applied).collect();
+    let mut expected = vec![true; status.len()];
+    if let Some(last) = expected.last_mut() {
+        *last = false;
+    }
+    assert_eq!(applied, expected);
+}
+
+on_both_backends!(
+    migrations_go_up_down_to_zero_and_up_again,
+    one_step_down_reverts_only_the_newest,
+);

@@ -1,0 +1,103 @@
+//! An auction wired to a real store, and helpers to read it.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use pp_domain::item::ItemDraft;
+use pp_domain::ports::{AuctionStore, UserStore};
+use pp_domain::service::{AuctionPolicy, AuctionService};
+use pp_domain::{BidOffer, ListedItem, Money, Role, Standing, User};
+use pp_store_sql::SqlStore;
+use pp_testkit::{Backend, TestClock, TestDatabase, create_user, migrated_store};
+
+/// A service over a real store on a fresh database.
+pub struct Harness {
+    pub database: TestDatabase,
+    pub store: SqlStore,
+    pub clock: Arc<TestClock>,
+    pub auctions: AuctionService,
+    pub seller: User,
+}
+
+impl Harness {
+    pub async fn new(backend: Backend) -> Self {
+        let (database, store) = migrated_store(backend).await;
+        let clock = TestClock::new();
+        let auctions = AuctionService::new(
+            Arc::new(store.clone()),
+            Arc::new(store.clone()),
+            clock.clone(),
+            AuctionPolicy::default(),
+        );
+        let seller = create_user(&store, Role::Admin, true).await;
+        Harness {
+            database,
+            store,
+            clock,
+            auctions,
+            seller,
+        }
+    }
+
+    pub async fn bidder(&self) -> User {
+        create_user(&self.store, Role::User, true).await
+    }
+
+    pub async fn bidders(&self, n: usize) -> Vec<User> {
+        let mut users = Vec::with_capacity(n);
+        for _ in 0..n {
+            users.push(self.bidder().await);
+        }
+        users
+    }
+
+    /// Lists an item closing in an hour.
+    pub async fn item(&self, base_price: i64, min_increment: i64) -> ListedItem {
+        let draft = ItemDraft {
+            title: "A lot".into(),
+            description: "Something worth bidding on".into(),
+            base_price,
+            min_increment: Some(min_increment),
+            currency: None,
+            close_at: pp_domain::ports::Clock::now(self.clock.as_ref()) + Duration::hours(1),
+        };
+        self.auctions
+            .list_item(self.seller.id, draft)
+            .await
+            .unwrap()
+    }
+
+    pub async fn listed(&self, item: &ListedItem) -> ListedItem {
+        self.store.listed_item(item.item.id).await.unwrap().unwrap()
+    }
+
+    /// The item's unsealed standing, read through a bid on it.
+    pub async fn standing(&self, item: &ListedItem) -> Standing {
+        let bids = self.store.bids_in_order(item.item.id).await.unwrap();
+        let Some(first) = bids.first() else {
+            return Standing::EMPTY;
+        };
+        self.store
+            .bid_record(item.item.id, first.bidder)
+            .await
+            .unwrap()
+            .unwrap()
+            .standing
+    }
+
+    pub fn users(&self) -> &dyn UserStore {
+        &self.store
+    }
+}
+
+pub fn money(units: i64) -> Money {
+    Money::new(units).unwrap()
+}
+
+pub fn plain(amount: i64) -> BidOffer {
+    BidOffer::plain(money(amount))
+}
+
+pub fn poisoned(amount: i64, budget: i64, step: i64) -> BidOffer {
+    BidOffer::poisoned(money(amount), money(budget), money(step))
+}
