@@ -8,13 +8,16 @@ use pp_domain::ports::StoreError;
 use pp_migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use thiserror::Error;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::errors::store_error;
+
+/// The PostgreSQL advisory lock key that serializes migrations ("poison" in ASCII).
+const MIGRATION_LOCK: i64 = 0x706f_6973_6f6e;
 
 /// How to reach the database and how long to wait for it.
 #[derive(Clone, Debug)]
@@ -166,9 +169,19 @@ impl Database {
     /// # Errors
     /// [`StoreError`] when a migration fails (it is rolled back on PostgreSQL).
     pub async fn migrate_up(&self) -> Result<(), StoreError> {
-        Migrator::up(&self.connection, None)
-            .await
-            .map_err(store_error)
+        // Several instances may start at once. On SQLite the IMMEDIATE write
+        // transaction already serializes them; on PostgreSQL the first to take
+        // the advisory lock migrates, the others wait and then find nothing
+        // pending. Either way all migrations commit together or not at all.
+        let tx = self.begin_write().await.map_err(store_error)?;
+        if self.backend() == DbBackend::Postgres {
+            tx.txn
+                .execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+                .await
+                .map_err(store_error)?;
+        }
+        Migrator::up(&tx.txn, None).await.map_err(store_error)?;
+        tx.txn.commit().await.map_err(store_error)
     }
 
     /// Reverts the last `steps` applied migrations.

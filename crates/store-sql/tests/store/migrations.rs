@@ -61,7 +61,21 @@ async fn one_step_down_reverts_only_the_newest(backend: Backend) {
     assert_eq!(applied, expected);
 }
 
+async fn instances_starting_together_migrate_once(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let mut handles = Vec::new();
+    for _ in 0..3 {
+        handles.push(Database::connect(&database.settings()).await.unwrap());
+    }
+    let results = futures::future::join_all(handles.iter().map(Database::migrate_up)).await;
+    for result in results {
+        result.unwrap();
+    }
+    assert!(handles[0].migration_status().await.unwrap().iter().all(|m| m.applied));
+}
+
 on_both_backends!(
+    instances_starting_together_migrate_once,
     migrations_go_up_down_to_zero_and_up_again,
     one_step_down_reverts_only_the_newest,
 );

@@ -1,0 +1,413 @@
+//! Configuration: environment variables (and a `.env` file), parsed once.
+//!
+//! Every setting is read from one map, so tests pass a map instead of
+//! touching the process environment. A missing or malformed setting is a
+//! [`ConfigError`] whose one-line message names the variable.
+//!
+//! Parsing is hand-written over `std`'s `FromStr` rather than a generic
+//! config crate: the rules are cross-field (secrets are generated for SQLite
+//! but required for PostgreSQL) and each error must name the exact variable,
+//! which generic loaders report in their own key spelling.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use base64::Engine;
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use thiserror::Error;
+
+use crate::secrets;
+
+/// A setting that stops start-up: `VARIABLE: what is wrong`.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub variable: &'static str,
+    /// What is wrong with it, and what would be right.
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(variable: &'static str, problem: impl fmt::Display) -> Self {
+        ConfigError {
+            variable,
+            problem: problem.to_string(),
+        }
+    }
+}
+
+/// The variables as read: the process environment over the `.env` file.
+#[derive(Clone, Debug, Default)]
+pub struct Environment(HashMap<String, String>);
+
+impl Environment {
+    /// The process environment, over `.env` in the working directory if present.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming `.env` when it exists but cannot be parsed.
+    pub fn load() -> Result<Self, ConfigError> {
+        let mut vars = HashMap::new();
+        match dotenvy::from_path_iter(".env") {
+            Ok(entries) => {
+                for entry in entries {
+                    let (key, value) = entry.map_err(|e| ConfigError::new(".env", e))?;
+                    vars.insert(key, value);
+                }
+            }
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(ConfigError::new(".env", e)),
+        }
+        vars.extend(std::env::vars());
+        Ok(Environment(vars))
+    }
+
+    /// Exactly these variables (for tests and tools).
+    #[must_use]
+    pub fn from_map<K: Into<String>, V: Into<String>>(vars: impl IntoIterator<Item = (K, V)>) -> Self {
+        Environment(vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+
+    /// The variable's value; an empty value counts as unset.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
+    }
+
+    fn parse<T>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        self.get(name).map_or(Ok(default), |raw| {
+            raw.trim().parse().map_err(|e| ConfigError::new(name, e))
+        })
+    }
+}
+
+/// Where the database is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `postgres://…`: production; secrets must be configured.
+    Postgres(String),
+    /// `sqlite://…`: the embedded default.
+    Sqlite(String),
+}
+
+impl DatabaseUrl {
+    /// The URL as given.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            DatabaseUrl::Postgres(url) | DatabaseUrl::Sqlite(url) => url,
+        }
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DatabaseUrl::Postgres(url.to_owned()))
+        } else if url.starts_with("sqlite://") && url.len() > "sqlite://".len() {
+            Ok(DatabaseUrl::Sqlite(url.to_owned()))
+        } else {
+            Err("must be a postgres://… or sqlite://… URL".to_owned())
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (for collectors).
+    Json,
+    /// Human-readable (for a terminal).
+    Pretty,
+}
+
+impl FromStr for LogFormat {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "json" => Ok(LogFormat::Json),
+            "pretty" => Ok(LogFormat::Pretty),
+            _ => Err("must be json or pretty"),
+        }
+    }
+}
+
+impl LogFormat {
+    /// `LOG_FORMAT`, by default pretty on a terminal and JSON otherwise.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when it is neither `json` nor `pretty`.
+    pub fn from_env(env: &Environment) -> Result<Self, ConfigError> {
+        let default = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            LogFormat::Pretty
+        } else {
+            LogFormat::Json
+        };
+        env.parse("LOG_FORMAT", default)
+    }
+}
+
+/// A boolean setting: true/false, 1/0, yes/no, on/off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Flag(bool);
+
+impl FromStr for Flag {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(Flag(true)),
+            "false" | "0" | "no" | "off" => Ok(Flag(false)),
+            _ => Err("must be true or false"),
+        }
+    }
+}
+
+/// A base URL for links in e-mails: http(s), no trailing slash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    /// The base, without a trailing slash.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for PublicUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let url = url::Url::parse(s).map_err(|e| format!("must be an absolute URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err("must be an http:// or https:// URL with a host".to_owned());
+        }
+        Ok(PublicUrl(s.trim_end_matches('/').to_owned()))
+    }
+}
+
+/// Where the embedded default keeps its files, and how to reach the database.
+#[derive(Clone, Debug)]
+pub struct DatabaseConfig {
+    /// `DATABASE_URL`.
+    pub url: DatabaseUrl,
+    /// `DATA_DIR`: the SQLite file's usual home and the generated secrets.
+    pub data_dir: PathBuf,
+}
+
+impl DatabaseConfig {
+    /// Reads `DATABASE_URL` and `DATA_DIR`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the malformed variable.
+    pub fn from_env(env: &Environment) -> Result<Self, ConfigError> {
+        let data_dir: PathBuf = env.parse("DATA_DIR", PathBuf::from("data"))?;
+        let default_url = DatabaseUrl::Sqlite(format!("sqlite://{}/poison-pill.db", data_dir.display()));
+        Ok(DatabaseConfig {
+            url: env.parse("DATABASE_URL", default_url)?,
+            data_dir,
+        })
+    }
+}
+
+/// Everything `serve` needs.
+pub struct Settings {
+    /// The database and data directory.
+    pub database: DatabaseConfig,
+    /// `BIND_ADDR`.
+    pub bind_addr: SocketAddr,
+    /// `PUBLIC_URL`.
+    pub public_url: PublicUrl,
+    /// `JWT_SECRET`: the HS256 key, at least 32 bytes.
+    pub jwt_secret: SecretString,
+    /// `BID_SEALING_KEY`: 32 bytes.
+    pub bid_sealing_key: SecretBox<[u8; 32]>,
+    /// `REQUIRE_EMAIL_VERIFICATION`.
+    pub require_email_verification: bool,
+    /// `LOG_FORMAT`.
+    pub log_format: LogFormat,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("database", &self.database)
+            .field("bind_addr", &self.bind_addr)
+            .field("public_url", &self.public_url)
+            .field("require_email_verification", &self.require_email_verification)
+            .field("log_format", &self.log_format)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The shortest acceptable `JWT_SECRET`, in bytes.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+pub(crate) fn parse_jwt_secret(raw: &str) -> Result<SecretString, ConfigError> {
+    if raw.len() < MIN_JWT_SECRET_BYTES {
+        return Err(ConfigError::new(
+            "JWT_SECRET",
+            format_args!("must be at least {MIN_JWT_SECRET_BYTES} bytes long"),
+        ));
+    }
+    Ok(SecretString::from(raw.to_owned()))
+}
+
+pub(crate) fn parse_sealing_key(raw: &str) -> Result<SecretBox<[u8; 32]>, ConfigError> {
+    let problem = || ConfigError::new("BID_SEALING_KEY", "must be 32 bytes, base64-encoded");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(raw.trim())
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(raw.trim()))
+        .map_err(|_| problem())?;
+    let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| problem())?;
+    Ok(SecretBox::new(Box::new(key)))
+}
+
+impl Settings {
+    /// Reads every `serve` setting. On SQLite, secrets that are not set are
+    /// read from (or generated into) the data directory; on PostgreSQL they
+    /// must be set.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first missing or malformed variable.
+    pub fn from_env(env: &Environment) -> Result<Self, ConfigError> {
+        let database = DatabaseConfig::from_env(env)?;
+        let bind_addr = env.parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
+        let default_public = PublicUrl(format!("http://{bind_addr}"));
+        let public_url = env.parse("PUBLIC_URL", default_public)?;
+        let Flag(require_email_verification) = env.parse("REQUIRE_EMAIL_VERIFICATION", Flag(true))?;
+        let log_format = LogFormat::from_env(env)?;
+
+        let embedded = matches!(database.url, DatabaseUrl::Sqlite(_));
+        let jwt_secret = match (env.get("JWT_SECRET"), embedded) {
+            (Some(raw), _) => parse_jwt_secret(raw)?,
+            (None, true) => parse_jwt_secret(&secrets::jwt_secret(&database.data_dir)?)?,
+            (None, false) => return Err(required_for_postgres("JWT_SECRET")),
+        };
+        let bid_sealing_key = match (env.get("BID_SEALING_KEY"), embedded) {
+            (Some(raw), _) => parse_sealing_key(raw)?,
+            (None, true) => parse_sealing_key(&secrets::sealing_key(&database.data_dir)?)?,
+            (None, false) => return Err(required_for_postgres("BID_SEALING_KEY")),
+        };
+        debug_assert!(jwt_secret.expose_secret().len() >= MIN_JWT_SECRET_BYTES);
+        Ok(Settings {
+            database,
+            bind_addr,
+            public_url,
+            jwt_secret,
+            bid_sealing_key,
+            require_email_verification,
+            log_format,
+        })
+    }
+}
+
+fn required_for_postgres(variable: &'static str) -> ConfigError {
+    ConfigError::new(variable, "is required when DATABASE_URL is PostgreSQL")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Environment {
+        Environment::from_map(pairs.iter().copied())
+    }
+
+    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const JWT: &str = "a-jwt-secret-that-is-long-enough-for-hs256";
+
+    #[test]
+    fn nothing_set_means_the_embedded_default_with_generated_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let settings = Settings::from_env(&env(&[("DATA_DIR", data.to_str().unwrap())])).unwrap();
+        assert!(matches!(&settings.database.url, DatabaseUrl::Sqlite(url) if url.ends_with("data/poison-pill.db")));
+        assert_eq!(settings.bind_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.public_url.as_str(), "http://127.0.0.1:8080");
+        assert!(settings.require_email_verification);
+        // A second start reads the same secrets back.
+        let again = Settings::from_env(&env(&[("DATA_DIR", data.to_str().unwrap())])).unwrap();
+        assert_eq!(settings.jwt_secret.expose_secret(), again.jwt_secret.expose_secret());
+        assert_eq!(settings.bid_sealing_key.expose_secret(), again.bid_sealing_key.expose_secret());
+    }
+
+    #[test]
+    fn postgres_requires_both_secrets() {
+        let pg = ("DATABASE_URL", "postgres://localhost/pp");
+        let err = Settings::from_env(&env(&[pg])).unwrap_err();
+        assert_eq!(err.variable, "JWT_SECRET");
+        let err = Settings::from_env(&env(&[pg, ("JWT_SECRET", JWT)])).unwrap_err();
+        assert_eq!(err.to_string(), "BID_SEALING_KEY: is required when DATABASE_URL is PostgreSQL");
+        let ok = Settings::from_env(&env(&[pg, ("JWT_SECRET", JWT), ("BID_SEALING_KEY", KEY)])).unwrap();
+        assert_eq!(ok.bid_sealing_key.expose_secret()[31], 31);
+    }
+
+    #[test]
+    fn every_malformed_setting_names_its_variable() {
+        let cases = [
+            ("DATABASE_URL", "mysql://x"),
+            ("BIND_ADDR", "localhost"),
+            ("PUBLIC_URL", "ftp://example.com"),
+            ("PUBLIC_URL", "not a url"),
+            ("JWT_SECRET", "short"),
+            ("BID_SEALING_KEY", "AAAA"),
+            ("BID_SEALING_KEY", "!!!"),
+            ("REQUIRE_EMAIL_VERIFICATION", "maybe"),
+            ("LOG_FORMAT", "xml"),
+        ];
+        for (variable, value) in cases {
+            let err = Settings::from_env(&env(&[
+                ("DATABASE_URL", "postgres://h/db"),
+                ("JWT_SECRET", JWT),
+                ("BID_SEALING_KEY", KEY),
+                (variable, value),
+            ]))
+            .unwrap_err();
+            assert_eq!(err.variable, variable, "{value}");
+            assert!(!err.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn values_are_parsed_leniently_where_users_expect() {
+        let settings = Settings::from_env(&env(&[
+            ("DATABASE_URL", "postgresql://h/db"),
+            ("JWT_SECRET", JWT),
+            ("BID_SEALING_KEY", KEY.trim_end_matches('=')),
+            ("REQUIRE_EMAIL_VERIFICATION", "No"),
+            ("LOG_FORMAT", "JSON"),
+            ("PUBLIC_URL", "https://auctions.example.com/"),
+            ("BIND_ADDR", " 0.0.0.0:9000 "),
+            ("REDIS_URL", ""),
+        ]))
+        .unwrap();
+        assert!(!settings.require_email_verification);
+        assert_eq!(settings.log_format, LogFormat::Json);
+        assert_eq!(settings.public_url.as_str(), "https://auctions.example.com");
+        assert_eq!(settings.bind_addr.port(), 9000);
+        assert!(format!("{settings:?}").contains("bind_addr"));
+        assert!(!format!("{settings:?}").contains(JWT));
+    }
+
+    #[test]
+    fn an_empty_value_counts_as_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings::from_env(&env(&[
+            ("DATA_DIR", dir.path().to_str().unwrap()),
+            ("DATABASE_URL", " "),
+        ]))
+        .unwrap();
+        assert!(matches!(settings.database.url, DatabaseUrl::Sqlite(_)));
+    }
+}

@@ -1,0 +1,120 @@
+//! The `poison-pill` binary as an operator runs it.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use pp_testkit::{Backend, TestDatabase};
+
+fn poison_pill(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_poison-pill"));
+    command
+        .current_dir(dir)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied());
+    // cargo-llvm-cov collects coverage from child processes through these.
+    for (key, value) in std::env::vars() {
+        if key.starts_with("LLVM_PROFILE") || key.starts_with("CARGO_LLVM_COV") {
+            command.env(key, value);
+        }
+    }
+    command
+}
+
+fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    poison_pill(dir, env, args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn migrate_status_up_and_down_report_what_they_did() {
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("DATABASE_URL", database.url.as_str())];
+
+    let status = run(dir.path(), &env, &["migrate", "status"]);
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    let lines = text(&status.stdout);
+    assert!(lines.lines().count() >= 3 && lines.lines().all(|l| l.starts_with("pending")), "{lines}");
+
+    let up = run(dir.path(), &env, &["migrate", "up"]);
+    assert!(up.status.success(), "{}", text(&up.stderr));
+    let status = text(&run(dir.path(), &env, &["migrate", "status"]).stdout);
+    assert!(status.lines().all(|l| l.starts_with("applied")), "{status}");
+
+    let down = run(dir.path(), &env, &["migrate", "down"]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    let status = text(&run(dir.path(), &env, &["migrate", "status"]).stdout);
+    let pending: Vec<_> = status.lines().filter(|l| l.starts_with("pending")).collect();
+    assert_eq!(pending.len(), 1, "{status}");
+}
+
+#[test]
+fn a_malformed_setting_stops_start_up_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for (env, variable) in [
+        (vec![("BIND_ADDR", "nowhere")], "BIND_ADDR"),
+        (vec![("DATABASE_URL", "postgres://127.0.0.1/x")], "JWT_SECRET"),
+        (vec![("LOG_FORMAT", "xml")], "LOG_FORMAT"),
+    ] {
+        let output = run(dir.path(), &env, &["serve"]);
+        assert_eq!(output.status.code(), Some(78));
+        let stderr = text(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(variable), "{stderr}");
+    }
+    let output = run(dir.path(), &[("DATABASE_URL", "mysql://x")], &["migrate", "status"]);
+    assert_eq!(output.status.code(), Some(78));
+    assert!(text(&output.stderr).contains("DATABASE_URL"));
+}
+
+#[test]
+fn an_unreachable_database_is_reported_not_hung_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")];
+    let output = run(dir.path(), &env, &["migrate", "up"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("cannot open the database"), "{}", text(&output.stderr));
+}
+
+#[tokio::test]
+async fn serve_on_a_fresh_directory_runs_the_embedded_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut child = poison_pill(dir.path(), &[("BIND_ADDR", bind.as_str())], &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let client = reqwest::Client::new();
+    let mut healthy = false;
+    for _ in 0..100 {
+        if let Ok(response) = client.get(format!("http://{bind}/health")).send().await {
+            healthy = response.status() == 200;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready = client.get(format!("http://{bind}/ready")).send().await.map(|r| r.status());
+    // SIGTERM: the server drains and exits cleanly.
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let exit = child.wait().unwrap();
+
+    assert!(healthy, "the server never answered /health");
+    assert_eq!(ready.unwrap(), 200);
+    assert!(exit.success(), "{exit:?}");
+    let data = dir.path().join("data");
+    assert!(data.join("poison-pill.db").exists());
+    for secret in ["jwt-secret", "bid-sealing-key"] {
+        let mode = std::fs::metadata(data.join(secret)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{secret}");
+    }
+}

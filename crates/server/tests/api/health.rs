@@ -1,0 +1,50 @@
+//! `/health` and `/ready`.
+
+use pp_testkit::Backend;
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+async fn health_answers_and_ready_checks_the_database(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let health = app.get("/health").await;
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.json::<Value>().await.unwrap(), json!({"status": "ok"}));
+    let ready = app.get("/ready").await;
+    assert_eq!(ready.status(), 200);
+    assert_eq!(
+        ready.json::<Value>().await.unwrap(),
+        json!({"status": "ready", "checks": {"database": "up"}})
+    );
+}
+
+#[tokio::test]
+async fn health_and_ready_on_postgres() {
+    health_answers_and_ready_checks_the_database(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn health_and_ready_on_sqlite() {
+    health_answers_and_ready_checks_the_database(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn ready_is_503_naming_the_database_once_it_is_gone_while_health_stays_200() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    assert_eq!(app.get("/ready").await.status(), 200);
+    let name = app.database.url.rsplit('/').next().unwrap().to_owned();
+    let admin = sea_orm::Database::connect(pp_testkit::DEFAULT_ADMIN_URL).await.unwrap();
+    admin
+        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+
+    let ready = app.get("/ready").await;
+    assert_eq!(ready.status(), 503);
+    assert_eq!(
+        ready.json::<Value>().await.unwrap(),
+        json!({"status": "unavailable", "checks": {"database": "down"}})
+    );
+    assert_eq!(app.get("/health").await.status(), 200);
+}

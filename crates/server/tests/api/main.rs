@@ -1,0 +1,7 @@
+//! The real server on a random port, against real databases, and the real
+//! binary as an operator runs it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+mod binary;
+mod health;
+mod support;
