@@ -25,7 +25,9 @@ pub struct Probes(Vec<Arc<dyn Probe>>);
 
 impl std::fmt::Debug for Probes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.0.iter().map(|p| p.name())).finish()
+        f.debug_list()
+            .entries(self.0.iter().map(|p| p.name()))
+            .finish()
     }
 }
 

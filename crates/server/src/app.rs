@@ -46,7 +46,9 @@ pub struct Application {
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application").field("port", &self.port).finish()
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish()
     }
 }
 

@@ -43,13 +43,21 @@ mod tests {
     #[test]
     fn serve_is_the_default() {
         assert_eq!(Cli::parse_from(["poison-pill"]).command, None);
-        assert_eq!(Cli::parse_from(["poison-pill", "serve"]).command, Some(Command::Serve));
+        assert_eq!(
+            Cli::parse_from(["poison-pill", "serve"]).command,
+            Some(Command::Serve)
+        );
     }
 
     #[test]
     fn migrate_takes_a_direction() {
         let cli = Cli::parse_from(["poison-pill", "migrate", "down"]);
-        assert_eq!(cli.command, Some(Command::Migrate { action: MigrateAction::Down }));
+        assert_eq!(
+            cli.command,
+            Some(Command::Migrate {
+                action: MigrateAction::Down
+            })
+        );
         assert!(Cli::try_parse_from(["poison-pill", "migrate", "sideways"]).is_err());
     }
 }

@@ -67,13 +67,22 @@ impl Environment {
 
     /// Exactly these variables (for tests and tools).
     #[must_use]
-    pub fn from_map<K: Into<String>, V: Into<String>>(vars: impl IntoIterator<Item = (K, V)>) -> Self {
-        Environment(vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    pub fn from_map<K: Into<String>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Environment(
+            vars.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
     }
 
     /// The variable's value; an empty value counts as unset.
     fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
     }
 
     fn parse<T>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
@@ -212,7 +221,8 @@ impl DatabaseConfig {
     /// [`ConfigError`] naming the malformed variable.
     pub fn from_env(env: &Environment) -> Result<Self, ConfigError> {
         let data_dir: PathBuf = env.parse("DATA_DIR", PathBuf::from("data"))?;
-        let default_url = DatabaseUrl::Sqlite(format!("sqlite://{}/poison-pill.db", data_dir.display()));
+        let default_url =
+            DatabaseUrl::Sqlite(format!("sqlite://{}/poison-pill.db", data_dir.display()));
         Ok(DatabaseConfig {
             url: env.parse("DATABASE_URL", default_url)?,
             data_dir,
@@ -244,7 +254,10 @@ impl fmt::Debug for Settings {
             .field("database", &self.database)
             .field("bind_addr", &self.bind_addr)
             .field("public_url", &self.public_url)
-            .field("require_email_verification", &self.require_email_verification)
+            .field(
+                "require_email_verification",
+                &self.require_email_verification,
+            )
             .field("log_format", &self.log_format)
             .finish_non_exhaustive()
     }
@@ -285,7 +298,8 @@ impl Settings {
         let bind_addr = env.parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
         let default_public = PublicUrl(format!("http://{bind_addr}"));
         let public_url = env.parse("PUBLIC_URL", default_public)?;
-        let Flag(require_email_verification) = env.parse("REQUIRE_EMAIL_VERIFICATION", Flag(true))?;
+        let Flag(require_email_verification) =
+            env.parse("REQUIRE_EMAIL_VERIFICATION", Flag(true))?;
         let log_format = LogFormat::from_env(env)?;
 
         let embedded = matches!(database.url, DatabaseUrl::Sqlite(_));
@@ -332,14 +346,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let settings = Settings::from_env(&env(&[("DATA_DIR", data.to_str().unwrap())])).unwrap();
-        assert!(matches!(&settings.database.url, DatabaseUrl::Sqlite(url) if url.ends_with("data/poison-pill.db")));
+        assert!(
+            matches!(&settings.database.url, DatabaseUrl::Sqlite(url) if url.ends_with("data/poison-pill.db"))
+        );
         assert_eq!(settings.bind_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(settings.public_url.as_str(), "http://127.0.0.1:8080");
         assert!(settings.require_email_verification);
         // A second start reads the same secrets back.
         let again = Settings::from_env(&env(&[("DATA_DIR", data.to_str().unwrap())])).unwrap();
-        assert_eq!(settings.jwt_secret.expose_secret(), again.jwt_secret.expose_secret());
-        assert_eq!(settings.bid_sealing_key.expose_secret(), again.bid_sealing_key.expose_secret());
+        assert_eq!(
+            settings.jwt_secret.expose_secret(),
+            again.jwt_secret.expose_secret()
+        );
+        assert_eq!(
+            settings.bid_sealing_key.expose_secret(),
+            again.bid_sealing_key.expose_secret()
+        );
     }
 
     #[test]
@@ -348,8 +370,12 @@ mod tests {
         let err = Settings::from_env(&env(&[pg])).unwrap_err();
         assert_eq!(err.variable, "JWT_SECRET");
         let err = Settings::from_env(&env(&[pg, ("JWT_SECRET", JWT)])).unwrap_err();
-        assert_eq!(err.to_string(), "BID_SEALING_KEY: is required when DATABASE_URL is PostgreSQL");
-        let ok = Settings::from_env(&env(&[pg, ("JWT_SECRET", JWT), ("BID_SEALING_KEY", KEY)])).unwrap();
+        assert_eq!(
+            err.to_string(),
+            "BID_SEALING_KEY: is required when DATABASE_URL is PostgreSQL"
+        );
+        let ok =
+            Settings::from_env(&env(&[pg, ("JWT_SECRET", JWT), ("BID_SEALING_KEY", KEY)])).unwrap();
         assert_eq!(ok.bid_sealing_key.expose_secret()[31], 31);
     }
 

@@ -37,7 +37,11 @@ pub async fn migrate(config: &DatabaseConfig, action: MigrateAction) -> anyhow::
         }
         MigrateAction::Status => {
             for migration in database.migration_status().await? {
-                let state = if migration.applied { "applied" } else { "pending" };
+                let state = if migration.applied {
+                    "applied"
+                } else {
+                    "pending"
+                };
                 writeln!(out, "{state:8} {}", migration.name)?;
             }
         }

@@ -17,7 +17,10 @@ fn main() -> ExitCode {
         Ok(env) => env,
         Err(e) => return config_error(&e),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("poison-pill: cannot start the async runtime: {e}");
@@ -35,7 +38,10 @@ fn main() -> ExitCode {
                 Err(e) => return config_error(&e),
             };
             runtime.block_on(async {
-                Application::build(settings).await?.run_until_stopped().await?;
+                Application::build(settings)
+                    .await?
+                    .run_until_stopped()
+                    .await?;
                 anyhow::Ok(())
             })
         }

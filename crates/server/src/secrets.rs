@@ -38,7 +38,12 @@ fn read_or_create(dir: &Path, name: &str, random_bytes: usize) -> Result<String,
     let path = dir.join(name);
     // create_new: if two processes start at once, one creates and both read
     // the same file afterwards.
-    match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
         Ok(mut file) => {
             let mut raw = Zeroizing::new(vec![0u8; random_bytes]);
             rand::rngs::OsRng
@@ -57,7 +62,10 @@ fn read_or_create(dir: &Path, name: &str, random_bytes: usize) -> Result<String,
     if mode & 0o077 != 0 {
         return Err(problem(
             &path,
-            format_args!("is readable by others (mode {:o}); run chmod 600 on it", mode & 0o777),
+            format_args!(
+                "is readable by others (mode {:o}); run chmod 600 on it",
+                mode & 0o777
+            ),
         ));
     }
     let content = fs::read_to_string(&path).map_err(|e| problem(&path, e))?;

@@ -41,7 +41,10 @@ async fn migrate_status_up_and_down_report_what_they_did() {
     let status = run(dir.path(), &env, &["migrate", "status"]);
     assert!(status.status.success(), "{}", text(&status.stderr));
     let lines = text(&status.stdout);
-    assert!(lines.lines().count() >= 3 && lines.lines().all(|l| l.starts_with("pending")), "{lines}");
+    assert!(
+        lines.lines().count() >= 3 && lines.lines().all(|l| l.starts_with("pending")),
+        "{lines}"
+    );
 
     let up = run(dir.path(), &env, &["migrate", "up"]);
     assert!(up.status.success(), "{}", text(&up.stderr));
@@ -51,7 +54,10 @@ async fn migrate_status_up_and_down_report_what_they_did() {
     let down = run(dir.path(), &env, &["migrate", "down"]);
     assert!(down.status.success(), "{}", text(&down.stderr));
     let status = text(&run(dir.path(), &env, &["migrate", "status"]).stdout);
-    let pending: Vec<_> = status.lines().filter(|l| l.starts_with("pending")).collect();
+    let pending: Vec<_> = status
+        .lines()
+        .filter(|l| l.starts_with("pending"))
+        .collect();
     assert_eq!(pending.len(), 1, "{status}");
 }
 
@@ -60,7 +66,10 @@ fn a_malformed_setting_stops_start_up_with_one_line_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     for (env, variable) in [
         (vec![("BIND_ADDR", "nowhere")], "BIND_ADDR"),
-        (vec![("DATABASE_URL", "postgres://127.0.0.1/x")], "JWT_SECRET"),
+        (
+            vec![("DATABASE_URL", "postgres://127.0.0.1/x")],
+            "JWT_SECRET",
+        ),
         (vec![("LOG_FORMAT", "xml")], "LOG_FORMAT"),
     ] {
         let output = run(dir.path(), &env, &["serve"]);
@@ -69,7 +78,11 @@ fn a_malformed_setting_stops_start_up_with_one_line_naming_it() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains(variable), "{stderr}");
     }
-    let output = run(dir.path(), &[("DATABASE_URL", "mysql://x")], &["migrate", "status"]);
+    let output = run(
+        dir.path(),
+        &[("DATABASE_URL", "mysql://x")],
+        &["migrate", "status"],
+    );
     assert_eq!(output.status.code(), Some(78));
     assert!(text(&output.stderr).contains("DATABASE_URL"));
 }
@@ -80,13 +93,21 @@ fn an_unreachable_database_is_reported_not_hung_on() {
     let env = [("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")];
     let output = run(dir.path(), &env, &["migrate", "up"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(text(&output.stderr).contains("cannot open the database"), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("cannot open the database"),
+        "{}",
+        text(&output.stderr)
+    );
 }
 
 #[tokio::test]
 async fn serve_on_a_fresh_directory_runs_the_embedded_default() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let bind = format!("127.0.0.1:{port}");
     let mut child = poison_pill(dir.path(), &[("BIND_ADDR", bind.as_str())], &[])
         .stdout(Stdio::null())
@@ -103,9 +124,17 @@ async fn serve_on_a_fresh_directory_runs_the_embedded_default() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let ready = client.get(format!("http://{bind}/ready")).send().await.map(|r| r.status());
+    let ready = client
+        .get(format!("http://{bind}/ready"))
+        .send()
+        .await
+        .map(|r| r.status());
     // SIGTERM: the server drains and exits cleanly.
-    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     let exit = child.wait().unwrap();
 
     assert!(healthy, "the server never answered /health");
@@ -114,7 +143,11 @@ async fn serve_on_a_fresh_directory_runs_the_embedded_default() {
     let data = dir.path().join("data");
     assert!(data.join("poison-pill.db").exists());
     for secret in ["jwt-secret", "bid-sealing-key"] {
-        let mode = std::fs::metadata(data.join(secret)).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(data.join(secret))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600, "{secret}");
     }
 }

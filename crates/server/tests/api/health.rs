@@ -10,7 +10,10 @@ async fn health_answers_and_ready_checks_the_database(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let health = app.get("/health").await;
     assert_eq!(health.status(), 200);
-    assert_eq!(health.json::<Value>().await.unwrap(), json!({"status": "ok"}));
+    assert_eq!(
+        health.json::<Value>().await.unwrap(),
+        json!({"status": "ok"})
+    );
     let ready = app.get("/ready").await;
     assert_eq!(ready.status(), 200);
     assert_eq!(
@@ -34,7 +37,9 @@ async fn ready_is_503_naming_the_database_once_it_is_gone_while_health_stays_200
     let app = TestApp::spawn(Backend::Postgres).await;
     assert_eq!(app.get("/ready").await.status(), 200);
     let name = app.database.url.rsplit('/').next().unwrap().to_owned();
-    let admin = sea_orm::Database::connect(pp_testkit::DEFAULT_ADMIN_URL).await.unwrap();
+    let admin = sea_orm::Database::connect(pp_testkit::DEFAULT_ADMIN_URL)
+        .await
+        .unwrap();
     admin
         .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .await

@@ -27,7 +27,9 @@ impl TestApp {
             ("BID_SEALING_KEY", SEALING_KEY),
             ("LOG_FORMAT", "json"),
         ]);
-        let app = Application::build(Settings::from_env(&env).unwrap()).await.unwrap();
+        let app = Application::build(Settings::from_env(&env).unwrap())
+            .await
+            .unwrap();
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         TestApp {
@@ -39,6 +41,10 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(format!("{}{path}", self.address)).send().await.unwrap()
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap()
     }
 }

@@ -71,7 +71,14 @@ async fn instances_starting_together_migrate_once(backend: Backend) {
     for result in results {
         result.unwrap();
     }
-    assert!(handles[0].migration_status().await.unwrap().iter().all(|m| m.applied));
+    assert!(
+        handles[0]
+            .migration_status()
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.applied)
+    );
 }
 
 on_both_backends!(
