@@ -413,4 +413,4 @@ pub fn cancel(
 #[cfg(test)]
 mod properties;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

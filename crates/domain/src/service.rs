@@ -191,8 +191,8 @@ mod tests {
     use super::*;
     use crate::email::Email;
     use crate::engine::{BidRejection, LockedItem, Standing};
-    use crate::item::{CloseOutcome, Description, Item, ItemStatus, Timestamp, Title};
-    use crate::money::{Currency, Money};
+    use crate::item::{CloseOutcome, Item, ItemStatus, Timestamp};
+    use crate::money::Money;
     use crate::ports::{MockAuctionStore, MockClock, MockUserStore};
     use crate::user::{Role, User};
 
@@ -219,18 +219,7 @@ mod tests {
     }
 
     fn item() -> Item {
-        Item {
-            id: ItemId::generate(),
-            seller: UserId::generate(),
-            title: Title::parse("Lot").unwrap(),
-            description: Description::default(),
-            currency: Currency::default(),
-            base_price: Money::new(100).unwrap(),
-            min_increment: Money::new(5).unwrap(),
-            close_at: t0() + Duration::hours(1),
-            created_at: t0(),
-            status: ItemStatus::Open,
-        }
+        crate::engine::tests::item_at(t0(), 100, 5)
     }
 
     fn users_returning(user: Option<User>) -> MockUserStore {

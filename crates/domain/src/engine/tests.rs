@@ -13,7 +13,11 @@ pub(super) fn money(units: i64) -> Money {
 }
 
 pub(super) fn item(base: i64, increment: i64) -> Item {
-    let now = Utc::now();
+    item_at(Utc::now(), base, increment)
+}
+
+/// An open item listed at `now`, closing an hour later.
+pub(crate) fn item_at(now: crate::item::Timestamp, base: i64, increment: i64) -> Item {
     Item {
         id: ItemId::generate(),
         seller: UserId::generate(),
