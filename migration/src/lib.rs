@@ -11,6 +11,10 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_users;
 mod m20261122_000002_create_items;
 mod m20261122_000003_create_bids;
+mod m20261123_000004_add_login_failures;
+mod m20261123_000005_create_sessions;
+mod m20261123_000006_create_one_time_tokens;
+mod m20261123_000007_create_audit_log;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -23,6 +27,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_users::Migration),
             Box::new(m20261122_000002_create_items::Migration),
             Box::new(m20261122_000003_create_bids::Migration),
+            Box::new(m20261123_000004_add_login_failures::Migration),
+            Box::new(m20261123_000005_create_sessions::Migration),
+            Box::new(m20261123_000006_create_one_time_tokens::Migration),
+            Box::new(m20261123_000007_create_audit_log::Migration),
         ]
     }
 }

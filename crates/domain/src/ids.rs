@@ -61,6 +61,14 @@ uuid_id!(
     /// Identifies one bid.
     BidId
 );
+uuid_id!(
+    /// Identifies a session: one login and every refresh token descended from it.
+    SessionId
+);
+uuid_id!(
+    /// Identifies one access token (its `jti`).
+    TokenId
+);
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@
 //! every rule is tested in plain unit and property tests; mockall mocks of the
 //! ports are available to other crates with the `mocks` feature.
 
+pub mod auth;
 pub mod bid;
 pub mod email;
 pub mod engine;
@@ -24,7 +25,9 @@ pub mod validation;
 pub use bid::{Bid, BidOffer, BidState, BidView, Poison};
 pub use email::{Email, InvalidEmail};
 pub use engine::{BidRejection, Leader, Standing};
-pub use ids::{BidId, ItemId, UserId};
+pub use ids::{BidId, ItemId, SessionId, TokenId, UserId};
 pub use item::{CloseOutcome, Item, ItemDraft, ItemStatus, ListedItem, NewItem, Timestamp};
 pub use money::{Currency, Money};
-pub use user::{NewUser, PasswordHash, Role, User};
+pub use user::{
+    Credentials, DisplayName, NewUser, PasswordHash, Role, User, UserChanges, UserCursor,
+};

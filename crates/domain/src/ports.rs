@@ -20,7 +20,7 @@ use crate::engine::{
 };
 use crate::ids::{ItemId, UserId};
 use crate::item::{CloseOutcome, Item, ListedItem, NewItem, PublicStanding, Timestamp};
-use crate::user::{NewUser, User};
+use crate::user::{Credentials, NewUser, PasswordHash, User, UserChanges, UserCursor};
 
 /// A failure of the storage itself, which no caller can fix by changing its request.
 #[derive(Debug, Error)]
@@ -385,4 +385,77 @@ pub trait UserStore: Send + Sync {
     /// # Errors
     /// [`StoreError::Integrity`] when the stored row is not a valid account.
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
+
+    /// The account with its password hash and login failures, by address.
+    ///
+    /// # Errors
+    /// [`StoreError::Integrity`] when the stored row is not a valid account.
+    async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError>;
+
+    /// The account with its password hash and login failures, by id.
+    ///
+    /// # Errors
+    /// [`StoreError::Integrity`] when the stored row is not a valid account.
+    async fn credentials_by_id(&self, id: UserId) -> Result<Option<Credentials>, StoreError>;
+
+    /// Counts one more consecutive failed login, atomically (concurrent
+    /// failures all count), and returns the new count.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn count_login_failure(&self, id: UserId) -> Result<u32, StoreError>;
+
+    /// Locks the account until `until` (never shortening a longer lock).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn lock_account(&self, id: UserId, until: Timestamp) -> Result<(), StoreError>;
+
+    /// Clears the failure count and any lock (after a successful login).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn clear_login_failures(&self, id: UserId) -> Result<(), StoreError>;
+
+    /// Replaces the password hash, and clears failures and lock.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        hash: PasswordHash,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Marks the address verified; `None` when the account is gone.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn mark_email_verified(
+        &self,
+        id: UserId,
+        at: Timestamp,
+    ) -> Result<Option<User>, StoreError>;
+
+    /// Applies `changes`; `None` when the account does not exist.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn update_user(
+        &self,
+        id: UserId,
+        changes: UserChanges,
+        at: Timestamp,
+    ) -> Result<Option<User>, StoreError>;
+
+    /// Up to `limit` accounts, newest first, after `after` when given.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn list_users(
+        &self,
+        after: Option<UserCursor>,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError>;
 }

@@ -78,6 +78,57 @@ impl fmt::Debug for PasswordHash {
     }
 }
 
+/// The name shown for an account: 1 to 100 characters after trimming.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+/// Why a display name was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum InvalidDisplayName {
+    /// Nothing but white space.
+    #[error("must not be empty")]
+    Empty,
+    /// More than 100 characters.
+    #[error("must be at most 100 characters")]
+    TooLong,
+}
+
+impl DisplayName {
+    const MAX_CHARS: usize = 100;
+
+    /// # Errors
+    /// [`InvalidDisplayName`] when empty after trimming or too long.
+    pub fn parse(raw: &str) -> Result<Self, InvalidDisplayName> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            Err(InvalidDisplayName::Empty)
+        } else if trimmed.chars().count() > Self::MAX_CHARS {
+            Err(InvalidDisplayName::TooLong)
+        } else {
+            Ok(DisplayName(trimmed.to_owned()))
+        }
+    }
+
+    /// A default name for an address: its local part, shortened to fit.
+    #[must_use]
+    pub fn from_email(email: &Email) -> Self {
+        let local = email.as_str().split('@').next().unwrap_or_default();
+        DisplayName(local.chars().take(Self::MAX_CHARS).collect())
+    }
+
+    /// The name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Takes the name out.
+    #[must_use]
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
 /// An account.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
@@ -116,9 +167,52 @@ pub struct NewUser {
     pub created_at: Timestamp,
 }
 
+/// What login needs of an account: the account, its hash, its failures.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    /// The account.
+    pub user: User,
+    /// Its password hash.
+    pub password_hash: PasswordHash,
+    /// Its consecutive failed logins and lock.
+    pub failures: crate::auth::lockout::LoginFailures,
+}
+
+/// Changes to an account; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserChanges {
+    /// A new display name (by the user).
+    pub display_name: Option<DisplayName>,
+    /// A new role (by an admin).
+    pub role: Option<Role>,
+    /// Activation (by an admin).
+    pub is_active: Option<bool>,
+}
+
+/// Where a page of the account list continues: after this account, newest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserCursor {
+    /// The last account's creation time.
+    pub created_at: Timestamp,
+    /// The last account's id (ties on the time).
+    pub id: UserId,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_names_are_trimmed_and_bounded() {
+        assert_eq!(DisplayName::parse("  Ann ").unwrap().as_str(), "Ann");
+        assert_eq!(DisplayName::parse(" "), Err(InvalidDisplayName::Empty));
+        assert_eq!(
+            DisplayName::parse(&"é".repeat(101)),
+            Err(InvalidDisplayName::TooLong)
+        );
+        let email = Email::parse("ann.smith@example.com").unwrap();
+        assert_eq!(DisplayName::from_email(&email).into_string(), "ann.smith");
+    }
 
     #[test]
     fn roles_round_trip_through_their_names() {

@@ -211,13 +211,19 @@ impl Database {
             .collect())
     }
 
+    /// On SQLite, queues this writer behind the others in the process (held
+    /// until the guard drops); on PostgreSQL, nothing to wait for.
+    pub(crate) async fn write_gate(&self) -> Option<OwnedMutexGuard<()>> {
+        match &self.write_gate {
+            Some(gate) => Some(Arc::clone(gate).lock_owned().await),
+            None => None,
+        }
+    }
+
     /// Begins a transaction that will write. On SQLite it first queues on
     /// the write gate and then begins IMMEDIATE, taking the file's write lock.
     pub(crate) async fn begin_write(&self) -> Result<WriteTransaction, DbErr> {
-        let gate = match &self.write_gate {
-            Some(gate) => Some(Arc::clone(gate).lock_owned().await),
-            None => None,
-        };
+        let gate = self.write_gate().await;
         let txn = if gate.is_some() {
             self.connection
                 .begin_with_options(TransactionOptions {

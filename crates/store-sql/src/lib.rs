@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use pp_domain::ports::Sealer;
 
+mod accounts;
 mod auction;
 mod codec;
 mod database;
@@ -28,6 +29,7 @@ mod errors;
 mod transaction;
 mod users;
 
+pub use accounts::AuditRecord;
 pub use database::{ConnectError, Database, DatabaseSettings, MigrationState};
 
 /// Both stores over one database, sealing with `sealer`.

@@ -1,20 +1,26 @@
 //! The [`UserStore`] port on SQL.
 
 use async_trait::async_trait;
+use pp_domain::auth::LoginFailures;
 use pp_domain::ports::{CreateUserError, StoreError, UserStore};
-use pp_domain::{Email, NewUser, User, UserId};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use pp_domain::{
+    Credentials, Email, NewUser, PasswordHash, Timestamp, User, UserChanges, UserCursor, UserId,
+};
+use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use crate::SqlStore;
 use crate::auction::db_time;
 use crate::entities::users;
 use crate::errors::{Reaction, integrity, react, store_error};
 
-fn user_from_row(row: users::Model) -> Result<User, StoreError> {
+pub(crate) fn user_from_row(row: &users::Model) -> Result<User, StoreError> {
     Ok(User {
         id: UserId::from_uuid(row.id),
         email: Email::parse(&row.email).map_err(|e| integrity(format_args!("users.email: {e}")))?,
-        display_name: row.display_name,
+        display_name: row.display_name.clone(),
         role: row
             .role
             .parse()
@@ -23,6 +29,50 @@ fn user_from_row(row: users::Model) -> Result<User, StoreError> {
         is_active: row.is_active,
         created_at: row.created_at,
     })
+}
+
+fn credentials_from_row(row: users::Model) -> Result<Credentials, StoreError> {
+    Ok(Credentials {
+        user: user_from_row(&row)?,
+        failures: LoginFailures {
+            consecutive: u32::try_from(row.failed_logins)
+                .map_err(|_| integrity("users.failed_logins is negative"))?,
+            locked_until: row.locked_until,
+        },
+        password_hash: PasswordHash::new(row.password_hash),
+    })
+}
+
+impl SqlStore {
+    async fn user_row(&self, id: UserId) -> Result<Option<users::Model>, StoreError> {
+        users::Entity::find_by_id(id.as_uuid())
+            .one(self.database().connection())
+            .await
+            .map_err(store_error)
+    }
+
+    async fn user_row_by_email(&self, email: &Email) -> Result<Option<users::Model>, StoreError> {
+        users::Entity::find()
+            .filter(users::Column::Email.eq(email.as_str()))
+            .one(self.database().connection())
+            .await
+            .map_err(store_error)
+    }
+
+    /// Runs one UPDATE on the account; true when the account exists.
+    async fn update_user_columns(
+        &self,
+        id: UserId,
+        update: sea_orm::UpdateMany<users::Entity>,
+    ) -> Result<bool, StoreError> {
+        let _gate = self.database().write_gate().await;
+        let result = update
+            .filter(users::Column::Id.eq(id.as_uuid()))
+            .exec(self.database().connection())
+            .await
+            .map_err(store_error)?;
+        Ok(result.rows_affected > 0)
+    }
 }
 
 #[async_trait]
@@ -39,7 +89,10 @@ impl UserStore for SqlStore {
             is_active: Set(true),
             created_at: Set(created_at),
             updated_at: Set(created_at),
+            failed_logins: Set(0),
+            locked_until: Set(None),
         };
+        let _gate = self.database().write_gate().await;
         match users::Entity::insert(row)
             .exec_without_returning(self.database().connection())
             .await
@@ -59,21 +112,157 @@ impl UserStore for SqlStore {
     }
 
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        users::Entity::find_by_id(id.as_uuid())
-            .one(self.database().connection())
-            .await
-            .map_err(store_error)?
+        self.user_row(id)
+            .await?
+            .as_ref()
             .map(user_from_row)
             .transpose()
     }
 
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
-        users::Entity::find()
-            .filter(users::Column::Email.eq(email.as_str()))
-            .one(self.database().connection())
-            .await
-            .map_err(store_error)?
+        self.user_row_by_email(email)
+            .await?
+            .as_ref()
             .map(user_from_row)
             .transpose()
+    }
+
+    async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError> {
+        self.user_row_by_email(email)
+            .await?
+            .map(credentials_from_row)
+            .transpose()
+    }
+
+    async fn credentials_by_id(&self, id: UserId) -> Result<Option<Credentials>, StoreError> {
+        self.user_row(id)
+            .await?
+            .map(credentials_from_row)
+            .transpose()
+    }
+
+    async fn count_login_failure(&self, id: UserId) -> Result<u32, StoreError> {
+        // One statement, so concurrent failures all count: the row lock
+        // serializes the increments and RETURNING reads our own.
+        let _gate = self.database().write_gate().await;
+        let rows = users::Entity::update_many()
+            .col_expr(
+                users::Column::FailedLogins,
+                Expr::col(users::Column::FailedLogins).add(1),
+            )
+            .filter(users::Column::Id.eq(id.as_uuid()))
+            .exec_with_returning(self.database().connection())
+            .await
+            .map_err(store_error)?;
+        let row = rows.first().ok_or_else(|| integrity("no such account"))?;
+        u32::try_from(row.failed_logins).map_err(|_| integrity("users.failed_logins is negative"))
+    }
+
+    async fn lock_account(&self, id: UserId, until: Timestamp) -> Result<(), StoreError> {
+        let until = db_time(until);
+        let _gate = self.database().write_gate().await;
+        users::Entity::update_many()
+            .col_expr(users::Column::LockedUntil, Expr::value(until))
+            .filter(users::Column::Id.eq(id.as_uuid()))
+            .filter(
+                Condition::any()
+                    .add(users::Column::LockedUntil.is_null())
+                    .add(users::Column::LockedUntil.lt(until)),
+            )
+            .exec(self.database().connection())
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn clear_login_failures(&self, id: UserId) -> Result<(), StoreError> {
+        let update = users::Entity::update_many()
+            .col_expr(users::Column::FailedLogins, Expr::value(0))
+            .col_expr(
+                users::Column::LockedUntil,
+                Expr::value(Option::<Timestamp>::None),
+            );
+        self.update_user_columns(id, update).await.map(drop)
+    }
+
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        hash: PasswordHash,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let update = users::Entity::update_many()
+            .col_expr(users::Column::PasswordHash, Expr::value(hash.as_str()))
+            .col_expr(users::Column::FailedLogins, Expr::value(0))
+            .col_expr(
+                users::Column::LockedUntil,
+                Expr::value(Option::<Timestamp>::None),
+            )
+            .col_expr(users::Column::UpdatedAt, Expr::value(db_time(at)));
+        self.update_user_columns(id, update).await.map(drop)
+    }
+
+    async fn mark_email_verified(
+        &self,
+        id: UserId,
+        at: Timestamp,
+    ) -> Result<Option<User>, StoreError> {
+        let update = users::Entity::update_many()
+            .col_expr(users::Column::EmailVerified, Expr::value(true))
+            .col_expr(users::Column::UpdatedAt, Expr::value(db_time(at)));
+        self.update_user_columns(id, update).await?;
+        self.user_by_id(id).await
+    }
+
+    async fn update_user(
+        &self,
+        id: UserId,
+        changes: UserChanges,
+        at: Timestamp,
+    ) -> Result<Option<User>, StoreError> {
+        let mut update = users::Entity::update_many()
+            .col_expr(users::Column::UpdatedAt, Expr::value(db_time(at)));
+        if let Some(name) = changes.display_name {
+            update = update.col_expr(users::Column::DisplayName, Expr::value(name.into_string()));
+        }
+        if let Some(role) = changes.role {
+            update = update.col_expr(users::Column::Role, Expr::value(role.as_str()));
+        }
+        if let Some(active) = changes.is_active {
+            update = update.col_expr(users::Column::IsActive, Expr::value(active));
+        }
+        if !self.update_user_columns(id, update).await? {
+            return Ok(None);
+        }
+        self.user_by_id(id).await
+    }
+
+    async fn list_users(
+        &self,
+        after: Option<UserCursor>,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError> {
+        let mut query = users::Entity::find()
+            .order_by_desc(users::Column::CreatedAt)
+            .order_by_desc(users::Column::Id)
+            .limit(u64::from(limit));
+        if let Some(cursor) = after {
+            query = query.filter(
+                Condition::any()
+                    .add(users::Column::CreatedAt.lt(cursor.created_at))
+                    .add(
+                        Condition::all()
+                            .add(users::Column::CreatedAt.eq(cursor.created_at))
+                            .add(users::Column::Id.lt(cursor.id.as_uuid())),
+                    ),
+            );
+        }
+        query
+            .all(self.database().connection())
+            .await
+            .map_err(store_error)?
+            .iter()
+            .map(user_from_row)
+            .collect()
     }
 }

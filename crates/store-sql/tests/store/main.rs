@@ -5,6 +5,7 @@
 
 mod support;
 
+mod accounts;
 mod bidding;
 mod concurrency;
 mod lifecycle;

@@ -1,0 +1,14 @@
+//! Accounts: the password policy, lockout, tokens, the ports the account
+//! flows need, and the [`AuthService`](service::AuthService) that implements
+//! api.md's Authentication and Users sections against them.
+
+pub mod lockout;
+pub mod password;
+pub mod ports;
+pub mod service;
+pub mod tokens;
+
+pub use lockout::{LockoutPolicy, LoginFailures};
+pub use password::{Password, PasswordPolicy, PasswordProblem};
+pub use service::{AuthPolicy, AuthPorts, AuthService, Principal};
+pub use tokens::{AccessClaims, RequestContext, TokenPair, TokenRejected};

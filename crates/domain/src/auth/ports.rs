@@ -1,0 +1,307 @@
+//! Ports of the account flows: hashing, tokens, sessions, audit, mail, limits.
+
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+
+use super::password::Password;
+use super::tokens::{
+    AccessClaims, AuditEntry, OneTimePurpose, OutgoingMail, SecretToken, TokenDigest, TokenRejected,
+};
+use crate::ids::{SessionId, TokenId, UserId};
+use crate::item::Timestamp;
+use crate::ports::StoreError;
+use crate::user::{PasswordHash, User};
+
+/// The outcome of checking a password against a hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verification {
+    /// The password matches; `needs_rehash` when the hash is below the
+    /// current parameters and should be replaced now that the password is known.
+    Valid {
+        /// Whether to re-hash.
+        needs_rehash: bool,
+    },
+    /// It does not.
+    Invalid,
+}
+
+/// Password hashing (argon2id). Slow by design: implementations run it off
+/// the async workers and bound how many run at once.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait PasswordHasher: Send + Sync {
+    /// Hashes a new password with the current parameters.
+    ///
+    /// # Errors
+    /// [`StoreError::Unknown`] when hashing fails (it should not).
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, StoreError>;
+
+    /// Checks `password` against `hash`, or, when `hash` is `None` (an unknown
+    /// account), against a dummy hash so that both cost the same time.
+    ///
+    /// # Errors
+    /// [`StoreError::Unknown`] when hashing fails; a malformed stored hash is
+    /// [`StoreError::Integrity`].
+    async fn verify(
+        &self,
+        password: &Password,
+        hash: Option<PasswordHash>,
+    ) -> Result<Verification, StoreError>;
+}
+
+/// The breached-password and guessability check for new passwords.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait PasswordStrength: Send + Sync {
+    /// Whether `password` is common, breached or built from `user_inputs`
+    /// (the account's address and name).
+    #[allow(clippy::needless_lifetimes)] // mockall cannot mock the elided form
+    fn too_common<'a>(&self, password: &str, user_inputs: &[&'a str]) -> bool;
+}
+
+/// Signed access tokens (JWT).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait AccessTokens: Send + Sync {
+    /// Signs `claims` as an access token.
+    ///
+    /// # Errors
+    /// [`StoreError::Unknown`] when signing fails.
+    fn issue(&self, claims: &AccessClaims) -> Result<String, StoreError>;
+
+    /// Verifies a presented token at `now`: algorithm, signature, issuer,
+    /// audience, kind and expiry (with at most a few seconds of leeway).
+    ///
+    /// # Errors
+    /// [`TokenRejected`] naming why it is not accepted.
+    fn verify(&self, token: &str, now: Timestamp) -> Result<AccessClaims, TokenRejected>;
+}
+
+/// Opaque secrets (refresh, verification and reset tokens): random, handed out
+/// once, stored only as digests.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait SecretTokens: Send + Sync {
+    /// A new 256-bit random token and its digest.
+    fn generate(&self) -> SecretToken;
+    /// The digest of a presented token, to look it up.
+    fn digest(&self, plain: &str) -> TokenDigest;
+}
+
+/// Revoked access tokens, checked on every request before anything else.
+/// A fast path only: a revoked session is refused by [`SessionStore`] too, so
+/// an unreachable list never lets a revoked token through.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait RevocationList: Send + Sync {
+    /// Revokes `token` until it expires anyway at `expires_at`.
+    ///
+    /// # Errors
+    /// When the list is unreachable (the caller carries on: see above).
+    async fn revoke(&self, token: TokenId, expires_at: Timestamp) -> anyhow::Result<()>;
+
+    /// Whether `token` was revoked.
+    ///
+    /// # Errors
+    /// When the list is unreachable.
+    async fn is_revoked(&self, token: TokenId) -> anyhow::Result<bool>;
+}
+
+/// Sends e-mail.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// Hands `mail` over for delivery. Implementations should return quickly
+    /// (queue, then deliver), so that answering "we sent a link if the address
+    /// exists" takes the same time either way.
+    ///
+    /// # Errors
+    /// When it cannot even be queued.
+    async fn send(&self, mail: OutgoingMail) -> anyhow::Result<()>;
+}
+
+/// A refresh token to store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewRefreshToken {
+    /// Its digest.
+    pub digest: TokenDigest,
+    /// Its session (family).
+    pub session: SessionId,
+    /// Its user.
+    pub user: UserId,
+    /// When it was issued.
+    pub issued_at: Timestamp,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+}
+
+/// What happened to a presented refresh token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// It was current: it is now spent and its successor is stored.
+    Rotated {
+        /// Its session.
+        session: SessionId,
+        /// Its user.
+        user: UserId,
+    },
+    /// It had already been rotated: someone replayed it.
+    Reused {
+        /// Its session, to revoke.
+        session: SessionId,
+        /// Its user.
+        user: UserId,
+    },
+    /// Unknown, expired, or its session was revoked.
+    Invalid,
+}
+
+/// Sessions (refresh-token families).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Starts a session with its first refresh token.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn start_session(&self, first: NewRefreshToken) -> Result<(), StoreError>;
+
+    /// Atomically spends `presented` and stores `successor` in the same
+    /// session. Of two concurrent rotations of one token exactly one is
+    /// [`Rotation::Rotated`]; the other is [`Rotation::Reused`].
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn rotate_refresh_token(
+        &self,
+        presented: TokenDigest,
+        successor: TokenDigest,
+        now: Timestamp,
+        successor_expires_at: Timestamp,
+    ) -> Result<Rotation, StoreError>;
+
+    /// Spends every live refresh token of `successor.session` and stores
+    /// `successor` (after a password change, the current session continues
+    /// with a new token only).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn replace_refresh_tokens(
+        &self,
+        successor: NewRefreshToken,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Revokes one session: its refresh tokens and access tokens stop working.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn revoke_session(&self, session: SessionId, at: Timestamp) -> Result<(), StoreError>;
+
+    /// Revokes every session of `user` but `except`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn revoke_user_sessions(
+        &self,
+        user: UserId,
+        except: Option<SessionId>,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// The user of `session` when the session is not revoked and the user is
+    /// active; `None` otherwise. Checked on every authenticated request.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn active_session_user(&self, session: SessionId) -> Result<Option<User>, StoreError>;
+}
+
+/// A single-use e-mailed token to store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewOneTimeToken {
+    /// Its digest.
+    pub digest: TokenDigest,
+    /// Its user.
+    pub user: UserId,
+    /// What it is for.
+    pub purpose: OneTimePurpose,
+    /// When it was issued.
+    pub issued_at: Timestamp,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+}
+
+/// Single-use tokens for e-mail verification and password reset.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait OneTimeTokenStore: Send + Sync {
+    /// Stores a token.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn issue_one_time_token(&self, token: NewOneTimeToken) -> Result<(), StoreError>;
+
+    /// The user of a live (unused, unexpired) token for `purpose`, without using it.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn peek_one_time_token(
+        &self,
+        digest: TokenDigest,
+        purpose: OneTimePurpose,
+        now: Timestamp,
+    ) -> Result<Option<UserId>, StoreError>;
+
+    /// Uses a live token for `purpose`: of two concurrent uses only one gets
+    /// the user; a used, expired or unknown token gives `None`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn consume_one_time_token(
+        &self,
+        digest: TokenDigest,
+        purpose: OneTimePurpose,
+        now: Timestamp,
+    ) -> Result<Option<UserId>, StoreError>;
+}
+
+/// The audit log.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Appends an entry.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn record(&self, entry: AuditEntry) -> Result<(), StoreError>;
+}
+
+/// A rate limit: at most `max` hits per sliding `window`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Hits allowed per window.
+    pub max: u32,
+    /// The window.
+    pub window: StdDuration,
+}
+
+/// The answer to one hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateDecision {
+    /// Whether the hit is allowed (and was counted).
+    pub allowed: bool,
+    /// The limit.
+    pub limit: u32,
+    /// Hits left in the window after this one.
+    pub remaining: u32,
+    /// Until the oldest counted hit leaves the window (a slot frees up).
+    pub reset_after: StdDuration,
+}
+
+/// Sliding-window rate limiting shared by all instances.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Counts a hit on `key` under `limit`. Never fails: an implementation
+    /// that loses its shared store falls back to limiting on its own.
+    async fn hit(&self, key: &str, limit: RateLimit) -> RateDecision;
+}

@@ -1,0 +1,1033 @@
+//! The account flows against mockall mocks of every port.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{Duration, TimeZone, Utc};
+use mockall::predicate::{always, eq};
+use zeroize::Zeroizing;
+
+use super::*;
+use crate::auth::lockout::LoginFailures;
+use crate::auth::ports::{
+    MockAccessTokens, MockAuditLog, MockMailer, MockOneTimeTokenStore, MockPasswordHasher,
+    MockPasswordStrength, MockRevocationList, MockSecretTokens, MockSessionStore,
+};
+use crate::auth::tokens::TokenDigest;
+use crate::ports::MockUserStore;
+use crate::user::{Credentials, PasswordHash};
+
+fn t0() -> Timestamp {
+    Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap()
+}
+
+fn user(verified: bool, active: bool) -> User {
+    User {
+        id: UserId::generate(),
+        email: Email::parse("ann@example.com").unwrap(),
+        display_name: "Ann".into(),
+        role: Role::User,
+        email_verified: verified,
+        is_active: active,
+        created_at: t0(),
+    }
+}
+
+fn credentials(user: &User, failures: LoginFailures) -> Credentials {
+    Credentials {
+        user: user.clone(),
+        password_hash: PasswordHash::new("$argon2id$stored".into()),
+        failures,
+    }
+}
+
+fn secret(byte: u8) -> SecretToken {
+    SecretToken {
+        plain: Zeroizing::new(format!("token-{byte}")),
+        digest: TokenDigest([byte; 32]),
+    }
+}
+
+fn policy() -> AuthPolicy {
+    AuthPolicy {
+        passwords: PasswordPolicy::default(),
+        lockout: LockoutPolicy::default(),
+        lifetimes: TokenLifetimes::default(),
+        require_verified_email: true,
+        public_url: "https://auction.example".into(),
+    }
+}
+
+fn pw(raw: &str) -> Password {
+    Password::presented(raw)
+}
+
+const STRONG: &str = "correct horse battery staple";
+
+/// What a test can read back after the service ran.
+type Recorded<T> = Arc<Mutex<Vec<T>>>;
+
+/// Every port as a mock, with permissive defaults for the incidental ones
+/// (clock, token generation, signing, audit, mail); each test sets the rest.
+struct Mocks {
+    users: MockUserStore,
+    sessions: MockSessionStore,
+    one_time: MockOneTimeTokenStore,
+    audit: MockAuditLog,
+    hasher: MockPasswordHasher,
+    strength: MockPasswordStrength,
+    access: MockAccessTokens,
+    secrets: MockSecretTokens,
+    revocations: MockRevocationList,
+    mailer: MockMailer,
+    audited: Recorded<AuditEvent>,
+    mailed: Recorded<OutgoingMail>,
+}
+
+impl Mocks {
+    fn new() -> Self {
+        let audited = Arc::new(Mutex::new(Vec::new()));
+        let mailed = Arc::new(Mutex::new(Vec::new()));
+        let mut audit = MockAuditLog::new();
+        let log = Arc::clone(&audited);
+        audit.expect_record().returning(move |entry| {
+            log.lock().unwrap().push(entry.event);
+            Ok(())
+        });
+        let mut mailer = MockMailer::new();
+        let outbox = Arc::clone(&mailed);
+        mailer.expect_send().returning(move |mail| {
+            outbox.lock().unwrap().push(mail);
+            Ok(())
+        });
+        let mut secrets = MockSecretTokens::new();
+        let counter = Arc::new(Mutex::new(0u8));
+        secrets.expect_generate().returning(move || {
+            let mut n = counter.lock().unwrap();
+            *n += 1;
+            secret(*n)
+        });
+        secrets
+            .expect_digest()
+            .returning(|plain| TokenDigest([plain.len() as u8; 32]));
+        let mut access = MockAccessTokens::new();
+        access
+            .expect_issue()
+            .returning(|claims| Ok(format!("jwt-for-{}", claims.session)));
+        let mut strength = MockPasswordStrength::new();
+        strength
+            .expect_too_common()
+            .returning(|pw, _| pw.contains("password"));
+        Mocks {
+            users: MockUserStore::new(),
+            sessions: MockSessionStore::new(),
+            one_time: MockOneTimeTokenStore::new(),
+            audit,
+            hasher: MockPasswordHasher::new(),
+            strength,
+            access,
+            secrets,
+            revocations: MockRevocationList::new(),
+            mailer,
+            audited,
+            mailed,
+        }
+    }
+
+    fn service(
+        self,
+        policy: AuthPolicy,
+    ) -> (AuthService, Recorded<AuditEvent>, Recorded<OutgoingMail>) {
+        let mut clock = crate::ports::MockClock::new();
+        clock.expect_now().return_const(t0());
+        let ports = AuthPorts {
+            users: Arc::new(self.users),
+            sessions: Arc::new(self.sessions),
+            one_time: Arc::new(self.one_time),
+            audit: Arc::new(self.audit),
+            hasher: Arc::new(self.hasher),
+            strength: Arc::new(self.strength),
+            access: Arc::new(self.access),
+            secrets: Arc::new(self.secrets),
+            revocations: Arc::new(self.revocations),
+            mailer: Arc::new(self.mailer),
+            clock: Arc::new(clock),
+        };
+        (AuthService::new(ports, policy), self.audited, self.mailed)
+    }
+}
+
+fn run<F: std::future::Future>(future: F) -> F::Output {
+    futures_executor::block_on(future)
+}
+
+fn ctx() -> RequestContext {
+    RequestContext::default()
+}
+
+// ---------------------------------------------------------------- register
+
+#[test]
+fn registration_reports_every_broken_rule_without_hashing() {
+    let mut m = Mocks::new();
+    m.hasher.expect_hash().never();
+    let (svc, _, _) = m.service(policy());
+    let result = run(svc.register(Registration {
+        email: "not-an-address".into(),
+        password: pw("short"),
+        display_name: Some(" ".into()),
+    }));
+    let Err(RegisterError::Invalid(errors)) = result else {
+        panic!("{result:?}")
+    };
+    let fields: Vec<_> = errors.fields().iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["email", "display_name", "password"]);
+}
+
+#[test]
+fn a_common_password_is_refused_at_registration() {
+    let mut m = Mocks::new();
+    m.hasher.expect_hash().never();
+    let (svc, _, _) = m.service(policy());
+    let result = run(svc.register(Registration {
+        email: "ann@example.com".into(),
+        password: pw("passwordpassword"),
+        display_name: None,
+    }));
+    assert!(matches!(result, Err(RegisterError::Invalid(e)) if e.fields()[0].field == "password"));
+}
+
+#[test]
+fn registration_stores_the_hash_and_mails_a_verification_link() {
+    let mut m = Mocks::new();
+    m.hasher
+        .expect_hash()
+        .returning(|_| Ok(PasswordHash::new("$argon2id$new".into())));
+    m.users.expect_insert_user().returning(|new| {
+        assert_eq!(new.password_hash.as_str(), "$argon2id$new");
+        assert_eq!((new.role, new.email_verified), (Role::User, false));
+        assert_eq!(new.display_name, "ann");
+        Ok(User {
+            id: new.id,
+            email: new.email,
+            display_name: new.display_name,
+            role: new.role,
+            email_verified: false,
+            is_active: true,
+            created_at: new.created_at,
+        })
+    });
+    m.one_time
+        .expect_issue_one_time_token()
+        .withf(|t| {
+            t.purpose == OneTimePurpose::VerifyEmail && t.expires_at == t0() + Duration::hours(24)
+        })
+        .times(1)
+        .returning(|_| Ok(()));
+    let (svc, _, mailed) = m.service(policy());
+    let registered = run(svc.register(Registration {
+        email: " Ann@Example.com ".into(),
+        password: pw(STRONG),
+        display_name: None,
+    }))
+    .unwrap();
+    assert_eq!(registered.email.as_str(), "ann@example.com");
+    let mail = mailed.lock().unwrap()[0].clone();
+    assert_eq!(mail.to.as_str(), "ann@example.com");
+    assert!(
+        mail.body
+            .contains("https://auction.example/verify-email?token=token-1"),
+        "{}",
+        mail.body
+    );
+}
+
+#[test]
+fn a_taken_address_is_reported() {
+    let mut m = Mocks::new();
+    m.hasher
+        .expect_hash()
+        .returning(|_| Ok(PasswordHash::new("h".into())));
+    m.users
+        .expect_insert_user()
+        .returning(|_| Err(CreateUserError::EmailTaken));
+    let (svc, _, mailed) = m.service(policy());
+    let result = run(svc.register(Registration {
+        email: "ann@example.com".into(),
+        password: pw(STRONG),
+        display_name: Some("Ann".into()),
+    }));
+    assert!(matches!(result, Err(RegisterError::EmailTaken)));
+    assert!(mailed.lock().unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------- login
+
+#[test]
+fn an_unknown_address_costs_a_dummy_verification_and_says_invalid_credentials() {
+    let mut m = Mocks::new();
+    m.users
+        .expect_credentials_by_email()
+        .returning(|_| Ok(None));
+    m.hasher
+        .expect_verify()
+        .with(always(), eq(None))
+        .times(1)
+        .returning(|_, _| Ok(Verification::Invalid));
+    let (svc, audited, _) = m.service(policy());
+    let result = run(svc.login("nobody@example.com", &pw("whatever"), &ctx()));
+    assert!(matches!(result, Err(LoginError::InvalidCredentials)));
+    assert_eq!(*audited.lock().unwrap(), [AuditEvent::LoginFailed]);
+}
+
+#[test]
+fn a_malformed_address_is_treated_as_unknown() {
+    let mut m = Mocks::new();
+    m.users.expect_credentials_by_email().never();
+    m.hasher
+        .expect_verify()
+        .times(1)
+        .returning(|_, _| Ok(Verification::Invalid));
+    let (svc, _, _) = m.service(policy());
+    let result = run(svc.login("no at sign", &pw("whatever"), &ctx()));
+    assert!(matches!(result, Err(LoginError::InvalidCredentials)));
+}
+
+#[test]
+fn the_fifth_wrong_password_locks_the_account_for_a_minute() {
+    let ann = user(true, true);
+    let id = ann.id;
+    let mut m = Mocks::new();
+    m.users.expect_credentials_by_email().returning(move |_| {
+        Ok(Some(credentials(
+            &ann,
+            LoginFailures {
+                consecutive: 4,
+                locked_until: None,
+            },
+        )))
+    });
+    m.hasher
+        .expect_verify()
+        .returning(|_, _| Ok(Verification::Invalid));
+    m.users
+        .expect_count_login_failure()
+        .with(eq(id))
+        .returning(|_| Ok(5));
+    m.users
+        .expect_lock_account()
+        .with(eq(id), eq(t0() + Duration::minutes(1)))
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let (svc, audited, _) = m.service(policy());
+    let result = run(svc.login("ann@example.com", &pw("wrong"), &ctx()));
+    assert!(matches!(result, Err(LoginError::InvalidCredentials)));
+    assert_eq!(
+        *audited.lock().unwrap(),
+        [AuditEvent::LoginFailed, AuditEvent::AccountLocked]
+    );
+}
+
+#[test]
+fn a_locked_account_is_refused_without_checking_the_password() {
+    let ann = user(true, true);
+    let mut m = Mocks::new();
+    let until = t0() + Duration::seconds(90);
+    m.users.expect_credentials_by_email().returning(move |_| {
+        Ok(Some(credentials(
+            &ann,
+            LoginFailures {
+                consecutive: 5,
+                locked_until: Some(until),
+            },
+        )))
+    });
+    m.hasher.expect_verify().never();
+    let (svc, _, _) = m.service(policy());
+    let result = run(svc.login("ann@example.com", &pw(STRONG), &ctx()));
+    assert!(
+        matches!(result, Err(LoginError::Locked { retry_after }) if retry_after == Duration::seconds(90))
+    );
+}
+
+fn login_with(
+    ann: User,
+    failures: LoginFailures,
+    verification: Verification,
+    policy: AuthPolicy,
+) -> (Result<TokenPair, LoginError>, Vec<AuditEvent>) {
+    let mut m = Mocks::new();
+    let stored = ann.clone();
+    m.users
+        .expect_credentials_by_email()
+        .returning(move |_| Ok(Some(credentials(&stored, failures))));
+    m.hasher
+        .expect_verify()
+        .returning(move |_, _| Ok(verification));
+    m.hasher
+        .expect_hash()
+        .returning(|_| Ok(PasswordHash::new("$argon2id$stronger".into())));
+    m.users
+        .expect_set_password_hash()
+        .withf(|_, hash, _| hash.as_str() == "$argon2id$stronger")
+        .returning(|_, _, _| Ok(()));
+    m.users
+        .expect_clear_login_failures()
+        .times(usize::from(failures != LoginFailures::default()))
+        .returning(|_| Ok(()));
+    m.sessions
+        .expect_start_session()
+        .withf(move |first| first.user == ann.id && first.expires_at == t0() + Duration::days(7))
+        .returning(|_| Ok(()));
+    let (svc, audited, _) = m.service(policy);
+    let result = run(svc.login("ann@example.com", &pw(STRONG), &ctx()));
+    let events = audited.lock().unwrap().clone();
+    (result, events)
+}
+
+#[test]
+fn a_correct_login_starts_a_session_and_resets_the_failures() {
+    let failures = LoginFailures {
+        consecutive: 3,
+        locked_until: Some(t0() - Duration::minutes(1)),
+    };
+    let (result, events) = login_with(
+        user(true, true),
+        failures,
+        Verification::Valid {
+            needs_rehash: false,
+        },
+        policy(),
+    );
+    let pair = result.unwrap();
+    assert!(pair.access_token.starts_with("jwt-for-"));
+    assert_eq!(pair.refresh_token.as_str(), "token-1");
+    assert_eq!(
+        (pair.access_expires_in, pair.refresh_expires_in),
+        (Duration::minutes(15), Duration::days(7))
+    );
+    assert_eq!(events, [AuditEvent::LoginSucceeded]);
+}
+
+#[test]
+fn a_weak_stored_hash_is_upgraded_at_login() {
+    let (result, _) = login_with(
+        user(true, true),
+        LoginFailures::default(),
+        Verification::Valid { needs_rehash: true },
+        policy(),
+    );
+    assert!(result.is_ok());
+}
+
+#[test]
+fn an_unverified_or_deactivated_account_cannot_log_in_even_with_the_right_password() {
+    let valid = Verification::Valid {
+        needs_rehash: false,
+    };
+    let (unverified, _) = login_with(user(false, true), LoginFailures::default(), valid, policy());
+    assert!(matches!(unverified, Err(LoginError::EmailNotVerified)));
+    let (disabled, _) = login_with(user(true, false), LoginFailures::default(), valid, policy());
+    assert!(matches!(disabled, Err(LoginError::AccountDisabled)));
+    let relaxed = AuthPolicy {
+        require_verified_email: false,
+        ..policy()
+    };
+    let (allowed, _) = login_with(user(false, true), LoginFailures::default(), valid, relaxed);
+    assert!(allowed.is_ok());
+}
+
+// ---------------------------------------------------------------- refresh
+
+#[test]
+fn a_current_refresh_token_rotates_into_a_new_pair_in_the_same_session() {
+    let ann = user(true, true);
+    let session = SessionId::generate();
+    let mut m = Mocks::new();
+    let id = ann.id;
+    m.sessions
+        .expect_rotate_refresh_token()
+        .with(
+            eq(TokenDigest([3; 32])),
+            eq(TokenDigest([1; 32])),
+            eq(t0()),
+            eq(t0() + Duration::days(7)),
+        )
+        .returning(move |_, _, _, _| Ok(Rotation::Rotated { session, user: id }));
+    m.users
+        .expect_user_by_id()
+        .returning(move |_| Ok(Some(ann.clone())));
+    let (svc, _, _) = m.service(policy());
+    let pair = run(svc.refresh("abc", &ctx())).unwrap();
+    assert_eq!(pair.access_token, format!("jwt-for-{session}"));
+    assert_eq!(pair.refresh_token.as_str(), "token-1");
+}
+
+#[test]
+fn a_reused_refresh_token_revokes_its_whole_session_and_is_audited() {
+    let session = SessionId::generate();
+    let mut m = Mocks::new();
+    let id = UserId::generate();
+    m.sessions
+        .expect_rotate_refresh_token()
+        .returning(move |_, _, _, _| Ok(Rotation::Reused { session, user: id }));
+    m.sessions
+        .expect_revoke_session()
+        .with(eq(session), eq(t0()))
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let (svc, audited, _) = m.service(policy());
+    assert!(matches!(
+        run(svc.refresh("abc", &ctx())),
+        Err(RefreshError::Reused)
+    ));
+    assert_eq!(*audited.lock().unwrap(), [AuditEvent::TokenReused]);
+}
+
+#[test]
+fn an_unknown_refresh_token_or_a_deactivated_user_gets_nothing() {
+    let mut m = Mocks::new();
+    m.sessions
+        .expect_rotate_refresh_token()
+        .returning(|_, _, _, _| Ok(Rotation::Invalid));
+    let (svc, _, _) = m.service(policy());
+    assert!(matches!(
+        run(svc.refresh("abc", &ctx())),
+        Err(RefreshError::Invalid)
+    ));
+
+    let mut m = Mocks::new();
+    let session = SessionId::generate();
+    let gone = user(true, false);
+    let id = gone.id;
+    m.sessions
+        .expect_rotate_refresh_token()
+        .returning(move |_, _, _, _| Ok(Rotation::Rotated { session, user: id }));
+    m.users
+        .expect_user_by_id()
+        .returning(move |_| Ok(Some(gone.clone())));
+    m.sessions
+        .expect_revoke_session()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let (svc, _, _) = m.service(policy());
+    assert!(matches!(
+        run(svc.refresh("abc", &ctx())),
+        Err(RefreshError::Invalid)
+    ));
+}
+
+// ---------------------------------------------------------------- authenticate / logout
+
+fn claims_for(user: &User, session: SessionId) -> AccessClaims {
+    AccessClaims {
+        user: user.id,
+        role: user.role,
+        token: TokenId::generate(),
+        session,
+        issued_at: t0(),
+        expires_at: t0() + Duration::minutes(15),
+    }
+}
+
+#[test]
+fn a_live_token_authenticates_with_the_stored_user() {
+    let ann = user(true, true);
+    let session = SessionId::generate();
+    let claims = claims_for(&ann, session);
+    let mut m = Mocks::new();
+    m.access.expect_verify().returning(move |_, _| Ok(claims));
+    m.revocations.expect_is_revoked().returning(|_| Ok(false));
+    let stored = ann.clone();
+    m.sessions
+        .expect_active_session_user()
+        .with(eq(session))
+        .returning(move |_| Ok(Some(stored.clone())));
+    let (svc, _, _) = m.service(policy());
+    let principal = run(svc.authenticate("jwt")).unwrap();
+    assert!(!principal.is_admin());
+    assert_eq!(
+        (principal.user, principal.session, principal.token),
+        (ann, session, claims.token)
+    );
+}
+
+#[test]
+fn a_blacklisted_token_is_refused_before_the_session_is_read() {
+    let ann = user(true, true);
+    let claims = claims_for(&ann, SessionId::generate());
+    let mut m = Mocks::new();
+    m.access.expect_verify().returning(move |_, _| Ok(claims));
+    m.revocations.expect_is_revoked().returning(|_| Ok(true));
+    m.sessions.expect_active_session_user().never();
+    let (svc, _, _) = m.service(policy());
+    assert!(matches!(
+        run(svc.authenticate("jwt")),
+        Err(AuthError::Rejected(TokenRejected::Revoked))
+    ));
+}
+
+#[test]
+fn with_the_blacklist_unreachable_a_revoked_session_still_refuses_the_token() {
+    let ann = user(true, true);
+    let claims = claims_for(&ann, SessionId::generate());
+    let mut m = Mocks::new();
+    m.access.expect_verify().returning(move |_, _| Ok(claims));
+    m.revocations
+        .expect_is_revoked()
+        .returning(|_| Err(anyhow::anyhow!("redis down")));
+    m.sessions
+        .expect_active_session_user()
+        .returning(|_| Ok(None));
+    let (svc, _, _) = m.service(policy());
+    assert!(matches!(
+        run(svc.authenticate("jwt")),
+        Err(AuthError::Rejected(TokenRejected::Revoked))
+    ));
+}
+
+#[test]
+fn a_session_of_another_user_does_not_authenticate() {
+    let ann = user(true, true);
+    let claims = claims_for(&ann, SessionId::generate());
+    let mut m = Mocks::new();
+    m.access.expect_verify().returning(move |_, _| Ok(claims));
+    m.revocations.expect_is_revoked().returning(|_| Ok(false));
+    m.sessions
+        .expect_active_session_user()
+        .returning(|_| Ok(Some(user(true, true))));
+    let (svc, _, _) = m.service(policy());
+    assert!(matches!(
+        run(svc.authenticate("jwt")),
+        Err(AuthError::Rejected(TokenRejected::Revoked))
+    ));
+}
+
+#[test]
+fn an_invalid_signature_is_passed_on() {
+    let mut m = Mocks::new();
+    m.access
+        .expect_verify()
+        .returning(|_, _| Err(TokenRejected::BadSignature));
+    m.revocations.expect_is_revoked().never();
+    let (svc, _, _) = m.service(policy());
+    assert!(matches!(
+        run(svc.authenticate("jwt")),
+        Err(AuthError::Rejected(TokenRejected::BadSignature))
+    ));
+}
+
+fn principal(user: User) -> Principal {
+    Principal {
+        user,
+        session: SessionId::generate(),
+        token: TokenId::generate(),
+        expires_at: t0() + Duration::minutes(10),
+    }
+}
+
+#[test]
+fn logout_revokes_the_session_and_blacklists_the_token_even_if_the_blacklist_fails() {
+    let p = principal(user(true, true));
+    let mut m = Mocks::new();
+    m.sessions
+        .expect_revoke_session()
+        .with(eq(p.session), eq(t0()))
+        .times(1)
+        .returning(|_, _| Ok(()));
+    m.revocations
+        .expect_revoke()
+        .with(eq(p.token), eq(p.expires_at))
+        .times(1)
+        .returning(|_, _| Err(anyhow::anyhow!("redis down")));
+    let (svc, _, _) = m.service(policy());
+    run(svc.logout(&p)).unwrap();
+}
+
+#[test]
+fn logout_all_revokes_every_session_of_the_user() {
+    let p = principal(user(true, true));
+    let mut m = Mocks::new();
+    m.sessions
+        .expect_revoke_user_sessions()
+        .with(eq(p.user.id), eq(None), eq(t0()))
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    m.revocations.expect_revoke().returning(|_, _| Ok(()));
+    let (svc, audited, _) = m.service(policy());
+    run(svc.logout_all(&p, &ctx())).unwrap();
+    assert_eq!(*audited.lock().unwrap(), [AuditEvent::LoggedOutEverywhere]);
+}
+
+// ---------------------------------------------------------------- verification and reset
+
+#[test]
+fn verify_email_uses_the_token_once() {
+    let ann = user(true, true);
+    let id = ann.id;
+    let mut m = Mocks::new();
+    m.one_time
+        .expect_consume_one_time_token()
+        .with(always(), eq(OneTimePurpose::VerifyEmail), eq(t0()))
+        .returning(move |_, _, _| Ok(Some(id)));
+    m.users
+        .expect_mark_email_verified()
+        .with(eq(id), eq(t0()))
+        .returning(move |_, _| Ok(Some(ann.clone())));
+    let (svc, _, _) = m.service(policy());
+    assert!(run(svc.verify_email("tok")).unwrap().email_verified);
+
+    let mut m = Mocks::new();
+    m.one_time
+        .expect_consume_one_time_token()
+        .returning(|_, _, _| Ok(None));
+    let (svc, _, _) = m.service(policy());
+    assert!(matches!(
+        run(svc.verify_email("used")),
+        Err(OneTimeError::InvalidToken)
+    ));
+}
+
+#[test]
+fn forgot_and_resend_only_mail_accounts_that_can_use_the_link() {
+    let verified = user(true, true);
+    let unverified = user(false, true);
+    let mut m = Mocks::new();
+    let (a, b) = (verified.clone(), unverified.clone());
+    m.users.expect_user_by_email().returning(move |email| {
+        Ok(match email.as_str() {
+            "ann@example.com" => Some(a.clone()),
+            "new@example.com" => Some(User {
+                email: Email::parse("new@example.com").unwrap(),
+                ..b.clone()
+            }),
+            _ => None,
+        })
+    });
+    m.one_time
+        .expect_issue_one_time_token()
+        .times(2)
+        .returning(|_| Ok(()));
+    let (svc, _, mailed) = m.service(policy());
+    run(svc.forgot_password("ann@example.com")).unwrap();
+    run(svc.forgot_password("nobody@example.com")).unwrap();
+    run(svc.forgot_password("not an address")).unwrap();
+    run(svc.resend_verification("ann@example.com")).unwrap(); // already verified: nothing
+    run(svc.resend_verification("new@example.com")).unwrap();
+    run(svc.resend_verification("bad")).unwrap();
+    let mails = mailed.lock().unwrap();
+    assert_eq!(mails.len(), 2);
+    assert!(
+        mails[0]
+            .body
+            .contains("https://auction.example/reset-password?token=")
+    );
+    assert!(
+        mails[1]
+            .body
+            .contains("https://auction.example/verify-email?token=")
+    );
+}
+
+#[test]
+fn a_refused_new_password_does_not_use_up_the_reset_link() {
+    let ann = user(true, true);
+    let id = ann.id;
+    let mut m = Mocks::new();
+    m.one_time
+        .expect_peek_one_time_token()
+        .returning(move |_, _, _| Ok(Some(id)));
+    m.users
+        .expect_user_by_id()
+        .returning(move |_| Ok(Some(ann.clone())));
+    m.one_time.expect_consume_one_time_token().never();
+    let (svc, _, _) = m.service(policy());
+    let result = run(svc.reset_password("tok", &pw("short"), &ctx()));
+    assert!(
+        matches!(result, Err(OneTimeError::Invalid(e)) if e.fields()[0].field == "new_password")
+    );
+}
+
+#[test]
+fn a_reset_sets_the_password_and_revokes_every_session() {
+    let ann = user(true, true);
+    let id = ann.id;
+    let mut m = Mocks::new();
+    m.one_time
+        .expect_peek_one_time_token()
+        .returning(move |_, _, _| Ok(Some(id)));
+    m.users
+        .expect_user_by_id()
+        .returning(move |_| Ok(Some(ann.clone())));
+    m.hasher
+        .expect_hash()
+        .returning(|_| Ok(PasswordHash::new("$argon2id$reset".into())));
+    m.one_time
+        .expect_consume_one_time_token()
+        .times(1)
+        .returning(move |_, _, _| Ok(Some(id)));
+    m.users
+        .expect_set_password_hash()
+        .with(eq(id), always(), eq(t0()))
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    m.sessions
+        .expect_revoke_user_sessions()
+        .with(eq(id), eq(None), eq(t0()))
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    let (svc, audited, _) = m.service(policy());
+    run(svc.reset_password("tok", &pw(STRONG), &ctx())).unwrap();
+    assert_eq!(*audited.lock().unwrap(), [AuditEvent::PasswordReset]);
+}
+
+#[test]
+fn a_reset_link_lost_to_a_concurrent_reset_is_invalid() {
+    let ann = user(true, true);
+    let id = ann.id;
+    let mut m = Mocks::new();
+    m.one_time
+        .expect_peek_one_time_token()
+        .returning(move |_, _, _| Ok(Some(id)));
+    m.users
+        .expect_user_by_id()
+        .returning(move |_| Ok(Some(ann.clone())));
+    m.hasher
+        .expect_hash()
+        .returning(|_| Ok(PasswordHash::new("h".into())));
+    m.one_time
+        .expect_consume_one_time_token()
+        .returning(|_, _, _| Ok(None));
+    m.users.expect_set_password_hash().never();
+    let (svc, _, _) = m.service(policy());
+    assert!(matches!(
+        run(svc.reset_password("tok", &pw(STRONG), &ctx())),
+        Err(OneTimeError::InvalidToken)
+    ));
+}
+
+#[test]
+fn an_unknown_reset_token_is_invalid() {
+    let mut m = Mocks::new();
+    m.one_time
+        .expect_peek_one_time_token()
+        .returning(|_, _, _| Ok(None));
+    let (svc, _, _) = m.service(policy());
+    assert!(matches!(
+        run(svc.reset_password("tok", &pw(STRONG), &ctx())),
+        Err(OneTimeError::InvalidToken)
+    ));
+}
+
+// ---------------------------------------------------------------- change password
+
+#[test]
+fn a_wrong_current_password_changes_nothing() {
+    let p = principal(user(true, true));
+    let mut m = Mocks::new();
+    let stored = p.user.clone();
+    m.users
+        .expect_credentials_by_id()
+        .returning(move |_| Ok(Some(credentials(&stored, LoginFailures::default()))));
+    m.hasher
+        .expect_verify()
+        .returning(|_, _| Ok(Verification::Invalid));
+    m.hasher.expect_hash().never();
+    let (svc, _, _) = m.service(policy());
+    let result = run(svc.change_password(&p, &pw("wrong"), &pw(STRONG), &ctx()));
+    assert!(matches!(result, Err(ChangePasswordError::WrongPassword)));
+}
+
+#[test]
+fn a_password_change_keeps_this_session_with_new_tokens_and_revokes_the_others() {
+    let p = principal(user(true, true));
+    let (id, session) = (p.user.id, p.session);
+    let mut m = Mocks::new();
+    let stored = p.user.clone();
+    m.users
+        .expect_credentials_by_id()
+        .returning(move |_| Ok(Some(credentials(&stored, LoginFailures::default()))));
+    m.hasher.expect_verify().returning(|_, _| {
+        Ok(Verification::Valid {
+            needs_rehash: false,
+        })
+    });
+    m.hasher
+        .expect_hash()
+        .returning(|_| Ok(PasswordHash::new("$argon2id$changed".into())));
+    m.users
+        .expect_set_password_hash()
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    m.sessions
+        .expect_revoke_user_sessions()
+        .with(eq(id), eq(Some(session)), eq(t0()))
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    m.sessions
+        .expect_replace_refresh_tokens()
+        .withf(move |next, _| next.session == session && next.user == id)
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let (svc, audited, _) = m.service(policy());
+    let pair = run(svc.change_password(&p, &pw("the old one"), &pw(STRONG), &ctx())).unwrap();
+    assert_eq!(pair.access_token, format!("jwt-for-{session}"));
+    assert_eq!(*audited.lock().unwrap(), [AuditEvent::PasswordChanged]);
+}
+
+#[test]
+fn a_new_password_built_from_the_address_is_refused() {
+    let p = principal(user(true, true));
+    let mut m = Mocks::new();
+    let stored = p.user.clone();
+    m.users
+        .expect_credentials_by_id()
+        .returning(move |_| Ok(Some(credentials(&stored, LoginFailures::default()))));
+    m.hasher.expect_verify().returning(|_, _| {
+        Ok(Verification::Valid {
+            needs_rehash: false,
+        })
+    });
+    let mut strength = MockPasswordStrength::new();
+    strength
+        .expect_too_common()
+        .withf(|_, inputs| inputs.contains(&"ann@example.com") && inputs.contains(&"Ann"))
+        .returning(|_, _| true);
+    m.strength = strength;
+    let (svc, _, _) = m.service(policy());
+    let result = run(svc.change_password(&p, &pw("old"), &pw("ann@example.com-2026!"), &ctx()));
+    assert!(matches!(result, Err(ChangePasswordError::Invalid(_))));
+}
+
+// ---------------------------------------------------------------- profile and administration
+
+#[test]
+fn deactivating_a_user_revokes_their_sessions_and_every_change_is_audited() {
+    let admin = principal(User {
+        role: Role::Admin,
+        ..user(true, true)
+    });
+    assert!(admin.is_admin());
+    let target = user(true, true);
+    let id = target.id;
+    let mut m = Mocks::new();
+    let before = target.clone();
+    m.users
+        .expect_user_by_id()
+        .returning(move |_| Ok(Some(before.clone())));
+    let after = User {
+        role: Role::Admin,
+        is_active: false,
+        ..target
+    };
+    m.users
+        .expect_update_user()
+        .withf(|_, changes, _| {
+            changes.role == Some(Role::Admin) && changes.is_active == Some(false)
+        })
+        .returning(move |_, _, _| Ok(Some(after.clone())));
+    m.sessions
+        .expect_revoke_user_sessions()
+        .with(eq(id), eq(None), eq(t0()))
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    let (svc, audited, _) = m.service(policy());
+    let updated =
+        run(svc.administer_user(&admin, id, Some(Role::Admin), Some(false), &ctx())).unwrap();
+    assert!(!updated.is_active);
+    assert_eq!(
+        *audited.lock().unwrap(),
+        [AuditEvent::RoleChanged, AuditEvent::ActivationChanged]
+    );
+}
+
+#[test]
+fn administering_an_unknown_user_is_not_found() {
+    let admin = principal(User {
+        role: Role::Admin,
+        ..user(true, true)
+    });
+    let mut m = Mocks::new();
+    m.users.expect_user_by_id().returning(|_| Ok(None));
+    let (svc, _, _) = m.service(policy());
+    let result = run(svc.administer_user(&admin, UserId::generate(), None, Some(true), &ctx()));
+    assert!(matches!(result, Err(AdminError::NotFound)));
+    let mut m = Mocks::new();
+    m.users.expect_user_by_id().returning(|_| Ok(None));
+    let (svc, _, _) = m.service(policy());
+    assert!(matches!(
+        run(svc.user(UserId::generate())),
+        Err(AdminError::NotFound)
+    ));
+}
+
+#[test]
+fn the_user_list_pages_with_a_cursor_at_the_last_item() {
+    let users: Vec<User> = (0..3).map(|_| user(true, true)).collect();
+    let mut m = Mocks::new();
+    let all = users.clone();
+    m.users
+        .expect_list_users()
+        .with(eq(None), eq(3))
+        .returning(move |_, _| Ok(all.clone()));
+    let (svc, _, _) = m.service(policy());
+    let (page, next) = run(svc.list_users(None, 2)).unwrap();
+    assert_eq!(page, users[..2]);
+    assert_eq!(
+        next,
+        Some(UserCursor {
+            created_at: users[1].created_at,
+            id: users[1].id
+        })
+    );
+
+    let mut m = Mocks::new();
+    let two = users[..2].to_vec();
+    m.users
+        .expect_list_users()
+        .returning(move |_, _| Ok(two.clone()));
+    let (svc, _, _) = m.service(policy());
+    assert_eq!(run(svc.list_users(None, 2)).unwrap().1, None);
+}
+
+#[test]
+fn a_profile_update_changes_only_the_display_name() {
+    let p = principal(user(true, true));
+    let mut m = Mocks::new();
+    let renamed = User {
+        display_name: "Annie".into(),
+        ..p.user.clone()
+    };
+    m.users
+        .expect_update_user()
+        .withf(|_, changes, _| {
+            changes.role.is_none() && changes.is_active.is_none() && changes.display_name.is_some()
+        })
+        .returning(move |_, _, _| Ok(Some(renamed.clone())));
+    let (svc, _, _) = m.service(policy());
+    let updated = run(svc.update_profile(&p, DisplayName::parse("Annie").unwrap())).unwrap();
+    assert_eq!(updated.display_name, "Annie");
+}
+
+#[test]
+fn the_command_line_creates_verified_admins() {
+    let mut m = Mocks::new();
+    m.hasher
+        .expect_hash()
+        .returning(|_| Ok(PasswordHash::new("h".into())));
+    m.users.expect_insert_user().returning(|new| {
+        Ok(User {
+            id: new.id,
+            email: new.email,
+            display_name: new.display_name,
+            role: new.role,
+            email_verified: new.email_verified,
+            is_active: true,
+            created_at: new.created_at,
+        })
+    });
+    let (svc, _, mailed) = m.service(policy());
+    let admin = run(svc.create_user("root@example.com", pw(STRONG), Role::Admin, true)).unwrap();
+    assert_eq!((admin.role, admin.email_verified), (Role::Admin, true));
+    assert!(mailed.lock().unwrap().is_empty());
+    assert!(svc.policy().require_verified_email);
+}

@@ -1,0 +1,242 @@
+//! Tokens: short-lived signed access tokens, opaque single-use secrets.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use chrono::Duration;
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+use crate::email::Email;
+use crate::ids::{SessionId, TokenId, UserId};
+use crate::item::Timestamp;
+use crate::user::Role;
+
+/// What an access token says. The adapter adds `iss`, `aud` and `typ` and
+/// checks them; the domain never sees a token of another kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccessClaims {
+    /// `sub`: the user.
+    pub user: UserId,
+    /// `role` at issue time (authorization uses the stored role, which may be newer).
+    pub role: Role,
+    /// `jti`: this token.
+    pub token: TokenId,
+    /// `sid`: the session (refresh-token family) it belongs to.
+    pub session: SessionId,
+    /// `iat`.
+    pub issued_at: Timestamp,
+    /// `exp`.
+    pub expires_at: Timestamp,
+}
+
+/// Why a presented access token is not accepted. Clients get one answer for
+/// all of them; the variant is for logs and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum TokenRejected {
+    /// Not a JWT, or a claim is missing or of the wrong type.
+    #[error("malformed token")]
+    Malformed,
+    /// Signed with another algorithm or key, or altered.
+    #[error("bad signature")]
+    BadSignature,
+    /// Issued for another issuer or audience, or not an access token.
+    #[error("not an access token of this service")]
+    WrongKind,
+    /// Past its expiry (beyond the allowed leeway).
+    #[error("expired")]
+    Expired,
+    /// Logged out, or its session was revoked.
+    #[error("revoked")]
+    Revoked,
+}
+
+/// The SHA-256 digest of an opaque token: what is stored instead of the token.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenDigest(pub [u8; 32]);
+
+impl fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenDigest({:02x}{:02x}..)", self.0[0], self.0[1])
+    }
+}
+
+/// A freshly generated opaque token: the plaintext goes to its holder once,
+/// only the digest is stored.
+#[derive(Clone)]
+pub struct SecretToken {
+    /// The token as handed out (URL-safe).
+    pub plain: Zeroizing<String>,
+    /// What is stored.
+    pub digest: TokenDigest,
+}
+
+impl fmt::Debug for SecretToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretToken")
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a login, refresh or password change hands back.
+#[derive(Clone)]
+pub struct TokenPair {
+    /// The signed access token.
+    pub access_token: String,
+    /// Its lifetime.
+    pub access_expires_in: Duration,
+    /// The opaque refresh token.
+    pub refresh_token: Zeroizing<String>,
+    /// Its lifetime.
+    pub refresh_expires_in: Duration,
+}
+
+impl fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("access_expires_in", &self.access_expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a single-use e-mailed token is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OneTimePurpose {
+    /// Proves the address (24 h).
+    VerifyEmail,
+    /// Sets a new password (1 h).
+    ResetPassword,
+}
+
+impl OneTimePurpose {
+    /// The purpose as stored.
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OneTimePurpose::VerifyEmail => "verify_email",
+            OneTimePurpose::ResetPassword => "reset_password",
+        }
+    }
+}
+
+/// How long each kind of token lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenLifetimes {
+    /// Access tokens: 15 minutes.
+    pub access: Duration,
+    /// Refresh tokens: 7 days.
+    pub refresh: Duration,
+    /// E-mail verification: 24 hours.
+    pub verify_email: Duration,
+    /// Password reset: 1 hour.
+    pub reset_password: Duration,
+}
+
+impl Default for TokenLifetimes {
+    fn default() -> Self {
+        TokenLifetimes {
+            access: Duration::minutes(15),
+            refresh: Duration::days(7),
+            verify_email: Duration::hours(24),
+            reset_password: Duration::hours(1),
+        }
+    }
+}
+
+impl TokenLifetimes {
+    /// The lifetime of a one-time token.
+    #[must_use]
+    pub fn of(&self, purpose: OneTimePurpose) -> Duration {
+        match purpose {
+            OneTimePurpose::VerifyEmail => self.verify_email,
+            OneTimePurpose::ResetPassword => self.reset_password,
+        }
+    }
+}
+
+/// Who made a request, for the audit log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestContext {
+    /// The request id every log line of the request carries.
+    pub request_id: Option<String>,
+    /// The client's address (after trusted-proxy resolution).
+    pub ip: Option<IpAddr>,
+}
+
+/// What the audit log records. Never a password, token or link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditEvent {
+    /// A login succeeded.
+    LoginSucceeded,
+    /// A login failed (wrong password, unknown address, locked).
+    LoginFailed,
+    /// Repeated failures locked the account.
+    AccountLocked,
+    /// A rotated refresh token was presented again; its family was revoked.
+    TokenReused,
+    /// The user changed their password.
+    PasswordChanged,
+    /// The password was reset through an e-mailed link.
+    PasswordReset,
+    /// An admin changed the user's role.
+    RoleChanged,
+    /// An admin activated or deactivated the user.
+    ActivationChanged,
+    /// The user logged out everywhere.
+    LoggedOutEverywhere,
+}
+
+impl AuditEvent {
+    /// The event as stored.
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AuditEvent::LoginSucceeded => "login_succeeded",
+            AuditEvent::LoginFailed => "login_failed",
+            AuditEvent::AccountLocked => "account_locked",
+            AuditEvent::TokenReused => "token_reused",
+            AuditEvent::PasswordChanged => "password_changed",
+            AuditEvent::PasswordReset => "password_reset",
+            AuditEvent::RoleChanged => "role_changed",
+            AuditEvent::ActivationChanged => "activation_changed",
+            AuditEvent::LoggedOutEverywhere => "logged_out_everywhere",
+        }
+    }
+}
+
+/// One audit record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// When.
+    pub at: Timestamp,
+    /// What.
+    pub event: AuditEvent,
+    /// The account concerned, when known.
+    pub user: Option<UserId>,
+    /// Who did it, when not the user (an admin).
+    pub actor: Option<UserId>,
+    /// The request.
+    pub context: RequestContext,
+    /// A short, secret-free detail (e.g. `user -> admin`).
+    pub detail: Option<String>,
+}
+
+/// An e-mail to send.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutgoingMail {
+    /// The recipient.
+    pub to: Email,
+    /// The subject line.
+    pub subject: String,
+    /// The plain-text body (it carries a secret link: never logged).
+    pub body: String,
+}
+
+impl fmt::Debug for OutgoingMail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutgoingMail")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,335 @@
+//! Sessions, refresh tokens, single-use tokens and the audit log on SQL.
+
+use async_trait::async_trait;
+use pp_domain::auth::ports::{
+    AuditLog, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore, Rotation, SessionStore,
+};
+use pp_domain::auth::tokens::{AuditEntry, OneTimePurpose, TokenDigest};
+use pp_domain::ports::StoreError;
+use pp_domain::{SessionId, Timestamp, User, UserId};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QuerySelect};
+use uuid::Uuid;
+
+use crate::SqlStore;
+use crate::auction::db_time;
+use crate::entities::{audit_log, one_time_tokens, refresh_tokens, sessions, users};
+use crate::errors::store_error;
+use crate::transaction::{TxFailure, with_retries};
+use crate::users::user_from_row;
+
+fn refresh_row(token: &NewRefreshToken) -> refresh_tokens::ActiveModel {
+    refresh_tokens::ActiveModel {
+        digest: Set(token.digest.0.to_vec()),
+        session_id: Set(token.session.as_uuid()),
+        user_id: Set(token.user.as_uuid()),
+        issued_at: Set(db_time(token.issued_at)),
+        expires_at: Set(db_time(token.expires_at)),
+        spent_at: Set(None),
+    }
+}
+
+impl SqlStore {
+    async fn try_rotate(
+        &self,
+        presented: TokenDigest,
+        successor: TokenDigest,
+        now: Timestamp,
+        successor_expires_at: Timestamp,
+    ) -> Result<Rotation, TxFailure<StoreError>> {
+        let tx = self.database().begin_write().await?;
+        let result = async {
+            let txn = &tx.txn;
+            // The row lock makes a concurrent rotation of the same token wait
+            // and then see it spent: exactly one successor.
+            let Some(token) = refresh_tokens::Entity::find_by_id(presented.0.to_vec())
+                .lock_exclusive()
+                .one(txn)
+                .await?
+            else {
+                return Ok(Rotation::Invalid);
+            };
+            let session = sessions::Entity::find_by_id(token.session_id)
+                .one(txn)
+                .await?;
+            let live_session = session.is_some_and(|s| s.revoked_at.is_none());
+            let (session, user) = (
+                SessionId::from_uuid(token.session_id),
+                UserId::from_uuid(token.user_id),
+            );
+            if !live_session {
+                return Ok(Rotation::Invalid);
+            }
+            if token.spent_at.is_some() {
+                return Ok(Rotation::Reused { session, user });
+            }
+            if token.expires_at <= now {
+                return Ok(Rotation::Invalid);
+            }
+            refresh_tokens::Entity::update_many()
+                .col_expr(refresh_tokens::Column::SpentAt, Expr::value(db_time(now)))
+                .filter(refresh_tokens::Column::Digest.eq(presented.0.to_vec()))
+                .exec(txn)
+                .await?;
+            refresh_tokens::Entity::insert(refresh_row(&NewRefreshToken {
+                digest: successor,
+                session,
+                user,
+                issued_at: now,
+                expires_at: successor_expires_at,
+            }))
+            .exec_without_returning(txn)
+            .await?;
+            Ok(Rotation::Rotated { session, user })
+        }
+        .await;
+        tx.finish(result).await
+    }
+
+    async fn try_replace(
+        &self,
+        successor: &NewRefreshToken,
+        now: Timestamp,
+    ) -> Result<(), TxFailure<StoreError>> {
+        let tx = self.database().begin_write().await?;
+        let result = async {
+            refresh_tokens::Entity::update_many()
+                .col_expr(refresh_tokens::Column::SpentAt, Expr::value(db_time(now)))
+                .filter(refresh_tokens::Column::SessionId.eq(successor.session.as_uuid()))
+                .filter(refresh_tokens::Column::SpentAt.is_null())
+                .exec(&tx.txn)
+                .await?;
+            refresh_tokens::Entity::insert(refresh_row(successor))
+                .exec_without_returning(&tx.txn)
+                .await?;
+            Ok(())
+        }
+        .await;
+        tx.finish(result).await
+    }
+
+    async fn try_start_session(
+        &self,
+        first: &NewRefreshToken,
+    ) -> Result<(), TxFailure<StoreError>> {
+        let tx = self.database().begin_write().await?;
+        let result = async {
+            sessions::Entity::insert(sessions::ActiveModel {
+                id: Set(first.session.as_uuid()),
+                user_id: Set(first.user.as_uuid()),
+                created_at: Set(db_time(first.issued_at)),
+                revoked_at: Set(None),
+            })
+            .exec_without_returning(&tx.txn)
+            .await?;
+            refresh_tokens::Entity::insert(refresh_row(first))
+                .exec_without_returning(&tx.txn)
+                .await?;
+            Ok(())
+        }
+        .await;
+        tx.finish(result).await
+    }
+
+    async fn revoke_sessions_where(
+        &self,
+        update: sea_orm::UpdateMany<sessions::Entity>,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let _gate = self.database().write_gate().await;
+        update
+            .col_expr(sessions::Column::RevokedAt, Expr::value(db_time(at)))
+            .filter(sessions::Column::RevokedAt.is_null())
+            .exec(self.database().connection())
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqlStore {
+    async fn start_session(&self, first: NewRefreshToken) -> Result<(), StoreError> {
+        with_retries(|| self.try_start_session(&first)).await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented: TokenDigest,
+        successor: TokenDigest,
+        now: Timestamp,
+        successor_expires_at: Timestamp,
+    ) -> Result<Rotation, StoreError> {
+        with_retries(|| self.try_rotate(presented, successor, now, successor_expires_at)).await
+    }
+
+    async fn replace_refresh_tokens(
+        &self,
+        successor: NewRefreshToken,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        with_retries(|| self.try_replace(&successor, now)).await
+    }
+
+    async fn revoke_session(&self, session: SessionId, at: Timestamp) -> Result<(), StoreError> {
+        let update =
+            sessions::Entity::update_many().filter(sessions::Column::Id.eq(session.as_uuid()));
+        self.revoke_sessions_where(update, at).await
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user: UserId,
+        except: Option<SessionId>,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut update =
+            sessions::Entity::update_many().filter(sessions::Column::UserId.eq(user.as_uuid()));
+        if let Some(keep) = except {
+            update = update.filter(sessions::Column::Id.ne(keep.as_uuid()));
+        }
+        self.revoke_sessions_where(update, at).await
+    }
+
+    async fn active_session_user(&self, session: SessionId) -> Result<Option<User>, StoreError> {
+        // One round trip on every authenticated request: the user, provided
+        // the session is live.
+        let live_session = Query::select()
+            .column(sessions::Column::UserId)
+            .from(sessions::Entity)
+            .and_where(Expr::col(sessions::Column::Id).eq(session.as_uuid()))
+            .and_where(Expr::col(sessions::Column::RevokedAt).is_null())
+            .to_owned();
+        users::Entity::find()
+            .filter(users::Column::Id.in_subquery(live_session))
+            .filter(users::Column::IsActive.eq(true))
+            .one(self.database().connection())
+            .await
+            .map_err(store_error)?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl OneTimeTokenStore for SqlStore {
+    async fn issue_one_time_token(&self, token: NewOneTimeToken) -> Result<(), StoreError> {
+        let _gate = self.database().write_gate().await;
+        one_time_tokens::Entity::insert(one_time_tokens::ActiveModel {
+            digest: Set(token.digest.0.to_vec()),
+            user_id: Set(token.user.as_uuid()),
+            purpose: Set(token.purpose.as_str().to_owned()),
+            issued_at: Set(db_time(token.issued_at)),
+            expires_at: Set(db_time(token.expires_at)),
+            used_at: Set(None),
+        })
+        .exec_without_returning(self.database().connection())
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn peek_one_time_token(
+        &self,
+        digest: TokenDigest,
+        purpose: OneTimePurpose,
+        now: Timestamp,
+    ) -> Result<Option<UserId>, StoreError> {
+        let user = one_time_tokens::Entity::find_by_id(digest.0.to_vec())
+            .select_only()
+            .column(one_time_tokens::Column::UserId)
+            .filter(one_time_tokens::Column::Purpose.eq(purpose.as_str()))
+            .filter(one_time_tokens::Column::UsedAt.is_null())
+            .filter(one_time_tokens::Column::ExpiresAt.gt(now))
+            .into_tuple::<Uuid>()
+            .one(self.database().connection())
+            .await
+            .map_err(store_error)?;
+        Ok(user.map(UserId::from_uuid))
+    }
+
+    async fn consume_one_time_token(
+        &self,
+        digest: TokenDigest,
+        purpose: OneTimePurpose,
+        now: Timestamp,
+    ) -> Result<Option<UserId>, StoreError> {
+        // A conditional UPDATE: of two concurrent uses only one changes the row.
+        let _gate = self.database().write_gate().await;
+        let used = one_time_tokens::Entity::update_many()
+            .col_expr(one_time_tokens::Column::UsedAt, Expr::value(db_time(now)))
+            .filter(one_time_tokens::Column::Digest.eq(digest.0.to_vec()))
+            .filter(one_time_tokens::Column::Purpose.eq(purpose.as_str()))
+            .filter(one_time_tokens::Column::UsedAt.is_null())
+            .filter(one_time_tokens::Column::ExpiresAt.gt(now))
+            .exec_with_returning(self.database().connection())
+            .await
+            .map_err(store_error)?;
+        Ok(used.first().map(|row| UserId::from_uuid(row.user_id)))
+    }
+}
+
+#[async_trait]
+impl AuditLog for SqlStore {
+    async fn record(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        let _gate = self.database().write_gate().await;
+        audit_log::Entity::insert(audit_log::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            at: Set(db_time(entry.at)),
+            event: Set(entry.event.as_str().to_owned()),
+            user_id: Set(entry.user.map(|u| u.as_uuid())),
+            actor_id: Set(entry.actor.map(|u| u.as_uuid())),
+            request_id: Set(entry.context.request_id),
+            ip: Set(entry.context.ip.map(|ip| ip.to_string())),
+            detail: Set(entry.detail),
+        })
+        .exec_without_returning(self.database().connection())
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+}
+
+/// The audit log as stored, for tests and operators.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// The event name.
+    pub event: String,
+    /// The account concerned.
+    pub user: Option<UserId>,
+    /// The actor.
+    pub actor: Option<UserId>,
+    /// The request id.
+    pub request_id: Option<String>,
+    /// The client address.
+    pub ip: Option<String>,
+    /// The detail.
+    pub detail: Option<String>,
+}
+
+impl SqlStore {
+    /// Every audit record, oldest first.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn audit_records(&self) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = audit_log::Entity::find()
+            .all(self.database().connection())
+            .await
+            .map_err(store_error)?;
+        let mut rows = rows;
+        rows.sort_by_key(|r| (r.at, r.id));
+        Ok(rows
+            .into_iter()
+            .map(|r| AuditRecord {
+                event: r.event,
+                user: r.user_id.map(UserId::from_uuid),
+                actor: r.actor_id.map(UserId::from_uuid),
+                request_id: r.request_id,
+                ip: r.ip,
+                detail: r.detail,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,419 @@
+//! Sessions, refresh-token rotation, one-time tokens, lockout counters and
+//! the audit log in the real store.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use pp_domain::auth::ports::{
+    AuditLog, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore, Rotation, SessionStore,
+};
+use pp_domain::auth::tokens::{
+    AuditEntry, AuditEvent, OneTimePurpose, RequestContext, TokenDigest,
+};
+use pp_domain::ports::Clock;
+use pp_domain::{DisplayName, PasswordHash, Role, SessionId, UserChanges, UserCursor};
+use pp_testkit::{Backend, create_user};
+
+use crate::on_both_backends;
+use crate::support::Harness;
+
+fn digest(byte: u8) -> TokenDigest {
+    TokenDigest([byte; 32])
+}
+
+async fn session_with_token(h: &Harness, user: pp_domain::UserId, byte: u8) -> SessionId {
+    let now = h.clock.now();
+    let session = SessionId::generate();
+    h.store
+        .start_session(NewRefreshToken {
+            digest: digest(byte),
+            session,
+            user,
+            issued_at: now,
+            expires_at: now + Duration::days(7),
+        })
+        .await
+        .unwrap();
+    session
+}
+
+async fn a_refresh_token_rotates_once_and_a_replay_is_reuse(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let ann = h.bidder().await;
+    let session = session_with_token(&h, ann.id, 1).await;
+    let now = h.clock.now();
+    let later = now + Duration::days(7);
+
+    let first = h
+        .store
+        .rotate_refresh_token(digest(1), digest(2), now, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        Rotation::Rotated {
+            session,
+            user: ann.id
+        }
+    );
+    let replay = h
+        .store
+        .rotate_refresh_token(digest(1), digest(3), now, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        replay,
+        Rotation::Reused {
+            session,
+            user: ann.id
+        }
+    );
+    let next = h
+        .store
+        .rotate_refresh_token(digest(2), digest(4), now, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        next,
+        Rotation::Rotated {
+            session,
+            user: ann.id
+        }
+    );
+    let unknown = h
+        .store
+        .rotate_refresh_token(digest(99), digest(5), now, later)
+        .await
+        .unwrap();
+    assert_eq!(unknown, Rotation::Invalid);
+
+    h.store.revoke_session(session, now).await.unwrap();
+    let after_revoke = h
+        .store
+        .rotate_refresh_token(digest(4), digest(6), now, later)
+        .await
+        .unwrap();
+    assert_eq!(after_revoke, Rotation::Invalid);
+}
+
+async fn an_expired_refresh_token_is_invalid(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let ann = h.bidder().await;
+    session_with_token(&h, ann.id, 1).await;
+    let too_late = h.clock.now() + Duration::days(7);
+    let result = h
+        .store
+        .rotate_refresh_token(digest(1), digest(2), too_late, too_late)
+        .await;
+    assert_eq!(result.unwrap(), Rotation::Invalid);
+}
+
+async fn concurrent_rotations_of_one_token_yield_one_successor(backend: Backend) {
+    let h = Arc::new(Harness::new(backend).await);
+    let ann = h.bidder().await;
+    session_with_token(&h, ann.id, 1).await;
+    let now = h.clock.now();
+    let tasks: Vec<_> = (0..6u8)
+        .map(|i| {
+            let h = Arc::clone(&h);
+            tokio::spawn(async move {
+                h.store
+                    .rotate_refresh_token(digest(1), digest(10 + i), now, now + Duration::days(7))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut rotated = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Rotation::Rotated { .. } => rotated += 1,
+            Rotation::Reused { .. } => {}
+            Rotation::Invalid => panic!("the token was live"),
+        }
+    }
+    assert_eq!(rotated, 1);
+}
+
+async fn replacing_refresh_tokens_spends_the_old_ones(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let ann = h.bidder().await;
+    let session = session_with_token(&h, ann.id, 1).await;
+    let now = h.clock.now();
+    h.store
+        .replace_refresh_tokens(
+            NewRefreshToken {
+                digest: digest(2),
+                session,
+                user: ann.id,
+                issued_at: now,
+                expires_at: now + Duration::days(7),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let old = h
+        .store
+        .rotate_refresh_token(digest(1), digest(3), now, now)
+        .await
+        .unwrap();
+    assert!(matches!(old, Rotation::Reused { .. }));
+}
+
+async fn only_live_sessions_of_active_users_authenticate(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let ann = h.bidder().await;
+    let (one, two, three) = (
+        session_with_token(&h, ann.id, 1).await,
+        session_with_token(&h, ann.id, 2).await,
+        session_with_token(&h, ann.id, 3).await,
+    );
+    let now = h.clock.now();
+    assert_eq!(
+        h.store.active_session_user(one).await.unwrap(),
+        Some(ann.clone())
+    );
+    assert_eq!(
+        h.store
+            .active_session_user(SessionId::generate())
+            .await
+            .unwrap(),
+        None
+    );
+
+    h.store
+        .revoke_user_sessions(ann.id, Some(two), now)
+        .await
+        .unwrap();
+    assert_eq!(h.store.active_session_user(one).await.unwrap(), None);
+    assert_eq!(h.store.active_session_user(three).await.unwrap(), None);
+    assert!(h.store.active_session_user(two).await.unwrap().is_some());
+
+    let changes = UserChanges {
+        is_active: Some(false),
+        ..UserChanges::default()
+    };
+    h.users().update_user(ann.id, changes, now).await.unwrap();
+    assert_eq!(h.store.active_session_user(two).await.unwrap(), None);
+}
+
+async fn a_one_time_token_is_used_once_for_its_purpose_before_it_expires(backend: Backend) {
+    let h = Arc::new(Harness::new(backend).await);
+    let ann = h.bidder().await;
+    let now = h.clock.now();
+    let purpose = OneTimePurpose::ResetPassword;
+    for (byte, expires_at) in [(1, now + Duration::hours(1)), (2, now)] {
+        h.store
+            .issue_one_time_token(NewOneTimeToken {
+                digest: digest(byte),
+                user: ann.id,
+                purpose,
+                issued_at: now,
+                expires_at,
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        h.store
+            .peek_one_time_token(digest(1), purpose, now)
+            .await
+            .unwrap(),
+        Some(ann.id)
+    );
+    let wrong_purpose = h
+        .store
+        .consume_one_time_token(digest(1), OneTimePurpose::VerifyEmail, now)
+        .await;
+    assert_eq!(wrong_purpose.unwrap(), None);
+    assert_eq!(
+        h.store
+            .consume_one_time_token(digest(2), purpose, now)
+            .await
+            .unwrap(),
+        None,
+        "expired"
+    );
+
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let h = Arc::clone(&h);
+            tokio::spawn(async move {
+                h.store
+                    .consume_one_time_token(digest(1), purpose, now)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        if task.await.unwrap() == Some(ann.id) {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(
+        h.store
+            .peek_one_time_token(digest(1), purpose, now)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn every_concurrent_login_failure_counts(backend: Backend) {
+    let h = Arc::new(Harness::new(backend).await);
+    let ann = h.bidder().await;
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let h = Arc::clone(&h);
+            tokio::spawn(async move { h.users().count_login_failure(ann.id).await.unwrap() })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for task in tasks {
+        counts.push(task.await.unwrap());
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=12).collect::<Vec<u32>>());
+    let stored = h.users().credentials_by_id(ann.id).await.unwrap().unwrap();
+    assert_eq!(stored.failures.consecutive, 12);
+}
+
+async fn a_lock_is_never_shortened_and_a_new_password_clears_it(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let ann = h.bidder().await;
+    let now = h.clock.now();
+    h.users().count_login_failure(ann.id).await.unwrap();
+    h.users()
+        .lock_account(ann.id, now + Duration::minutes(8))
+        .await
+        .unwrap();
+    h.users()
+        .lock_account(ann.id, now + Duration::minutes(2))
+        .await
+        .unwrap();
+    let locked = h
+        .users()
+        .credentials_by_email(&ann.email)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        locked.failures.locked_until,
+        Some(now + Duration::minutes(8))
+    );
+
+    h.users()
+        .set_password_hash(ann.id, PasswordHash::new("$argon2id$new".into()), now)
+        .await
+        .unwrap();
+    let reset = h.users().credentials_by_id(ann.id).await.unwrap().unwrap();
+    assert_eq!(reset.password_hash.as_str(), "$argon2id$new");
+    assert_eq!(reset.failures, Default::default());
+
+    h.users().count_login_failure(ann.id).await.unwrap();
+    h.users().clear_login_failures(ann.id).await.unwrap();
+    let cleared = h.users().credentials_by_id(ann.id).await.unwrap().unwrap();
+    assert_eq!(cleared.failures.consecutive, 0);
+}
+
+async fn accounts_change_and_list_newest_first_page_by_page(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let mut created = vec![h.seller.clone()];
+    for _ in 0..4 {
+        created.push(h.bidder().await);
+    }
+    let now = h.clock.now();
+    let ann = created[1].clone();
+    let verified = h
+        .users()
+        .mark_email_verified(ann.id, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(verified.email_verified);
+    let changes = UserChanges {
+        display_name: Some(DisplayName::parse("Annie").unwrap()),
+        role: Some(Role::Admin),
+        is_active: None,
+    };
+    let changed = h
+        .users()
+        .update_user(ann.id, changes, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (changed.display_name.as_str(), changed.role),
+        ("Annie", Role::Admin)
+    );
+    let missing = h
+        .users()
+        .update_user(pp_domain::UserId::generate(), UserChanges::default(), now)
+        .await;
+    assert_eq!(missing.unwrap(), None);
+
+    let mut seen = Vec::new();
+    let mut after: Option<UserCursor> = None;
+    loop {
+        let page = h.users().list_users(after, 2).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        let last = page.last().unwrap();
+        after = Some(UserCursor {
+            created_at: last.created_at,
+            id: last.id,
+        });
+        seen.extend(page.into_iter().map(|u| u.id));
+    }
+    let mut expected: Vec<_> = created.iter().map(|u| (u.created_at, u.id)).collect();
+    expected.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(
+        seen,
+        expected.into_iter().map(|(_, id)| id).collect::<Vec<_>>()
+    );
+}
+
+async fn the_audit_log_keeps_who_what_and_where(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let ann = create_user(h.users(), Role::User, true).await;
+    let entry = AuditEntry {
+        at: h.clock.now(),
+        event: AuditEvent::RoleChanged,
+        user: Some(ann.id),
+        actor: Some(h.seller.id),
+        context: RequestContext {
+            request_id: Some("req-1".into()),
+            ip: "203.0.113.9".parse().ok(),
+        },
+        detail: Some("user -> admin".into()),
+    };
+    h.store.record(entry).await.unwrap();
+    let records = h.store.audit_records().await.unwrap();
+    assert_eq!(records.len(), 1);
+    let record = &records[0];
+    assert_eq!(record.event, "role_changed");
+    assert_eq!(
+        (record.user, record.actor),
+        (Some(ann.id), Some(h.seller.id))
+    );
+    assert_eq!(record.request_id.as_deref(), Some("req-1"));
+    assert_eq!(record.ip.as_deref(), Some("203.0.113.9"));
+}
+
+on_both_backends!(
+    a_refresh_token_rotates_once_and_a_replay_is_reuse,
+    an_expired_refresh_token_is_invalid,
+    concurrent_rotations_of_one_token_yield_one_successor,
+    replacing_refresh_tokens_spends_the_old_ones,
+    only_live_sessions_of_active_users_authenticate,
+    a_one_time_token_is_used_once_for_its_purpose_before_it_expires,
+    every_concurrent_login_failure_counts,
+    a_lock_is_never_shortened_and_a_new_password_clears_it,
+    accounts_change_and_list_newest_first_page_by_page,
+    the_audit_log_keeps_who_what_and_where,
+);
