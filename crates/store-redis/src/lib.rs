@@ -1,0 +1,18 @@
+//! # Poison Pill's Redis adapter
+//!
+//! [`Redis`] is a lazily connecting `ConnectionManager` (the server starts
+//! even when Redis does not answer, and reconnects in the background) whose
+//! every command is bounded by a timeout. After a failure it stops trying for
+//! a short while, so a dead Redis costs one timeout per second instead of one
+//! per request. On top of it:
+//! - [`RedisRevocationList`]: the access-token blacklist;
+//! - [`RedisRateLimiter`]: sliding-window limits shared by all instances,
+//!   falling back to per-instance windows while Redis is unreachable.
+
+mod client;
+mod limiter;
+mod revocations;
+
+pub use client::{Redis, RedisSettings};
+pub use limiter::RedisRateLimiter;
+pub use revocations::RedisRevocationList;

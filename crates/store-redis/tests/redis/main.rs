@@ -1,0 +1,174 @@
+//! The Redis adapter against a real Redis (a unique key prefix per test),
+//! and against one that is gone or never answers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pp_domain::TokenId;
+use pp_domain::auth::ports::{RateLimit, RateLimiter, RevocationList};
+use pp_store_redis::{Redis, RedisRateLimiter, RedisRevocationList, RedisSettings};
+use redis::AsyncCommands;
+
+fn url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+fn settings(url: &str) -> RedisSettings {
+    RedisSettings {
+        url: url.to_owned(),
+        prefix: format!("pp-test:{}:", uuid::Uuid::new_v4().simple()),
+        timeout: Duration::from_millis(300),
+    }
+}
+
+async fn raw() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Finishes well within a few timeouts, or the test fails: nothing may hang.
+async fn bounded<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(3), future)
+        .await
+        .expect("the call hung")
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_found_and_its_key_expires_with_the_token() {
+    let settings = settings(&url());
+    let redis = Arc::new(Redis::connect(&settings).unwrap());
+    assert!(redis.ping().await);
+    let list = RedisRevocationList::new(Arc::clone(&redis), Duration::from_secs(5));
+    let (revoked, other) = (TokenId::generate(), TokenId::generate());
+    list.revoke(revoked, chrono::Utc::now() + chrono::Duration::seconds(60))
+        .await
+        .unwrap();
+    assert!(list.is_revoked(revoked).await.unwrap());
+    assert!(!list.is_revoked(other).await.unwrap());
+
+    let ttl: i64 = raw()
+        .await
+        .pttl(format!("{}revoked:{revoked}", settings.prefix))
+        .await
+        .unwrap();
+    assert!(
+        (60_000..=65_000).contains(&ttl),
+        "ttl {ttl} ms is remaining lifetime + leeway"
+    );
+}
+
+#[tokio::test]
+async fn the_window_is_shared_atomic_and_every_key_gets_a_ttl() {
+    let settings = settings(&url());
+    let redis = Arc::new(Redis::connect(&settings).unwrap());
+    // Two limiters stand for two instances.
+    let (a, b) = (
+        RedisRateLimiter::new(Arc::clone(&redis)),
+        Arc::new(RedisRateLimiter::new(Arc::clone(&redis))),
+    );
+    let limit = RateLimit {
+        max: 10,
+        window: Duration::from_secs(10),
+    };
+    let hits: Vec<_> = (0..25)
+        .map(|_| {
+            let b = Arc::clone(&b);
+            tokio::spawn(async move { b.hit("ip:203.0.113.7", limit).await })
+        })
+        .collect();
+    let mut allowed = 0;
+    for hit in hits {
+        allowed += usize::from(hit.await.unwrap().allowed);
+    }
+    assert_eq!(allowed, 10);
+    let refused = a.hit("ip:203.0.113.7", limit).await;
+    assert!(!refused.allowed);
+    assert_eq!((refused.limit, refused.remaining), (10, 0));
+    assert!(refused.reset_after > Duration::from_secs(9) && refused.reset_after <= limit.window);
+    assert!(
+        a.hit("ip:203.0.113.8", limit).await.allowed,
+        "other keys are untouched"
+    );
+
+    let ttl: i64 = raw()
+        .await
+        .pttl(format!("{}rate:ip:203.0.113.7", settings.prefix))
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 10_000, "ttl {ttl}");
+}
+
+#[tokio::test]
+async fn a_slot_frees_when_the_oldest_hit_leaves_the_window() {
+    let redis = Arc::new(Redis::connect(&settings(&url())).unwrap());
+    let limiter = RedisRateLimiter::new(redis);
+    let limit = RateLimit {
+        max: 2,
+        window: Duration::from_millis(400),
+    };
+    assert!(limiter.hit("k", limit).await.allowed);
+    assert!(limiter.hit("k", limit).await.allowed);
+    assert!(!limiter.hit("k", limit).await.allowed);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let again = limiter.hit("k", limit).await;
+    assert!(again.allowed);
+    assert_eq!(again.remaining, 1);
+}
+
+#[tokio::test]
+async fn with_redis_gone_the_blacklist_reports_it_and_limits_fall_back_to_this_instance() {
+    // Nothing listens on port 1.
+    let redis = Arc::new(Redis::connect(&settings("redis://127.0.0.1:1")).unwrap());
+    assert!(!bounded(redis.ping()).await);
+    let list = RedisRevocationList::new(Arc::clone(&redis), Duration::from_secs(5));
+    assert!(bounded(list.is_revoked(TokenId::generate())).await.is_err());
+    assert!(
+        bounded(list.revoke(TokenId::generate(), chrono::Utc::now()))
+            .await
+            .is_err()
+    );
+
+    let limiter = RedisRateLimiter::new(redis);
+    let limit = RateLimit {
+        max: 2,
+        window: Duration::from_secs(60),
+    };
+    let decisions: Vec<bool> =
+        futures::future::join_all((0..3).map(|_| bounded(limiter.hit("k", limit))))
+            .await
+            .into_iter()
+            .map(|d| d.allowed)
+            .collect();
+    assert_eq!(decisions.iter().filter(|allowed| **allowed).count(), 2);
+}
+
+#[tokio::test]
+async fn a_redis_that_never_answers_costs_at_most_the_timeout() {
+    // Accepts connections and never replies: a hung server.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let redis = Arc::new(Redis::connect(&settings(&format!("redis://127.0.0.1:{port}"))).unwrap());
+    let list = RedisRevocationList::new(Arc::clone(&redis), Duration::from_secs(5));
+    assert!(bounded(list.is_revoked(TokenId::generate())).await.is_err());
+    assert!(!bounded(redis.ping()).await);
+    let limiter = RedisRateLimiter::new(redis);
+    let decision = bounded(limiter.hit(
+        "k",
+        RateLimit {
+            max: 1,
+            window: Duration::from_secs(1),
+        },
+    ))
+    .await;
+    assert!(decision.allowed, "falls back to this instance's window");
+}
