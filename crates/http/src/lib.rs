@@ -1,20 +1,119 @@
 //! # Poison Pill's HTTP layer
 //!
-//! actix-web handlers and the probes behind the operational endpoints.
-//! Handlers parse requests and shape responses; everything else happens in
-//! the services and adapters they are given.
+//! actix-web handlers, extractors and middleware. Handlers parse requests
+//! into domain values, call the services in [`AppState`], and shape the
+//! answer; every error becomes RFC 7807 problem+json ([`problem`]).
+//! [`configure`] mounts everything on an `App`; the composition root adds the
+//! app-wide middleware with [`wrap_app`].
 
-use actix_web::web;
+use actix_cors::Cors;
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{HttpResponse, web};
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
 
-pub mod health;
+pub mod cursor;
+pub mod extract;
+pub mod middleware;
+pub mod openapi;
+pub mod ops;
+pub mod problem;
+pub mod routes;
+pub mod state;
 
-pub use health::{Probe, Probes};
+pub use cursor::CursorCodec;
+pub use middleware::{RateLimits, RootSpan};
+pub use ops::{MetricsSource, Probe, Probes};
+pub use state::AppState;
 
-/// Mounts every route served by this crate.
-pub fn configure(probes: Probes) -> impl FnOnce(&mut web::ServiceConfig) {
+/// Mounts every route: the API under `/api/v1` and its `/api` alias, the
+/// OpenAPI document and viewer, and the operational endpoints.
+pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
-        cfg.app_data(web::Data::new(probes))
-            .route("/health", web::get().to(health::health))
-            .route("/ready", web::get().to(health::ready));
+        // The metrics recorder exists before the first request is counted.
+        ops::prometheus();
+        cfg.app_data(web::Data::new(state))
+            .app_data(web::PayloadConfig::new(extract::BODY_LIMIT))
+            .route("/health", web::get().to(ops::health))
+            .route("/ready", web::get().to(ops::ready))
+            .route("/metrics", web::get().to(ops::metrics))
+            .service(
+                SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi::ApiDoc::openapi()),
+            )
+            .route(
+                "/docs",
+                web::get().to(|| async {
+                    HttpResponse::PermanentRedirect()
+                        .insert_header(("Location", "/docs/"))
+                        .finish()
+                }),
+            )
+            .service(web::scope("/api/v1").configure(routes::api))
+            .service(web::scope("/api").configure(routes::api));
     }
+}
+
+/// The headers every response carries (api.md, Conventions).
+#[must_use]
+pub fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Content-Security-Policy", "frame-ancestors 'none'"))
+}
+
+/// CORS for the configured origins (none: same-origin only).
+pub fn cors(allowed_origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "POST", "PATCH", "DELETE", "OPTIONS"])
+        .allowed_headers([
+            "authorization",
+            "content-type",
+            "x-request-id",
+            "last-event-id",
+        ])
+        .expose_headers([
+            "x-request-id",
+            "x-api-version",
+            "ratelimit-limit",
+            "ratelimit-remaining",
+            "ratelimit-reset",
+            "retry-after",
+        ])
+        .supports_credentials()
+        .max_age(600);
+    for origin in allowed_origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
+
+/// Wraps an `App` in the app-wide middleware, outermost first: request id,
+/// client address, tracing, API and security headers, metrics, the problem
+/// renderer, CORS, and the global rate limit.
+#[macro_export]
+macro_rules! wrap_app {
+    ($app:expr, $cors:expr) => {
+        $app.wrap(::actix_web::middleware::from_fn(
+            $crate::middleware::global_limit,
+        ))
+        .wrap($cors)
+        .wrap(::actix_web::middleware::from_fn(
+            $crate::middleware::render_problems,
+        ))
+        .wrap(::actix_web::middleware::from_fn(
+            $crate::middleware::record_metrics,
+        ))
+        .wrap($crate::security_headers())
+        .wrap(::actix_web::middleware::from_fn(
+            $crate::middleware::api_version,
+        ))
+        .wrap(::tracing_actix_web::TracingLogger::<$crate::RootSpan>::new())
+        .wrap(::actix_web::middleware::from_fn(
+            $crate::middleware::client_ip,
+        ))
+        .wrap(::actix_web::middleware::from_fn(
+            $crate::middleware::request_id,
+        ))
+    };
 }

@@ -1,16 +1,28 @@
 //! The composition root: builds every adapter from the settings and binds
-//! the HTTP server.
+//! the HTTP server. Nothing here decides anything; it only wires.
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use async_trait::async_trait;
-use pp_http::{Probe, Probes};
-use pp_store_sql::{Database, DatabaseSettings};
-use tracing_actix_web::TracingLogger;
+use pp_crypto::{
+    AesGcmSealer, Argon2Hasher, JwtAccessTokens, JwtSettings, RandomSecretTokens, ZxcvbnStrength,
+};
+use pp_domain::auth::ports::{AuditLog, RateLimiter, RevocationList};
+use pp_domain::auth::tokens::AuditEntry;
+use pp_domain::auth::tokens::TokenLifetimes;
+use pp_domain::auth::{AuthPolicy, AuthPorts, AuthService, LockoutPolicy};
+use pp_domain::ports::{StoreError, SystemClock};
+use pp_http::{AppState, CursorCodec, MetricsSource, Probe, Probes};
+use pp_mail::QueuedMailer;
+use pp_store_memory::{MemoryRateLimiter, MemoryRevocationList};
+use pp_store_redis::{Redis, RedisRateLimiter, RedisRevocationList, RedisSettings};
+use pp_store_sql::{Database, DatabaseSettings, SqlStore};
+use secrecy::ExposeSecret;
 
 use crate::config::{DatabaseConfig, Settings};
 
@@ -28,6 +40,43 @@ impl Probe for DatabaseProbe {
     }
 }
 
+/// Readiness of Redis: it answers a PING.
+struct RedisProbe(Arc<Redis>);
+
+#[async_trait]
+impl Probe for RedisProbe {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn check(&self) -> bool {
+        self.0.ping().await
+    }
+}
+
+/// The database pool's use, as gauges.
+struct PoolGauges(Database);
+
+impl MetricsSource for PoolGauges {
+    fn record(&self) {
+        let (size, idle) = self.0.pool_stats();
+        metrics::gauge!("db_pool_connections", "state" => "open").set(f64::from(size));
+        metrics::gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
+    }
+}
+
+/// The audit log, counting each event for `/metrics` as it is recorded:
+/// logins by outcome, lockouts, token reuse.
+struct MeteredAuditLog(Arc<dyn AuditLog>);
+
+#[async_trait]
+impl AuditLog for MeteredAuditLog {
+    async fn record(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        metrics::counter!("auth_events_total", "event" => entry.event.as_str()).increment(1);
+        self.0.record(entry).await
+    }
+}
+
 /// Connects to the database named by `config`.
 ///
 /// # Errors
@@ -38,10 +87,123 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Database> {
         .context("cannot open the database")
 }
 
+/// Everything the HTTP layer and the command line use, built once.
+pub struct Services {
+    /// The database.
+    pub database: Database,
+    /// The SQL store (all repositories).
+    pub store: Arc<SqlStore>,
+    /// Accounts.
+    pub auth: AuthService,
+    /// Redis, when configured.
+    pub redis: Option<Arc<Redis>>,
+    /// Rate limits (Redis, or this instance).
+    pub limiter: Arc<dyn RateLimiter>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services").finish_non_exhaustive()
+    }
+}
+
+impl Services {
+    /// Connects, migrates and wires every adapter.
+    ///
+    /// # Errors
+    /// When the database cannot be reached or migrated, or an adapter cannot start.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let database = connect(&settings.database).await?;
+        database
+            .migrate_up()
+            .await
+            .context("cannot apply the database migrations")?;
+        let sealer = Arc::new(AesGcmSealer::new(settings.bid_sealing_key.expose_secret()));
+        let store = Arc::new(SqlStore::new(database.clone(), sealer));
+
+        let (redis, limiter, revocations): (_, Arc<dyn RateLimiter>, Arc<dyn RevocationList>) =
+            match &settings.redis {
+                Some(config) => {
+                    let redis = Arc::new(
+                        Redis::connect(&RedisSettings {
+                            url: config.url.clone(),
+                            prefix: config.prefix.clone(),
+                            timeout: config.timeout,
+                        })
+                        .context("REDIS_URL: cannot set up the Redis connection")?,
+                    );
+                    (
+                        Some(Arc::clone(&redis)),
+                        Arc::new(RedisRateLimiter::new(Arc::clone(&redis))),
+                        Arc::new(RedisRevocationList::new(redis, Duration::from_secs(5))),
+                    )
+                }
+                None => (
+                    None,
+                    Arc::new(MemoryRateLimiter::new()),
+                    Arc::new(MemoryRevocationList::new()),
+                ),
+            };
+
+        let mailer = QueuedMailer::start(&settings.mail.transport, &settings.mail.from)
+            .context("cannot set up mail delivery")?;
+        // Computing the dummy hash takes a few tens of milliseconds of CPU.
+        let hasher = tokio::task::spawn_blocking(Argon2Hasher::for_this_machine).await??;
+        let jwt = JwtAccessTokens::new(
+            settings.jwt_secret.expose_secret().as_bytes(),
+            JwtSettings::default(),
+        );
+        let ports = AuthPorts {
+            users: store.clone(),
+            sessions: store.clone(),
+            one_time: store.clone(),
+            audit: Arc::new(MeteredAuditLog(store.clone())),
+            hasher: Arc::new(hasher),
+            strength: Arc::new(ZxcvbnStrength),
+            access: Arc::new(jwt),
+            secrets: Arc::new(RandomSecretTokens),
+            revocations,
+            mailer: Arc::new(mailer),
+            clock: Arc::new(SystemClock),
+        };
+        let policy = AuthPolicy {
+            passwords: settings.password_policy,
+            lockout: LockoutPolicy::default(),
+            lifetimes: TokenLifetimes::default(),
+            require_verified_email: settings.require_email_verification,
+            public_url: settings.public_url.as_str().to_owned(),
+        };
+        Ok(Services {
+            database,
+            store,
+            auth: AuthService::new(ports, policy),
+            redis,
+            limiter,
+        })
+    }
+
+    fn http_state(&self, settings: &Settings) -> AppState {
+        let mut probes = Probes::default().with(Arc::new(DatabaseProbe(self.database.clone())));
+        if let Some(redis) = &self.redis {
+            probes = probes.with(Arc::new(RedisProbe(Arc::clone(redis))));
+        }
+        AppState {
+            auth: self.auth.clone(),
+            limiter: Arc::clone(&self.limiter),
+            limits: settings.rate_limits,
+            trusted_proxies: settings.trusted_proxies.clone(),
+            cursors: CursorCodec::new(settings.jwt_secret.expose_secret().as_bytes()),
+            probes,
+            metrics_sources: vec![Arc::new(PoolGauges(self.database.clone()))],
+        }
+    }
+}
+
 /// A built server, bound to its port but not yet running.
 pub struct Application {
     port: u16,
     server: Server,
+    services: Services,
 }
 
 impl std::fmt::Debug for Application {
@@ -58,32 +220,39 @@ impl Application {
     /// # Errors
     /// When the database cannot be reached or migrated, or the address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let database = connect(&settings.database).await?;
-        database
-            .migrate_up()
-            .await
-            .context("cannot apply the database migrations")?;
-
-        let probes = Probes::default().with(Arc::new(DatabaseProbe(database)));
+        let services = Services::build(&settings).await?;
+        let state = services.http_state(&settings);
+        let origins = settings.cors_origins.clone();
 
         let listener = TcpListener::bind(settings.bind_addr)
             .with_context(|| format!("cannot listen on {}", settings.bind_addr))?;
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
-            App::new()
-                .wrap(TracingLogger::default())
-                .configure(pp_http::configure(probes.clone()))
+            pp_http::wrap_app!(
+                App::new().configure(pp_http::configure(state.clone())),
+                pp_http::cors(&origins)
+            )
         })
         .listen(listener)?
         .run();
         tracing::info!(port, "listening");
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            services,
+        })
     }
 
     /// The bound port.
     #[must_use]
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The wired services (for tests that inspect what the server stored).
+    #[must_use]
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
     /// Serves until the process is asked to stop (SIGINT/SIGTERM), then

@@ -23,6 +23,33 @@ pub enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
+    /// Administration without the web flow.
+    Admin {
+        /// What to do.
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+/// What `admin` does.
+#[derive(Debug, Subcommand, Clone, PartialEq, Eq)]
+pub enum AdminAction {
+    /// Create an account (how the first admin is made). The password is
+    /// prompted for without echo, or read as one line from stdin.
+    CreateUser {
+        /// The account's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// `user` or `admin`.
+        #[arg(long, value_parser = ["user", "admin"])]
+        role: String,
+        /// Mark the address as verified.
+        #[arg(long)]
+        verified: bool,
+        /// Read the password as one line from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 /// What `migrate` does.
@@ -59,5 +86,41 @@ mod tests {
             })
         );
         assert!(Cli::try_parse_from(["poison-pill", "migrate", "sideways"]).is_err());
+    }
+
+    #[test]
+    fn create_user_takes_an_email_a_role_and_flags() {
+        let cli = Cli::parse_from([
+            "poison-pill",
+            "admin",
+            "create-user",
+            "--email",
+            "root@example.com",
+            "--role",
+            "admin",
+            "--verified",
+            "--password-stdin",
+        ]);
+        assert_eq!(
+            cli.command,
+            Some(Command::Admin {
+                action: AdminAction::CreateUser {
+                    email: "root@example.com".into(),
+                    role: "admin".into(),
+                    verified: true,
+                    password_stdin: true,
+                }
+            })
+        );
+        let bad_role = [
+            "poison-pill",
+            "admin",
+            "create-user",
+            "--email",
+            "a@b.example",
+            "--role",
+            "root",
+        ];
+        assert!(Cli::try_parse_from(bad_role).is_err());
     }
 }

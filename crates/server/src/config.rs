@@ -15,7 +15,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use std::time::Duration;
+
 use base64::Engine;
+use ipnet::IpNet;
+use pp_domain::auth::PasswordPolicy;
+use pp_domain::auth::ports::RateLimit;
+use pp_http::RateLimits;
+use pp_mail::Transport;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use thiserror::Error;
 
@@ -205,6 +212,123 @@ impl FromStr for PublicUrl {
     }
 }
 
+/// A rate limit as configured: `N/Ds` (or `m`, `h`), e.g. `10/10s`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct LimitSpec(RateLimit);
+
+impl FromStr for LimitSpec {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const FORMAT: &str = "must look like 10/10s (requests per window in s, m or h)";
+        let (count, window) = s.split_once('/').ok_or(FORMAT)?;
+        let max: u32 = count.trim().parse().map_err(|_| FORMAT)?;
+        let window = window.trim();
+        let (digits, unit) = window.split_at(
+            window
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(window.len()),
+        );
+        let amount: u64 = digits.parse().map_err(|_| FORMAT)?;
+        let seconds = match unit {
+            "" | "s" => amount,
+            "m" => amount * 60,
+            "h" => amount * 3600,
+            _ => return Err(FORMAT),
+        };
+        if max == 0 || seconds == 0 {
+            return Err("both the count and the window must be above zero");
+        }
+        Ok(LimitSpec(RateLimit {
+            max,
+            window: Duration::from_secs(seconds),
+        }))
+    }
+}
+
+/// Comma-separated addresses or CIDR ranges.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct ProxyList(Vec<IpNet>);
+
+impl FromStr for ProxyList {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                part.parse::<IpNet>()
+                    .or_else(|_| part.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| format!("{part:?} is not an IP address or CIDR range"))
+            })
+            .collect::<Result<_, _>>()
+            .map(ProxyList)
+    }
+}
+
+/// Comma-separated origins such as `https://auction.example`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct OriginList(Vec<String>);
+
+impl FromStr for OriginList {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                let url =
+                    url::Url::parse(part).map_err(|_| format!("{part:?} is not an origin"))?;
+                let origin = url.origin().ascii_serialization();
+                if origin == "null" || origin != part.trim_end_matches('/') {
+                    return Err(format!(
+                        "{part:?} is not an origin like https://example.com"
+                    ));
+                }
+                Ok(origin)
+            })
+            .collect::<Result<_, _>>()
+            .map(OriginList)
+    }
+}
+
+/// How to reach Redis.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `REDIS_URL`.
+    pub url: String,
+    /// `REDIS_KEY_PREFIX`.
+    pub prefix: String,
+    /// `REDIS_TIMEOUT_MS`: the longest any Redis call may take.
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct RedisUrl(String);
+
+impl FromStr for RedisUrl {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.starts_with("redis://") || s.starts_with("rediss://") {
+            Ok(RedisUrl(s.to_owned()))
+        } else {
+            Err("must be a redis://… or rediss://… URL")
+        }
+    }
+}
+
+/// Where mail goes and who it is from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailConfig {
+    /// `MAIL_TRANSPORT` with `MAIL_DIR` or `SMTP_URL`.
+    pub transport: Transport,
+    /// `MAIL_FROM`.
+    pub from: String,
+}
+
 /// Where the embedded default keeps its files, and how to reach the database.
 #[derive(Clone, Debug)]
 pub struct DatabaseConfig {
@@ -246,6 +370,18 @@ pub struct Settings {
     pub require_email_verification: bool,
     /// `LOG_FORMAT`.
     pub log_format: LogFormat,
+    /// `REDIS_URL` and friends; `None` means in-process.
+    pub redis: Option<RedisConfig>,
+    /// `RATE_LIMIT_GLOBAL`, `RATE_LIMIT_WRITE`, `RATE_LIMIT_AUTH`.
+    pub rate_limits: RateLimits,
+    /// `TRUSTED_PROXIES`.
+    pub trusted_proxies: Vec<IpNet>,
+    /// `MAIL_TRANSPORT`, `MAIL_DIR`, `SMTP_URL`, `MAIL_FROM`.
+    pub mail: MailConfig,
+    /// `PASSWORD_MIN_LENGTH`.
+    pub password_policy: PasswordPolicy,
+    /// `CORS_ALLOWED_ORIGINS`.
+    pub cors_origins: Vec<String>,
 }
 
 impl fmt::Debug for Settings {
@@ -259,6 +395,12 @@ impl fmt::Debug for Settings {
                 &self.require_email_verification,
             )
             .field("log_format", &self.log_format)
+            .field("redis", &self.redis.as_ref().map(|r| &r.prefix))
+            .field("rate_limits", &self.rate_limits)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("mail", &self.mail)
+            .field("password_policy", &self.password_policy)
+            .field("cors_origins", &self.cors_origins)
             .finish_non_exhaustive()
     }
 }
@@ -314,7 +456,34 @@ impl Settings {
             (None, false) => return Err(required_for_postgres("BID_SEALING_KEY")),
         };
         debug_assert!(jwt_secret.expose_secret().len() >= MIN_JWT_SECRET_BYTES);
+        let defaults = RateLimits::default();
+        let rate_limits = RateLimits {
+            global: env
+                .parse("RATE_LIMIT_GLOBAL", LimitSpec(defaults.global))?
+                .0,
+            write: env.parse("RATE_LIMIT_WRITE", LimitSpec(defaults.write))?.0,
+            auth: env.parse("RATE_LIMIT_AUTH", LimitSpec(defaults.auth))?.0,
+        };
+        let redis = match env.get("REDIS_URL") {
+            None => None,
+            Some(_) => {
+                let RedisUrl(url) = env.parse("REDIS_URL", RedisUrl(String::new()))?;
+                let timeout_ms: u64 = env.parse("REDIS_TIMEOUT_MS", 500)?;
+                if timeout_ms == 0 {
+                    return Err(ConfigError::new("REDIS_TIMEOUT_MS", "must be above zero"));
+                }
+                Some(RedisConfig {
+                    url,
+                    prefix: env.get("REDIS_KEY_PREFIX").unwrap_or("pp:").to_owned(),
+                    timeout: Duration::from_millis(timeout_ms),
+                })
+            }
+        };
+        let min_length: usize = env.parse("PASSWORD_MIN_LENGTH", PasswordPolicy::DEFAULT_MIN)?;
+        let password_policy = PasswordPolicy::new(min_length)
+            .map_err(|e| ConfigError::new("PASSWORD_MIN_LENGTH", e))?;
         Ok(Settings {
+            mail: mail_config(env, &database, &public_url)?,
             database,
             bind_addr,
             public_url,
@@ -322,8 +491,59 @@ impl Settings {
             bid_sealing_key,
             require_email_verification,
             log_format,
+            redis,
+            rate_limits,
+            trusted_proxies: env.parse("TRUSTED_PROXIES", ProxyList::default())?.0,
+            password_policy,
+            cors_origins: env.parse("CORS_ALLOWED_ORIGINS", OriginList::default())?.0,
         })
     }
+}
+
+fn mail_config(
+    env: &Environment,
+    database: &DatabaseConfig,
+    public_url: &PublicUrl,
+) -> Result<MailConfig, ConfigError> {
+    let transport = match env
+        .get("MAIL_TRANSPORT")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("file") => {
+            Transport::File(env.parse("MAIL_DIR", database.data_dir.join("mail"))?)
+        }
+        Some("smtp") => Transport::Smtp(
+            env.get("SMTP_URL")
+                .ok_or_else(|| {
+                    ConfigError::new("SMTP_URL", "is required when MAIL_TRANSPORT is smtp")
+                })?
+                .to_owned(),
+        ),
+        Some(_) => return Err(ConfigError::new("MAIL_TRANSPORT", "must be file or smtp")),
+    };
+    let host = url::Url::parse(public_url.as_str())
+        .ok()
+        .and_then(|url| match url.host() {
+            Some(url::Host::Domain(domain)) if domain.contains('.') => Some(domain.to_owned()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "localhost".to_owned());
+    let from = env
+        .get("MAIL_FROM")
+        .map_or_else(|| format!("Poison Pill <no-reply@{host}>"), str::to_owned);
+    if lettre_mailbox_ok(&from) {
+        Ok(MailConfig { transport, from })
+    } else {
+        Err(ConfigError::new(
+            "MAIL_FROM",
+            "must be an address like Name <no-reply@example.com>",
+        ))
+    }
+}
+
+fn lettre_mailbox_ok(from: &str) -> bool {
+    from.parse::<lettre::message::Mailbox>().is_ok()
 }
 
 fn required_for_postgres(variable: &'static str) -> ConfigError {
@@ -424,6 +644,111 @@ mod tests {
         assert_eq!(settings.bind_addr.port(), 9000);
         assert!(format!("{settings:?}").contains("bind_addr"));
         assert!(!format!("{settings:?}").contains(JWT));
+    }
+
+    fn pg(extra: &[(&'static str, &'static str)]) -> Result<Settings, ConfigError> {
+        let mut pairs = vec![
+            ("DATABASE_URL", "postgres://h/db"),
+            ("JWT_SECRET", JWT),
+            ("BID_SEALING_KEY", KEY),
+        ];
+        pairs.extend_from_slice(extra);
+        Settings::from_env(&env(&pairs))
+    }
+
+    #[test]
+    fn rate_limits_proxies_mail_and_redis_parse_as_written() {
+        let settings = pg(&[
+            ("RATE_LIMIT_GLOBAL", "100/1m"),
+            ("RATE_LIMIT_WRITE", "7/30s"),
+            ("RATE_LIMIT_AUTH", "2/1h"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7"),
+            ("MAIL_TRANSPORT", "smtp"),
+            ("SMTP_URL", "smtp://127.0.0.1:2525"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("REDIS_KEY_PREFIX", "auction:"),
+            ("PASSWORD_MIN_LENGTH", "12"),
+            (
+                "CORS_ALLOWED_ORIGINS",
+                "https://auction.example, http://localhost:5173",
+            ),
+            ("PUBLIC_URL", "https://auction.example"),
+        ])
+        .unwrap();
+        assert_eq!(
+            settings.rate_limits.global,
+            RateLimit {
+                max: 100,
+                window: Duration::from_secs(60)
+            }
+        );
+        assert_eq!(
+            settings.rate_limits.write,
+            RateLimit {
+                max: 7,
+                window: Duration::from_secs(30)
+            }
+        );
+        assert_eq!(settings.rate_limits.auth.window, Duration::from_secs(3600));
+        assert_eq!(settings.trusted_proxies.len(), 2);
+        assert_eq!(
+            settings.mail.transport,
+            Transport::Smtp("smtp://127.0.0.1:2525".into())
+        );
+        assert_eq!(settings.mail.from, "Poison Pill <no-reply@auction.example>");
+        let redis = settings.redis.unwrap();
+        assert_eq!(
+            (redis.prefix.as_str(), redis.timeout),
+            ("auction:", Duration::from_millis(500))
+        );
+        assert_eq!(settings.password_policy.min_chars(), 12);
+        assert_eq!(
+            settings.cors_origins,
+            ["https://auction.example", "http://localhost:5173"]
+        );
+    }
+
+    #[test]
+    fn defaults_match_the_api_contract() {
+        let settings = pg(&[]).unwrap();
+        assert_eq!(settings.rate_limits, RateLimits::default());
+        assert_eq!(
+            settings.rate_limits.global,
+            RateLimit {
+                max: 10,
+                window: Duration::from_secs(10)
+            }
+        );
+        assert!(settings.redis.is_none());
+        assert_eq!(
+            settings.mail.transport,
+            Transport::File(PathBuf::from("data/mail"))
+        );
+        assert_eq!(settings.mail.from, "Poison Pill <no-reply@localhost>");
+        assert_eq!(settings.password_policy.min_chars(), 15);
+        assert!(settings.trusted_proxies.is_empty() && settings.cors_origins.is_empty());
+    }
+
+    #[test]
+    fn malformed_operational_settings_name_their_variable() {
+        for (variable, value) in [
+            ("RATE_LIMIT_GLOBAL", "ten"),
+            ("RATE_LIMIT_WRITE", "3/0s"),
+            ("RATE_LIMIT_AUTH", "5/60y"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, proxy.local"),
+            ("MAIL_TRANSPORT", "pigeon"),
+            ("REDIS_URL", "http://redis"),
+            ("PASSWORD_MIN_LENGTH", "7"),
+            ("CORS_ALLOWED_ORIGINS", "https://a.example/path"),
+            ("MAIL_FROM", "not a mailbox"),
+        ] {
+            let err = pg(&[(variable, value)]).unwrap_err();
+            assert_eq!(err.variable, variable, "{value}");
+        }
+        let err = pg(&[("MAIL_TRANSPORT", "smtp")]).unwrap_err();
+        assert_eq!(err.variable, "SMTP_URL");
+        let err = pg(&[("REDIS_URL", "redis://x"), ("REDIS_TIMEOUT_MS", "0")]).unwrap_err();
+        assert_eq!(err.variable, "REDIS_TIMEOUT_MS");
     }
 
     #[test]

@@ -16,8 +16,13 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use crate::cli::MigrateAction;
-use crate::config::DatabaseConfig;
+use pp_domain::Role;
+use pp_domain::auth::Password;
+use pp_domain::auth::service::RegisterError;
+use zeroize::Zeroizing;
+
+use crate::cli::{AdminAction, MigrateAction};
+use crate::config::{DatabaseConfig, Settings};
 
 /// Runs `poison-pill migrate …`, printing what it did.
 ///
@@ -46,5 +51,58 @@ pub async fn migrate(config: &DatabaseConfig, action: MigrateAction) -> anyhow::
             }
         }
     }
+    Ok(())
+}
+
+/// Reads the new account's password: one line from stdin, or a prompt
+/// without echo (asked twice).
+fn read_password(from_stdin: bool) -> anyhow::Result<Zeroizing<String>> {
+    if from_stdin {
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from stdin")?;
+        let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
+        return Ok(trimmed);
+    }
+    let first = Zeroizing::new(rpassword::prompt_password("Password: ")?);
+    let second = Zeroizing::new(rpassword::prompt_password("Repeat it: ")?);
+    anyhow::ensure!(*first == *second, "the passwords differ");
+    Ok(first)
+}
+
+/// Runs `poison-pill admin …`.
+///
+/// # Errors
+/// When the account cannot be created (the message says why).
+pub async fn admin(settings: &Settings, action: AdminAction) -> anyhow::Result<()> {
+    let AdminAction::CreateUser {
+        email,
+        role,
+        verified,
+        password_stdin,
+    } = action;
+    let role: Role = role.parse().map_err(|e| anyhow::anyhow!("--role {e}"))?;
+    let password = read_password(password_stdin)?;
+    let services = app::Services::build(settings).await?;
+    let created = services
+        .auth
+        .create_user(&email, Password::presented(&password), role, verified)
+        .await;
+    let user = match created {
+        Ok(user) => user,
+        Err(RegisterError::Invalid(errors)) => anyhow::bail!("{errors}"),
+        Err(RegisterError::EmailTaken) => {
+            anyhow::bail!("an account with this e-mail address exists")
+        }
+        Err(RegisterError::Store(error)) => return Err(error.into()),
+    };
+    writeln!(
+        std::io::stdout().lock(),
+        "created {} {} ({})",
+        user.role,
+        user.email,
+        user.id
+    )?;
     Ok(())
 }

@@ -45,12 +45,20 @@ fn main() -> ExitCode {
                 anyhow::Ok(())
             })
         }
+        Command::Admin { action } => {
+            let settings = match Settings::from_env(&env) {
+                Ok(settings) => settings,
+                Err(e) => return config_error(&e),
+            };
+            telemetry::init_for_command();
+            runtime.block_on(poison_pill::admin(&settings, action))
+        }
         Command::Migrate { action } => {
             let config = match DatabaseConfig::from_env(&env) {
                 Ok(config) => config,
                 Err(e) => return config_error(&e),
             };
-            telemetry::init(LogFormat::Pretty);
+            telemetry::init_for_command();
             runtime.block_on(poison_pill::migrate(&config, action))
         }
     };

@@ -156,6 +156,21 @@ impl Database {
         &self.connection
     }
 
+    /// Connections in the pool now, and how many of them are idle.
+    #[must_use]
+    pub fn pool_stats(&self) -> (u32, usize) {
+        match self.backend() {
+            DbBackend::Postgres => {
+                let pool = self.connection.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => {
+                let pool = self.connection.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        }
+    }
+
     /// Checks that the database answers.
     ///
     /// # Errors

@@ -1,0 +1,322 @@
+//! Extractors: strict JSON bodies, pages, the caller's identity and context.
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
+use pp_domain::auth::service::AuthError;
+use pp_domain::auth::{Principal, RequestContext, TokenRejected};
+use pp_domain::ports::StoreError;
+use serde::de::DeserializeOwned;
+
+use crate::middleware::{ClientIp, RequestId};
+use crate::problem::ApiError;
+use crate::state::AppState;
+
+/// The largest body any endpoint accepts.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// A JSON body that must be `application/json`, at most 64 KiB, well-formed
+/// (else 400 `malformed_json`) and of the right shape, unknown fields
+/// included (else 422 `validation_failed` naming the field).
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+fn is_json(request: &HttpRequest) -> bool {
+    request.mime_type().ok().flatten().is_some_and(|mime| {
+        mime.type_() == "application"
+            && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
+    })
+}
+
+/// Parses `bytes` as `T`, classifying what is wrong.
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let malformed = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "the body is not well-formed JSON",
+        )
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let message = inner.to_string();
+                // serde_json appends " at line L column C": noise for clients.
+                let message = message
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or(&message)
+                    .to_owned();
+                let field = if path == "." { "body".to_owned() } else { path };
+                ApiError::invalid_field(&field, message)
+            }
+            _ => malformed(),
+        }
+    })?;
+    // Trailing characters after the value make the whole body malformed.
+    deserializer.end().map_err(|_| malformed())?;
+    Ok(value)
+}
+
+/// Parses an already-read body that is optional for its endpoint, with the
+/// same rules as [`Json`].
+///
+/// # Errors
+/// 415 for another content type, 400/422 as [`Json`].
+pub(crate) fn parse_json<T: DeserializeOwned>(
+    request: &HttpRequest,
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    if !is_json(request) {
+        return Err(unsupported_media_type());
+    }
+    parse(bytes)
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send JSON with Content-Type: application/json",
+    )
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        if !is_json(request) {
+            return Box::pin(async { Err(unsupported_media_type()) });
+        }
+        let body = web::Bytes::from_request(request, payload);
+        Box::pin(async move {
+            let bytes = body.await.map_err(|e| {
+                if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE)
+                } else {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "malformed_body",
+                        "the body could not be read",
+                    )
+                }
+            })?;
+            parse(&bytes).map(Json)
+        })
+    }
+}
+
+/// `?limit=1..100&cursor=…`.
+#[derive(Debug, Clone)]
+pub struct PageQuery {
+    /// Items per page.
+    pub limit: u32,
+    /// Where to continue, as handed out in `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+impl FromRequest for PageQuery {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        #[derive(serde::Deserialize)]
+        struct Raw {
+            limit: Option<String>,
+            cursor: Option<String>,
+        }
+        let result = web::Query::<Raw>::from_query(request.query_string())
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "the query string is malformed",
+                )
+            })
+            .and_then(|raw| {
+                let limit = match raw.limit.as_deref() {
+                    None => 20,
+                    Some(text) => text
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=100).contains(n))
+                        .ok_or_else(|| {
+                            ApiError::invalid_field("limit", "must be a whole number from 1 to 100")
+                        })?,
+                };
+                Ok(PageQuery {
+                    limit,
+                    cursor: raw.cursor.clone().filter(|c| !c.is_empty()),
+                })
+            });
+        std::future::ready(result)
+    }
+}
+
+/// The request id and client address, for the audit log.
+#[derive(Debug, Clone)]
+pub struct Context(pub RequestContext);
+
+impl FromRequest for Context {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, actix_web::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let extensions = request.extensions();
+        std::future::ready(Ok(Context(RequestContext {
+            request_id: extensions.get::<RequestId>().map(|id| id.0.clone()),
+            ip: extensions.get::<ClientIp>().map(|ip| ip.0),
+        })))
+    }
+}
+
+fn unauthorized(code: &'static str, detail: &str, challenge: &'static str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, code, detail).with_header(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    )
+}
+
+/// Maps a store failure to 503 (busy) or 500.
+#[must_use]
+pub fn store_failure(error: &StoreError) -> ApiError {
+    match error {
+        StoreError::Busy => ApiError::unavailable(),
+        other => ApiError::internal(other),
+    }
+}
+
+/// The bearer token's account. 401 `unauthorized` without a token, 401
+/// `invalid_token` for a bad, expired or revoked one; only access tokens pass.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = request.app_data::<web::Data<AppState>>().cloned();
+        let token = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| {
+                let (scheme, token) = value.trim().split_once(' ')?;
+                scheme
+                    .eq_ignore_ascii_case("bearer")
+                    .then(|| token.trim().to_owned())
+            });
+        Box::pin(async move {
+            let state =
+                state.ok_or_else(|| ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR))?;
+            let Some(token) = token.filter(|t| !t.is_empty()) else {
+                return Err(unauthorized(
+                    "unauthorized",
+                    "send an access token as Authorization: Bearer …",
+                    "Bearer",
+                ));
+            };
+            match state.auth.authenticate(&token).await {
+                Ok(principal) => Ok(Authenticated(principal)),
+                Err(AuthError::Rejected(reason)) => {
+                    tracing::debug!(%reason, "bearer token refused");
+                    let detail = match reason {
+                        TokenRejected::Expired => "the access token has expired; refresh it",
+                        _ => "the access token is invalid or revoked",
+                    };
+                    Err(unauthorized(
+                        "invalid_token",
+                        detail,
+                        "Bearer error=\"invalid_token\"",
+                    ))
+                }
+                Err(AuthError::Store(error)) => Err(store_failure(&error)),
+            }
+        })
+    }
+}
+
+/// An authenticated admin; 403 `forbidden` for anyone else.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Principal);
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let authenticated = Authenticated::from_request(request, payload);
+        Box::pin(async move {
+            let Authenticated(principal) = authenticated.await?;
+            if principal.is_admin() {
+                Ok(Admin(principal))
+            } else {
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "this needs an admin account",
+                ))
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        nested: Option<Nested>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Nested {
+        amount: i64,
+    }
+
+    fn field_of(error: &ApiError) -> String {
+        let body = error.body("r", "/");
+        body.errors.map(|e| e[0].field.clone()).unwrap_or_default()
+    }
+
+    #[test]
+    fn malformed_json_is_400_and_a_wrong_shape_is_422_naming_the_field() {
+        assert_eq!(
+            parse::<Body>(b"{\"name\":").unwrap_err().code(),
+            "malformed_json"
+        );
+        assert_eq!(parse::<Body>(b"").unwrap_err().code(), "malformed_json");
+        assert_eq!(
+            parse::<Body>(b"{\"name\":\"a\"} trailing")
+                .unwrap_err()
+                .code(),
+            "malformed_json"
+        );
+        let unknown = parse::<Body>(b"{\"name\":\"a\",\"role\":\"admin\"}").unwrap_err();
+        assert_eq!(unknown.code(), "validation_failed");
+        let wrong_type =
+            parse::<Body>(b"{\"name\":\"a\",\"nested\":{\"amount\":\"ten\"}}").unwrap_err();
+        assert_eq!(field_of(&wrong_type), "nested.amount");
+        let missing = parse::<Body>(b"{}").unwrap_err();
+        assert_eq!(
+            (missing.code(), field_of(&missing).as_str()),
+            ("validation_failed", "body")
+        );
+        assert!(parse::<Body>(b"{\"name\":\"a\"}").is_ok());
+    }
+}

@@ -1,0 +1,492 @@
+//! Middleware every request passes through, outermost first: request id,
+//! client address, the root tracing span, API and security headers, metrics,
+//! the problem renderer, CORS, and the rate limits.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use actix_web::body::{BodySize, BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage, HttpResponse, web};
+use ipnet::IpNet;
+use pp_domain::auth::ports::{RateDecision, RateLimit};
+use tracing::Span;
+use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
+
+use crate::problem::ApiError;
+use crate::state::AppState;
+
+/// This request's id: the caller's well-formed `X-Request-Id`, or a new UUID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+/// The client's address: the TCP peer, or behind a trusted proxy the
+/// right-most untrusted `X-Forwarded-For` hop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+fn well_formed_request_id(value: &str) -> bool {
+    (1..=128).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Gives the request its id and echoes it on the response.
+///
+/// # Errors
+/// Only what the inner services return.
+pub async fn request_id(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let id = request
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| well_formed_request_id(v))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let mut response = next.call(request).await?;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    Ok(response)
+}
+
+/// The client address for `peer` given the `X-Forwarded-For` values and the
+/// trusted proxies. Hops are read right to left; the first one not trusted is
+/// the client (a client cannot forge what a trusted proxy appended).
+#[must_use]
+pub fn resolve_client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = forwarded_for
+        .iter()
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else {
+            // Garbage in the chain: the last address we could trust is the client.
+            break;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
+}
+
+/// Works out the client address once per request.
+///
+/// # Errors
+/// Only what the inner services return.
+pub async fn client_ip(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let trusted = request
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.trusted_proxies.clone())
+        .unwrap_or_default();
+    let peer = request
+        .peer_addr()
+        .map_or(IpAddr::from([127, 0, 0, 1]), |addr| addr.ip());
+    let forwarded: Vec<&str> = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let ip = resolve_client_ip(peer, &forwarded, &trusted);
+    request.extensions_mut().insert(ClientIp(ip));
+    next.call(request).await
+}
+
+/// The root span of every request: the request id, method, path (never the
+/// query string, which may carry a ticket) and client address, and on
+/// completion the status.
+#[derive(Debug)]
+pub struct RootSpan;
+
+impl RootSpanBuilder for RootSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let extensions = request.extensions();
+        let request_id = extensions.get::<RequestId>().map_or("", |id| id.0.as_str());
+        let client_ip = extensions
+            .get::<ClientIp>()
+            .map(|ip| ip.0.to_string())
+            .unwrap_or_default();
+        tracing::info_span!(
+            "HTTP request",
+            request_id = %request_id,
+            http.method = %request.method(),
+            http.target = %request.path(),
+            http.client_ip = %client_ip,
+            http.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
+fn is_api(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/")
+}
+
+/// `X-API-Version: 1` on every API response, and `X-API-Version-Defaulted:
+/// true` when the version was left out of the path.
+///
+/// # Errors
+/// Only what the inner services return.
+pub async fn api_version(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let path = request.path().to_owned();
+    let mut response = next.call(request).await?;
+    if is_api(&path) {
+        let headers = response.headers_mut();
+        headers.insert(
+            HeaderName::from_static("x-api-version"),
+            HeaderValue::from_static("1"),
+        );
+        if !path.starts_with("/api/v1/") && path != "/api/v1" && path != "/api/openapi.json" {
+            headers.insert(
+                HeaderName::from_static("x-api-version-defaulted"),
+                HeaderValue::from_static("true"),
+            );
+        }
+    }
+    Ok(response)
+}
+
+/// Request counts and latency by route pattern and status.
+///
+/// # Errors
+/// Only what the inner services return.
+pub async fn record_metrics(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let response = next.call(request).await?;
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    Ok(response)
+}
+
+/// Turns every error response into `application/problem+json` carrying the
+/// request id and path: [`ApiError`]s with their own code, anything actix
+/// produced (no route, wrong method) by its status.
+///
+/// # Errors
+/// Never: errors of inner services become problem responses too.
+pub async fn render_problems<B: MessageBody + 'static>(
+    request: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, Error> {
+    let response = match next.call(request).await {
+        Ok(response) => response,
+        Err(error) => return Err(error),
+    };
+    let status = response.status();
+    let has_error = response.response().error().is_some();
+    let empty = matches!(
+        response.response().body().size(),
+        BodySize::None | BodySize::Sized(0)
+    );
+    // A handler that wrote its own error body (e.g. /ready's 503) keeps it.
+    if !(status.is_client_error() || status.is_server_error()) || (!has_error && !empty) {
+        return Ok(response.map_into_left_body());
+    }
+    let problem = response
+        .response()
+        .error()
+        .and_then(|error| error.as_error::<ApiError>().cloned())
+        .unwrap_or_else(|| ApiError::for_status(status));
+    let request_id = response
+        .request()
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.0.clone())
+        .unwrap_or_default();
+    let body = problem.body(&request_id, response.request().path());
+    let (request, old) = response.into_parts();
+    let mut rendered = HttpResponse::build(status);
+    for (name, value) in old.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rendered.append_header((name.clone(), value.clone()));
+        }
+    }
+    let rendered = rendered
+        .content_type("application/problem+json")
+        .body(serde_json::to_vec(&body).unwrap_or_default());
+    Ok(ServiceResponse::new(request, rendered).map_into_right_body())
+}
+
+/// The three limit classes of api.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitClass {
+    /// Every request to `/api` and `/events`, per client address.
+    Global,
+    /// Login, register, forgot (and resend), per client address.
+    Auth,
+    /// Auction writes, per authenticated user.
+    Write,
+}
+
+impl LimitClass {
+    fn name(self) -> &'static str {
+        match self {
+            LimitClass::Global => "global",
+            LimitClass::Auth => "auth",
+            LimitClass::Write => "write",
+        }
+    }
+}
+
+/// The configured limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimits {
+    /// `RATE_LIMIT_GLOBAL`.
+    pub global: RateLimit,
+    /// `RATE_LIMIT_WRITE`.
+    pub write: RateLimit,
+    /// `RATE_LIMIT_AUTH`.
+    pub auth: RateLimit,
+}
+
+impl RateLimits {
+    fn of(&self, class: LimitClass) -> RateLimit {
+        match class {
+            LimitClass::Global => self.global,
+            LimitClass::Auth => self.auth,
+            LimitClass::Write => self.write,
+        }
+    }
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            global: RateLimit {
+                max: 10,
+                window: Duration::from_secs(10),
+            },
+            write: RateLimit {
+                max: 3,
+                window: Duration::from_secs(60),
+            },
+            auth: RateLimit {
+                max: 5,
+                window: Duration::from_secs(60),
+            },
+        }
+    }
+}
+
+/// The decisions made for this request, for the `RateLimit-*` headers.
+#[derive(Clone, Debug, Default)]
+struct Decisions(Vec<RateDecision>);
+
+fn whole_seconds(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
+fn rate_headers(decision: &RateDecision) -> [(HeaderName, String); 3] {
+    [
+        (
+            HeaderName::from_static("ratelimit-limit"),
+            decision.limit.to_string(),
+        ),
+        (
+            HeaderName::from_static("ratelimit-remaining"),
+            decision.remaining.to_string(),
+        ),
+        (
+            HeaderName::from_static("ratelimit-reset"),
+            whole_seconds(decision.reset_after).to_string(),
+        ),
+    ]
+}
+
+/// Counts a hit of `class` for `subject`; `Err` with a 429 problem when over.
+///
+/// # Errors
+/// 429 `rate_limited` with `Retry-After` and the `RateLimit-*` headers.
+pub async fn enforce(
+    request: &actix_web::HttpRequest,
+    class: LimitClass,
+    subject: &str,
+) -> Result<(), ApiError> {
+    let Some(state) = request.app_data::<web::Data<AppState>>() else {
+        return Ok(());
+    };
+    let key = format!("{}:{subject}", class.name());
+    let decision = state.limiter.hit(&key, state.limits.of(class)).await;
+    request
+        .extensions_mut()
+        .get_or_insert_with(Decisions::default)
+        .0
+        .push(decision);
+    if decision.allowed {
+        return Ok(());
+    }
+    metrics::counter!("rate_limited_total", "class" => class.name()).increment(1);
+    let retry_after = whole_seconds(decision.reset_after).max(1);
+    let mut error = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many requests; try again in {retry_after} s"),
+    )
+    .with_header(header::RETRY_AFTER, retry_after.to_string());
+    for (name, value) in rate_headers(&decision) {
+        error = error.with_header(name, value);
+    }
+    Err(error)
+}
+
+fn client_key(request: &actix_web::HttpRequest) -> String {
+    request
+        .extensions()
+        .get::<ClientIp>()
+        .map_or_else(|| "unknown".to_owned(), |ip| format!("ip:{}", ip.0))
+}
+
+/// Applies `class` to the request's client address, then writes the
+/// `RateLimit-*` headers of the most restrictive limit that applied.
+async fn limit_by_ip<B: MessageBody + 'static>(
+    class: LimitClass,
+    request: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B, BoxBody>>, Error> {
+    let key = client_key(request.request());
+    if let Err(error) = enforce(request.request(), class, &key).await {
+        let (request, _) = request.into_parts();
+        let response = HttpResponse::from_error(error);
+        return Ok(ServiceResponse::new(request, response).map_into_right_body());
+    }
+    let mut response = next.call(request).await?;
+    let tightest = response
+        .request()
+        .extensions()
+        .get::<Decisions>()
+        .and_then(|d| d.0.iter().min_by_key(|d| d.remaining).copied());
+    if let Some(decision) = tightest {
+        for (name, value) in rate_headers(&decision) {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+    }
+    Ok(response.map_into_left_body())
+}
+
+/// The global limit, for `/api` and `/events` only.
+///
+/// # Errors
+/// Only what the inner services return.
+pub async fn global_limit<B: MessageBody + 'static>(
+    request: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B, BoxBody>>, Error> {
+    let path = request.path();
+    if is_api(path) || path == "/events" || path.starts_with("/events/") {
+        limit_by_ip(LimitClass::Global, request, next).await
+    } else {
+        Ok(next.call(request).await?.map_into_left_body())
+    }
+}
+
+/// The auth limit (login, register, forgot, resend).
+///
+/// # Errors
+/// Only what the inner services return.
+pub async fn auth_limit<B: MessageBody + 'static>(
+    request: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B, BoxBody>>, Error> {
+    limit_by_ip(LimitClass::Auth, request, next).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        assert_eq!(
+            resolve_client_ip(ip("203.0.113.5"), &["1.2.3.4"], &trusted),
+            ip("203.0.113.5")
+        );
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_rightmost_untrusted_hop_is_the_client() {
+        let trusted = nets(&["10.0.0.0/8", "192.168.1.1/32"]);
+        let spoofed_then_real = ["6.6.6.6, 198.51.100.7", "192.168.1.1"];
+        assert_eq!(
+            resolve_client_ip(ip("10.1.2.3"), &spoofed_then_real, &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            resolve_client_ip(ip("10.1.2.3"), &["10.9.9.9"], &trusted),
+            ip("10.9.9.9")
+        );
+        assert_eq!(
+            resolve_client_ip(ip("10.1.2.3"), &[], &trusted),
+            ip("10.1.2.3")
+        );
+        assert_eq!(
+            resolve_client_ip(ip("10.1.2.3"), &["bogus, 10.0.0.9"], &trusted),
+            ip("10.0.0.9")
+        );
+    }
+
+    #[test]
+    fn request_ids_are_short_and_plain_or_replaced() {
+        assert!(well_formed_request_id("abc-123_X.y"));
+        for bad in ["", "has space", "semi;colon", &"a".repeat(129), "ünicode"] {
+            assert!(!well_formed_request_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reset_rounds_up_to_whole_seconds() {
+        assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(whole_seconds(Duration::from_secs(10)), 10);
+        assert_eq!(whole_seconds(Duration::ZERO), 0);
+    }
+}

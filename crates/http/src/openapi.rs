@@ -1,0 +1,64 @@
+//! The OpenAPI 3.1 document of every endpoint, served at `/api/openapi.json`
+//! with an interactive viewer at `/docs` (Swagger UI, vendored: it works offline).
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::{ops, problem, routes};
+
+/// The whole API.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Poison Pill",
+        description = "A sealed-bid silent auction with poisoned (proxy) bids. Every error is RFC 7807 \
+                       problem+json with a stable `error_code`. `/api/...` without a version serves the \
+                       latest and adds `X-API-Version-Defaulted: true`.",
+        version = "1"
+    ),
+    paths(
+        routes::auth::register,
+        routes::auth::verify_email,
+        routes::auth::resend_verification,
+        routes::auth::login,
+        routes::auth::refresh,
+        routes::auth::logout,
+        routes::auth::logout_all,
+        routes::auth::forgot_password,
+        routes::auth::reset_password,
+        routes::auth::change_password,
+        routes::users::me,
+        routes::users::update_me,
+        routes::users::list_users,
+        routes::users::get_user,
+        routes::users::update_user,
+        ops::health,
+        ops::ready,
+        ops::metrics,
+    ),
+    components(schemas(problem::ProblemBody, problem::ProblemField)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Registration, login, sessions and passwords"),
+        (name = "users", description = "Your account; accounts for admins"),
+        (name = "operations", description = "Health, readiness and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}

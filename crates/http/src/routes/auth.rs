@@ -1,0 +1,406 @@
+//! `/auth/*`: registration, verification, login, sessions, passwords.
+
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, CacheControl, CacheDirective};
+use actix_web::{HttpRequest, HttpResponse, web};
+use pp_domain::auth::Password;
+use pp_domain::auth::TokenPair;
+use pp_domain::auth::service::{
+    ChangePasswordError, LoginError, OneTimeError, RefreshError, RegisterError, Registration,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::users::UserBody;
+use crate::extract::{Authenticated, Context, Json, store_failure};
+use crate::problem::{ApiError, ProblemBody};
+use crate::state::AppState;
+
+/// The refresh token's cookie, scoped to the auth endpoints.
+pub const REFRESH_COOKIE: &str = "refresh_token";
+const REFRESH_COOKIE_PATH: &str = "/api/v1/auth";
+
+/// `POST /auth/register`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// The address; a verification link is mailed to it.
+    #[schema(example = "ann@example.com")]
+    email: String,
+    /// 15 to 128 characters (by default); common passwords are refused.
+    #[schema(example = "violet kettle drums at dawn")]
+    password: String,
+    /// The name to show; the address's local part when absent.
+    display_name: Option<String>,
+}
+
+/// `POST /auth/login`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The address.
+    email: String,
+    /// The password.
+    password: String,
+}
+
+/// `POST /auth/refresh`: the token in the body, or the `refresh_token` cookie.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token (when not sent as the cookie).
+    refresh_token: Option<String>,
+}
+
+/// A token from an e-mailed link.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// The `token` query parameter of the link.
+    token: String,
+}
+
+/// An address to send a link to.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailRequest {
+    /// The address.
+    email: String,
+}
+
+/// `POST /auth/password/reset`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    /// The `token` query parameter of the reset link.
+    token: String,
+    /// The new password.
+    new_password: String,
+}
+
+/// `POST /auth/password/change`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    /// The password now.
+    current_password: String,
+    /// The new password.
+    new_password: String,
+}
+
+/// Tokens handed out by login, refresh and password change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// The JWT to send as `Authorization: Bearer …`.
+    access_token: String,
+    /// Always `bearer`.
+    #[schema(example = "bearer")]
+    token_type: &'static str,
+    /// Seconds the access token lives (900).
+    expires_in: i64,
+    /// The single-use refresh token (also set as the `refresh_token` cookie).
+    refresh_token: String,
+    /// Seconds the refresh token lives (604800).
+    refresh_expires_in: i64,
+}
+
+/// A 202 body: the request was taken, whatever the outcome.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// What happens next.
+    message: &'static str,
+}
+
+fn refresh_cookie(value: &str, max_age_secs: i64) -> Cookie<'static> {
+    Cookie::build(REFRESH_COOKIE, value.to_owned())
+        .http_only(true)
+        .secure(true)
+        .same_site(SameSite::Strict)
+        .path(REFRESH_COOKIE_PATH)
+        .max_age(CookieDuration::seconds(max_age_secs))
+        .finish()
+}
+
+fn tokens(pair: &TokenPair) -> HttpResponse {
+    let refresh_secs = pair.refresh_expires_in.num_seconds();
+    HttpResponse::Ok()
+        .insert_header(CacheControl(vec![CacheDirective::NoStore]))
+        .cookie(refresh_cookie(&pair.refresh_token, refresh_secs))
+        .json(TokenResponse {
+            access_token: pair.access_token.clone(),
+            token_type: "bearer",
+            expires_in: pair.access_expires_in.num_seconds(),
+            refresh_token: pair.refresh_token.to_string(),
+            refresh_expires_in: refresh_secs,
+        })
+}
+
+fn accepted(message: &'static str) -> HttpResponse {
+    HttpResponse::Accepted().json(Accepted { message })
+}
+
+fn one_time_error(error: OneTimeError) -> ApiError {
+    match error {
+        OneTimeError::InvalidToken => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_token",
+            "the link is invalid, used or expired; ask for a new one",
+        ),
+        OneTimeError::Invalid(errors) => ApiError::validation(&errors),
+        OneTimeError::Store(error) => store_failure(&error),
+    }
+}
+
+/// Creates an account and mails a verification link.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "The account", body = UserBody),
+        (status = 409, description = "`email_taken`", body = ProblemBody),
+        (status = 422, description = "`validation_failed`", body = ProblemBody),
+        (status = 429, description = "`rate_limited`", body = ProblemBody)))]
+pub async fn register(
+    state: web::Data<AppState>,
+    Json(body): Json<RegisterRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let registration = Registration {
+        email: body.email,
+        password: Password::presented(&body.password),
+        display_name: body.display_name,
+    };
+    match state.auth.register(registration).await {
+        Ok(user) => Ok(HttpResponse::Created().json(UserBody::from(&user))),
+        Err(RegisterError::Invalid(errors)) => Err(ApiError::validation(&errors)),
+        Err(RegisterError::EmailTaken) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "email_taken",
+            "an account with this e-mail address exists",
+        )),
+        Err(RegisterError::Store(error)) => Err(store_failure(&error)),
+    }
+}
+
+/// Proves an address with the token from its verification e-mail.
+#[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", request_body = TokenRequest,
+    responses(
+        (status = 200, description = "The verified account", body = UserBody),
+        (status = 400, description = "`invalid_token`: unknown, used or expired", body = ProblemBody)))]
+pub async fn verify_email(
+    state: web::Data<AppState>,
+    Json(body): Json<TokenRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let user = state
+        .auth
+        .verify_email(&body.token)
+        .await
+        .map_err(one_time_error)?;
+    Ok(HttpResponse::Ok().json(UserBody::from(&user)))
+}
+
+/// Sends a new verification link if the address has an unverified account.
+#[utoipa::path(post, path = "/api/v1/auth/resend-verification", tag = "auth", request_body = EmailRequest,
+    responses((status = 202, description = "Always, whether or not the address exists", body = Accepted)))]
+pub async fn resend_verification(
+    state: web::Data<AppState>,
+    Json(body): Json<EmailRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .auth
+        .resend_verification(&body.email)
+        .await
+        .map_err(|e| store_failure(&e))?;
+    Ok(accepted(
+        "if the address has an unverified account, a new link is on its way",
+    ))
+}
+
+/// Logs in.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Tokens; the refresh token is also set as a cookie", body = TokenResponse),
+        (status = 401, description = "`invalid_credentials` (unknown address or wrong password alike)", body = ProblemBody),
+        (status = 403, description = "`email_not_verified` or `account_disabled`", body = ProblemBody),
+        (status = 423, description = "`account_locked`, with `Retry-After`", body = ProblemBody),
+        (status = 429, description = "`rate_limited`", body = ProblemBody)))]
+pub async fn login(
+    state: web::Data<AppState>,
+    Context(context): Context,
+    Json(body): Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let password = Password::presented(&body.password);
+    match state.auth.login(&body.email, &password, &context).await {
+        Ok(pair) => Ok(tokens(&pair)),
+        Err(LoginError::InvalidCredentials) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "the e-mail address or the password is wrong",
+        )),
+        Err(LoginError::Locked { retry_after }) => {
+            let seconds = retry_after.num_seconds().max(1);
+            Err(ApiError::new(
+                StatusCode::LOCKED,
+                "account_locked",
+                format!("too many failed logins; try again in {seconds} s or reset the password"),
+            )
+            .with_header(header::RETRY_AFTER, seconds.to_string()))
+        }
+        Err(LoginError::EmailNotVerified) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "email_not_verified",
+            "verify your e-mail address first; the link was mailed to you",
+        )),
+        Err(LoginError::AccountDisabled) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "account_disabled",
+            "this account has been deactivated",
+        )),
+        Err(LoginError::Store(error)) => Err(store_failure(&error)),
+    }
+}
+
+/// Rotates a refresh token into a new pair. A token used twice ends its session.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body(content = RefreshRequest, description = "Optional when the `refresh_token` cookie is sent"),
+    responses(
+        (status = 200, description = "New tokens", body = TokenResponse),
+        (status = 401, description = "`invalid_token`, or `token_reused` (the whole session was revoked)", body = ProblemBody)))]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    Context(context): Context,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let from_body = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let parsed: RefreshRequest = crate::extract::parse_json(&request, &body)?;
+        parsed.refresh_token
+    };
+    let token = from_body
+        .or_else(|| request.cookie(REFRESH_COOKIE).map(|c| c.value().to_owned()))
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "send the refresh token",
+            )
+        })?;
+    match state.auth.refresh(&token, &context).await {
+        Ok(pair) => Ok(tokens(&pair)),
+        Err(RefreshError::Invalid) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "the refresh token is invalid, expired or revoked; log in again",
+        )),
+        Err(RefreshError::Reused) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "token_reused",
+            "this refresh token was already used; every session descended from its login was ended",
+        )),
+        Err(RefreshError::Store(error)) => Err(store_failure(&error)),
+    }
+}
+
+fn logged_out() -> HttpResponse {
+    HttpResponse::NoContent()
+        .cookie(refresh_cookie("", 0))
+        .finish()
+}
+
+/// Ends this session: the access token and its refresh tokens stop working.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "Logged out"), (status = 401, description = "`unauthorized` / `invalid_token`", body = ProblemBody)))]
+pub async fn logout(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .auth
+        .logout(&principal)
+        .await
+        .map_err(|e| store_failure(&e))?;
+    Ok(logged_out())
+}
+
+/// Ends every session of the account.
+#[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "Every session ended"), (status = 401, description = "`unauthorized` / `invalid_token`", body = ProblemBody)))]
+pub async fn logout_all(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    Context(context): Context,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .auth
+        .logout_all(&principal, &context)
+        .await
+        .map_err(|e| store_failure(&e))?;
+    Ok(logged_out())
+}
+
+/// Mails a single-use reset link (valid 1 h) if the address has an account.
+#[utoipa::path(post, path = "/api/v1/auth/password/forgot", tag = "auth", request_body = EmailRequest,
+    responses((status = 202, description = "Always, whether or not the address exists", body = Accepted)))]
+pub async fn forgot_password(
+    state: web::Data<AppState>,
+    Json(body): Json<EmailRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .auth
+        .forgot_password(&body.email)
+        .await
+        .map_err(|e| store_failure(&e))?;
+    Ok(accepted(
+        "if the address has an account, a reset link is on its way",
+    ))
+}
+
+/// Sets a new password with a reset link's token; every session ends.
+#[utoipa::path(post, path = "/api/v1/auth/password/reset", tag = "auth", request_body = ResetRequest,
+    responses(
+        (status = 204, description = "Password set; every session revoked"),
+        (status = 400, description = "`invalid_token`: used or expired", body = ProblemBody),
+        (status = 422, description = "`validation_failed`", body = ProblemBody)))]
+pub async fn reset_password(
+    state: web::Data<AppState>,
+    Context(context): Context,
+    Json(body): Json<ResetRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let password = Password::presented(&body.new_password);
+    state
+        .auth
+        .reset_password(&body.token, &password, &context)
+        .await
+        .map_err(one_time_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Changes the password; other sessions end, this one gets new tokens.
+#[utoipa::path(post, path = "/api/v1/auth/password/change", tag = "auth", security(("bearer" = [])), request_body = ChangePasswordRequest,
+    responses(
+        (status = 200, description = "New tokens for this session", body = TokenResponse),
+        (status = 403, description = "`invalid_credentials`: the current password is wrong", body = ProblemBody),
+        (status = 422, description = "`validation_failed`", body = ProblemBody)))]
+pub async fn change_password(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    Context(context): Context,
+    Json(body): Json<ChangePasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let current = Password::presented(&body.current_password);
+    let new_password = Password::presented(&body.new_password);
+    match state
+        .auth
+        .change_password(&principal, &current, &new_password, &context)
+        .await
+    {
+        Ok(pair) => Ok(tokens(&pair)),
+        Err(ChangePasswordError::WrongPassword) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invalid_credentials",
+            "the current password is wrong",
+        )),
+        Err(ChangePasswordError::Invalid(errors)) => Err(ApiError::validation(&errors)),
+        Err(ChangePasswordError::Store(error)) => Err(store_failure(&error)),
+    }
+}

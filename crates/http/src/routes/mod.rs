@@ -1,0 +1,53 @@
+//! The API's handlers, mounted under `/api/v1` (and `/api`, the latest).
+
+use actix_web::dev::HttpServiceFactory;
+use actix_web::middleware::from_fn;
+use actix_web::{FromRequest, Handler, Responder, web};
+
+use crate::middleware::auth_limit;
+
+pub mod auth;
+pub mod users;
+
+/// Mounts every API route on `cfg` (relative to the API's base path).
+pub fn api(cfg: &mut web::ServiceConfig) {
+    cfg.service(auth_limited("/auth/register", auth::register))
+        .service(auth_limited("/auth/login", auth::login))
+        .service(auth_limited("/auth/password/forgot", auth::forgot_password))
+        .service(auth_limited(
+            "/auth/resend-verification",
+            auth::resend_verification,
+        ))
+        .route("/auth/verify-email", web::post().to(auth::verify_email))
+        .route("/auth/refresh", web::post().to(auth::refresh))
+        .route("/auth/logout", web::post().to(auth::logout))
+        .route("/auth/logout-all", web::post().to(auth::logout_all))
+        .route("/auth/password/reset", web::post().to(auth::reset_password))
+        .route(
+            "/auth/password/change",
+            web::post().to(auth::change_password),
+        )
+        .service(
+            web::resource("/users/me")
+                .route(web::get().to(users::me))
+                .route(web::patch().to(users::update_me)),
+        )
+        .route("/users", web::get().to(users::list_users))
+        .service(
+            web::resource("/users/{id}")
+                .route(web::get().to(users::get_user))
+                .route(web::patch().to(users::update_user)),
+        );
+}
+
+/// A POST resource under the auth rate limit (per client address).
+fn auth_limited<F, Args>(path: &str, handler: F) -> impl HttpServiceFactory + use<F, Args>
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    web::resource(path)
+        .route(web::post().to(handler))
+        .wrap(from_fn(auth_limit))
+}

@@ -1,0 +1,210 @@
+//! `/users/*`: your own account, and accounts for admins.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use pp_domain::auth::service::AdminError;
+use pp_domain::{DisplayName, Role, User, UserId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::extract::{Admin, Authenticated, Context, Json, PageQuery, store_failure};
+
+/// A role as the API spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleName {
+    /// Bids, sees its own bids.
+    User,
+    /// Also lists items and manages accounts.
+    Admin,
+}
+
+impl From<Role> for RoleName {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::User => RoleName::User,
+            Role::Admin => RoleName::Admin,
+        }
+    }
+}
+
+impl From<RoleName> for Role {
+    fn from(role: RoleName) -> Self {
+        match role {
+            RoleName::User => Role::User,
+            RoleName::Admin => Role::Admin,
+        }
+    }
+}
+use crate::problem::{ApiError, ProblemBody};
+use crate::state::AppState;
+
+/// An account as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserBody {
+    /// Its id.
+    id: Uuid,
+    /// Its address.
+    email: String,
+    /// Its display name.
+    display_name: String,
+    /// `user` or `admin`.
+    role: RoleName,
+    /// Whether the address was proven.
+    email_verified: bool,
+    /// When it was created.
+    created_at: DateTime<Utc>,
+}
+
+impl From<&User> for UserBody {
+    fn from(user: &User) -> Self {
+        UserBody {
+            id: user.id.as_uuid(),
+            email: user.email.as_str().to_owned(),
+            display_name: user.display_name.clone(),
+            role: user.role.into(),
+            email_verified: user.email_verified,
+            created_at: user.created_at,
+        }
+    }
+}
+
+/// A page of accounts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPage {
+    /// This page, newest first.
+    items: Vec<UserBody>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    next_cursor: Option<String>,
+    /// Whether there is a next page.
+    has_more: bool,
+}
+
+/// `PATCH /users/me`: only the display name may change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeRequest {
+    /// 1 to 100 characters.
+    display_name: String,
+}
+
+/// `PATCH /users/{id}` (admin): role and activation.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminUpdateRequest {
+    /// `user` or `admin`.
+    role: Option<RoleName>,
+    /// `false` deactivates the account and ends its sessions.
+    is_active: Option<bool>,
+}
+
+fn admin_error(error: AdminError) -> ApiError {
+    match error {
+        AdminError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such user"),
+        AdminError::Store(error) => store_failure(&error),
+    }
+}
+
+/// Your account.
+#[utoipa::path(get, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = UserBody), (status = 401, description = "`unauthorized` / `invalid_token`", body = ProblemBody)))]
+pub async fn me(Authenticated(principal): Authenticated) -> HttpResponse {
+    HttpResponse::Ok().json(UserBody::from(&principal.user))
+}
+
+/// Changes your display name; any other field is refused (422).
+#[utoipa::path(patch, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])), request_body = UpdateMeRequest,
+    responses((status = 200, body = UserBody), (status = 422, description = "`validation_failed`, also for `role`, `email` etc.", body = ProblemBody)))]
+pub async fn update_me(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    Json(body): Json<UpdateMeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let name = DisplayName::parse(&body.display_name)
+        .map_err(|e| ApiError::invalid_field("display_name", e.to_string()))?;
+    let user = state
+        .auth
+        .update_profile(&principal, name)
+        .await
+        .map_err(admin_error)?;
+    Ok(HttpResponse::Ok().json(UserBody::from(&user)))
+}
+
+/// Every account, newest first (admin).
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
+    params(("limit" = Option<u32>, Query, description = "1..=100, default 20"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses(
+        (status = 200, body = UserPage),
+        (status = 400, description = "`invalid_cursor`", body = ProblemBody),
+        (status = 403, description = "`forbidden`", body = ProblemBody)))]
+pub async fn list_users(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    page: PageQuery,
+) -> Result<HttpResponse, ApiError> {
+    let after = page
+        .cursor
+        .as_deref()
+        .map(|cursor| state.cursors.decode_user(cursor))
+        .transpose()?;
+    let (users, next) = state
+        .auth
+        .list_users(after, page.limit)
+        .await
+        .map_err(|e| store_failure(&e))?;
+    Ok(HttpResponse::Ok().json(UserPage {
+        items: users.iter().map(UserBody::from).collect(),
+        has_more: next.is_some(),
+        next_cursor: next.map(|cursor| state.cursors.encode_user(cursor)),
+    }))
+}
+
+fn user_id(raw: &str) -> Result<UserId, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such user"))
+}
+
+/// One account (admin).
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The account's id")),
+    responses((status = 200, body = UserBody), (status = 403, description = "`forbidden`", body = ProblemBody), (status = 404, description = "`not_found`", body = ProblemBody)))]
+pub async fn get_user(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let user = state
+        .auth
+        .user(user_id(&path)?)
+        .await
+        .map_err(admin_error)?;
+    Ok(HttpResponse::Ok().json(UserBody::from(&user)))
+}
+
+/// Changes an account's role or activation (admin); deactivating ends its sessions.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])), request_body = AdminUpdateRequest,
+    params(("id" = Uuid, Path, description = "The account's id")),
+    responses((status = 200, body = UserBody), (status = 403, description = "`forbidden`", body = ProblemBody), (status = 404, description = "`not_found`", body = ProblemBody), (status = 422, description = "`validation_failed`", body = ProblemBody)))]
+pub async fn update_user(
+    state: web::Data<AppState>,
+    Admin(admin): Admin,
+    Context(context): Context,
+    path: web::Path<String>,
+    Json(body): Json<AdminUpdateRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = user_id(&path)?;
+    let user = state
+        .auth
+        .administer_user(
+            &admin,
+            id,
+            body.role.map(Role::from),
+            body.is_active,
+            &context,
+        )
+        .await
+        .map_err(admin_error)?;
+    Ok(HttpResponse::Ok().json(UserBody::from(&user)))
+}

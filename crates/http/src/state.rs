@@ -1,0 +1,40 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use pp_domain::auth::AuthService;
+use pp_domain::auth::ports::RateLimiter;
+
+use crate::cursor::CursorCodec;
+use crate::middleware::RateLimits;
+use crate::ops::{MetricsSource, Probes};
+
+/// The services and settings the HTTP layer works with; built by the
+/// composition root.
+#[derive(Clone)]
+pub struct AppState {
+    /// Accounts.
+    pub auth: AuthService,
+    /// Rate-limit counters.
+    pub limiter: Arc<dyn RateLimiter>,
+    /// The configured limits.
+    pub limits: RateLimits,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Signs pagination cursors.
+    pub cursors: CursorCodec,
+    /// What `/ready` checks.
+    pub probes: Probes,
+    /// Gauges refreshed when `/metrics` is scraped.
+    pub metrics_sources: Vec<Arc<dyn MetricsSource>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("limits", &self.limits)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .finish_non_exhaustive()
+    }
+}
