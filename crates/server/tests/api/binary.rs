@@ -151,3 +151,93 @@ async fn serve_on_a_fresh_directory_runs_the_embedded_default() {
         assert_eq!(mode, 0o600, "{secret}");
     }
 }
+
+#[tokio::test]
+async fn admin_create_user_makes_an_account_that_can_log_in() {
+    use std::io::Write;
+
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("DATABASE_URL", database.url.as_str()),
+        ("JWT_SECRET", crate::support::JWT_SECRET),
+        ("BID_SEALING_KEY", crate::support::SEALING_KEY),
+        ("MAIL_DIR", "mail"),
+    ];
+    let create = |email: &'static str, password: &'static str| {
+        let mut child = poison_pill(
+            dir.path(),
+            &env,
+            &[
+                "admin",
+                "create-user",
+                "--email",
+                email,
+                "--role",
+                "admin",
+                "--verified",
+                "--password-stdin",
+            ],
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let created = create("Root@Example.com", crate::support::PASSWORD);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    assert!(
+        text(&created.stdout).starts_with("created admin root@example.com"),
+        "{}",
+        text(&created.stdout)
+    );
+
+    let weak = create("other@example.com", "short");
+    assert_eq!(weak.status.code(), Some(1));
+    assert!(
+        text(&weak.stderr).contains("password"),
+        "{}",
+        text(&weak.stderr)
+    );
+    let taken = create("root@example.com", crate::support::PASSWORD);
+    assert!(text(&taken.stderr).contains("exists"));
+
+    // The account logs in through the API as an admin.
+    let data_dir = tempfile::tempdir().unwrap();
+    let settings =
+        poison_pill::config::Settings::from_env(&poison_pill::config::Environment::from_map([
+            ("DATABASE_URL", database.url.as_str()),
+            ("DATA_DIR", data_dir.path().to_str().unwrap()),
+            ("BIND_ADDR", "127.0.0.1:0"),
+            ("JWT_SECRET", crate::support::JWT_SECRET),
+            ("BID_SEALING_KEY", crate::support::SEALING_KEY),
+        ]))
+        .unwrap();
+    let app = poison_pill::app::Application::build(settings)
+        .await
+        .unwrap();
+    let url = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+    let login: serde_json::Value = client
+        .post(format!("{url}/api/v1/auth/login"))
+        .json(
+            &serde_json::json!({"email": "root@example.com", "password": crate::support::PASSWORD}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let users = client
+        .get(format!("{url}/api/v1/users"))
+        .bearer_auth(login["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(users.status(), 200);
+}

@@ -4,10 +4,14 @@ use pp_testkit::Backend;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
-use crate::support::TestApp;
+use crate::support::{Options, RedisMode, TestApp};
 
 async fn health_answers_and_ready_checks_the_database(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(Options {
+        backend,
+        ..Options::default()
+    })
+    .await;
     let health = app.get("/health").await;
     assert_eq!(health.status(), 200);
     assert_eq!(
@@ -18,7 +22,7 @@ async fn health_answers_and_ready_checks_the_database(backend: Backend) {
     assert_eq!(ready.status(), 200);
     assert_eq!(
         ready.json::<Value>().await.unwrap(),
-        json!({"status": "ready", "checks": {"database": "up"}})
+        json!({"status": "ready", "checks": {"database": "up", "redis": "up"}})
     );
 }
 
@@ -34,7 +38,7 @@ async fn health_and_ready_on_sqlite() {
 
 #[tokio::test]
 async fn ready_is_503_naming_the_database_once_it_is_gone_while_health_stays_200() {
-    let app = TestApp::spawn(Backend::Postgres).await;
+    let app = TestApp::spawn_with(Options::default().redis(RedisMode::None)).await;
     assert_eq!(app.get("/ready").await.status(), 200);
     let name = app.database.url.rsplit('/').next().unwrap().to_owned();
     let admin = sea_orm::Database::connect(pp_testkit::DEFAULT_ADMIN_URL)
@@ -52,4 +56,15 @@ async fn ready_is_503_naming_the_database_once_it_is_gone_while_health_stays_200
         json!({"status": "unavailable", "checks": {"database": "down"}})
     );
     assert_eq!(app.get("/health").await.status(), 200);
+}
+
+#[tokio::test]
+async fn ready_is_503_naming_redis_when_it_does_not_answer() {
+    let app = TestApp::spawn_with(Options::default().redis(RedisMode::Unreachable)).await;
+    let ready = app.get("/ready").await;
+    assert_eq!(ready.status(), 503);
+    assert_eq!(
+        ready.json::<Value>().await.unwrap(),
+        json!({"status": "unavailable", "checks": {"database": "up", "redis": "down"}})
+    );
 }

@@ -2,6 +2,11 @@
 //! binary as an operator runs it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
+mod accounts;
+mod admin;
+mod attacks;
 mod binary;
+mod conventions;
 mod health;
+mod sessions;
 mod support;

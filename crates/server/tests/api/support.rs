@@ -1,50 +1,326 @@
-//! Spawning the application for a test.
+//! Spawning the application for a test, and talking to it like a client.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use poison_pill::app::Application;
 use poison_pill::config::{Environment, Settings};
+use pp_store_sql::SqlStore;
 use pp_testkit::{Backend, TestDatabase};
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
 
 pub const JWT_SECRET: &str = "test-jwt-secret-that-is-long-enough-0123456789";
 pub const SEALING_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+pub const PASSWORD: &str = "violet kettle drums at dawn";
+
+/// Where the test app keeps its blacklist and rate-limit windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedisMode {
+    /// The real Redis on 127.0.0.1:6379, under a unique key prefix.
+    Real,
+    /// A Redis URL nothing listens on.
+    Unreachable,
+    /// No Redis: in-process twins.
+    None,
+}
+
+/// How to start the app.
+pub struct Options {
+    pub backend: Backend,
+    pub redis: RedisMode,
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            backend: Backend::Postgres,
+            redis: RedisMode::Real,
+            env: Vec::new(),
+        }
+    }
+}
+
+impl Options {
+    pub fn with(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.env.push((key, value.into()));
+        self
+    }
+
+    pub fn redis(mut self, mode: RedisMode) -> Self {
+        self.redis = mode;
+        self
+    }
+}
 
 /// A running server and what it runs on.
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub database: TestDatabase,
+    pub store: Arc<SqlStore>,
+    pub mail_dir: PathBuf,
+    pub redis_prefix: String,
     _data_dir: tempfile::TempDir,
 }
 
+/// A logged-in session.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub access: String,
+    pub refresh: String,
+}
+
 impl TestApp {
-    pub async fn spawn(backend: Backend) -> Self {
-        let database = TestDatabase::create(backend).await;
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(options: Options) -> Self {
+        let database = TestDatabase::create(options.backend).await;
         let data_dir = tempfile::tempdir().unwrap();
-        let env = Environment::from_map([
-            ("DATABASE_URL", database.url.as_str()),
-            ("DATA_DIR", data_dir.path().to_str().unwrap()),
-            ("BIND_ADDR", "127.0.0.1:0"),
-            ("JWT_SECRET", JWT_SECRET),
-            ("BID_SEALING_KEY", SEALING_KEY),
-            ("LOG_FORMAT", "json"),
-        ]);
-        let app = Application::build(Settings::from_env(&env).unwrap())
-            .await
-            .unwrap();
+        let mail_dir = data_dir.path().join("mail");
+        let redis_prefix = format!("pp-test:{}:", uuid::Uuid::new_v4().simple());
+        let mut vars: Vec<(String, String)> = vec![
+            ("DATABASE_URL".into(), database.url.clone()),
+            ("DATA_DIR".into(), data_dir.path().display().to_string()),
+            ("MAIL_DIR".into(), mail_dir.display().to_string()),
+            ("BIND_ADDR".into(), "127.0.0.1:0".into()),
+            ("PUBLIC_URL".into(), "https://auction.test".into()),
+            ("JWT_SECRET".into(), JWT_SECRET.into()),
+            ("BID_SEALING_KEY".into(), SEALING_KEY.into()),
+            ("LOG_FORMAT".into(), "json".into()),
+            ("RATE_LIMIT_GLOBAL".into(), "100000/10s".into()),
+            ("RATE_LIMIT_AUTH".into(), "100000/60s".into()),
+            ("REDIS_KEY_PREFIX".into(), redis_prefix.clone()),
+        ];
+        match options.redis {
+            RedisMode::Real => vars.push(("REDIS_URL".into(), "redis://127.0.0.1:6379".into())),
+            RedisMode::Unreachable => {
+                vars.push(("REDIS_URL".into(), "redis://127.0.0.1:1".into()));
+                vars.push(("REDIS_TIMEOUT_MS".into(), "200".into()));
+            }
+            RedisMode::None => {}
+        }
+        for (key, value) in options.env {
+            vars.retain(|(k, _)| k != key);
+            vars.push((key.to_owned(), value));
+        }
+        let settings = Settings::from_env(&Environment::from_map(vars)).unwrap();
+        let app = Application::build(settings).await.unwrap();
         let address = format!("http://127.0.0.1:{}", app.port());
+        let store = Arc::clone(&app.services().store);
         tokio::spawn(app.run_until_stopped());
         TestApp {
             address,
-            client: reqwest::Client::new(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
             database,
+            store,
+            mail_dir,
+            redis_prefix,
             _data_dir: data_dir,
         }
     }
 
-    pub async fn get(&self, path: &str) -> reqwest::Response {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn get_as(&self, path: &str, token: &str) -> Response {
         self.client
-            .get(format!("{}{path}", self.address))
+            .get(self.url(path))
+            .bearer_auth(token)
             .send()
             .await
             .unwrap()
     }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_as(&self, path: &str, token: &str, body: Option<&Value>) -> Response {
+        let request = self.client.post(self.url(path)).bearer_auth(token);
+        let request = match body {
+            Some(body) => request.json(body),
+            None => request,
+        };
+        request.send().await.unwrap()
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Every link token mailed to `email` so far, oldest first, for `path`
+    /// (`verify-email` or `reset-password`).
+    pub fn mailed_tokens(&self, email: &str, path: &str) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.mail_dir) else {
+            return Vec::new();
+        };
+        let mut mails: Vec<(std::time::SystemTime, String)> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let modified = e.metadata().ok()?.modified().ok()?;
+                Some((
+                    modified,
+                    decode_mail(&std::fs::read_to_string(e.path()).ok()?),
+                ))
+            })
+            .filter(|(_, text)| {
+                text.lines()
+                    .any(|l| l.eq_ignore_ascii_case(&format!("to: {email}")))
+            })
+            .collect();
+        mails.sort();
+        let marker = format!("https://auction.test/{path}?token=");
+        mails
+            .iter()
+            .filter_map(|(_, text)| {
+                let start = text.find(&marker)? + marker.len();
+                let token: String = text[start..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                    .collect();
+                Some(token)
+            })
+            .collect()
+    }
+
+    /// Waits for the `n`-th link of `path` mailed to `email`.
+    pub async fn mailed_token(&self, email: &str, path: &str, n: usize) -> String {
+        for _ in 0..100 {
+            if let Some(token) = self.mailed_tokens(email, path).get(n - 1) {
+                return token.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no {path} link #{n} was mailed to {email}");
+    }
+
+    /// Registers `email` with the test password; returns the account.
+    pub async fn register(&self, email: &str) -> Value {
+        let response = self
+            .post(
+                "/api/v1/auth/register",
+                &json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.unwrap()
+    }
+
+    /// Registers and verifies `email`.
+    pub async fn verified_user(&self, email: &str) -> Value {
+        self.register(email).await;
+        let token = self.mailed_token(email, "verify-email", 1).await;
+        let response = self
+            .post("/api/v1/auth/verify-email", &json!({"token": token}))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post(
+            "/api/v1/auth/login",
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Logs in and returns the tokens.
+    pub async fn session(&self, email: &str) -> Session {
+        let response = self.login(email, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        session_of(response).await
+    }
+
+    /// A verified, logged-in user.
+    pub async fn user(&self, email: &str) -> Session {
+        self.verified_user(email).await;
+        self.session(email).await
+    }
+
+    /// A logged-in admin (promoted directly in the store).
+    pub async fn admin(&self, email: &str) -> Session {
+        let user = self.verified_user(email).await;
+        let id: pp_domain::UserId = user["id"].as_str().unwrap().parse().unwrap();
+        let changes = pp_domain::UserChanges {
+            role: Some(pp_domain::Role::Admin),
+            ..Default::default()
+        };
+        pp_domain::ports::UserStore::update_user(
+            self.store.as_ref(),
+            id,
+            changes,
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        self.session(email).await
+    }
+}
+
+pub async fn session_of(response: Response) -> Session {
+    let body: Value = response.json().await.unwrap();
+    Session {
+        access: body["access_token"].as_str().unwrap().to_owned(),
+        refresh: body["refresh_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Undoes quoted-printable soft breaks and `=3D`, in case the mail was encoded.
+fn decode_mail(raw: &str) -> String {
+    raw.replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=")
+}
+
+/// Asserts an RFC 7807 answer with `status` and `code`, and returns its body.
+pub async fn problem(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(
+        response.status().as_u16(),
+        status,
+        "expected {status} {code}"
+    );
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error_code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    for member in ["type", "title", "detail", "instance", "request_id"] {
+        assert!(body[member].is_string(), "{member} missing in {body}");
+    }
+    body
 }

@@ -1,0 +1,342 @@
+//! Every account flow end to end, reading e-mails from the file transport.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{PASSWORD, TestApp, problem, session_of};
+
+#[tokio::test]
+async fn register_verify_and_login() {
+    let app = TestApp::spawn().await;
+    let user = app.register("Ann@Example.com").await;
+    assert_eq!(user["email"], "ann@example.com");
+    assert_eq!(
+        (user["role"].as_str(), user["email_verified"].as_bool()),
+        (Some("user"), Some(false))
+    );
+    assert_eq!(user["display_name"], "ann");
+    for field in ["id", "created_at"] {
+        assert!(user[field].is_string());
+    }
+    assert!(user.get("password_hash").is_none());
+
+    problem(
+        app.login("ann@example.com", PASSWORD).await,
+        403,
+        "email_not_verified",
+    )
+    .await;
+
+    let token = app.mailed_token("ann@example.com", "verify-email", 1).await;
+    let verified = app
+        .post("/api/v1/auth/verify-email", &json!({"token": token}))
+        .await;
+    assert_eq!(verified.status(), StatusCode::OK);
+    assert_eq!(
+        verified.json::<Value>().await.unwrap()["email_verified"],
+        true
+    );
+    let again = app
+        .post("/api/v1/auth/verify-email", &json!({"token": token}))
+        .await;
+    problem(again, 400, "invalid_token").await;
+
+    let login = app.login("ANN@example.com", PASSWORD).await;
+    assert_eq!(login.status(), StatusCode::OK);
+    assert_eq!(login.headers()["cache-control"], "no-store");
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for attribute in [
+        "refresh_token=",
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Path=/api/v1/auth",
+        "Max-Age=604800",
+    ] {
+        assert!(
+            cookie.contains(attribute),
+            "{attribute} missing from {cookie}"
+        );
+    }
+    let body: Value = login.json().await.unwrap();
+    assert_eq!(
+        (body["token_type"].as_str(), body["expires_in"].as_i64()),
+        (Some("bearer"), Some(900))
+    );
+    assert_eq!(body["refresh_expires_in"], 604_800);
+    assert!(cookie.contains(body["refresh_token"].as_str().unwrap()));
+
+    let me = app
+        .get_as("/api/v1/users/me", body["access_token"].as_str().unwrap())
+        .await;
+    assert_eq!(me.status(), StatusCode::OK);
+    assert_eq!(
+        me.json::<Value>().await.unwrap()["email"],
+        "ann@example.com"
+    );
+}
+
+#[tokio::test]
+async fn one_address_is_one_account_whatever_its_case() {
+    let app = TestApp::spawn().await;
+    app.register("bob@example.com").await;
+    let again = app
+        .post(
+            "/api/v1/auth/register",
+            &json!({"email": "BOB@example.com", "password": PASSWORD}),
+        )
+        .await;
+    problem(again, 409, "email_taken").await;
+}
+
+#[tokio::test]
+async fn weak_or_malformed_registrations_are_refused_field_by_field() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .post(
+            "/api/v1/auth/register",
+            &json!({"email": "nope", "password": "short", "display_name": ""}),
+        )
+        .await;
+    let body = problem(response, 422, "validation_failed").await;
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["email", "display_name", "password"]);
+    for weak in [
+        "passwordpassword1",
+        "123456789012345",
+        "carol@example.com!!",
+    ] {
+        let response = app
+            .post(
+                "/api/v1/auth/register",
+                &json!({"email": "carol@example.com", "password": weak}),
+            )
+            .await;
+        let body = problem(response, 422, "validation_failed").await;
+        assert_eq!(body["errors"][0]["field"], "password", "{weak}");
+    }
+    // 15 code points of non-ASCII pass; the length is not bytes.
+    let unicode = app
+        .post(
+            "/api/v1/auth/register",
+            &json!({"email": "carol@example.com", "password": "ñandú kiwi 🦤 ōtāki"}),
+        )
+        .await;
+    assert_eq!(unicode.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn resend_and_forgot_always_answer_202_and_mail_only_real_accounts() {
+    let app = TestApp::spawn().await;
+    app.register("dora@example.com").await;
+    for path in [
+        "/api/v1/auth/resend-verification",
+        "/api/v1/auth/password/forgot",
+    ] {
+        for email in ["dora@example.com", "nobody@example.com", "not an address"] {
+            let response = app.post(path, &json!({"email": email})).await;
+            assert_eq!(response.status(), StatusCode::ACCEPTED, "{path} {email}");
+        }
+    }
+    let second = app
+        .mailed_token("dora@example.com", "verify-email", 2)
+        .await;
+    assert_ne!(
+        second,
+        app.mailed_token("dora@example.com", "verify-email", 1)
+            .await
+    );
+    app.mailed_token("dora@example.com", "reset-password", 1)
+        .await;
+    assert!(
+        app.mailed_tokens("nobody@example.com", "reset-password")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn password_reset_revokes_every_session_and_the_link_works_once() {
+    let app = TestApp::spawn().await;
+    let session = app.user("erin@example.com").await;
+    app.post(
+        "/api/v1/auth/password/forgot",
+        &json!({"email": "erin@example.com"}),
+    )
+    .await;
+    let token = app
+        .mailed_token("erin@example.com", "reset-password", 1)
+        .await;
+
+    let weak = app
+        .post(
+            "/api/v1/auth/password/reset",
+            &json!({"token": token, "new_password": "tooshort"}),
+        )
+        .await;
+    problem(weak, 422, "validation_failed").await;
+    let new_password = "amber lanterns over quiet harbours";
+    let reset = app
+        .post(
+            "/api/v1/auth/password/reset",
+            &json!({"token": token, "new_password": new_password}),
+        )
+        .await;
+    assert_eq!(reset.status(), StatusCode::NO_CONTENT);
+    let reused = app
+        .post(
+            "/api/v1/auth/password/reset",
+            &json!({"token": token, "new_password": new_password}),
+        )
+        .await;
+    problem(reused, 400, "invalid_token").await;
+
+    problem(
+        app.get_as("/api/v1/users/me", &session.access).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    let refresh = app
+        .post(
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": session.refresh}),
+        )
+        .await;
+    assert_eq!(refresh.status(), StatusCode::UNAUTHORIZED);
+    problem(
+        app.login("erin@example.com", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    assert_eq!(
+        app.login("erin@example.com", new_password).await.status(),
+        StatusCode::OK
+    );
+    let events: Vec<String> = app
+        .store
+        .audit_records()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event)
+        .collect();
+    assert!(events.contains(&"password_reset".to_owned()));
+}
+
+#[tokio::test]
+async fn changing_the_password_needs_the_current_one_and_ends_other_sessions() {
+    let app = TestApp::spawn().await;
+    let here = app.user("finn@example.com").await;
+    let elsewhere = app.session("finn@example.com").await;
+    let new_password = "copper kettles sing at midnight";
+
+    let wrong = app
+        .post_as(
+            "/api/v1/auth/password/change",
+            &here.access,
+            Some(&json!({"current_password": "not it", "new_password": new_password})),
+        )
+        .await;
+    problem(wrong, 403, "invalid_credentials").await;
+    let weak = app
+        .post_as(
+            "/api/v1/auth/password/change",
+            &here.access,
+            Some(&json!({"current_password": PASSWORD, "new_password": "short"})),
+        )
+        .await;
+    problem(weak, 422, "validation_failed").await;
+
+    let changed = app
+        .post_as(
+            "/api/v1/auth/password/change",
+            &here.access,
+            Some(&json!({"current_password": PASSWORD, "new_password": new_password})),
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::OK);
+    let fresh = session_of(changed).await;
+    assert_eq!(
+        app.get_as("/api/v1/users/me", &fresh.access).await.status(),
+        StatusCode::OK
+    );
+    problem(
+        app.get_as("/api/v1/users/me", &elsewhere.access).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    // This session's old refresh token is spent: replaying it is reuse.
+    let old = app
+        .post(
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": here.refresh}),
+        )
+        .await;
+    assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.login("finn@example.com", new_password).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn my_profile_changes_only_its_display_name() {
+    let app = TestApp::spawn().await;
+    let session = app.user("gus@example.com").await;
+    let patch = |body: Value| {
+        let app = &app;
+        let token = session.access.clone();
+        async move {
+            app.send(
+                reqwest::Method::PATCH,
+                "/api/v1/users/me",
+                Some(&token),
+                Some(&body),
+            )
+            .await
+        }
+    };
+    let renamed = patch(json!({"display_name": "  Gus Grey "})).await;
+    assert_eq!(renamed.status(), StatusCode::OK);
+    assert_eq!(
+        renamed.json::<Value>().await.unwrap()["display_name"],
+        "Gus Grey"
+    );
+    for mass_assignment in [
+        json!({"role": "admin"}),
+        json!({"display_name": "x", "role": "admin"}),
+        json!({"email": "evil@example.com"}),
+        json!({"email_verified": true}),
+    ] {
+        let body = problem(
+            patch(mass_assignment.clone()).await,
+            422,
+            "validation_failed",
+        )
+        .await;
+        assert!(body["errors"].is_array(), "{mass_assignment}");
+    }
+    let me: Value = app
+        .get_as("/api/v1/users/me", &session.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (me["role"].as_str(), me["email"].as_str()),
+        (Some("user"), Some("gus@example.com"))
+    );
+    problem(
+        patch(json!({"display_name": ""})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+}

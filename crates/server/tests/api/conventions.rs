@@ -1,0 +1,243 @@
+//! api.md's conventions: problem+json, request ids, versions, headers,
+//! body rules, OpenAPI, metrics, CORS.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{Options, TestApp, problem};
+
+#[tokio::test]
+async fn request_ids_are_echoed_when_well_formed_and_replaced_otherwise() {
+    let app = TestApp::spawn().await;
+    let echoed = app
+        .client
+        .get(app.url("/health"))
+        .header("x-request-id", "abc-123.X_y")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "abc-123.X_y");
+    for bad in ["has spaces", &"a".repeat(129), "semi;colon"] {
+        let response = app
+            .client
+            .get(app.url("/api/v1/users/me"))
+            .header("x-request-id", bad)
+            .send()
+            .await
+            .unwrap();
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            uuid::Uuid::parse_str(&id).is_ok(),
+            "{bad} was echoed as {id}"
+        );
+        let body = problem(response, 401, "unauthorized").await;
+        assert_eq!(body["request_id"], id, "the problem carries the same id");
+    }
+}
+
+#[tokio::test]
+async fn api_responses_carry_the_version_and_security_headers() {
+    let app = TestApp::spawn().await;
+    let versioned = app.get("/api/v1/users/me").await;
+    let headers = versioned.headers();
+    assert_eq!(headers["x-api-version"], "1");
+    assert!(headers.get("x-api-version-defaulted").is_none());
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["content-security-policy"], "frame-ancestors 'none'");
+
+    let defaulted = app.get("/api/users/me").await;
+    assert_eq!(defaulted.headers()["x-api-version"], "1");
+    assert_eq!(defaulted.headers()["x-api-version-defaulted"], "true");
+    problem(defaulted, 401, "unauthorized").await;
+
+    let session = app.user("wes@example.com").await;
+    let alias = app.get_as("/api/users/me", &session.access).await;
+    assert_eq!(alias.status(), StatusCode::OK);
+    assert_eq!(
+        alias.json::<Value>().await.unwrap()["email"],
+        "wes@example.com"
+    );
+}
+
+#[tokio::test]
+async fn bodies_must_be_small_well_formed_json_of_the_right_shape() {
+    let app = TestApp::spawn().await;
+    let url = app.url("/api/v1/auth/login");
+    let raw = |content_type: &'static str, body: Vec<u8>| {
+        let app = &app;
+        let url = url.clone();
+        async move {
+            app.client
+                .post(url)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    problem(
+        raw("application/json", b"{\"email\": ".to_vec()).await,
+        400,
+        "malformed_json",
+    )
+    .await;
+    problem(
+        raw("text/plain", b"{}".to_vec()).await,
+        415,
+        "unsupported_media_type",
+    )
+    .await;
+    let huge = format!(
+        "{{\"email\": \"{}\", \"password\": \"x\"}}",
+        "a".repeat(70 * 1024)
+    );
+    problem(
+        raw("application/json", huge.into_bytes()).await,
+        413,
+        "payload_too_large",
+    )
+    .await;
+    let unknown = app
+        .post(
+            "/api/v1/auth/login",
+            &json!({"email": "a@b.example", "password": "x", "remember": true}),
+        )
+        .await;
+    let body = problem(unknown, 422, "validation_failed").await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("remember")
+    );
+    let wrong_type = app
+        .post("/api/v1/auth/login", &json!({"email": 42, "password": "x"}))
+        .await;
+    let body = problem(wrong_type, 422, "validation_failed").await;
+    assert_eq!(body["errors"][0]["field"], "email");
+    assert!(
+        !body.to_string().contains("line"),
+        "no parser internals: {body}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems_too() {
+    let app = TestApp::spawn().await;
+    let missing = problem(app.get("/api/v1/nothing-here").await, 404, "not_found").await;
+    assert_eq!(missing["instance"], "/api/v1/nothing-here");
+    assert_eq!(missing["type"], "/problems/not_found");
+    let method = app
+        .client
+        .delete(app.url("/api/v1/users/me"))
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(method.status().as_u16(), 404 | 405));
+    assert_eq!(method.headers()["content-type"], "application/problem+json");
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_endpoint_and_the_viewer_works_offline() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/auth/register", "post"),
+        ("/api/v1/auth/verify-email", "post"),
+        ("/api/v1/auth/resend-verification", "post"),
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/refresh", "post"),
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/auth/logout-all", "post"),
+        ("/api/v1/auth/password/forgot", "post"),
+        ("/api/v1/auth/password/reset", "post"),
+        ("/api/v1/auth/password/change", "post"),
+        ("/api/v1/users/me", "get"),
+        ("/api/v1/users/me", "patch"),
+        ("/api/v1/users", "get"),
+        ("/api/v1/users/{id}", "get"),
+        ("/api/v1/users/{id}", "patch"),
+        ("/health", "get"),
+        ("/ready", "get"),
+        ("/metrics", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+
+    let redirect = app.get("/docs").await;
+    assert_eq!(redirect.status().as_u16(), 308);
+    let page = app.get("/docs/").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger"), "{html}");
+    assert!(
+        !html.contains("https://"),
+        "the viewer must not load anything from the internet"
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status_and_account_events() {
+    let app = TestApp::spawn().await;
+    app.user("xia@example.com").await;
+    app.login("xia@example.com", "wrong wrong wrong").await;
+    let text = app.get("/metrics").await.text().await.unwrap();
+    for needle in [
+        "http_requests_total{method=\"POST\",route=\"/api/v1/auth/login\",status=\"200\"}",
+        "http_requests_total{method=\"POST\",route=\"/api/v1/auth/login\",status=\"401\"}",
+        "http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/auth/login\",status=\"200\",le=",
+        "auth_events_total{event=\"login_succeeded\"}",
+        "auth_events_total{event=\"login_failed\"}",
+        "db_pool_connections{state=\"idle\"}",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn cors_answers_configured_origins_only() {
+    let app = TestApp::spawn_with(
+        Options::default().with("CORS_ALLOWED_ORIGINS", "https://auction.test"),
+    )
+    .await;
+    let preflight = |origin: &'static str| {
+        let app = &app;
+        async move {
+            app.client
+                .request(reqwest::Method::OPTIONS, app.url("/api/v1/auth/login"))
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .header("access-control-request-headers", "content-type")
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let allowed = preflight("https://auction.test").await;
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://auction.test"
+    );
+    assert_eq!(
+        allowed.headers()["access-control-allow-credentials"],
+        "true"
+    );
+    let refused = preflight("https://evil.example").await;
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
