@@ -3,7 +3,7 @@ SHELL := bash
 CARGO ?= cargo
 COVERAGE_MIN ?= 80
 
-.PHONY: help run migrate test lint fmt cov hooks services clean
+.PHONY: help run migrate test lint fmt cov bench hooks services clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ fmt: ## format the code
 cov: services ## tests with line coverage; fails under $(COVERAGE_MIN) %
 	$(CARGO) llvm-cov nextest --workspace --no-tests=warn \
 		--fail-under-lines $(COVERAGE_MIN) --summary-only
+
+bench: ## accounts benchmark: /users/me req/s, login throughput, /health p99 under a login flood
+	scripts/bench.sh
 
 hooks: ## install the pre-push hook (lint + coverage)
 	install -m 755 .githooks/pre-push .git/hooks/pre-push

@@ -1,15 +1,16 @@
 //! Password hashing (argon2id) and the breached-password check (zxcvbn).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, mpsc};
 
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::cell::RefCell;
+
+use argon2::password_hash::phc::{Output, ParamsString, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use async_trait::async_trait;
 use pp_domain::PasswordHash;
 use pp_domain::auth::Password;
 use pp_domain::auth::ports::{PasswordHasher, PasswordStrength, Verification};
 use pp_domain::ports::StoreError;
-use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 /// argon2id cost parameters.
@@ -31,19 +32,143 @@ impl HashParams {
         parallelism: 1,
     };
 
-    fn argon2(self) -> anyhow::Result<Argon2<'static>> {
-        let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)
-            .map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
-        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    fn params(self) -> anyhow::Result<Params> {
+        Params::new(self.memory_kib, self.iterations, self.parallelism, None)
+            .map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))
     }
 }
 
-/// argon2id behind a semaphore sized to the cores: hashing runs on the
-/// blocking pool, never on the async workers, and at most `concurrency`
-/// hashes run at once, so a login flood queues instead of starving the rest.
+thread_local! {
+    /// This hashing thread's argon2 memory (19 MiB at the policy), kept
+    /// between hashes: no allocation, copy-initialisation or page faults per
+    /// hash. Wiped after every use, as argon2 would on drop: leftover blocks
+    /// would let anyone who reads the process's memory test guesses cheaply.
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// argon2 of `password` and `salt` into `out`, in this thread's memory.
+fn argon2_into(
+    argon2: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> argon2::Result<()> {
+    use zeroize::Zeroize;
+    MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        let blocks = params.block_count();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        let result =
+            argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..blocks]);
+        memory[..blocks].iter_mut().for_each(Zeroize::zeroize);
+        result
+    })
+}
+
+/// A new PHC string for `password` under `params`, with a fresh 128-bit salt.
+fn hash_new(params: &Params, password: &[u8]) -> Result<String, StoreError> {
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let mut salt = [0u8; 16];
+    rand::fill(&mut salt[..]);
+    let mut out = Zeroizing::new([0u8; Params::DEFAULT_OUTPUT_LEN]);
+    argon2_into(&argon2, params, password, &salt, &mut out[..]).map_err(internal)?;
+    let phc = argon2::PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(internal)?,
+        salt: Some(Salt::new(&salt).map_err(internal)?),
+        hash: Some(Output::new(&out[..]).map_err(internal)?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches the stored hash, compared in constant time.
+fn matches(stored: &argon2::PasswordHash, password: &[u8]) -> Result<bool, StoreError> {
+    let (Some(salt), Some(expected)) = (&stored.salt, &stored.hash) else {
+        return Err(StoreError::Integrity(
+            "a stored password hash has no salt or output".into(),
+        ));
+    };
+    let algorithm = Algorithm::try_from(stored.algorithm.as_str()).map_err(internal)?;
+    let version = stored
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(internal)?
+        .unwrap_or_default();
+    let params = Params::try_from(stored).map_err(internal)?;
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    let mut out = Zeroizing::new(vec![0u8; expected.len()]);
+    argon2_into(&argon2, &params, password, salt, &mut out).map_err(internal)?;
+    Ok(Output::new(&out).map_err(internal)? == *expected)
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Threads that only hash, at the lowest CPU priority (nice 19): they use
+/// every idle cycle, yet any other thread of the machine (request handlers,
+/// the database) preempts them at once. One per core bounds how many hashes
+/// run together; the rest queue. Dedicated threads because a thread's
+/// priority can be lowered but not raised back without privileges, so the
+/// async runtime's shared blocking pool must not be touched.
+struct HashPool {
+    jobs: mpsc::Sender<Job>,
+    threads: usize,
+}
+
+impl HashPool {
+    fn start(threads: usize) -> anyhow::Result<Self> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for index in 0..threads {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name(format!("argon2-{index}"))
+                .spawn(move || {
+                    if let Err(err) =
+                        rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19)
+                    {
+                        tracing::warn!(error = %err, "cannot lower the hashing thread's priority");
+                    }
+                    loop {
+                        let next = queue
+                            .lock()
+                            .map_err(drop)
+                            .and_then(|q| q.recv().map_err(drop));
+                        match next {
+                            Ok(job) => job(),
+                            Err(()) => break,
+                        }
+                    }
+                })?;
+        }
+        Ok(HashPool { jobs, threads })
+    }
+
+    /// Runs `work` on a hashing thread and waits for it without blocking.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = done.send(work());
+            }))
+            .map_err(internal)?;
+        result.await.map_err(internal)
+    }
+}
+
+/// argon2id on a pool of low-priority hashing threads, one per core: never
+/// on the async workers, at most one hash per core at a time, and a login
+/// flood cannot slow other requests down.
 pub struct Argon2Hasher {
     params: HashParams,
-    permits: Arc<Semaphore>,
+    pool: HashPool,
     /// A hash of a random password, verified against for unknown accounts so
     /// that they cost the same as known ones.
     dummy: PasswordHash,
@@ -53,7 +178,7 @@ impl std::fmt::Debug for Argon2Hasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Argon2Hasher")
             .field("params", &self.params)
-            .field("available_permits", &self.permits.available_permits())
+            .field("threads", &self.pool.threads)
             .finish_non_exhaustive()
     }
 }
@@ -63,50 +188,21 @@ fn internal(err: impl std::fmt::Display) -> StoreError {
 }
 
 impl Argon2Hasher {
-    /// A hasher with `params` and at most `concurrency` hashes at once
-    /// (at least one). Computes the dummy hash, so call it at start-up.
+    /// A hasher with `params` on `concurrency` hashing threads (at least
+    /// one). Computes the dummy hash, so call it at start-up.
     ///
     /// # Errors
     /// When the parameters are invalid.
     pub fn new(params: HashParams, concurrency: usize) -> anyhow::Result<Self> {
-        let argon2 = params.argon2()?;
         let mut random = Zeroizing::new([0u8; 32]);
         rand::fill(&mut random[..]);
-        let dummy = argon2
-            .hash_password(&random[..])
+        let dummy = hash_new(&params.params()?, &random[..])
             .map_err(|e| anyhow::anyhow!("cannot compute the dummy hash: {e}"))?;
         Ok(Argon2Hasher {
             params,
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            dummy: PasswordHash::new(dummy.to_string()),
+            pool: HashPool::start(concurrency.max(1))?,
+            dummy: PasswordHash::new(dummy),
         })
-    }
-
-    /// A hasher sized to this machine's cores with the policy parameters.
-    ///
-    /// # Errors
-    /// As [`Argon2Hasher::new`].
-    pub fn for_this_machine() -> anyhow::Result<Self> {
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        Self::new(HashParams::POLICY, cores)
-    }
-
-    /// Runs `work` on the blocking pool once a permit is free.
-    async fn blocking<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(Argon2<'static>) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(internal)?;
-        let argon2 = self.params.argon2().map_err(internal)?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            work(argon2)
-        })
-        .await
-        .map_err(internal)?
     }
 
     /// Whether `stored` was made with weaker settings than the current ones.
@@ -125,13 +221,10 @@ impl Argon2Hasher {
 impl PasswordHasher for Argon2Hasher {
     async fn hash(&self, password: &Password) -> Result<PasswordHash, StoreError> {
         let secret = Zeroizing::new(password.expose().to_owned());
-        self.blocking(move |argon2| {
-            argon2
-                .hash_password(secret.as_bytes())
-                .map(|hash| PasswordHash::new(hash.to_string()))
-                .map_err(internal)
-        })
-        .await
+        let params = self.params.params().map_err(internal)?;
+        self.pool
+            .run(move || hash_new(&params, secret.as_bytes()).map(PasswordHash::new))
+            .await?
     }
 
     async fn verify(
@@ -148,11 +241,12 @@ impl PasswordHasher for Argon2Hasher {
         let secret = Zeroizing::new(password.expose().to_owned());
         let phc = phc.as_str().to_owned();
         let matches = self
-            .blocking(move |argon2| {
+            .pool
+            .run(move || {
                 let parsed = argon2::PasswordHash::new(&phc).map_err(internal)?;
-                Ok(argon2.verify_password(secret.as_bytes(), &parsed).is_ok())
+                matches(&parsed, secret.as_bytes())
             })
-            .await?;
+            .await??;
         Ok(if matches && known {
             Verification::Valid { needs_rehash }
         } else {
@@ -218,6 +312,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn hashes_interoperate_with_the_argon2_crates_own_hasher_and_verifier() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let hasher = Argon2Hasher::new(FAST, 1).unwrap();
+        let crate_argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, FAST.params().unwrap());
+        let theirs = crate_argon2
+            .hash_password(b"a shared passphrase")
+            .unwrap()
+            .to_string();
+        let verdict = hasher
+            .verify(
+                &pw("a shared passphrase"),
+                Some(PasswordHash::new(theirs.clone())),
+            )
+            .await;
+        assert_eq!(
+            verdict.unwrap(),
+            Verification::Valid {
+                needs_rehash: false
+            }
+        );
+        assert_eq!(
+            hasher
+                .verify(&pw("another one"), Some(PasswordHash::new(theirs)))
+                .await
+                .unwrap(),
+            Verification::Invalid
+        );
+        let ours = hasher.hash(&pw("a shared passphrase")).await.unwrap();
+        let parsed = argon2::PasswordHash::new(ours.as_str()).unwrap();
+        assert!(
+            crate_argon2
+                .verify_password(b"a shared passphrase", &parsed)
+                .is_ok()
+        );
+        assert!(crate_argon2.verify_password(b"not it", &parsed).is_err());
+    }
+
+    #[tokio::test]
     async fn an_unknown_account_is_checked_against_the_dummy_and_always_fails() {
         let hasher = Argon2Hasher::new(FAST, 1).unwrap();
         let dummy = hasher.dummy.clone();
@@ -267,9 +399,23 @@ mod tests {
             parallelism: 1,
         };
         assert!(Argon2Hasher::new(zero, 1).is_err());
-        assert!(
-            format!("{:?}", Argon2Hasher::new(FAST, 3).unwrap()).contains("available_permits: 3")
-        );
+        assert!(format!("{:?}", Argon2Hasher::new(FAST, 3).unwrap()).contains("threads: 3"));
+    }
+
+    #[tokio::test]
+    async fn hashing_runs_on_low_priority_threads_one_per_configured_core() {
+        let hasher = Argon2Hasher::new(FAST, 2).unwrap();
+        let probe = || {
+            let nice =
+                rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap_or(0);
+            let name = std::thread::current().name().unwrap_or_default().to_owned();
+            (nice, name)
+        };
+        let (a, b) = tokio::join!(hasher.pool.run(probe), hasher.pool.run(probe));
+        for (nice, name) in [a.unwrap(), b.unwrap()] {
+            assert_eq!(nice, 19);
+            assert!(name.starts_with("argon2-"), "{name}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! app-wide middleware with [`wrap_app`].
 
 use actix_cors::Cors;
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{Condition, DefaultHeaders};
 use actix_web::{HttpResponse, web};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
@@ -62,8 +62,9 @@ pub fn security_headers() -> DefaultHeaders {
         .add(("Content-Security-Policy", "frame-ancestors 'none'"))
 }
 
-/// CORS for the configured origins (none: same-origin only).
-pub fn cors(allowed_origins: &[String]) -> Cors {
+/// CORS for the configured origins; with none configured the middleware is
+/// skipped entirely (same-origin only) and costs nothing per request.
+pub fn cors(allowed_origins: &[String]) -> Condition<Cors> {
     let mut cors = Cors::default()
         .allowed_methods(["GET", "POST", "PATCH", "DELETE", "OPTIONS"])
         .allowed_headers([
@@ -85,7 +86,7 @@ pub fn cors(allowed_origins: &[String]) -> Cors {
     for origin in allowed_origins {
         cors = cors.allowed_origin(origin);
     }
-    cors
+    Condition::new(!allowed_origins.is_empty(), cors)
 }
 
 /// Wraps an `App` in the app-wide middleware, outermost first: request id,

@@ -116,6 +116,17 @@ pub fn prometheus() -> &'static PrometheusHandle {
     })
 }
 
+/// Drains recorded histogram samples into their buckets every few seconds.
+/// The recorder keeps raw samples until then, so without this the memory of
+/// an instance nobody scrapes would grow with every request.
+pub async fn metrics_upkeep() {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        every.tick().await;
+        prometheus().run_upkeep();
+    }
+}
+
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]

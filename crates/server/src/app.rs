@@ -10,7 +10,8 @@ use actix_web::{App, HttpServer};
 use anyhow::Context;
 use async_trait::async_trait;
 use pp_crypto::{
-    AesGcmSealer, Argon2Hasher, JwtAccessTokens, JwtSettings, RandomSecretTokens, ZxcvbnStrength,
+    AesGcmSealer, Argon2Hasher, HashParams, JwtAccessTokens, JwtSettings, RandomSecretTokens,
+    ZxcvbnStrength,
 };
 use pp_domain::auth::ports::{AuditLog, RateLimiter, RevocationList};
 use pp_domain::auth::tokens::AuditEntry;
@@ -82,7 +83,9 @@ impl AuditLog for MeteredAuditLog {
 /// # Errors
 /// When it cannot be reached.
 pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Database> {
-    Database::connect(&DatabaseSettings::new(config.url.as_str()))
+    let mut settings = DatabaseSettings::new(config.url.as_str());
+    settings.max_connections = config.max_connections;
+    Database::connect(&settings)
         .await
         .context("cannot open the database")
 }
@@ -148,7 +151,10 @@ impl Services {
         let mailer = QueuedMailer::start(&settings.mail.transport, &settings.mail.from)
             .context("cannot set up mail delivery")?;
         // Computing the dummy hash takes a few tens of milliseconds of CPU.
-        let hasher = tokio::task::spawn_blocking(Argon2Hasher::for_this_machine).await??;
+        let threads = settings.hash_threads;
+        let hasher =
+            tokio::task::spawn_blocking(move || Argon2Hasher::new(HashParams::POLICY, threads))
+                .await??;
         let jwt = JwtAccessTokens::new(
             settings.jwt_secret.expose_secret().as_bytes(),
             JwtSettings::default(),
@@ -227,6 +233,7 @@ impl Application {
         let listener = TcpListener::bind(settings.bind_addr)
             .with_context(|| format!("cannot listen on {}", settings.bind_addr))?;
         let port = listener.local_addr()?.port();
+        tokio::spawn(pp_http::ops::metrics_upkeep());
         let server = HttpServer::new(move || {
             pp_http::wrap_app!(
                 App::new().configure(pp_http::configure(state.clone())),

@@ -334,6 +334,8 @@ pub struct MailConfig {
 pub struct DatabaseConfig {
     /// `DATABASE_URL`.
     pub url: DatabaseUrl,
+    /// `DATABASE_MAX_CONNECTIONS`: the pool's size.
+    pub max_connections: u32,
     /// `DATA_DIR`: the SQLite file's usual home and the generated secrets.
     pub data_dir: PathBuf,
 }
@@ -347,8 +349,16 @@ impl DatabaseConfig {
         let data_dir: PathBuf = env.parse("DATA_DIR", PathBuf::from("data"))?;
         let default_url =
             DatabaseUrl::Sqlite(format!("sqlite://{}/poison-pill.db", data_dir.display()));
+        let max_connections: u32 = env.parse("DATABASE_MAX_CONNECTIONS", 16)?;
+        if max_connections == 0 {
+            return Err(ConfigError::new(
+                "DATABASE_MAX_CONNECTIONS",
+                "must be above zero",
+            ));
+        }
         Ok(DatabaseConfig {
             url: env.parse("DATABASE_URL", default_url)?,
+            max_connections,
             data_dir,
         })
     }
@@ -382,6 +392,8 @@ pub struct Settings {
     pub password_policy: PasswordPolicy,
     /// `CORS_ALLOWED_ORIGINS`.
     pub cors_origins: Vec<String>,
+    /// `PASSWORD_HASH_THREADS`: hashes that may run at once (default: the cores).
+    pub hash_threads: usize,
 }
 
 impl fmt::Debug for Settings {
@@ -496,8 +508,21 @@ impl Settings {
             trusted_proxies: env.parse("TRUSTED_PROXIES", ProxyList::default())?.0,
             password_policy,
             cors_origins: env.parse("CORS_ALLOWED_ORIGINS", OriginList::default())?.0,
+            hash_threads: hash_threads(env)?,
         })
     }
+}
+
+fn hash_threads(env: &Environment) -> Result<usize, ConfigError> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let threads: usize = env.parse("PASSWORD_HASH_THREADS", cores)?;
+    if threads == 0 {
+        return Err(ConfigError::new(
+            "PASSWORD_HASH_THREADS",
+            "must be above zero",
+        ));
+    }
+    Ok(threads)
 }
 
 fn mail_config(
@@ -740,6 +765,8 @@ mod tests {
             ("REDIS_URL", "http://redis"),
             ("PASSWORD_MIN_LENGTH", "7"),
             ("CORS_ALLOWED_ORIGINS", "https://a.example/path"),
+            ("DATABASE_MAX_CONNECTIONS", "0"),
+            ("PASSWORD_HASH_THREADS", "0"),
             ("MAIL_FROM", "not a mailbox"),
         ] {
             let err = pg(&[(variable, value)]).unwrap_err();

@@ -7,8 +7,11 @@ use pp_domain::auth::ports::{
 use pp_domain::auth::tokens::{AuditEntry, OneTimePurpose, TokenDigest};
 use pp_domain::ports::StoreError;
 use pp_domain::{SessionId, Timestamp, User, UserId};
-use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QuerySelect};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QuerySelect, Statement,
+};
 use uuid::Uuid;
 
 use crate::SqlStore;
@@ -112,6 +115,24 @@ impl SqlStore {
         &self,
         first: &NewRefreshToken,
     ) -> Result<(), TxFailure<StoreError>> {
+        if self.database().backend() == DbBackend::Postgres {
+            // One statement, so one round trip and atomic without a
+            // transaction: logins are frequent enough for this to matter.
+            let statement = Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                r#"WITH "session" AS (INSERT INTO "sessions" ("id", "user_id", "created_at", "revoked_at") VALUES ($1, $2, $3, NULL))
+                   INSERT INTO "refresh_tokens" ("digest", "session_id", "user_id", "issued_at", "expires_at", "spent_at") VALUES ($4, $1, $2, $3, $5, NULL)"#,
+                [
+                    first.session.as_uuid().into(),
+                    first.user.as_uuid().into(),
+                    db_time(first.issued_at).into(),
+                    first.digest.0.to_vec().into(),
+                    db_time(first.expires_at).into(),
+                ],
+            );
+            self.database().connection().execute_raw(statement).await?;
+            return Ok(());
+        }
         let tx = self.database().begin_write().await?;
         let result = async {
             sessions::Entity::insert(sessions::ActiveModel {
@@ -192,23 +213,35 @@ impl SessionStore for SqlStore {
     }
 
     async fn active_session_user(&self, session: SessionId) -> Result<Option<User>, StoreError> {
-        // One round trip on every authenticated request: the user, provided
-        // the session is live.
-        let live_session = Query::select()
-            .column(sessions::Column::UserId)
-            .from(sessions::Entity)
-            .and_where(Expr::col(sessions::Column::Id).eq(session.as_uuid()))
-            .and_where(Expr::col(sessions::Column::RevokedAt).is_null())
-            .to_owned();
+        // On every authenticated request: one round trip, and SQL built once
+        // per backend instead of per call.
+        let backend = self.database().backend();
+        let statement = Statement::from_sql_and_values(
+            backend,
+            active_session_user_sql(backend),
+            [session.as_uuid().into()],
+        );
         users::Entity::find()
-            .filter(users::Column::Id.in_subquery(live_session))
-            .filter(users::Column::IsActive.eq(true))
+            .from_raw_sql(statement)
             .one(self.database().connection())
             .await
             .map_err(store_error)?
             .as_ref()
             .map(user_from_row)
             .transpose()
+    }
+}
+
+/// The user of a live session, if active. Hand-written because it runs on
+/// every authenticated request: no query building per call.
+fn active_session_user_sql(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Postgres => {
+            r#"SELECT * FROM "users" WHERE "id" IN (SELECT "user_id" FROM "sessions" WHERE "id" = $1 AND "revoked_at" IS NULL) AND "is_active" = TRUE LIMIT 1"#
+        }
+        _ => {
+            r#"SELECT * FROM "users" WHERE "id" IN (SELECT "user_id" FROM "sessions" WHERE "id" = ? AND "revoked_at" IS NULL) AND "is_active" = 1 LIMIT 1"#
+        }
     }
 }
 

@@ -106,6 +106,10 @@ impl Database {
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
             .connect_timeout(settings.acquire_timeout)
+            // Pinging on every checkout doubles the round trips of every
+            // query; only connections idle long enough to have been dropped
+            // by a server, proxy or firewall are checked.
+            .test_before_acquire_if_idle_for(Duration::from_secs(30))
             .sqlx_logging(false);
         let write_gate = if settings.url.starts_with("postgres://")
             || settings.url.starts_with("postgresql://")

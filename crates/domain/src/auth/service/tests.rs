@@ -552,13 +552,16 @@ fn a_live_token_authenticates_with_the_stored_user() {
 }
 
 #[test]
-fn a_blacklisted_token_is_refused_before_the_session_is_read() {
+fn a_blacklisted_token_is_refused_even_while_its_session_is_live() {
     let ann = user(true, true);
     let claims = claims_for(&ann, SessionId::generate());
     let mut m = Mocks::new();
     m.access.expect_verify().returning(move |_, _| Ok(claims));
     m.revocations.expect_is_revoked().returning(|_| Ok(true));
-    m.sessions.expect_active_session_user().never();
+    let live = ann.clone();
+    m.sessions
+        .expect_active_session_user()
+        .returning(move |_| Ok(Some(live.clone())));
     let (svc, _, _) = m.service(policy());
     assert!(matches!(
         run(svc.authenticate("jwt")),
