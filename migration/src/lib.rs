@@ -15,6 +15,8 @@ mod m20261123_000004_add_login_failures;
 mod m20261123_000005_create_sessions;
 mod m20261123_000006_create_one_time_tokens;
 mod m20261123_000007_create_audit_log;
+mod m20261201_000008_add_bid_price_after;
+mod m20261201_000009_create_ws_tickets;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -31,6 +33,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_create_sessions::Migration),
             Box::new(m20261123_000006_create_one_time_tokens::Migration),
             Box::new(m20261123_000007_create_audit_log::Migration),
+            Box::new(m20261201_000008_add_bid_price_after::Migration),
+            Box::new(m20261201_000009_create_ws_tickets::Migration),
         ]
     }
 }

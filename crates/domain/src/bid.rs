@@ -74,6 +74,15 @@ pub struct Bid {
     pub created_at: Timestamp,
 }
 
+/// Where a page of a bidder's bids continues: after this bid, newest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BidCursor {
+    /// The last bid's time.
+    pub created_at: Timestamp,
+    /// The last bid's id (ties on the time).
+    pub id: BidId,
+}
+
 /// Where a bid stands, as its bidder sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

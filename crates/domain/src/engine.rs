@@ -347,6 +347,25 @@ pub fn view_of(
     }
 }
 
+/// How a bid stands once its item closed with `outcome`, from public facts
+/// alone: the winner's bid is `won` at the final price, every other `lost`
+/// at its own ceiling. Equals [`view_of`] on the closed item.
+#[must_use]
+pub fn revealed_view(bidder: UserId, offer: &BidOffer, outcome: &CloseOutcome) -> BidView {
+    match outcome {
+        CloseOutcome::Sold { winner, price } if *winner == bidder => BidView {
+            state: BidState::Won,
+            effective: *price,
+            remaining_budget: 0,
+        },
+        _ => BidView {
+            state: BidState::Lost,
+            effective: offer.ceiling(),
+            remaining_budget: 0,
+        },
+    }
+}
+
 /// Why an item cannot be closed now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 pub enum CloseRejection {

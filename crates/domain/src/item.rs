@@ -233,6 +233,38 @@ impl ListedItem {
     }
 }
 
+/// Which items a list shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StatusFilter {
+    /// Still taking bids (or due, awaiting the closer).
+    Open,
+    /// Closed, with or without a winner.
+    Closed,
+    /// Cancelled by an admin.
+    Cancelled,
+}
+
+impl StatusFilter {
+    /// The status as stored and as the API spells it.
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StatusFilter::Open => "open",
+            StatusFilter::Closed => "closed",
+            StatusFilter::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Where a page of the item list continues: after this item, newest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ItemCursor {
+    /// The last item's listing time.
+    pub created_at: Timestamp,
+    /// The last item's id (ties on the time).
+    pub id: ItemId,
+}
+
 /// The request to list an item, as a client sends it (unvalidated).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ItemDraft {

@@ -16,17 +16,21 @@ pub mod email;
 pub mod engine;
 pub mod ids;
 pub mod item;
+pub mod live;
 pub mod money;
 pub mod ports;
 pub mod service;
 pub mod user;
 pub mod validation;
 
-pub use bid::{Bid, BidOffer, BidState, BidView, Poison};
+pub use bid::{Bid, BidCursor, BidOffer, BidState, BidView, Poison};
 pub use email::{Email, InvalidEmail};
 pub use engine::{BidRejection, Leader, Standing};
 pub use ids::{BidId, ItemId, SessionId, TokenId, UserId};
-pub use item::{CloseOutcome, Item, ItemDraft, ItemStatus, ListedItem, NewItem, Timestamp};
+pub use item::{
+    CloseOutcome, Item, ItemCursor, ItemDraft, ItemStatus, ListedItem, NewItem, StatusFilter,
+    Timestamp,
+};
 pub use money::{Currency, Money};
 pub use user::{
     Credentials, DisplayName, NewUser, PasswordHash, Role, User, UserChanges, UserCursor,

@@ -12,14 +12,17 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use thiserror::Error;
 
-use crate::bid::Bid;
+use crate::bid::{Bid, BidCursor};
 use crate::email::Email;
 use crate::engine::{
     self, BidCommand, BidRejection, CancelRejection, CloseRejection, LockedItem, Placement,
     Standing,
 };
 use crate::ids::{ItemId, UserId};
-use crate::item::{CloseOutcome, Item, ListedItem, NewItem, PublicStanding, Timestamp};
+use crate::item::{
+    CloseOutcome, Item, ItemCursor, ListedItem, NewItem, PublicStanding, StatusFilter, Timestamp,
+};
+use crate::live::{ItemEvent, Notification, PricePoint};
 use crate::user::{Credentials, NewUser, PasswordHash, User, UserChanges, UserCursor};
 
 /// A failure of the storage itself, which no caller can fix by changing its request.
@@ -113,6 +116,14 @@ pub enum SealBinding {
         /// The item.
         item: ItemId,
     },
+    /// The price a bid left, kept for replaying live events: bound to the
+    /// bid's place in its item's sequence.
+    PriceAfter {
+        /// The item.
+        item: ItemId,
+        /// The bid's arrival position.
+        seq: u64,
+    },
 }
 
 impl SealBinding {
@@ -130,6 +141,11 @@ impl SealBinding {
             SealBinding::Standing { item } => {
                 aad.extend_from_slice(b"poison-pill/standing/v1");
                 aad.extend_from_slice(item.as_uuid().as_bytes());
+            }
+            SealBinding::PriceAfter { item, seq } => {
+                aad.extend_from_slice(b"poison-pill/price-after/v1");
+                aad.extend_from_slice(item.as_uuid().as_bytes());
+                aad.extend_from_slice(&seq.to_be_bytes());
             }
         }
         aad
@@ -274,6 +290,15 @@ impl AcceptedBid {
     }
 }
 
+/// An item the closer just closed, with everyone who bid on it (in arrival order).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClosedItem {
+    /// The item as closed.
+    pub listed: ListedItem,
+    /// Its bidders.
+    pub bidders: Vec<UserId>,
+}
+
 /// A bid with its item and the item's unsealed standing: enough to tell the
 /// bidder where the bid stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -331,17 +356,59 @@ pub trait AuctionStore: Send + Sync {
         bidder: UserId,
     ) -> Result<Option<BidRecord>, StoreError>;
 
-    /// Every bid on an item, unsealed, in arrival (`seq`) order. Callers must
-    /// reveal them to nobody before the item closes.
+    /// Up to `limit` bids on an item with `seq > after_seq`, unsealed, in
+    /// arrival (`seq`) order. Callers must reveal them to nobody before the
+    /// item closes.
     ///
     /// # Errors
     /// [`StoreError::Integrity`] when a sealed value does not open.
-    async fn bids_in_order(&self, item: ItemId) -> Result<Vec<Bid>, StoreError>;
+    async fn bids_in_order(
+        &self,
+        item: ItemId,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Bid>, StoreError>;
+
+    /// Up to `limit` items, newest first, after `after` when given, only
+    /// those with `status` when given.
+    ///
+    /// # Errors
+    /// [`StoreError::Integrity`] when a stored row is not a valid item.
+    async fn list_items(
+        &self,
+        status: Option<StatusFilter>,
+        after: Option<ItemCursor>,
+        limit: u32,
+    ) -> Result<Vec<ListedItem>, StoreError>;
+
+    /// Up to `limit` of a bidder's bids, newest first, after `after` when
+    /// given, each with its item and the item's unsealed standing.
+    ///
+    /// # Errors
+    /// [`StoreError::Integrity`] when a sealed value does not open.
+    async fn bids_of_bidder(
+        &self,
+        bidder: UserId,
+        after: Option<BidCursor>,
+        limit: u32,
+    ) -> Result<Vec<BidRecord>, StoreError>;
+
+    /// The public price after each accepted bid with `seq > after_seq`, in
+    /// order, at most `limit`: what a live subscriber who fell behind missed.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn price_history(
+        &self,
+        item: ItemId,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<PricePoint>, StoreError>;
 
     /// Closes up to `limit` items whose close time has come, each under its
     /// own row lock taken with SKIP LOCKED semantics (so concurrent closers on
     /// several instances never close one item twice), deciding each with
-    /// `decision.close`. Returns the items it closed.
+    /// `decision.close`. Returns the items it closed with their bidders.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails; items already committed stay closed.
@@ -349,7 +416,7 @@ pub trait AuctionStore: Send + Sync {
         &self,
         decision: LifecycleDecision,
         limit: u32,
-    ) -> Result<Vec<ListedItem>, StoreError>;
+    ) -> Result<Vec<ClosedItem>, StoreError>;
 
     /// Cancels an item under its row lock when `decision.cancel` allows it.
     ///
@@ -361,6 +428,21 @@ pub trait AuctionStore: Send + Sync {
         id: ItemId,
         decision: LifecycleDecision,
     ) -> Result<ListedItem, CancelItemError>;
+}
+
+/// Where committed live events go: to every subscriber on every instance.
+///
+/// Publishing never blocks the caller and is at most once: under overload or
+/// while the transport is down an event may be lost. Subscribers notice the
+/// gap in item event ids and replay what they missed from the store, so
+/// item events are never lost for good; personal notifications may be.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait LiveEvents: Send + Sync {
+    /// Publishes a committed item event.
+    fn publish(&self, event: ItemEvent);
+
+    /// Sends a notification to its user's live connections.
+    fn notify(&self, notification: Notification);
 }
 
 /// Accounts.

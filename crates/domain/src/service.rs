@@ -4,14 +4,16 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::bid::{Bid, BidOffer, BidView};
-use crate::engine::{BidCommand, view_of};
+use crate::bid::{Bid, BidCursor, BidOffer, BidView};
+use crate::engine::{BidCommand, revealed_view, view_of};
 use crate::ids::{ItemId, UserId};
-use crate::item::{ItemDraft, ListedItem, NewItem};
+use crate::item::{Item, ItemCursor, ItemDraft, ItemStatus, ListedItem, NewItem, StatusFilter};
+use crate::live::{ItemEvent, PriceEvent, notifications_after_bid, notifications_after_close};
 use crate::ports::{
-    AcceptedBid, AuctionStore, BidDecision, CancelItemError, Clock, LifecycleDecision,
-    PlaceBidError, StoreError, UserStore,
+    AcceptedBid, AuctionStore, BidDecision, CancelItemError, Clock, LifecycleDecision, LiveEvents,
+    PlaceBidError, StoreError,
 };
+use crate::user::User;
 use crate::validation::ValidationErrors;
 
 /// Rules that depend on the deployment rather than the auction.
@@ -40,6 +42,20 @@ pub enum ListItemError {
     Store(#[from] StoreError),
 }
 
+/// Why the bids of an item cannot be shown.
+#[derive(Debug, Error)]
+pub enum RevealError {
+    /// No item has that id.
+    #[error("item not found")]
+    ItemNotFound,
+    /// The item is still open: its bids are sealed.
+    #[error("the bids stay sealed until the auction closes")]
+    Sealed,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// A bidder's own bid and where it stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OwnBid {
@@ -51,11 +67,48 @@ pub struct OwnBid {
     pub view: BidView,
 }
 
-/// Listing, bidding, closing and cancelling.
+/// A bid of a closed item, as everyone may now see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevealedBid {
+    /// The bid as placed.
+    pub bid: Bid,
+    /// How it ended.
+    pub view: BidView,
+}
+
+/// One page of a list and where the next one starts (`None` on the last).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<T, C> {
+    /// This page.
+    pub items: Vec<T>,
+    /// Pass back to get the next page.
+    pub next: Option<C>,
+}
+
+impl<T, C> Page<T, C> {
+    /// Cuts `fetched` (asked for `limit + 1`) to `limit`, with the cursor of
+    /// the last item kept when there is more.
+    fn cut(mut fetched: Vec<T>, limit: u32, cursor: impl Fn(&T) -> C) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let more = fetched.len() > limit;
+        fetched.truncate(limit);
+        let next = if more {
+            fetched.last().map(cursor)
+        } else {
+            None
+        };
+        Page {
+            items: fetched,
+            next,
+        }
+    }
+}
+
+/// Listing, bidding, closing and cancelling; live events after each commit.
 #[derive(Clone)]
 pub struct AuctionService {
     auctions: Arc<dyn AuctionStore>,
-    users: Arc<dyn UserStore>,
+    events: Arc<dyn LiveEvents>,
     clock: Arc<dyn Clock>,
     policy: AuctionPolicy,
 }
@@ -73,13 +126,13 @@ impl AuctionService {
     #[must_use]
     pub fn new(
         auctions: Arc<dyn AuctionStore>,
-        users: Arc<dyn UserStore>,
+        events: Arc<dyn LiveEvents>,
         clock: Arc<dyn Clock>,
         policy: AuctionPolicy,
     ) -> Self {
         AuctionService {
             auctions,
-            users,
+            events,
             clock,
             policy,
         }
@@ -106,32 +159,61 @@ impl AuctionService {
         self.auctions.listed_item(id).await
     }
 
-    /// Places `bidder`'s one bid on `item`.
+    /// A page of items, newest first, optionally of one status.
     ///
     /// # Errors
-    /// [`PlaceBidError::BidderNotFound`] for a missing or deactivated account;
+    /// The store's failure.
+    pub async fn list_items(
+        &self,
+        status: Option<StatusFilter>,
+        after: Option<ItemCursor>,
+        limit: u32,
+    ) -> Result<Page<ListedItem, ItemCursor>, StoreError> {
+        let fetched = self
+            .auctions
+            .list_items(status, after, limit.saturating_add(1))
+            .await?;
+        Ok(Page::cut(fetched, limit, |listed| ItemCursor {
+            created_at: listed.item.created_at,
+            id: listed.item.id,
+        }))
+    }
+
+    /// Places `bidder`'s one bid on `item` (the account as authenticated for
+    /// this request), then publishes the new price and tells the bidders
+    /// whose bids it affected.
+    ///
+    /// # Errors
+    /// [`PlaceBidError::BidderNotFound`] for a deactivated account;
     /// otherwise whatever the store's locked decision returns.
     pub async fn place_bid(
         &self,
-        bidder: UserId,
+        bidder: &User,
         item: ItemId,
         offer: BidOffer,
     ) -> Result<AcceptedBid, PlaceBidError> {
-        let user = self
-            .users
-            .user_by_id(bidder)
-            .await?
-            .filter(|user| user.is_active)
-            .ok_or(PlaceBidError::BidderNotFound)?;
+        if !bidder.is_active {
+            return Err(PlaceBidError::BidderNotFound);
+        }
         let command = BidCommand {
             item,
-            bidder,
-            bidder_may_bid: user.email_verified || !self.policy.require_verified_email,
+            bidder: bidder.id,
+            bidder_may_bid: bidder.email_verified || !self.policy.require_verified_email,
             offer,
         };
-        self.auctions
+        let accepted = self
+            .auctions
             .place_bid(BidDecision::new(command, Arc::clone(&self.clock)))
-            .await
+            .await?;
+        if let Some(event) = ItemEvent::after_bid(&accepted.item, &accepted.placement) {
+            self.events.publish(event);
+        }
+        for notification in
+            notifications_after_bid(&accepted.item, bidder.id, &offer, &accepted.placement)
+        {
+            self.events.notify(notification);
+        }
+        Ok(accepted)
     }
 
     /// `bidder`'s bid on `item` and where it stands, or `None` without one.
@@ -143,39 +225,126 @@ impl AuctionService {
         bidder: UserId,
         item: ItemId,
     ) -> Result<Option<OwnBid>, StoreError> {
-        let Some(record) = self.auctions.bid_record(item, bidder).await? else {
-            return Ok(None);
-        };
-        let view = view_of(
-            bidder,
-            &record.bid.offer,
-            &record.standing,
-            &record.item.status,
-        );
-        Ok(Some(OwnBid {
-            bid: record.bid,
-            item: ListedItem {
-                item: record.item,
-                standing: record.standing.public(),
-            },
-            view,
+        Ok(self
+            .auctions
+            .bid_record(item, bidder)
+            .await?
+            .map(own_bid_of))
+    }
+
+    /// A page of `bidder`'s bids, newest first, each with where it stands.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn own_bids(
+        &self,
+        bidder: UserId,
+        after: Option<BidCursor>,
+        limit: u32,
+    ) -> Result<Page<OwnBid, BidCursor>, StoreError> {
+        let records = self
+            .auctions
+            .bids_of_bidder(bidder, after, limit.saturating_add(1))
+            .await?;
+        let own: Vec<OwnBid> = records.into_iter().map(own_bid_of).collect();
+        Ok(Page::cut(own, limit, |own| BidCursor {
+            created_at: own.bid.created_at,
+            id: own.bid.id,
         }))
     }
 
-    /// Closes up to `limit` items whose time has come.
+    /// The bids of an item that no longer takes bids, in arrival order from
+    /// `seq > after_seq`, each with how it ended.
+    ///
+    /// # Errors
+    /// [`RevealError::Sealed`] while the item is open, [`RevealError::ItemNotFound`].
+    pub async fn revealed_bids(
+        &self,
+        item: ItemId,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Page<RevealedBid, u64>, RevealError> {
+        let listed = self
+            .auctions
+            .listed_item(item)
+            .await?
+            .ok_or(RevealError::ItemNotFound)?;
+        let outcome = match listed.item.status {
+            ItemStatus::Open => return Err(RevealError::Sealed),
+            ItemStatus::Closed(outcome) => outcome,
+            // Cancelled items have no bids; nothing is sealed any more.
+            ItemStatus::Cancelled => crate::item::CloseOutcome::Unsold,
+        };
+        let bids = self
+            .auctions
+            .bids_in_order(item, after_seq, limit.saturating_add(1))
+            .await?;
+        let revealed = bids
+            .into_iter()
+            .map(|bid| RevealedBid {
+                view: revealed_view(bid.bidder, &bid.offer, &outcome),
+                bid,
+            })
+            .collect();
+        Ok(Page::cut(revealed, limit, |r| r.bid.seq))
+    }
+
+    /// The price events of `item` after `after_seq`, oldest first, at most
+    /// `limit`: what a live subscriber missed.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn price_events(
+        &self,
+        item: &Item,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<PriceEvent>, StoreError> {
+        Ok(self
+            .auctions
+            .price_history(item.id, after_seq, limit)
+            .await?
+            .into_iter()
+            .map(|point| PriceEvent::replayed(item, point))
+            .collect())
+    }
+
+    /// Closes up to `limit` items whose time has come, then publishes each
+    /// close and tells its winner and losers.
     ///
     /// # Errors
     /// The store's failure.
     pub async fn close_due_items(&self, limit: u32) -> Result<Vec<ListedItem>, StoreError> {
-        self.auctions.close_due_items(self.lifecycle(), limit).await
+        let closed = self
+            .auctions
+            .close_due_items(self.lifecycle(), limit)
+            .await?;
+        let now = self.clock.now();
+        Ok(closed
+            .into_iter()
+            .map(|closed| {
+                if let Some(event) = ItemEvent::closed(&closed.listed) {
+                    self.events.publish(event);
+                }
+                for notification in notifications_after_close(&closed.listed, &closed.bidders, now)
+                {
+                    self.events.notify(notification);
+                }
+                closed.listed
+            })
+            .collect())
     }
 
-    /// Cancels an item that nobody has bid on.
+    /// Cancels an item that nobody has bid on, and tells its watchers.
     ///
     /// # Errors
     /// [`CancelItemError`] naming why not.
     pub async fn cancel_item(&self, id: ItemId) -> Result<ListedItem, CancelItemError> {
-        self.auctions.cancel_item(id, self.lifecycle()).await
+        let cancelled = self.auctions.cancel_item(id, self.lifecycle()).await?;
+        if let Some(event) = ItemEvent::closed(&cancelled) {
+            self.events.publish(event);
+        }
+        Ok(cancelled)
     }
 
     fn lifecycle(&self) -> LifecycleDecision {
@@ -183,8 +352,27 @@ impl AuctionService {
     }
 }
 
+fn own_bid_of(record: crate::ports::BidRecord) -> OwnBid {
+    let view = view_of(
+        record.bid.bidder,
+        &record.bid.offer,
+        &record.standing,
+        &record.item.status,
+    );
+    OwnBid {
+        bid: record.bid,
+        item: ListedItem {
+            item: record.item,
+            standing: record.standing.public(),
+        },
+        view,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use chrono::{Duration, TimeZone, Utc};
     use mockall::predicate::eq;
 
@@ -192,8 +380,9 @@ mod tests {
     use crate::email::Email;
     use crate::engine::{BidRejection, LockedItem, Standing};
     use crate::item::{CloseOutcome, Item, ItemStatus, Timestamp};
+    use crate::live::{Notification, NotificationData};
     use crate::money::Money;
-    use crate::ports::{MockAuctionStore, MockClock, MockUserStore};
+    use crate::ports::{ClosedItem, MockAuctionStore, MockClock};
     use crate::user::{Role, User};
 
     fn t0() -> Timestamp {
@@ -222,17 +411,26 @@ mod tests {
         crate::engine::tests::item_at(t0(), 100, 5)
     }
 
-    fn users_returning(user: Option<User>) -> MockUserStore {
-        let mut users = MockUserStore::new();
-        users
-            .expect_user_by_id()
-            .returning(move |_| Ok(user.clone()));
-        users
+    /// What the service published, in order.
+    #[derive(Default)]
+    struct Recorded {
+        events: Mutex<Vec<ItemEvent>>,
+        notifications: Mutex<Vec<Notification>>,
     }
 
-    /// A store that decides every bid on `item` with no bids and returns the rejection or the
-    /// placement; it records nothing.
-    fn deciding_store(item: Item) -> MockAuctionStore {
+    impl LiveEvents for Recorded {
+        fn publish(&self, event: ItemEvent) {
+            self.events.lock().unwrap().push(event);
+        }
+
+        fn notify(&self, notification: Notification) {
+            self.notifications.lock().unwrap().push(notification);
+        }
+    }
+
+    /// A store that decides every bid on `item` with `standing` and returns
+    /// the rejection or the placement; it records nothing.
+    fn deciding_store(item: Item, standing: Standing) -> MockAuctionStore {
         let mut store = MockAuctionStore::new();
         store
             .expect_place_bid()
@@ -240,7 +438,7 @@ mod tests {
             .returning(move |decision| {
                 let locked = LockedItem {
                     item: item.clone(),
-                    standing: Standing::EMPTY,
+                    standing,
                     bidder_has_bid: false,
                 };
                 let placement = decision.decide(&locked)?;
@@ -262,52 +460,49 @@ mod tests {
 
     fn service(
         store: MockAuctionStore,
-        users: MockUserStore,
         now: Timestamp,
         policy: AuctionPolicy,
-    ) -> AuctionService {
-        AuctionService::new(Arc::new(store), Arc::new(users), clock_at(now), policy)
+    ) -> (AuctionService, Arc<Recorded>) {
+        let recorded = Arc::new(Recorded::default());
+        let svc = AuctionService::new(Arc::new(store), recorded.clone(), clock_at(now), policy);
+        (svc, recorded)
     }
 
     fn offer(amount: i64) -> BidOffer {
         BidOffer::plain(Money::new(amount).unwrap())
     }
 
+    fn run<T>(future: impl std::future::Future<Output = T>) -> T {
+        futures_executor::block_on(future)
+    }
+
     #[test]
-    fn an_unknown_or_deactivated_bidder_never_reaches_the_store() {
-        for missing in [None, Some(user(true, false))] {
-            let mut store = MockAuctionStore::new();
-            store.expect_place_bid().never();
-            let svc = service(
-                store,
-                users_returning(missing),
-                t0(),
-                AuctionPolicy::default(),
-            );
-            let result = futures_executor::block_on(svc.place_bid(
-                UserId::generate(),
-                ItemId::generate(),
-                offer(100),
-            ));
-            assert!(matches!(result, Err(PlaceBidError::BidderNotFound)));
-        }
+    fn a_deactivated_bidder_never_reaches_the_store() {
+        let mut store = MockAuctionStore::new();
+        store.expect_place_bid().never();
+        let (svc, recorded) = service(store, t0(), AuctionPolicy::default());
+        let result = run(svc.place_bid(&user(true, false), ItemId::generate(), offer(100)));
+        assert!(matches!(result, Err(PlaceBidError::BidderNotFound)));
+        assert!(recorded.events.lock().unwrap().is_empty());
     }
 
     #[test]
     fn an_unverified_bidder_is_refused_under_the_lock_when_verification_is_required() {
         let it = item();
-        let svc = service(
-            deciding_store(it.clone()),
-            users_returning(Some(user(false, true))),
+        let (svc, recorded) = service(
+            deciding_store(it.clone(), Standing::EMPTY),
             t0(),
             AuctionPolicy::default(),
         );
-        let result =
-            futures_executor::block_on(svc.place_bid(UserId::generate(), it.id, offer(100)));
+        let result = run(svc.place_bid(&user(false, true), it.id, offer(100)));
         assert!(matches!(
             result,
             Err(PlaceBidError::Rejected(BidRejection::EmailNotVerified))
         ));
+        assert!(
+            recorded.events.lock().unwrap().is_empty(),
+            "a rejection publishes nothing"
+        );
     }
 
     #[test]
@@ -316,15 +511,8 @@ mod tests {
         let policy = AuctionPolicy {
             require_verified_email: false,
         };
-        let bidder = user(false, true);
-        let svc = service(
-            deciding_store(it.clone()),
-            users_returning(Some(bidder.clone())),
-            t0(),
-            policy,
-        );
-        let accepted =
-            futures_executor::block_on(svc.place_bid(bidder.id, it.id, offer(100))).unwrap();
+        let (svc, _) = service(deciding_store(it.clone(), Standing::EMPTY), t0(), policy);
+        let accepted = run(svc.place_bid(&user(false, true), it.id, offer(100))).unwrap();
         assert_eq!(accepted.bid.seq, 1);
         assert_eq!(
             accepted.listed_item().standing.current_price,
@@ -333,17 +521,45 @@ mod tests {
     }
 
     #[test]
+    fn an_accepted_bid_publishes_its_price_and_tells_the_displaced_leader() {
+        let it = item();
+        let first = UserId::generate();
+        let (standing, _) = Standing::EMPTY.after(first, &offer(100));
+        let (svc, recorded) = service(
+            deciding_store(it.clone(), standing),
+            t0(),
+            AuctionPolicy::default(),
+        );
+        run(svc.place_bid(&user(true, true), it.id, offer(120))).unwrap();
+        let events = recorded.events.lock().unwrap();
+        assert_eq!(events.len(), 1);
+        let ItemEvent::Price(price) = events[0] else {
+            panic!("expected a price event")
+        };
+        assert_eq!(
+            (
+                price.bid_count,
+                price.current_price.minor_units(),
+                price.minimum_next_bid
+            ),
+            (2, 120, 125)
+        );
+        let told = recorded.notifications.lock().unwrap();
+        assert_eq!(told.len(), 1);
+        assert_eq!(told[0].user, first);
+        assert!(matches!(told[0].data, NotificationData::Outbid { .. }));
+    }
+
+    #[test]
     fn now_is_read_when_the_store_decides_not_before() {
         // The clock says the auction has closed by the time the store decides.
         let it = item();
-        let svc = service(
-            deciding_store(it.clone()),
-            users_returning(Some(user(true, true))),
+        let (svc, _) = service(
+            deciding_store(it.clone(), Standing::EMPTY),
             it.close_at,
             AuctionPolicy::default(),
         );
-        let result =
-            futures_executor::block_on(svc.place_bid(UserId::generate(), it.id, offer(100)));
+        let result = run(svc.place_bid(&user(true, true), it.id, offer(100)));
         assert!(matches!(
             result,
             Err(PlaceBidError::Rejected(BidRejection::AuctionClosed))
@@ -354,7 +570,7 @@ mod tests {
     fn an_invalid_draft_is_refused_without_touching_the_store() {
         let mut store = MockAuctionStore::new();
         store.expect_insert_item().never();
-        let svc = service(store, MockUserStore::new(), t0(), AuctionPolicy::default());
+        let (svc, _) = service(store, t0(), AuctionPolicy::default());
         let draft = ItemDraft {
             title: String::new(),
             description: String::new(),
@@ -363,7 +579,7 @@ mod tests {
             currency: None,
             close_at: t0(),
         };
-        let result = futures_executor::block_on(svc.list_item(UserId::generate(), draft));
+        let result = run(svc.list_item(UserId::generate(), draft));
         let Err(ListItemError::Invalid(errors)) = result else {
             panic!("expected validation errors")
         };
@@ -384,7 +600,7 @@ mod tests {
                     standing: Default::default(),
                 })
             });
-        let svc = service(store, MockUserStore::new(), t0(), AuctionPolicy::default());
+        let (svc, _) = service(store, t0(), AuctionPolicy::default());
         let draft = ItemDraft {
             title: "Lamp".into(),
             description: String::new(),
@@ -393,90 +609,263 @@ mod tests {
             currency: Some("EUR".into()),
             close_at: t0() + Duration::days(1),
         };
-        let listed = futures_executor::block_on(svc.list_item(seller, draft)).unwrap();
+        let listed = run(svc.list_item(seller, draft)).unwrap();
         assert_eq!(listed.item.currency.as_str(), "eur");
+    }
+
+    fn record_of(
+        it: &Item,
+        bidder: UserId,
+        bid_offer: BidOffer,
+        seq: u64,
+    ) -> crate::ports::BidRecord {
+        let (standing, _) = Standing::EMPTY.after(bidder, &bid_offer);
+        crate::ports::BidRecord {
+            bid: Bid {
+                id: crate::ids::BidId::generate(),
+                item: it.id,
+                bidder,
+                seq,
+                offer: bid_offer,
+                created_at: t0() + Duration::seconds(i64::try_from(seq).unwrap()),
+            },
+            item: it.clone(),
+            standing,
+        }
     }
 
     #[test]
     fn own_bid_reports_where_the_bid_stands() {
         let it = item();
         let bidder = UserId::generate();
-        let bid_offer = offer(120);
-        let (standing, _) = Standing::EMPTY.after(bidder, &bid_offer);
-        let record = crate::ports::BidRecord {
-            bid: Bid {
-                id: crate::ids::BidId::generate(),
-                item: it.id,
-                bidder,
-                seq: 1,
-                offer: bid_offer,
-                created_at: t0(),
-            },
-            item: it.clone(),
-            standing,
-        };
+        let record = record_of(&it, bidder, offer(120), 1);
         let mut store = MockAuctionStore::new();
         store
             .expect_bid_record()
             .with(eq(it.id), eq(bidder))
             .returning(move |_, _| Ok(Some(record.clone())));
         store.expect_bid_record().returning(|_, _| Ok(None));
-        let svc = service(store, MockUserStore::new(), t0(), AuctionPolicy::default());
+        let (svc, _) = service(store, t0(), AuctionPolicy::default());
 
-        let own = futures_executor::block_on(svc.own_bid(bidder, it.id))
-            .unwrap()
-            .unwrap();
+        let own = run(svc.own_bid(bidder, it.id)).unwrap().unwrap();
         assert_eq!(own.view.state, crate::bid::BidState::Leading);
         assert_eq!(own.item.standing.bid_count, 1);
-        let stranger = futures_executor::block_on(svc.own_bid(UserId::generate(), it.id)).unwrap();
+        let stranger = run(svc.own_bid(UserId::generate(), it.id)).unwrap();
         assert!(stranger.is_none());
     }
 
     #[test]
-    fn closing_and_cancelling_decide_with_the_services_clock() {
+    fn own_bids_come_in_pages_with_a_cursor_only_when_more_follow() {
+        let bidder = UserId::generate();
+        let records: Vec<_> = (1..=3)
+            .map(|n| record_of(&item(), bidder, offer(100), n))
+            .collect();
+        let mut store = MockAuctionStore::new();
+        let all = records.clone();
+        store
+            .expect_bids_of_bidder()
+            .withf(move |who, after, limit| *who == bidder && after.is_none() && *limit == 3)
+            .returning(move |_, _, _| Ok(all.clone()));
+        let last = records[2].clone();
+        store
+            .expect_bids_of_bidder()
+            .withf(|_, after, limit| after.is_some() && *limit == 3)
+            .returning(move |_, _, _| Ok(vec![last.clone()]));
+        let (svc, _) = service(store, t0(), AuctionPolicy::default());
+
+        let first = run(svc.own_bids(bidder, None, 2)).unwrap();
+        assert_eq!(first.items.len(), 2);
+        let cursor = first.next.unwrap();
+        assert_eq!(cursor.id, records[1].bid.id);
+        let second = run(svc.own_bids(bidder, Some(cursor), 2)).unwrap();
+        assert_eq!(second.items.len(), 1);
+        assert_eq!(second.next, None);
+    }
+
+    #[test]
+    fn bids_stay_sealed_while_open_and_are_revealed_with_their_ending_after() {
+        let mut it = item();
+        let open = it.clone();
+        let winner = UserId::generate();
+        let loser = UserId::generate();
+        it.status = ItemStatus::Closed(CloseOutcome::Sold {
+            winner,
+            price: Money::new(125).unwrap(),
+        });
+        let closed = it.clone();
+        let mut store = MockAuctionStore::new();
+        store
+            .expect_listed_item()
+            .with(eq(open.id))
+            .times(1)
+            .returning(move |_| {
+                Ok(Some(ListedItem {
+                    item: open.clone(),
+                    standing: Default::default(),
+                }))
+            });
+        store.expect_listed_item().returning(move |id| {
+            Ok((id == closed.id).then(|| ListedItem {
+                item: closed.clone(),
+                standing: Default::default(),
+            }))
+        });
+        let bids = vec![
+            record_of(&it, loser, offer(120), 1).bid,
+            record_of(
+                &it,
+                winner,
+                BidOffer::poisoned(
+                    Money::new(125).unwrap(),
+                    Money::new(400).unwrap(),
+                    Money::new(5).unwrap(),
+                ),
+                2,
+            )
+            .bid,
+        ];
+        store
+            .expect_bids_in_order()
+            .withf(|_, after, limit| *after == 0 && *limit == 21)
+            .returning(move |_, _, _| Ok(bids.clone()));
+        let (svc, _) = service(store, t0(), AuctionPolicy::default());
+
+        assert!(matches!(
+            run(svc.revealed_bids(it.id, 0, 20)),
+            Err(RevealError::Sealed)
+        ));
+        let page = run(svc.revealed_bids(it.id, 0, 20)).unwrap();
+        let views: Vec<_> = page
+            .items
+            .iter()
+            .map(|r| (r.bid.seq, r.view.state, r.view.effective.minor_units()))
+            .collect();
+        use crate::bid::BidState::{Lost, Won};
+        assert_eq!(views, vec![(1, Lost, 120), (2, Won, 125)]);
+        assert_eq!(page.next, None);
+        assert!(matches!(
+            run(svc.revealed_bids(ItemId::generate(), 0, 20)),
+            Err(RevealError::ItemNotFound)
+        ));
+    }
+
+    #[test]
+    fn closing_publishes_the_close_and_tells_winner_and_losers() {
         let it = item();
         let mut store = MockAuctionStore::new();
         let due = it.clone();
+        let [winner, loser] = [(); 2].map(|()| UserId::generate());
         store
             .expect_close_due_items()
             .with(mockall::predicate::always(), eq(10))
             .returning(move |decision, _| {
-                let outcome = decision.close(&due, &Standing::EMPTY).unwrap();
+                let (standing, _) = Standing::EMPTY.after(winner, &offer(150));
+                let outcome = decision.close(&due, &standing).unwrap();
                 let mut closed = due.clone();
                 closed.status = ItemStatus::Closed(outcome);
-                Ok(vec![ListedItem {
-                    item: closed,
-                    standing: Default::default(),
+                Ok(vec![ClosedItem {
+                    listed: ListedItem {
+                        item: closed,
+                        standing: standing.public(),
+                    },
+                    bidders: vec![loser, winner],
                 }])
             });
+        let (svc, recorded) = service(store, it.close_at, AuctionPolicy::default());
+
+        let closed = run(svc.close_due_items(10)).unwrap();
+        assert!(matches!(
+            closed[0].item.status,
+            ItemStatus::Closed(CloseOutcome::Sold { winner: w, .. }) if w == winner
+        ));
+        let events = recorded.events.lock().unwrap();
+        assert!(matches!(events[..], [ItemEvent::Closed(c)] if c.has_winner && c.bid_count == 1));
+        let told: Vec<_> = recorded
+            .notifications
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|n| (n.user, n.data.kind()))
+            .collect();
+        assert_eq!(told, vec![(loser, "lost"), (winner, "won")]);
+    }
+
+    #[test]
+    fn cancelling_decides_with_the_services_clock_and_announces_the_end() {
+        let it = item();
         let cancellable = it.clone();
+        let mut store = MockAuctionStore::new();
         store.expect_cancel_item().returning(move |_, decision| {
             decision.cancel(&cancellable, &Default::default())?;
+            let mut cancelled = cancellable.clone();
+            cancelled.status = ItemStatus::Cancelled;
             Ok(ListedItem {
-                item: cancellable.clone(),
+                item: cancelled,
                 standing: Default::default(),
             })
         });
-        let svc = service(
-            store,
-            MockUserStore::new(),
-            it.close_at,
-            AuctionPolicy::default(),
-        );
-
-        let closed = futures_executor::block_on(svc.close_due_items(10)).unwrap();
-        assert_eq!(
-            closed[0].item.status,
-            ItemStatus::Closed(CloseOutcome::Unsold)
-        );
-        // At close_at the item no longer takes bids, so it cannot be cancelled either.
-        let cancelled = futures_executor::block_on(svc.cancel_item(it.id));
+        let (svc, recorded) = service(store, t0(), AuctionPolicy::default());
+        run(svc.cancel_item(it.id)).unwrap();
         assert!(matches!(
-            cancelled,
+            recorded.events.lock().unwrap()[..],
+            [ItemEvent::Closed(c)] if c.cancelled && !c.has_winner
+        ));
+
+        // At close_at the item no longer takes bids, so it cannot be cancelled either.
+        let late = it.clone();
+        let mut store = MockAuctionStore::new();
+        store.expect_cancel_item().returning(move |_, decision| {
+            decision.cancel(&late, &Default::default())?;
+            unreachable!("the decision refuses")
+        });
+        let (svc, recorded) = service(store, it.close_at, AuctionPolicy::default());
+        assert!(matches!(
+            run(svc.cancel_item(it.id)),
             Err(CancelItemError::Rejected(
                 crate::engine::CancelRejection::NotOpen
             ))
         ));
+        assert!(recorded.events.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn items_come_in_pages_and_replayed_prices_carry_their_minimum() {
+        let it = item();
+        let listed = ListedItem {
+            item: it.clone(),
+            standing: Default::default(),
+        };
+        let mut store = MockAuctionStore::new();
+        store
+            .expect_list_items()
+            .withf(|status, after, limit| {
+                *status == Some(StatusFilter::Open) && after.is_none() && *limit == 2
+            })
+            .returning(move |_, _, _| Ok(vec![listed.clone()]));
+        store
+            .expect_price_history()
+            .with(eq(it.id), eq(3), eq(50))
+            .returning(|_, _, _| {
+                Ok(vec![crate::live::PricePoint {
+                    seq: 4,
+                    price: Money::new(130).unwrap(),
+                    at: t0(),
+                }])
+            });
+        let (svc, _) = service(store, t0(), AuctionPolicy::default());
+        let page = run(svc.list_items(Some(StatusFilter::Open), None, 1)).unwrap();
+        assert_eq!((page.items.len(), page.next), (1, None));
+        let replayed = run(svc.price_events(&it, 3, 50)).unwrap();
+        assert_eq!(
+            replayed,
+            vec![PriceEvent {
+                item: it.id,
+                current_price: Money::new(130).unwrap(),
+                minimum_next_bid: 135,
+                bid_count: 4,
+                at: t0(),
+            }]
+        );
     }
 
     #[test]
@@ -490,8 +879,8 @@ mod tests {
                 standing: Default::default(),
             }))
         });
-        let svc = service(store, MockUserStore::new(), t0(), AuctionPolicy::default());
-        let found = futures_executor::block_on(svc.item(id)).unwrap();
+        let (svc, _) = service(store, t0(), AuctionPolicy::default());
+        let found = run(svc.item(id)).unwrap();
         assert_eq!(found.map(|l| l.item.id), Some(id));
     }
 }

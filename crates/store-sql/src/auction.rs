@@ -1,29 +1,34 @@
 //! The [`AuctionStore`] port on SQL: items, the locked bid transaction, closing.
 
+use std::collections::{HashMap, HashSet};
+
 use async_trait::async_trait;
 use chrono::SubsecRound;
 use pp_domain::engine::{LockedItem, Standing};
 use pp_domain::item::{Description, PublicStanding, Title};
+use pp_domain::live::PricePoint;
 use pp_domain::ports::{
-    AcceptedBid, AuctionStore, BidDecision, BidRecord, CancelItemError, LifecycleDecision,
-    PlaceBidError, StoreError,
+    AcceptedBid, AuctionStore, BidDecision, BidRecord, CancelItemError, ClosedItem,
+    LifecycleDecision, PlaceBidError, StoreError,
 };
 use pp_domain::{
-    Bid, BidId, BidRejection, CloseOutcome, Currency, Item, ItemId, ItemStatus, ListedItem, Money,
-    NewItem, Timestamp, UserId,
+    Bid, BidCursor, BidId, CloseOutcome, Currency, Item, ItemCursor, ItemId, ItemStatus,
+    ListedItem, Money, NewItem, StatusFilter, Timestamp, UserId,
 };
 use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::Expr,
 };
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::SqlStore;
-use crate::codec::{open_leader, open_offer, seal_leader, seal_offer};
+use crate::batcher::{BidQueues, PendingBid};
+use crate::codec::{open_leader, open_offer, open_price, seal_leader, seal_offer, seal_price};
 use crate::entities::{bids, items};
 use crate::errors::{Reaction, integrity, react, store_error};
-use crate::transaction::{TxFailure, with_retries};
+use crate::transaction::{MAX_ATTEMPTS, TxFailure, with_retries};
 
 /// PostgreSQL keeps microseconds; truncating before writing means what is
 /// returned equals what is read back later, on both backends.
@@ -92,6 +97,64 @@ fn listed_from_row(row: &items::Model) -> Result<ListedItem, StoreError> {
     })
 }
 
+/// Why a batch's transaction did not commit.
+#[derive(Debug)]
+enum BatchError {
+    /// The unique index refused one of its bids.
+    Duplicate,
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl From<StoreError> for BatchError {
+    fn from(error: StoreError) -> Self {
+        BatchError::Store(error)
+    }
+}
+
+/// The error of a failed batch, for each of its bids (the original keeps its
+/// chain; the copies carry its message).
+fn same_error(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::Busy => StoreError::Busy,
+        StoreError::Integrity(what) => StoreError::Integrity(what.clone()),
+        StoreError::Unknown(cause) => StoreError::Unknown(anyhow::anyhow!("{cause:#}")),
+    }
+}
+
+/// Frees a drainer's item if the drainer ends without emptying its queue (it
+/// panicked or was cancelled): the waiting bids are answered with an error
+/// and the item's next bid starts a new drainer instead of waiting forever.
+struct DrainGuard<'a> {
+    queues: &'a BidQueues,
+    item: ItemId,
+    finished: bool,
+}
+
+impl Drop for DrainGuard<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.queues.abandon(self.item);
+        }
+    }
+}
+
+/// Rows newer-first after a cursor `(created_at, id)`.
+fn before(
+    created_at: impl ColumnTrait,
+    id: impl ColumnTrait,
+    at: Timestamp,
+    after_id: Uuid,
+) -> Condition {
+    Condition::any()
+        .add(created_at.lt(at))
+        .add(Condition::all().add(created_at.eq(at)).add(id.lt(after_id)))
+}
+
+fn limit_of(limit: u32) -> u64 {
+    u64::from(limit)
+}
+
 impl SqlStore {
     /// Unseals an item's standing and checks it against the public columns.
     fn standing_from_row(&self, row: &items::Model) -> Result<Standing, StoreError> {
@@ -123,79 +186,154 @@ impl SqlStore {
         })
     }
 
-    /// One attempt at the bid transaction. The offer is sealed before the
-    /// lock is taken; inside it there are only queries, the pure decision and
-    /// sealing the new standing (microseconds).
-    async fn try_place_bid(
+    /// Decides a batch of bids on `item` in arrival order and stores the
+    /// accepted ones, retrying the whole batch on conflicts; then answers
+    /// each bid. Every bid is answered only after the transaction ended.
+    async fn run_batch(&self, item: ItemId, batch: Vec<PendingBid>) {
+        match self.decide_batch(item, &batch).await {
+            Ok(outcomes) => {
+                for (pending, outcome) in batch.into_iter().zip(outcomes) {
+                    // A caller that went away no longer needs its answer.
+                    let _ = pending.reply.send(outcome);
+                }
+            }
+            Err(error) => {
+                for pending in batch {
+                    let _ = pending
+                        .reply
+                        .send(Err(PlaceBidError::Store(same_error(&error))));
+                }
+            }
+        }
+    }
+
+    async fn decide_batch(
         &self,
-        decision: &BidDecision,
-        bid_id: BidId,
-        sealed_offer: &[u8],
-    ) -> Result<AcceptedBid, TxFailure<PlaceBidError>> {
+        item: ItemId,
+        batch: &[PendingBid],
+    ) -> Result<Vec<Result<AcceptedBid, PlaceBidError>>, StoreError> {
+        let mut duplicates = 0;
+        loop {
+            match with_retries(|| self.try_batch(item, batch)).await {
+                Ok(outcomes) => return Ok(outcomes),
+                Err(BatchError::Store(error)) => return Err(error),
+                // A bid raced past the in-lock check (only possible from a
+                // writer that did not take the item lock): decide again, and
+                // the check will see it.
+                Err(BatchError::Duplicate) if duplicates < MAX_ATTEMPTS => duplicates += 1,
+                Err(BatchError::Duplicate) => return Err(StoreError::Busy),
+            }
+        }
+    }
+
+    /// One attempt at a batch's transaction. Offers were sealed before the
+    /// lock; inside it there are only queries, the pure decisions and one
+    /// seal of the final standing (microseconds).
+    async fn try_batch(
+        &self,
+        item: ItemId,
+        batch: &[PendingBid],
+    ) -> Result<Vec<Result<AcceptedBid, PlaceBidError>>, TxFailure<BatchError>> {
         let tx = self.database().begin_write().await?;
-        let result = self
-            .place_bid_in(&tx.txn, decision, bid_id, sealed_offer)
-            .await;
+        let result = self.batch_in(&tx.txn, item, batch).await;
         tx.finish(result).await
     }
 
-    async fn place_bid_in(
+    async fn batch_in(
         &self,
         txn: &impl ConnectionTrait,
-        decision: &BidDecision,
-        bid_id: BidId,
-        sealed_offer: &[u8],
-    ) -> Result<AcceptedBid, TxFailure<PlaceBidError>> {
-        let command = decision.command();
-        let item_id = command.item.as_uuid();
-        let bidder = command.bidder.as_uuid();
-
-        let row = items::Entity::find_by_id(item_id)
+        item_id: ItemId,
+        batch: &[PendingBid],
+    ) -> Result<Vec<Result<AcceptedBid, PlaceBidError>>, TxFailure<BatchError>> {
+        let Some(row) = items::Entity::find_by_id(item_id.as_uuid())
             .lock_exclusive()
             .one(txn)
             .await?
-            .ok_or(TxFailure::Outcome(PlaceBidError::ItemNotFound))?;
-        let item = item_from_row(&row).map_err(TxFailure::outcome)?;
-        let standing = self.standing_from_row(&row).map_err(TxFailure::outcome)?;
-        let bidder_has_bid = bids::Entity::find()
-            .select_only()
-            .column(bids::Column::Id)
-            .filter(bids::Column::ItemId.eq(item_id))
-            .filter(bids::Column::UserId.eq(bidder))
-            .into_tuple::<Uuid>()
-            .one(txn)
-            .await?
-            .is_some();
-
-        let locked = LockedItem {
-            item,
-            standing,
-            bidder_has_bid,
+        else {
+            return Ok(batch
+                .iter()
+                .map(|_| Err(PlaceBidError::ItemNotFound))
+                .collect());
         };
-        let placement = decision.decide(&locked).map_err(TxFailure::outcome)?;
-        let leader = placement
-            .standing
-            .leader()
-            .ok_or_else(|| TxFailure::outcome(integrity("an accepted bid left no leader")))?;
-        let sealed_standing =
-            seal_leader(self.sealer(), command.item, leader).map_err(TxFailure::outcome)?;
-        let at = db_time(placement.at);
-        let seq = i64::try_from(placement.seq)
-            .map_err(|_| TxFailure::outcome(integrity("bid sequence overflow")))?;
+        let mut locked = LockedItem {
+            item: item_from_row(&row).map_err(TxFailure::outcome)?,
+            standing: self.standing_from_row(&row).map_err(TxFailure::outcome)?,
+            bidder_has_bid: false,
+        };
+        let bidders: Vec<Uuid> = batch
+            .iter()
+            .map(|pending| pending.decision.command().bidder.as_uuid())
+            .collect();
+        let mut has_bid: HashSet<Uuid> = bids::Entity::find()
+            .select_only()
+            .column(bids::Column::UserId)
+            .filter(bids::Column::ItemId.eq(item_id.as_uuid()))
+            .filter(bids::Column::UserId.is_in(bidders))
+            .into_tuple::<Uuid>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .collect();
 
-        let insert = bids::Entity::insert(bids::ActiveModel {
-            id: Set(bid_id.as_uuid()),
-            item_id: Set(item_id),
-            user_id: Set(bidder),
-            seq: Set(seq),
-            sealed_offer: Set(sealed_offer.to_vec()),
-            created_at: Set(at),
-        })
-        .exec_without_returning(txn)
-        .await;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut rows = Vec::new();
+        for pending in batch {
+            let command = pending.decision.command();
+            let bidder = command.bidder;
+            locked.bidder_has_bid = has_bid.contains(&bidder.as_uuid());
+            let placement = match pending.decision.decide(&locked) {
+                Ok(placement) => placement,
+                Err(rejection) => {
+                    outcomes.push(Err(PlaceBidError::Rejected(rejection)));
+                    continue;
+                }
+            };
+            let price =
+                placement.standing.public().current_price.ok_or_else(|| {
+                    TxFailure::outcome(integrity("an accepted bid left no price"))
+                })?;
+            let at = db_time(placement.at);
+            let seq = i64::try_from(placement.seq)
+                .map_err(|_| TxFailure::outcome(integrity("bid sequence overflow")))?;
+            rows.push(bids::ActiveModel {
+                id: Set(pending.bid_id.as_uuid()),
+                item_id: Set(item_id.as_uuid()),
+                user_id: Set(bidder.as_uuid()),
+                seq: Set(seq),
+                sealed_offer: Set(pending.sealed_offer.clone()),
+                created_at: Set(at),
+                sealed_price_after: Set(Some(
+                    seal_price(self.sealer(), item_id, placement.seq, price)
+                        .map_err(TxFailure::outcome)?,
+                )),
+            });
+            has_bid.insert(bidder.as_uuid());
+            locked.standing = placement.standing;
+            outcomes.push(Ok(AcceptedBid {
+                bid: Bid {
+                    id: pending.bid_id,
+                    item: item_id,
+                    bidder,
+                    seq: placement.seq,
+                    offer: command.offer,
+                    created_at: at,
+                },
+                item: locked.item.clone(),
+                placement,
+            }));
+        }
+
+        let Some(leader) = locked.standing.leader().filter(|_| !rows.is_empty()) else {
+            return Ok(outcomes);
+        };
+        let sealed_standing =
+            seal_leader(self.sealer(), item_id, leader).map_err(TxFailure::outcome)?;
+        let insert = bids::Entity::insert_many(rows)
+            .exec_without_returning(txn)
+            .await;
         match insert {
             Err(err) if react(&err) == Reaction::Duplicate => {
-                return Err(TxFailure::outcome(BidRejection::AlreadyPlaced));
+                return Err(TxFailure::Outcome(BatchError::Duplicate));
             }
             other => other?,
         };
@@ -204,31 +342,42 @@ impl SqlStore {
                 items::Column::CurrentPrice,
                 Expr::value(leader.price.minor_units()),
             )
-            .col_expr(items::Column::BidCount, Expr::value(seq))
+            .col_expr(
+                items::Column::BidCount,
+                Expr::value(
+                    i64::try_from(locked.standing.bid_count())
+                        .map_err(|_| TxFailure::outcome(integrity("bid count overflow")))?,
+                ),
+            )
             .col_expr(items::Column::SealedStanding, Expr::value(sealed_standing))
-            .filter(items::Column::Id.eq(item_id))
+            .filter(items::Column::Id.eq(item_id.as_uuid()))
             .exec(txn)
             .await?;
+        Ok(outcomes)
+    }
 
-        Ok(AcceptedBid {
-            bid: Bid {
-                id: bid_id,
-                item: command.item,
-                bidder: command.bidder,
-                seq: placement.seq,
-                offer: command.offer,
-                created_at: at,
-            },
-            item: locked.item,
-            placement,
-        })
+    /// Runs batches of `item` until its queue is empty.
+    async fn drain(self, item: ItemId) {
+        let mut guard = DrainGuard {
+            queues: &self.queues,
+            item,
+            finished: false,
+        };
+        loop {
+            let batch = self.queues.next_batch(item);
+            if batch.is_empty() {
+                guard.finished = true;
+                return;
+            }
+            self.run_batch(item, batch).await;
+        }
     }
 
     async fn try_close_due(
         &self,
         decision: &LifecycleDecision,
         limit: u32,
-    ) -> Result<Vec<ListedItem>, TxFailure<StoreError>> {
+    ) -> Result<Vec<ClosedItem>, TxFailure<StoreError>> {
         let tx = self.database().begin_write().await?;
         let result = self.close_due_in(&tx.txn, decision, limit).await;
         tx.finish(result).await
@@ -239,7 +388,7 @@ impl SqlStore {
         txn: &impl ConnectionTrait,
         decision: &LifecycleDecision,
         limit: u32,
-    ) -> Result<Vec<ListedItem>, TxFailure<StoreError>> {
+    ) -> Result<Vec<ClosedItem>, TxFailure<StoreError>> {
         // SKIP LOCKED: an item another closer (or a bid) holds is left for the next round.
         let due = items::Entity::find()
             .filter(items::Column::Status.eq("open"))
@@ -279,7 +428,33 @@ impl SqlStore {
                 standing: standing.public(),
             });
         }
-        Ok(closed)
+        let mut bidders: HashMap<Uuid, Vec<UserId>> = HashMap::new();
+        if !closed.is_empty() {
+            let rows = bids::Entity::find()
+                .select_only()
+                .column(bids::Column::ItemId)
+                .column(bids::Column::UserId)
+                .filter(bids::Column::ItemId.is_in(closed.iter().map(|c| c.item.id.as_uuid())))
+                .order_by_asc(bids::Column::Seq)
+                .into_tuple::<(Uuid, Uuid)>()
+                .all(txn)
+                .await?;
+            for (item, user) in rows {
+                bidders
+                    .entry(item)
+                    .or_default()
+                    .push(UserId::from_uuid(user));
+            }
+        }
+        Ok(closed
+            .into_iter()
+            .map(|listed| ClosedItem {
+                bidders: bidders
+                    .remove(&listed.item.id.as_uuid())
+                    .unwrap_or_default(),
+                listed,
+            })
+            .collect())
     }
 
     async fn try_cancel(
@@ -372,9 +547,23 @@ impl AuctionStore for SqlStore {
 
     async fn place_bid(&self, decision: BidDecision) -> Result<AcceptedBid, PlaceBidError> {
         let command = decision.command();
-        let sealed_offer = seal_offer(self.sealer(), command.item, command.bidder, &command.offer)?;
-        let bid_id = BidId::generate();
-        with_retries(|| self.try_place_bid(&decision, bid_id, &sealed_offer)).await
+        let item = command.item;
+        let sealed_offer = seal_offer(self.sealer(), item, command.bidder, &command.offer)?;
+        let (reply, answer) = oneshot::channel();
+        let pending = PendingBid {
+            decision,
+            bid_id: BidId::generate(),
+            sealed_offer,
+            reply,
+        };
+        if self.queues.enqueue(item, pending) {
+            tokio::spawn(self.clone().drain(item));
+        }
+        answer.await.map_err(|_| {
+            PlaceBidError::Store(StoreError::Unknown(anyhow::anyhow!(
+                "the bid's batch was abandoned before it ended"
+            )))
+        })?
     }
 
     async fn bid_record(
@@ -404,10 +593,17 @@ impl AuctionStore for SqlStore {
         }))
     }
 
-    async fn bids_in_order(&self, item: ItemId) -> Result<Vec<Bid>, StoreError> {
+    async fn bids_in_order(
+        &self,
+        item: ItemId,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Bid>, StoreError> {
         bids::Entity::find()
             .filter(bids::Column::ItemId.eq(item.as_uuid()))
+            .filter(bids::Column::Seq.gt(i64::try_from(after_seq).unwrap_or(i64::MAX)))
             .order_by_asc(bids::Column::Seq)
+            .limit(limit_of(limit))
             .all(self.database().connection())
             .await
             .map_err(store_error)?
@@ -416,11 +612,122 @@ impl AuctionStore for SqlStore {
             .collect()
     }
 
+    async fn list_items(
+        &self,
+        status: Option<StatusFilter>,
+        after: Option<ItemCursor>,
+        limit: u32,
+    ) -> Result<Vec<ListedItem>, StoreError> {
+        let mut query = items::Entity::find();
+        if let Some(status) = status {
+            query = query.filter(items::Column::Status.eq(status.as_str()));
+        }
+        if let Some(after) = after {
+            query = query.filter(before(
+                items::Column::CreatedAt,
+                items::Column::Id,
+                after.created_at,
+                after.id.as_uuid(),
+            ));
+        }
+        query
+            .order_by_desc(items::Column::CreatedAt)
+            .order_by_desc(items::Column::Id)
+            .limit(limit_of(limit))
+            .all(self.database().connection())
+            .await
+            .map_err(store_error)?
+            .iter()
+            .map(listed_from_row)
+            .collect()
+    }
+
+    async fn bids_of_bidder(
+        &self,
+        bidder: UserId,
+        after: Option<BidCursor>,
+        limit: u32,
+    ) -> Result<Vec<BidRecord>, StoreError> {
+        let connection = self.database().connection();
+        let mut query = bids::Entity::find().filter(bids::Column::UserId.eq(bidder.as_uuid()));
+        if let Some(after) = after {
+            query = query.filter(before(
+                bids::Column::CreatedAt,
+                bids::Column::Id,
+                after.created_at,
+                after.id.as_uuid(),
+            ));
+        }
+        let bids = query
+            .order_by_desc(bids::Column::CreatedAt)
+            .order_by_desc(bids::Column::Id)
+            .limit(limit_of(limit))
+            .all(connection)
+            .await
+            .map_err(store_error)?;
+        if bids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let items: HashMap<Uuid, items::Model> = items::Entity::find()
+            .filter(items::Column::Id.is_in(bids.iter().map(|b| b.item_id)))
+            .all(connection)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(|row| (row.id, row))
+            .collect();
+        bids.iter()
+            .map(|bid| {
+                let row = items
+                    .get(&bid.item_id)
+                    .ok_or_else(|| integrity("a bid refers to a missing item"))?;
+                Ok(BidRecord {
+                    bid: self.bid_from_row(bid)?,
+                    item: item_from_row(row)?,
+                    standing: self.standing_from_row(row)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn price_history(
+        &self,
+        item: ItemId,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<PricePoint>, StoreError> {
+        let rows = bids::Entity::find()
+            .select_only()
+            .column(bids::Column::Seq)
+            .column(bids::Column::SealedPriceAfter)
+            .column(bids::Column::CreatedAt)
+            .filter(bids::Column::ItemId.eq(item.as_uuid()))
+            .filter(bids::Column::Seq.gt(i64::try_from(after_seq).unwrap_or(i64::MAX)))
+            .filter(bids::Column::SealedPriceAfter.is_not_null())
+            .order_by_asc(bids::Column::Seq)
+            .limit(limit_of(limit))
+            .into_tuple::<(i64, Option<Vec<u8>>, Timestamp)>()
+            .all(self.database().connection())
+            .await
+            .map_err(store_error)?;
+        rows.into_iter()
+            .filter_map(|(seq, sealed, at)| sealed.map(|sealed| (seq, sealed, at)))
+            .map(|(seq, sealed, at)| {
+                let seq = u64::try_from(seq).map_err(|_| integrity("bids.seq is negative"))?;
+                Ok(PricePoint {
+                    seq,
+                    price: open_price(self.sealer(), item, seq, &sealed)?,
+                    at,
+                })
+            })
+            .collect()
+    }
+
     async fn close_due_items(
         &self,
         decision: LifecycleDecision,
         limit: u32,
-    ) -> Result<Vec<ListedItem>, StoreError> {
+    ) -> Result<Vec<ClosedItem>, StoreError> {
         with_retries(|| self.try_close_due(&decision, limit)).await
     }
 

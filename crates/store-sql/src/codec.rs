@@ -144,6 +144,43 @@ pub(crate) fn open_leader(
     decode_leader(&plain)
 }
 
+/// Seals the price bid `seq` of `item` left.
+pub(crate) fn seal_price(
+    sealer: &dyn Sealer,
+    item: ItemId,
+    seq: u64,
+    price: Money,
+) -> Result<Vec<u8>, StoreError> {
+    sealer
+        .seal(
+            &price.minor_units().to_be_bytes(),
+            &SealBinding::PriceAfter { item, seq },
+        )
+        .map_err(seal_error)
+}
+
+/// Opens the price bid `seq` of `item` left.
+pub(crate) fn open_price(
+    sealer: &dyn Sealer,
+    item: ItemId,
+    seq: u64,
+    sealed: &[u8],
+) -> Result<Money, StoreError> {
+    let plain = sealer
+        .open(sealed, &SealBinding::PriceAfter { item, seq })
+        .map_err(|e| {
+            integrity(format_args!(
+                "the price after bid {seq} on {item} does not open: {e}"
+            ))
+        })?;
+    let bytes: [u8; 8] = plain
+        .as_slice()
+        .try_into()
+        .map_err(|_| integrity("a sealed price has the wrong length"))?;
+    Money::new(i64::from_be_bytes(bytes))
+        .map_err(|e| integrity(format_args!("a sealed price: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

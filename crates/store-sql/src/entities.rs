@@ -70,6 +70,8 @@ pub(crate) mod bids {
         pub seq: i64,
         pub sealed_offer: Vec<u8>,
         pub created_at: DateTimeUtc,
+        /// The price this bid left, sealed (NULL for bids older than the column).
+        pub sealed_price_after: Option<Vec<u8>>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -154,6 +156,24 @@ pub(crate) mod audit_log {
         pub request_id: Option<String>,
         pub ip: Option<String>,
         pub detail: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod ws_tickets {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ws_tickets")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub digest: Vec<u8>,
+        pub user_id: Uuid,
+        pub expires_at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -22,10 +22,12 @@ use pp_domain::ports::Sealer;
 
 mod accounts;
 mod auction;
+mod batcher;
 mod codec;
 mod database;
 mod entities;
 mod errors;
+mod tickets;
 mod transaction;
 mod users;
 
@@ -37,6 +39,8 @@ pub use database::{ConnectError, Database, DatabaseSettings, MigrationState};
 pub struct SqlStore {
     database: Database,
     sealer: Arc<dyn Sealer>,
+    /// Bids waiting for their item's next transaction (shared by clones).
+    queues: Arc<batcher::BidQueues>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -51,7 +55,11 @@ impl SqlStore {
     /// Wraps a connected database.
     #[must_use]
     pub fn new(database: Database, sealer: Arc<dyn Sealer>) -> Self {
-        SqlStore { database, sealer }
+        SqlStore {
+            database,
+            sealer,
+            queues: Arc::default(),
+        }
     }
 
     /// The database behind the store.

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use chrono::Duration;
 use pp_crypto::AesGcmSealer;
-use pp_domain::ports::{Clock, UserStore};
+use pp_domain::live::{ItemEvent, Notification};
+use pp_domain::ports::{Clock, LiveEvents, UserStore};
 use pp_domain::{Email, NewUser, PasswordHash, Role, Timestamp, User, UserId};
 use pp_store_sql::{Database, DatabaseSettings, SqlStore};
 use sea_orm::ConnectionTrait;
@@ -191,4 +192,41 @@ pub async fn create_user(users: &dyn UserStore, role: Role, verified: bool) -> U
         created_at: chrono::Utc::now(),
     };
     users.insert_user(user).await.expect("create a user")
+}
+
+/// Live events as published, kept in order for tests to read back.
+#[derive(Debug, Default)]
+pub struct RecordedEvents {
+    events: Mutex<Vec<ItemEvent>>,
+    notifications: Mutex<Vec<Notification>>,
+}
+
+impl RecordedEvents {
+    /// Every item event published so far.
+    #[must_use]
+    pub fn events(&self) -> Vec<ItemEvent> {
+        self.events.lock().expect("events lock").clone()
+    }
+
+    /// Every notification sent so far.
+    #[must_use]
+    pub fn notifications(&self) -> Vec<Notification> {
+        self.notifications
+            .lock()
+            .expect("notifications lock")
+            .clone()
+    }
+}
+
+impl LiveEvents for RecordedEvents {
+    fn publish(&self, event: ItemEvent) {
+        self.events.lock().expect("events lock").push(event);
+    }
+
+    fn notify(&self, notification: Notification) {
+        self.notifications
+            .lock()
+            .expect("notifications lock")
+            .push(notification);
+    }
 }

@@ -6,9 +6,11 @@ pub mod lockout;
 pub mod password;
 pub mod ports;
 pub mod service;
+pub mod tickets;
 pub mod tokens;
 
 pub use lockout::{LockoutPolicy, LoginFailures};
 pub use password::{Password, PasswordPolicy, PasswordProblem};
 pub use service::{AuthPolicy, AuthPorts, AuthService, Principal};
+pub use tickets::{IssuedTicket, TicketService};
 pub use tokens::{AccessClaims, RequestContext, TokenPair, TokenRejected};

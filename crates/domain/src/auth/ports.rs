@@ -264,6 +264,39 @@ pub trait OneTimeTokenStore: Send + Sync {
     ) -> Result<Option<UserId>, StoreError>;
 }
 
+/// WebSocket tickets: single-use, short-lived, stored as digests.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait TicketStore: Send + Sync {
+    /// Stores a ticket for `user`, valid until `expires_at`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn issue_ticket(
+        &self,
+        digest: TokenDigest,
+        user: UserId,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Uses a ticket: of two concurrent redemptions only one gets the user;
+    /// an unknown, used or expired ticket gives `None`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn redeem_ticket(
+        &self,
+        digest: TokenDigest,
+        now: Timestamp,
+    ) -> Result<Option<UserId>, StoreError>;
+
+    /// Forgets tickets that expired before `now` unused; returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn purge_expired_tickets(&self, now: Timestamp) -> Result<u64, StoreError>;
+}
+
 /// The audit log.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]

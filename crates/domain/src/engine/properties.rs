@@ -175,6 +175,14 @@ fn run(base: i64, increment: i64, attempts: &[Attempt]) -> Result<(), TestCaseEr
             price: l.price,
         });
     prop_assert_eq!(outcome, Ok(expected));
+    // After close every bid is revealed with the same view its bidder sees.
+    let closed = ItemStatus::Closed(expected);
+    for (bidder, offer) in &accepted {
+        prop_assert_eq!(
+            revealed_view(*bidder, offer, &expected),
+            view_of(*bidder, offer, &standing, &closed)
+        );
+    }
     Ok(())
 }
 

@@ -63,7 +63,7 @@ async fn the_worked_example_holds_through_the_store(backend: Backend) {
         ),
     ];
     for (bidder, offer, price, views) in steps {
-        let accepted = h.auctions.place_bid(bidder.id, id, offer).await.unwrap();
+        let accepted = h.auctions.place_bid(bidder, id, offer).await.unwrap();
         let listed = h.listed(&item).await;
         assert_eq!(
             listed.standing.current_price.map(|p| p.minor_units()),
@@ -82,7 +82,7 @@ async fn the_worked_example_holds_through_the_store(backend: Backend) {
             );
         }
     }
-    let low = h.auctions.place_bid(grace.id, id, plain(309)).await;
+    let low = h.auctions.place_bid(&grace, id, plain(309)).await;
     assert!(matches!(
         low,
         Err(PlaceBidError::Rejected(BidRejection::TooLow {
@@ -91,10 +91,7 @@ async fn the_worked_example_holds_through_the_store(backend: Backend) {
     ));
     // The rejection used nothing up: grace may still bid.
     assert!(h.auctions.own_bid(grace.id, id).await.unwrap().is_none());
-    h.auctions
-        .place_bid(grace.id, id, plain(310))
-        .await
-        .unwrap();
+    h.auctions.place_bid(&grace, id, plain(310)).await.unwrap();
     assert_eq!(h.listed(&item).await.standing.bid_count, 7);
 }
 
@@ -109,42 +106,48 @@ async fn every_rejection_stores_nothing(backend: Backend) {
         (plain(99), "below base price"),
     ];
     for (offer, why) in rejected {
-        let result = h.auctions.place_bid(bidder.id, id, offer).await;
+        let result = h.auctions.place_bid(&bidder, id, offer).await;
         assert!(
             matches!(result, Err(PlaceBidError::Rejected(_))),
             "{why}: {result:?}"
         );
     }
-    let own_item = h.auctions.place_bid(h.seller.id, id, plain(100)).await;
+    let own_item = h.auctions.place_bid(&h.seller, id, plain(100)).await;
     assert!(matches!(
         own_item,
         Err(PlaceBidError::Rejected(BidRejection::OwnItem))
     ));
     let unverified = pp_testkit::create_user(h.users(), pp_domain::Role::User, false).await;
-    let result = h.auctions.place_bid(unverified.id, id, plain(100)).await;
+    let result = h.auctions.place_bid(&unverified, id, plain(100)).await;
     assert!(matches!(
         result,
         Err(PlaceBidError::Rejected(BidRejection::EmailNotVerified))
     ));
     let missing = h
         .auctions
-        .place_bid(bidder.id, ItemId::generate(), plain(100))
+        .place_bid(&bidder, ItemId::generate(), plain(100))
         .await;
     assert!(matches!(missing, Err(PlaceBidError::ItemNotFound)));
 
-    assert!(h.store.bids_in_order(id).await.unwrap().is_empty());
+    assert!(
+        h.store
+            .bids_in_order(id, 0, u32::MAX)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(h.listed(&item).await, item);
     // …and the bidder still has their one bid.
-    h.auctions
-        .place_bid(bidder.id, id, plain(100))
-        .await
-        .unwrap();
-    let again = h.auctions.place_bid(bidder.id, id, plain(500)).await;
+    h.auctions.place_bid(&bidder, id, plain(100)).await.unwrap();
+    let again = h.auctions.place_bid(&bidder, id, plain(500)).await;
     assert!(matches!(
         again,
         Err(PlaceBidError::Rejected(BidRejection::AlreadyPlaced))
     ));
-    assert_eq!(h.store.bids_in_order(id).await.unwrap().len(), 1);
+    assert_eq!(
+        h.store.bids_in_order(id, 0, u32::MAX).await.unwrap().len(),
+        1
+    );
 }
 
 async fn a_bid_after_close_at_is_refused_before_the_closer_runs(backend: Backend) {
@@ -154,7 +157,7 @@ async fn a_bid_after_close_at_is_refused_before_the_closer_runs(backend: Backend
     h.clock.advance(chrono::Duration::hours(1));
     let late = h
         .auctions
-        .place_bid(bidder.id, item.item.id, plain(100))
+        .place_bid(&bidder, item.item.id, plain(100))
         .await;
     assert!(matches!(
         late,

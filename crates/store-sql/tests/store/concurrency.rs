@@ -39,10 +39,10 @@ async fn fifty_bidders_at_once_lose_nothing_and_replay_exactly(backend: Backend)
         .map(|bidder| {
             let (h, barrier, offer) =
                 (Arc::clone(&h), Arc::clone(&barrier), random_offer(&mut rng));
-            let (bidder, id) = (bidder.id, item.item.id);
+            let (bidder, id) = (bidder.clone(), item.item.id);
             tokio::spawn(async move {
                 barrier.wait().await;
-                (offer, h.auctions.place_bid(bidder, id, offer).await)
+                (offer, h.auctions.place_bid(&bidder, id, offer).await)
             })
         })
         .collect();
@@ -56,7 +56,11 @@ async fn fifty_bidders_at_once_lose_nothing_and_replay_exactly(backend: Backend)
     }
     assert!(!accepted.is_empty());
 
-    let stored = h.store.bids_in_order(item.item.id).await.unwrap();
+    let stored = h
+        .store
+        .bids_in_order(item.item.id, 0, u32::MAX)
+        .await
+        .unwrap();
     // Every accepted bid is stored exactly once, and nothing else is.
     let stored_ids: HashSet<_> = stored.iter().map(|b| b.id).collect();
     assert_eq!(stored.len(), accepted.len());
@@ -76,6 +80,27 @@ async fn fifty_bidders_at_once_lose_nothing_and_replay_exactly(backend: Backend)
     let replayed = replay(stored.iter().map(|b| (b.bidder, &b.offer)));
     assert_eq!(h.standing(&item).await, replayed);
     assert_eq!(h.listed(&item).await.standing, replayed.public());
+
+    // The kept price history is the replayed price after each bid, and one
+    // price event per accepted bid went out, ids 1..=n (in any order: each
+    // bidder publishes after its own commit).
+    let history = h
+        .store
+        .price_history(item.item.id, 0, u32::MAX)
+        .await
+        .unwrap();
+    assert_eq!(history.len(), stored.len());
+    for (i, point) in history.iter().enumerate() {
+        let prefix = replay(stored[..=i].iter().map(|b| (b.bidder, &b.offer)));
+        assert_eq!(
+            (point.seq, Some(point.price)),
+            (stored[i].seq, prefix.public().current_price)
+        );
+        assert_eq!(point.at, stored[i].created_at);
+    }
+    let mut ids: Vec<u64> = h.events.events().iter().map(|e| e.id()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=stored.len() as u64).collect::<Vec<_>>());
 }
 
 async fn five_concurrent_bids_by_one_user_store_exactly_one(backend: Backend) {
@@ -86,11 +111,10 @@ async fn five_concurrent_bids_by_one_user_store_exactly_one(backend: Backend) {
     let tasks: Vec<_> = (0..5)
         .map(|i| {
             let (h, barrier, id) = (Arc::clone(&h), Arc::clone(&barrier), item.item.id);
+            let bidder = bidder.clone();
             tokio::spawn(async move {
                 barrier.wait().await;
-                h.auctions
-                    .place_bid(bidder.id, id, plain(100 + i * 10))
-                    .await
+                h.auctions.place_bid(&bidder, id, plain(100 + i * 10)).await
             })
         })
         .collect();
@@ -104,7 +128,14 @@ async fn five_concurrent_bids_by_one_user_store_exactly_one(backend: Backend) {
         }
     }
     assert_eq!((placed, already), (1, 4));
-    assert_eq!(h.store.bids_in_order(item.item.id).await.unwrap().len(), 1);
+    assert_eq!(
+        h.store
+            .bids_in_order(item.item.id, 0, u32::MAX)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 on_both_backends!(

@@ -19,10 +19,10 @@ async fn a_due_item_closes_once_with_the_leader_as_winner(backend: Backend) {
     let id = item.item.id;
     let [alice, bob] = <[_; 2]>::try_from(h.bidders(2).await).unwrap();
     h.auctions
-        .place_bid(alice.id, id, poisoned(100, 400, 10))
+        .place_bid(&alice, id, poisoned(100, 400, 10))
         .await
         .unwrap();
-    h.auctions.place_bid(bob.id, id, plain(250)).await.unwrap();
+    h.auctions.place_bid(&bob, id, plain(250)).await.unwrap();
 
     assert!(
         h.auctions.close_due_items(10).await.unwrap().is_empty(),
@@ -40,7 +40,11 @@ async fn a_due_item_closes_once_with_the_leader_as_winner(backend: Backend) {
         h.auctions.close_due_items(10),
         other.close_due_items(decision, 10)
     );
-    let closed: Vec<_> = mine.unwrap().into_iter().chain(theirs.unwrap()).collect();
+    let closed: Vec<_> = mine
+        .unwrap()
+        .into_iter()
+        .chain(theirs.unwrap().into_iter().map(|c| c.listed))
+        .collect();
     let ids: Vec<ItemId> = closed.iter().map(|l| l.item.id).collect();
     assert_eq!(ids.len(), 2, "each item closes exactly once: {ids:?}");
     assert!(ids.contains(&id) && ids.contains(&later.item.id));
@@ -76,7 +80,7 @@ async fn a_due_item_closes_once_with_the_leader_as_winner(backend: Backend) {
         "nothing closes twice"
     );
     let late = h.bidder().await;
-    let result = h.auctions.place_bid(late.id, id, plain(1_000)).await;
+    let result = h.auctions.place_bid(&late, id, plain(1_000)).await;
     assert!(matches!(
         result,
         Err(PlaceBidError::Rejected(BidRejection::AuctionClosed))
@@ -107,7 +111,7 @@ async fn an_item_is_cancelled_only_while_nobody_has_bid(backend: Backend) {
     let busy = h.item(100, 5).await;
     let bidder = h.bidder().await;
     h.auctions
-        .place_bid(bidder.id, busy.item.id, plain(100))
+        .place_bid(&bidder, busy.item.id, plain(100))
         .await
         .unwrap();
 
@@ -128,7 +132,7 @@ async fn an_item_is_cancelled_only_while_nobody_has_bid(backend: Backend) {
     assert!(matches!(missing, Err(CancelItemError::ItemNotFound)));
     let on_cancelled = h
         .auctions
-        .place_bid(bidder.id, quiet.item.id, plain(100))
+        .place_bid(&bidder, quiet.item.id, plain(100))
         .await;
     assert!(matches!(
         on_cancelled,

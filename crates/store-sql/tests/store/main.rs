@@ -9,6 +9,7 @@ mod accounts;
 mod bidding;
 mod concurrency;
 mod lifecycle;
+mod listing;
 mod migrations;
 mod sealing;
 mod users;

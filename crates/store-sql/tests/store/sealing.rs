@@ -58,15 +58,15 @@ async fn raw_rows_hold_no_amount_budget_or_step_in_plaintext(backend: Backend) {
     let id = item.item.id;
     let [alice, bob, carol] = <[_; 3]>::try_from(h.bidders(3).await).unwrap();
     h.auctions
-        .place_bid(alice.id, id, plain(12_345_678))
+        .place_bid(&alice, id, plain(12_345_678))
         .await
         .unwrap();
     h.auctions
-        .place_bid(bob.id, id, poisoned(23_456_789, 98_765_432, 1_111_111))
+        .place_bid(&bob, id, poisoned(23_456_789, 98_765_432, 1_111_111))
         .await
         .unwrap();
     h.auctions
-        .place_bid(carol.id, id, plain(34_567_890))
+        .place_bid(&carol, id, plain(34_567_890))
         .await
         .unwrap();
     // Bob auto-raised to 34_567_890 + 1_111_111: only that price is public.
@@ -112,11 +112,7 @@ async fn a_bid_ciphertext_copied_to_another_row_fails_to_open(backend: Backend) 
     let item = h.item(100, 5).await;
     let id = item.item.id;
     let [alice, bob] = <[_; 2]>::try_from(h.bidders(2).await).unwrap();
-    let placed = h
-        .auctions
-        .place_bid(alice.id, id, plain(150))
-        .await
-        .unwrap();
+    let placed = h.auctions.place_bid(&alice, id, plain(150)).await.unwrap();
     let conn = h.store.database().connection();
     let sealed: Vec<u8> = conn
         .query_one(
@@ -158,7 +154,7 @@ async fn a_bid_ciphertext_copied_to_another_row_fails_to_open(backend: Backend) 
         Err(StoreError::Integrity(_))
     ));
     assert!(matches!(
-        h.store.bids_in_order(id).await,
+        h.store.bids_in_order(id, 0, u32::MAX).await,
         Err(StoreError::Integrity(_))
     ));
     assert!(h.store.bid_record(id, alice.id).await.unwrap().is_some());
@@ -169,7 +165,7 @@ async fn a_standing_copied_to_another_item_fails_to_open(backend: Backend) {
     let (first, second) = (h.item(100, 5).await, h.item(100, 5).await);
     let bidder = h.bidder().await;
     h.auctions
-        .place_bid(bidder.id, first.item.id, plain(150))
+        .place_bid(&bidder, first.item.id, plain(150))
         .await
         .unwrap();
     let conn = h.store.database().connection();
@@ -203,7 +199,7 @@ async fn a_standing_copied_to_another_item_fails_to_open(backend: Backend) {
     let other = h.bidder().await;
     let result = h
         .auctions
-        .place_bid(other.id, second.item.id, plain(500))
+        .place_bid(&other, second.item.id, plain(500))
         .await;
     assert!(
         matches!(result, Err(PlaceBidError::Store(StoreError::Integrity(_)))),
@@ -216,7 +212,7 @@ async fn the_database_refuses_to_update_or_delete_a_bid(backend: Backend) {
     let item = h.item(100, 5).await;
     let bidder = h.bidder().await;
     h.auctions
-        .place_bid(bidder.id, item.item.id, plain(150))
+        .place_bid(&bidder, item.item.id, plain(150))
         .await
         .unwrap();
     let conn = h.store.database().connection();
@@ -232,7 +228,11 @@ async fn the_database_refuses_to_update_or_delete_a_bid(backend: Backend) {
         let err = result.expect_err("the statement must be refused");
         assert!(err.to_string().contains("bids are immutable"), "{err}");
     }
-    let stored = h.store.bids_in_order(item.item.id).await.unwrap();
+    let stored = h
+        .store
+        .bids_in_order(item.item.id, 0, u32::MAX)
+        .await
+        .unwrap();
     assert_eq!(stored.iter().map(|b| b.seq).collect::<Vec<_>>(), [1]);
 }
 

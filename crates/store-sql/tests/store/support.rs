@@ -8,7 +8,7 @@ use pp_domain::ports::{AuctionStore, UserStore};
 use pp_domain::service::{AuctionPolicy, AuctionService};
 use pp_domain::{BidOffer, ListedItem, Money, Role, Standing, User};
 use pp_store_sql::SqlStore;
-use pp_testkit::{Backend, TestClock, TestDatabase, create_user, migrated_store};
+use pp_testkit::{Backend, RecordedEvents, TestClock, TestDatabase, create_user, migrated_store};
 
 /// A service over a real store on a fresh database.
 pub struct Harness {
@@ -16,6 +16,7 @@ pub struct Harness {
     pub store: SqlStore,
     pub clock: Arc<TestClock>,
     pub auctions: AuctionService,
+    pub events: Arc<RecordedEvents>,
     pub seller: User,
 }
 
@@ -23,9 +24,10 @@ impl Harness {
     pub async fn new(backend: Backend) -> Self {
         let (database, store) = migrated_store(backend).await;
         let clock = TestClock::new();
+        let events = Arc::new(RecordedEvents::default());
         let auctions = AuctionService::new(
             Arc::new(store.clone()),
-            Arc::new(store.clone()),
+            events.clone(),
             clock.clone(),
             AuctionPolicy::default(),
         );
@@ -35,6 +37,7 @@ impl Harness {
             store,
             clock,
             auctions,
+            events,
             seller,
         }
     }
@@ -73,7 +76,11 @@ impl Harness {
 
     /// The item's unsealed standing, read through a bid on it.
     pub async fn standing(&self, item: &ListedItem) -> Standing {
-        let bids = self.store.bids_in_order(item.item.id).await.unwrap();
+        let bids = self
+            .store
+            .bids_in_order(item.item.id, 0, u32::MAX)
+            .await
+            .unwrap();
         let Some(first) = bids.first() else {
             return Standing::EMPTY;
         };

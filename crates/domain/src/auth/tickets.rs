@@ -1,0 +1,235 @@
+//! WebSocket tickets: a browser cannot send an `Authorization` header when
+//! it opens a WebSocket, and a long-lived token must never sit in a URL
+//! (proxies and logs keep URLs). So an authenticated request first trades its
+//! access token for a ticket that works once, within 30 seconds, on any
+//! instance; the socket is opened with `?ticket=…`.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use zeroize::Zeroizing;
+
+use super::Principal;
+use super::ports::{SecretTokens, TicketStore};
+use crate::ports::{Clock, StoreError, UserStore};
+use crate::user::User;
+
+/// A ticket as handed to its holder.
+#[derive(Clone)]
+pub struct IssuedTicket {
+    /// The ticket itself (URL-safe).
+    pub ticket: Zeroizing<String>,
+    /// How long it works.
+    pub expires_in: Duration,
+}
+
+impl std::fmt::Debug for IssuedTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedTicket")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Issues and redeems WebSocket tickets.
+#[derive(Clone)]
+pub struct TicketService {
+    tickets: Arc<dyn TicketStore>,
+    secrets: Arc<dyn SecretTokens>,
+    users: Arc<dyn UserStore>,
+    clock: Arc<dyn Clock>,
+    lifetime: Duration,
+}
+
+impl std::fmt::Debug for TicketService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TicketService")
+            .field("lifetime", &self.lifetime)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TicketService {
+    /// How long a ticket works: 30 seconds.
+    pub const LIFETIME: Duration = Duration::seconds(30);
+
+    /// Wires the service to its ports.
+    #[must_use]
+    pub fn new(
+        tickets: Arc<dyn TicketStore>,
+        secrets: Arc<dyn SecretTokens>,
+        users: Arc<dyn UserStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        TicketService {
+            tickets,
+            secrets,
+            users,
+            clock,
+            lifetime: Self::LIFETIME,
+        }
+    }
+
+    /// A new ticket for the authenticated user.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn issue(&self, principal: &Principal) -> Result<IssuedTicket, StoreError> {
+        let secret = self.secrets.generate();
+        self.tickets
+            .issue_ticket(
+                secret.digest,
+                principal.user.id,
+                self.clock.now() + self.lifetime,
+            )
+            .await?;
+        Ok(IssuedTicket {
+            ticket: secret.plain,
+            expires_in: self.lifetime,
+        })
+    }
+
+    /// The active account a ticket was issued to, using the ticket up;
+    /// `None` for an unknown, used or expired ticket or a deactivated account.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn redeem(&self, ticket: &str) -> Result<Option<User>, StoreError> {
+        let digest = self.secrets.digest(ticket);
+        let Some(user) = self.tickets.redeem_ticket(digest, self.clock.now()).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .users
+            .user_by_id(user)
+            .await?
+            .filter(|user| user.is_active))
+    }
+
+    /// Forgets expired tickets nobody redeemed.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn purge_expired(&self) -> Result<u64, StoreError> {
+        self.tickets.purge_expired_tickets(self.clock.now()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use mockall::predicate::eq;
+
+    use super::*;
+    use crate::auth::ports::{MockSecretTokens, MockTicketStore};
+    use crate::auth::tokens::{SecretToken, TokenDigest};
+    use crate::email::Email;
+    use crate::ids::{SessionId, TokenId, UserId};
+    use crate::ports::{MockClock, MockUserStore};
+    use crate::user::Role;
+
+    fn t0() -> crate::item::Timestamp {
+        Utc.with_ymd_and_hms(2026, 5, 1, 8, 0, 0).unwrap()
+    }
+
+    fn account(active: bool) -> User {
+        User {
+            id: UserId::generate(),
+            email: Email::parse("wes@example.com").unwrap(),
+            display_name: "Wes".into(),
+            role: Role::User,
+            email_verified: true,
+            is_active: active,
+            created_at: t0(),
+        }
+    }
+
+    fn service(tickets: MockTicketStore, users: MockUserStore) -> TicketService {
+        let mut secrets = MockSecretTokens::new();
+        secrets.expect_generate().returning(|| SecretToken {
+            plain: Zeroizing::new("the-ticket".into()),
+            digest: TokenDigest([7; 32]),
+        });
+        secrets
+            .expect_digest()
+            .returning(|plain| TokenDigest([if plain == "the-ticket" { 7 } else { 0 }; 32]));
+        let mut clock = MockClock::new();
+        clock.expect_now().return_const(t0());
+        TicketService::new(
+            Arc::new(tickets),
+            Arc::new(secrets),
+            Arc::new(users),
+            Arc::new(clock),
+        )
+    }
+
+    #[test]
+    fn a_ticket_lives_thirty_seconds_and_only_its_digest_is_stored() {
+        let user = account(true);
+        let id = user.id;
+        let mut tickets = MockTicketStore::new();
+        tickets
+            .expect_issue_ticket()
+            .with(
+                eq(TokenDigest([7; 32])),
+                eq(id),
+                eq(t0() + Duration::seconds(30)),
+            )
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        let svc = service(tickets, MockUserStore::new());
+        let principal = Principal {
+            user,
+            session: SessionId::generate(),
+            token: TokenId::generate(),
+            expires_at: t0() + Duration::minutes(15),
+        };
+        let issued = futures_executor::block_on(svc.issue(&principal)).unwrap();
+        assert_eq!(issued.ticket.as_str(), "the-ticket");
+        assert_eq!(issued.expires_in, Duration::seconds(30));
+        assert!(!format!("{issued:?}").contains("the-ticket"));
+    }
+
+    #[test]
+    fn a_redeemed_ticket_names_its_active_user_and_nothing_else_does() {
+        let active = account(true);
+        let inactive = account(false);
+        let (a, i) = (active.id, inactive.id);
+        let mut tickets = MockTicketStore::new();
+        let mut redemptions = vec![Some(i), Some(a)];
+        tickets
+            .expect_redeem_ticket()
+            .with(eq(TokenDigest([7; 32])), eq(t0()))
+            .returning(move |_, _| Ok(redemptions.pop().flatten()));
+        tickets.expect_redeem_ticket().returning(|_, _| Ok(None));
+        let mut users = MockUserStore::new();
+        users.expect_user_by_id().returning(move |id| {
+            Ok(Some(if id == a {
+                active.clone()
+            } else {
+                inactive.clone()
+            }))
+        });
+        let svc = service(tickets, users);
+        let first = futures_executor::block_on(svc.redeem("the-ticket")).unwrap();
+        assert_eq!(first.map(|u| u.id), Some(a));
+        let deactivated = futures_executor::block_on(svc.redeem("the-ticket")).unwrap();
+        assert!(
+            deactivated.is_none(),
+            "a deactivated account gets no socket"
+        );
+        let unknown = futures_executor::block_on(svc.redeem("forged")).unwrap();
+        assert!(unknown.is_none());
+    }
+
+    #[test]
+    fn purging_asks_the_store_with_the_current_time() {
+        let mut tickets = MockTicketStore::new();
+        tickets
+            .expect_purge_expired_tickets()
+            .with(eq(t0()))
+            .returning(|_| Ok(3));
+        let svc = service(tickets, MockUserStore::new());
+        assert_eq!(futures_executor::block_on(svc.purge_expired()).unwrap(), 3);
+    }
+}

@@ -1,0 +1,158 @@
+//! Hot items without a lock convoy: concurrent bids for one item queue here
+//! and are decided together, in arrival order, in one transaction under one
+//! row lock ([`SqlStore::place_bid`](crate::SqlStore)).
+//!
+//! One drainer task per item with waiting bids takes up to [`MAX_BATCH`] of
+//! them at a time, runs their transaction, answers each bid after the commit,
+//! and stops when the queue is empty. A bid that arrives while a batch is in
+//! flight joins the next one, so under load batches grow by themselves and a
+//! lone bid waits for nobody. Across instances the row lock still serializes
+//! the batches.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Mutex;
+
+use pp_domain::ports::{AcceptedBid, BidDecision, PlaceBidError};
+use pp_domain::{BidId, ItemId};
+use tokio::sync::oneshot;
+
+/// The most bids decided in one transaction.
+pub(crate) const MAX_BATCH: usize = 64;
+
+/// A bid waiting for its item's next transaction.
+pub(crate) struct PendingBid {
+    /// What to decide, with the clock to read `now` from under the lock.
+    pub(crate) decision: BidDecision,
+    /// The id the bid gets if accepted.
+    pub(crate) bid_id: BidId,
+    /// The offer, sealed before any lock was taken.
+    pub(crate) sealed_offer: Vec<u8>,
+    /// Where its outcome goes once the transaction has ended.
+    pub(crate) reply: oneshot::Sender<Result<AcceptedBid, PlaceBidError>>,
+}
+
+/// The waiting bids of every item that has a drainer running. An item has an
+/// entry exactly while its drainer runs.
+#[derive(Default)]
+pub(crate) struct BidQueues {
+    waiting: Mutex<HashMap<ItemId, Vec<PendingBid>>>,
+}
+
+impl std::fmt::Debug for BidQueues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let items = self.waiting.lock().map_or(0, |waiting| waiting.len());
+        f.debug_struct("BidQueues").field("items", &items).finish()
+    }
+}
+
+impl BidQueues {
+    /// Queues a bid; `true` when its item had no drainer and the caller must
+    /// start one.
+    pub(crate) fn enqueue(&self, item: ItemId, bid: PendingBid) -> bool {
+        let Ok(mut waiting) = self.waiting.lock() else {
+            // Only a panic while holding the lock poisons it; the bid is
+            // answered with an error when `bid.reply` is dropped here.
+            return false;
+        };
+        match waiting.entry(item) {
+            Entry::Occupied(mut queue) => {
+                queue.get_mut().push(bid);
+                false
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(vec![bid]);
+                true
+            }
+        }
+    }
+
+    /// Drops `item`'s queue and its waiting bids (their callers get an
+    /// error), so that its next bid starts a new drainer.
+    pub(crate) fn abandon(&self, item: ItemId) {
+        if let Ok(mut waiting) = self.waiting.lock() {
+            waiting.remove(&item);
+        }
+    }
+
+    /// The next batch of `item`, oldest first; empty when nothing waits, in
+    /// which case the item's drainer must stop (its entry is gone).
+    pub(crate) fn next_batch(&self, item: ItemId) -> Vec<PendingBid> {
+        let Ok(mut waiting) = self.waiting.lock() else {
+            return Vec::new();
+        };
+        let Some(queue) = waiting.get_mut(&item) else {
+            return Vec::new();
+        };
+        if queue.is_empty() {
+            waiting.remove(&item);
+            return Vec::new();
+        }
+        let take = queue.len().min(MAX_BATCH);
+        queue.drain(..take).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use pp_domain::engine::BidCommand;
+    use pp_domain::ports::SystemClock;
+    use pp_domain::{BidOffer, Money, UserId};
+
+    use super::*;
+
+    fn pending(
+        item: ItemId,
+    ) -> (
+        PendingBid,
+        oneshot::Receiver<Result<AcceptedBid, PlaceBidError>>,
+    ) {
+        let (reply, answer) = oneshot::channel();
+        let command = BidCommand {
+            item,
+            bidder: UserId::generate(),
+            bidder_may_bid: true,
+            offer: BidOffer::plain(Money::new(100).unwrap()),
+        };
+        let bid = PendingBid {
+            decision: BidDecision::new(command, Arc::new(SystemClock)),
+            bid_id: BidId::generate(),
+            sealed_offer: Vec::new(),
+            reply,
+        };
+        (bid, answer)
+    }
+
+    #[test]
+    fn the_first_bid_of_an_idle_item_starts_its_drainer_and_later_ones_join() {
+        let queues = BidQueues::default();
+        let item = ItemId::generate();
+        let other = ItemId::generate();
+        assert!(queues.enqueue(item, pending(item).0));
+        assert!(!queues.enqueue(item, pending(item).0));
+        assert!(queues.enqueue(other, pending(other).0), "items queue apart");
+        assert_eq!(queues.next_batch(item).len(), 2);
+        // Running but empty: the next look ends the drainer and frees the item.
+        assert!(queues.next_batch(item).is_empty());
+        assert!(queues.enqueue(item, pending(item).0));
+    }
+
+    #[test]
+    fn batches_are_capped_and_keep_arrival_order() {
+        let queues = BidQueues::default();
+        let item = ItemId::generate();
+        let mut ids = Vec::new();
+        for _ in 0..(MAX_BATCH + 3) {
+            let (bid, _) = pending(item);
+            ids.push(bid.bid_id);
+            queues.enqueue(item, bid);
+        }
+        let first: Vec<BidId> = queues.next_batch(item).iter().map(|b| b.bid_id).collect();
+        assert_eq!(first, ids[..MAX_BATCH]);
+        let rest: Vec<BidId> = queues.next_batch(item).iter().map(|b| b.bid_id).collect();
+        assert_eq!(rest, ids[MAX_BATCH..]);
+        assert!(format!("{queues:?}").contains("items: 1"));
+    }
+}

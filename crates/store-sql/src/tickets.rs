@@ -1,0 +1,63 @@
+//! The [`TicketStore`] port on SQL: WebSocket tickets as digests in
+//! `ws_tickets`. Redeeming deletes the row, so a ticket works exactly once,
+//! on whichever instance the socket reaches.
+
+use async_trait::async_trait;
+use pp_domain::auth::ports::TicketStore;
+use pp_domain::auth::tokens::TokenDigest;
+use pp_domain::ports::StoreError;
+use pp_domain::{Timestamp, UserId};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+
+use crate::SqlStore;
+use crate::auction::db_time;
+use crate::entities::ws_tickets;
+use crate::errors::store_error;
+
+#[async_trait]
+impl TicketStore for SqlStore {
+    async fn issue_ticket(
+        &self,
+        digest: TokenDigest,
+        user: UserId,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let _gate = self.database().write_gate().await;
+        ws_tickets::Entity::insert(ws_tickets::ActiveModel {
+            digest: Set(digest.0.to_vec()),
+            user_id: Set(user.as_uuid()),
+            expires_at: Set(db_time(expires_at)),
+        })
+        .exec_without_returning(self.database().connection())
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn redeem_ticket(
+        &self,
+        digest: TokenDigest,
+        now: Timestamp,
+    ) -> Result<Option<UserId>, StoreError> {
+        // One conditional DELETE: of two concurrent redemptions only one
+        // gets the row back.
+        let _gate = self.database().write_gate().await;
+        let redeemed = ws_tickets::Entity::delete_many()
+            .filter(ws_tickets::Column::Digest.eq(digest.0.to_vec()))
+            .filter(ws_tickets::Column::ExpiresAt.gt(now))
+            .exec_with_returning(self.database().connection())
+            .await
+            .map_err(store_error)?;
+        Ok(redeemed.first().map(|row| UserId::from_uuid(row.user_id)))
+    }
+
+    async fn purge_expired_tickets(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let _gate = self.database().write_gate().await;
+        let purged = ws_tickets::Entity::delete_many()
+            .filter(ws_tickets::Column::ExpiresAt.lte(now))
+            .exec(self.database().connection())
+            .await
+            .map_err(store_error)?;
+        Ok(purged.rows_affected)
+    }
+}

@@ -1,0 +1,228 @@
+//! Reading back: item lists by status and page, a bidder's own bids, the
+//! price history a late subscriber replays, bidders at close, and tickets.
+
+use chrono::Duration;
+use pp_domain::auth::ports::TicketStore;
+use pp_domain::auth::tokens::TokenDigest;
+use pp_domain::ports::{AuctionStore, LifecycleDecision};
+use pp_domain::{BidCursor, ItemCursor, ItemStatus, StatusFilter};
+use pp_testkit::Backend;
+
+use crate::on_both_backends;
+use crate::support::{Harness, money, plain, poisoned};
+
+async fn items_list_newest_first_by_status_in_pages(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let mut listed = Vec::new();
+    for _ in 0..5 {
+        listed.push(h.item(100, 5).await);
+        h.clock.advance(Duration::milliseconds(1));
+    }
+    h.auctions.cancel_item(listed[1].item.id).await.unwrap();
+
+    let first = h.store.list_items(None, None, 2).await.unwrap();
+    let ids: Vec<_> = first.iter().map(|l| l.item.id).collect();
+    assert_eq!(ids, vec![listed[4].item.id, listed[3].item.id]);
+    let cursor = ItemCursor {
+        created_at: first[1].item.created_at,
+        id: first[1].item.id,
+    };
+    let rest = h.store.list_items(None, Some(cursor), 10).await.unwrap();
+    let ids: Vec<_> = rest.iter().map(|l| l.item.id).collect();
+    assert_eq!(
+        ids,
+        vec![listed[2].item.id, listed[1].item.id, listed[0].item.id]
+    );
+
+    let open = h
+        .store
+        .list_items(Some(StatusFilter::Open), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 4);
+    assert!(open.iter().all(|l| l.item.status == ItemStatus::Open));
+    let cancelled = h
+        .store
+        .list_items(Some(StatusFilter::Cancelled), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(cancelled.len(), 1);
+    assert_eq!(cancelled[0].item.id, listed[1].item.id);
+    let closed = h
+        .store
+        .list_items(Some(StatusFilter::Closed), None, 10)
+        .await
+        .unwrap();
+    assert!(closed.is_empty());
+}
+
+async fn a_bidders_bids_come_newest_first_with_their_items_standing(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let bidder = h.bidder().await;
+    let rival = h.bidder().await;
+    let items = [
+        h.item(100, 5).await,
+        h.item(100, 5).await,
+        h.item(100, 5).await,
+    ];
+    for listed in &items {
+        h.auctions
+            .place_bid(&bidder, listed.item.id, poisoned(100, 300, 5))
+            .await
+            .unwrap();
+        h.clock.advance(Duration::milliseconds(1));
+    }
+    // The rival outbids on the middle item: the bidder's poison answers.
+    h.auctions
+        .place_bid(&rival, items[1].item.id, plain(150))
+        .await
+        .unwrap();
+
+    let page = h.store.bids_of_bidder(bidder.id, None, 2).await.unwrap();
+    let order: Vec<_> = page.iter().map(|r| r.item.id).collect();
+    assert_eq!(order, vec![items[2].item.id, items[1].item.id]);
+    assert_eq!(page[1].standing.bid_count(), 2);
+    assert_eq!(page[1].standing.leader().unwrap().price, money(155));
+    let after = BidCursor {
+        created_at: page[1].bid.created_at,
+        id: page[1].bid.id,
+    };
+    let rest = h
+        .store
+        .bids_of_bidder(bidder.id, Some(after), 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].item.id, items[0].item.id);
+    assert!(
+        h.store
+            .bids_of_bidder(h.seller.id, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let own = h.auctions.own_bids(bidder.id, None, 10).await.unwrap();
+    assert_eq!(own.items.len(), 3);
+    assert_eq!(own.next, None);
+    assert_eq!(own.items[1].view.remaining_budget, 145);
+}
+
+async fn the_price_history_replays_from_any_point(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let listed = h.item(100, 5).await;
+    let id = listed.item.id;
+    let bidders = h.bidders(3).await;
+    h.auctions
+        .place_bid(&bidders[0], id, plain(120))
+        .await
+        .unwrap();
+    h.auctions
+        .place_bid(&bidders[1], id, poisoned(125, 200, 5))
+        .await
+        .unwrap();
+    h.auctions
+        .place_bid(&bidders[2], id, plain(150))
+        .await
+        .unwrap();
+
+    let prices = |points: Vec<pp_domain::live::PricePoint>| {
+        points
+            .iter()
+            .map(|p| (p.seq, p.price.minor_units()))
+            .collect::<Vec<_>>()
+    };
+    let all = h.store.price_history(id, 0, 100).await.unwrap();
+    assert_eq!(prices(all), vec![(1, 120), (2, 125), (3, 155)]);
+    let missed = h.store.price_history(id, 1, 100).await.unwrap();
+    assert_eq!(prices(missed), vec![(2, 125), (3, 155)]);
+    let capped = h.store.price_history(id, 0, 1).await.unwrap();
+    assert_eq!(prices(capped), vec![(1, 120)]);
+    assert!(h.store.price_history(id, 3, 100).await.unwrap().is_empty());
+
+    let events = h.auctions.price_events(&listed.item, 2, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].bid_count, events[0].minimum_next_bid), (3, 160));
+}
+
+async fn a_close_reports_everyone_who_bid_in_arrival_order(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let listed = h.item(100, 5).await;
+    let empty = h.item(100, 5).await;
+    let bidders = h.bidders(3).await;
+    for (i, bidder) in bidders.iter().enumerate() {
+        h.auctions
+            .place_bid(bidder, listed.item.id, plain(100 + 10 * i as i64))
+            .await
+            .unwrap();
+    }
+    h.clock.advance(Duration::hours(2));
+    let closed = h
+        .store
+        .close_due_items(LifecycleDecision::new(h.clock.clone()), 10)
+        .await
+        .unwrap();
+    assert_eq!(closed.len(), 2);
+    let with_bids = closed
+        .iter()
+        .find(|c| c.listed.item.id == listed.item.id)
+        .unwrap();
+    assert_eq!(
+        with_bids.bidders,
+        bidders.iter().map(|b| b.id).collect::<Vec<_>>()
+    );
+    let without = closed
+        .iter()
+        .find(|c| c.listed.item.id == empty.item.id)
+        .unwrap();
+    assert!(without.bidders.is_empty());
+}
+
+async fn a_ticket_is_redeemed_once_and_never_after_it_expires(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let user = h.bidder().await;
+    let now = chrono::Utc::now();
+    let live = TokenDigest([1; 32]);
+    let stale = TokenDigest([2; 32]);
+    h.store
+        .issue_ticket(live, user.id, now + Duration::seconds(30))
+        .await
+        .unwrap();
+    h.store
+        .issue_ticket(stale, user.id, now + Duration::seconds(30))
+        .await
+        .unwrap();
+
+    let (first, second) = tokio::join!(
+        h.store.redeem_ticket(live, now),
+        h.store.redeem_ticket(live, now)
+    );
+    let winners: Vec<_> = [first.unwrap(), second.unwrap()]
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(winners, vec![user.id], "two redemptions, one socket");
+    assert_eq!(
+        h.store
+            .redeem_ticket(stale, now + Duration::seconds(31))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        h.store
+            .purge_expired_tickets(now + Duration::seconds(31))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(h.store.redeem_ticket(stale, now).await.unwrap(), None);
+}
+
+on_both_backends!(
+    items_list_newest_first_by_status_in_pages,
+    a_bidders_bids_come_newest_first_with_their_items_standing,
+    the_price_history_replays_from_any_point,
+    a_close_reports_everyone_who_bid_in_arrival_order,
+    a_ticket_is_redeemed_once_and_never_after_it_expires,
+);
