@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
-use pp_domain::{Timestamp, UserCursor, UserId};
+use pp_domain::{BidCursor, BidId, ItemCursor, ItemId, Timestamp, UserCursor, UserId};
 use sha2::Sha256;
 
 use crate::problem::ApiError;
@@ -85,11 +85,30 @@ impl CursorCodec {
         String::from_utf8(payload).map_err(|_| invalid())
     }
 
+    /// A `(time, id)` position in `list`.
+    fn encode_position(&self, list: &str, at: Timestamp, id: impl std::fmt::Display) -> String {
+        self.encode(list, &format!("{}/{id}", at.timestamp_micros()))
+    }
+
+    /// The `(time, id)` position of a cursor of `list`.
+    fn decode_position<Id: std::str::FromStr>(
+        &self,
+        list: &str,
+        cursor: &str,
+    ) -> Result<(Timestamp, Id), ApiError> {
+        let payload = self.decode(list, cursor)?;
+        let (micros, id) = payload.split_once('/').ok_or_else(invalid)?;
+        let micros: i64 = micros.parse().map_err(|_| invalid())?;
+        Ok((
+            Timestamp::from_timestamp_micros(micros).ok_or_else(invalid)?,
+            id.parse::<Id>().map_err(|_| invalid())?,
+        ))
+    }
+
     /// A cursor into the account list.
     #[must_use]
     pub fn encode_user(&self, cursor: UserCursor) -> String {
-        let micros = cursor.created_at.timestamp_micros();
-        self.encode("users", &format!("{micros}/{}", cursor.id))
+        self.encode_position("users", cursor.created_at, cursor.id)
     }
 
     /// The position in the account list.
@@ -97,13 +116,55 @@ impl CursorCodec {
     /// # Errors
     /// 400 `invalid_cursor`.
     pub fn decode_user(&self, cursor: &str) -> Result<UserCursor, ApiError> {
-        let payload = self.decode("users", cursor)?;
-        let (micros, id) = payload.split_once('/').ok_or_else(invalid)?;
-        let micros: i64 = micros.parse().map_err(|_| invalid())?;
-        Ok(UserCursor {
-            created_at: Timestamp::from_timestamp_micros(micros).ok_or_else(invalid)?,
-            id: id.parse::<UserId>().map_err(|_| invalid())?,
-        })
+        let (created_at, id) = self.decode_position::<UserId>("users", cursor)?;
+        Ok(UserCursor { created_at, id })
+    }
+
+    /// A cursor into the item list (of one status filter: `list` names it).
+    #[must_use]
+    pub fn encode_item(&self, list: &str, cursor: ItemCursor) -> String {
+        self.encode_position(list, cursor.created_at, cursor.id)
+    }
+
+    /// The position in an item list.
+    ///
+    /// # Errors
+    /// 400 `invalid_cursor`, also for a cursor of another filter.
+    pub fn decode_item(&self, list: &str, cursor: &str) -> Result<ItemCursor, ApiError> {
+        let (created_at, id) = self.decode_position::<ItemId>(list, cursor)?;
+        Ok(ItemCursor { created_at, id })
+    }
+
+    /// A cursor into a bidder's bids.
+    #[must_use]
+    pub fn encode_bid(&self, bidder: UserId, cursor: BidCursor) -> String {
+        self.encode_position(&format!("bids-of/{bidder}"), cursor.created_at, cursor.id)
+    }
+
+    /// The position in a bidder's bids; another bidder's cursor is refused.
+    ///
+    /// # Errors
+    /// 400 `invalid_cursor`.
+    pub fn decode_bid(&self, bidder: UserId, cursor: &str) -> Result<BidCursor, ApiError> {
+        let (created_at, id) =
+            self.decode_position::<BidId>(&format!("bids-of/{bidder}"), cursor)?;
+        Ok(BidCursor { created_at, id })
+    }
+
+    /// A cursor into an item's revealed bids.
+    #[must_use]
+    pub fn encode_seq(&self, item: ItemId, seq: u64) -> String {
+        self.encode(&format!("bids/{item}"), &seq.to_string())
+    }
+
+    /// The position in an item's revealed bids.
+    ///
+    /// # Errors
+    /// 400 `invalid_cursor`.
+    pub fn decode_seq(&self, item: ItemId, cursor: &str) -> Result<u64, ApiError> {
+        self.decode(&format!("bids/{item}"), cursor)?
+            .parse()
+            .map_err(|_| invalid())
     }
 }
 
@@ -146,5 +207,35 @@ mod tests {
         assert!(codec.decode("users", &foreign).is_err());
         assert!(CursorCodec::new(b"other").decode_user(&cursor).is_err());
         assert_eq!(format!("{codec:?}"), "CursorCodec(..)");
+    }
+
+    #[test]
+    fn item_bid_and_seq_cursors_only_open_in_their_own_list() {
+        let codec = CursorCodec::new(b"secret");
+        let item = ItemCursor {
+            created_at: chrono::Utc::now(),
+            id: ItemId::generate(),
+        };
+        let open = codec.encode_item("items/open", item);
+        assert_eq!(codec.decode_item("items/open", &open).unwrap().id, item.id);
+        assert!(codec.decode_item("items/closed", &open).is_err());
+
+        let (ann, bob) = (UserId::generate(), UserId::generate());
+        let bid = BidCursor {
+            created_at: chrono::Utc::now(),
+            id: BidId::generate(),
+        };
+        let mine = codec.encode_bid(ann, bid);
+        assert_eq!(codec.decode_bid(ann, &mine).unwrap().id, bid.id);
+        assert!(
+            codec.decode_bid(bob, &mine).is_err(),
+            "not another bidder's"
+        );
+
+        let lot = ItemId::generate();
+        let seq = codec.encode_seq(lot, 42);
+        assert_eq!(codec.decode_seq(lot, &seq).unwrap(), 42);
+        assert!(codec.decode_seq(ItemId::generate(), &seq).is_err());
+        assert!(codec.decode_user(&open).is_err());
     }
 }

@@ -116,16 +116,34 @@ impl ApiError {
     /// 422 `validation_failed` for one field.
     #[must_use]
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
-        let mut error = Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        Self::invalid_fields(vec![(field.to_owned(), message.into())])
+    }
+
+    /// 422 `code` listing each `(field, message)`.
+    #[must_use]
+    pub fn invalid_fields_with_code(
+        code: &'static str,
+        detail: &str,
+        fields: Vec<(String, String)>,
+    ) -> Self {
+        let mut error = Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail);
+        error.errors = Some(
+            fields
+                .into_iter()
+                .map(|(field, message)| ProblemField { field, message })
+                .collect(),
+        );
+        error
+    }
+
+    /// 422 `validation_failed` listing each `(field, message)`.
+    #[must_use]
+    pub fn invalid_fields(fields: Vec<(String, String)>) -> Self {
+        Self::invalid_fields_with_code(
             "validation_failed",
             "the request breaks one or more rules",
-        );
-        error.errors = Some(vec![ProblemField {
-            field: field.to_owned(),
-            message: message.into(),
-        }]);
-        error
+            fields,
+        )
     }
 
     /// A 500 whose cause is logged (whole chain) and never shown.

@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use pp_domain::auth::AuthService;
 use pp_domain::auth::ports::RateLimiter;
+use pp_domain::auth::{AuthService, TicketService};
+use pp_domain::live::LiveSubscriptions;
+use pp_domain::service::AuctionService;
 
 use crate::cursor::CursorCodec;
 use crate::middleware::RateLimits;
@@ -16,6 +18,12 @@ use crate::ops::{MetricsSource, Probes};
 pub struct AppState {
     /// Accounts.
     pub auth: AuthService,
+    /// Items and bids.
+    pub auctions: AuctionService,
+    /// WebSocket tickets.
+    pub tickets: TicketService,
+    /// Live events to subscribe to.
+    pub live: Arc<dyn LiveSubscriptions>,
     /// Rate-limit counters.
     pub limiter: Arc<dyn RateLimiter>,
     /// The configured limits.

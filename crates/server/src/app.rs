@@ -16,12 +16,15 @@ use pp_crypto::{
 use pp_domain::auth::ports::{AuditLog, RateLimiter, RevocationList};
 use pp_domain::auth::tokens::AuditEntry;
 use pp_domain::auth::tokens::TokenLifetimes;
-use pp_domain::auth::{AuthPolicy, AuthPorts, AuthService, LockoutPolicy};
-use pp_domain::ports::{StoreError, SystemClock};
+use pp_domain::auth::{AuthPolicy, AuthPorts, AuthService, LockoutPolicy, TicketService};
+use pp_domain::ports::{Clock, LiveEvents, StoreError, SystemClock};
+use pp_domain::service::{AuctionPolicy, AuctionService};
 use pp_http::{AppState, CursorCodec, MetricsSource, Probe, Probes};
 use pp_mail::QueuedMailer;
-use pp_store_memory::{MemoryRateLimiter, MemoryRevocationList};
-use pp_store_redis::{Redis, RedisRateLimiter, RedisRevocationList, RedisSettings};
+use pp_store_memory::{EventHub, MemoryRateLimiter, MemoryRevocationList};
+use pp_store_redis::{
+    Redis, RedisLiveEvents, RedisRateLimiter, RedisRevocationList, RedisSettings,
+};
 use pp_store_sql::{Database, DatabaseSettings, SqlStore};
 use secrecy::ExposeSecret;
 
@@ -90,6 +93,44 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Database> {
         .context("cannot open the database")
 }
 
+/// What instances share: Redis when configured, else this process's twins.
+struct SharedState {
+    redis: Option<Arc<Redis>>,
+    limiter: Arc<dyn RateLimiter>,
+    revocations: Arc<dyn RevocationList>,
+    events: Arc<dyn LiveEvents>,
+}
+
+impl SharedState {
+    fn build(settings: &Settings, hub: &Arc<EventHub>) -> anyhow::Result<Self> {
+        let Some(config) = &settings.redis else {
+            return Ok(SharedState {
+                redis: None,
+                limiter: Arc::new(MemoryRateLimiter::new()),
+                revocations: Arc::new(MemoryRevocationList::new()),
+                events: hub.clone(),
+            });
+        };
+        let redis = Arc::new(
+            Redis::connect(&RedisSettings {
+                url: config.url.clone(),
+                prefix: config.prefix.clone(),
+                timeout: config.timeout,
+            })
+            .context("REDIS_URL: cannot set up the Redis connection")?,
+        );
+        Ok(SharedState {
+            limiter: Arc::new(RedisRateLimiter::new(Arc::clone(&redis))),
+            revocations: Arc::new(RedisRevocationList::new(
+                Arc::clone(&redis),
+                Duration::from_secs(5),
+            )),
+            events: Arc::new(RedisLiveEvents::start(Arc::clone(&redis), Arc::clone(hub))),
+            redis: Some(redis),
+        })
+    }
+}
+
 /// Everything the HTTP layer and the command line use, built once.
 pub struct Services {
     /// The database.
@@ -102,6 +143,12 @@ pub struct Services {
     pub redis: Option<Arc<Redis>>,
     /// Rate limits (Redis, or this instance).
     pub limiter: Arc<dyn RateLimiter>,
+    /// Items and bids.
+    pub auctions: AuctionService,
+    /// WebSocket tickets.
+    pub tickets: TicketService,
+    /// This instance's live subscribers.
+    pub hub: Arc<EventHub>,
 }
 
 impl std::fmt::Debug for Services {
@@ -124,29 +171,14 @@ impl Services {
         let sealer = Arc::new(AesGcmSealer::new(settings.bid_sealing_key.expose_secret()));
         let store = Arc::new(SqlStore::new(database.clone(), sealer));
 
-        let (redis, limiter, revocations): (_, Arc<dyn RateLimiter>, Arc<dyn RevocationList>) =
-            match &settings.redis {
-                Some(config) => {
-                    let redis = Arc::new(
-                        Redis::connect(&RedisSettings {
-                            url: config.url.clone(),
-                            prefix: config.prefix.clone(),
-                            timeout: config.timeout,
-                        })
-                        .context("REDIS_URL: cannot set up the Redis connection")?,
-                    );
-                    (
-                        Some(Arc::clone(&redis)),
-                        Arc::new(RedisRateLimiter::new(Arc::clone(&redis))),
-                        Arc::new(RedisRevocationList::new(redis, Duration::from_secs(5))),
-                    )
-                }
-                None => (
-                    None,
-                    Arc::new(MemoryRateLimiter::new()),
-                    Arc::new(MemoryRevocationList::new()),
-                ),
-            };
+        let hub = EventHub::new();
+        let SharedState {
+            redis,
+            limiter,
+            revocations,
+            events,
+        } = SharedState::build(settings, &hub)?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
         let mailer = QueuedMailer::start(&settings.mail.transport, &settings.mail.from)
             .context("cannot set up mail delivery")?;
@@ -170,7 +202,7 @@ impl Services {
             secrets: Arc::new(RandomSecretTokens),
             revocations,
             mailer: Arc::new(mailer),
-            clock: Arc::new(SystemClock),
+            clock: Arc::clone(&clock),
         };
         let policy = AuthPolicy {
             passwords: settings.password_policy,
@@ -179,12 +211,29 @@ impl Services {
             require_verified_email: settings.require_email_verification,
             public_url: settings.public_url.as_str().to_owned(),
         };
+        let auctions = AuctionService::new(
+            store.clone(),
+            events,
+            Arc::clone(&clock),
+            AuctionPolicy {
+                require_verified_email: settings.require_email_verification,
+            },
+        );
+        let tickets = TicketService::new(
+            store.clone(),
+            Arc::new(RandomSecretTokens),
+            store.clone(),
+            clock,
+        );
         Ok(Services {
             database,
             store,
             auth: AuthService::new(ports, policy),
             redis,
             limiter,
+            auctions,
+            tickets,
+            hub,
         })
     }
 
@@ -195,6 +244,9 @@ impl Services {
         }
         AppState {
             auth: self.auth.clone(),
+            auctions: self.auctions.clone(),
+            tickets: self.tickets.clone(),
+            live: self.hub.clone(),
             limiter: Arc::clone(&self.limiter),
             limits: settings.rate_limits,
             trusted_proxies: settings.trusted_proxies.clone(),
@@ -234,6 +286,8 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.bind_addr))?;
         let port = listener.local_addr()?.port();
         tokio::spawn(pp_http::ops::metrics_upkeep());
+        tokio::spawn(crate::workers::close_auctions(services.auctions.clone()));
+        tokio::spawn(crate::workers::purge_tickets(services.tickets.clone()));
         let server = HttpServer::new(move || {
             pp_http::wrap_app!(
                 App::new().configure(pp_http::configure(state.clone())),

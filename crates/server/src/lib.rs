@@ -9,6 +9,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod telemetry;
+pub mod workers;
 
 mod secrets;
 

@@ -2,7 +2,13 @@
 //!
 //! [`MemoryRevocationList`] and [`MemoryRateLimiter`] keep their state in this
 //! process only: right for the embedded default (one instance, no Redis) and
-//! as the per-instance fallback while Redis is unreachable.
+//! as the per-instance fallback while Redis is unreachable. [`EventHub`]
+//! fans live events out to this process's subscribers; with Redis it is fed
+//! by the Redis subscription, without it it is the whole transport.
+
+mod hub;
+
+pub use hub::{BUFFER, EventHub};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;

@@ -23,6 +23,7 @@ const BACKOFF: Duration = Duration::from_secs(1);
 
 /// A Redis connection shared by every request of this instance.
 pub struct Redis {
+    client: redis::Client,
     manager: ConnectionManager,
     prefix: String,
     timeout: Duration,
@@ -51,8 +52,9 @@ impl Redis {
             .set_response_timeout(Some(settings.timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
-        let manager = ConnectionManager::new_lazy_with_config(client, config)?;
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
         Ok(Redis {
+            client,
             manager,
             prefix: settings.prefix.clone(),
             timeout: settings.timeout,
@@ -94,6 +96,18 @@ impl Redis {
             *failed_at = outcome.as_ref().err().map(|_| Instant::now());
         }
         outcome
+    }
+
+    /// A new connection in subscriber mode, within the timeout.
+    ///
+    /// # Errors
+    /// When Redis does not answer in time or refuses.
+    pub async fn pubsub(&self) -> anyhow::Result<redis::aio::PubSub> {
+        match tokio::time::timeout(self.timeout, self.client.get_async_pubsub()).await {
+            Ok(Ok(pubsub)) => Ok(pubsub),
+            Ok(Err(err)) => Err(err.into()),
+            Err(_) => anyhow::bail!("redis did not answer within {:?}", self.timeout),
+        }
     }
 
     /// Whether Redis answers a PING now (for `/ready`; ignores the breaker).

@@ -7,12 +7,16 @@
 //! per request. On top of it:
 //! - [`RedisRevocationList`]: the access-token blacklist;
 //! - [`RedisRateLimiter`]: sliding-window limits shared by all instances,
-//!   falling back to per-instance windows while Redis is unreachable.
+//!   falling back to per-instance windows while Redis is unreachable;
+//! - [`RedisLiveEvents`]: live events fanned out to every instance over
+//!   pub/sub.
 
 mod client;
+mod events;
 mod limiter;
 mod revocations;
 
 pub use client::{Redis, RedisSettings};
+pub use events::RedisLiveEvents;
 pub use limiter::RedisRateLimiter;
 pub use revocations::RedisRevocationList;

@@ -7,6 +7,8 @@ use actix_web::{FromRequest, Handler, Responder, web};
 use crate::middleware::auth_limit;
 
 pub mod auth;
+pub mod items;
+pub mod live;
 pub mod users;
 
 /// Mounts every API route on `cfg` (relative to the API's base path).
@@ -37,7 +39,23 @@ pub fn api(cfg: &mut web::ServiceConfig) {
             web::resource("/users/{id}")
                 .route(web::get().to(users::get_user))
                 .route(web::patch().to(users::update_user)),
-        );
+        )
+        .service(
+            web::resource("/items")
+                .route(web::get().to(items::list_items))
+                .route(web::post().to(items::create_item)),
+        )
+        .route("/items/{id}", web::get().to(items::get_item))
+        .route("/items/{id}/cancel", web::post().to(items::cancel_item))
+        .service(
+            web::resource("/items/{id}/bid")
+                .route(web::get().to(items::own_bid))
+                .route(web::post().to(items::place_bid)),
+        )
+        .route("/items/{id}/bids", web::get().to(items::revealed_bids))
+        .route("/items/{id}/events", web::get().to(live::item_events))
+        .route("/me/bids", web::get().to(items::my_bids))
+        .route("/ws-ticket", web::post().to(live::ws_ticket));
 }
 
 /// A POST resource under the auth rate limit (per client address).

@@ -172,3 +172,81 @@ async fn a_redis_that_never_answers_costs_at_most_the_timeout() {
     .await;
     assert!(decision.allowed, "falls back to this instance's window");
 }
+
+fn price(item: pp_domain::ItemId, bid_count: u64) -> pp_domain::live::ItemEvent {
+    pp_domain::live::ItemEvent::Price(pp_domain::live::PriceEvent {
+        item,
+        current_price: pp_domain::Money::new(500).unwrap(),
+        minimum_next_bid: 510,
+        bid_count,
+        at: chrono::DateTime::UNIX_EPOCH,
+    })
+}
+
+#[tokio::test]
+async fn events_published_on_one_instance_reach_every_instance_once() {
+    use futures::StreamExt;
+    use pp_domain::live::LiveSubscriptions;
+    use pp_domain::ports::LiveEvents;
+
+    let settings = settings(&url());
+    let (hub_a, hub_b) = (
+        pp_store_memory::EventHub::new(),
+        pp_store_memory::EventHub::new(),
+    );
+    let a = pp_store_redis::RedisLiveEvents::start(
+        Arc::new(Redis::connect(&settings).unwrap()),
+        Arc::clone(&hub_a),
+    );
+    let _b = pp_store_redis::RedisLiveEvents::start(
+        Arc::new(Redis::connect(&settings).unwrap()),
+        Arc::clone(&hub_b),
+    );
+    let item = pp_domain::ItemId::generate();
+    let mut on_a = hub_a.item_events(item);
+    let mut on_b = hub_b.item_events(item);
+    // Until B's subscription is up, what A publishes cannot reach it: wait
+    // for one event to come through.
+    let mut n = 0;
+    let first = loop {
+        n += 1;
+        a.publish(price(item, n));
+        match tokio::time::timeout(Duration::from_millis(200), on_b.next()).await {
+            Ok(Some(Ok(event))) => break event,
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(_) if n < 25 => {}
+            Err(_) => panic!("nothing reached the other instance"),
+        }
+    };
+    assert_eq!(first.id(), n);
+    a.publish(price(item, n + 1));
+    let next = bounded(on_b.next()).await.unwrap().unwrap();
+    assert_eq!(next.id(), n + 1);
+    // The publishing instance got each event once, directly, not again from Redis.
+    for expected in 1..=n + 1 {
+        assert_eq!(bounded(on_a.next()).await.unwrap().unwrap().id(), expected);
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), on_a.next())
+            .await
+            .is_err(),
+        "no echo from Redis"
+    );
+}
+
+#[tokio::test]
+async fn with_redis_gone_events_still_reach_local_subscribers() {
+    use futures::StreamExt;
+    use pp_domain::live::LiveSubscriptions;
+    use pp_domain::ports::LiveEvents;
+
+    let hub = pp_store_memory::EventHub::new();
+    let events = pp_store_redis::RedisLiveEvents::start(
+        Arc::new(Redis::connect(&settings("redis://127.0.0.1:1")).unwrap()),
+        Arc::clone(&hub),
+    );
+    let item = pp_domain::ItemId::generate();
+    let mut local = hub.item_events(item);
+    events.publish(price(item, 1));
+    assert_eq!(bounded(local.next()).await.unwrap().unwrap().id(), 1);
+}

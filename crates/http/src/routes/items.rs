@@ -1,0 +1,642 @@
+//! `/items/*` and `/me/bids`: listing and cancelling items, sealed bids,
+//! your own bids, and every bid once an item has closed.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use pp_domain::engine::PoisonProblem;
+use pp_domain::item::ItemDraft;
+use pp_domain::ports::{CancelItemError, PlaceBidError};
+use pp_domain::service::{ListItemError, OwnBid, RevealError, RevealedBid};
+use pp_domain::{
+    BidOffer, BidRejection, BidState, ItemId, ItemStatus, ListedItem, Money, StatusFilter,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::extract::{Admin, Authenticated, Json, PageQuery, store_failure};
+use crate::middleware::{LimitClass, enforce};
+use crate::problem::{ApiError, ProblemBody};
+use crate::state::AppState;
+
+/// An item's status as the API spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusName {
+    /// Taking bids.
+    Open,
+    /// Closed: `final_price` and `winner_id` are set.
+    Closed,
+    /// Cancelled by an admin before anyone bid.
+    Cancelled,
+}
+
+impl From<StatusName> for StatusFilter {
+    fn from(status: StatusName) -> Self {
+        match status {
+            StatusName::Open => StatusFilter::Open,
+            StatusName::Closed => StatusFilter::Closed,
+            StatusName::Cancelled => StatusFilter::Cancelled,
+        }
+    }
+}
+
+/// An item as anyone may see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemBody {
+    id: Uuid,
+    title: String,
+    description: String,
+    /// Three-letter code, lower case.
+    currency: String,
+    /// Minor units: the lowest acceptable first bid.
+    base_price: i64,
+    /// Minor units: the smallest raise over the current price.
+    min_increment: i64,
+    /// `null` until the first bid.
+    current_price: Option<i64>,
+    /// The lowest acceptable next bid now.
+    minimum_next_bid: i64,
+    bid_count: u64,
+    close_at: DateTime<Utc>,
+    status: StatusName,
+    created_at: DateTime<Utc>,
+    /// Only when closed: what the winner pays (`null` without a winner).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    final_price: Option<Option<i64>>,
+    /// Only when closed: the winner's id, `null` when nobody bid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Uuid>)]
+    winner_id: Option<Option<Uuid>>,
+}
+
+impl From<&ListedItem> for ItemBody {
+    fn from(listed: &ListedItem) -> Self {
+        let item = &listed.item;
+        let (status, final_price, winner_id) = match item.status {
+            ItemStatus::Open => (StatusName::Open, None, None),
+            ItemStatus::Cancelled => (StatusName::Cancelled, None, None),
+            ItemStatus::Closed(outcome) => (
+                StatusName::Closed,
+                Some(outcome.final_price().map(Money::minor_units)),
+                Some(outcome.winner().map(|w| w.as_uuid())),
+            ),
+        };
+        ItemBody {
+            id: item.id.as_uuid(),
+            title: item.title.as_str().to_owned(),
+            description: item.description.as_str().to_owned(),
+            currency: item.currency.as_str().to_owned(),
+            base_price: item.base_price.minor_units(),
+            min_increment: item.min_increment.minor_units(),
+            current_price: listed.standing.current_price.map(Money::minor_units),
+            minimum_next_bid: listed.minimum_next_bid(),
+            bid_count: listed.standing.bid_count,
+            close_at: item.close_at,
+            status,
+            created_at: item.created_at,
+            final_price,
+            winner_id,
+        }
+    }
+}
+
+/// A poisoned bid's auto-raise.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PoisonBody {
+    /// Minor units: the most this bid will ever pay (≥ `amount`).
+    budget: i64,
+    /// Minor units: the raise used to outbid (≥ the item's `min_increment`).
+    step: i64,
+}
+
+/// A bid's state as the API spells it.
+#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StateName {
+    /// This bid leads.
+    Leading,
+    /// Not leading, not poisoned.
+    Outbid,
+    /// Not leading, poisoned: its whole budget is spent.
+    Exhausted,
+    /// Led at close.
+    Won,
+    /// Did not lead at close.
+    Lost,
+}
+
+impl From<BidState> for StateName {
+    fn from(state: BidState) -> Self {
+        match state {
+            BidState::Leading => StateName::Leading,
+            BidState::Outbid => StateName::Outbid,
+            BidState::Exhausted => StateName::Exhausted,
+            BidState::Won => StateName::Won,
+            BidState::Lost => StateName::Lost,
+        }
+    }
+}
+
+fn poison_of(offer: &BidOffer) -> Option<PoisonBody> {
+    offer.poison.map(|p| PoisonBody {
+        budget: p.budget.minor_units(),
+        step: p.step.minor_units(),
+    })
+}
+
+/// Your own bid and where it stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OwnBidBody {
+    id: Uuid,
+    item_id: Uuid,
+    amount: i64,
+    poison: Option<PoisonBody>,
+    state: StateName,
+    /// What the bid stands at: the price while leading or won, else its
+    /// amount (plain) or budget (poisoned).
+    effective: i64,
+    /// Budget still unspent while leading; 0 otherwise.
+    remaining_budget: i64,
+    created_at: DateTime<Utc>,
+}
+
+impl From<&OwnBid> for OwnBidBody {
+    fn from(own: &OwnBid) -> Self {
+        OwnBidBody {
+            id: own.bid.id.as_uuid(),
+            item_id: own.bid.item.as_uuid(),
+            amount: own.bid.offer.amount.minor_units(),
+            poison: poison_of(&own.bid.offer),
+            state: own.view.state.into(),
+            effective: own.view.effective.minor_units(),
+            remaining_budget: own.view.remaining_budget,
+            created_at: own.bid.created_at,
+        }
+    }
+}
+
+/// A bid after its item closed, as everyone may see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevealedBidBody {
+    /// 1-based arrival position on the item.
+    seq: u64,
+    bidder_id: Uuid,
+    amount: i64,
+    poison: Option<PoisonBody>,
+    state: StateName,
+    effective: i64,
+    created_at: DateTime<Utc>,
+}
+
+impl From<&RevealedBid> for RevealedBidBody {
+    fn from(revealed: &RevealedBid) -> Self {
+        RevealedBidBody {
+            seq: revealed.bid.seq,
+            bidder_id: revealed.bid.bidder.as_uuid(),
+            amount: revealed.bid.offer.amount.minor_units(),
+            poison: poison_of(&revealed.bid.offer),
+            state: revealed.view.state.into(),
+            effective: revealed.view.effective.minor_units(),
+            created_at: revealed.bid.created_at,
+        }
+    }
+}
+
+/// A page of items.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemPage {
+    items: Vec<ItemBody>,
+    next_cursor: Option<String>,
+    has_more: bool,
+}
+
+/// A page of your bids.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OwnBidPage {
+    items: Vec<OwnBidBody>,
+    next_cursor: Option<String>,
+    has_more: bool,
+}
+
+/// A page of revealed bids, in `seq` order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevealedBidPage {
+    items: Vec<RevealedBidBody>,
+    next_cursor: Option<String>,
+    has_more: bool,
+}
+
+/// `POST /items` (admin).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateItemRequest {
+    /// 1–200 characters.
+    title: String,
+    /// Up to 10,000 characters.
+    #[serde(default)]
+    description: String,
+    /// Minor units, ≥ 1.
+    base_price: i64,
+    /// Minor units, ≥ 1; default 100.
+    min_increment: Option<i64>,
+    /// Three letters; default `usd`.
+    currency: Option<String>,
+    /// Strictly in the future, at most 365 days ahead.
+    close_at: DateTime<Utc>,
+}
+
+/// `POST /items/{id}/bid`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BidRequest {
+    /// Minor units, at least the item's `minimum_next_bid`.
+    amount: i64,
+    /// Makes the bid auto-raise, up to `budget` by `step`.
+    poison: Option<PoisonBody>,
+}
+
+/// An accepted bid and its item right after it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BidPlaced {
+    bid: OwnBidBody,
+    item: ItemBody,
+}
+
+/// `?status=`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct StatusQuery {
+    /// `open`, `closed` or `cancelled`; all when absent.
+    status: Option<String>,
+}
+
+pub(crate) fn item_not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "item_not_found", "no such item")
+}
+
+pub(crate) fn item_id(raw: &str) -> Result<ItemId, ApiError> {
+    raw.parse().map_err(|_| item_not_found())
+}
+
+/// Parses the offer, naming every field that is out of range.
+fn offer_of(body: &BidRequest) -> Result<BidOffer, ApiError> {
+    let mut problems = Vec::new();
+    let mut money = |field: &str, units: i64| {
+        Money::new(units)
+            .map_err(|e| problems.push((field.to_owned(), e.to_string())))
+            .ok()
+    };
+    let amount = money("amount", body.amount);
+    let poison = body.poison.map(|p| {
+        (
+            money("poison.budget", p.budget),
+            money("poison.step", p.step),
+        )
+    });
+    if !problems.is_empty() {
+        return Err(ApiError::invalid_fields(problems));
+    }
+    let (Some(amount), poison) = (amount, poison) else {
+        return Err(ApiError::invalid_field("amount", "is required"));
+    };
+    Ok(match poison {
+        Some((Some(budget), Some(step))) => BidOffer::poisoned(amount, budget, step),
+        _ => BidOffer::plain(amount),
+    })
+}
+
+fn bid_error(error: PlaceBidError) -> ApiError {
+    match error {
+        PlaceBidError::ItemNotFound => item_not_found(),
+        PlaceBidError::BidderNotFound => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this account cannot bid",
+        ),
+        PlaceBidError::Rejected(rejection) => match rejection {
+            BidRejection::AuctionClosed => ApiError::new(
+                StatusCode::CONFLICT,
+                "auction_closed",
+                "the auction is closed",
+            ),
+            BidRejection::OwnItem => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "own_item",
+                "you may not bid on an item you listed",
+            ),
+            BidRejection::EmailNotVerified => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "email_not_verified",
+                "verify your e-mail address before bidding",
+            ),
+            BidRejection::AlreadyPlaced => ApiError::new(
+                StatusCode::CONFLICT,
+                "bid_already_placed",
+                "you have already bid on this item; bids cannot be changed",
+            ),
+            BidRejection::InvalidPoison(problem) => {
+                let field = match problem {
+                    PoisonProblem::BudgetBelowAmount => "poison.budget",
+                    PoisonProblem::StepBelowIncrement { .. } => "poison.step",
+                };
+                ApiError::invalid_fields_with_code(
+                    "invalid_poison",
+                    "the poison breaks a rule",
+                    vec![(field.to_owned(), problem.to_string())],
+                )
+            }
+            BidRejection::TooLow { minimum_next_bid } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bid_too_low",
+                format!("the bid must be at least {minimum_next_bid}"),
+            )
+            .with_extension("minimum_next_bid", minimum_next_bid),
+        },
+        PlaceBidError::Store(error) => store_failure(&error),
+    }
+}
+
+/// The write limit (per user) of api.md: bids and item creation.
+async fn limit_writes(request: &HttpRequest, user: pp_domain::UserId) -> Result<(), ApiError> {
+    enforce(request, LimitClass::Write, &format!("user:{user}")).await
+}
+
+/// Lists an item (admin).
+#[utoipa::path(post, path = "/api/v1/items", tag = "items", security(("bearer" = [])), request_body = CreateItemRequest,
+    responses(
+        (status = 201, body = ItemBody),
+        (status = 403, description = "`forbidden`", body = ProblemBody),
+        (status = 422, description = "`validation_failed`", body = ProblemBody),
+        (status = 429, description = "`rate_limited`", body = ProblemBody)))]
+pub async fn create_item(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    Admin(admin): Admin,
+    Json(body): Json<CreateItemRequest>,
+) -> Result<HttpResponse, ApiError> {
+    limit_writes(&request, admin.user.id).await?;
+    let draft = ItemDraft {
+        title: body.title,
+        description: body.description,
+        base_price: body.base_price,
+        min_increment: body.min_increment,
+        currency: body.currency,
+        close_at: body.close_at,
+    };
+    let listed = state
+        .auctions
+        .list_item(admin.user.id, draft)
+        .await
+        .map_err(|e| match e {
+            ListItemError::Invalid(errors) => ApiError::validation(&errors),
+            ListItemError::Store(error) => store_failure(&error),
+        })?;
+    metrics::counter!("items_created_total").increment(1);
+    Ok(HttpResponse::Created().json(ItemBody::from(&listed)))
+}
+
+/// Items, newest first, optionally of one status.
+#[utoipa::path(get, path = "/api/v1/items", tag = "items",
+    params(StatusQuery, ("limit" = Option<u32>, Query, description = "1..=100, default 20"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses(
+        (status = 200, body = ItemPage),
+        (status = 400, description = "`invalid_cursor`", body = ProblemBody),
+        (status = 422, description = "`validation_failed` (an unknown status)", body = ProblemBody)))]
+pub async fn list_items(
+    state: web::Data<AppState>,
+    page: PageQuery,
+    query: web::Query<StatusQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some("open") => Some(StatusFilter::Open),
+        Some("closed") => Some(StatusFilter::Closed),
+        Some("cancelled") => Some(StatusFilter::Cancelled),
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "status",
+                "must be open, closed or cancelled",
+            ));
+        }
+    };
+    let list = format!("items/{}", status.map_or("all", |s| s.as_str()));
+    let after = page
+        .cursor
+        .as_deref()
+        .map(|cursor| state.cursors.decode_item(&list, cursor))
+        .transpose()?;
+    let found = state
+        .auctions
+        .list_items(status, after, page.limit)
+        .await
+        .map_err(|e| store_failure(&e))?;
+    Ok(HttpResponse::Ok().json(ItemPage {
+        items: found.items.iter().map(ItemBody::from).collect(),
+        has_more: found.next.is_some(),
+        next_cursor: found.next.map(|c| state.cursors.encode_item(&list, c)),
+    }))
+}
+
+/// One item as the public sees it.
+#[utoipa::path(get, path = "/api/v1/items/{id}", tag = "items",
+    params(("id" = Uuid, Path, description = "The item's id")),
+    responses((status = 200, body = ItemBody), (status = 404, description = "`item_not_found`", body = ProblemBody)))]
+pub async fn get_item(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let listed = state
+        .auctions
+        .item(item_id(&path)?)
+        .await
+        .map_err(|e| store_failure(&e))?
+        .ok_or_else(item_not_found)?;
+    Ok(HttpResponse::Ok().json(ItemBody::from(&listed)))
+}
+
+/// Cancels an item nobody has bid on (admin).
+#[utoipa::path(post, path = "/api/v1/items/{id}/cancel", tag = "items", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The item's id")),
+    responses(
+        (status = 200, body = ItemBody),
+        (status = 403, description = "`forbidden`", body = ProblemBody),
+        (status = 404, description = "`item_not_found`", body = ProblemBody),
+        (status = 409, description = "`item_has_bids` or `auction_closed`", body = ProblemBody)))]
+pub async fn cancel_item(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let cancelled = state
+        .auctions
+        .cancel_item(item_id(&path)?)
+        .await
+        .map_err(|e| match e {
+            CancelItemError::ItemNotFound => item_not_found(),
+            CancelItemError::Rejected(pp_domain::engine::CancelRejection::HasBids) => {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "item_has_bids",
+                    "an item with bids cannot be cancelled",
+                )
+            }
+            CancelItemError::Rejected(pp_domain::engine::CancelRejection::NotOpen) => {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "auction_closed",
+                    "the auction is already over",
+                )
+            }
+            CancelItemError::Store(error) => store_failure(&error),
+        })?;
+    Ok(HttpResponse::Ok().json(ItemBody::from(&cancelled)))
+}
+
+/// Places your one sealed bid on an item, optionally poisoned.
+#[utoipa::path(post, path = "/api/v1/items/{id}/bid", tag = "bids", security(("bearer" = [])), request_body = BidRequest,
+    params(("id" = Uuid, Path, description = "The item's id")),
+    responses(
+        (status = 201, body = BidPlaced),
+        (status = 403, description = "`own_item`, `email_not_verified`", body = ProblemBody),
+        (status = 404, description = "`item_not_found`", body = ProblemBody),
+        (status = 409, description = "`auction_closed`, `bid_already_placed`", body = ProblemBody),
+        (status = 422, description = "`validation_failed`, `invalid_poison`, `bid_too_low` (with `minimum_next_bid`)", body = ProblemBody),
+        (status = 429, description = "`rate_limited`", body = ProblemBody)))]
+pub async fn place_bid(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    path: web::Path<String>,
+    Json(body): Json<BidRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let offer = offer_of(&body)?;
+    let item = item_id(&path)?;
+    limit_writes(&request, principal.user.id).await?;
+    let result = state.auctions.place_bid(&principal.user, item, offer).await;
+    let outcome = match &result {
+        Ok(_) => "accepted",
+        Err(PlaceBidError::Rejected(_)) => "rejected",
+        Err(_) => "failed",
+    };
+    metrics::counter!("bids_total", "outcome" => outcome).increment(1);
+    let accepted = result.map_err(bid_error)?;
+    let listed = accepted.listed_item();
+    let view = pp_domain::engine::view_of(
+        principal.user.id,
+        &accepted.bid.offer,
+        &accepted.placement.standing,
+        &listed.item.status,
+    );
+    let own = OwnBid {
+        bid: accepted.bid,
+        item: listed,
+        view,
+    };
+    Ok(HttpResponse::Created().json(BidPlaced {
+        bid: OwnBidBody::from(&own),
+        item: ItemBody::from(&own.item),
+    }))
+}
+
+/// Your own bid on an item.
+#[utoipa::path(get, path = "/api/v1/items/{id}/bid", tag = "bids", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The item's id")),
+    responses((status = 200, body = OwnBidBody), (status = 404, description = "`bid_not_found` or `item_not_found`", body = ProblemBody)))]
+pub async fn own_bid(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let item = item_id(&path)?;
+    let own = state
+        .auctions
+        .own_bid(principal.user.id, item)
+        .await
+        .map_err(|e| store_failure(&e))?;
+    if let Some(own) = own {
+        return Ok(HttpResponse::Ok().json(OwnBidBody::from(&own)));
+    }
+    let exists = state
+        .auctions
+        .item(item)
+        .await
+        .map_err(|e| store_failure(&e))?
+        .is_some();
+    Err(if exists {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "bid_not_found",
+            "you have not bid on this item",
+        )
+    } else {
+        item_not_found()
+    })
+}
+
+/// Every bid of a closed item, in arrival order; sealed while it is open.
+#[utoipa::path(get, path = "/api/v1/items/{id}/bids", tag = "bids",
+    params(("id" = Uuid, Path, description = "The item's id"), ("limit" = Option<u32>, Query, description = "1..=100, default 20"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses(
+        (status = 200, body = RevealedBidPage),
+        (status = 403, description = "`bids_sealed` while the auction is open", body = ProblemBody),
+        (status = 404, description = "`item_not_found`", body = ProblemBody)))]
+pub async fn revealed_bids(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    page: PageQuery,
+) -> Result<HttpResponse, ApiError> {
+    let item = item_id(&path)?;
+    let after = page
+        .cursor
+        .as_deref()
+        .map(|cursor| state.cursors.decode_seq(item, cursor))
+        .transpose()?
+        .unwrap_or(0);
+    let found = state
+        .auctions
+        .revealed_bids(item, after, page.limit)
+        .await
+        .map_err(|e| match e {
+            RevealError::ItemNotFound => item_not_found(),
+            RevealError::Sealed => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "bids_sealed",
+                "bids stay sealed until the auction closes",
+            ),
+            RevealError::Store(error) => store_failure(&error),
+        })?;
+    Ok(HttpResponse::Ok().json(RevealedBidPage {
+        items: found.items.iter().map(RevealedBidBody::from).collect(),
+        has_more: found.next.is_some(),
+        next_cursor: found.next.map(|seq| state.cursors.encode_seq(item, seq)),
+    }))
+}
+
+/// Your bids, newest first.
+#[utoipa::path(get, path = "/api/v1/me/bids", tag = "bids", security(("bearer" = [])),
+    params(("limit" = Option<u32>, Query, description = "1..=100, default 20"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, body = OwnBidPage), (status = 400, description = "`invalid_cursor`", body = ProblemBody)))]
+pub async fn my_bids(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    page: PageQuery,
+) -> Result<HttpResponse, ApiError> {
+    let me = principal.user.id;
+    let after = page
+        .cursor
+        .as_deref()
+        .map(|cursor| state.cursors.decode_bid(me, cursor))
+        .transpose()?;
+    let found = state
+        .auctions
+        .own_bids(me, after, page.limit)
+        .await
+        .map_err(|e| store_failure(&e))?;
+    Ok(HttpResponse::Ok().json(OwnBidPage {
+        items: found.items.iter().map(OwnBidBody::from).collect(),
+        has_more: found.next.is_some(),
+        next_cursor: found.next.map(|c| state.cursors.encode_bid(me, c)),
+    }))
+}

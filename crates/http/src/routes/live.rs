@@ -1,0 +1,475 @@
+//! Live updates: an item's public events over Server-Sent Events, and each
+//! user's notifications over a WebSocket opened with a single-use ticket.
+//!
+//! An SSE stream never misses an event and never repeats one: event ids are
+//! the item's bid count, the stream subscribes before it reads where the
+//! item stands, drops what it already sent, and fills any gap (an event lost
+//! in transit, or a `Last-Event-ID` from before a reconnect) from the
+//! database. A subscriber that cannot keep up is dropped; its client
+//! reconnects with `Last-Event-ID` and gets exactly what it missed.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, Responder, web};
+use actix_web_lab::sse;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use pp_domain::live::{ItemEvent, LiveStream, Notification, NotificationData, PriceEvent};
+use pp_domain::service::AuctionService;
+use pp_domain::{ListedItem, Money};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::items::{ItemBody, item_id, item_not_found};
+use crate::extract::{Authenticated, store_failure};
+use crate::problem::{ApiError, ProblemBody};
+use crate::state::AppState;
+
+/// A comment goes out this often, so proxies keep the stream open; the
+/// stream also checks the database for anything it missed.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The WebSocket server pings this often and drops a client that missed two.
+pub const PING_EVERY: Duration = Duration::from_secs(30);
+
+/// Price events fetched per replay query.
+const REPLAY_CHUNK: u32 = 500;
+
+/// `price`: after every accepted bid.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PriceBody {
+    item_id: Uuid,
+    current_price: i64,
+    minimum_next_bid: i64,
+    bid_count: u64,
+    at: DateTime<Utc>,
+}
+
+impl From<&PriceEvent> for PriceBody {
+    fn from(event: &PriceEvent) -> Self {
+        PriceBody {
+            item_id: event.item.as_uuid(),
+            current_price: event.current_price.minor_units(),
+            minimum_next_bid: event.minimum_next_bid,
+            bid_count: event.bid_count,
+            at: event.at,
+        }
+    }
+}
+
+/// `closed`: once, when bidding ends (closed, or cancelled before any bid).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClosedBody {
+    item_id: Uuid,
+    /// What the winner pays; `null` without a winner.
+    final_price: Option<i64>,
+    has_winner: bool,
+    /// `closed`, or `cancelled` when an admin cancelled it.
+    status: &'static str,
+}
+
+fn sse_event(event: &ItemEvent) -> sse::Event {
+    let (name, data) = match event {
+        ItemEvent::Price(price) => ("price", serde_json::to_string(&PriceBody::from(price))),
+        ItemEvent::Closed(closed) => (
+            "closed",
+            serde_json::to_string(&ClosedBody {
+                item_id: closed.item.as_uuid(),
+                final_price: closed.final_price.map(Money::minor_units),
+                has_winner: closed.has_winner,
+                status: if closed.cancelled {
+                    "cancelled"
+                } else {
+                    "closed"
+                },
+            }),
+        ),
+    };
+    sse::Event::Data(
+        sse::Data::new(data.unwrap_or_default())
+            .event(name)
+            .id(event.id().to_string()),
+    )
+}
+
+/// The id the stream stands at once `listed` is known: its bid count, one
+/// more once bidding ended.
+fn position_of(listed: &ListedItem) -> u64 {
+    ItemEvent::closed(listed).map_or(listed.standing.bid_count, |closed| closed.id())
+}
+
+/// One subscriber's stream.
+struct Feed {
+    auctions: AuctionService,
+    listed: ListedItem,
+    /// The id of the last event sent.
+    last: u64,
+    live: LiveStream<ItemEvent>,
+    keep_alive: tokio::time::Interval,
+    ready: VecDeque<sse::Event>,
+    /// Bidding ended and its event is queued: nothing can follow.
+    finished: bool,
+}
+
+impl Feed {
+    /// Queues every event after `self.last` up to `listed`'s position, from
+    /// the database.
+    async fn catch_up(&mut self, listed: ListedItem) -> Result<(), ApiError> {
+        while self.last < listed.standing.bid_count {
+            let missed = self
+                .auctions
+                .price_events(&listed.item, self.last, REPLAY_CHUNK)
+                .await
+                .map_err(|e| store_failure(&e))?;
+            let Some(newest) = missed.last().map(|e| e.bid_count) else {
+                // Bids from before the price history was kept: skip ahead.
+                self.last = listed.standing.bid_count;
+                break;
+            };
+            self.ready
+                .extend(missed.iter().map(|e| sse_event(&ItemEvent::Price(*e))));
+            self.last = newest;
+        }
+        if let Some(closed) = ItemEvent::closed(&listed)
+            && self.last < closed.id()
+        {
+            self.ready.push_back(sse_event(&closed));
+            self.last = closed.id();
+            self.finished = true;
+        }
+        self.listed = listed;
+        Ok(())
+    }
+
+    /// Takes a live event: sends it if it is the next one, fills the gap
+    /// first if events are missing, ignores what was already sent.
+    async fn take(&mut self, event: ItemEvent) -> Result<(), ApiError> {
+        if event.id() <= self.last {
+            return Ok(());
+        }
+        if event.id() > self.last + 1 {
+            let listed = self.reread().await?;
+            return self.catch_up(listed).await;
+        }
+        self.ready.push_back(sse_event(&event));
+        self.last = event.id();
+        self.finished = matches!(event, ItemEvent::Closed(_));
+        Ok(())
+    }
+
+    async fn reread(&self) -> Result<ListedItem, ApiError> {
+        self.auctions
+            .item(self.listed.item.id)
+            .await
+            .map_err(|e| store_failure(&e))?
+            .ok_or_else(|| ApiError::for_status(StatusCode::NOT_FOUND))
+    }
+
+    /// The next thing to send, or `None` when the stream ends.
+    async fn next(&mut self) -> Option<sse::Event> {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                return Some(event);
+            }
+            if self.finished {
+                return None;
+            }
+            let outcome = tokio::select! {
+                live = self.live.next() => match live {
+                    Some(Ok(event)) => self.take(event).await,
+                    // Fell behind, or the hub went away: the client
+                    // reconnects with Last-Event-ID.
+                    Some(Err(_)) | None => return None,
+                },
+                _ = self.keep_alive.tick() => {
+                    let checked = match self.reread().await {
+                        Ok(listed) => self.catch_up(listed).await,
+                        Err(error) => Err(error),
+                    };
+                    if checked.is_ok() && self.ready.is_empty() {
+                        return Some(sse::Event::Comment("keep-alive".into()));
+                    }
+                    checked
+                }
+            };
+            if outcome.is_err() {
+                return None;
+            }
+        }
+    }
+}
+
+/// An item's live events (no auth).
+#[utoipa::path(get, path = "/api/v1/items/{id}/events", tag = "live",
+    params(("id" = Uuid, Path, description = "The item's id"),
+        ("Last-Event-ID" = Option<String>, Header, description = "The last id received, to resume")),
+    responses(
+        (status = 200, description = "`text/event-stream`: `snapshot` (the item), then `price` after every bid and `closed` at the end; ids are the bid count (`closed`: one more); a comment every 15 s", content_type = "text/event-stream", body = PriceBody),
+        (status = 204, description = "Resuming after the `closed` event: nothing will follow"),
+        (status = 404, description = "`item_not_found`", body = ProblemBody)))]
+pub async fn item_events(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = item_id(&path)?;
+    // Subscribe before reading, so nothing published in between is missed.
+    let live = state.live.item_events(id);
+    let listed = state
+        .auctions
+        .item(id)
+        .await
+        .map_err(|e| store_failure(&e))?
+        .ok_or_else(item_not_found)?;
+    let position = position_of(&listed);
+    let resume_from = request
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|last| *last <= position);
+
+    let mut feed = Feed {
+        auctions: state.auctions.clone(),
+        listed: listed.clone(),
+        last: 0,
+        live,
+        keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
+        ready: VecDeque::new(),
+        finished: false,
+    };
+    match resume_from {
+        Some(last) if last == position && ItemEvent::closed(&listed).is_some() => {
+            // Everything was seen, and nothing can follow: tell EventSource
+            // to stop reconnecting.
+            return Ok(HttpResponse::NoContent().finish());
+        }
+        Some(last) => {
+            feed.last = last;
+            feed.catch_up(listed).await?;
+        }
+        None => {
+            let snapshot = serde_json::to_string(&ItemBody::from(&listed)).unwrap_or_default();
+            feed.ready.push_back(sse::Event::Data(
+                sse::Data::new(snapshot)
+                    .event("snapshot")
+                    .id(position.to_string()),
+            ));
+            feed.last = position;
+            feed.finished = ItemEvent::closed(&listed).is_some();
+        }
+    }
+    metrics::gauge!("sse_streams").increment(1.0);
+    let stream = futures_util::stream::unfold(Some(feed), |feed| async move {
+        let mut feed = feed?;
+        match feed.next().await {
+            Some(event) => Some((Ok::<_, Infallible>(event), Some(feed))),
+            None => {
+                metrics::gauge!("sse_streams").decrement(1.0);
+                None
+            }
+        }
+    });
+    let mut response = sse::Sse::from_stream(stream)
+        .with_retry_duration(Duration::from_secs(2))
+        .respond_to(&request)
+        .map_into_boxed_body();
+    response.headers_mut().insert(
+        actix_web::http::header::HeaderName::from_static("x-accel-buffering"),
+        actix_web::http::header::HeaderValue::from_static("no"),
+    );
+    Ok(response)
+}
+
+/// A WebSocket ticket.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketBody {
+    /// Pass as `GET /ws?ticket=…` within `expires_in` seconds; works once.
+    ticket: String,
+    /// Seconds.
+    expires_in: i64,
+}
+
+/// Trades your access token for a single-use, 30-second WebSocket ticket.
+#[utoipa::path(post, path = "/api/v1/ws-ticket", tag = "live", security(("bearer" = [])),
+    responses((status = 201, body = TicketBody), (status = 401, description = "`unauthorized` / `invalid_token`", body = ProblemBody)))]
+pub async fn ws_ticket(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let issued = state
+        .tickets
+        .issue(&principal)
+        .await
+        .map_err(|e| store_failure(&e))?;
+    Ok(HttpResponse::Created().json(TicketBody {
+        ticket: issued.ticket.as_str().to_owned(),
+        expires_in: issued.expires_in.num_seconds(),
+    }))
+}
+
+/// `?ticket=`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct TicketQuery {
+    /// From `POST /api/v1/ws-ticket`.
+    ticket: Option<String>,
+}
+
+/// A personal notification as sent on the socket.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationBody {
+    /// `outbid`, `auto_raised`, `exhausted`, `won` or `lost`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// `outbid`: `{item_id, current_price, minimum_next_bid}`; `auto_raised`:
+    /// `{item_id, effective, remaining_budget}`; `exhausted`: `{item_id,
+    /// effective, current_price, minimum_next_bid}`; `won` / `lost`:
+    /// `{item_id, final_price}`.
+    #[schema(value_type = Object)]
+    data: serde_json::Value,
+    at: DateTime<Utc>,
+}
+
+impl From<&Notification> for NotificationBody {
+    fn from(notification: &Notification) -> Self {
+        use serde_json::json;
+        let item_id = notification.data.item().as_uuid();
+        let data = match notification.data {
+            NotificationData::Outbid {
+                current_price,
+                minimum_next_bid,
+                ..
+            } => json!({
+                "item_id": item_id,
+                "current_price": current_price.minor_units(),
+                "minimum_next_bid": minimum_next_bid,
+            }),
+            NotificationData::AutoRaised {
+                effective,
+                remaining_budget,
+                ..
+            } => json!({
+                "item_id": item_id,
+                "effective": effective.minor_units(),
+                "remaining_budget": remaining_budget,
+            }),
+            NotificationData::Exhausted {
+                effective,
+                current_price,
+                minimum_next_bid,
+                ..
+            } => json!({
+                "item_id": item_id,
+                "effective": effective.minor_units(),
+                "current_price": current_price.minor_units(),
+                "minimum_next_bid": minimum_next_bid,
+            }),
+            NotificationData::Won { final_price, .. }
+            | NotificationData::Lost { final_price, .. } => {
+                json!({"item_id": item_id, "final_price": final_price.minor_units()})
+            }
+        };
+        NotificationBody {
+            kind: notification.data.kind(),
+            data,
+            at: notification.at,
+        }
+    }
+}
+
+/// Your notifications over a WebSocket; open it with a ticket.
+#[utoipa::path(get, path = "/ws", tag = "live",
+    params(TicketQuery),
+    responses(
+        (status = 101, description = "Switching to the WebSocket; text messages are `{type, data, at}`", body = NotificationBody),
+        (status = 401, description = "`invalid_ticket`: unknown, used or expired", body = ProblemBody)))]
+pub async fn websocket(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<TicketQuery>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let invalid = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_ticket",
+            "the ticket is unknown, used or expired; get a new one from POST /api/v1/ws-ticket",
+        )
+    };
+    let ticket = query
+        .ticket
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(invalid)?;
+    let user = state
+        .tickets
+        .redeem(ticket)
+        .await
+        .map_err(|e| store_failure(&e))?
+        .ok_or_else(invalid)?;
+    let (response, session, messages) = actix_ws::handle(&request, body).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "this endpoint speaks WebSocket only",
+        )
+    })?;
+    let notifications = state.live.notifications(user.id);
+    actix_web::rt::spawn(serve_socket(session, messages, notifications));
+    Ok(response)
+}
+
+/// Forwards notifications until the client leaves, stops answering pings,
+/// or falls behind.
+async fn serve_socket(
+    mut session: actix_ws::Session,
+    mut messages: actix_ws::MessageStream,
+    mut notifications: LiveStream<Notification>,
+) {
+    metrics::gauge!("websocket_connections").increment(1.0);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let mut last_heard = Instant::now();
+    let reason = loop {
+        tokio::select! {
+            notification = notifications.next() => match notification {
+                Some(Ok(notification)) => {
+                    let text = serde_json::to_string(&NotificationBody::from(&notification)).unwrap_or_default();
+                    if session.text(text).await.is_err() {
+                        break None;
+                    }
+                }
+                Some(Err(_)) | None => break Some(actix_ws::CloseReason {
+                    code: actix_ws::CloseCode::Again,
+                    description: Some("fell behind; reconnect with a new ticket".into()),
+                }),
+            },
+            message = messages.next() => match message {
+                Some(Ok(actix_ws::Message::Ping(payload))) => {
+                    last_heard = Instant::now();
+                    if session.pong(&payload).await.is_err() {
+                        break None;
+                    }
+                }
+                Some(Ok(actix_ws::Message::Close(_))) | None | Some(Err(_)) => break None,
+                Some(Ok(_)) => last_heard = Instant::now(),
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() > PING_EVERY * 2 {
+                    break Some(actix_ws::CloseReason {
+                        code: actix_ws::CloseCode::Away,
+                        description: Some("missed two pings".into()),
+                    });
+                }
+                if session.ping(b"").await.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+    let _ = session.close(reason).await;
+    metrics::gauge!("websocket_connections").decrement(1.0);
+}

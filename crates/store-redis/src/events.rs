@@ -1,0 +1,159 @@
+//! Live events across instances: Redis pub/sub on one channel,
+//! `{prefix}live`, that every instance subscribes to.
+//!
+//! Publishing hands the event to this instance's [`EventHub`] at once (so
+//! local subscribers never wait for a round trip, and keep working while
+//! Redis is down) and queues it for Redis; a background task publishes the
+//! queue. Each instance's subscription feeds its hub with what the *other*
+//! instances published (messages carry their origin). Pub/sub delivers at
+//! most once: an event lost while Redis was away is recovered by the
+//! subscribers themselves, which notice the gap in event ids and replay
+//! from the database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use pp_domain::live::{ItemEvent, Notification};
+use pp_domain::ports::LiveEvents;
+use pp_store_memory::EventHub;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::Redis;
+
+/// Events waiting to be published before new ones are dropped.
+const OUTBOX: usize = 4096;
+
+/// What travels on the channel.
+#[derive(Debug, Serialize, Deserialize)]
+struct Wire {
+    /// The instance that published it (which delivered it locally already).
+    origin: Uuid,
+    /// The event.
+    live: Live,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Live {
+    Item(ItemEvent),
+    Notification(Notification),
+}
+
+/// The [`LiveEvents`] port on Redis pub/sub, delivering to every instance's hub.
+pub struct RedisLiveEvents {
+    hub: Arc<EventHub>,
+    origin: Uuid,
+    outbox: mpsc::Sender<String>,
+}
+
+impl std::fmt::Debug for RedisLiveEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLiveEvents")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisLiveEvents {
+    /// Starts publishing to, and subscribing from, `redis`; what other
+    /// instances publish is delivered to `hub`. Must be called inside the
+    /// Tokio runtime; the tasks run until the process ends.
+    #[must_use]
+    pub fn start(redis: Arc<Redis>, hub: Arc<EventHub>) -> Self {
+        let origin = Uuid::new_v4();
+        let channel = redis.key("live");
+        let (outbox, queue) = mpsc::channel(OUTBOX);
+        tokio::spawn(publish_queue(Arc::clone(&redis), channel.clone(), queue));
+        tokio::spawn(subscribe(redis, channel, origin, Arc::clone(&hub)));
+        RedisLiveEvents {
+            hub,
+            origin,
+            outbox,
+        }
+    }
+
+    fn send(&self, live: Live) {
+        let wire = Wire {
+            origin: self.origin,
+            live,
+        };
+        let Ok(payload) = serde_json::to_string(&wire) else {
+            return;
+        };
+        if self.outbox.try_send(payload).is_err() {
+            metrics::counter!("live_events_dropped_total").increment(1);
+            tracing::warn!("live event not sent to other instances: the outbox is full");
+        }
+    }
+}
+
+impl LiveEvents for RedisLiveEvents {
+    fn publish(&self, event: ItemEvent) {
+        self.hub.deliver(event);
+        self.send(Live::Item(event));
+    }
+
+    fn notify(&self, notification: Notification) {
+        self.hub.deliver_notification(notification);
+        self.send(Live::Notification(notification));
+    }
+}
+
+async fn publish_queue(redis: Arc<Redis>, channel: String, mut queue: mpsc::Receiver<String>) {
+    while let Some(payload) = queue.recv().await {
+        let channel = channel.clone();
+        let sent = redis
+            .run(|mut c| async move {
+                redis::cmd("PUBLISH")
+                    .arg(channel)
+                    .arg(payload)
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+            .await;
+        if let Err(err) = sent {
+            metrics::counter!("live_events_dropped_total").increment(1);
+            tracing::warn!(error = %err, "live event not sent to other instances");
+        }
+    }
+}
+
+/// Keeps a subscription open, reconnecting after failures, and delivers
+/// every foreign message to the hub.
+async fn subscribe(redis: Arc<Redis>, channel: String, origin: Uuid, hub: Arc<EventHub>) {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match redis.pubsub().await {
+            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                Ok(()) => {
+                    pause = Duration::from_millis(100);
+                    tracing::info!(channel, "subscribed to live events");
+                    let mut messages = pubsub.into_on_message();
+                    while let Some(message) = messages.next().await {
+                        let Ok(wire) = serde_json::from_slice::<Wire>(message.get_payload_bytes())
+                        else {
+                            tracing::warn!("ignoring a malformed live event");
+                            continue;
+                        };
+                        if wire.origin == origin {
+                            continue;
+                        }
+                        match wire.live {
+                            Live::Item(event) => hub.deliver(event),
+                            Live::Notification(notification) => {
+                                hub.deliver_notification(notification);
+                            }
+                        }
+                    }
+                    tracing::warn!("the live event subscription ended; reconnecting");
+                }
+                Err(err) => tracing::warn!(error = %err, "cannot subscribe to live events"),
+            },
+            Err(err) => tracing::warn!(error = %err, "cannot connect for live events"),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
