@@ -5,8 +5,10 @@
 mod accounts;
 mod admin;
 mod attacks;
+mod auctions;
 mod binary;
 mod conventions;
 mod health;
+mod live;
 mod sessions;
 mod support;

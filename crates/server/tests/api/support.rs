@@ -94,6 +94,7 @@ impl TestApp {
             ("LOG_FORMAT".into(), "json".into()),
             ("RATE_LIMIT_GLOBAL".into(), "100000/10s".into()),
             ("RATE_LIMIT_AUTH".into(), "100000/60s".into()),
+            ("RATE_LIMIT_WRITE".into(), "100000/60s".into()),
             ("REDIS_KEY_PREFIX".into(), redis_prefix.clone()),
         ];
         match options.redis {
@@ -323,4 +324,252 @@ pub async fn problem(response: Response, status: u16, code: &str) -> Value {
         assert!(body[member].is_string(), "{member} missing in {body}");
     }
     body
+}
+
+impl TestApp {
+    /// A second server on the same database and Redis (the same key prefix
+    /// and secrets), as another instance of one deployment.
+    pub async fn sibling(&self) -> Sibling {
+        let data_dir = tempfile::tempdir().unwrap();
+        let vars: Vec<(String, String)> = vec![
+            ("DATABASE_URL".into(), self.database.url.clone()),
+            ("DATA_DIR".into(), data_dir.path().display().to_string()),
+            ("MAIL_DIR".into(), self.mail_dir.display().to_string()),
+            ("BIND_ADDR".into(), "127.0.0.1:0".into()),
+            ("PUBLIC_URL".into(), "https://auction.test".into()),
+            ("JWT_SECRET".into(), JWT_SECRET.into()),
+            ("BID_SEALING_KEY".into(), SEALING_KEY.into()),
+            ("LOG_FORMAT".into(), "json".into()),
+            ("RATE_LIMIT_GLOBAL".into(), "100000/10s".into()),
+            ("RATE_LIMIT_AUTH".into(), "100000/60s".into()),
+            ("RATE_LIMIT_WRITE".into(), "100000/60s".into()),
+            ("REDIS_KEY_PREFIX".into(), self.redis_prefix.clone()),
+            ("REDIS_URL".into(), "redis://127.0.0.1:6379".into()),
+        ];
+        let settings = Settings::from_env(&Environment::from_map(vars)).unwrap();
+        let app = Application::build(settings).await.unwrap();
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        Sibling {
+            address,
+            _data_dir: data_dir,
+        }
+    }
+
+    /// Lists an item as `admin`, closing `closes_in` from now; returns its id.
+    pub async fn list_item(
+        &self,
+        admin: &str,
+        base: i64,
+        increment: i64,
+        closes_in: Duration,
+    ) -> String {
+        let close_at = chrono::Utc::now() + chrono::Duration::from_std(closes_in).unwrap();
+        let response = self
+            .post_as(
+                "/api/v1/items",
+                admin,
+                Some(&json!({
+                    "title": "A painted lamp",
+                    "description": "Brass, 1920s",
+                    "base_price": base,
+                    "min_increment": increment,
+                    "close_at": close_at.to_rfc3339(),
+                })),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// `user` bids on `item`.
+    pub async fn bid(&self, user: &str, item: &str, body: &Value) -> Response {
+        self.post_as(&format!("/api/v1/items/{item}/bid"), user, Some(body))
+            .await
+    }
+
+    /// The public view of `item`.
+    pub async fn item(&self, item: &str) -> Value {
+        let response = self.get(&format!("/api/v1/items/{item}")).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    /// Waits (up to 5 s) for `item` to be closed by the closer.
+    pub async fn closed(&self, item: &str) -> Value {
+        for _ in 0..100 {
+            let body = self.item(item).await;
+            if body["status"] == "closed" {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{item} did not close in time");
+    }
+
+    /// `n` verified, logged-in users, made concurrently.
+    pub async fn users(&self, prefix: &str, n: usize) -> Vec<Session> {
+        let emails: Vec<String> = (0..n).map(|i| format!("{prefix}{i}@example.com")).collect();
+        futures::future::join_all(emails.iter().map(|email| self.user(email))).await
+    }
+
+    /// Every revealed bid of a closed item, following the cursor.
+    pub async fn revealed(&self, item: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut path = format!("/api/v1/items/{item}/bids?limit=7");
+        loop {
+            let response = self.get(&path).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let page: Value = response.json().await.unwrap();
+            all.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(cursor) => path = format!("/api/v1/items/{item}/bids?limit=7&cursor={cursor}"),
+                None => return all,
+            }
+        }
+    }
+
+    /// A single-use WebSocket ticket for `user`.
+    pub async fn ticket(&self, user: &str) -> String {
+        let response = self.post_as("/api/v1/ws-ticket", user, None).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["expires_in"], 30);
+        body["ticket"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Another instance of the same deployment.
+pub struct Sibling {
+    pub address: String,
+    _data_dir: tempfile::TempDir,
+}
+
+/// One Server-Sent Event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SseEvent {
+    pub event: String,
+    pub id: Option<u64>,
+    pub data: Value,
+}
+
+/// A Server-Sent Events stream read event by event.
+pub struct SseStream {
+    bytes: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl SseStream {
+    /// Opens `url` (with `Last-Event-ID` when given); the status and the stream.
+    pub async fn open(url: &str, last_event_id: Option<u64>) -> (StatusCode, SseStream) {
+        let mut request = reqwest::Client::new().get(url);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id.to_string());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        if status == StatusCode::OK {
+            assert_eq!(
+                response.headers()["content-type"].to_str().unwrap(),
+                "text/event-stream"
+            );
+        }
+        (
+            status,
+            SseStream {
+                bytes: Box::pin(response.bytes_stream()),
+                buffer: String::new(),
+            },
+        )
+    }
+
+    /// The next event (comments skipped), or `None` if none comes within
+    /// `wait` or the stream ends.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<SseEvent> {
+        use futures::StreamExt;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = String::from("message");
+                let mut id = None;
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("event:") {
+                        event = value.trim().to_owned();
+                    } else if let Some(value) = line.strip_prefix("id:") {
+                        id = value.trim().parse().ok();
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push_str(value.trim_start());
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a comment or the retry hint
+                }
+                return Some(SseEvent {
+                    event,
+                    id,
+                    data: serde_json::from_str(&data).unwrap(),
+                });
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.bytes.next())
+                .await
+                .ok()??;
+            self.buffer
+                .push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+    }
+
+    /// The next event within 5 s, or the test fails.
+    pub async fn next(&mut self) -> SseEvent {
+        self.next_within(Duration::from_secs(5))
+            .await
+            .expect("an event within 5 s")
+    }
+}
+
+/// A notification WebSocket.
+pub struct Notifications {
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl Notifications {
+    /// Opens `/ws` on `address` with `ticket`; `Err` with the HTTP status when refused.
+    pub async fn open(address: &str, ticket: &str) -> Result<Notifications, u16> {
+        let url = format!("{}/ws?ticket={ticket}", address.replacen("http", "ws", 1));
+        match tokio_tungstenite::connect_async(url).await {
+            Ok((socket, _)) => Ok(Notifications { socket }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                Err(response.status().as_u16())
+            }
+            Err(other) => panic!("websocket failed: {other}"),
+        }
+    }
+
+    /// The next notification, or `None` if none comes within `wait`.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Value> {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .ok()??
+            {
+                Ok(Message::Text(text)) => return Some(serde_json::from_str(&text).unwrap()),
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// The next notification within 5 s, or the test fails.
+    pub async fn next(&mut self) -> Value {
+        self.next_within(Duration::from_secs(5))
+            .await
+            .expect("a notification within 5 s")
+    }
 }

@@ -1,0 +1,312 @@
+//! Live updates over real connections: Server-Sent Events with resume, the
+//! notification WebSocket, and both across two instances sharing
+//! PostgreSQL and Redis.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{Notifications, Options, SseStream, TestApp, problem};
+
+fn plain(amount: i64) -> Value {
+    json!({ "amount": amount })
+}
+
+fn poisoned(amount: i64, budget: i64, step: i64) -> Value {
+    json!({ "amount": amount, "poison": { "budget": budget, "step": step } })
+}
+
+async fn placed(app: &TestApp, user: &str, item: &str, bid: &Value) {
+    let response = app.bid(user, item, bid).await;
+    assert_eq!(response.status(), StatusCode::CREATED, "{bid}");
+}
+
+#[tokio::test]
+async fn price_events_carry_the_bid_count_and_a_resume_gets_exactly_what_was_missed() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("seller@example.com").await.access;
+    let bidders = app.users("watcher-", 4).await;
+    let item = app.list_item(&admin, 100, 5, Duration::from_secs(4)).await;
+
+    let (status, mut stream) = SseStream::open(&app.url(&format!("/events/{item}")), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let snapshot = stream.next().await;
+    assert_eq!(
+        (snapshot.event.as_str(), snapshot.id),
+        ("snapshot", Some(0))
+    );
+    assert_eq!(snapshot.data["id"], item.as_str());
+    assert_eq!(snapshot.data["minimum_next_bid"], 100);
+
+    placed(&app, &bidders[0].access, &item, &plain(120)).await;
+    placed(&app, &bidders[1].access, &item, &poisoned(125, 200, 5)).await;
+    let first = stream.next().await;
+    assert_eq!((first.event.as_str(), first.id), ("price", Some(1)));
+    assert_eq!(
+        first.data,
+        json!({
+            "item_id": item,
+            "current_price": 120,
+            "minimum_next_bid": 125,
+            "bid_count": 1,
+            "at": first.data["at"],
+        })
+    );
+    let second = stream.next().await;
+    assert_eq!(
+        (second.id, &second.data["current_price"]),
+        (Some(2), &json!(125))
+    );
+    drop(stream);
+
+    // While this client is away two more bids happen.
+    placed(&app, &bidders[2].access, &item, &plain(150)).await;
+    placed(&app, &bidders[3].access, &item, &plain(160)).await;
+    let (_, mut resumed) =
+        SseStream::open(&app.url(&format!("/api/v1/items/{item}/events")), Some(2)).await;
+    let third = resumed.next().await;
+    assert_eq!((third.event.as_str(), third.id), ("price", Some(3)));
+    assert_eq!(
+        third.data["current_price"], 155,
+        "bob's poison answered carol"
+    );
+    let fourth = resumed.next().await;
+    assert_eq!(
+        (fourth.id, &fourth.data["current_price"]),
+        (Some(4), &json!(165))
+    );
+    assert_eq!(fourth.data["minimum_next_bid"], 170);
+
+    // The close is event 5 (bid count + 1); then the stream ends.
+    let closed = resumed.next_within(Duration::from_secs(8)).await.unwrap();
+    assert_eq!((closed.event.as_str(), closed.id), ("closed", Some(5)));
+    assert_eq!(
+        closed.data,
+        json!({"item_id": item, "final_price": 165, "has_winner": true, "status": "closed"})
+    );
+    assert_eq!(resumed.next_within(Duration::from_secs(1)).await, None);
+
+    // Resuming from the middle replays the rest, close included; from the
+    // end, 204 tells EventSource to stop.
+    let (_, mut late) = SseStream::open(&app.url(&format!("/events/{item}")), Some(3)).await;
+    let ids: Vec<Option<u64>> = vec![late.next().await.id, late.next().await.id];
+    assert_eq!(ids, vec![Some(4), Some(5)]);
+    let (status, _) = SseStream::open(&app.url(&format!("/events/{item}")), Some(5)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // A fresh subscriber of a closed item gets its snapshot, id 5, and the end.
+    let (_, mut fresh) = SseStream::open(&app.url(&format!("/events/{item}")), None).await;
+    let snapshot = fresh.next().await;
+    assert_eq!(
+        (snapshot.event.as_str(), snapshot.id),
+        ("snapshot", Some(5))
+    );
+    assert_eq!(snapshot.data["status"], "closed");
+    assert_eq!(fresh.next_within(Duration::from_secs(1)).await, None);
+
+    let missing = app.get(&format!("/events/{}", uuid::Uuid::now_v7())).await;
+    problem(missing, 404, "item_not_found").await;
+}
+
+#[tokio::test]
+async fn a_cancelled_item_ends_its_stream() {
+    let app = TestApp::spawn_with(Options::default().redis(crate::support::RedisMode::None)).await;
+    let admin = app.admin("seller@example.com").await.access;
+    let item = app
+        .list_item(&admin, 100, 5, Duration::from_secs(600))
+        .await;
+    let (_, mut stream) = SseStream::open(&app.url(&format!("/events/{item}")), None).await;
+    assert_eq!(stream.next().await.event, "snapshot");
+    let cancelled = app
+        .post_as(&format!("/api/v1/items/{item}/cancel"), &admin, None)
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let end = stream.next().await;
+    assert_eq!((end.event.as_str(), end.id), ("closed", Some(1)));
+    assert_eq!(end.data["status"], "cancelled");
+    assert_eq!(end.data["has_winner"], false);
+}
+
+#[tokio::test]
+async fn a_ticket_opens_one_socket_and_bidders_hear_what_happened_to_their_bids() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("seller@example.com").await.access;
+    let [ann, bob, cat] = <[_; 3]>::try_from(app.users("notified-", 3).await).unwrap();
+    let item = app.list_item(&admin, 100, 5, Duration::from_secs(4)).await;
+
+    let ticket = app.ticket(&ann.access).await;
+    let mut ann_socket = Notifications::open(&app.address, &ticket).await.unwrap();
+    assert_eq!(
+        Notifications::open(&app.address, &ticket).await.err(),
+        Some(401),
+        "single use"
+    );
+    assert_eq!(
+        Notifications::open(&app.address, "forged").await.err(),
+        Some(401)
+    );
+    let mut bob_socket = Notifications::open(&app.address, &app.ticket(&bob.access).await)
+        .await
+        .unwrap();
+
+    // ann leads plainly; bob's poison takes the lead: ann is outbid.
+    placed(&app, &ann.access, &item, &plain(120)).await;
+    placed(&app, &bob.access, &item, &poisoned(125, 300, 10)).await;
+    let outbid = ann_socket.next().await;
+    assert_eq!(outbid["type"], "outbid");
+    assert_eq!(
+        outbid["data"],
+        json!({"item_id": item, "current_price": 130, "minimum_next_bid": 135})
+    );
+    assert!(outbid["at"].is_string());
+
+    // cat bids 200: bob's poison raises to 210, leaving 90 of his budget.
+    placed(&app, &cat.access, &item, &plain(200)).await;
+    let raised = bob_socket.next().await;
+    assert_eq!(raised["type"], "auto_raised");
+    assert_eq!(
+        raised["data"],
+        json!({"item_id": item, "effective": 210, "remaining_budget": 90})
+    );
+    // ann hears nothing of bids that do not change her bid.
+    assert_eq!(
+        ann_socket.next_within(Duration::from_millis(300)).await,
+        None
+    );
+
+    // At close the winner is told, and so is every loser.
+    let won = bob_socket
+        .next_within(Duration::from_secs(8))
+        .await
+        .unwrap();
+    assert_eq!(won["type"], "won");
+    assert_eq!(won["data"], json!({"item_id": item, "final_price": 210}));
+    let lost = ann_socket
+        .next_within(Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        (lost["type"].as_str(), &lost["data"]["final_price"]),
+        (Some("lost"), &json!(210))
+    );
+
+    // A ticket needs a logged-in user.
+    let anonymous = app.post("/api/v1/ws-ticket", &json!({})).await;
+    problem(anonymous, 401, "unauthorized").await;
+}
+
+#[tokio::test]
+async fn two_instances_share_live_events_and_close_each_item_once() {
+    let app = TestApp::spawn().await;
+    let other = app.sibling().await;
+    let admin = app.admin("seller@example.com").await.access;
+    let [ann, bob] = <[_; 2]>::try_from(app.users("twin-", 2).await).unwrap();
+    let item = app.list_item(&admin, 100, 5, Duration::from_secs(3)).await;
+
+    let (_, mut here) = SseStream::open(&app.url(&format!("/events/{item}")), None).await;
+    let (_, mut there) = SseStream::open(&format!("{}/events/{item}", other.address), None).await;
+    assert_eq!(here.next().await.event, "snapshot");
+    assert_eq!(there.next().await.event, "snapshot");
+    let mut winner_here = Notifications::open(&app.address, &app.ticket(&bob.access).await)
+        .await
+        .unwrap();
+    // Tickets work on whichever instance the socket reaches.
+    let mut loser_there = Notifications::open(&other.address, &app.ticket(&ann.access).await)
+        .await
+        .unwrap();
+
+    // A bid taken by the other instance reaches subscribers here, and back.
+    let on_other = reqwest::Client::new()
+        .post(format!("{}/api/v1/items/{item}/bid", other.address))
+        .bearer_auth(&ann.access)
+        .json(&plain(150))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_other.status(), StatusCode::CREATED);
+    let seen_here = here.next().await;
+    assert_eq!(
+        (seen_here.id, &seen_here.data["current_price"]),
+        (Some(1), &json!(150))
+    );
+    placed(&app, &bob.access, &item, &plain(160)).await;
+    // The other instance saw bid 1 first, then bid 2.
+    assert_eq!(there.next().await.id, Some(1));
+    assert_eq!(there.next().await.id, Some(2));
+    assert_eq!(here.next().await.id, Some(2));
+    let outbid = loser_there.next().await;
+    assert_eq!(outbid["type"], "outbid");
+
+    // Both closers run; the item closes once: one closed event on each
+    // instance's stream, one won, one lost.
+    for stream in [&mut here, &mut there] {
+        let closed = stream.next_within(Duration::from_secs(8)).await.unwrap();
+        assert_eq!((closed.event.as_str(), closed.id), ("closed", Some(3)));
+        assert_eq!(stream.next_within(Duration::from_secs(1)).await, None);
+    }
+    assert_eq!(winner_here.next().await["type"], "won");
+    assert_eq!(loser_there.next().await["type"], "lost");
+    assert_eq!(
+        winner_here.next_within(Duration::from_secs(1)).await,
+        None,
+        "one won only"
+    );
+    assert_eq!(
+        loser_there.next_within(Duration::from_millis(300)).await,
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_stream_fills_a_gap_from_the_database_when_events_went_missing() {
+    use pp_domain::engine::BidCommand;
+    use pp_domain::ports::{AuctionStore, BidDecision, SystemClock};
+    use pp_domain::{BidOffer, ItemId, Money, UserId};
+
+    let app = TestApp::spawn().await;
+    let admin = app.admin("seller@example.com").await.access;
+    let bidders = app.users("gap-", 3).await;
+    let item = app
+        .list_item(&admin, 100, 5, Duration::from_secs(600))
+        .await;
+    let (_, mut stream) = SseStream::open(&app.url(&format!("/events/{item}")), None).await;
+    assert_eq!(stream.next().await.id, Some(0));
+
+    // Two bids stored without their events being published (as if the
+    // messages were lost), then one more over HTTP.
+    for (session, amount) in bidders[..2].iter().zip([100, 110]) {
+        let me: Value = app
+            .get_as("/api/v1/users/me", &session.access)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let command = BidCommand {
+            item: item.parse::<ItemId>().unwrap(),
+            bidder: me["id"].as_str().unwrap().parse::<UserId>().unwrap(),
+            bidder_may_bid: true,
+            offer: BidOffer::plain(Money::new(amount).unwrap()),
+        };
+        app.store
+            .place_bid(BidDecision::new(command, std::sync::Arc::new(SystemClock)))
+            .await
+            .unwrap();
+    }
+    placed(&app, &bidders[2].access, &item, &plain(130)).await;
+    let events: Vec<(Option<u64>, Value)> = vec![
+        stream.next().await,
+        stream.next().await,
+        stream.next().await,
+    ]
+    .into_iter()
+    .map(|e| (e.id, e.data["current_price"].clone()))
+    .collect();
+    assert_eq!(
+        events,
+        vec![
+            (Some(1), json!(100)),
+            (Some(2), json!(110)),
+            (Some(3), json!(130))
+        ]
+    );
+}
