@@ -3,7 +3,7 @@ SHELL := bash
 CARGO ?= cargo
 COVERAGE_MIN ?= 80
 
-.PHONY: help run migrate test lint fmt cov bench hooks services clean
+.PHONY: help run migrate test lint fmt cov bench bench-bids hooks services clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ cov: services ## tests with line coverage; fails under $(COVERAGE_MIN) %
 
 bench: ## accounts benchmark: /users/me req/s, login throughput, /health p99 under a login flood
 	scripts/bench.sh
+
+bench-bids: ## bids benchmark: hot item and spread over 1,000 items, against pgbench
+	scripts/bench-bids.sh
 
 hooks: ## install the pre-push hook (lint + coverage)
 	install -m 755 .githooks/pre-push .git/hooks/pre-push

@@ -7,48 +7,13 @@
 # Each figure is the median of BENCH_RUNS runs (default 3) of BENCH_SECONDS.
 # The server runs in release mode on PostgreSQL and Redis, limits raised.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-
-DURATION=${BENCH_SECONDS:-10}
 PORT=${BENCH_PORT:-18080}
-BASE="http://127.0.0.1:$PORT"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-
-scripts/services.sh
-command -v wrk >/dev/null 2>&1 || {
-  apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-}
-
-echo "building (release)…" >&2
-cargo build --release -q -p poison-pill
+DURATION=${BENCH_SECONDS:-10}
+. "$(dirname "$0")/bench/server.sh"
 cargo build --release -q -p pp-crypto --example hash_time
-BIN="$CARGO_TARGET_DIR/release/poison-pill"
 
-db="pp_bench_$$"
-work=$(mktemp -d)
-psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $db" >/dev/null
-server=""
-cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# The database is on this machine: no TLS on loopback, as a co-located
-# deployment would connect (docs/PERFORMANCE.md has the figure with TLS too).
-export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db?sslmode=${BENCH_PG_SSLMODE:-disable}"
-export REDIS_URL="redis://127.0.0.1:6379" REDIS_KEY_PREFIX="pp-bench-$$:"
-export JWT_SECRET="bench-jwt-secret-that-is-long-enough-0123456789"
-export BID_SEALING_KEY="KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio="
-export RATE_LIMIT_GLOBAL="1000000000/1s" RATE_LIMIT_AUTH="1000000000/1s" RATE_LIMIT_WRITE="1000000000/1s"
-export BIND_ADDR="127.0.0.1:$PORT" DATA_DIR="$work" LOG_FORMAT=json RUST_LOG=warn
-
-"$BIN" migrate up >/dev/null
 echo "violet kettle drums at dawn" | "$BIN" admin create-user --email bench@example.com --role user --verified --password-stdin >/dev/null
-"$BIN" serve >"$work/server.log" 2>&1 &
-server=$!
-for _ in $(seq 1 100); do curl -sf "$BASE/health" >/dev/null && break; sleep 0.1; done
+start_server
 
 token=$(curl -sf -X POST "$BASE/api/v1/auth/login" -H 'content-type: application/json' \
   --data '{"email":"bench@example.com","password":"violet kettle drums at dawn"}' \

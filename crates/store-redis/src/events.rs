@@ -26,15 +26,12 @@ use crate::Redis;
 /// Events waiting to be published before new ones are dropped.
 const OUTBOX: usize = 4096;
 
-/// What travels on the channel.
-#[derive(Debug, Serialize, Deserialize)]
-struct Wire {
-    /// The instance that published it (which delivered it locally already).
-    origin: Uuid,
-    /// The event.
-    live: Live,
-}
+/// Events published in one round trip at most.
+const PIPELINE: usize = 128;
 
+/// What travels on the channel: `{origin}|{json}`, the origin first so an
+/// instance skips its own messages without parsing them (it delivered them
+/// locally already).
 #[derive(Debug, Serialize, Deserialize)]
 enum Live {
     Item(ItemEvent),
@@ -75,13 +72,10 @@ impl RedisLiveEvents {
     }
 
     fn send(&self, live: Live) {
-        let wire = Wire {
-            origin: self.origin,
-            live,
-        };
-        let Ok(payload) = serde_json::to_string(&wire) else {
+        let Ok(json) = serde_json::to_string(&live) else {
             return;
         };
+        let payload = format!("{}|{json}", self.origin.simple());
         if self.outbox.try_send(payload).is_err() {
             metrics::counter!("live_events_dropped_total").increment(1);
             tracing::warn!("live event not sent to other instances: the outbox is full");
@@ -101,21 +95,22 @@ impl LiveEvents for RedisLiveEvents {
     }
 }
 
+/// Publishes the queue, pipelining whatever has piled up meanwhile into
+/// one round trip.
 async fn publish_queue(redis: Arc<Redis>, channel: String, mut queue: mpsc::Receiver<String>) {
-    while let Some(payload) = queue.recv().await {
-        let channel = channel.clone();
+    let mut payloads = Vec::with_capacity(PIPELINE);
+    while queue.recv_many(&mut payloads, PIPELINE).await > 0 {
+        let mut pipeline = redis::pipe();
+        for payload in payloads.drain(..) {
+            pipeline.cmd("PUBLISH").arg(&channel).arg(payload).ignore();
+        }
+        let count = pipeline.cmd_iter().count() as u64;
         let sent = redis
-            .run(|mut c| async move {
-                redis::cmd("PUBLISH")
-                    .arg(channel)
-                    .arg(payload)
-                    .query_async::<i64>(&mut c)
-                    .await
-            })
+            .run(|mut c| async move { pipeline.query_async::<()>(&mut c).await })
             .await;
         if let Err(err) = sent {
-            metrics::counter!("live_events_dropped_total").increment(1);
-            tracing::warn!(error = %err, "live event not sent to other instances");
+            metrics::counter!("live_events_dropped_total").increment(count);
+            tracing::warn!(error = %err, count, "live events not sent to other instances");
         }
     }
 }
@@ -130,17 +125,21 @@ async fn subscribe(redis: Arc<Redis>, channel: String, origin: Uuid, hub: Arc<Ev
                 Ok(()) => {
                     pause = Duration::from_millis(100);
                     tracing::info!(channel, "subscribed to live events");
+                    let own = format!("{}|", origin.simple());
                     let mut messages = pubsub.into_on_message();
                     while let Some(message) = messages.next().await {
-                        let Ok(wire) = serde_json::from_slice::<Wire>(message.get_payload_bytes())
-                        else {
+                        let payload = message.get_payload_bytes();
+                        if payload.starts_with(own.as_bytes()) {
+                            continue;
+                        }
+                        let live = payload.iter().position(|&b| b == b'|').and_then(|bar| {
+                            serde_json::from_slice::<Live>(&payload[bar + 1..]).ok()
+                        });
+                        let Some(live) = live else {
                             tracing::warn!("ignoring a malformed live event");
                             continue;
                         };
-                        if wire.origin == origin {
-                            continue;
-                        }
-                        match wire.live {
+                        match live {
                             Live::Item(event) => hub.deliver(event),
                             Live::Notification(notification) => {
                                 hub.deliver_notification(notification);

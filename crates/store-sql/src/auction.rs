@@ -1,10 +1,10 @@
 //! The [`AuctionStore`] port on SQL: items, the locked bid transaction, closing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::SubsecRound;
-use pp_domain::engine::{LockedItem, Standing};
+use pp_domain::engine::Standing;
 use pp_domain::item::{Description, PublicStanding, Title};
 use pp_domain::live::PricePoint;
 use pp_domain::ports::{
@@ -20,15 +20,13 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, sea_query::Expr,
 };
-use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::SqlStore;
-use crate::batcher::{BidQueues, PendingBid};
-use crate::codec::{open_leader, open_offer, open_price, seal_leader, seal_offer, seal_price};
+use crate::codec::{open_leader, open_offer, open_price};
 use crate::entities::{bids, items};
-use crate::errors::{Reaction, integrity, react, store_error};
-use crate::transaction::{MAX_ATTEMPTS, TxFailure, with_retries};
+use crate::errors::{integrity, store_error};
+use crate::transaction::{TxFailure, with_retries};
 
 /// PostgreSQL keeps microseconds; truncating before writing means what is
 /// returned equals what is read back later, on both backends.
@@ -48,7 +46,7 @@ fn count(bid_count: i64) -> Result<u64, StoreError> {
     u64::try_from(bid_count).map_err(|_| integrity("items.bid_count is negative"))
 }
 
-fn item_from_row(row: &items::Model) -> Result<Item, StoreError> {
+pub(crate) fn item_from_row(row: &items::Model) -> Result<Item, StoreError> {
     let status = match row.status.as_str() {
         "open" => ItemStatus::Open,
         "cancelled" => ItemStatus::Cancelled,
@@ -97,48 +95,6 @@ fn listed_from_row(row: &items::Model) -> Result<ListedItem, StoreError> {
     })
 }
 
-/// Why a batch's transaction did not commit.
-#[derive(Debug)]
-enum BatchError {
-    /// The unique index refused one of its bids.
-    Duplicate,
-    /// The store failed.
-    Store(StoreError),
-}
-
-impl From<StoreError> for BatchError {
-    fn from(error: StoreError) -> Self {
-        BatchError::Store(error)
-    }
-}
-
-/// The error of a failed batch, for each of its bids (the original keeps its
-/// chain; the copies carry its message).
-fn same_error(error: &StoreError) -> StoreError {
-    match error {
-        StoreError::Busy => StoreError::Busy,
-        StoreError::Integrity(what) => StoreError::Integrity(what.clone()),
-        StoreError::Unknown(cause) => StoreError::Unknown(anyhow::anyhow!("{cause:#}")),
-    }
-}
-
-/// Frees a drainer's item if the drainer ends without emptying its queue (it
-/// panicked or was cancelled): the waiting bids are answered with an error
-/// and the item's next bid starts a new drainer instead of waiting forever.
-struct DrainGuard<'a> {
-    queues: &'a BidQueues,
-    item: ItemId,
-    finished: bool,
-}
-
-impl Drop for DrainGuard<'_> {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.queues.abandon(self.item);
-        }
-    }
-}
-
 /// Rows newer-first after a cursor `(created_at, id)`.
 fn before(
     created_at: impl ColumnTrait,
@@ -157,7 +113,7 @@ fn limit_of(limit: u32) -> u64 {
 
 impl SqlStore {
     /// Unseals an item's standing and checks it against the public columns.
-    fn standing_from_row(&self, row: &items::Model) -> Result<Standing, StoreError> {
+    pub(crate) fn standing_from_row(&self, row: &items::Model) -> Result<Standing, StoreError> {
         let public = public_standing(row)?;
         let leader = row
             .sealed_standing
@@ -184,193 +140,6 @@ impl SqlStore {
             offer: open_offer(self.sealer(), item, bidder, &row.sealed_offer)?,
             created_at: row.created_at,
         })
-    }
-
-    /// Decides a batch of bids on `item` in arrival order and stores the
-    /// accepted ones, retrying the whole batch on conflicts; then answers
-    /// each bid. Every bid is answered only after the transaction ended.
-    async fn run_batch(&self, item: ItemId, batch: Vec<PendingBid>) {
-        match self.decide_batch(item, &batch).await {
-            Ok(outcomes) => {
-                for (pending, outcome) in batch.into_iter().zip(outcomes) {
-                    // A caller that went away no longer needs its answer.
-                    let _ = pending.reply.send(outcome);
-                }
-            }
-            Err(error) => {
-                for pending in batch {
-                    let _ = pending
-                        .reply
-                        .send(Err(PlaceBidError::Store(same_error(&error))));
-                }
-            }
-        }
-    }
-
-    async fn decide_batch(
-        &self,
-        item: ItemId,
-        batch: &[PendingBid],
-    ) -> Result<Vec<Result<AcceptedBid, PlaceBidError>>, StoreError> {
-        let mut duplicates = 0;
-        loop {
-            match with_retries(|| self.try_batch(item, batch)).await {
-                Ok(outcomes) => return Ok(outcomes),
-                Err(BatchError::Store(error)) => return Err(error),
-                // A bid raced past the in-lock check (only possible from a
-                // writer that did not take the item lock): decide again, and
-                // the check will see it.
-                Err(BatchError::Duplicate) if duplicates < MAX_ATTEMPTS => duplicates += 1,
-                Err(BatchError::Duplicate) => return Err(StoreError::Busy),
-            }
-        }
-    }
-
-    /// One attempt at a batch's transaction. Offers were sealed before the
-    /// lock; inside it there are only queries, the pure decisions and one
-    /// seal of the final standing (microseconds).
-    async fn try_batch(
-        &self,
-        item: ItemId,
-        batch: &[PendingBid],
-    ) -> Result<Vec<Result<AcceptedBid, PlaceBidError>>, TxFailure<BatchError>> {
-        let tx = self.database().begin_write().await?;
-        let result = self.batch_in(&tx.txn, item, batch).await;
-        tx.finish(result).await
-    }
-
-    async fn batch_in(
-        &self,
-        txn: &impl ConnectionTrait,
-        item_id: ItemId,
-        batch: &[PendingBid],
-    ) -> Result<Vec<Result<AcceptedBid, PlaceBidError>>, TxFailure<BatchError>> {
-        let Some(row) = items::Entity::find_by_id(item_id.as_uuid())
-            .lock_exclusive()
-            .one(txn)
-            .await?
-        else {
-            return Ok(batch
-                .iter()
-                .map(|_| Err(PlaceBidError::ItemNotFound))
-                .collect());
-        };
-        let mut locked = LockedItem {
-            item: item_from_row(&row).map_err(TxFailure::outcome)?,
-            standing: self.standing_from_row(&row).map_err(TxFailure::outcome)?,
-            bidder_has_bid: false,
-        };
-        let bidders: Vec<Uuid> = batch
-            .iter()
-            .map(|pending| pending.decision.command().bidder.as_uuid())
-            .collect();
-        let mut has_bid: HashSet<Uuid> = bids::Entity::find()
-            .select_only()
-            .column(bids::Column::UserId)
-            .filter(bids::Column::ItemId.eq(item_id.as_uuid()))
-            .filter(bids::Column::UserId.is_in(bidders))
-            .into_tuple::<Uuid>()
-            .all(txn)
-            .await?
-            .into_iter()
-            .collect();
-
-        let mut outcomes = Vec::with_capacity(batch.len());
-        let mut rows = Vec::new();
-        for pending in batch {
-            let command = pending.decision.command();
-            let bidder = command.bidder;
-            locked.bidder_has_bid = has_bid.contains(&bidder.as_uuid());
-            let placement = match pending.decision.decide(&locked) {
-                Ok(placement) => placement,
-                Err(rejection) => {
-                    outcomes.push(Err(PlaceBidError::Rejected(rejection)));
-                    continue;
-                }
-            };
-            let price =
-                placement.standing.public().current_price.ok_or_else(|| {
-                    TxFailure::outcome(integrity("an accepted bid left no price"))
-                })?;
-            let at = db_time(placement.at);
-            let seq = i64::try_from(placement.seq)
-                .map_err(|_| TxFailure::outcome(integrity("bid sequence overflow")))?;
-            rows.push(bids::ActiveModel {
-                id: Set(pending.bid_id.as_uuid()),
-                item_id: Set(item_id.as_uuid()),
-                user_id: Set(bidder.as_uuid()),
-                seq: Set(seq),
-                sealed_offer: Set(pending.sealed_offer.clone()),
-                created_at: Set(at),
-                sealed_price_after: Set(Some(
-                    seal_price(self.sealer(), item_id, placement.seq, price)
-                        .map_err(TxFailure::outcome)?,
-                )),
-            });
-            has_bid.insert(bidder.as_uuid());
-            locked.standing = placement.standing;
-            outcomes.push(Ok(AcceptedBid {
-                bid: Bid {
-                    id: pending.bid_id,
-                    item: item_id,
-                    bidder,
-                    seq: placement.seq,
-                    offer: command.offer,
-                    created_at: at,
-                },
-                item: locked.item.clone(),
-                placement,
-            }));
-        }
-
-        let Some(leader) = locked.standing.leader().filter(|_| !rows.is_empty()) else {
-            return Ok(outcomes);
-        };
-        let sealed_standing =
-            seal_leader(self.sealer(), item_id, leader).map_err(TxFailure::outcome)?;
-        let insert = bids::Entity::insert_many(rows)
-            .exec_without_returning(txn)
-            .await;
-        match insert {
-            Err(err) if react(&err) == Reaction::Duplicate => {
-                return Err(TxFailure::Outcome(BatchError::Duplicate));
-            }
-            other => other?,
-        };
-        items::Entity::update_many()
-            .col_expr(
-                items::Column::CurrentPrice,
-                Expr::value(leader.price.minor_units()),
-            )
-            .col_expr(
-                items::Column::BidCount,
-                Expr::value(
-                    i64::try_from(locked.standing.bid_count())
-                        .map_err(|_| TxFailure::outcome(integrity("bid count overflow")))?,
-                ),
-            )
-            .col_expr(items::Column::SealedStanding, Expr::value(sealed_standing))
-            .filter(items::Column::Id.eq(item_id.as_uuid()))
-            .exec(txn)
-            .await?;
-        Ok(outcomes)
-    }
-
-    /// Runs batches of `item` until its queue is empty.
-    async fn drain(self, item: ItemId) {
-        let mut guard = DrainGuard {
-            queues: &self.queues,
-            item,
-            finished: false,
-        };
-        loop {
-            let batch = self.queues.next_batch(item);
-            if batch.is_empty() {
-                guard.finished = true;
-                return;
-            }
-            self.run_batch(item, batch).await;
-        }
     }
 
     async fn try_close_due(
@@ -546,24 +315,7 @@ impl AuctionStore for SqlStore {
     }
 
     async fn place_bid(&self, decision: BidDecision) -> Result<AcceptedBid, PlaceBidError> {
-        let command = decision.command();
-        let item = command.item;
-        let sealed_offer = seal_offer(self.sealer(), item, command.bidder, &command.offer)?;
-        let (reply, answer) = oneshot::channel();
-        let pending = PendingBid {
-            decision,
-            bid_id: BidId::generate(),
-            sealed_offer,
-            reply,
-        };
-        if self.queues.enqueue(item, pending) {
-            tokio::spawn(self.clone().drain(item));
-        }
-        answer.await.map_err(|_| {
-            PlaceBidError::Store(StoreError::Unknown(anyhow::anyhow!(
-                "the bid's batch was abandoned before it ended"
-            )))
-        })?
+        self.queue_bid(decision).await
     }
 
     async fn bid_record(

@@ -23,6 +23,7 @@ use pp_domain::ports::Sealer;
 mod accounts;
 mod auction;
 mod batcher;
+mod bidding;
 mod codec;
 mod database;
 mod entities;

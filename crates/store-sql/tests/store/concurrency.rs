@@ -141,4 +141,67 @@ async fn five_concurrent_bids_by_one_user_store_exactly_one(backend: Backend) {
 on_both_backends!(
     fifty_bidders_at_once_lose_nothing_and_replay_exactly,
     five_concurrent_bids_by_one_user_store_exactly_one,
+    bids_on_many_items_at_once_each_replay_exactly_per_item,
 );
+
+async fn bids_on_many_items_at_once_each_replay_exactly_per_item(backend: Backend) {
+    let h = Arc::new(Harness::new(backend).await);
+    let mut items = Vec::new();
+    for _ in 0..8 {
+        items.push(h.item(100, 5).await.item.id);
+    }
+    let bidders = h.bidders(20).await;
+    let barrier = Arc::new(Barrier::new(bidders.len() * 3));
+    let mut rng = rand::rng();
+    let mut tasks = Vec::new();
+    for (n, bidder) in bidders.iter().enumerate() {
+        // Each bidder on three items; one of them sometimes does not exist.
+        for k in 0..3 {
+            let item = if n % 7 == 0 && k == 2 {
+                pp_domain::ItemId::generate()
+            } else {
+                items[(n + k * 3) % items.len()]
+            };
+            let (h, barrier, offer, bidder) = (
+                Arc::clone(&h),
+                Arc::clone(&barrier),
+                random_offer(&mut rng),
+                bidder.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                (item, h.auctions.place_bid(&bidder, item, offer).await)
+            }));
+        }
+    }
+    let mut accepted: HashMap<pp_domain::ItemId, usize> = HashMap::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (item, Ok(bid)) => {
+                assert_eq!(bid.bid.item, item);
+                *accepted.entry(item).or_default() += 1;
+            }
+            (item, Err(PlaceBidError::ItemNotFound)) => assert!(!items.contains(&item)),
+            (_, Err(PlaceBidError::Rejected(BidRejection::TooLow { .. }))) => {}
+            (_, Err(other)) => panic!("failed unexpectedly: {other:?}"),
+        }
+    }
+    for item in items {
+        let stored = h.store.bids_in_order(item, 0, u32::MAX).await.unwrap();
+        assert_eq!(stored.len(), accepted.get(&item).copied().unwrap_or(0));
+        let seqs: Vec<u64> = stored.iter().map(|b| b.seq).collect();
+        assert_eq!(seqs, (1..=stored.len() as u64).collect::<Vec<_>>());
+        let replayed = replay(stored.iter().map(|b| (b.bidder, &b.offer)));
+        let listed = h.store.listed_item(item).await.unwrap().unwrap();
+        assert_eq!(listed.standing, replayed.public());
+        if let Some(first) = stored.first() {
+            let record = h
+                .store
+                .bid_record(item, first.bidder)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(record.standing, replayed);
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! The bid transaction, batched: the bids waiting in one shard's queue
+//! ([`crate::batcher`]) are decided together, in arrival order, in one
+//! transaction that locks every item they are for (in id order, so
+//! concurrent batches on several instances cannot deadlock), inserts every
+//! accepted bid in one statement and updates every changed item in one
+//! more. Inside the locks there are only these queries, the pure decisions
+//! and AES-GCM seals (microseconds): no other network call, no hashing, no
+//! logging. Every bid is answered after the transaction ended.
+
+use std::collections::{HashMap, HashSet};
+
+use pp_domain::engine::LockedItem;
+use pp_domain::ports::{AcceptedBid, BidDecision, PlaceBidError, StoreError};
+use pp_domain::{Bid, BidId, ItemId};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, Value, sea_query::Expr,
+};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::SqlStore;
+use crate::auction::{db_time, item_from_row};
+use crate::batcher::{BidQueues, PendingBid, shard_of};
+use crate::codec::{seal_leader, seal_offer, seal_price};
+use crate::entities::{bids, items};
+use crate::errors::{Reaction, integrity, react};
+use crate::transaction::{MAX_ATTEMPTS, TxFailure, with_retries};
+
+type Outcome = Result<AcceptedBid, PlaceBidError>;
+
+/// Why a batch's transaction did not commit.
+#[derive(Debug)]
+enum BatchError {
+    /// The unique index refused one of its bids.
+    Duplicate,
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl From<StoreError> for BatchError {
+    fn from(error: StoreError) -> Self {
+        BatchError::Store(error)
+    }
+}
+
+/// The error of a failed batch, for each of its bids (the original keeps its
+/// chain; the copies carry its message).
+fn same_error(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::Busy => StoreError::Busy,
+        StoreError::Integrity(what) => StoreError::Integrity(what.clone()),
+        StoreError::Unknown(cause) => StoreError::Unknown(anyhow::anyhow!("{cause:#}")),
+    }
+}
+
+/// Frees a drainer's shard if the drainer ends without emptying its queue
+/// (it panicked or was cancelled): the waiting bids are answered with an
+/// error and the shard's next bid starts a new drainer instead of waiting
+/// forever.
+struct DrainGuard<'a> {
+    queues: &'a BidQueues,
+    shard: usize,
+    finished: bool,
+}
+
+impl Drop for DrainGuard<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.queues.abandon(self.shard);
+        }
+    }
+}
+
+/// An item locked by the batch, with what the batch did to it.
+struct Locked {
+    item: LockedItem,
+    changed: bool,
+}
+
+impl SqlStore {
+    /// Queues a bid for its shard's next transaction and waits for its outcome.
+    pub(crate) async fn queue_bid(&self, decision: BidDecision) -> Outcome {
+        let command = decision.command();
+        let shard = shard_of(command.item);
+        let sealed_offer = seal_offer(self.sealer(), command.item, command.bidder, &command.offer)?;
+        let (reply, answer) = oneshot::channel();
+        let pending = PendingBid {
+            decision,
+            bid_id: BidId::generate(),
+            sealed_offer,
+            reply,
+        };
+        if self.queues.enqueue(shard, pending) {
+            tokio::spawn(self.clone().drain(shard));
+        }
+        answer.await.map_err(|_| {
+            PlaceBidError::Store(StoreError::Unknown(anyhow::anyhow!(
+                "the bid's batch was abandoned before it ended"
+            )))
+        })?
+    }
+
+    /// Runs batches of `shard` until its queue is empty.
+    async fn drain(self, shard: usize) {
+        let mut guard = DrainGuard {
+            queues: &self.queues,
+            shard,
+            finished: false,
+        };
+        loop {
+            let batch = self.queues.next_batch(shard);
+            if batch.is_empty() {
+                guard.finished = true;
+                return;
+            }
+            metrics::histogram!("bid_batch_size").record(batch.len() as f64);
+            let outcomes = match self.decide_batch(&batch).await {
+                Ok(outcomes) => outcomes,
+                Err(error) => batch
+                    .iter()
+                    .map(|_| Err(PlaceBidError::Store(same_error(&error))))
+                    .collect(),
+            };
+            for (pending, outcome) in batch.into_iter().zip(outcomes) {
+                // A caller that went away no longer needs its answer.
+                let _ = pending.reply.send(outcome);
+            }
+        }
+    }
+
+    /// Decides and stores a batch, retrying the whole batch on conflicts.
+    async fn decide_batch(&self, batch: &[PendingBid]) -> Result<Vec<Outcome>, StoreError> {
+        let mut duplicates = 0;
+        loop {
+            match with_retries(|| self.try_batch(batch)).await {
+                Ok(outcomes) => return Ok(outcomes),
+                Err(BatchError::Store(error)) => return Err(error),
+                // A bid raced past the in-lock check (only possible from a
+                // writer that did not take the item lock): decide again, and
+                // the check will see it.
+                Err(BatchError::Duplicate) if duplicates < MAX_ATTEMPTS => duplicates += 1,
+                Err(BatchError::Duplicate) => return Err(StoreError::Busy),
+            }
+        }
+    }
+
+    async fn try_batch(&self, batch: &[PendingBid]) -> Result<Vec<Outcome>, TxFailure<BatchError>> {
+        let tx = self.database().begin_write().await?;
+        let result = self.batch_in(&tx.txn, batch).await;
+        tx.finish(result).await
+    }
+
+    async fn batch_in(
+        &self,
+        txn: &impl ConnectionTrait,
+        batch: &[PendingBid],
+    ) -> Result<Vec<Outcome>, TxFailure<BatchError>> {
+        let mut item_ids: Vec<Uuid> = batch
+            .iter()
+            .map(|pending| pending.decision.command().item.as_uuid())
+            .collect();
+        item_ids.sort_unstable();
+        item_ids.dedup();
+        let rows = items::Entity::find()
+            .filter(items::Column::Id.is_in(item_ids.iter().copied()))
+            .order_by_asc(items::Column::Id)
+            .lock_exclusive()
+            .all(txn)
+            .await?;
+        let mut locked: HashMap<Uuid, Locked> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let item = LockedItem {
+                item: item_from_row(row).map_err(TxFailure::outcome)?,
+                standing: self.standing_from_row(row).map_err(TxFailure::outcome)?,
+                bidder_has_bid: false,
+            };
+            locked.insert(
+                row.id,
+                Locked {
+                    item,
+                    changed: false,
+                },
+            );
+        }
+        let bidders: Vec<Uuid> = batch
+            .iter()
+            .map(|pending| pending.decision.command().bidder.as_uuid())
+            .collect();
+        let mut has_bid: HashSet<(Uuid, Uuid)> = bids::Entity::find()
+            .select_only()
+            .column(bids::Column::ItemId)
+            .column(bids::Column::UserId)
+            .filter(bids::Column::ItemId.is_in(item_ids))
+            .filter(bids::Column::UserId.is_in(bidders))
+            .into_tuple::<(Uuid, Uuid)>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .collect();
+
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut accepted = Vec::new();
+        for pending in batch {
+            let command = pending.decision.command();
+            let key = (command.item.as_uuid(), command.bidder.as_uuid());
+            let Some(state) = locked.get_mut(&key.0) else {
+                outcomes.push(Err(PlaceBidError::ItemNotFound));
+                continue;
+            };
+            state.item.bidder_has_bid = has_bid.contains(&key);
+            let placement = match pending.decision.decide(&state.item) {
+                Ok(placement) => placement,
+                Err(rejection) => {
+                    outcomes.push(Err(PlaceBidError::Rejected(rejection)));
+                    continue;
+                }
+            };
+            let price =
+                placement.standing.public().current_price.ok_or_else(|| {
+                    TxFailure::outcome(integrity("an accepted bid left no price"))
+                })?;
+            let at = db_time(placement.at);
+            accepted.push(bids::Model {
+                id: pending.bid_id.as_uuid(),
+                item_id: key.0,
+                user_id: key.1,
+                seq: i64::try_from(placement.seq)
+                    .map_err(|_| TxFailure::outcome(integrity("bid sequence overflow")))?,
+                sealed_offer: pending.sealed_offer.clone(),
+                created_at: at,
+                sealed_price_after: Some(
+                    seal_price(self.sealer(), command.item, placement.seq, price)
+                        .map_err(TxFailure::outcome)?,
+                ),
+            });
+            has_bid.insert(key);
+            state.item.standing = placement.standing;
+            state.changed = true;
+            outcomes.push(Ok(AcceptedBid {
+                bid: Bid {
+                    id: pending.bid_id,
+                    item: command.item,
+                    bidder: command.bidder,
+                    seq: placement.seq,
+                    offer: command.offer,
+                    created_at: at,
+                },
+                item: state.item.item.clone(),
+                placement,
+            }));
+        }
+        if accepted.is_empty() {
+            return Ok(outcomes);
+        }
+        let inserted =
+            bids::Entity::insert_many(accepted.into_iter().map(|row| bids::ActiveModel {
+                id: Set(row.id),
+                item_id: Set(row.item_id),
+                user_id: Set(row.user_id),
+                seq: Set(row.seq),
+                sealed_offer: Set(row.sealed_offer),
+                created_at: Set(row.created_at),
+                sealed_price_after: Set(row.sealed_price_after),
+            }))
+            .exec_without_returning(txn)
+            .await;
+        match inserted {
+            Err(err) if react(&err) == Reaction::Duplicate => {
+                return Err(TxFailure::Outcome(BatchError::Duplicate));
+            }
+            other => other?,
+        };
+        let mut standings = Vec::new();
+        for (id, state) in locked.iter().filter(|(_, state)| state.changed) {
+            let item = ItemId::from_uuid(*id);
+            let leader =
+                state.item.standing.leader().ok_or_else(|| {
+                    TxFailure::outcome(integrity("an accepted bid left no leader"))
+                })?;
+            let bid_count = i64::try_from(state.item.standing.bid_count())
+                .map_err(|_| TxFailure::outcome(integrity("bid count overflow")))?;
+            let sealed = seal_leader(self.sealer(), item, leader).map_err(TxFailure::outcome)?;
+            standings.push((*id, leader.price.minor_units(), bid_count, sealed));
+        }
+        self.update_standings(txn, standings).await?;
+        Ok(outcomes)
+    }
+
+    /// Writes each changed item's public price, bid count and sealed standing:
+    /// one statement on PostgreSQL, one per item on SQLite (in process, where
+    /// a statement costs no round trip).
+    async fn update_standings(
+        &self,
+        txn: &impl ConnectionTrait,
+        standings: Vec<(Uuid, i64, i64, Vec<u8>)>,
+    ) -> Result<(), TxFailure<BatchError>> {
+        if txn.get_database_backend() == DbBackend::Postgres {
+            let mut sql = String::from(
+                r#"UPDATE "items" AS i SET "current_price" = v.price, "bid_count" = v.bid_count, "sealed_standing" = v.sealed FROM (VALUES "#,
+            );
+            let mut values: Vec<Value> = Vec::with_capacity(standings.len() * 4);
+            for (n, (id, price, bid_count, sealed)) in standings.into_iter().enumerate() {
+                let p = n * 4;
+                if n > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}::uuid, ${}::bigint, ${}::bigint, ${}::bytea)",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4
+                ));
+                values.extend([id.into(), price.into(), bid_count.into(), sealed.into()]);
+            }
+            sql.push_str(r#") AS v(id, price, bid_count, sealed) WHERE i."id" = v.id"#);
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                sql,
+                values,
+            ))
+            .await?;
+            return Ok(());
+        }
+        for (id, price, bid_count, sealed) in standings {
+            items::Entity::update_many()
+                .col_expr(items::Column::CurrentPrice, Expr::value(price))
+                .col_expr(items::Column::BidCount, Expr::value(bid_count))
+                .col_expr(items::Column::SealedStanding, Expr::value(sealed))
+                .filter(items::Column::Id.eq(id))
+                .exec(txn)
+                .await?;
+        }
+        Ok(())
+    }
+}
