@@ -1,0 +1,111 @@
+// One function per endpoint the app uses.
+import { api, accessToken, type TokenResponse } from './client';
+import type { BidPlaced, Item, ItemStatus, OwnBid, Page, Poison, RevealedBid, User } from './types';
+
+export async function register(body: { email: string; password: string; display_name?: string }) {
+  return (await api.post<User>('/auth/register', body)).data;
+}
+
+export async function verifyEmail(token: string) {
+  return (await api.post<User>('/auth/verify-email', { token })).data;
+}
+
+export async function resendVerification(email: string) {
+  await api.post('/auth/resend-verification', { email });
+}
+
+export async function login(body: { email: string; password: string }) {
+  const tokens = (await api.post<TokenResponse>('/auth/login', body)).data;
+  accessToken.set(tokens.access_token);
+  return tokens;
+}
+
+export async function logout() {
+  try {
+    await api.post('/auth/logout');
+  } finally {
+    accessToken.set(null);
+  }
+}
+
+export async function forgotPassword(email: string) {
+  await api.post('/auth/password/forgot', { email });
+}
+
+export async function resetPassword(token: string, new_password: string) {
+  await api.post('/auth/password/reset', { token, new_password });
+}
+
+export async function changePassword(current_password: string, new_password: string) {
+  const tokens = (
+    await api.post<TokenResponse>('/auth/password/change', { current_password, new_password })
+  ).data;
+  accessToken.set(tokens.access_token);
+}
+
+export async function me() {
+  return (await api.get<User>('/users/me')).data;
+}
+
+export async function listItems(status: ItemStatus | undefined, cursor: string | null) {
+  const params: Record<string, string> = { limit: '20' };
+  if (status) params.status = status;
+  if (cursor) params.cursor = cursor;
+  return (await api.get<Page<Item>>('/items', { params })).data;
+}
+
+export async function getItem(id: string) {
+  return (await api.get<Item>(`/items/${id}`)).data;
+}
+
+export async function createItem(body: {
+  title: string;
+  description: string;
+  base_price: number;
+  min_increment?: number;
+  currency?: string;
+  close_at: string;
+}) {
+  return (await api.post<Item>('/items', body)).data;
+}
+
+export async function cancelItem(id: string) {
+  return (await api.post<Item>(`/items/${id}/cancel`)).data;
+}
+
+export async function placeBid(id: string, amount: number, poison: Poison | null) {
+  const body = poison ? { amount, poison } : { amount };
+  return (await api.post<BidPlaced>(`/items/${id}/bid`, body)).data;
+}
+
+/** Your bid on an item, or `null` when you have none. */
+export async function ownBid(id: string): Promise<OwnBid | null> {
+  try {
+    return (await api.get<OwnBid>(`/items/${id}/bid`)).data;
+  } catch (error) {
+    if ((error as { status?: number }).status === 404) return null;
+    throw error;
+  }
+}
+
+export async function myBids(cursor: string | null) {
+  return (await api.get<Page<OwnBid>>('/me/bids', { params: cursor ? { cursor } : {} })).data;
+}
+
+/** Every revealed bid of a closed item, in `seq` order. */
+export async function revealedBids(id: string) {
+  const all: RevealedBid[] = [];
+  let cursor: string | null = null;
+  do {
+    const params: Record<string, string> = { limit: '100' };
+    if (cursor) params.cursor = cursor;
+    const page: Page<RevealedBid> = (await api.get<Page<RevealedBid>>(`/items/${id}/bids`, { params })).data;
+    all.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return all;
+}
+
+export async function wsTicket() {
+  return (await api.post<{ ticket: string; expires_in: number }>('/ws-ticket')).data;
+}

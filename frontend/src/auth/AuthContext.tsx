@@ -1,0 +1,73 @@
+// Who is logged in. The access token lives in memory (api/client.ts); on a
+// reload the session is restored through the refresh cookie.
+import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
+
+import { onLoggedOut, restoreSession } from '../api/client';
+import * as endpoints from '../api/endpoints';
+import type { User } from '../api/types';
+
+export interface Auth {
+  status: 'loading' | 'anonymous' | 'authenticated';
+  user: User | null;
+  login(email: string, password: string): Promise<void>;
+  logout(): Promise<void>;
+  refreshUser(): Promise<void>;
+}
+
+const AuthContext = createContext<Auth | null>(null);
+
+export function AuthProvider({ children }: { children: ReactNode }) {
+  const [user, setUser] = useState<User | null>(null);
+  const [status, setStatus] = useState<Auth['status']>('loading');
+
+  const refreshUser = useCallback(async () => {
+    const current = await endpoints.me();
+    setUser(current);
+    setStatus('authenticated');
+  }, []);
+
+  useEffect(() => {
+    let active = true;
+    restoreSession()
+      .then(async (restored) => {
+        if (!active) return;
+        if (restored) await refreshUser();
+        else setStatus('anonymous');
+      })
+      .catch(() => active && setStatus('anonymous'));
+    const stop = onLoggedOut(() => {
+      setUser(null);
+      setStatus('anonymous');
+    });
+    return () => {
+      active = false;
+      stop();
+    };
+  }, [refreshUser]);
+
+  const login = useCallback(
+    async (email: string, password: string) => {
+      await endpoints.login({ email, password });
+      await refreshUser();
+    },
+    [refreshUser],
+  );
+
+  const logout = useCallback(async () => {
+    try {
+      await endpoints.logout();
+    } finally {
+      setUser(null);
+      setStatus('anonymous');
+    }
+  }, []);
+
+  const value = useMemo(() => ({ status, user, login, logout, refreshUser }), [status, user, login, logout, refreshUser]);
+  return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
+}
+
+export function useAuth(): Auth {
+  const auth = useContext(AuthContext);
+  if (!auth) throw new Error('useAuth outside AuthProvider');
+  return auth;
+}

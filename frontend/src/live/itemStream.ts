@@ -1,0 +1,126 @@
+// The live view of one item from its Server-Sent Events: a pure reducer
+// (tested on its own) and the hook that feeds it from an EventSource.
+//
+// Event ids are the item's bid count, so the reducer ignores anything it
+// has already seen: after a reconnect EventSource sends Last-Event-ID and
+// the server replays exactly what was missed; a fresh snapshot replaces
+// the state whole.
+import { useEffect, useReducer, useRef } from 'react';
+
+import type { ClosedEvent, Item, PriceEvent } from '../api/types';
+
+export type StreamEvent =
+  | { type: 'snapshot'; id: number; data: Item }
+  | { type: 'price'; id: number; data: PriceEvent }
+  | { type: 'closed'; id: number; data: ClosedEvent };
+
+export interface ItemStreamState {
+  item: Item | null;
+  /** The id of the last event applied. */
+  lastId: number;
+  /** Bidding ended: nothing more will come. */
+  ended: boolean;
+  connected: boolean;
+}
+
+export const initialStreamState: ItemStreamState = {
+  item: null,
+  lastId: -1,
+  ended: false,
+  connected: false,
+};
+
+export type StreamAction = StreamEvent | { type: 'connection'; connected: boolean };
+
+export function reduceStream(state: ItemStreamState, action: StreamAction): ItemStreamState {
+  switch (action.type) {
+    case 'connection':
+      return { ...state, connected: action.connected };
+    case 'snapshot':
+      return {
+        ...state,
+        item: action.data,
+        lastId: action.id,
+        ended: action.data.status !== 'open',
+      };
+    case 'price': {
+      if (!state.item || action.id <= state.lastId) return state;
+      const { current_price, minimum_next_bid, bid_count } = action.data;
+      return {
+        ...state,
+        item: { ...state.item, current_price, minimum_next_bid, bid_count },
+        lastId: action.id,
+      };
+    }
+    case 'closed': {
+      if (!state.item || action.id <= state.lastId) return state;
+      const item: Item = { ...state.item, status: action.data.status };
+      if (action.data.status === 'closed') item.final_price = action.data.final_price;
+      return { ...state, item, lastId: action.id, ended: true };
+    }
+  }
+}
+
+/** Parses one MessageEvent of the stream; `null` for anything unexpected. */
+export function parseStreamEvent(type: string, message: MessageEvent<string>): StreamEvent | null {
+  const id = Number.parseInt(message.lastEventId, 10);
+  if (!Number.isFinite(id)) return null;
+  try {
+    const data: unknown = JSON.parse(message.data);
+    if (type === 'snapshot') return { type, id, data: data as Item };
+    if (type === 'price') return { type, id, data: data as PriceEvent };
+    if (type === 'closed') return { type, id, data: data as ClosedEvent };
+  } catch {
+    return null;
+  }
+  return null;
+}
+
+/**
+ * The live state of item `id`, and a callback for every applied price
+ * event. EventSource reconnects by itself with Last-Event-ID; if it gives up
+ * (the server went away for longer), the hook opens a new stream after a
+ * pause, which starts with a fresh snapshot.
+ */
+export function useItemStream(id: string, onPrice?: (price: PriceEvent) => void): ItemStreamState {
+  const [state, dispatch] = useReducer(reduceStream, initialStreamState);
+  const priceListener = useRef(onPrice);
+  priceListener.current = onPrice;
+
+  useEffect(() => {
+    let source: EventSource | null = null;
+    let retry: ReturnType<typeof setTimeout> | undefined;
+    let stopped = false;
+    let ended = false;
+
+    const open = () => {
+      source = new EventSource(`/events/${id}`);
+      source.onopen = () => dispatch({ type: 'connection', connected: true });
+      for (const type of ['snapshot', 'price', 'closed'] as const) {
+        source.addEventListener(type, (message) => {
+          const event = parseStreamEvent(type, message as MessageEvent<string>);
+          if (!event) return;
+          if (event.type === 'price') priceListener.current?.(event.data);
+          if (event.type === 'closed' || (event.type === 'snapshot' && event.data.status !== 'open')) {
+            ended = true;
+          }
+          dispatch(event);
+        });
+      }
+      source.onerror = () => {
+        dispatch({ type: 'connection', connected: false });
+        if (source?.readyState === EventSource.CLOSED && !stopped && !ended) {
+          retry = setTimeout(open, 3000);
+        }
+      };
+    };
+    open();
+    return () => {
+      stopped = true;
+      clearTimeout(retry);
+      source?.close();
+    };
+  }, [id]);
+
+  return state;
+}

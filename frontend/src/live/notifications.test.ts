@@ -1,0 +1,35 @@
+import type { Notification } from '../api/types';
+import { timeLeft } from '../components/Countdown';
+import { backoff, describe as describeNotification } from './notifications';
+
+const at = '2026-01-01T00:00:00Z';
+const item_id = 'lot';
+
+describe('notifications', () => {
+  it('read as sentences with the amounts formatted', () => {
+    const cases: [Notification, string][] = [
+      [{ type: 'outbid', data: { item_id, current_price: 13000, minimum_next_bid: 13500 }, at }, 'You were outbid: the price is now $130.00.'],
+      [{ type: 'auto_raised', data: { item_id, effective: 15500, remaining_budget: 4500 }, at }, 'Your poison raised your bid to $155.00; $45.00 of budget left.'],
+      [{ type: 'exhausted', data: { item_id, effective: 20000, current_price: 21000 }, at }, 'Your poison is spent: the price $210.00 is above your budget.'],
+      [{ type: 'won', data: { item_id, final_price: 30500 }, at }, 'You won! You pay $305.00.'],
+      [{ type: 'lost', data: { item_id, final_price: 30500 }, at }, 'The auction closed at $305.00; another bid won.'],
+    ];
+    for (const [notification, text] of cases) expect(describeNotification(notification)).toBe(text);
+  });
+
+  it('reconnect after a growing pause, capped at ten seconds', () => {
+    expect([0, 1, 2, 3, 10].map(backoff)).toEqual([500, 1000, 2000, 4000, 10_000]);
+  });
+});
+
+describe('the countdown', () => {
+  const now = new Date('2026-01-01T00:00:00Z');
+  const plus = (s: number) => new Date(now.getTime() + s * 1000);
+  it('shows the two largest units left', () => {
+    expect(timeLeft(plus(2 * 86400 + 3 * 3600), now)).toBe('2 d 3 h');
+    expect(timeLeft(plus(3600 + 120), now)).toBe('1 h 2 min');
+    expect(timeLeft(plus(125), now)).toBe('2 min 5 s');
+    expect(timeLeft(plus(9), now)).toBe('9 s');
+    expect(timeLeft(plus(0), now)).toBe('closing…');
+  });
+});

@@ -1,0 +1,314 @@
+// One auction, live: the price from the item's event stream, your bid and
+// its budget bar kept current by price events and your notifications, the
+// bid form with its poison, and after close the outcome and every bid.
+import { zodResolver } from '@hookform/resolvers/zod';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useEffect, useMemo, useState } from 'react';
+import { useForm } from 'react-hook-form';
+import { Link, useLocation, useParams } from 'react-router-dom';
+
+import { ApiError } from '../api/client';
+import * as endpoints from '../api/endpoints';
+import type { Item, OwnBid, RevealedBid } from '../api/types';
+import { useAuth } from '../auth/AuthContext';
+import { BudgetBar } from '../components/BudgetBar';
+import { Countdown } from '../components/Countdown';
+import { Field } from '../components/Field';
+import { ProblemAlert } from '../components/ProblemAlert';
+import { afterAutoRaise, afterLosingLead, afterPrice, budgetOf, type Budget } from '../budget';
+import { useItemStream } from '../live/itemStream';
+import { useNotifications } from '../live/notifications';
+import { formatMoney, parseMoney, toMajorText } from '../money';
+import { bidSchema, type BidFormInput, type BidFormOutput } from '../schemas';
+
+const STATE_TEXT: Record<string, string> = {
+  leading: 'Leading',
+  outbid: 'Outbid',
+  exhausted: 'Exhausted: your whole budget is spent',
+  won: 'Won',
+  lost: 'Lost',
+};
+
+/** The slider's upper end: room for several raises above the amount. */
+export function budgetCeiling(amount: number, minIncrement: number): number {
+  return Math.max(amount * 3, amount + 50 * minIncrement);
+}
+
+export function BidForm({ item, onPlaced }: { item: Item; onPlaced: (bid: OwnBid, item: Item) => void }) {
+  const schema = useMemo(() => bidSchema(item), [item]);
+  const [failure, setFailure] = useState<unknown>(null);
+  const { register, handleSubmit, watch, setValue, setError, formState } = useForm<BidFormInput, unknown, BidFormOutput>({
+    resolver: zodResolver(schema),
+    defaultValues: {
+      amount: toMajorText(item.minimum_next_bid, item.currency),
+      poisoned: false,
+      budget: toMajorText(item.minimum_next_bid * 2, item.currency),
+      step: toMajorText(item.min_increment, item.currency),
+    },
+  });
+  const poisoned = watch('poisoned');
+  const amountText = watch('amount');
+  const budgetText = watch('budget');
+  const amount = Math.max(item.minimum_next_bid, parseMoney(amountText, item.currency) ?? 0);
+  const sliderMax = budgetCeiling(amount, item.min_increment);
+  const budgetMinor = parseMoney(budgetText, item.currency) ?? amount;
+
+  const submit = handleSubmit(async (form) => {
+    setFailure(null);
+    try {
+      const placed = await endpoints.placeBid(item.id, form.amount, form.poison);
+      onPlaced(placed.bid, placed.item);
+    } catch (error) {
+      if (error instanceof ApiError) {
+        if (error.code === 'bid_too_low') {
+          const minimum = Number(error.problem.minimum_next_bid);
+          setError('amount', { type: 'server', message: `Bid at least ${formatMoney(minimum, item.currency)}` });
+          return;
+        }
+        const fields: Record<string, 'amount' | 'budget' | 'step'> = {
+          amount: 'amount',
+          'poison.budget': 'budget',
+          'poison.step': 'step',
+        };
+        let placed = false;
+        for (const problem of error.problem.errors ?? []) {
+          const field = fields[problem.field];
+          if (field) {
+            setError(field, { type: 'server', message: problem.message });
+            placed = true;
+          }
+        }
+        if (placed) return;
+      }
+      setFailure(error);
+    }
+  });
+
+  return (
+    <form onSubmit={submit} noValidate aria-labelledby="bid-title" className="bid-form">
+      <h2 id="bid-title">Place your one sealed bid</h2>
+      <p className="hint">You can bid once; a bid cannot be changed. Nobody sees it before the auction closes.</p>
+      <Field
+        label={`Amount (${item.currency.toUpperCase()})`}
+        inputMode="decimal"
+        hint={`At least ${formatMoney(item.minimum_next_bid, item.currency)}`}
+        registration={register('amount')}
+        error={formState.errors.amount?.message}
+      />
+      <div className="field checkbox">
+        <input id="poisoned" type="checkbox" {...register('poisoned')} />
+        <label htmlFor="poisoned">Poison: raise my bid automatically when outbid</label>
+      </div>
+      {poisoned && (
+        <fieldset>
+          <legend>Poison</legend>
+          <div className="field">
+            <label htmlFor="budget">Budget: the most you will ever pay</label>
+            <input
+              id="budget"
+              type="range"
+              min={amount}
+              max={sliderMax}
+              step={item.min_increment}
+              value={Math.min(Math.max(budgetMinor, amount), sliderMax)}
+              aria-valuetext={formatMoney(budgetMinor, item.currency)}
+              aria-describedby="budget-value"
+              onChange={(event) =>
+                setValue('budget', toMajorText(Number(event.target.value), item.currency), { shouldValidate: true })
+              }
+            />
+            <output id="budget-value" htmlFor="budget">
+              {formatMoney(budgetMinor, item.currency)}
+            </output>
+            {formState.errors.budget?.message && (
+              <p className="error" role="alert">
+                {formState.errors.budget.message}
+              </p>
+            )}
+          </div>
+          <Field
+            label={`Step (${item.currency.toUpperCase()})`}
+            inputMode="decimal"
+            hint={`How much to raise by; at least ${formatMoney(item.min_increment, item.currency)}`}
+            registration={register('step')}
+            error={formState.errors.step?.message}
+          />
+        </fieldset>
+      )}
+      <ProblemAlert error={failure} />
+      <button type="submit" disabled={formState.isSubmitting}>
+        Place bid
+      </button>
+    </form>
+  );
+}
+
+function YourBid({ bid, budget, currency }: { bid: OwnBid; budget: Budget; currency: string }) {
+  return (
+    <section aria-labelledby="yours-title" className="yours">
+      <h2 id="yours-title">Your bid</h2>
+      <p>
+        {formatMoney(bid.amount, currency)}
+        {bid.poison &&
+          ` with poison up to ${formatMoney(bid.poison.budget, currency)} in steps of ${formatMoney(bid.poison.step, currency)}`}
+      </p>
+      <p data-testid="bid-state" className={`state state-${budget.state}`}>
+        {STATE_TEXT[budget.state]}
+        {(budget.state === 'leading' || budget.state === 'won') && ` at ${formatMoney(budget.effective, currency)}`}
+      </p>
+      {bid.poison && <BudgetBar budget={budget} currency={currency} />}
+    </section>
+  );
+}
+
+function Revealed({ bids, item }: { bids: RevealedBid[]; item: Item }) {
+  return (
+    <section aria-labelledby="revealed-title">
+      <h2 id="revealed-title">Every bid, in arrival order</h2>
+      {bids.length === 0 ? (
+        <p>Nobody bid.</p>
+      ) : (
+        <div className="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">#</th>
+                <th scope="col">Amount</th>
+                <th scope="col">Poison</th>
+                <th scope="col">Result</th>
+              </tr>
+            </thead>
+            <tbody>
+              {bids.map((bid) => (
+                <tr key={bid.seq} data-testid="revealed-bid">
+                  <td>{bid.seq}</td>
+                  <td>{formatMoney(bid.amount, item.currency)}</td>
+                  <td>
+                    {bid.poison
+                      ? `up to ${formatMoney(bid.poison.budget, item.currency)}, step ${formatMoney(bid.poison.step, item.currency)}`
+                      : '—'}
+                  </td>
+                  <td>
+                    {bid.state === 'won' ? 'Won' : 'Lost'} at {formatMoney(bid.effective, item.currency)}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
+
+export function AuctionRoom() {
+  const { id = '' } = useParams();
+  const { status, user } = useAuth();
+  const location = useLocation();
+  const queryClient = useQueryClient();
+  const [bid, setBid] = useState<OwnBid | null>(null);
+  const [budget, setBudget] = useState<Budget | null>(null);
+
+  const stream = useItemStream(id, (price) => {
+    setBudget((current) => (bid && current ? afterPrice(bid, current, price.current_price) : current));
+  });
+  const item = stream.item;
+  const ended = item ? item.status !== 'open' : false;
+
+  const own = useQuery({
+    queryKey: ['own-bid', id, status, ended],
+    queryFn: () => endpoints.ownBid(id),
+    enabled: status === 'authenticated',
+  });
+  useEffect(() => {
+    if (own.data !== undefined) {
+      setBid(own.data);
+      setBudget(own.data ? budgetOf(own.data) : null);
+    }
+  }, [own.data]);
+
+  useNotifications((notification) => {
+    if (notification.data.item_id !== id || !bid) return;
+    if (notification.type === 'auto_raised') {
+      setBudget(afterAutoRaise(bid, notification.data.effective ?? bid.effective, notification.data.remaining_budget ?? 0));
+    } else if (notification.type === 'outbid' || notification.type === 'exhausted') {
+      setBudget(afterLosingLead(bid));
+    } else {
+      void queryClient.invalidateQueries({ queryKey: ['own-bid', id] });
+    }
+  });
+
+  const revealed = useQuery({
+    queryKey: ['revealed', id],
+    queryFn: () => endpoints.revealedBids(id),
+    enabled: item?.status === 'closed',
+  });
+
+  if (!item) {
+    return <p>{stream.connected ? 'Loading…' : 'Connecting…'}</p>;
+  }
+  const price = item.current_price;
+  return (
+    <article aria-labelledby="item-title" className="room">
+      <h1 id="item-title">{item.title}</h1>
+      {item.description && <p className="description">{item.description}</p>}
+      <dl className="facts">
+        <div>
+          <dt>Current price</dt>
+          <dd aria-live="polite" aria-atomic="true" data-testid="current-price">
+            {price === null ? 'No bids yet' : formatMoney(price, item.currency)}
+          </dd>
+        </div>
+        <div>
+          <dt>Minimum next bid</dt>
+          <dd data-testid="minimum-next-bid">{formatMoney(item.minimum_next_bid, item.currency)}</dd>
+        </div>
+        <div>
+          <dt>Bids</dt>
+          <dd data-testid="bid-count">{item.bid_count}</dd>
+        </div>
+        <div>
+          <dt>{item.status === 'open' ? 'Time left' : 'Status'}</dt>
+          <dd data-testid="status">
+            {item.status === 'open' ? <Countdown until={item.close_at} /> : item.status === 'closed' ? 'Closed' : 'Cancelled'}
+          </dd>
+        </div>
+      </dl>
+
+      {item.status === 'closed' && (
+        <section aria-labelledby="outcome-title" className="outcome" data-testid="outcome">
+          <h2 id="outcome-title">Result</h2>
+          <p>
+            {item.final_price === null || item.final_price === undefined
+              ? 'Closed without a winner.'
+              : `Sold for ${formatMoney(item.final_price, item.currency)}${
+                  bid?.state === 'won' || budget?.state === 'won' ? ' — to you!' : ''
+                }.`}
+          </p>
+        </section>
+      )}
+
+      {bid && budget && <YourBid bid={bid} budget={budget} currency={item.currency} />}
+
+      {item.status === 'open' && !bid && status === 'authenticated' && user?.id !== undefined && own.isFetched && (
+        <BidForm
+          item={item}
+          onPlaced={(placed) => {
+            setBid(placed);
+            setBudget(budgetOf(placed));
+          }}
+        />
+      )}
+      {item.status === 'open' && status === 'anonymous' && (
+        <p>
+          <Link to="/login" state={{ from: location.pathname }}>
+            Log in
+          </Link>{' '}
+          to bid.
+        </p>
+      )}
+      {revealed.data && <Revealed bids={revealed.data} item={item} />}
+      <ProblemAlert error={own.error ?? revealed.error} />
+    </article>
+  );
+}

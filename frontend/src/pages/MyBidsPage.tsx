@@ -1,0 +1,66 @@
+// Your bids, newest first, each with where it stands.
+import { useInfiniteQuery } from '@tanstack/react-query';
+import { Link } from 'react-router-dom';
+
+import { myBids } from '../api/endpoints';
+import { ProblemAlert } from '../components/ProblemAlert';
+import { toMajorText } from '../money';
+
+// A bid does not carry its item's currency; amounts show in major units.
+const amount = (minor: number) => toMajorText(minor, 'usd');
+
+export function MyBidsPage() {
+  const query = useInfiniteQuery({
+    queryKey: ['my-bids'],
+    queryFn: ({ pageParam }) => myBids(pageParam),
+    initialPageParam: null as string | null,
+    getNextPageParam: (last) => last.next_cursor,
+  });
+  const bids = query.data?.pages.flatMap((page) => page.items) ?? [];
+  return (
+    <section aria-labelledby="my-bids-title">
+      <h1 id="my-bids-title">My bids</h1>
+      <ProblemAlert error={query.error} />
+      {query.isPending ? (
+        <p>Loading…</p>
+      ) : bids.length === 0 ? (
+        <p>
+          You have not bid yet. <Link to="/">Find an auction</Link>
+        </p>
+      ) : (
+        <div className="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Item</th>
+                <th scope="col">Your bid</th>
+                <th scope="col">State</th>
+                <th scope="col">Budget left</th>
+              </tr>
+            </thead>
+            <tbody>
+              {bids.map((bid) => (
+                <tr key={bid.id}>
+                  <td>
+                    <Link to={`/items/${bid.item_id}`}>Open the auction</Link>
+                  </td>
+                  <td>
+                    {amount(bid.amount)}
+                    {bid.poison && ` (poison up to ${amount(bid.poison.budget)})`}
+                  </td>
+                  <td>{bid.state}</td>
+                  <td>{bid.poison ? amount(bid.remaining_budget) : '—'}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {query.hasNextPage && (
+        <button type="button" className="secondary" onClick={() => void query.fetchNextPage()}>
+          Load more
+        </button>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,110 @@
+import { bidSchema, changePasswordSchema, itemSchema, loginSchema, registerSchema, resetSchema } from './schemas';
+
+const messages = (result: { success: boolean; error?: { issues: { path: PropertyKey[]; message: string }[] } }) =>
+  Object.fromEntries((result.error?.issues ?? []).map((issue) => [issue.path.join('.'), issue.message]));
+
+describe('the register form', () => {
+  it('counts the password in code points, never truncates, and checks the address', () => {
+    const fourteen = '🐍'.repeat(14); // 28 UTF-16 units, 14 characters
+    expect(messages(registerSchema.safeParse({ email: 'ann@example.com', password: fourteen }))).toEqual({
+      password: 'Use at least 15 characters',
+    });
+    expect(registerSchema.safeParse({ email: 'ann@example.com', password: '🐍'.repeat(15) }).success).toBe(true);
+    expect(messages(registerSchema.safeParse({ email: 'ann@example.com', password: 'x'.repeat(129) }))).toEqual({
+      password: 'Use at most 128 characters',
+    });
+    expect(messages(registerSchema.safeParse({ email: 'not an address', password: 'violet kettle drums' }))).toEqual({
+      email: 'Enter a valid e-mail address',
+    });
+  });
+});
+
+describe('the other account forms', () => {
+  it('need their fields and matching repeats', () => {
+    expect(Object.keys(messages(loginSchema.safeParse({ email: '', password: '' })))).toEqual(['email', 'password']);
+    expect(messages(resetSchema.safeParse({ new_password: 'violet kettle drums', confirm: 'violet kettle drum' }))).toEqual({
+      confirm: 'The passwords differ',
+    });
+    expect(
+      messages(
+        changePasswordSchema.safeParse({
+          current_password: 'violet kettle drums',
+          new_password: 'violet kettle drums',
+          confirm: 'violet kettle drums',
+        }),
+      ),
+    ).toEqual({ new_password: 'Choose a password you have not used here' });
+  });
+});
+
+describe('the bid form', () => {
+  const item = { currency: 'usd', minimum_next_bid: 12_500, min_increment: 500 };
+  const schema = bidSchema(item);
+
+  it('sends a plain bid in minor units', () => {
+    expect(schema.parse({ amount: '125', poisoned: false, budget: '', step: '' })).toEqual({ amount: 12_500, poison: null });
+  });
+
+  it('refuses less than the minimum next bid and malformed amounts', () => {
+    expect(messages(schema.safeParse({ amount: '124.99', poisoned: false, budget: '', step: '' }))).toEqual({
+      amount: 'Bid at least the minimum next bid',
+    });
+    expect(messages(schema.safeParse({ amount: '12.345', poisoned: false, budget: '', step: '' }))).toEqual({
+      amount: 'Enter an amount like 12.50',
+    });
+    expect(messages(schema.safeParse({ amount: '0', poisoned: false, budget: '', step: '' }))).toHaveProperty('amount');
+  });
+
+  it('checks the poison as the server does: budget ≥ amount, step ≥ increment', () => {
+    expect(schema.parse({ amount: '125', poisoned: true, budget: '200', step: '5' })).toEqual({
+      amount: 12_500,
+      poison: { budget: 20_000, step: 500 },
+    });
+    expect(messages(schema.safeParse({ amount: '125', poisoned: true, budget: '124', step: '4.99' }))).toEqual({
+      budget: 'The budget must be at least the amount',
+      step: 'The step must be at least the minimum increment',
+    });
+    expect(messages(schema.safeParse({ amount: '125', poisoned: true, budget: 'lots', step: '5' }))).toEqual({
+      budget: 'Enter a budget like 12.50',
+    });
+  });
+});
+
+describe('the new-item form', () => {
+  const now = new Date('2026-06-01T12:00:00Z');
+  const schema = itemSchema(() => now);
+  const valid = {
+    title: ' Lamp ',
+    description: 'Brass',
+    currency: 'EUR',
+    base_price: '10',
+    min_increment: '0.50',
+    close_at: '2026-06-02T12:00:00Z',
+  };
+
+  it('converts to what the API takes', () => {
+    expect(schema.parse(valid)).toEqual({
+      title: 'Lamp',
+      description: 'Brass',
+      currency: 'eur',
+      base_price: 1000,
+      min_increment: 50,
+      close_at: '2026-06-02T12:00:00.000Z',
+    });
+  });
+
+  it('names every broken rule', () => {
+    const result = schema.safeParse({
+      title: '',
+      description: 'x'.repeat(10_001),
+      currency: 'dollars',
+      base_price: '0',
+      min_increment: 'a',
+      close_at: '2026-06-01T11:00:00Z',
+    });
+    expect(Object.keys(messages(result)).sort()).toEqual(['base_price', 'close_at', 'currency', 'description', 'min_increment', 'title']);
+    expect(messages(schema.safeParse({ ...valid, close_at: '2027-06-02T12:00:00Z' }))).toEqual({
+      close_at: 'Choose a time at most a year ahead',
+    });
+  });
+});

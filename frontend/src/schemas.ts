@@ -1,0 +1,143 @@
+// One zod schema per form: the same rules the server checks (api.md,
+// auction-rules.md), so a mistake is shown before anything is sent. The
+// form's types are inferred from them.
+import { z } from 'zod';
+
+import type { Item } from './api/types';
+import { MAX_MINOR, fractionDigits, parseMoney } from './money';
+
+/** Password length is counted in Unicode code points, as on the server. */
+export const codePoints = (text: string) => [...text].length;
+
+export const PASSWORD_MIN = 15;
+export const PASSWORD_MAX = 128;
+
+const email = z.string().trim().min(1, 'Enter your e-mail address').pipe(z.email('Enter a valid e-mail address'));
+
+const newPassword = z
+  .string()
+  .refine((p) => codePoints(p) >= PASSWORD_MIN, `Use at least ${PASSWORD_MIN} characters`)
+  .refine((p) => codePoints(p) <= PASSWORD_MAX, `Use at most ${PASSWORD_MAX} characters`);
+
+export const registerSchema = z.object({
+  email,
+  display_name: z.string().trim().max(100, 'Use at most 100 characters').optional(),
+  password: newPassword,
+});
+export type RegisterForm = z.infer<typeof registerSchema>;
+
+export const loginSchema = z.object({
+  email,
+  password: z.string().min(1, 'Enter your password'),
+});
+export type LoginForm = z.infer<typeof loginSchema>;
+
+export const forgotSchema = z.object({ email });
+export type ForgotForm = z.infer<typeof forgotSchema>;
+
+export const resetSchema = z
+  .object({ new_password: newPassword, confirm: z.string() })
+  .refine((f) => f.new_password === f.confirm, { path: ['confirm'], message: 'The passwords differ' });
+export type ResetForm = z.infer<typeof resetSchema>;
+
+export const changePasswordSchema = z
+  .object({
+    current_password: z.string().min(1, 'Enter your current password'),
+    new_password: newPassword,
+    confirm: z.string(),
+  })
+  .refine((f) => f.new_password === f.confirm, { path: ['confirm'], message: 'The passwords differ' })
+  .refine((f) => f.new_password !== f.current_password, {
+    path: ['new_password'],
+    message: 'Choose a password you have not used here',
+  });
+export type ChangePasswordForm = z.infer<typeof changePasswordSchema>;
+
+/** What a person typed in a money field, as minor units or what is wrong. */
+function readMoney(text: string, currency: string, label: string): { value: number } | { message: string } {
+  const minor = parseMoney(text, currency);
+  if (minor === null) {
+    return {
+      message: fractionDigits(currency) > 0 ? `Enter ${label} like 12.50` : `Enter ${label} as a whole number`,
+    };
+  }
+  if (minor < 1 || minor > MAX_MINOR) {
+    return { message: `Enter ${label} above zero and at most 10,000,000,000` };
+  }
+  return { value: minor };
+}
+
+type Context = z.RefinementCtx;
+
+/** Reads a money field, reporting its problem on `path`; `null` when wrong. */
+function moneyField(context: Context, path: string, text: string, currency: string, label: string): number | null {
+  const read = readMoney(text, currency, label);
+  if ('message' in read) {
+    context.addIssue({ code: 'custom', path: [path], message: read.message });
+    return null;
+  }
+  return read.value;
+}
+
+/**
+ * The bid form of `item`: amount at least the minimum next bid; with poison,
+ * a budget of at least the amount and a step of at least the item's
+ * minimum increment (the server's order of checks). Every problem is
+ * reported at once, each on its field.
+ */
+export function bidSchema(item: Pick<Item, 'currency' | 'minimum_next_bid' | 'min_increment'>) {
+  return z
+    .object({ amount: z.string(), poisoned: z.boolean(), budget: z.string(), step: z.string() })
+    .transform((form, context) => {
+      const amount = moneyField(context, 'amount', form.amount, item.currency, 'an amount');
+      if (amount !== null && amount < item.minimum_next_bid) {
+        context.addIssue({ code: 'custom', path: ['amount'], message: 'Bid at least the minimum next bid' });
+      }
+      if (!form.poisoned) return amount === null ? z.NEVER : { amount, poison: null };
+      const budget = moneyField(context, 'budget', form.budget, item.currency, 'a budget');
+      if (budget !== null && amount !== null && budget < amount) {
+        context.addIssue({ code: 'custom', path: ['budget'], message: 'The budget must be at least the amount' });
+      }
+      const step = moneyField(context, 'step', form.step, item.currency, 'a step');
+      if (step !== null && step < item.min_increment) {
+        context.addIssue({ code: 'custom', path: ['step'], message: 'The step must be at least the minimum increment' });
+      }
+      if (amount === null || budget === null || step === null) return z.NEVER;
+      return { amount, poison: { budget, step } };
+    });
+}
+export type BidFormInput = z.input<ReturnType<typeof bidSchema>>;
+export type BidFormOutput = z.output<ReturnType<typeof bidSchema>>;
+
+/** The admin's new item, every problem reported at once on its field. */
+export function itemSchema(now: () => Date = () => new Date()) {
+  return z
+    .object({
+      title: z.string(),
+      description: z.string(),
+      currency: z.string(),
+      base_price: z.string(),
+      min_increment: z.string(),
+      close_at: z.string(),
+    })
+    .transform((form, context) => {
+      const issue = (path: string, message: string) => context.addIssue({ code: 'custom', path: [path], message });
+      const title = form.title.trim();
+      const description = form.description.trim();
+      const currency = form.currency.trim().toLowerCase();
+      if (!title) issue('title', 'Enter a title');
+      else if (codePoints(title) > 200) issue('title', 'Use at most 200 characters');
+      if (codePoints(description) > 10_000) issue('description', 'Use at most 10,000 characters');
+      const currencyValid = /^[a-z]{3}$/.test(currency);
+      if (!currencyValid) issue('currency', 'Use a three-letter currency code, like USD');
+      const base = moneyField(context, 'base_price', form.base_price, currencyValid ? currency : 'usd', 'a base price');
+      const increment = moneyField(context, 'min_increment', form.min_increment, currencyValid ? currency : 'usd', 'an increment');
+      const closeAt = new Date(form.close_at);
+      const ahead = closeAt.getTime() - now().getTime();
+      if (!form.close_at || Number.isNaN(closeAt.getTime()) || ahead <= 0) issue('close_at', 'Choose a time in the future');
+      else if (ahead > 365 * 24 * 3600 * 1000) issue('close_at', 'Choose a time at most a year ahead');
+      if (base === null || increment === null) return z.NEVER;
+      return { title, description, currency, base_price: base, min_increment: increment, close_at: closeAt.toISOString() };
+    });
+}
+export type ItemFormInput = z.input<ReturnType<typeof itemSchema>>;
