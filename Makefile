@@ -3,12 +3,13 @@ SHELL := bash
 CARGO ?= cargo
 COVERAGE_MIN ?= 80
 
-.PHONY: help run migrate test lint fmt cov bench bench-bids hooks services clean
+.PHONY: help run migrate test test-rust test-web e2e web lint fmt cov bench bench-bids hooks services clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-run: ## serve on the embedded default (SQLite and secrets in ./data)
+run: ## serve on the embedded default (SQLite and secrets in ./data), building the web app if missing
+	@[ -f frontend/dist/index.html ] || $(MAKE) web
 	$(CARGO) run -p poison-pill -- serve
 
 migrate: ## apply pending migrations to DATABASE_URL (default: ./data SQLite)
@@ -17,8 +18,23 @@ migrate: ## apply pending migrations to DATABASE_URL (default: ./data SQLite)
 services: ## make sure PostgreSQL and Redis answer (installs/starts them)
 	scripts/services.sh
 
-test: services ## every test: unit, property, integration on PostgreSQL and SQLite
+test: test-rust test-web e2e ## every test: Rust (unit, property, integration), web app (Vitest), end to end (Chromium)
+
+test-rust: services ## the Rust tests, on real PostgreSQL, SQLite and Redis
 	$(CARGO) nextest run --workspace --no-tests=warn
+
+test-web: ## the web app's unit tests (Vitest)
+	scripts/web-tools.sh
+	cd frontend && npm run typecheck && npm test
+
+web: ## build the web app into frontend/dist (served by `poison-pill serve`)
+	scripts/web-tools.sh
+	cd frontend && npm run build
+
+e2e: web ## end to end: the real server on the embedded default, driven by Chromium
+	scripts/web-tools.sh --browser
+	$(CARGO) build -p poison-pill
+	cd frontend && npm run e2e
 
 lint: ## formatting and clippy (warnings are errors)
 	$(CARGO) fmt --all --check

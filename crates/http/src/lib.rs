@@ -27,11 +27,13 @@ pub use ops::{MetricsSource, Probe, Probes};
 pub use state::AppState;
 
 /// Mounts every route: the API under `/api/v1` and its `/api` alias, the
-/// OpenAPI document and viewer, and the operational endpoints.
+/// OpenAPI document and viewer, the live streams, the operational endpoints,
+/// and the web app's files.
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         // The metrics recorder exists before the first request is counted.
         ops::prometheus();
+        let web_dir = state.web_dir.clone();
         cfg.app_data(web::Data::new(state))
             .app_data(web::PayloadConfig::new(extract::BODY_LIMIT))
             .route("/health", web::get().to(ops::health))
@@ -52,6 +54,18 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/ws", web::get().to(routes::live::websocket))
             .service(web::scope("/api/v1").configure(routes::api))
             .service(web::scope("/api").configure(routes::api));
+        // Last, so that everything above wins: the web app's files, and its
+        // index.html for every other path (client-side routes).
+        if let Some(dir) = web_dir {
+            let index = dir.join("index.html").display().to_string();
+            cfg.service(
+                actix_web_lab::web::spa()
+                    .index_file(index)
+                    .static_resources_mount("/")
+                    .static_resources_location(dir.display().to_string())
+                    .finish(),
+            );
+        }
     }
 }
 

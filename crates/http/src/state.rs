@@ -36,6 +36,8 @@ pub struct AppState {
     pub probes: Probes,
     /// Gauges refreshed when `/metrics` is scraped.
     pub metrics_sources: Vec<Arc<dyn MetricsSource>>,
+    /// The built web app (its `index.html` and assets), when there is one.
+    pub web_dir: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -207,7 +207,11 @@ impl Services {
         let policy = AuthPolicy {
             passwords: settings.password_policy,
             lockout: LockoutPolicy::default(),
-            lifetimes: TokenLifetimes::default(),
+            lifetimes: TokenLifetimes {
+                access: chrono::Duration::from_std(settings.access_token_ttl)
+                    .context("ACCESS_TOKEN_TTL_SECS: out of range")?,
+                ..TokenLifetimes::default()
+            },
             require_verified_email: settings.require_email_verification,
             public_url: settings.public_url.as_str().to_owned(),
         };
@@ -253,6 +257,11 @@ impl Services {
             cursors: CursorCodec::new(settings.jwt_secret.expose_secret().as_bytes()),
             probes,
             metrics_sources: vec![Arc::new(PoolGauges(self.database.clone()))],
+            web_dir: settings
+                .web_dir
+                .join("index.html")
+                .is_file()
+                .then(|| settings.web_dir.clone()),
         }
     }
 }
@@ -280,6 +289,12 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let services = Services::build(&settings).await?;
         let state = services.http_state(&settings);
+        if state.web_dir.is_none() {
+            tracing::warn!(
+                web_dir = %settings.web_dir.display(),
+                "no built web app there (run `make web`); serving the API only"
+            );
+        }
         let origins = settings.cors_origins.clone();
 
         let listener = TcpListener::bind(settings.bind_addr)

@@ -394,6 +394,10 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// `PASSWORD_HASH_THREADS`: hashes that may run at once (default: the cores).
     pub hash_threads: usize,
+    /// `WEB_DIR`: the built web app served at `/` (default `frontend/dist`).
+    pub web_dir: PathBuf,
+    /// `ACCESS_TOKEN_TTL_SECS`: how long an access token lives (default 900).
+    pub access_token_ttl: Duration,
 }
 
 impl fmt::Debug for Settings {
@@ -509,8 +513,21 @@ impl Settings {
             password_policy,
             cors_origins: env.parse("CORS_ALLOWED_ORIGINS", OriginList::default())?.0,
             hash_threads: hash_threads(env)?,
+            web_dir: env.parse("WEB_DIR", PathBuf::from("frontend/dist"))?,
+            access_token_ttl: access_token_ttl(env)?,
         })
     }
+}
+
+fn access_token_ttl(env: &Environment) -> Result<Duration, ConfigError> {
+    let seconds: u64 = env.parse("ACCESS_TOKEN_TTL_SECS", 900)?;
+    if !(1..=3600).contains(&seconds) {
+        return Err(ConfigError::new(
+            "ACCESS_TOKEN_TTL_SECS",
+            "must be from 1 to 3600 seconds",
+        ));
+    }
+    Ok(Duration::from_secs(seconds))
 }
 
 fn hash_threads(env: &Environment) -> Result<usize, ConfigError> {
@@ -767,6 +784,8 @@ mod tests {
             ("CORS_ALLOWED_ORIGINS", "https://a.example/path"),
             ("DATABASE_MAX_CONNECTIONS", "0"),
             ("PASSWORD_HASH_THREADS", "0"),
+            ("ACCESS_TOKEN_TTL_SECS", "0"),
+            ("ACCESS_TOKEN_TTL_SECS", "7200"),
             ("MAIL_FROM", "not a mailbox"),
         ] {
             let err = pg(&[(variable, value)]).unwrap_err();

@@ -281,10 +281,9 @@ export function AuctionRoom() {
           <p>
             {item.final_price === null || item.final_price === undefined
               ? 'Closed without a winner.'
-              : `Sold for ${formatMoney(item.final_price, item.currency)}${
-                  bid?.state === 'won' || budget?.state === 'won' ? ' — to you!' : ''
-                }.`}
+              : `Sold for ${formatMoney(item.final_price, item.currency)}.`}
           </p>
+          {budget?.state === 'won' && <p className="state state-won">You won.</p>}
         </section>
       )}
 

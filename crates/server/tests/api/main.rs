@@ -12,3 +12,4 @@ mod health;
 mod live;
 mod sessions;
 mod support;
+mod web;

@@ -1,0 +1,284 @@
+// End to end: the real server on the embedded default (SQLite, in-process
+// events, mail as files) serving the built web app, driven by Debian's
+// Chromium through playwright-core. Run by `npm run e2e` (after `npm run
+// build` and `cargo build -p poison-pill`); POISON_PILL_BIN overrides where
+// the server binary is.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import net from 'node:net';
+
+import AxeBuilder from '@axe-core/playwright';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '../..');
+const targetDir = process.env.CARGO_TARGET_DIR ?? join(root, 'target');
+const BIN = process.env.POISON_PILL_BIN ?? join(targetDir, 'debug', 'poison-pill');
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const PASSWORD = 'violet kettle drums at dawn';
+const ACCESS_TTL = 3; // seconds: long enough to use, short enough to expire in a test
+const screenshots = join(root, 'docs', 'screenshots');
+
+let server;
+let base;
+let dataDir;
+let browser;
+
+async function freePort() {
+  return new Promise((ok, fail) => {
+    const probe = net.createServer();
+    probe.once('error', fail);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => ok(port));
+    });
+  });
+}
+
+function environment(port) {
+  return {
+    ...process.env,
+    DATA_DIR: dataDir,
+    MAIL_DIR: join(dataDir, 'mail'),
+    BIND_ADDR: `127.0.0.1:${port}`,
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
+    WEB_DIR: join(root, 'frontend', 'dist'),
+    RATE_LIMIT_GLOBAL: '100000/10s',
+    RATE_LIMIT_AUTH: '100000/60s',
+    RATE_LIMIT_WRITE: '100000/60s',
+    ACCESS_TOKEN_TTL_SECS: String(ACCESS_TTL),
+    LOG_FORMAT: 'json',
+    RUST_LOG: 'warn',
+    DATABASE_URL: '',
+    REDIS_URL: '',
+  };
+}
+
+before(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'pp-e2e-'));
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  const env = environment(port);
+  const admin = spawnSync(BIN, ['admin', 'create-user', '--email', 'admin@example.com', '--role', 'admin', '--verified', '--password-stdin'], {
+    env,
+    input: `${PASSWORD}\n`,
+  });
+  assert.equal(admin.status, 0, `creating the admin failed: ${admin.stderr}`);
+  server = spawn(BIN, ['serve'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  for (let i = 0; i < 100; i++) {
+    try {
+      if ((await fetch(`${base}/health`)).ok) break;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'],
+  });
+  mkdirSync(screenshots, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill('SIGTERM');
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+/** The newest link of `kind` mailed to `email`. */
+async function mailedLink(email, kind) {
+  const dir = join(dataDir, 'mail');
+  for (let i = 0; i < 100; i++) {
+    let files = [];
+    try {
+      files = readdirSync(dir).map((name) => join(dir, name));
+    } catch {
+      // no mail yet
+    }
+    const links = files
+      .sort((a, b) => statSync(a).mtimeMs - statSync(b).mtimeMs)
+      .map((file) => readFileSync(file, 'utf8').replace(/=\r?\n/g, '').replace(/=3D/g, '='))
+      .filter((text) => text.toLowerCase().includes(`to: ${email}`))
+      .map((text) => text.match(new RegExp(`${base}/${kind}\\?token=[A-Za-z0-9_-]+`))?.[0])
+      .filter(Boolean);
+    if (links.length) return links.at(-1);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no ${kind} link for ${email}`);
+}
+
+/** No serious or critical axe violations on the page as it is now. */
+async function accessible(page, name) {
+  const results = await new AxeBuilder({ page }).analyze();
+  const serious = results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(
+    serious.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`),
+    [],
+    `accessibility violations on ${name}`,
+  );
+}
+
+async function registerAndVerify(context, email) {
+  const page = await context.newPage();
+  await page.goto(`${base}/register`);
+  await accessible(page, 'register');
+  await page.getByLabel('E-mail').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Register' }).click();
+  await page.getByText('Check your inbox').waitFor();
+  await page.goto(await mailedLink(email, 'verify-email'));
+  await page.getByText('Your address is verified').waitFor();
+  await accessible(page, 'verify-email');
+  await page.getByRole('main').getByRole('link', { name: 'Log in' }).click();
+  await page.getByLabel('E-mail').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await accessible(page, 'login');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('heading', { name: 'Auctions' }).waitFor();
+  return page;
+}
+
+/** Lists an item through the API as the admin; its id. */
+async function listItem(closesInSeconds, title = 'A brass lamp') {
+  const login = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: 'admin@example.com', password: PASSWORD }),
+  });
+  const { access_token } = await login.json();
+  const created = await fetch(`${base}/api/v1/items`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${access_token}` },
+    body: JSON.stringify({
+      title,
+      description: 'Brass, 1920s, works.',
+      base_price: 10000,
+      min_increment: 500,
+      close_at: new Date(Date.now() + closesInSeconds * 1000).toISOString(),
+    }),
+  });
+  assert.equal(created.status, 201);
+  return (await created.json()).id;
+}
+
+const text = async (page, testId) => (await page.getByTestId(testId).textContent())?.trim();
+
+test('two bidders: a poisoned bid defends itself live, then the auction closes for both', async () => {
+  const ann = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const bob = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const annPage = await registerAndVerify(ann, 'ann@example.com');
+  const bobPage = await registerAndVerify(bob, 'bob@example.com');
+  const item = await listItem(25);
+
+  // Ann bids 100.00 with poison up to 200.00 in steps of 10.00.
+  await annPage.goto(`${base}/items/${item}`);
+  await annPage.getByTestId('current-price').waitFor();
+  await accessible(annPage, 'auction room');
+  await annPage.getByLabel('Amount (USD)').fill('100.00');
+  await annPage.getByLabel(/Poison/).check();
+  const slider = annPage.getByLabel(/Budget/);
+  await slider.fill('20000');
+  await annPage.getByLabel('Step (USD)').fill('10.00');
+  await annPage.getByRole('button', { name: 'Place bid' }).click();
+  await annPage.getByTestId('bid-state').filter({ hasText: 'Leading at $100.00' }).waitFor();
+  assert.equal(await text(annPage, 'budget-left'), '$100.00 of $100.00 poison left');
+  await accessible(annPage, 'auction room with a bid');
+
+  // Bob bids a plain 150.00 on his phone; Ann's page follows without reload.
+  await bobPage.goto(`${base}/items/${item}`);
+  await bobPage.getByTestId('minimum-next-bid').filter({ hasText: '$105.00' }).waitFor();
+  await bobPage.getByLabel('Amount (USD)').fill('150.00');
+  await bobPage.getByRole('button', { name: 'Place bid' }).click();
+  await bobPage.getByTestId('bid-state').filter({ hasText: 'Outbid' }).waitFor();
+
+  await annPage.getByTestId('current-price').filter({ hasText: '$160.00' }).waitFor();
+  await annPage.getByTestId('bid-state').filter({ hasText: 'Leading at $160.00' }).waitFor();
+  assert.equal(await text(annPage, 'budget-left'), '$40.00 of $100.00 poison left');
+  const fill = await annPage.locator('.budget-fill').evaluate((el) => el.style.width);
+  assert.equal(fill, '40%');
+  await annPage.getByText(/Your poison raised your bid to \$160\.00/).waitFor();
+  await bobPage.getByText(/You were outbid/).waitFor();
+  await bobPage.getByTestId('current-price').filter({ hasText: '$160.00' }).waitFor();
+
+  await annPage.waitForTimeout(600); // let the budget bar's transition finish
+  await annPage.screenshot({ path: join(screenshots, 'auction-room-desktop.png'), fullPage: true });
+  await bobPage.screenshot({ path: join(screenshots, 'auction-room-phone.png'), fullPage: true });
+
+  // The item closes: both pages show the result and every bid.
+  for (const page of [annPage, bobPage]) {
+    await page.getByTestId('outcome').waitFor({ timeout: 40_000 });
+    assert.match(await text(page, 'outcome'), /Sold for \$160\.00/);
+    await page.getByTestId('revealed-bid').nth(1).waitFor();
+    assert.equal(await page.getByTestId('revealed-bid').count(), 2);
+  }
+  assert.match(await text(annPage, 'outcome'), /You won\./);
+  await annPage.getByTestId('bid-state').filter({ hasText: 'Won at $160.00' }).waitFor();
+  await bobPage.getByTestId('bid-state').filter({ hasText: 'Lost' }).waitFor();
+  await annPage.getByText('You won! You pay $160.00.').waitFor();
+  await accessible(annPage, 'closed auction');
+  await accessible(bobPage, 'closed auction on a phone');
+  await ann.close();
+  await bob.close();
+});
+
+test('the access token expires and is refreshed silently; logout ends the session', async () => {
+  const context = await browser.newContext();
+  const page = await registerAndVerify(context, 'cat@example.com');
+  await page.waitForTimeout((ACCESS_TTL + 6) * 1000); // past expiry and the server's leeway
+  await page.getByRole('link', { name: 'My bids' }).click();
+  await page.getByText('You have not bid yet.').waitFor();
+  await accessible(page, 'my bids');
+  await page.reload();
+  await page.getByRole('link', { name: 'My bids' }).waitFor(); // the cookie restored the session
+  await page.getByRole('button', { name: /Log out/ }).click();
+  await page.getByRole('heading', { name: 'Log in' }).waitFor();
+  await page.goto(`${base}/me/bids`);
+  await page.getByRole('heading', { name: 'Log in' }).waitFor();
+  await context.close();
+});
+
+test('a 422 from the server is shown next to its field', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${base}/register`);
+  await page.getByLabel('E-mail').fill('dan@example.com');
+  await page.getByLabel('Password').fill('password password password');
+  await page.getByRole('button', { name: 'Register' }).click();
+  const password = page.getByLabel('Password');
+  await page.locator('#' + (await password.getAttribute('id')) + '-error').waitFor();
+  assert.equal(await password.getAttribute('aria-invalid'), 'true');
+  await accessible(page, 'register with an error');
+  await context.close();
+});
+
+test('the other pages have no serious accessibility problems', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  for (const path of ['/', '/forgot-password', '/reset-password?token=x', '/no-such-page']) {
+    await page.goto(`${base}${path}`);
+    await page.locator('main').waitFor();
+    await page.waitForLoadState('networkidle');
+    await accessible(page, path);
+  }
+  const admin = await context.newPage();
+  await admin.goto(`${base}/login`);
+  await admin.getByLabel('E-mail').fill('admin@example.com');
+  await admin.getByLabel('Password').fill(PASSWORD);
+  await admin.getByRole('button', { name: 'Log in' }).click();
+  await admin.getByRole('link', { name: 'Admin' }).click();
+  await admin.getByRole('heading', { name: 'List an item' }).waitFor();
+  await accessible(admin, 'admin');
+  await admin.getByLabel('Title').fill('A walnut chair');
+  await admin.getByRole('button', { name: 'List item' }).click();
+  await admin.getByText('Listed "A walnut chair".').waitFor();
+  await admin.getByRole('button', { name: 'Cancel A walnut chair' }).click();
+  await admin.getByText('Cancelled "A walnut chair".').waitFor();
+  await context.close();
+});
