@@ -2,7 +2,7 @@
 // events, mail as files) serving the built web app, driven by Debian's
 // Chromium through playwright-core. Run by `npm run e2e` (after `npm run
 // build` and `cargo build -p poison-pill`); POISON_PILL_BIN overrides where
-// the server binary is.
+// the server binary is; UPDATE_SCREENSHOTS=1 refreshes docs/screenshots.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +22,11 @@ const BIN = process.env.POISON_PILL_BIN ?? join(targetDir, 'debug', 'poison-pill
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const PASSWORD = 'violet kettle drums at dawn';
 const ACCESS_TTL = 3; // seconds: long enough to use, short enough to expire in a test
-const screenshots = join(root, 'docs', 'screenshots');
+// The auction room's screenshots go to docs/ when asked (UPDATE_SCREENSHOTS=1),
+// else next to the test, so a test run leaves the tree as it was.
+const screenshots = process.env.UPDATE_SCREENSHOTS
+  ? join(root, 'docs', 'screenshots')
+  : join(here, 'artifacts');
 
 let server;
 let base;
