@@ -311,7 +311,8 @@ impl Application {
         })
         .listen(listener)?
         .run();
-        tracing::info!(port, "listening");
+        let url = format!("http://{}:{port}", settings.bind_addr.ip());
+        tracing::info!(port, %url, "listening: open {url}");
         Ok(Application {
             port,
             server,
