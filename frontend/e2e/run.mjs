@@ -241,6 +241,9 @@ test('the access token expires and is refreshed silently; logout ends the sessio
   await accessible(page, 'my bids');
   await page.reload();
   await page.getByRole('link', { name: 'My bids' }).waitFor(); // the cookie restored the session
+  await page.getByRole('link', { name: 'Password' }).click();
+  await page.getByRole('heading', { name: 'Change your password' }).waitFor();
+  await accessible(page, 'change password');
   await page.getByRole('button', { name: /Log out/ }).click();
   await page.getByRole('heading', { name: 'Log in' }).waitFor();
   await page.goto(`${base}/me/bids`);

@@ -161,18 +161,24 @@ function YourBid({ bid, budget, currency }: { bid: OwnBid; budget: Budget; curre
   );
 }
 
-function Revealed({ bids, item }: { bids: RevealedBid[]; item: Item }) {
+/** A bidder as others may name them after close: you, or a short id. */
+function bidderName(id: string, me: string | undefined): string {
+  return id === me ? 'you' : `bidder ${id.slice(-6)}`;
+}
+
+function Revealed({ bids, item, me }: { bids: RevealedBid[]; item: Item; me: string | undefined }) {
   return (
     <section aria-labelledby="revealed-title">
       <h2 id="revealed-title">Every bid, in arrival order</h2>
       {bids.length === 0 ? (
         <p>Nobody bid.</p>
       ) : (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0} role="region" aria-label="Every bid">
           <table>
             <thead>
               <tr>
                 <th scope="col">#</th>
+                <th scope="col">Bidder</th>
                 <th scope="col">Amount</th>
                 <th scope="col">Poison</th>
                 <th scope="col">Result</th>
@@ -182,6 +188,7 @@ function Revealed({ bids, item }: { bids: RevealedBid[]; item: Item }) {
               {bids.map((bid) => (
                 <tr key={bid.seq} data-testid="revealed-bid">
                   <td>{bid.seq}</td>
+                  <td>{bidderName(bid.bidder_id, me)}</td>
                   <td>{formatMoney(bid.amount, item.currency)}</td>
                   <td>
                     {bid.poison
@@ -243,6 +250,13 @@ export function AuctionRoom() {
     queryFn: () => endpoints.revealedBids(id),
     enabled: item?.status === 'closed',
   });
+  // The closed event says whether there is a winner, not who: read it once.
+  const closedItem = useQuery({
+    queryKey: ['item', id, 'closed'],
+    queryFn: () => endpoints.getItem(id),
+    enabled: item?.status === 'closed' && item.winner_id === undefined,
+  });
+  const winner = item?.winner_id ?? closedItem.data?.winner_id;
 
   if (!item) {
     return <p>{stream.connected ? 'Loading…' : 'Connecting…'}</p>;
@@ -281,7 +295,9 @@ export function AuctionRoom() {
           <p>
             {item.final_price === null || item.final_price === undefined
               ? 'Closed without a winner.'
-              : `Sold for ${formatMoney(item.final_price, item.currency)}.`}
+              : `Sold for ${formatMoney(item.final_price, item.currency)}${
+                  winner ? ` to ${bidderName(winner, user?.id)}` : ''
+                }.`}
           </p>
           {budget?.state === 'won' && <p className="state state-won">You won.</p>}
         </section>
@@ -306,7 +322,7 @@ export function AuctionRoom() {
           to bid.
         </p>
       )}
-      {revealed.data && <Revealed bids={revealed.data} item={item} />}
+      {revealed.data && <Revealed bids={revealed.data} item={item} me={user?.id} />}
       <ProblemAlert error={own.error ?? revealed.error} />
     </article>
   );

@@ -28,7 +28,7 @@ export function MyBidsPage() {
           You have not bid yet. <Link to="/">Find an auction</Link>
         </p>
       ) : (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0} role="region" aria-label="Your bids">
           <table>
             <thead>
               <tr>

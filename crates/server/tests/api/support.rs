@@ -66,6 +66,33 @@ pub struct TestApp {
     _data_dir: tempfile::TempDir,
 }
 
+/// The settings every test server starts from: its database, files and
+/// Redis prefix, the test secrets, and limits raised out of the way.
+fn base_vars(
+    database_url: &str,
+    data_dir: &std::path::Path,
+    mail_dir: &std::path::Path,
+    redis_prefix: &str,
+) -> Vec<(String, String)> {
+    [
+        ("DATABASE_URL", database_url.to_owned()),
+        ("DATA_DIR", data_dir.display().to_string()),
+        ("MAIL_DIR", mail_dir.display().to_string()),
+        ("BIND_ADDR", "127.0.0.1:0".to_owned()),
+        ("PUBLIC_URL", "https://auction.test".to_owned()),
+        ("JWT_SECRET", JWT_SECRET.to_owned()),
+        ("BID_SEALING_KEY", SEALING_KEY.to_owned()),
+        ("LOG_FORMAT", "json".to_owned()),
+        ("RATE_LIMIT_GLOBAL", "100000/10s".to_owned()),
+        ("RATE_LIMIT_AUTH", "100000/60s".to_owned()),
+        ("RATE_LIMIT_WRITE", "100000/60s".to_owned()),
+        ("REDIS_KEY_PREFIX", redis_prefix.to_owned()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value))
+    .collect()
+}
+
 /// A logged-in session.
 #[derive(Clone, Debug)]
 pub struct Session {
@@ -83,20 +110,7 @@ impl TestApp {
         let data_dir = tempfile::tempdir().unwrap();
         let mail_dir = data_dir.path().join("mail");
         let redis_prefix = format!("pp-test:{}:", uuid::Uuid::new_v4().simple());
-        let mut vars: Vec<(String, String)> = vec![
-            ("DATABASE_URL".into(), database.url.clone()),
-            ("DATA_DIR".into(), data_dir.path().display().to_string()),
-            ("MAIL_DIR".into(), mail_dir.display().to_string()),
-            ("BIND_ADDR".into(), "127.0.0.1:0".into()),
-            ("PUBLIC_URL".into(), "https://auction.test".into()),
-            ("JWT_SECRET".into(), JWT_SECRET.into()),
-            ("BID_SEALING_KEY".into(), SEALING_KEY.into()),
-            ("LOG_FORMAT".into(), "json".into()),
-            ("RATE_LIMIT_GLOBAL".into(), "100000/10s".into()),
-            ("RATE_LIMIT_AUTH".into(), "100000/60s".into()),
-            ("RATE_LIMIT_WRITE".into(), "100000/60s".into()),
-            ("REDIS_KEY_PREFIX".into(), redis_prefix.clone()),
-        ];
+        let mut vars = base_vars(&database.url, data_dir.path(), &mail_dir, &redis_prefix);
         match options.redis {
             RedisMode::Real => vars.push(("REDIS_URL".into(), "redis://127.0.0.1:6379".into())),
             RedisMode::Unreachable => {
@@ -331,21 +345,13 @@ impl TestApp {
     /// and secrets), as another instance of one deployment.
     pub async fn sibling(&self) -> Sibling {
         let data_dir = tempfile::tempdir().unwrap();
-        let vars: Vec<(String, String)> = vec![
-            ("DATABASE_URL".into(), self.database.url.clone()),
-            ("DATA_DIR".into(), data_dir.path().display().to_string()),
-            ("MAIL_DIR".into(), self.mail_dir.display().to_string()),
-            ("BIND_ADDR".into(), "127.0.0.1:0".into()),
-            ("PUBLIC_URL".into(), "https://auction.test".into()),
-            ("JWT_SECRET".into(), JWT_SECRET.into()),
-            ("BID_SEALING_KEY".into(), SEALING_KEY.into()),
-            ("LOG_FORMAT".into(), "json".into()),
-            ("RATE_LIMIT_GLOBAL".into(), "100000/10s".into()),
-            ("RATE_LIMIT_AUTH".into(), "100000/60s".into()),
-            ("RATE_LIMIT_WRITE".into(), "100000/60s".into()),
-            ("REDIS_KEY_PREFIX".into(), self.redis_prefix.clone()),
-            ("REDIS_URL".into(), "redis://127.0.0.1:6379".into()),
-        ];
+        let mut vars = base_vars(
+            &self.database.url,
+            data_dir.path(),
+            &self.mail_dir,
+            &self.redis_prefix,
+        );
+        vars.push(("REDIS_URL".into(), "redis://127.0.0.1:6379".into()));
         let settings = Settings::from_env(&Environment::from_map(vars)).unwrap();
         let app = Application::build(settings).await.unwrap();
         let address = format!("http://127.0.0.1:{}", app.port());
