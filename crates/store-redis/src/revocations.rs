@@ -9,6 +9,11 @@ use redis::AsyncCommands;
 
 use crate::Redis;
 
+/// The blacklist's key of `token`.
+pub(crate) fn revoked_key(redis: &Redis, token: TokenId) -> String {
+    redis.key(&format!("revoked:{token}"))
+}
+
 /// Revoked token ids as keys that expire with the token (plus the verifier's
 /// leeway, so a token is never accepted again in its last seconds).
 #[derive(Debug)]
@@ -25,7 +30,7 @@ impl RedisRevocationList {
     }
 
     fn key(&self, token: TokenId) -> String {
-        self.redis.key(&format!("revoked:{token}"))
+        revoked_key(&self.redis, token)
     }
 }
 
