@@ -116,16 +116,6 @@ impl AccessTokens for JwtAccessTokens {
             .map_err(|e| StoreError::Unknown(anyhow::anyhow!("cannot sign an access token: {e}")))
     }
 
-    fn claimed_token_id(&self, token: &str) -> Option<TokenId> {
-        #[derive(Deserialize)]
-        struct Jti {
-            jti: String,
-        }
-        jsonwebtoken::dangerous::insecure_decode_claims::<Jti>(token)
-            .ok()
-            .and_then(|claims| claims.jti.parse().ok())
-    }
-
     fn verify(&self, token: &str, now: Timestamp) -> Result<AccessClaims, TokenRejected> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| rejected(e.kind()))?;
@@ -329,29 +319,5 @@ mod tests {
             tokens().verify("garbage", c.issued_at),
             Err(TokenRejected::Malformed)
         );
-    }
-
-    #[test]
-    fn the_claimed_token_id_is_read_without_trusting_anything() {
-        let tokens = tokens();
-        let issued = claims();
-        let token = tokens.issue(&issued).unwrap();
-        assert_eq!(tokens.claimed_token_id(&token), Some(issued.token));
-        // A forgery claims whatever it likes; verify is what refuses it.
-        let forged = forge(
-            json!({"alg": "HS256", "typ": "JWT"}),
-            &json!({"jti": issued.token.to_string()}),
-            b"another key",
-        );
-        assert_eq!(tokens.claimed_token_id(&forged), Some(issued.token));
-        assert!(tokens.verify(&forged, Utc::now()).is_err());
-        for garbage in [
-            "",
-            "a.b.c",
-            "not a token",
-            &forge(json!({"alg": "HS256"}), &json!({"sub": "x"}), SECRET),
-        ] {
-            assert_eq!(tokens.claimed_token_id(garbage), None, "{garbage}");
-        }
     }
 }

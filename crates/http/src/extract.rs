@@ -6,7 +6,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use pp_domain::auth::service::AuthError;
-use pp_domain::auth::{Principal, RequestContext, RevocationHint, TokenRejected};
+use pp_domain::auth::{Principal, RequestContext, TokenRejected};
 use pp_domain::ports::StoreError;
 use serde::de::DeserializeOwned;
 
@@ -192,18 +192,6 @@ pub fn store_failure(error: &StoreError) -> ApiError {
     }
 }
 
-/// The token of an `Authorization: Bearer …` header, if any.
-pub(crate) fn bearer_token(request: &HttpRequest) -> Option<&str> {
-    let value = request
-        .headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
 /// The bearer token's account. 401 `unauthorized` without a token, 401
 /// `invalid_token` for a bad, expired or revoked one; only access tokens pass.
 #[derive(Debug, Clone)]
@@ -215,10 +203,16 @@ impl FromRequest for Authenticated {
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = request.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer_token(request).map(str::to_owned);
-        // What the blacklist said of this token while the rate limit was
-        // counted, in the same round trip (middleware::enforce).
-        let hint = request.extensions().get::<RevocationHint>().copied();
+        let token = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| {
+                let (scheme, token) = value.trim().split_once(' ')?;
+                scheme
+                    .eq_ignore_ascii_case("bearer")
+                    .then(|| token.trim().to_owned())
+            });
         Box::pin(async move {
             let state =
                 state.ok_or_else(|| ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR))?;
@@ -229,7 +223,7 @@ impl FromRequest for Authenticated {
                     "Bearer",
                 ));
             };
-            match state.auth.authenticate_with(&token, hint).await {
+            match state.auth.authenticate(&token).await {
                 Ok(principal) => Ok(Authenticated(principal)),
                 Err(AuthError::Rejected(reason)) => {
                     tracing::debug!(%reason, "bearer token refused");

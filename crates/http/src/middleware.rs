@@ -12,7 +12,6 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpResponse, web};
 use ipnet::IpNet;
-use pp_domain::auth::RevocationHint;
 use pp_domain::auth::ports::{RateDecision, RateLimit};
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
@@ -343,42 +342,11 @@ pub async fn enforce(
     class: LimitClass,
     subject: &str,
 ) -> Result<(), ApiError> {
-    enforce_checking(request, class, subject, false).await
-}
-
-/// [`enforce`]; with `check_bearer`, the bearer token's blacklist entry is
-/// looked up in the same round trip and left for the extractor as a
-/// [`RevocationHint`].
-async fn enforce_checking(
-    request: &actix_web::HttpRequest,
-    class: LimitClass,
-    subject: &str,
-    check_bearer: bool,
-) -> Result<(), ApiError> {
     let Some(state) = request.app_data::<web::Data<AppState>>() else {
         return Ok(());
     };
     let key = format!("{}:{subject}", class.name());
-    let limit = state.limits.of(class);
-    let token = check_bearer
-        .then(|| crate::extract::bearer_token(request))
-        .flatten()
-        .and_then(|bearer| state.auth.claimed_token_id(bearer));
-    let decision = match token {
-        Some(token) => {
-            let (decision, revoked) = state
-                .limiter
-                .hit_checking_revocation(&key, limit, token)
-                .await;
-            if let Some(revoked) = revoked {
-                request
-                    .extensions_mut()
-                    .insert(RevocationHint { token, revoked });
-            }
-            decision
-        }
-        None => state.limiter.hit(&key, limit).await,
-    };
+    let decision = state.limiter.hit(&key, state.limits.of(class)).await;
     request
         .extensions_mut()
         .get_or_insert_with(Decisions::default)
@@ -416,8 +384,7 @@ async fn limit_by_ip<B: MessageBody + 'static>(
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B, BoxBody>>, Error> {
     let key = client_key(request.request());
-    let check_bearer = class == LimitClass::Global;
-    if let Err(error) = enforce_checking(request.request(), class, &key, check_bearer).await {
+    if let Err(error) = enforce(request.request(), class, &key).await {
         let (request, _) = request.into_parts();
         let response = HttpResponse::from_error(error);
         return Ok(ServiceResponse::new(request, response).map_into_right_body());

@@ -119,16 +119,6 @@ impl RateLimiter for MemoryRateLimiter {
     async fn hit(&self, key: &str, limit: RateLimit) -> RateDecision {
         self.decide(key, limit, Instant::now())
     }
-
-    /// The in-process blacklist is a separate, free lookup: nothing to save.
-    async fn hit_checking_revocation(
-        &self,
-        key: &str,
-        limit: RateLimit,
-        _token: TokenId,
-    ) -> (RateDecision, Option<bool>) {
-        (self.hit(key, limit).await, None)
-    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pp_domain::TokenId;
 use pp_domain::auth::ports::{RateDecision, RateLimit, RateLimiter};
 use pp_store_memory::MemoryRateLimiter;
 
@@ -13,9 +12,7 @@ use crate::Redis;
 /// One atomic call per hit: drop hits older than the window, count, add this
 /// one if there is room, and (re)set the key's TTL to the window, so no key
 /// ever lives forever. Redis's own clock is used, so instances with skewed
-/// clocks still share one window. Given a second key (a blacklist entry),
-/// it also says whether that exists: an authenticated request then needs one
-/// round trip to Redis, not two.
+/// clocks still share one window.
 const SLIDING_WINDOW: &str = r"
 local key = KEYS[1]
 local window = tonumber(ARGV[1])
@@ -36,11 +33,7 @@ if oldest[2] then
   reset = tonumber(oldest[2]) + window - now
 end
 redis.call('PEXPIRE', key, math.ceil(window / 1000))
-local revoked = -1
-if KEYS[2] then
-  revoked = redis.call('EXISTS', KEYS[2])
-end
-return {allowed, limit - count, reset, revoked}
+return {allowed, limit - count, reset}
 ";
 
 /// The [`RateLimiter`] port on Redis, with per-instance windows while Redis
@@ -71,15 +64,9 @@ impl RedisRateLimiter {
     }
 }
 
-impl RedisRateLimiter {
-    /// Runs the script for `key` (and `revoked`, when given); `None` when
-    /// Redis is unreachable, after falling back to this instance's windows.
-    async fn run(
-        &self,
-        key: &str,
-        limit: RateLimit,
-        revoked: Option<String>,
-    ) -> (RateDecision, Option<bool>) {
+#[async_trait]
+impl RateLimiter for RedisRateLimiter {
+    async fn hit(&self, key: &str, limit: RateLimit) -> RateDecision {
         let redis_key = self.redis.key(&format!("rate:{key}"));
         let window_us = u64::try_from(limit.window.as_micros()).unwrap_or(u64::MAX);
         let member = uuid::Uuid::new_v4().simple().to_string();
@@ -87,49 +74,26 @@ impl RedisRateLimiter {
         let outcome = self
             .redis
             .run(|mut c| async move {
-                let mut invocation = script.key(redis_key);
-                if let Some(revoked) = revoked {
-                    invocation.key(revoked);
-                }
-                invocation
+                script
+                    .key(redis_key)
                     .arg(window_us)
                     .arg(limit.max)
                     .arg(member)
-                    .invoke_async::<(i64, i64, i64, i64)>(&mut c)
+                    .invoke_async::<(i64, i64, i64)>(&mut c)
                     .await
             })
             .await;
         match outcome {
-            Ok((allowed, remaining, reset_us, revoked)) => (
-                RateDecision {
-                    allowed: allowed == 1,
-                    limit: limit.max,
-                    remaining: u32::try_from(remaining.max(0)).unwrap_or(0),
-                    reset_after: Duration::from_micros(u64::try_from(reset_us.max(0)).unwrap_or(0)),
-                },
-                (revoked >= 0).then_some(revoked == 1),
-            ),
+            Ok((allowed, remaining, reset_us)) => RateDecision {
+                allowed: allowed == 1,
+                limit: limit.max,
+                remaining: u32::try_from(remaining.max(0)).unwrap_or(0),
+                reset_after: Duration::from_micros(u64::try_from(reset_us.max(0)).unwrap_or(0)),
+            },
             Err(err) => {
                 tracing::warn!(error = %err, "rate limiting on this instance alone while Redis is unreachable");
-                (self.fallback.hit(key, limit).await, None)
+                self.fallback.hit(key, limit).await
             }
         }
-    }
-}
-
-#[async_trait]
-impl RateLimiter for RedisRateLimiter {
-    async fn hit(&self, key: &str, limit: RateLimit) -> RateDecision {
-        self.run(key, limit, None).await.0
-    }
-
-    async fn hit_checking_revocation(
-        &self,
-        key: &str,
-        limit: RateLimit,
-        token: TokenId,
-    ) -> (RateDecision, Option<bool>) {
-        let revoked = crate::revocations::revoked_key(&self.redis, token);
-        self.run(key, limit, Some(revoked)).await
     }
 }

@@ -9,11 +9,6 @@ use redis::AsyncCommands;
 
 use crate::Redis;
 
-/// The blacklist's key of `token`.
-pub(crate) fn revoked_key(redis: &Redis, token: TokenId) -> String {
-    redis.key(&format!("revoked:{token}"))
-}
-
 /// Revoked token ids as keys that expire with the token (plus the verifier's
 /// leeway, so a token is never accepted again in its last seconds).
 #[derive(Debug)]
@@ -30,7 +25,7 @@ impl RedisRevocationList {
     }
 
     fn key(&self, token: TokenId) -> String {
-        revoked_key(&self.redis, token)
+        self.redis.key(&format!("revoked:{token}"))
     }
 }
 

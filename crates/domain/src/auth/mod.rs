@@ -11,6 +11,6 @@ pub mod tokens;
 
 pub use lockout::{LockoutPolicy, LoginFailures};
 pub use password::{Password, PasswordPolicy, PasswordProblem};
-pub use service::{AuthPolicy, AuthPorts, AuthService, Principal, RevocationHint};
+pub use service::{AuthPolicy, AuthPorts, AuthService, Principal};
 pub use tickets::{IssuedTicket, TicketService};
 pub use tokens::{AccessClaims, RequestContext, TokenPair, TokenRejected};

@@ -74,11 +74,6 @@ pub trait AccessTokens: Send + Sync {
     /// # Errors
     /// [`TokenRejected`] naming why it is not accepted.
     fn verify(&self, token: &str, now: Timestamp) -> Result<AccessClaims, TokenRejected>;
-
-    /// The `jti` a token *claims*, checking nothing: a hint for looking up
-    /// its revocation early, trusted only once [`AccessTokens::verify`]
-    /// returned the same id. `None` when it has none.
-    fn claimed_token_id(&self, token: &str) -> Option<TokenId>;
 }
 
 /// Opaque secrets (refresh, verification and reset tokens): random, handed out
@@ -342,15 +337,4 @@ pub trait RateLimiter: Send + Sync {
     /// Counts a hit on `key` under `limit`. Never fails: an implementation
     /// that loses its shared store falls back to limiting on its own.
     async fn hit(&self, key: &str, limit: RateLimit) -> RateDecision;
-
-    /// Counts a hit like [`RateLimiter::hit`] and, in the same round trip
-    /// where the store also holds the blacklist, tells whether `token` is
-    /// revoked. `None` when it could not tell (no such store, or it is
-    /// unreachable): the caller then asks the [`RevocationList`] itself.
-    async fn hit_checking_revocation(
-        &self,
-        key: &str,
-        limit: RateLimit,
-        token: TokenId,
-    ) -> (RateDecision, Option<bool>);
 }

@@ -71,16 +71,6 @@ impl std::fmt::Debug for AuthPorts {
     }
 }
 
-/// What the blacklist said of a token before it was verified, so that
-/// authenticating it need not ask again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RevocationHint {
-    /// The token id the hint is about (as the token claimed it).
-    pub token: TokenId,
-    /// Whether the blacklist holds it.
-    pub revoked: bool,
-}
-
 /// An authenticated request's user and token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
@@ -659,13 +649,6 @@ impl AuthService {
         }
     }
 
-    /// The token id a bearer token claims, unverified: for checking its
-    /// revocation early (see [`RevocationHint`]).
-    #[must_use]
-    pub fn claimed_token_id(&self, bearer: &str) -> Option<TokenId> {
-        self.ports.access.claimed_token_id(bearer)
-    }
-
     /// Checks a bearer token: signature and claims, then the blacklist and
     /// that its session and user are still live (so revocation holds even
     /// when the blacklist is unreachable).
@@ -673,41 +656,13 @@ impl AuthService {
     /// # Errors
     /// [`AuthError::Rejected`] naming why it is refused.
     pub async fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError> {
-        self.authenticate_with(bearer, None).await
-    }
-
-    /// [`AuthService::authenticate`], using what the blacklist already said
-    /// of the token when `hint` is about this very token (its verified id),
-    /// instead of asking again.
-    ///
-    /// # Errors
-    /// [`AuthError::Rejected`] naming why it is refused.
-    pub async fn authenticate_with(
-        &self,
-        bearer: &str,
-        hint: Option<RevocationHint>,
-    ) -> Result<Principal, AuthError> {
         let claims = self.ports.access.verify(bearer, self.now())?;
-        let known = hint
-            .filter(|hint| hint.token == claims.token)
-            .map(|hint| hint.revoked);
-        let (revoked, user) = match known {
-            Some(revoked) => (
-                Ok(revoked),
-                self.ports
-                    .sessions
-                    .active_session_user(claims.session)
-                    .await,
-            ),
-            // Both checks at once: the request waits for one round trip, not two.
-            None => {
-                futures_util::future::join(
-                    self.ports.revocations.is_revoked(claims.token),
-                    self.ports.sessions.active_session_user(claims.session),
-                )
-                .await
-            }
-        };
+        // Both checks at once: the request waits for one round trip, not two.
+        let (revoked, user) = futures_util::future::join(
+            self.ports.revocations.is_revoked(claims.token),
+            self.ports.sessions.active_session_user(claims.session),
+        )
+        .await;
         if let Ok(true) = revoked {
             return Err(TokenRejected::Revoked.into());
         }

@@ -250,33 +250,3 @@ async fn with_redis_gone_events_still_reach_local_subscribers() {
     events.publish(price(item, 1));
     assert_eq!(bounded(local.next()).await.unwrap().unwrap().id(), 1);
 }
-
-#[tokio::test]
-async fn one_call_counts_the_hit_and_answers_whether_the_token_is_revoked() {
-    let redis = Arc::new(Redis::connect(&settings(&url())).unwrap());
-    let limiter = RedisRateLimiter::new(Arc::clone(&redis));
-    let list = RedisRevocationList::new(Arc::clone(&redis), Duration::from_secs(5));
-    let limit = RateLimit {
-        max: 2,
-        window: Duration::from_secs(10),
-    };
-    let (revoked, clean) = (TokenId::generate(), TokenId::generate());
-    list.revoke(revoked, chrono::Utc::now() + chrono::Duration::seconds(60))
-        .await
-        .unwrap();
-    let (first, told) = limiter.hit_checking_revocation("k", limit, revoked).await;
-    assert!(first.allowed);
-    assert_eq!(told, Some(true));
-    let (second, told) = limiter.hit_checking_revocation("k", limit, clean).await;
-    assert_eq!((second.remaining, told), (0, Some(false)));
-    let (third, _) = limiter.hit_checking_revocation("k", limit, clean).await;
-    assert!(!third.allowed, "the hits count like any other");
-
-    // Redis gone: the hit is limited in memory and nothing is said of the token.
-    let gone = RedisRateLimiter::new(Arc::new(
-        Redis::connect(&settings("redis://127.0.0.1:1")).unwrap(),
-    ));
-    let (decision, told) = bounded(gone.hit_checking_revocation("k", limit, revoked)).await;
-    assert!(decision.allowed);
-    assert_eq!(told, None);
-}

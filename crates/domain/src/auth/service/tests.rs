@@ -570,67 +570,6 @@ fn a_blacklisted_token_is_refused_even_while_its_session_is_live() {
 }
 
 #[test]
-fn a_hint_about_the_verified_token_replaces_the_blacklist_lookup() {
-    let ann = user(true, true);
-    let claims = claims_for(&ann, SessionId::generate());
-    let token = claims.token;
-    let mut m = Mocks::new();
-    m.access.expect_verify().returning(move |_, _| Ok(claims));
-    m.revocations.expect_is_revoked().never();
-    let live = ann.clone();
-    m.sessions
-        .expect_active_session_user()
-        .returning(move |_| Ok(Some(live.clone())));
-    let (svc, _, _) = m.service(policy());
-    let clean = RevocationHint {
-        token,
-        revoked: false,
-    };
-    assert_eq!(
-        run(svc.authenticate_with("jwt", Some(clean))).unwrap().user,
-        ann
-    );
-    let revoked = RevocationHint {
-        token,
-        revoked: true,
-    };
-    assert!(matches!(
-        run(svc.authenticate_with("jwt", Some(revoked))),
-        Err(AuthError::Rejected(TokenRejected::Revoked))
-    ));
-}
-
-#[test]
-fn a_hint_about_another_token_is_ignored() {
-    // A token may claim any jti before it is verified: the hint is only
-    // believed for the id the verified token carries.
-    let ann = user(true, true);
-    let claims = claims_for(&ann, SessionId::generate());
-    let mut m = Mocks::new();
-    m.access.expect_verify().returning(move |_, _| Ok(claims));
-    m.revocations
-        .expect_is_revoked()
-        .times(1)
-        .returning(|_| Ok(true));
-    let live = ann.clone();
-    m.sessions
-        .expect_active_session_user()
-        .returning(move |_| Ok(Some(live.clone())));
-    m.access
-        .expect_claimed_token_id()
-        .returning(|_| Some(TokenId::generate()));
-    let (svc, _, _) = m.service(policy());
-    let elsewhere = RevocationHint {
-        token: svc.claimed_token_id("jwt").unwrap(),
-        revoked: false,
-    };
-    assert!(matches!(
-        run(svc.authenticate_with("jwt", Some(elsewhere))),
-        Err(AuthError::Rejected(TokenRejected::Revoked))
-    ));
-}
-
-#[test]
 fn with_the_blacklist_unreachable_a_revoked_session_still_refuses_the_token() {
     let ann = user(true, true);
     let claims = claims_for(&ann, SessionId::generate());
