@@ -38,7 +38,8 @@ describe('the budget bar', () => {
   });
 
   it('follows the server on auto-raise and on losing the lead', () => {
-    expect(afterAutoRaise(poisoned, 155, 45)).toMatchObject({ effective: 155, remaining: 45 });
+    const leading = budgetOf(poisoned);
+    expect(afterAutoRaise(poisoned, leading, 155, 45)).toMatchObject({ effective: 155, remaining: 45 });
     expect(afterLosingLead(poisoned)).toMatchObject({ state: 'exhausted', remaining: 0 });
     const plain: OwnBid = { ...poisoned, poison: null, remaining_budget: 0 };
     expect(afterLosingLead(plain)).toMatchObject({ state: 'outbid', effective: 125, reserve: 0, fraction: 0 });
@@ -46,9 +47,21 @@ describe('the budget bar', () => {
     expect(afterPrice(plain, budgetOf(plain), 125).state).toBe('leading');
   });
 
+  it('ignores news that arrives late on the other channel', () => {
+    const raised = afterPrice(poisoned, budgetOf(poisoned), 160);
+    // An older price, replayed or overtaken, moves nothing back.
+    expect(afterPrice(poisoned, raised, 130)).toBe(raised);
+    // An auto-raise announced after the price already displaced the bid.
+    const exhausted = afterPrice(poisoned, raised, 210);
+    expect(afterAutoRaise(poisoned, exhausted, 190, 10)).toBe(exhausted);
+    // An auto-raise below the known price is old too.
+    expect(afterAutoRaise(poisoned, raised, 140, 60)).toBe(raised);
+  });
+
   it('never goes outside its bounds', () => {
-    expect(afterAutoRaise(poisoned, 100, 500).fraction).toBe(1);
-    expect(afterAutoRaise(poisoned, 100, -5).fraction).toBe(0);
+    const leading = budgetOf(poisoned);
+    expect(afterAutoRaise(poisoned, leading, 130, 500).fraction).toBe(1);
+    expect(afterAutoRaise(poisoned, leading, 130, -5).fraction).toBe(0);
     const noReserve: OwnBid = { ...poisoned, poison: { budget: 125, step: 5 } };
     expect(budgetOf(noReserve).fraction).toBe(0);
   });

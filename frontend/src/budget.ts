@@ -40,7 +40,8 @@ export function budgetOf(bid: OwnBid): Budget {
  * plain leader is outbid as soon as the price passes its amount.
  */
 export function afterPrice(bid: OwnBid, current: Budget, price: number): Budget {
-  if (current.state !== 'leading') return current;
+  // Prices never fall: a lower one is an old event arriving late.
+  if (current.state !== 'leading' || price < current.effective) return current;
   const ceiling = bid.poison ? bid.poison.budget : bid.amount;
   if (price > ceiling) {
     return bid.poison ? of(bid, 'exhausted', ceiling, 0) : of(bid, 'outbid', bid.amount, 0);
@@ -48,8 +49,13 @@ export function afterPrice(bid: OwnBid, current: Budget, price: number): Budget 
   return of(bid, 'leading', price, ceiling - price);
 }
 
-/** The bar after the server raised a poisoned leader (`auto_raised`). */
-export function afterAutoRaise(bid: OwnBid, effective: number, remaining: number): Budget {
+/**
+ * The bar after the server raised a poisoned leader (`auto_raised`). The
+ * WebSocket and the price stream are separate: a raise that arrives after
+ * a price which already displaced the bid, or below what is known, is old.
+ */
+export function afterAutoRaise(bid: OwnBid, current: Budget, effective: number, remaining: number): Budget {
+  if (current.state !== 'leading' || effective < current.effective) return current;
   return of(bid, 'leading', effective, remaining);
 }
 

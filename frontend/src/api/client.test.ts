@@ -60,6 +60,36 @@ describe('the refresh interceptor', () => {
     expect(accessToken.get()).toBeNull();
   });
 
+  it('keeps the session when the refresh fails for another reason than 401', async () => {
+    server.use(
+      http.post('*/api/v1/auth/refresh', () => problem(503, 'service_unavailable')),
+      http.get('*/api/v1/users/me', () => problem(401, 'invalid_token')),
+    );
+    const client = createClient();
+    accessToken.set('expired');
+    const loggedOut = vi.fn();
+    const stop = onLoggedOut(loggedOut);
+    await client.get('/users/me').catch(() => {});
+    stop();
+    expect(loggedOut).not.toHaveBeenCalled();
+    expect(accessToken.get()).toBe('expired');
+  });
+
+  it('restores the session through the same single refresh as a 401', async () => {
+    let refreshes = 0;
+    server.use(
+      http.post('*/api/v1/auth/refresh', async () => {
+        refreshes += 1;
+        await delay(30);
+        return tokens('once');
+      }),
+    );
+    const client = createClient();
+    // React's development mode runs effects twice: both restores share one refresh.
+    expect(await Promise.all([restoreSession(client), restoreSession(client)])).toEqual([true, true]);
+    expect(refreshes).toBe(1);
+  });
+
   it('does not refresh for anonymous requests', async () => {
     let refreshes = 0;
     server.use(

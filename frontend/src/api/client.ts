@@ -126,22 +126,44 @@ export function retryAfterSeconds(error: AxiosError): number {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Runs `work` holding the cross-tab refresh lock where the browser has one.
+ * A refresh token works once: two tabs refreshing with the same cookie at
+ * the same moment would look like a replay, and the server would end the
+ * whole session. Serialized, the second tab sends the cookie the first one
+ * just received.
+ */
+function acrossTabs<T>(work: () => Promise<T>): Promise<T> {
+  const locks = typeof navigator !== 'undefined' ? navigator.locks : undefined;
+  return locks ? (locks.request('poison-pill-refresh', work) as Promise<T>) : work();
+}
+
+/** Each client's single-flight refresh, for restoreSession. */
+const refreshers = new WeakMap<AxiosInstance, () => Promise<string>>();
+
 /** Builds the client; `baseURL` is the API root. */
 export function createClient(baseURL = '/api/v1'): AxiosInstance {
   const client = axios.create({ baseURL, withCredentials: true });
   let refreshing: Promise<string> | null = null;
 
-  /** One refresh at a time: concurrent 401s wait for the same one. */
+  /**
+   * One refresh at a time: concurrent 401s (and a session restore) wait for
+   * the same one. Only the server's 401 ends the session; a network error,
+   * a 429 or a 503 leaves it for the next try.
+   */
   const refresh = (): Promise<string> => {
-    refreshing ??= client
-      .post<TokenResponse>(REFRESH_PATH, undefined, { _refreshed: true } as RetryConfig)
+    refreshing ??= acrossTabs(() =>
+      client.post<TokenResponse>(REFRESH_PATH, undefined, { _refreshed: true } as RetryConfig),
+    )
       .then((response) => {
         accessToken.set(response.data.access_token);
         return response.data.access_token;
       })
       .catch((error: unknown) => {
-        accessToken.set(null);
-        loggedOutListeners.forEach((listener) => listener());
+        if (error instanceof ApiError && error.status === 401) {
+          accessToken.set(null);
+          loggedOutListeners.forEach((listener) => listener());
+        }
         throw error;
       })
       .finally(() => {
@@ -149,6 +171,7 @@ export function createClient(baseURL = '/api/v1'): AxiosInstance {
       });
     return refreshing;
   };
+  refreshers.set(client, refresh);
 
   client.interceptors.request.use((config) => {
     const token = accessToken.get();
@@ -196,14 +219,12 @@ export const api = createClient();
 
 /** Restores the session from the refresh cookie; `false` when there is none. */
 export async function restoreSession(client: AxiosInstance = api): Promise<boolean> {
+  const refresh = refreshers.get(client);
+  if (!refresh) return false;
   try {
-    const response = await client.post<TokenResponse>(REFRESH_PATH, undefined, {
-      _refreshed: true,
-    } as RetryConfig);
-    accessToken.set(response.data.access_token);
+    await refresh();
     return true;
   } catch {
-    accessToken.set(null);
     return false;
   }
 }

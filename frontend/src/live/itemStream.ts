@@ -77,8 +77,9 @@ export function parseStreamEvent(type: string, message: MessageEvent<string>): S
 }
 
 /**
- * The live state of item `id`, and a callback for every applied price
- * event. EventSource reconnects by itself with Last-Event-ID; if it gives up
+ * The live state of item `id`, and a callback for every new price (each
+ * applied price event, and the price of every snapshot: a stream reopened
+ * after a gap starts with one). EventSource reconnects by itself with Last-Event-ID; if it gives up
  * (the server went away for longer), the hook opens a new stream after a
  * pause, which starts with a fresh snapshot.
  */
@@ -86,6 +87,7 @@ export function useItemStream(id: string, onPrice?: (price: PriceEvent) => void)
   const [state, dispatch] = useReducer(reduceStream, initialStreamState);
   const priceListener = useRef(onPrice);
   priceListener.current = onPrice;
+  const lastApplied = useRef(-1);
 
   useEffect(() => {
     let source: EventSource | null = null;
@@ -100,7 +102,15 @@ export function useItemStream(id: string, onPrice?: (price: PriceEvent) => void)
         source.addEventListener(type, (message) => {
           const event = parseStreamEvent(type, message as MessageEvent<string>);
           if (!event) return;
-          if (event.type === 'price') priceListener.current?.(event.data);
+          if (event.type === 'snapshot') {
+            lastApplied.current = event.id;
+            if (event.data.current_price !== null) {
+              priceListener.current?.({ ...event.data, item_id: event.data.id, current_price: event.data.current_price, at: '' });
+            }
+          } else if (event.id > lastApplied.current) {
+            lastApplied.current = event.id;
+            if (event.type === 'price') priceListener.current?.(event.data);
+          }
           if (event.type === 'closed' || (event.type === 'snapshot' && event.data.status !== 'open')) {
             ended = true;
           }

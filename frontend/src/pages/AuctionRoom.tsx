@@ -237,7 +237,11 @@ export function AuctionRoom() {
   useNotifications((notification) => {
     if (notification.data.item_id !== id || !bid) return;
     if (notification.type === 'auto_raised') {
-      setBudget(afterAutoRaise(bid, notification.data.effective ?? bid.effective, notification.data.remaining_budget ?? 0));
+      setBudget((current) =>
+        current
+          ? afterAutoRaise(bid, current, notification.data.effective ?? current.effective, notification.data.remaining_budget ?? 0)
+          : current,
+      );
     } else if (notification.type === 'outbid' || notification.type === 'exhausted') {
       setBudget(afterLosingLead(bid));
     } else {
