@@ -187,19 +187,43 @@ pub trait Sealer: Send + Sync {
     fn open(&self, sealed: &[u8], binding: &SealBinding) -> Result<Vec<u8>, SealError>;
 }
 
-/// A bid to decide under its item's lock: the command plus the clock to read
-/// `now` from once the lock is held.
+/// What to do once an accepted bid is committed (publish its live events).
+pub type CommitHook = Arc<dyn Fn(&AcceptedBid) + Send + Sync>;
+
+/// A bid to decide under its item's lock: the command, the clock to read
+/// `now` from once the lock is held, and what to run after its commit.
 #[derive(Clone)]
 pub struct BidDecision {
     command: BidCommand,
     clock: Arc<dyn Clock>,
+    on_commit: Option<CommitHook>,
 }
 
 impl BidDecision {
     /// Pairs a command with the clock.
     #[must_use]
     pub fn new(command: BidCommand, clock: Arc<dyn Clock>) -> Self {
-        BidDecision { command, clock }
+        BidDecision {
+            command,
+            clock,
+            on_commit: None,
+        }
+    }
+
+    /// Runs `hook` with the accepted bid once its transaction committed. The
+    /// store runs it, not the caller: the store knows the commit order, and
+    /// it still runs when the caller stopped waiting for its answer.
+    #[must_use]
+    pub fn on_commit(mut self, hook: CommitHook) -> Self {
+        self.on_commit = Some(hook);
+        self
+    }
+
+    /// Tells the decision its bid was committed; see [`BidDecision::on_commit`].
+    pub fn committed(&self, accepted: &AcceptedBid) {
+        if let Some(hook) = &self.on_commit {
+            hook(accepted);
+        }
     }
 
     /// The bid to place.
@@ -333,7 +357,9 @@ pub trait AuctionStore: Send + Sync {
     /// standing, runs `decision.decide` on it (exactly once per attempt), and
     /// when accepted stores the sealed bid and the item's new standing, all in
     /// one transaction. Conflicting attempts may be retried a bounded number of
-    /// times; each retry decides afresh.
+    /// times; each retry decides afresh. After the commit, and before
+    /// answering, it calls `decision.committed` — for the bids of one item in
+    /// `seq` order, and even when the caller has stopped waiting.
     ///
     /// # Errors
     /// [`PlaceBidError::ItemNotFound`] for an unknown item;

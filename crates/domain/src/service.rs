@@ -10,8 +10,8 @@ use crate::ids::{ItemId, UserId};
 use crate::item::{Item, ItemCursor, ItemDraft, ItemStatus, ListedItem, NewItem, StatusFilter};
 use crate::live::{ItemEvent, PriceEvent, notifications_after_bid, notifications_after_close};
 use crate::ports::{
-    AcceptedBid, AuctionStore, BidDecision, CancelItemError, Clock, LifecycleDecision, LiveEvents,
-    PlaceBidError, StoreError,
+    AcceptedBid, AuctionStore, BidDecision, CancelItemError, Clock, CommitHook, LifecycleDecision,
+    LiveEvents, PlaceBidError, StoreError,
 };
 use crate::user::User;
 use crate::validation::ValidationErrors;
@@ -201,19 +201,23 @@ impl AuctionService {
             bidder_may_bid: bidder.email_verified || !self.policy.require_verified_email,
             offer,
         };
-        let accepted = self
-            .auctions
-            .place_bid(BidDecision::new(command, Arc::clone(&self.clock)))
-            .await?;
-        if let Some(event) = ItemEvent::after_bid(&accepted.item, &accepted.placement) {
-            self.events.publish(event);
-        }
-        for notification in
-            notifications_after_bid(&accepted.item, bidder.id, &offer, &accepted.placement)
-        {
-            self.events.notify(notification);
-        }
-        Ok(accepted)
+        let events = Arc::clone(&self.events);
+        let publish: CommitHook = Arc::new(move |accepted: &AcceptedBid| {
+            if let Some(event) = ItemEvent::after_bid(&accepted.item, &accepted.placement) {
+                events.publish(event);
+            }
+            for notification in notifications_after_bid(
+                &accepted.item,
+                accepted.bid.bidder,
+                &accepted.bid.offer,
+                &accepted.placement,
+            ) {
+                events.notify(notification);
+            }
+        });
+        self.auctions
+            .place_bid(BidDecision::new(command, Arc::clone(&self.clock)).on_commit(publish))
+            .await
     }
 
     /// `bidder`'s bid on `item` and where it stands, or `None` without one.
@@ -442,7 +446,7 @@ mod tests {
                     bidder_has_bid: false,
                 };
                 let placement = decision.decide(&locked)?;
-                Ok(AcceptedBid {
+                let accepted = AcceptedBid {
                     bid: Bid {
                         id: crate::ids::BidId::generate(),
                         item: item.id,
@@ -453,7 +457,9 @@ mod tests {
                     },
                     item: item.clone(),
                     placement,
-                })
+                };
+                decision.committed(&accepted);
+                Ok(accepted)
             });
         store
     }

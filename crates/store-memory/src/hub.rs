@@ -17,8 +17,10 @@ use pp_domain::live::{FellBehind, ItemEvent, LiveStream, LiveSubscriptions, Noti
 use pp_domain::ports::LiveEvents;
 use tokio::sync::broadcast;
 
-/// How many events a subscriber may lag behind before it is dropped.
-pub const BUFFER: usize = 64;
+/// How many events a subscriber may lag behind before it is dropped: well
+/// above one bid batch (64 bids, each with an event, published at once), so
+/// a healthy subscriber is not dropped by a burst it reads a moment later.
+pub const BUFFER: usize = 256;
 
 /// Channels by key, created on first subscription and dropped once nobody
 /// listens.

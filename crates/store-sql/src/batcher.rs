@@ -90,6 +90,13 @@ impl BidQueues {
         }
     }
 
+    /// Whether no bid is waiting or being decided on any shard.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.waiting
+            .lock()
+            .map_or(true, |waiting| waiting.is_empty())
+    }
+
     /// The next batch of `shard`, oldest first; empty when nothing waits, in
     /// which case the shard's drainer must stop (its entry is gone).
     pub(crate) fn next_batch(&self, shard: usize) -> Vec<PendingBid> {

@@ -78,7 +78,22 @@ struct Locked {
     changed: bool,
 }
 
+/// The bid queue of `item`: bids on items of one queue share transactions.
+/// Public for tests that need two items in one batch.
+#[doc(hidden)]
+#[must_use]
+pub fn bid_queue_of(item: ItemId) -> usize {
+    shard_of(item)
+}
+
 impl SqlStore {
+    /// Whether no bid is waiting for or inside a transaction: every bid
+    /// placed so far has been answered and announced.
+    #[must_use]
+    pub fn bids_settled(&self) -> bool {
+        self.queues.is_idle()
+    }
+
     /// Queues a bid for its shard's next transaction and waits for its outcome.
     pub(crate) async fn queue_bid(&self, decision: BidDecision) -> Outcome {
         let command = decision.command();
@@ -115,18 +130,50 @@ impl SqlStore {
                 return;
             }
             metrics::histogram!("bid_batch_size").record(batch.len() as f64);
-            let outcomes = match self.decide_batch(&batch).await {
-                Ok(outcomes) => outcomes,
-                Err(error) => batch
-                    .iter()
-                    .map(|_| Err(PlaceBidError::Store(same_error(&error))))
-                    .collect(),
-            };
+            let outcomes = self.decide_isolating_failures(&batch).await;
+            // Batch order is `seq` order for each item, and one drainer
+            // serves each item: events go out in the order of the commits.
+            for (pending, outcome) in batch.iter().zip(&outcomes) {
+                if let Ok(accepted) = outcome {
+                    pending.decision.committed(accepted);
+                }
+            }
             for (pending, outcome) in batch.into_iter().zip(outcomes) {
                 // A caller that went away no longer needs its answer.
                 let _ = pending.reply.send(outcome);
             }
         }
+    }
+
+    /// The outcome of every bid of `batch`. When the batch fails for a
+    /// reason other than contention (one item's standing does not open, a
+    /// statement fails), its bids are tried one by one, so one bad item
+    /// costs only its own bids. `Busy` is not worth trying again at once.
+    async fn decide_isolating_failures(&self, batch: &[PendingBid]) -> Vec<Outcome> {
+        let error = match self.decide_batch(batch).await {
+            Ok(outcomes) => return outcomes,
+            Err(error) => error,
+        };
+        if batch.len() == 1 || matches!(error, StoreError::Busy) {
+            return batch
+                .iter()
+                .map(|_| Err(PlaceBidError::Store(same_error(&error))))
+                .collect();
+        }
+        tracing::warn!(error = %error, bids = batch.len(), "bid batch failed; deciding its bids one by one");
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for pending in batch {
+            let outcome = match self.decide_batch(std::slice::from_ref(pending)).await {
+                Ok(mut one) => one.pop().unwrap_or_else(|| {
+                    Err(PlaceBidError::Store(integrity(
+                        "a batch of one bid had no outcome",
+                    )))
+                }),
+                Err(error) => Err(PlaceBidError::Store(error)),
+            };
+            outcomes.push(outcome);
+        }
+        outcomes
     }
 
     /// Decides and stores a batch, retrying the whole batch on conflicts.

@@ -33,6 +33,7 @@ mod transaction;
 mod users;
 
 pub use accounts::AuditRecord;
+pub use bidding::bid_queue_of;
 pub use database::{ConnectError, Database, DatabaseSettings, MigrationState};
 
 /// Both stores over one database, sealing with `sealer`.

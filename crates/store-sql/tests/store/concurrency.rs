@@ -82,8 +82,7 @@ async fn fifty_bidders_at_once_lose_nothing_and_replay_exactly(backend: Backend)
     assert_eq!(h.listed(&item).await.standing, replayed.public());
 
     // The kept price history is the replayed price after each bid, and one
-    // price event per accepted bid went out, ids 1..=n (in any order: each
-    // bidder publishes after its own commit).
+    // price event per accepted bid went out, in commit order: ids 1..=n.
     let history = h
         .store
         .price_history(item.item.id, 0, u32::MAX)
@@ -98,9 +97,53 @@ async fn fifty_bidders_at_once_lose_nothing_and_replay_exactly(backend: Backend)
         );
         assert_eq!(point.at, stored[i].created_at);
     }
-    let mut ids: Vec<u64> = h.events.events().iter().map(|e| e.id()).collect();
-    ids.sort_unstable();
+    let ids: Vec<u64> = h.events.events().iter().map(|e| e.id()).collect();
     assert_eq!(ids, (1..=stored.len() as u64).collect::<Vec<_>>());
+}
+
+async fn a_bid_whose_caller_gave_up_still_publishes_its_events(backend: Backend) {
+    let h = Arc::new(Harness::new(backend).await);
+    let item = h.item(100, 5).await;
+    let bidders = h.bidders(30).await;
+    // Every caller stops waiting at once (its request was cancelled, say):
+    // some bids never reach the queue, the others are decided and stored,
+    // and each stored one must still be announced.
+    let tasks: Vec<_> = bidders
+        .iter()
+        .enumerate()
+        .map(|(n, bidder)| {
+            let (h, bidder, id) = (Arc::clone(&h), bidder.clone(), item.item.id);
+            tokio::spawn(async move {
+                let offer = plain(100 + 5 * n as i64);
+                h.auctions.place_bid(&bidder, id, offer).await
+            })
+        })
+        .collect();
+    // Give up once the first bids are queued.
+    for _ in 0..100_000 {
+        if !h.store.bids_settled() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    for task in &tasks {
+        task.abort();
+    }
+    // The queue still drains; wait for it (bounded) before comparing.
+    for _ in 0..400 {
+        if h.store.bids_settled() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let stored = h
+        .store
+        .bids_in_order(item.item.id, 0, u32::MAX)
+        .await
+        .unwrap();
+    assert!(!stored.is_empty(), "no queued bid was decided");
+    let ids: Vec<u64> = h.events.events().iter().map(|e| e.id()).collect();
+    assert_eq!(ids, stored.iter().map(|b| b.seq).collect::<Vec<_>>());
 }
 
 async fn five_concurrent_bids_by_one_user_store_exactly_one(backend: Backend) {
@@ -142,6 +185,7 @@ on_both_backends!(
     fifty_bidders_at_once_lose_nothing_and_replay_exactly,
     five_concurrent_bids_by_one_user_store_exactly_one,
     bids_on_many_items_at_once_each_replay_exactly_per_item,
+    a_bid_whose_caller_gave_up_still_publishes_its_events,
 );
 
 async fn bids_on_many_items_at_once_each_replay_exactly_per_item(backend: Backend) {
@@ -204,4 +248,71 @@ async fn bids_on_many_items_at_once_each_replay_exactly_per_item(backend: Backen
             assert_eq!(record.standing, replayed);
         }
     }
+}
+
+/// A bid batch that fails on one item (its standing does not open) still
+/// decides the bids on the other items it holds. PostgreSQL only: a row
+/// lock held from outside keeps the queue's drainer waiting, so the bids
+/// on the bad and the good item are sure to share the next batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_bad_item_costs_only_its_own_bids_in_a_shared_batch() {
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+
+    let h = Arc::new(Harness::new(Backend::Postgres).await);
+    let blocker = h.item(100, 5).await.item.id;
+    let queue = pp_store_sql::bid_queue_of(blocker);
+    let mut same_queue = Vec::new();
+    while same_queue.len() < 2 {
+        let id = h.item(100, 5).await.item.id;
+        if pp_store_sql::bid_queue_of(id) == queue {
+            same_queue.push(id);
+        }
+    }
+    let (bad, good) = (same_queue[0], same_queue[1]);
+    let conn = h.store.database().connection();
+    // A standing that is not a sealed value: opening it fails.
+    conn.execute_raw(Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        r#"UPDATE items SET sealed_standing = '\x00'::bytea, bid_count = 1, current_price = 100 WHERE id = $1"#,
+        [bad.as_uuid().into()],
+    ))
+    .await
+    .unwrap();
+
+    let holder = conn.begin().await.unwrap();
+    holder
+        .execute_raw(Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT id FROM items WHERE id = $1 FOR UPDATE",
+            [blocker.as_uuid().into()],
+        ))
+        .await
+        .unwrap();
+    let bidders = h.bidders(3).await;
+    let bid = |bidder: pp_domain::User, item| {
+        let h = Arc::clone(&h);
+        tokio::spawn(async move { h.auctions.place_bid(&bidder, item, plain(200)).await })
+    };
+    let first = bid(bidders[0].clone(), blocker);
+    // The drainer now waits for the lock; the next two bids queue behind it.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let on_bad = bid(bidders[1].clone(), bad);
+    let on_good = bid(bidders[2].clone(), good);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    holder.commit().await.unwrap();
+
+    first.await.unwrap().unwrap();
+    let refused = on_bad.await.unwrap();
+    assert!(
+        matches!(
+            refused,
+            Err(PlaceBidError::Store(
+                pp_domain::ports::StoreError::Integrity(_)
+            ))
+        ),
+        "{refused:?}"
+    );
+    let accepted = on_good.await.unwrap().unwrap();
+    assert_eq!(accepted.bid.item, good);
+    assert_eq!(h.store.bids_in_order(good, 0, 10).await.unwrap().len(), 1);
 }
