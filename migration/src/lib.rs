@@ -17,6 +17,7 @@ mod m20261123_000006_create_one_time_tokens;
 mod m20261123_000007_create_audit_log;
 mod m20261201_000008_add_bid_price_after;
 mod m20261201_000009_create_ws_tickets;
+mod m20261201_000010_bind_ws_tickets_to_sessions;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000007_create_audit_log::Migration),
             Box::new(m20261201_000008_add_bid_price_after::Migration),
             Box::new(m20261201_000009_create_ws_tickets::Migration),
+            Box::new(m20261201_000010_bind_ws_tickets_to_sessions::Migration),
         ]
     }
 }

@@ -38,6 +38,8 @@ pub struct AppState {
     pub metrics_sources: Vec<Arc<dyn MetricsSource>>,
     /// The built web app (its `index.html` and assets), when there is one.
     pub web_dir: Option<std::path::PathBuf>,
+    /// How often a WebSocket is pinged and its session checked.
+    pub ws_ping: std::time::Duration,
 }
 
 impl std::fmt::Debug for AppState {

@@ -262,6 +262,7 @@ impl Services {
                 .join("index.html")
                 .is_file()
                 .then(|| settings.web_dir.clone()),
+            ws_ping: settings.ws_ping,
         }
     }
 }

@@ -398,6 +398,9 @@ pub struct Settings {
     pub web_dir: PathBuf,
     /// `ACCESS_TOKEN_TTL_SECS`: how long an access token lives (default 900).
     pub access_token_ttl: Duration,
+    /// `WS_PING_SECS`: how often a WebSocket is pinged and its session
+    /// checked (default 30).
+    pub ws_ping: Duration,
 }
 
 impl fmt::Debug for Settings {
@@ -515,16 +518,27 @@ impl Settings {
             hash_threads: hash_threads(env)?,
             web_dir: env.parse("WEB_DIR", PathBuf::from("frontend/dist"))?,
             access_token_ttl: access_token_ttl(env)?,
+            ws_ping: seconds_within(env, "WS_PING_SECS", 30, 1..=300)?,
         })
     }
 }
 
 fn access_token_ttl(env: &Environment) -> Result<Duration, ConfigError> {
-    let seconds: u64 = env.parse("ACCESS_TOKEN_TTL_SECS", 900)?;
-    if !(1..=3600).contains(&seconds) {
+    seconds_within(env, "ACCESS_TOKEN_TTL_SECS", 900, 1..=3600)
+}
+
+/// A duration given in whole seconds, refused outside `range`.
+fn seconds_within(
+    env: &Environment,
+    variable: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Duration, ConfigError> {
+    let seconds: u64 = env.parse(variable, default)?;
+    if !range.contains(&seconds) {
         return Err(ConfigError::new(
-            "ACCESS_TOKEN_TTL_SECS",
-            "must be from 1 to 3600 seconds",
+            variable,
+            format!("must be from {} to {} seconds", range.start(), range.end()),
         ));
     }
     Ok(Duration::from_secs(seconds))
@@ -786,6 +800,7 @@ mod tests {
             ("PASSWORD_HASH_THREADS", "0"),
             ("ACCESS_TOKEN_TTL_SECS", "0"),
             ("ACCESS_TOKEN_TTL_SECS", "7200"),
+            ("WS_PING_SECS", "0"),
             ("MAIL_FROM", "not a mailbox"),
         ] {
             let err = pg(&[(variable, value)]).unwrap_err();

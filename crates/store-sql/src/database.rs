@@ -203,14 +203,19 @@ impl Database {
         tx.txn.commit().await.map_err(store_error)
     }
 
-    /// Reverts the last `steps` applied migrations.
+    /// Reverts the last `steps` applied migrations, all or none.
     ///
     /// # Errors
     /// [`StoreError`] when a migration fails.
     pub async fn migrate_down(&self, steps: u32) -> Result<(), StoreError> {
-        Migrator::down(&self.connection, Some(steps))
+        // One transaction, so one connection: on SQLite a pooled connection
+        // that did not see a table dropped on another one still believes in
+        // its indexes, and a migration that recreates them would fail.
+        let tx = self.begin_write().await.map_err(store_error)?;
+        Migrator::down(&tx.txn, Some(steps))
             .await
-            .map_err(store_error)
+            .map_err(store_error)?;
+        tx.txn.commit().await.map_err(store_error)
     }
 
     /// Every migration, oldest first, with whether it is applied.

@@ -172,7 +172,7 @@ pub(crate) mod ws_tickets {
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub digest: Vec<u8>,
-        pub user_id: Uuid,
+        pub session_id: Uuid,
         pub expires_at: DateTimeUtc,
     }
 

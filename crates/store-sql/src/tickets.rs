@@ -1,12 +1,12 @@
 //! The [`TicketStore`] port on SQL: WebSocket tickets as digests in
-//! `ws_tickets`. Redeeming deletes the row, so a ticket works exactly once,
+//! `ws_tickets`, each with the session it was issued in. Redeeming deletes the row, so a ticket works exactly once,
 //! on whichever instance the socket reaches.
 
 use async_trait::async_trait;
 use pp_domain::auth::ports::TicketStore;
 use pp_domain::auth::tokens::TokenDigest;
 use pp_domain::ports::StoreError;
-use pp_domain::{Timestamp, UserId};
+use pp_domain::{SessionId, Timestamp};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::SqlStore;
@@ -19,13 +19,13 @@ impl TicketStore for SqlStore {
     async fn issue_ticket(
         &self,
         digest: TokenDigest,
-        user: UserId,
+        session: SessionId,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
         let _gate = self.database().write_gate().await;
         ws_tickets::Entity::insert(ws_tickets::ActiveModel {
             digest: Set(digest.0.to_vec()),
-            user_id: Set(user.as_uuid()),
+            session_id: Set(session.as_uuid()),
             expires_at: Set(db_time(expires_at)),
         })
         .exec_without_returning(self.database().connection())
@@ -38,7 +38,7 @@ impl TicketStore for SqlStore {
         &self,
         digest: TokenDigest,
         now: Timestamp,
-    ) -> Result<Option<UserId>, StoreError> {
+    ) -> Result<Option<SessionId>, StoreError> {
         // One conditional DELETE: of two concurrent redemptions only one
         // gets the row back.
         let _gate = self.database().write_gate().await;
@@ -48,7 +48,9 @@ impl TicketStore for SqlStore {
             .exec_with_returning(self.database().connection())
             .await
             .map_err(store_error)?;
-        Ok(redeemed.first().map(|row| UserId::from_uuid(row.user_id)))
+        Ok(redeemed
+            .first()
+            .map(|row| SessionId::from_uuid(row.session_id)))
     }
 
     async fn purge_expired_tickets(&self, now: Timestamp) -> Result<u64, StoreError> {

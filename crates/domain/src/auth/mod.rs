@@ -12,5 +12,5 @@ pub mod tokens;
 pub use lockout::{LockoutPolicy, LoginFailures};
 pub use password::{Password, PasswordPolicy, PasswordProblem};
 pub use service::{AuthPolicy, AuthPorts, AuthService, Principal};
-pub use tickets::{IssuedTicket, TicketService};
+pub use tickets::{IssuedTicket, SocketHolder, TicketService};
 pub use tokens::{AccessClaims, RequestContext, TokenPair, TokenRejected};

@@ -268,19 +268,19 @@ pub trait OneTimeTokenStore: Send + Sync {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait TicketStore: Send + Sync {
-    /// Stores a ticket for `user`, valid until `expires_at`.
+    /// Stores a ticket issued in `session`, valid until `expires_at`.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
     async fn issue_ticket(
         &self,
         digest: TokenDigest,
-        user: UserId,
+        session: SessionId,
         expires_at: Timestamp,
     ) -> Result<(), StoreError>;
 
-    /// Uses a ticket: of two concurrent redemptions only one gets the user;
-    /// an unknown, used or expired ticket gives `None`.
+    /// Uses a ticket: of two concurrent redemptions only one gets its
+    /// session; an unknown, used or expired ticket gives `None`.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
@@ -288,7 +288,7 @@ pub trait TicketStore: Send + Sync {
         &self,
         digest: TokenDigest,
         now: Timestamp,
-    ) -> Result<Option<UserId>, StoreError>;
+    ) -> Result<Option<SessionId>, StoreError>;
 
     /// Forgets tickets that expired before `now` unused; returns how many.
     ///

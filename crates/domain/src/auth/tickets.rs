@@ -3,6 +3,11 @@
 //! (proxies and logs keep URLs). So an authenticated request first trades its
 //! access token for a ticket that works once, within 30 seconds, on any
 //! instance; the socket is opened with `?ticket=…`.
+//!
+//! A ticket belongs to the session it was issued in, and the socket lives
+//! only as long as that session: the server checks it again at every ping,
+//! so logout, logout-all, a password reset or a deactivation also close the
+//! socket.
 
 use std::sync::Arc;
 
@@ -10,8 +15,9 @@ use chrono::Duration;
 use zeroize::Zeroizing;
 
 use super::Principal;
-use super::ports::{SecretTokens, TicketStore};
-use crate::ports::{Clock, StoreError, UserStore};
+use super::ports::{SecretTokens, SessionStore, TicketStore};
+use crate::ids::SessionId;
+use crate::ports::{Clock, StoreError};
 use crate::user::User;
 
 /// A ticket as handed to its holder.
@@ -31,12 +37,21 @@ impl std::fmt::Debug for IssuedTicket {
     }
 }
 
+/// Whom a redeemed ticket opened a socket for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SocketHolder {
+    /// The account, active when the ticket was redeemed.
+    pub user: User,
+    /// The session the ticket was issued in.
+    pub session: SessionId,
+}
+
 /// Issues and redeems WebSocket tickets.
 #[derive(Clone)]
 pub struct TicketService {
     tickets: Arc<dyn TicketStore>,
     secrets: Arc<dyn SecretTokens>,
-    users: Arc<dyn UserStore>,
+    sessions: Arc<dyn SessionStore>,
     clock: Arc<dyn Clock>,
     lifetime: Duration,
 }
@@ -58,19 +73,19 @@ impl TicketService {
     pub fn new(
         tickets: Arc<dyn TicketStore>,
         secrets: Arc<dyn SecretTokens>,
-        users: Arc<dyn UserStore>,
+        sessions: Arc<dyn SessionStore>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         TicketService {
             tickets,
             secrets,
-            users,
+            sessions,
             clock,
             lifetime: Self::LIFETIME,
         }
     }
 
-    /// A new ticket for the authenticated user.
+    /// A new ticket for the authenticated user's session.
     ///
     /// # Errors
     /// When the store fails.
@@ -79,7 +94,7 @@ impl TicketService {
         self.tickets
             .issue_ticket(
                 secret.digest,
-                principal.user.id,
+                principal.session,
                 self.clock.now() + self.lifetime,
             )
             .await?;
@@ -89,21 +104,35 @@ impl TicketService {
         })
     }
 
-    /// The active account a ticket was issued to, using the ticket up;
-    /// `None` for an unknown, used or expired ticket or a deactivated account.
+    /// The active account and live session a ticket was issued in, using
+    /// the ticket up; `None` for an unknown, used or expired ticket, an ended
+    /// session or a deactivated account.
     ///
     /// # Errors
     /// When the store fails.
-    pub async fn redeem(&self, ticket: &str) -> Result<Option<User>, StoreError> {
+    pub async fn redeem(&self, ticket: &str) -> Result<Option<SocketHolder>, StoreError> {
         let digest = self.secrets.digest(ticket);
-        let Some(user) = self.tickets.redeem_ticket(digest, self.clock.now()).await? else {
+        let Some(session) = self.tickets.redeem_ticket(digest, self.clock.now()).await? else {
             return Ok(None);
         };
         Ok(self
-            .users
-            .user_by_id(user)
+            .sessions
+            .active_session_user(session)
             .await?
-            .filter(|user| user.is_active))
+            .map(|user| SocketHolder { user, session }))
+    }
+
+    /// Whether `holder`'s socket may stay open: its session has not ended
+    /// and its account is still active.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn still_valid(&self, holder: &SocketHolder) -> Result<bool, StoreError> {
+        Ok(self
+            .sessions
+            .active_session_user(holder.session)
+            .await?
+            .is_some_and(|user| user.id == holder.user.id))
     }
 
     /// Forgets expired tickets nobody redeemed.
@@ -121,30 +150,30 @@ mod tests {
     use mockall::predicate::eq;
 
     use super::*;
-    use crate::auth::ports::{MockSecretTokens, MockTicketStore};
+    use crate::auth::ports::{MockSecretTokens, MockSessionStore, MockTicketStore};
     use crate::auth::tokens::{SecretToken, TokenDigest};
     use crate::email::Email;
     use crate::ids::{SessionId, TokenId, UserId};
-    use crate::ports::{MockClock, MockUserStore};
+    use crate::ports::MockClock;
     use crate::user::Role;
 
     fn t0() -> crate::item::Timestamp {
         Utc.with_ymd_and_hms(2026, 5, 1, 8, 0, 0).unwrap()
     }
 
-    fn account(active: bool) -> User {
+    fn account() -> User {
         User {
             id: UserId::generate(),
             email: Email::parse("wes@example.com").unwrap(),
             display_name: "Wes".into(),
             role: Role::User,
             email_verified: true,
-            is_active: active,
+            is_active: true,
             created_at: t0(),
         }
     }
 
-    fn service(tickets: MockTicketStore, users: MockUserStore) -> TicketService {
+    fn service(tickets: MockTicketStore, sessions: MockSessionStore) -> TicketService {
         let mut secrets = MockSecretTokens::new();
         secrets.expect_generate().returning(|| SecretToken {
             plain: Zeroizing::new("the-ticket".into()),
@@ -158,29 +187,28 @@ mod tests {
         TicketService::new(
             Arc::new(tickets),
             Arc::new(secrets),
-            Arc::new(users),
+            Arc::new(sessions),
             Arc::new(clock),
         )
     }
 
     #[test]
-    fn a_ticket_lives_thirty_seconds_and_only_its_digest_is_stored() {
-        let user = account(true);
-        let id = user.id;
+    fn a_ticket_lives_thirty_seconds_in_its_session_and_only_its_digest_is_stored() {
+        let session = SessionId::generate();
         let mut tickets = MockTicketStore::new();
         tickets
             .expect_issue_ticket()
             .with(
                 eq(TokenDigest([7; 32])),
-                eq(id),
+                eq(session),
                 eq(t0() + Duration::seconds(30)),
             )
             .times(1)
             .returning(|_, _, _| Ok(()));
-        let svc = service(tickets, MockUserStore::new());
+        let svc = service(tickets, MockSessionStore::new());
         let principal = Principal {
-            user,
-            session: SessionId::generate(),
+            user: account(),
+            session,
             token: TokenId::generate(),
             expires_at: t0() + Duration::minutes(15),
         };
@@ -191,35 +219,58 @@ mod tests {
     }
 
     #[test]
-    fn a_redeemed_ticket_names_its_active_user_and_nothing_else_does() {
-        let active = account(true);
-        let inactive = account(false);
-        let (a, i) = (active.id, inactive.id);
+    fn a_redeemed_ticket_names_its_live_session_and_nothing_else_does() {
+        let user = account();
+        let (live, ended) = (SessionId::generate(), SessionId::generate());
         let mut tickets = MockTicketStore::new();
-        let mut redemptions = vec![Some(i), Some(a)];
+        let mut redemptions = vec![Some(ended), Some(live)];
         tickets
             .expect_redeem_ticket()
             .with(eq(TokenDigest([7; 32])), eq(t0()))
             .returning(move |_, _| Ok(redemptions.pop().flatten()));
         tickets.expect_redeem_ticket().returning(|_, _| Ok(None));
-        let mut users = MockUserStore::new();
-        users.expect_user_by_id().returning(move |id| {
-            Ok(Some(if id == a {
-                active.clone()
-            } else {
-                inactive.clone()
-            }))
-        });
-        let svc = service(tickets, users);
+        let mut sessions = MockSessionStore::new();
+        let holder = user.clone();
+        sessions
+            .expect_active_session_user()
+            .returning(move |session| Ok((session == live).then(|| holder.clone())));
+        let svc = service(tickets, sessions);
         let first = futures_executor::block_on(svc.redeem("the-ticket")).unwrap();
-        assert_eq!(first.map(|u| u.id), Some(a));
-        let deactivated = futures_executor::block_on(svc.redeem("the-ticket")).unwrap();
+        assert_eq!(
+            first,
+            Some(SocketHolder {
+                user,
+                session: live
+            })
+        );
+        let after_logout = futures_executor::block_on(svc.redeem("the-ticket")).unwrap();
         assert!(
-            deactivated.is_none(),
-            "a deactivated account gets no socket"
+            after_logout.is_none(),
+            "an ended session (or a deactivated account) gets no socket"
         );
         let unknown = futures_executor::block_on(svc.redeem("forged")).unwrap();
         assert!(unknown.is_none());
+    }
+
+    #[test]
+    fn a_socket_stays_valid_exactly_while_its_session_does() {
+        let user = account();
+        let holder = SocketHolder {
+            user: user.clone(),
+            session: SessionId::generate(),
+        };
+        let mut answers = vec![None, Some(account()), Some(user)];
+        let mut sessions = MockSessionStore::new();
+        sessions
+            .expect_active_session_user()
+            .with(eq(holder.session))
+            .times(3)
+            .returning(move |_| Ok(answers.pop().flatten()));
+        let svc = service(MockTicketStore::new(), sessions);
+        let check = || futures_executor::block_on(svc.still_valid(&holder)).unwrap();
+        assert!(check(), "its session is live");
+        assert!(!check(), "the session belongs to someone else");
+        assert!(!check(), "the session ended");
     }
 
     #[test]
@@ -229,7 +280,7 @@ mod tests {
             .expect_purge_expired_tickets()
             .with(eq(t0()))
             .returning(|_| Ok(3));
-        let svc = service(tickets, MockUserStore::new());
+        let svc = service(tickets, MockSessionStore::new());
         assert_eq!(futures_executor::block_on(svc.purge_expired()).unwrap(), 3);
     }
 }

@@ -17,6 +17,7 @@ use actix_web::{HttpRequest, HttpResponse, Responder, web};
 use actix_web_lab::sse;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
+use pp_domain::auth::{SocketHolder, TicketService};
 use pp_domain::live::{ItemEvent, LiveStream, Notification, NotificationData, PriceEvent};
 use pp_domain::service::AuctionService;
 use pp_domain::{ListedItem, Money};
@@ -32,9 +33,6 @@ use crate::state::AppState;
 /// A comment goes out this often, so proxies keep the stream open; the
 /// stream also checks the database for anything it missed.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
-
-/// The WebSocket server pings this often and drops a client that missed two.
-pub const PING_EVERY: Duration = Duration::from_secs(30);
 
 /// Price events fetched per replay query.
 const REPLAY_CHUNK: u32 = 500;
@@ -102,46 +100,83 @@ fn position_of(listed: &ListedItem) -> u64 {
     ItemEvent::closed(listed).map_or(listed.standing.bid_count, |closed| closed.id())
 }
 
+/// Counts an open stream in the `sse_streams` gauge for as long as it lives,
+/// however it ends (also when the client goes away mid-stream).
+struct OpenStream;
+
+impl OpenStream {
+    fn count() -> Self {
+        metrics::gauge!("sse_streams").increment(1.0);
+        OpenStream
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        metrics::gauge!("sse_streams").decrement(1.0);
+    }
+}
+
 /// One subscriber's stream.
 struct Feed {
     auctions: AuctionService,
     listed: ListedItem,
-    /// The id of the last event sent.
+    /// The id of the last event sent (or queued in `ready`).
     last: u64,
+    /// Where the database says the item stands while the stream is still
+    /// replaying up to it, one chunk at a time: a client far behind never
+    /// makes the server hold its whole backlog.
+    replaying_to: Option<ListedItem>,
     live: LiveStream<ItemEvent>,
     keep_alive: tokio::time::Interval,
     ready: VecDeque<sse::Event>,
     /// Bidding ended and its event is queued: nothing can follow.
     finished: bool,
+    _counted: OpenStream,
 }
 
 impl Feed {
-    /// Queues every event after `self.last` up to `listed`'s position, from
-    /// the database.
+    /// Replays every event after `self.last` up to `listed`'s position from
+    /// the database, starting with its first chunk.
     async fn catch_up(&mut self, listed: ListedItem) -> Result<(), ApiError> {
-        while self.last < listed.standing.bid_count {
+        self.replaying_to = Some(listed);
+        self.replay_chunk().await
+    }
+
+    /// Queues the next chunk of the replay; once the replay reached its
+    /// target, the `closed` event if bidding ended there.
+    async fn replay_chunk(&mut self) -> Result<(), ApiError> {
+        let Some(target) = self.replaying_to.take() else {
+            return Ok(());
+        };
+        if self.last < target.standing.bid_count {
             let missed = self
                 .auctions
-                .price_events(&listed.item, self.last, REPLAY_CHUNK)
+                .price_events(&target.item, self.last, REPLAY_CHUNK)
                 .await
                 .map_err(|e| store_failure(&e))?;
-            let Some(newest) = missed.last().map(|e| e.bid_count) else {
+            match missed.last().map(|e| e.bid_count) {
+                Some(newest) => {
+                    self.ready
+                        .extend(missed.iter().map(|e| sse_event(&ItemEvent::Price(*e))));
+                    self.last = newest;
+                }
                 // Bids from before the price history was kept: skip ahead.
-                self.last = listed.standing.bid_count;
-                break;
-            };
-            self.ready
-                .extend(missed.iter().map(|e| sse_event(&ItemEvent::Price(*e))));
-            self.last = newest;
+                None => self.last = target.standing.bid_count,
+            }
+            if self.last < target.standing.bid_count {
+                self.replaying_to = Some(target);
+                return Ok(());
+            }
         }
-        if let Some(closed) = ItemEvent::closed(&listed)
+        if let Some(closed) = ItemEvent::closed(&target)
             && self.last < closed.id()
         {
             self.ready.push_back(sse_event(&closed));
             self.last = closed.id();
             self.finished = true;
         }
-        self.listed = listed;
+        self.listed = target;
         Ok(())
     }
 
@@ -151,6 +186,7 @@ impl Feed {
         if event.id() <= self.last {
             return Ok(());
         }
+
         if event.id() > self.last + 1 {
             let listed = self.reread().await?;
             return self.catch_up(listed).await;
@@ -177,6 +213,12 @@ impl Feed {
             }
             if self.finished {
                 return None;
+            }
+            if self.replaying_to.is_some() {
+                if self.replay_chunk().await.is_err() {
+                    return None;
+                }
+                continue;
             }
             let outcome = tokio::select! {
                 live = self.live.next() => match live {
@@ -241,6 +283,8 @@ pub async fn item_events(
         keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
         ready: VecDeque::new(),
         finished: false,
+        replaying_to: None,
+        _counted: OpenStream::count(),
     };
     match resume_from {
         Some(last) if last == position && ItemEvent::closed(&listed).is_some() => {
@@ -263,16 +307,9 @@ pub async fn item_events(
             feed.finished = ItemEvent::closed(&listed).is_some();
         }
     }
-    metrics::gauge!("sse_streams").increment(1.0);
-    let stream = futures_util::stream::unfold(Some(feed), |feed| async move {
-        let mut feed = feed?;
-        match feed.next().await {
-            Some(event) => Some((Ok::<_, Infallible>(event), Some(feed))),
-            None => {
-                metrics::gauge!("sse_streams").decrement(1.0);
-                None
-            }
-        }
+    let stream = futures_util::stream::unfold(feed, |mut feed| async move {
+        let event = feed.next().await?;
+        Some((Ok::<_, Infallible>(event), feed))
     });
     let mut response = sse::Sse::from_stream(stream)
         .with_retry_duration(Duration::from_secs(2))
@@ -405,7 +442,7 @@ pub async fn websocket(
         .as_deref()
         .filter(|t| !t.is_empty())
         .ok_or_else(invalid)?;
-    let user = state
+    let holder = state
         .tickets
         .redeem(ticket)
         .await
@@ -418,20 +455,38 @@ pub async fn websocket(
             "this endpoint speaks WebSocket only",
         )
     })?;
-    let notifications = state.live.notifications(user.id);
-    actix_web::rt::spawn(serve_socket(session, messages, notifications));
+    let notifications = state.live.notifications(holder.user.id);
+    actix_web::rt::spawn(serve_socket(
+        session,
+        messages,
+        notifications,
+        Keeper {
+            tickets: state.tickets.clone(),
+            holder,
+            ping_every: state.ws_ping,
+        },
+    ));
     Ok(response)
 }
 
-/// Forwards notifications until the client leaves, stops answering pings,
-/// or falls behind.
+/// What keeps a socket open: its holder's session, checked at every ping.
+struct Keeper {
+    tickets: TicketService,
+    holder: SocketHolder,
+    ping_every: Duration,
+}
+
+/// Forwards notifications until the client leaves, misses two pings, falls
+/// behind, or its session ends.
 async fn serve_socket(
     mut session: actix_ws::Session,
     mut messages: actix_ws::MessageStream,
     mut notifications: LiveStream<Notification>,
+    keeper: Keeper,
 ) {
     metrics::gauge!("websocket_connections").increment(1.0);
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let ping_every = keeper.ping_every;
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
     let reason = loop {
         tokio::select! {
@@ -458,10 +513,18 @@ async fn serve_socket(
                 Some(Ok(_)) => last_heard = Instant::now(),
             },
             _ = ping.tick() => {
-                if last_heard.elapsed() > PING_EVERY * 2 {
+                if last_heard.elapsed() > ping_every * 2 {
                     break Some(actix_ws::CloseReason {
                         code: actix_ws::CloseCode::Away,
                         description: Some("missed two pings".into()),
+                    });
+                }
+                // A store failure is not an ended session: check again at
+                // the next ping.
+                if let Ok(false) = keeper.tickets.still_valid(&keeper.holder).await {
+                    break Some(actix_ws::CloseReason {
+                        code: actix_ws::CloseCode::Policy,
+                        description: Some("the session ended; log in again".into()),
                     });
                 }
                 if session.ping(b"").await.is_err() {

@@ -196,6 +196,53 @@ async fn a_ticket_opens_one_socket_and_bidders_hear_what_happened_to_their_bids(
 }
 
 #[tokio::test]
+async fn a_socket_closes_when_its_session_ends_and_only_then() {
+    let app = TestApp::spawn_with(Options::default().with("WS_PING_SECS", "1")).await;
+    app.verified_user("two-tabs@example.com").await;
+    let (ended, kept) = (
+        app.session("two-tabs@example.com").await,
+        app.session("two-tabs@example.com").await,
+    );
+    let mut ended_socket = Notifications::open(&app.address, &app.ticket(&ended.access).await)
+        .await
+        .unwrap();
+    let mut kept_socket = Notifications::open(&app.address, &app.ticket(&kept.access).await)
+        .await
+        .unwrap();
+    // Pings come and go (each client answers while it reads): a live
+    // session stays.
+    let (first, second) = tokio::join!(
+        ended_socket.closed_within(Duration::from_millis(2_500)),
+        kept_socket.closed_within(Duration::from_millis(2_500))
+    );
+    assert_eq!((first, second), (None, None));
+
+    let logout = app
+        .post_as("/api/v1/auth/logout", &ended.access, None)
+        .await;
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let (closed, kept_open) = tokio::join!(
+        ended_socket.closed_within(Duration::from_secs(5)),
+        // The same user's other session keeps its socket.
+        kept_socket.closed_within(Duration::from_secs(3))
+    );
+    let (code, reason) = closed.expect("the logged-out session's socket closes at the next ping");
+    assert_eq!(code, 1008, "{reason}");
+    assert!(reason.contains("session ended"), "{reason}");
+    assert_eq!(kept_open, None);
+    let logout_all = app
+        .post_as("/api/v1/auth/logout-all", &kept.access, None)
+        .await;
+    assert_eq!(logout_all.status(), StatusCode::NO_CONTENT);
+    assert!(
+        kept_socket
+            .closed_within(Duration::from_secs(5))
+            .await
+            .is_some()
+    );
+}
+
+#[tokio::test]
 async fn two_instances_share_live_events_and_close_each_item_once() {
     let app = TestApp::spawn().await;
     let other = app.sibling().await;
@@ -309,4 +356,57 @@ async fn a_stream_fills_a_gap_from_the_database_when_events_went_missing() {
             (Some(3), json!(130))
         ]
     );
+}
+
+#[tokio::test]
+async fn a_resume_far_behind_replays_every_missed_event_in_order_then_goes_live() {
+    use pp_domain::engine::BidCommand;
+    use pp_domain::ports::{AuctionStore, BidDecision, SystemClock};
+    use pp_domain::{BidOffer, ItemId, Money, Role};
+
+    let app = TestApp::spawn().await;
+    let admin = app.admin("seller@example.com").await.access;
+    let item = app
+        .list_item(&admin, 100, 5, Duration::from_secs(600))
+        .await;
+    let id = item.parse::<ItemId>().unwrap();
+    // More bids than one replay query fetches (500), straight into the
+    // store: the stream must page through them.
+    let missed = 1_100;
+    for n in 0..missed {
+        let bidder = pp_testkit::create_user(app.store.as_ref(), Role::User, true).await;
+        let command = BidCommand {
+            item: id,
+            bidder: bidder.id,
+            bidder_may_bid: true,
+            offer: BidOffer::plain(Money::new(100 + 5 * n).unwrap()),
+        };
+        app.store
+            .place_bid(BidDecision::new(command, std::sync::Arc::new(SystemClock)))
+            .await
+            .unwrap();
+    }
+    let (status, mut stream) = SseStream::open(&app.url(&format!("/events/{item}")), Some(0)).await;
+    assert_eq!(status, StatusCode::OK);
+    for n in 0..missed {
+        let event = stream.next().await;
+        assert_eq!(
+            (event.event.as_str(), event.id, &event.data["current_price"]),
+            ("price", Some(n as u64 + 1), &json!(100 + 5 * n))
+        );
+    }
+    let late = app.users("late-", 1).await;
+    placed(&app, &late[0].access, &item, &plain(100 + 5 * missed)).await;
+    let live = stream.next().await;
+    assert_eq!(live.id, Some(missed as u64 + 1));
+
+    // The open stream is counted (and uncounted when dropped, however it
+    // ends: actix-web notices a vanished client only when a write fails,
+    // too late for a test to wait for).
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let open = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("sse_streams "))
+        .map(str::trim);
+    assert_eq!(open, Some("1"));
 }

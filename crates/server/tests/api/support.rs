@@ -572,6 +572,27 @@ impl Notifications {
         }
     }
 
+    /// The close frame's code and reason if the server closes the socket
+    /// within `wait` (notifications before it are skipped); `None` if it
+    /// stays open that long.
+    pub async fn closed_within(&mut self, wait: Duration) -> Option<(u16, String)> {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Err(_) => return None,
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return Some(frame.map_or((1005, String::new()), |f| {
+                        (u16::from(f.code), f.reason.to_string())
+                    }));
+                }
+                Ok(None | Some(Err(_))) => return Some((1006, String::new())),
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
     /// The next notification within 5 s, or the test fails.
     pub async fn next(&mut self) -> Value {
         self.next_within(Duration::from_secs(5))

@@ -2,7 +2,8 @@
 //! price history a late subscriber replays, bidders at close, and tickets.
 
 use chrono::Duration;
-use pp_domain::auth::ports::TicketStore;
+use pp_domain::SessionId;
+use pp_domain::auth::ports::{NewRefreshToken, SessionStore, TicketStore};
 use pp_domain::auth::tokens::TokenDigest;
 use pp_domain::ports::{AuctionStore, LifecycleDecision};
 use pp_domain::{BidCursor, ItemCursor, ItemStatus, StatusFilter};
@@ -182,14 +183,25 @@ async fn a_ticket_is_redeemed_once_and_never_after_it_expires(backend: Backend) 
     let h = Harness::new(backend).await;
     let user = h.bidder().await;
     let now = chrono::Utc::now();
+    let session = SessionId::generate();
+    h.store
+        .start_session(NewRefreshToken {
+            digest: TokenDigest([9; 32]),
+            session,
+            user: user.id,
+            issued_at: now,
+            expires_at: now + Duration::days(7),
+        })
+        .await
+        .unwrap();
     let live = TokenDigest([1; 32]);
     let stale = TokenDigest([2; 32]);
     h.store
-        .issue_ticket(live, user.id, now + Duration::seconds(30))
+        .issue_ticket(live, session, now + Duration::seconds(30))
         .await
         .unwrap();
     h.store
-        .issue_ticket(stale, user.id, now + Duration::seconds(30))
+        .issue_ticket(stale, session, now + Duration::seconds(30))
         .await
         .unwrap();
 
@@ -201,7 +213,7 @@ async fn a_ticket_is_redeemed_once_and_never_after_it_expires(backend: Backend) 
         .into_iter()
         .flatten()
         .collect();
-    assert_eq!(winners, vec![user.id], "two redemptions, one socket");
+    assert_eq!(winners, vec![session], "two redemptions, one socket");
     assert_eq!(
         h.store
             .redeem_ticket(stale, now + Duration::seconds(31))
