@@ -145,16 +145,19 @@ impl SqlStore {
         }
     }
 
-    /// The outcome of every bid of `batch`. When the batch fails for a
-    /// reason other than contention (one item's standing does not open, a
-    /// statement fails), its bids are tried one by one, so one bad item
-    /// costs only its own bids. `Busy` is not worth trying again at once.
+    /// The outcome of every bid of `batch`. When the batch fails because
+    /// one item's stored state is bad (its standing does not open), its bids
+    /// are tried one by one, so that item costs only its own bids. Other
+    /// failures are answered for the whole batch: `Busy` is not worth trying
+    /// again at once, and after an `Unknown` (a commit whose answer was lost,
+    /// say) the batch may have been stored, so deciding its bids again would
+    /// refuse them as already placed.
     async fn decide_isolating_failures(&self, batch: &[PendingBid]) -> Vec<Outcome> {
         let error = match self.decide_batch(batch).await {
             Ok(outcomes) => return outcomes,
             Err(error) => error,
         };
-        if batch.len() == 1 || matches!(error, StoreError::Busy) {
+        if batch.len() == 1 || !matches!(error, StoreError::Integrity(_)) {
             return batch
                 .iter()
                 .map(|_| Err(PlaceBidError::Store(same_error(&error))))

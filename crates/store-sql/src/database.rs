@@ -212,6 +212,12 @@ impl Database {
         // that did not see a table dropped on another one still believes in
         // its indexes, and a migration that recreates them would fail.
         let tx = self.begin_write().await.map_err(store_error)?;
+        if self.backend() == DbBackend::Postgres {
+            tx.txn
+                .execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+                .await
+                .map_err(store_error)?;
+        }
         Migrator::down(&tx.txn, Some(steps))
             .await
             .map_err(store_error)?;

@@ -1,7 +1,7 @@
 import { http, HttpResponse, delay } from 'msw';
 import { setupServer } from 'msw/node';
 
-import { ApiError, accessToken, createClient, onLoggedOut, onSlowDown, restoreSession } from './client';
+import { ApiError, REFRESH_LOCK, accessToken, createClient, onLoggedOut, onSlowDown, restoreSession } from './client';
 
 const server = setupServer();
 beforeAll(() => server.listen({ onUnhandledRequest: 'error' }));
@@ -88,6 +88,52 @@ describe('the refresh interceptor', () => {
     // React's development mode runs effects twice: both restores share one refresh.
     expect(await Promise.all([restoreSession(client), restoreSession(client)])).toEqual([true, true]);
     expect(refreshes).toBe(1);
+  });
+
+  it('holds the cross-tab lock while it refreshes, bounded in time', async () => {
+    const held: string[] = [];
+    const request = vi.fn(
+      async (name: string, options: { signal?: AbortSignal }, work: () => Promise<unknown>) => {
+        expect(options.signal).toBeInstanceOf(AbortSignal);
+        held.push(name);
+        try {
+          return await work();
+        } finally {
+          held.pop();
+        }
+      },
+    );
+    vi.stubGlobal('navigator', { ...navigator, locks: { request } });
+    let heldDuringRefresh: string[] = [];
+    server.use(
+      http.post('*/api/v1/auth/refresh', () => {
+        heldDuringRefresh = [...held];
+        return tokens('locked');
+      }),
+    );
+    try {
+      expect(await restoreSession(createClient())).toBe(true);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+    expect(request).toHaveBeenCalledTimes(1);
+    expect(heldDuringRefresh).toEqual([REFRESH_LOCK]);
+    expect(held).toEqual([]);
+    expect(accessToken.get()).toBe('locked');
+  });
+
+  it('keeps the session when the lock cannot be had in time', async () => {
+    const request = vi.fn(() => Promise.reject(new DOMException('timed out', 'TimeoutError')));
+    vi.stubGlobal('navigator', { ...navigator, locks: { request } });
+    const loggedOut = vi.fn();
+    const stop = onLoggedOut(loggedOut);
+    try {
+      expect(await restoreSession(createClient())).toBe(false);
+    } finally {
+      stop();
+      vi.unstubAllGlobals();
+    }
+    expect(loggedOut).not.toHaveBeenCalled();
   });
 
   it('does not refresh for anonymous requests', async () => {

@@ -135,8 +135,23 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 function acrossTabs<T>(work: () => Promise<T>): Promise<T> {
   const locks = typeof navigator !== 'undefined' ? navigator.locks : undefined;
-  return locks ? (locks.request('poison-pill-refresh', work) as Promise<T>) : work();
+  if (!locks) return work();
+  // Bounded: a tab whose refresh hangs must not hold every other tab's
+  // refresh (and session restore) hostage.
+  return (
+    locks.request(REFRESH_LOCK, { signal: AbortSignal.timeout(REFRESH_TIMEOUT_MS * 2) }, work) as Promise<T>
+  ).catch((error: unknown) => {
+    // Where locks are refused (a sandboxed frame), refresh without one.
+    if (error instanceof DOMException && error.name === 'SecurityError') return work();
+    throw error;
+  });
 }
+
+/** The name of the cross-tab refresh lock. */
+export const REFRESH_LOCK = 'poison-pill-refresh';
+
+/** How long a refresh may take before it counts as failed (not logged out). */
+const REFRESH_TIMEOUT_MS = 10_000;
 
 /** Each client's single-flight refresh, for restoreSession. */
 const refreshers = new WeakMap<AxiosInstance, () => Promise<string>>();
@@ -153,7 +168,10 @@ export function createClient(baseURL = '/api/v1'): AxiosInstance {
    */
   const refresh = (): Promise<string> => {
     refreshing ??= acrossTabs(() =>
-      client.post<TokenResponse>(REFRESH_PATH, undefined, { _refreshed: true } as RetryConfig),
+      client.post<TokenResponse>(REFRESH_PATH, undefined, {
+        _refreshed: true,
+        timeout: REFRESH_TIMEOUT_MS,
+      } as RetryConfig),
     )
       .then((response) => {
         accessToken.set(response.data.access_token);

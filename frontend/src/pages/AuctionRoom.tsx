@@ -3,7 +3,7 @@
 // bid form with its poison, and after close the outcome and every bid.
 import { zodResolver } from '@hookform/resolvers/zod';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { useEffect, useMemo, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { useForm } from 'react-hook-form';
 import { Link, useLocation, useParams } from 'react-router-dom';
 
@@ -227,10 +227,15 @@ export function AuctionRoom() {
     queryFn: () => endpoints.ownBid(id),
     enabled: status === 'authenticated',
   });
+  // The stream may know a newer price than a read that started earlier.
+  const latestPrice = useRef<number | null>(null);
+  latestPrice.current = item?.current_price ?? null;
   useEffect(() => {
     if (own.data !== undefined) {
       setBid(own.data);
-      setBudget(own.data ? budgetOf(own.data) : null);
+      const loaded = own.data ? budgetOf(own.data) : null;
+      const price = latestPrice.current;
+      setBudget(own.data && loaded && price !== null ? afterPrice(own.data, loaded, price) : loaded);
     }
   }, [own.data]);
 
