@@ -222,7 +222,8 @@ test('two bidders: a poisoned bid defends itself live, then the auction closes f
     await page.getByTestId('revealed-bid').nth(1).waitFor();
     assert.equal(await page.getByTestId('revealed-bid').count(), 2);
   }
-  assert.match(await text(annPage, 'outcome'), /You won\./);
+  // The winner's own line follows once the page has re-read its bid.
+  await annPage.getByTestId('outcome').filter({ hasText: 'You won.' }).waitFor();
   await annPage.getByTestId('bid-state').filter({ hasText: 'Won at $160.00' }).waitFor();
   await bobPage.getByTestId('bid-state').filter({ hasText: 'Lost' }).waitFor();
   await annPage.getByText('You won! You pay $160.00.').waitFor();

@@ -9,8 +9,8 @@ use pp_domain::ports::StoreError;
 use pp_domain::{SessionId, Timestamp, User, UserId};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QuerySelect, Statement,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
@@ -229,6 +229,21 @@ impl SessionStore for SqlStore {
             .as_ref()
             .map(user_from_row)
             .transpose()
+    }
+
+    async fn session_renewable(
+        &self,
+        session: SessionId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let live = refresh_tokens::Entity::find()
+            .filter(refresh_tokens::Column::SessionId.eq(session.as_uuid()))
+            .filter(refresh_tokens::Column::SpentAt.is_null())
+            .filter(refresh_tokens::Column::ExpiresAt.gt(db_time(now)))
+            .count(self.database().connection())
+            .await
+            .map_err(store_error)?;
+        Ok(live > 0)
     }
 }
 

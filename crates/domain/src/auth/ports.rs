@@ -213,6 +213,18 @@ pub trait SessionStore: Send + Sync {
     /// # Errors
     /// [`StoreError`] when the store fails.
     async fn active_session_user(&self, session: SessionId) -> Result<Option<User>, StoreError>;
+
+    /// Whether `session` can still be renewed at `now`: it holds a refresh
+    /// token that is neither spent nor expired. A session that cannot is
+    /// over even if nobody revoked it.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn session_renewable(
+        &self,
+        session: SessionId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
 }
 
 /// A single-use e-mailed token to store.

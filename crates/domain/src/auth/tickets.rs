@@ -122,17 +122,20 @@ impl TicketService {
             .map(|user| SocketHolder { user, session }))
     }
 
-    /// Whether `holder`'s socket may stay open: its session has not ended
-    /// and its account is still active.
+    /// Whether `holder`'s socket may stay open: its session was not revoked
+    /// and can still be renewed (it has not simply lapsed), and its account
+    /// is still active.
     ///
     /// # Errors
     /// When the store fails.
     pub async fn still_valid(&self, holder: &SocketHolder) -> Result<bool, StoreError> {
-        Ok(self
-            .sessions
-            .active_session_user(holder.session)
-            .await?
-            .is_some_and(|user| user.id == holder.user.id))
+        let (user, renewable) = futures_util::future::join(
+            self.sessions.active_session_user(holder.session),
+            self.sessions
+                .session_renewable(holder.session, self.clock.now()),
+        )
+        .await;
+        Ok(user?.is_some_and(|user| user.id == holder.user.id) && renewable?)
     }
 
     /// Forgets expired tickets nobody redeemed.
@@ -259,18 +262,39 @@ mod tests {
             user: user.clone(),
             session: SessionId::generate(),
         };
-        let mut answers = vec![None, Some(account()), Some(user)];
+        // (user of the session, renewable), popped from the end.
+        let mut answers = vec![
+            (Some(user.clone()), false),
+            (None, true),
+            (Some(account()), true),
+            (Some(user), true),
+        ];
+        let current = std::sync::Arc::new(std::sync::Mutex::new((None, false)));
         let mut sessions = MockSessionStore::new();
+        let (users, renewals) = (current.clone(), current.clone());
         sessions
             .expect_active_session_user()
             .with(eq(holder.session))
-            .times(3)
-            .returning(move |_| Ok(answers.pop().flatten()));
+            .times(4)
+            .returning(move |_| {
+                let mut now = users.lock().unwrap();
+                *now = answers.pop().unwrap();
+                Ok(now.0.clone())
+            });
+        sessions
+            .expect_session_renewable()
+            .with(eq(holder.session), eq(t0()))
+            .times(4)
+            .returning(move |_, _| Ok(renewals.lock().unwrap().1));
         let svc = service(MockTicketStore::new(), sessions);
         let check = || futures_executor::block_on(svc.still_valid(&holder)).unwrap();
         assert!(check(), "its session is live");
         assert!(!check(), "the session belongs to someone else");
-        assert!(!check(), "the session ended");
+        assert!(!check(), "the session was revoked");
+        assert!(
+            !check(),
+            "the session lapsed: nothing left to renew it with"
+        );
     }
 
     #[test]

@@ -96,6 +96,52 @@ async fn a_refresh_token_rotates_once_and_a_replay_is_reuse(backend: Backend) {
     assert_eq!(after_revoke, Rotation::Invalid);
 }
 
+async fn a_session_is_renewable_while_it_holds_a_live_refresh_token(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let ann = h.bidder().await;
+    // The first token expires in 7 days (from the harness clock).
+    let session = session_with_token(&h, ann.id, 1).await;
+    let now = h.clock.now();
+    assert!(h.store.session_renewable(session, now).await.unwrap());
+    assert!(
+        !h.store
+            .session_renewable(session, now + Duration::days(8))
+            .await
+            .unwrap(),
+        "its only token expired"
+    );
+    // Rotated a day later: the spent token does not count, its successor does.
+    let rotated_at = now + Duration::days(1);
+    h.store
+        .rotate_refresh_token(
+            digest(1),
+            digest(2),
+            rotated_at,
+            rotated_at + Duration::days(7),
+        )
+        .await
+        .unwrap();
+    assert!(
+        h.store
+            .session_renewable(session, now + Duration::days(7) + Duration::hours(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !h.store
+            .session_renewable(session, now + Duration::days(9))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !h.store
+            .session_renewable(SessionId::generate(), now)
+            .await
+            .unwrap(),
+        "an unknown session"
+    );
+}
+
 async fn an_expired_refresh_token_is_invalid(backend: Backend) {
     let h = Harness::new(backend).await;
     let ann = h.bidder().await;
@@ -407,6 +453,7 @@ async fn the_audit_log_keeps_who_what_and_where(backend: Backend) {
 
 on_both_backends!(
     a_refresh_token_rotates_once_and_a_replay_is_reuse,
+    a_session_is_renewable_while_it_holds_a_live_refresh_token,
     an_expired_refresh_token_is_invalid,
     concurrent_rotations_of_one_token_yield_one_successor,
     replacing_refresh_tokens_spends_the_old_ones,
