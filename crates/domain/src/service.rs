@@ -180,8 +180,9 @@ impl AuctionService {
     }
 
     /// Places `bidder`'s one bid on `item` (the account as authenticated for
-    /// this request), then publishes the new price and tells the bidders
-    /// whose bids it affected.
+    /// this request). Once it is committed, the store runs the hook that
+    /// publishes the new price and tells the bidders whose bids it affected
+    /// (in commit order, even if this call is dropped meanwhile).
     ///
     /// # Errors
     /// [`PlaceBidError::BidderNotFound`] for a deactivated account;
