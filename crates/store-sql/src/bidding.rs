@@ -132,13 +132,12 @@ impl SqlStore {
             metrics::histogram!("bid_batch_size").record(batch.len() as f64);
             let outcomes = self.decide_isolating_failures(&batch).await;
             // Batch order is `seq` order for each item, and one drainer
-            // serves each item: events go out in the order of the commits.
-            for (pending, outcome) in batch.iter().zip(&outcomes) {
-                if let Ok(accepted) = outcome {
+            // serves each item: events go out in the order of the commits,
+            // each before its bid is answered.
+            for (pending, outcome) in batch.into_iter().zip(outcomes) {
+                if let Ok(accepted) = &outcome {
                     pending.decision.committed(accepted);
                 }
-            }
-            for (pending, outcome) in batch.into_iter().zip(outcomes) {
                 // A caller that went away no longer needs its answer.
                 let _ = pending.reply.send(outcome);
             }

@@ -183,6 +183,19 @@ impl Database {
         self.connection.ping().await.map_err(store_error)
     }
 
+    /// A write transaction holding the migration lock: one connection for
+    /// every step, and on PostgreSQL one migrating instance at a time.
+    async fn begin_migration(&self) -> Result<WriteTransaction, StoreError> {
+        let tx = self.begin_write().await.map_err(store_error)?;
+        if self.backend() == DbBackend::Postgres {
+            tx.txn
+                .execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+                .await
+                .map_err(store_error)?;
+        }
+        Ok(tx)
+    }
+
     /// Applies every pending migration.
     ///
     /// # Errors
@@ -192,13 +205,7 @@ impl Database {
         // transaction already serializes them; on PostgreSQL the first to take
         // the advisory lock migrates, the others wait and then find nothing
         // pending. Either way all migrations commit together or not at all.
-        let tx = self.begin_write().await.map_err(store_error)?;
-        if self.backend() == DbBackend::Postgres {
-            tx.txn
-                .execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
-                .await
-                .map_err(store_error)?;
-        }
+        let tx = self.begin_migration().await?;
         Migrator::up(&tx.txn, None).await.map_err(store_error)?;
         tx.txn.commit().await.map_err(store_error)
     }
@@ -211,13 +218,7 @@ impl Database {
         // One transaction, so one connection: on SQLite a pooled connection
         // that did not see a table dropped on another one still believes in
         // its indexes, and a migration that recreates them would fail.
-        let tx = self.begin_write().await.map_err(store_error)?;
-        if self.backend() == DbBackend::Postgres {
-            tx.txn
-                .execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
-                .await
-                .map_err(store_error)?;
-        }
+        let tx = self.begin_migration().await?;
         Migrator::down(&tx.txn, Some(steps))
             .await
             .map_err(store_error)?;

@@ -262,30 +262,21 @@ mod tests {
             user: user.clone(),
             session: SessionId::generate(),
         };
-        // (user of the session, renewable), popped from the end.
-        let mut answers = vec![
-            (Some(user.clone()), false),
-            (None, true),
-            (Some(account()), true),
-            (Some(user), true),
-        ];
-        let current = std::sync::Arc::new(std::sync::Mutex::new((None, false)));
+        // Answers in order, popped from the end: the session's user, and
+        // whether the session can be renewed.
+        let mut users = vec![Some(user.clone()), None, Some(account()), Some(user)];
+        let mut renewable = vec![false, true, true, true];
         let mut sessions = MockSessionStore::new();
-        let (users, renewals) = (current.clone(), current.clone());
         sessions
             .expect_active_session_user()
             .with(eq(holder.session))
             .times(4)
-            .returning(move |_| {
-                let mut now = users.lock().unwrap();
-                *now = answers.pop().unwrap();
-                Ok(now.0.clone())
-            });
+            .returning(move |_| Ok(users.pop().unwrap()));
         sessions
             .expect_session_renewable()
             .with(eq(holder.session), eq(t0()))
             .times(4)
-            .returning(move |_, _| Ok(renewals.lock().unwrap().1));
+            .returning(move |_, _| Ok(renewable.pop().unwrap()));
         let svc = service(MockTicketStore::new(), sessions);
         let check = || futures_executor::block_on(svc.still_valid(&holder)).unwrap();
         assert!(check(), "its session is live");

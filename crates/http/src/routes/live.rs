@@ -186,7 +186,6 @@ impl Feed {
         if event.id() <= self.last {
             return Ok(());
         }
-
         if event.id() > self.last + 1 {
             let listed = self.reread().await?;
             return self.catch_up(listed).await;
@@ -422,7 +421,7 @@ impl From<&Notification> for NotificationBody {
 #[utoipa::path(get, path = "/ws", tag = "live",
     params(TicketQuery),
     responses(
-        (status = 101, description = "Switching to the WebSocket; text messages are `{type, data, at}`", body = NotificationBody),
+        (status = 101, description = "Switching to the WebSocket; text messages are `{type, data, at}`. Pinged every 30 s; closed with 1008 once the ticket's session ends (logout, password reset, deactivation, expiry)", body = NotificationBody),
         (status = 401, description = "`invalid_ticket`: unknown, used or expired", body = ProblemBody)))]
 pub async fn websocket(
     request: HttpRequest,
