@@ -1,4 +1,4 @@
-//! The bid transaction, batched: the bids waiting in one shard's queue
+//! The bid transaction, batched: the bids waiting in the instance's queue
 //! ([`crate::batcher`]) are decided together, in arrival order, in one
 //! transaction that locks every item they are for (in id order, so
 //! concurrent batches on several instances cannot deadlock), inserts every
@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::SqlStore;
 use crate::auction::{db_time, item_from_row};
-use crate::batcher::{BidQueues, PendingBid, shard_of};
+use crate::batcher::{BidQueue, PendingBid};
 use crate::codec::{seal_leader, seal_offer, seal_price};
 use crate::entities::{bids, items};
 use crate::errors::{Reaction, integrity, react};
@@ -54,20 +54,18 @@ fn same_error(error: &StoreError) -> StoreError {
     }
 }
 
-/// Frees a drainer's shard if the drainer ends without emptying its queue
-/// (it panicked or was cancelled): the waiting bids are answered with an
-/// error and the shard's next bid starts a new drainer instead of waiting
-/// forever.
+/// Frees the queue if the drainer ends without emptying it (it panicked or
+/// was cancelled): the waiting bids are answered with an error and the next
+/// bid starts a new drainer instead of waiting forever.
 struct DrainGuard<'a> {
-    queues: &'a BidQueues,
-    shard: usize,
+    queue: &'a BidQueue,
     finished: bool,
 }
 
 impl Drop for DrainGuard<'_> {
     fn drop(&mut self) {
         if !self.finished {
-            self.queues.abandon(self.shard);
+            self.queue.abandon();
         }
     }
 }
@@ -78,26 +76,17 @@ struct Locked {
     changed: bool,
 }
 
-/// The bid queue of `item`: bids on items of one queue share transactions.
-/// Public for tests that need two items in one batch.
-#[doc(hidden)]
-#[must_use]
-pub fn bid_queue_of(item: ItemId) -> usize {
-    shard_of(item)
-}
-
 impl SqlStore {
     /// Whether no bid is waiting for or inside a transaction: every bid
     /// placed so far has been answered and announced.
     #[must_use]
     pub fn bids_settled(&self) -> bool {
-        self.queues.is_idle()
+        self.queue.is_idle()
     }
 
-    /// Queues a bid for its shard's next transaction and waits for its outcome.
+    /// Queues a bid for the next transaction and waits for its outcome.
     pub(crate) async fn queue_bid(&self, decision: BidDecision) -> Outcome {
         let command = decision.command();
-        let shard = shard_of(command.item);
         let sealed_offer = seal_offer(self.sealer(), command.item, command.bidder, &command.offer)?;
         let (reply, answer) = oneshot::channel();
         let pending = PendingBid {
@@ -106,8 +95,8 @@ impl SqlStore {
             sealed_offer,
             reply,
         };
-        if self.queues.enqueue(shard, pending) {
-            tokio::spawn(self.clone().drain(shard));
+        if self.queue.enqueue(pending) {
+            tokio::spawn(self.clone().drain());
         }
         answer.await.map_err(|_| {
             PlaceBidError::Store(StoreError::Unknown(anyhow::anyhow!(
@@ -116,15 +105,14 @@ impl SqlStore {
         })?
     }
 
-    /// Runs batches of `shard` until its queue is empty.
-    async fn drain(self, shard: usize) {
+    /// Runs batches until the queue is empty.
+    async fn drain(self) {
         let mut guard = DrainGuard {
-            queues: &self.queues,
-            shard,
+            queue: &self.queue,
             finished: false,
         };
         loop {
-            let batch = self.queues.next_batch(shard);
+            let batch = self.queue.next_batch();
             if batch.is_empty() {
                 guard.finished = true;
                 return;

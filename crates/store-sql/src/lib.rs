@@ -33,7 +33,6 @@ mod transaction;
 mod users;
 
 pub use accounts::AuditRecord;
-pub use bidding::bid_queue_of;
 pub use database::{ConnectError, Database, DatabaseSettings, MigrationState};
 
 /// Both stores over one database, sealing with `sealer`.
@@ -41,8 +40,8 @@ pub use database::{ConnectError, Database, DatabaseSettings, MigrationState};
 pub struct SqlStore {
     database: Database,
     sealer: Arc<dyn Sealer>,
-    /// Bids waiting for their item's next transaction (shared by clones).
-    queues: Arc<batcher::BidQueues>,
+    /// Bids waiting for the next transaction (shared by clones).
+    queue: Arc<batcher::BidQueue>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -60,7 +59,7 @@ impl SqlStore {
         SqlStore {
             database,
             sealer,
-            queues: Arc::default(),
+            queue: Arc::default(),
         }
     }
 
