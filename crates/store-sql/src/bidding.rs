@@ -13,8 +13,8 @@ use pp_domain::engine::LockedItem;
 use pp_domain::ports::{AcceptedBid, BidDecision, PlaceBidError, StoreError};
 use pp_domain::{Bid, BidId, ItemId};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, Value, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, QuerySelect, Statement, Value, sea_query::Expr,
 };
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -199,12 +199,11 @@ impl SqlStore {
             .collect();
         item_ids.sort_unstable();
         item_ids.dedup();
-        let rows = items::Entity::find()
-            .filter(items::Column::Id.is_in(item_ids.iter().copied()))
-            .order_by_asc(items::Column::Id)
-            .lock_exclusive()
-            .all(txn)
-            .await?;
+        let bidders: Vec<Uuid> = batch
+            .iter()
+            .map(|pending| pending.decision.command().bidder.as_uuid())
+            .collect();
+        let (rows, mut has_bid) = lock_items(txn, item_ids, bidders).await?;
         let mut locked: HashMap<Uuid, Locked> = HashMap::with_capacity(rows.len());
         for row in &rows {
             let item = LockedItem {
@@ -220,21 +219,6 @@ impl SqlStore {
                 },
             );
         }
-        let bidders: Vec<Uuid> = batch
-            .iter()
-            .map(|pending| pending.decision.command().bidder.as_uuid())
-            .collect();
-        let mut has_bid: HashSet<(Uuid, Uuid)> = bids::Entity::find()
-            .select_only()
-            .column(bids::Column::ItemId)
-            .column(bids::Column::UserId)
-            .filter(bids::Column::ItemId.is_in(item_ids))
-            .filter(bids::Column::UserId.is_in(bidders))
-            .into_tuple::<(Uuid, Uuid)>()
-            .all(txn)
-            .await?
-            .into_iter()
-            .collect();
 
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut accepted = Vec::new();
@@ -290,24 +274,6 @@ impl SqlStore {
         if accepted.is_empty() {
             return Ok(outcomes);
         }
-        let inserted =
-            bids::Entity::insert_many(accepted.into_iter().map(|row| bids::ActiveModel {
-                id: Set(row.id),
-                item_id: Set(row.item_id),
-                user_id: Set(row.user_id),
-                seq: Set(row.seq),
-                sealed_offer: Set(row.sealed_offer),
-                created_at: Set(row.created_at),
-                sealed_price_after: Set(row.sealed_price_after),
-            }))
-            .exec_without_returning(txn)
-            .await;
-        match inserted {
-            Err(err) if react(&err) == Reaction::Duplicate => {
-                return Err(TxFailure::Outcome(BatchError::Duplicate));
-            }
-            other => other?,
-        };
         let mut standings = Vec::new();
         for (id, state) in locked.iter().filter(|(_, state)| state.changed) {
             let item = ItemId::from_uuid(*id);
@@ -320,55 +286,171 @@ impl SqlStore {
             let sealed = seal_leader(self.sealer(), item, leader).map_err(TxFailure::outcome)?;
             standings.push((*id, leader.price.minor_units(), bid_count, sealed));
         }
-        self.update_standings(txn, standings).await?;
+        store_bids(txn, accepted, standings).await?;
         Ok(outcomes)
     }
+}
 
-    /// Writes each changed item's public price, bid count and sealed standing:
-    /// one statement on PostgreSQL, one per item on SQLite (in process, where
-    /// a statement costs no round trip).
-    async fn update_standings(
-        &self,
-        txn: &impl ConnectionTrait,
-        standings: Vec<(Uuid, i64, i64, Vec<u8>)>,
-    ) -> Result<(), TxFailure<BatchError>> {
-        if txn.get_database_backend() == DbBackend::Postgres {
-            let mut sql = String::from(
-                r#"UPDATE "items" AS i SET "current_price" = v.price, "bid_count" = v.bid_count, "sealed_standing" = v.sealed FROM (VALUES "#,
-            );
-            let mut values: Vec<Value> = Vec::with_capacity(standings.len() * 4);
-            for (n, (id, price, bid_count, sealed)) in standings.into_iter().enumerate() {
-                let p = n * 4;
-                if n > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!(
-                    "(${}::uuid, ${}::bigint, ${}::bigint, ${}::bytea)",
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4
-                ));
-                values.extend([id.into(), price.into(), bid_count.into(), sealed.into()]);
-            }
-            sql.push_str(r#") AS v(id, price, bid_count, sealed) WHERE i."id" = v.id"#);
-            txn.execute_raw(Statement::from_sql_and_values(
+/// Locks the batch's items, in id order, and finds which of its bidders
+/// already bid on which of them. On PostgreSQL this is one statement whose
+/// text does not depend on the batch (arrays, not IN lists), so every
+/// connection prepares it once; on SQLite, in process, two plain queries.
+async fn lock_items(
+    txn: &impl ConnectionTrait,
+    item_ids: Vec<Uuid>,
+    bidders: Vec<Uuid>,
+) -> Result<(Vec<items::Model>, HashSet<(Uuid, Uuid)>), TxFailure<BatchError>> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        let rows = txn
+            .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                sql,
-                values,
+                r#"SELECT i.*, b."user_id" AS "existing_bidder" FROM "items" AS i
+                   LEFT JOIN "bids" AS b ON b."item_id" = i."id" AND b."user_id" = ANY($2)
+                   WHERE i."id" = ANY($1) ORDER BY i."id" FOR UPDATE OF i"#,
+                [item_ids.into(), bidders.into()],
             ))
             .await?;
-            return Ok(());
+        let mut items: Vec<items::Model> = Vec::with_capacity(rows.len());
+        let mut has_bid = HashSet::new();
+        for row in &rows {
+            let item = <items::Model as FromQueryResult>::from_query_result(row, "")?;
+            if let Some(bidder) = row.try_get::<Option<Uuid>>("", "existing_bidder")? {
+                has_bid.insert((item.id, bidder));
+            }
+            // An item comes once per bidder of the batch who already bid on it.
+            if items.last().is_none_or(|last| last.id != item.id) {
+                items.push(item);
+            }
         }
-        for (id, price, bid_count, sealed) in standings {
-            items::Entity::update_many()
-                .col_expr(items::Column::CurrentPrice, Expr::value(price))
-                .col_expr(items::Column::BidCount, Expr::value(bid_count))
-                .col_expr(items::Column::SealedStanding, Expr::value(sealed))
-                .filter(items::Column::Id.eq(id))
-                .exec(txn)
-                .await?;
-        }
-        Ok(())
+        return Ok((items, has_bid));
     }
+    let rows = items::Entity::find()
+        .filter(items::Column::Id.is_in(item_ids.iter().copied()))
+        .order_by_asc(items::Column::Id)
+        .lock_exclusive()
+        .all(txn)
+        .await?;
+    let has_bid = bids::Entity::find()
+        .select_only()
+        .column(bids::Column::ItemId)
+        .column(bids::Column::UserId)
+        .filter(bids::Column::ItemId.is_in(item_ids))
+        .filter(bids::Column::UserId.is_in(bidders))
+        .into_tuple::<(Uuid, Uuid)>()
+        .all(txn)
+        .await?
+        .into_iter()
+        .collect();
+    Ok((rows, has_bid))
+}
+
+/// Inserts the accepted bids and writes each changed item's public price,
+/// bid count and sealed standing. On PostgreSQL one statement of fixed text
+/// does both (the insert as a data-modifying `WITH`); on SQLite, in process,
+/// one insert and one update per item.
+async fn store_bids(
+    txn: &impl ConnectionTrait,
+    accepted: Vec<bids::Model>,
+    standings: Vec<(Uuid, i64, i64, Vec<u8>)>,
+) -> Result<(), TxFailure<BatchError>> {
+    let stored = if txn.get_database_backend() == DbBackend::Postgres {
+        // One array per column: the statement's text stays the same
+        // whatever the batch holds.
+        let n = accepted.len();
+        let (mut ids, mut items, mut users, mut seqs) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut offers, mut times, mut prices_after) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for bid in accepted {
+            ids.push(bid.id);
+            items.push(bid.item_id);
+            users.push(bid.user_id);
+            seqs.push(bid.seq);
+            offers.push(bid.sealed_offer);
+            times.push(bid.created_at);
+            prices_after.push(bid.sealed_price_after.unwrap_or_default());
+        }
+        let m = standings.len();
+        let (mut item_ids, mut prices, mut counts, mut sealed) = (
+            Vec::with_capacity(m),
+            Vec::with_capacity(m),
+            Vec::with_capacity(m),
+            Vec::with_capacity(m),
+        );
+        for (id, price, bid_count, standing) in standings {
+            item_ids.push(id);
+            prices.push(price);
+            counts.push(bid_count);
+            sealed.push(standing);
+        }
+        let values: [Value; 11] = [
+            ids.into(),
+            items.into(),
+            users.into(),
+            seqs.into(),
+            offers.into(),
+            times.into(),
+            prices_after.into(),
+            item_ids.into(),
+            prices.into(),
+            counts.into(),
+            sealed.into(),
+        ];
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            r#"WITH inserted AS (
+                 INSERT INTO "bids" ("id", "item_id", "user_id", "seq", "sealed_offer", "created_at", "sealed_price_after")
+                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::bytea[], $6::timestamptz[], $7::bytea[])
+               )
+               UPDATE "items" AS i SET "current_price" = v.price, "bid_count" = v.bid_count, "sealed_standing" = v.sealed
+               FROM unnest($8::uuid[], $9::bigint[], $10::bigint[], $11::bytea[]) AS v(id, price, bid_count, sealed)
+               WHERE i."id" = v.id"#,
+            values,
+        ))
+        .await
+        .map(drop)
+    } else {
+        store_bids_one_by_one(txn, accepted, standings).await
+    };
+    match stored {
+        Err(err) if react(&err) == Reaction::Duplicate => {
+            Err(TxFailure::Outcome(BatchError::Duplicate))
+        }
+        other => Ok(other?),
+    }
+}
+
+async fn store_bids_one_by_one(
+    txn: &impl ConnectionTrait,
+    accepted: Vec<bids::Model>,
+    standings: Vec<(Uuid, i64, i64, Vec<u8>)>,
+) -> Result<(), sea_orm::DbErr> {
+    bids::Entity::insert_many(accepted.into_iter().map(|row| bids::ActiveModel {
+        id: Set(row.id),
+        item_id: Set(row.item_id),
+        user_id: Set(row.user_id),
+        seq: Set(row.seq),
+        sealed_offer: Set(row.sealed_offer),
+        created_at: Set(row.created_at),
+        sealed_price_after: Set(row.sealed_price_after),
+    }))
+    .exec_without_returning(txn)
+    .await?;
+    for (id, price, bid_count, sealed) in standings {
+        items::Entity::update_many()
+            .col_expr(items::Column::CurrentPrice, Expr::value(price))
+            .col_expr(items::Column::BidCount, Expr::value(bid_count))
+            .col_expr(items::Column::SealedStanding, Expr::value(sealed))
+            .filter(items::Column::Id.eq(id))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
 }

@@ -309,3 +309,74 @@ async fn one_bad_item_costs_only_its_own_bids_in_a_shared_batch() {
     assert_eq!(accepted.bid.item, good);
     assert_eq!(h.store.bids_in_order(good, 0, 10).await.unwrap().len(), 1);
 }
+
+/// In one batch, bidders who already bid on an item are refused and a new
+/// bidder on it is decided on the standing the earlier bids left, next to
+/// a bid on another item. PostgreSQL only: a row lock held from outside
+/// keeps the queue's drainer waiting, so the later bids share the next
+/// batch (and the item comes back once for each earlier bidder in it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn earlier_bidders_are_refused_in_a_shared_batch_and_the_rest_decided() {
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+
+    let h = Arc::new(Harness::new(Backend::Postgres).await);
+    let blocker = h.item(100, 5).await.item.id;
+    let item = h.item(100, 5).await.item.id;
+    let other = h.item(100, 5).await.item.id;
+    let bidders = h.bidders(4).await;
+    for (bidder, amount) in bidders[..2].iter().zip([200, 300]) {
+        h.auctions
+            .place_bid(bidder, item, plain(amount))
+            .await
+            .unwrap();
+    }
+
+    let conn = h.store.database().connection();
+    let holder = conn.begin().await.unwrap();
+    holder
+        .execute_raw(Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT id FROM items WHERE id = $1 FOR UPDATE",
+            [blocker.as_uuid().into()],
+        ))
+        .await
+        .unwrap();
+    let bid = |bidder: pp_domain::User, item, amount| {
+        let h = Arc::clone(&h);
+        tokio::spawn(async move { h.auctions.place_bid(&bidder, item, plain(amount)).await })
+    };
+    let first = bid(bidders[3].clone(), blocker, 200);
+    // The drainer now waits for the lock; the next bids queue behind it.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let again = [
+        bid(bidders[0].clone(), item, 1_000),
+        bid(bidders[1].clone(), item, 1_000),
+    ];
+    let newcomer = bid(bidders[2].clone(), item, 400);
+    let elsewhere = bid(bidders[0].clone(), other, 150);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    holder.commit().await.unwrap();
+
+    first.await.unwrap().unwrap();
+    for refused in again {
+        let refused = refused.await.unwrap();
+        assert!(
+            matches!(
+                refused,
+                Err(PlaceBidError::Rejected(BidRejection::AlreadyPlaced))
+            ),
+            "{refused:?}"
+        );
+    }
+    let accepted = newcomer.await.unwrap().unwrap();
+    assert_eq!(accepted.placement.seq, 3);
+    assert_eq!(accepted.placement.standing.bid_count(), 3);
+    assert_eq!(
+        accepted.placement.standing.public().current_price,
+        Some(pp_domain::Money::new(400).unwrap())
+    );
+    assert_eq!(elsewhere.await.unwrap().unwrap().placement.seq, 1);
+    let stored = h.store.bids_in_order(item, 0, 10).await.unwrap();
+    assert_eq!(stored.len(), 3);
+    assert_eq!(stored[2].bidder, bidders[2].id);
+}
