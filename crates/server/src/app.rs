@@ -93,6 +93,10 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Database> {
         .context("cannot open the database")
 }
 
+/// Connections of the bid batches' own pool: one batch runs at a time, and
+/// a spare covers a connection being replaced.
+const BID_POOL_CONNECTIONS: u32 = 2;
+
 /// What instances share: Redis when configured, else this process's twins.
 struct SharedState {
     redis: Option<Arc<Redis>>,
@@ -169,7 +173,15 @@ impl Services {
             .await
             .context("cannot apply the database migrations")?;
         let sealer = Arc::new(AesGcmSealer::new(settings.bid_sealing_key.expose_secret()));
-        let store = Arc::new(SqlStore::new(database.clone(), sealer));
+        let mut store = SqlStore::new(database.clone(), sealer);
+        if database.backend() == sea_orm::DbBackend::Postgres {
+            let bid_pool = DatabaseConfig {
+                max_connections: BID_POOL_CONNECTIONS,
+                ..settings.database.clone()
+            };
+            store = store.with_bid_pool(connect(&bid_pool).await?);
+        }
+        let store = Arc::new(store);
 
         let hub = EventHub::new();
         let SharedState {

@@ -1,9 +1,10 @@
 //! The bid transaction, batched: the bids waiting in the instance's queue
 //! ([`crate::batcher`]) are decided together, in arrival order, in one
 //! transaction that locks every item they are for (in id order, so
-//! concurrent batches on several instances cannot deadlock), inserts every
-//! accepted bid in one statement and updates every changed item in one
-//! more. Inside the locks there are only these queries, the pure decisions
+//! concurrent batches on several instances cannot deadlock) and finds
+//! their bidders' earlier bids in one statement, then inserts every
+//! accepted bid and updates every changed item in one more (PostgreSQL;
+//! SQLite, in process, takes a few more). Inside the locks there are only these queries, the pure decisions
 //! and AES-GCM seals (microseconds): no other network call, no hashing, no
 //! logging. Every bid is answered after the transaction ended.
 
@@ -96,7 +97,11 @@ impl SqlStore {
             reply,
         };
         if self.queue.enqueue(pending) {
-            tokio::spawn(self.clone().drain());
+            let drainer = self.clone().drain();
+            match &self.drainer_runtime {
+                Some(runtime) => drop(runtime.spawn(drainer)),
+                None => drop(tokio::spawn(drainer)),
+            }
         }
         answer.await.map_err(|_| {
             PlaceBidError::Store(StoreError::Unknown(anyhow::anyhow!(
@@ -183,7 +188,7 @@ impl SqlStore {
     }
 
     async fn try_batch(&self, batch: &[PendingBid]) -> Result<Vec<Outcome>, TxFailure<BatchError>> {
-        let tx = self.database().begin_write().await?;
+        let tx = self.bid_pool.begin_write().await?;
         let result = self.batch_in(&tx.txn, batch).await;
         tx.finish(result).await
     }

@@ -42,6 +42,10 @@ pub struct SqlStore {
     sealer: Arc<dyn Sealer>,
     /// Bids waiting for the next transaction (shared by clones).
     queue: Arc<batcher::BidQueue>,
+    /// The pool the bid batches run on (see [`SqlStore::with_bid_pool`]).
+    bid_pool: Database,
+    /// Where the batch drainer runs: the runtime the store was made on.
+    drainer_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -55,12 +59,29 @@ impl std::fmt::Debug for SqlStore {
 impl SqlStore {
     /// Wraps a connected database.
     #[must_use]
+    ///
+    /// The bid drainer will run on the Tokio runtime this is called on (in
+    /// `serve`, the main multi-threaded one, not an HTTP worker's).
     pub fn new(database: Database, sealer: Arc<dyn Sealer>) -> Self {
         SqlStore {
+            bid_pool: database.clone(),
             database,
             sealer,
             queue: Arc::default(),
+            drainer_runtime: tokio::runtime::Handle::try_current().ok(),
         }
+    }
+
+    /// Runs the bid batches on a pool of their own, a second pool on the
+    /// same database. Its connections are opened by the drainer on the
+    /// drainer's runtime, so the batch's round trips are answered there at
+    /// once instead of waiting behind an HTTP worker's queue of requests;
+    /// and a burst of other queries cannot take the connection a batch
+    /// needs. PostgreSQL only: SQLite's writers share one in-process gate.
+    #[must_use]
+    pub fn with_bid_pool(mut self, pool: Database) -> Self {
+        self.bid_pool = pool;
+        self
     }
 
     /// The database behind the store.
