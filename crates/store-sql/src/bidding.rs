@@ -4,9 +4,10 @@
 //! concurrent batches on several instances cannot deadlock) and finds
 //! their bidders' earlier bids in one statement, then inserts every
 //! accepted bid and updates every changed item in one more (PostgreSQL;
-//! SQLite, in process, takes a few more). Inside the locks there are only these queries, the pure decisions
-//! and AES-GCM seals (microseconds): no other network call, no hashing, no
-//! logging. Every bid is answered after the transaction ended.
+//! SQLite, in process, takes a few more). Inside the locks there are only
+//! these queries, the pure decisions and AES-GCM seals (microseconds): no
+//! other network call, no hashing, no logging. Every bid is answered after
+//! the transaction ended.
 
 use std::collections::{HashMap, HashSet};
 
