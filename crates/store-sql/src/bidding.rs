@@ -78,6 +78,25 @@ struct Locked {
     changed: bool,
 }
 
+/// An accepted bid's row, to be inserted.
+struct NewBid {
+    id: Uuid,
+    item_id: Uuid,
+    user_id: Uuid,
+    seq: i64,
+    sealed_offer: Vec<u8>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    sealed_price_after: Vec<u8>,
+}
+
+/// A changed item's new public price, bid count and sealed standing.
+struct NewStanding {
+    item_id: Uuid,
+    price: i64,
+    bid_count: i64,
+    sealed: Vec<u8>,
+}
+
 impl SqlStore {
     /// Whether no bid is waiting for or inside a transaction: every bid
     /// placed so far has been answered and announced.
@@ -248,7 +267,7 @@ impl SqlStore {
                     TxFailure::outcome(integrity("an accepted bid left no price"))
                 })?;
             let at = db_time(placement.at);
-            accepted.push(bids::Model {
+            accepted.push(NewBid {
                 id: pending.bid_id.as_uuid(),
                 item_id: key.0,
                 user_id: key.1,
@@ -256,10 +275,8 @@ impl SqlStore {
                     .map_err(|_| TxFailure::outcome(integrity("bid sequence overflow")))?,
                 sealed_offer: pending.sealed_offer.clone(),
                 created_at: at,
-                sealed_price_after: Some(
-                    seal_price(self.sealer(), command.item, placement.seq, price)
-                        .map_err(TxFailure::outcome)?,
-                ),
+                sealed_price_after: seal_price(self.sealer(), command.item, placement.seq, price)
+                    .map_err(TxFailure::outcome)?,
             });
             has_bid.insert(key);
             state.item.standing = placement.standing;
@@ -290,7 +307,12 @@ impl SqlStore {
             let bid_count = i64::try_from(state.item.standing.bid_count())
                 .map_err(|_| TxFailure::outcome(integrity("bid count overflow")))?;
             let sealed = seal_leader(self.sealer(), item, leader).map_err(TxFailure::outcome)?;
-            standings.push((*id, leader.price.minor_units(), bid_count, sealed));
+            standings.push(NewStanding {
+                item_id: *id,
+                price: leader.price.minor_units(),
+                bid_count,
+                sealed,
+            });
         }
         store_bids(txn, accepted, standings).await?;
         Ok(outcomes)
@@ -356,58 +378,24 @@ async fn lock_items(
 /// one insert and one update per item.
 async fn store_bids(
     txn: &impl ConnectionTrait,
-    accepted: Vec<bids::Model>,
-    standings: Vec<(Uuid, i64, i64, Vec<u8>)>,
+    accepted: Vec<NewBid>,
+    standings: Vec<NewStanding>,
 ) -> Result<(), TxFailure<BatchError>> {
     let stored = if txn.get_database_backend() == DbBackend::Postgres {
         // One array per column: the statement's text stays the same
         // whatever the batch holds.
-        let n = accepted.len();
-        let (mut ids, mut items, mut users, mut seqs) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        let (mut offers, mut times, mut prices_after) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for bid in accepted {
-            ids.push(bid.id);
-            items.push(bid.item_id);
-            users.push(bid.user_id);
-            seqs.push(bid.seq);
-            offers.push(bid.sealed_offer);
-            times.push(bid.created_at);
-            prices_after.push(bid.sealed_price_after.unwrap_or_default());
-        }
-        let m = standings.len();
-        let (mut item_ids, mut prices, mut counts, mut sealed) = (
-            Vec::with_capacity(m),
-            Vec::with_capacity(m),
-            Vec::with_capacity(m),
-            Vec::with_capacity(m),
-        );
-        for (id, price, bid_count, standing) in standings {
-            item_ids.push(id);
-            prices.push(price);
-            counts.push(bid_count);
-            sealed.push(standing);
-        }
-        let values: [Value; 11] = [
-            ids.into(),
-            items.into(),
-            users.into(),
-            seqs.into(),
-            offers.into(),
-            times.into(),
-            prices_after.into(),
-            item_ids.into(),
-            prices.into(),
-            counts.into(),
-            sealed.into(),
+        let values = [
+            array(&accepted, |bid| bid.id),
+            array(&accepted, |bid| bid.item_id),
+            array(&accepted, |bid| bid.user_id),
+            array(&accepted, |bid| bid.seq),
+            array(&accepted, |bid| bid.sealed_offer.clone()),
+            array(&accepted, |bid| bid.created_at),
+            array(&accepted, |bid| bid.sealed_price_after.clone()),
+            array(&standings, |standing| standing.item_id),
+            array(&standings, |standing| standing.price),
+            array(&standings, |standing| standing.bid_count),
+            array(&standings, |standing| standing.sealed.clone()),
         ];
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -435,8 +423,8 @@ async fn store_bids(
 
 async fn store_bids_one_by_one(
     txn: &impl ConnectionTrait,
-    accepted: Vec<bids::Model>,
-    standings: Vec<(Uuid, i64, i64, Vec<u8>)>,
+    accepted: Vec<NewBid>,
+    standings: Vec<NewStanding>,
 ) -> Result<(), sea_orm::DbErr> {
     bids::Entity::insert_many(accepted.into_iter().map(|row| bids::ActiveModel {
         id: Set(row.id),
@@ -445,18 +433,26 @@ async fn store_bids_one_by_one(
         seq: Set(row.seq),
         sealed_offer: Set(row.sealed_offer),
         created_at: Set(row.created_at),
-        sealed_price_after: Set(row.sealed_price_after),
+        sealed_price_after: Set(Some(row.sealed_price_after)),
     }))
     .exec_without_returning(txn)
     .await?;
-    for (id, price, bid_count, sealed) in standings {
+    for standing in standings {
         items::Entity::update_many()
-            .col_expr(items::Column::CurrentPrice, Expr::value(price))
-            .col_expr(items::Column::BidCount, Expr::value(bid_count))
-            .col_expr(items::Column::SealedStanding, Expr::value(sealed))
-            .filter(items::Column::Id.eq(id))
+            .col_expr(items::Column::CurrentPrice, Expr::value(standing.price))
+            .col_expr(items::Column::BidCount, Expr::value(standing.bid_count))
+            .col_expr(items::Column::SealedStanding, Expr::value(standing.sealed))
+            .filter(items::Column::Id.eq(standing.item_id))
             .exec(txn)
             .await?;
     }
     Ok(())
+}
+
+/// One column of `rows` as a PostgreSQL array parameter.
+fn array<R, T>(rows: &[R], field: impl Fn(&R) -> T) -> Value
+where
+    Vec<T>: Into<Value>,
+{
+    rows.iter().map(field).collect::<Vec<T>>().into()
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use pp_domain::engine::replay;
 use pp_domain::ports::{AcceptedBid, AuctionStore, PlaceBidError};
-use pp_domain::{BidOffer, BidRejection};
+use pp_domain::{BidOffer, BidRejection, ItemId, User};
 use pp_testkit::Backend;
 use rand::Rng;
 use tokio::sync::Barrier;
@@ -250,13 +250,42 @@ async fn bids_on_many_items_at_once_each_replay_exactly_per_item(backend: Backen
     }
 }
 
+/// Takes `item`'s row lock from outside the store (PostgreSQL) and holds it
+/// until the returned transaction ends: the bid drainer waits for it, and
+/// bids queued meanwhile share its next batch.
+async fn hold_item_lock(h: &Harness, item: ItemId) -> sea_orm::DatabaseTransaction {
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+
+    let holder = h.store.database().connection().begin().await.unwrap();
+    holder
+        .execute_raw(Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT id FROM items WHERE id = $1 FOR UPDATE",
+            [item.as_uuid().into()],
+        ))
+        .await
+        .unwrap();
+    holder
+}
+
+/// A plain bid of `amount`, placed in a task of its own.
+fn bid_in_task(
+    h: &Arc<Harness>,
+    bidder: &User,
+    item: ItemId,
+    amount: i64,
+) -> tokio::task::JoinHandle<Result<AcceptedBid, PlaceBidError>> {
+    let (h, bidder) = (Arc::clone(h), bidder.clone());
+    tokio::spawn(async move { h.auctions.place_bid(&bidder, item, plain(amount)).await })
+}
+
 /// A bid batch that fails on one item (its standing does not open) still
 /// decides the bids on the other items it holds. PostgreSQL only: a row
 /// lock held from outside keeps the queue's drainer waiting, so the bids
 /// on the bad and the good item are sure to share the next batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_bad_item_costs_only_its_own_bids_in_a_shared_batch() {
-    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+    use sea_orm::{ConnectionTrait, Statement};
 
     let h = Arc::new(Harness::new(Backend::Postgres).await);
     let blocker = h.item(100, 5).await.item.id;
@@ -272,25 +301,14 @@ async fn one_bad_item_costs_only_its_own_bids_in_a_shared_batch() {
     .await
     .unwrap();
 
-    let holder = conn.begin().await.unwrap();
-    holder
-        .execute_raw(Statement::from_sql_and_values(
-            sea_orm::DbBackend::Postgres,
-            "SELECT id FROM items WHERE id = $1 FOR UPDATE",
-            [blocker.as_uuid().into()],
-        ))
-        .await
-        .unwrap();
+    let holder = hold_item_lock(&h, blocker).await;
     let bidders = h.bidders(3).await;
-    let bid = |bidder: pp_domain::User, item| {
-        let h = Arc::clone(&h);
-        tokio::spawn(async move { h.auctions.place_bid(&bidder, item, plain(200)).await })
-    };
-    let first = bid(bidders[0].clone(), blocker);
+    let bid = |bidder: &pp_domain::User, item| bid_in_task(&h, bidder, item, 200);
+    let first = bid(&bidders[0], blocker);
     // The drainer now waits for the lock; the next two bids queue behind it.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let on_bad = bid(bidders[1].clone(), bad);
-    let on_good = bid(bidders[2].clone(), good);
+    let on_bad = bid(&bidders[1], bad);
+    let on_good = bid(&bidders[2], good);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     holder.commit().await.unwrap();
 
@@ -317,8 +335,6 @@ async fn one_bad_item_costs_only_its_own_bids_in_a_shared_batch() {
 /// batch (and the item comes back once for each earlier bidder in it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn earlier_bidders_are_refused_in_a_shared_batch_and_the_rest_decided() {
-    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
-
     let h = Arc::new(Harness::new(Backend::Postgres).await);
     let blocker = h.item(100, 5).await.item.id;
     let item = h.item(100, 5).await.item.id;
@@ -331,29 +347,16 @@ async fn earlier_bidders_are_refused_in_a_shared_batch_and_the_rest_decided() {
             .unwrap();
     }
 
-    let conn = h.store.database().connection();
-    let holder = conn.begin().await.unwrap();
-    holder
-        .execute_raw(Statement::from_sql_and_values(
-            sea_orm::DbBackend::Postgres,
-            "SELECT id FROM items WHERE id = $1 FOR UPDATE",
-            [blocker.as_uuid().into()],
-        ))
-        .await
-        .unwrap();
-    let bid = |bidder: pp_domain::User, item, amount| {
-        let h = Arc::clone(&h);
-        tokio::spawn(async move { h.auctions.place_bid(&bidder, item, plain(amount)).await })
-    };
-    let first = bid(bidders[3].clone(), blocker, 200);
+    let holder = hold_item_lock(&h, blocker).await;
+    let first = bid_in_task(&h, &bidders[3], blocker, 200);
     // The drainer now waits for the lock; the next bids queue behind it.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let again = [
-        bid(bidders[0].clone(), item, 1_000),
-        bid(bidders[1].clone(), item, 1_000),
+        bid_in_task(&h, &bidders[0], item, 1_000),
+        bid_in_task(&h, &bidders[1], item, 1_000),
     ];
-    let newcomer = bid(bidders[2].clone(), item, 400);
-    let elsewhere = bid(bidders[0].clone(), other, 150);
+    let newcomer = bid_in_task(&h, &bidders[2], item, 400);
+    let elsewhere = bid_in_task(&h, &bidders[0], other, 150);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     holder.commit().await.unwrap();
 
