@@ -58,10 +58,10 @@ impl std::fmt::Debug for SqlStore {
 
 impl SqlStore {
     /// Wraps a connected database.
-    #[must_use]
     ///
     /// The bid drainer will run on the Tokio runtime this is called on (in
     /// `serve`, the main multi-threaded one, not an HTTP worker's).
+    #[must_use]
     pub fn new(database: Database, sealer: Arc<dyn Sealer>) -> Self {
         SqlStore {
             bid_pool: database.clone(),
