@@ -37,19 +37,26 @@ me_rps=$(median "${me_runs[@]}")
 # 2. Login throughput, nothing else running, against cores / single-hash time.
 #    The VM's speed drifts, so each run is judged against hash timings taken
 #    just before and after it; the median of the runs' shares is reported.
+#    Beside it, the time of one hash when one runs on every core at once,
+#    nothing else running: where the cores contend for a shared cache or
+#    memory bandwidth this is longer, and no server can beat cores / it.
 cores=$(nproc)
-login_runs=(); shares=(); hashes=()
+login_runs=(); shares=(); hashes=(); paired=(); paired_shares=()
 for _ in $(seq 1 "$RUNS"); do
   before=$("$CARGO_TARGET_DIR/release/examples/hash_time")
   rate=$(wrk -t1 -c16 -d"${DURATION}s" -s scripts/bench/login.lua "$BASE/api/v1/auth/login" | rps)
   after=$("$CARGO_TARGET_DIR/release/examples/hash_time")
+  side_by_side=$("$CARGO_TARGET_DIR/release/examples/hash_time" "$cores")
   hash=$(python3 -c "print(round(($before + $after) / 2, 2))")
-  login_runs+=("$rate"); hashes+=("$hash")
+  login_runs+=("$rate"); hashes+=("$hash"); paired+=("$side_by_side")
   shares+=("$(python3 -c "print(round($rate / ($cores / ($hash / 1000)) * 100, 1))")")
+  paired_shares+=("$(python3 -c "print(round($rate / ($cores / ($side_by_side / 1000)) * 100, 1))")")
 done
 login_rps=$(median "${login_runs[@]}")
 hash_ms=$(median "${hashes[@]}")
 login_share=$(median "${shares[@]}")
+paired_ms=$(median "${paired[@]}")
+paired_share=$(median "${paired_shares[@]}")
 
 # 3. What a user sees during a login flood: a light probe (100 req/s on one
 #    connection), not a second load generator, measures /health.
@@ -59,16 +66,20 @@ sleep 1
 read -r health_p50 health_p99 health_n < <(python3 scripts/bench/probe.py "$BASE/health" "$DURATION" 100)
 wait "$flood"
 
-python3 - "$me_rps" "$hash_ms" "$cores" "$login_rps" "$health_p50" "$health_p99" "$health_n" "${me_runs[*]}" "${login_runs[*]}" "$login_share" "${shares[*]}" <<'PY'
+python3 - "$me_rps" "$hash_ms" "$cores" "$login_rps" "$health_p50" "$health_p99" "$health_n" "${me_runs[*]}" "${login_runs[*]}" "$login_share" "${shares[*]}" "$paired_ms" "$paired_share" <<'PY'
 import sys
 me_rps, hash_ms, cores, login_rps, p50, p99, n = map(float, sys.argv[1:8])
 me_runs, login_runs = sys.argv[8], sys.argv[9]
 share, shares = float(sys.argv[10]), sys.argv[11]
+paired_ms, paired_share = float(sys.argv[12]), float(sys.argv[13])
 ceiling = cores / (hash_ms / 1000)
+paired_ceiling = cores / (paired_ms / 1000)
 rows = [
     ("GET /api/v1/users/me, 50 connections (median)", f"{me_rps:,.0f} req/s  [runs: {me_runs}]", ">= 5,000 req/s", me_rps >= 5000),
     ("single argon2id hash (m=19456 KiB, t=2, p=1), median", f"{hash_ms:.1f} ms -> ceiling {int(cores)} cores / hash = {ceiling:.1f}/s", "", None),
+    (f"{int(cores)} hashes side by side, each (median)", f"{paired_ms:.1f} ms -> the machine's bound {int(cores)} cores / hash = {paired_ceiling:.1f}/s", "", None),
     ("login throughput (median)", f"{login_rps:.1f} logins/s; share of ceiling {share:.0f} %  [runs: {shares} %]", ">= 90 %", share >= 90),
+    ("login throughput against the machine's bound", f"{paired_share:.0f} %", "", None),
     ("/health during the login flood", f"p50 {p50} ms, p99 {p99} ms ({int(n)} probes)", "p99 < 5 ms", p99 < 5),
 ]
 width = max(len(r[0]) for r in rows)

@@ -50,7 +50,10 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                         .finish()
                 }),
             )
-            .route("/events/{id}", web::get().to(routes::live::item_events))
+            .route(
+                "/events/{id}",
+                web::get().to(routes::live::root_item_events),
+            )
             .route("/ws", web::get().to(routes::live::websocket))
             .service(web::scope("/api/v1").configure(routes::api))
             .service(web::scope("/api").configure(routes::api));

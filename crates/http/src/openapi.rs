@@ -41,6 +41,7 @@ use crate::{ops, problem, routes};
         routes::items::revealed_bids,
         routes::items::my_bids,
         routes::live::item_events,
+        routes::live::root_item_events,
         routes::live::ws_ticket,
         routes::live::websocket,
         ops::health,
@@ -53,7 +54,7 @@ use crate::{ops, problem, routes};
         routes::live::ClosedBody,
         routes::live::NotificationBody,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &DocumentPaths),
     tags(
         (name = "auth", description = "Registration, login, sessions and passwords"),
         (name = "users", description = "Your account; accounts for admins"),
@@ -77,6 +78,44 @@ impl Modify for BearerAuth {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
                     .build(),
+            ),
+        );
+    }
+}
+
+/// The document's own two paths. Swagger UI's service answers them, so no
+/// handler of ours carries a `#[utoipa::path]` for them.
+struct DocumentPaths;
+
+impl Modify for DocumentPaths {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{HttpMethod, OperationBuilder};
+        use utoipa::openapi::{ContentBuilder, ResponseBuilder};
+        let get = |summary: &str, status: &str, response: ResponseBuilder| {
+            OperationBuilder::new()
+                .tag("operations")
+                .summary(Some(summary))
+                .response(status, response.build())
+                .build()
+        };
+        openapi.paths.add_path_operation(
+            "/api/openapi.json",
+            vec![HttpMethod::Get],
+            get(
+                "This document",
+                "200",
+                ResponseBuilder::new()
+                    .description("OpenAPI 3.1")
+                    .content("application/json", ContentBuilder::new().build()),
+            ),
+        );
+        openapi.paths.add_path_operation(
+            "/docs",
+            vec![HttpMethod::Get],
+            get(
+                "The interactive viewer (Swagger UI, served from this binary)",
+                "308",
+                ResponseBuilder::new().description("To `/docs/`, the viewer's page"),
             ),
         );
     }

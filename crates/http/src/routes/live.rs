@@ -331,6 +331,23 @@ pub struct TicketBody {
 }
 
 /// Trades your access token for a single-use, 30-second WebSocket ticket.
+/// The same stream at `/events/{id}`, outside the API's base path (api.md,
+/// Live updates): a plain `EventSource` URL that needs no version.
+#[utoipa::path(get, path = "/events/{id}", tag = "live",
+    params(("id" = Uuid, Path, description = "The item's id"),
+        ("Last-Event-ID" = Option<String>, Header, description = "The last id received, to resume")),
+    responses(
+        (status = 200, description = "The same stream as `/api/v1/items/{id}/events`", content_type = "text/event-stream", body = PriceBody),
+        (status = 204, description = "Resuming after the `closed` event: nothing will follow"),
+        (status = 404, description = "`item_not_found`", body = ProblemBody)))]
+pub async fn root_item_events(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    item_events(request, state, path).await
+}
+
 #[utoipa::path(post, path = "/api/v1/ws-ticket", tag = "live", security(("bearer" = [])),
     responses((status = 201, body = TicketBody), (status = 401, description = "`unauthorized` / `invalid_token`", body = ProblemBody)))]
 pub async fn ws_ticket(

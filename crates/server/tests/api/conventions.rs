@@ -1,8 +1,11 @@
 //! api.md's conventions: problem+json, request ids, versions, headers,
 //! body rules, OpenAPI, metrics, CORS.
 
-use reqwest::StatusCode;
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use crate::support::{Options, TestApp, problem};
 
@@ -142,13 +145,18 @@ async fn unknown_routes_and_methods_are_problems_too() {
     assert_eq!(method.headers()["content-type"], "application/problem+json");
 }
 
+/// The methods an OpenAPI path item may name.
+const HTTP_METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
 #[tokio::test]
 async fn the_openapi_document_lists_every_endpoint_and_the_viewer_works_offline() {
     let app = TestApp::spawn().await;
     let doc: Value = app.get("/api/openapi.json").await.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    let paths = doc["paths"].as_object().unwrap();
-    for (path, method) in [
+    // api.md's endpoints, every one of them, and nothing else.
+    let expected: BTreeSet<(&str, &str)> = [
         ("/api/v1/auth/register", "post"),
         ("/api/v1/auth/verify-email", "post"),
         ("/api/v1/auth/resend-verification", "post"),
@@ -174,14 +182,49 @@ async fn the_openapi_document_lists_every_endpoint_and_the_viewer_works_offline(
         ("/api/v1/items/{id}/events", "get"),
         ("/api/v1/me/bids", "get"),
         ("/api/v1/ws-ticket", "post"),
+        ("/events/{id}", "get"),
         ("/ws", "get"),
         ("/health", "get"),
         ("/ready", "get"),
         ("/metrics", "get"),
-    ] {
+        ("/api/openapi.json", "get"),
+        ("/docs", "get"),
+    ]
+    .into_iter()
+    .collect();
+    let documented: BTreeSet<(&str, &str)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|key| HTTP_METHODS.contains(&key.as_str()))
+                .map(move |method| (path.as_str(), method.as_str()))
+        })
+        .collect();
+    assert_eq!(documented, expected);
+    // And every documented operation is routed: the router never answers
+    // "no such route" or "no such method" to it (an unknown id is a 404 of
+    // the handler's own, with its own code).
+    for (path, method) in &documented {
+        let concrete = path.replace("{id}", &Uuid::new_v4().to_string());
+        let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let response = app.send(method.clone(), &concrete, None, None).await;
+        let status = response.status().as_u16();
+        let code = if response
+            .headers()
+            .get("content-type")
+            .is_some_and(|t| t == "application/problem+json")
+        {
+            response.json::<Value>().await.unwrap()["error_code"].clone()
+        } else {
+            Value::Null
+        };
         assert!(
-            paths.get(path).and_then(|p| p.get(method)).is_some(),
-            "{method} {path} missing"
+            !matches!(code.as_str(), Some("not_found" | "method_not_allowed")),
+            "{method} {concrete} is documented but not routed: {status} {code}"
         );
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
