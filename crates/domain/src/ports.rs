@@ -28,8 +28,8 @@ use crate::user::{Credentials, NewUser, PasswordHash, User, UserChanges, UserCur
 /// A failure of the storage itself, which no caller can fix by changing its request.
 #[derive(Debug, Error)]
 pub enum StoreError {
-    /// The store could not take a lock or a connection in time, or kept
-    /// hitting conflicts; the request may be retried.
+    /// The store could not take a lock or a connection in time, kept
+    /// hitting conflicts, or cannot be reached; the request may be retried.
     #[error("the store is busy, try again")]
     Busy,
     /// Stored data failed an integrity check (a sealed value that does not

@@ -8,7 +8,8 @@ use sea_orm::{DbErr, RuntimeErr, SqlErr};
 pub(crate) enum Reaction {
     /// A deadlock, serialization failure or SQLite busy: roll back and try again.
     Retry,
-    /// The lock or a connection was not obtained in time: give up, tell the caller to retry.
+    /// The lock or a connection was not obtained in time, or the database is
+    /// unreachable: give up, tell the caller to retry.
     Busy,
     /// The unique index refused the row.
     Duplicate,
@@ -26,11 +27,34 @@ const RETRYABLE: &[&str] = &[
     "517",   // SQLITE_BUSY_SNAPSHOT
 ];
 
-/// SQLSTATEs that mean "a lock or the statement timed out".
-const TIMED_OUT: &[&str] = &[
+/// SQLSTATEs that mean "a lock or the statement timed out", or that the
+/// database is not there to answer: an outage, not a bug, so the client
+/// hears 503 and may retry.
+const TIMED_OUT_OR_GONE: &[&str] = &[
     "55P03", // lock_not_available (lock_timeout)
     "57014", // query_canceled (statement_timeout)
+    "57P01", // admin_shutdown
+    "57P02", // crash_shutdown
+    "57P03", // cannot_connect_now (starting up or shutting down)
+    "3D000", // invalid_catalog_name: the database is gone
+    "53300", // too_many_connections
 ];
+
+/// Whether the connection, not the statement, failed: it could not be
+/// opened, broke, or the pool gave up waiting for one.
+fn connection_failed(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            matches!(
+                e.as_ref(),
+                Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed
+            )
+        }
+        _ => false,
+    }
+}
 
 fn database_code(err: &DbErr) -> Option<String> {
     match err {
@@ -46,7 +70,7 @@ fn database_code(err: &DbErr) -> Option<String> {
 
 /// Classifies a database error.
 pub(crate) fn react(err: &DbErr) -> Reaction {
-    if matches!(err, DbErr::ConnectionAcquire(_)) {
+    if connection_failed(err) {
         return Reaction::Busy;
     }
     if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
@@ -54,7 +78,10 @@ pub(crate) fn react(err: &DbErr) -> Reaction {
     }
     match database_code(err) {
         Some(code) if RETRYABLE.contains(&code.as_str()) => Reaction::Retry,
-        Some(code) if TIMED_OUT.contains(&code.as_str()) => Reaction::Busy,
+        Some(code) if TIMED_OUT_OR_GONE.contains(&code.as_str()) || code.starts_with("08") => {
+            // Class 08: connection exceptions.
+            Reaction::Busy
+        }
         _ => Reaction::Fail,
     }
 }
@@ -70,4 +97,46 @@ pub(crate) fn store_error(err: DbErr) -> StoreError {
 /// A stored value that does not decode into a domain value.
 pub(crate) fn integrity(what: impl std::fmt::Display) -> StoreError {
     StoreError::Integrity(what.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sea_orm::sqlx::Error as Sqlx;
+
+    use super::*;
+
+    fn exec(err: Sqlx) -> DbErr {
+        DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err)))
+    }
+
+    #[test]
+    fn a_database_that_cannot_be_reached_is_busy_not_a_bug() {
+        for err in [
+            DbErr::Conn(RuntimeErr::Internal("connection refused".into())),
+            DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout),
+            exec(Sqlx::Io(std::io::Error::from(
+                std::io::ErrorKind::ConnectionReset,
+            ))),
+            exec(Sqlx::PoolTimedOut),
+            exec(Sqlx::PoolClosed),
+            exec(Sqlx::WorkerCrashed),
+        ] {
+            assert_eq!(react(&err), Reaction::Busy, "{err}");
+            assert!(matches!(store_error(err), StoreError::Busy));
+        }
+    }
+
+    #[test]
+    fn other_failures_are_unknown_with_their_chain() {
+        for err in [
+            exec(Sqlx::RowNotFound),
+            exec(Sqlx::Protocol("unexpected message".into())),
+            DbErr::Custom("a bug".into()),
+        ] {
+            assert_eq!(react(&err), Reaction::Fail, "{err}");
+            assert!(matches!(store_error(err), StoreError::Unknown(_)));
+        }
+    }
 }

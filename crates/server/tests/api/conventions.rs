@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use reqwest::{Method, StatusCode};
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -294,4 +295,53 @@ async fn cors_answers_configured_origins_only() {
             .get("access-control-allow-origin")
             .is_none()
     );
+}
+
+/// No internals in a 5xx body: the cause goes to the log only.
+fn assert_no_internals(body: &Value, secrets: &[&str]) {
+    let text = body.to_string().to_lowercase();
+    for leak in [
+        "sql", "postgres", "sea_orm", "sqlx", "database", "argon2", "panicked", ".rs:",
+    ]
+    .iter()
+    .chain(secrets)
+    {
+        assert!(!text.contains(leak), "{leak:?} leaked into {body}");
+    }
+}
+
+#[tokio::test]
+async fn server_errors_are_problems_that_hide_their_cause() {
+    let app = TestApp::spawn().await;
+    let session = app.user("ivo@example.com").await;
+    // A corrupt row is a bug of ours: 500 internal_error, the cause logged.
+    app.store
+        .database()
+        .connection()
+        .execute_unprepared(
+            "UPDATE users SET password_hash = 'not-a-phc-string' WHERE email = 'ivo@example.com'",
+        )
+        .await
+        .unwrap();
+    let corrupt = problem(
+        app.login("ivo@example.com", crate::support::PASSWORD).await,
+        500,
+        "internal_error",
+    )
+    .await;
+    assert_no_internals(&corrupt, &["not-a-phc-string", "phc", "malformed"]);
+
+    // A database that is gone is an outage: 503 with Retry-After, no driver text.
+    let name = app.database.url.rsplit('/').next().unwrap().to_owned();
+    let admin = sea_orm::Database::connect(pp_testkit::DEFAULT_ADMIN_URL)
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+    let gone = app.get_as("/api/v1/users/me", &session.access).await;
+    assert!(gone.headers().contains_key("retry-after"), "{gone:?}");
+    let body = problem(gone, 503, "service_unavailable").await;
+    assert_no_internals(&body, &[&name]);
 }
