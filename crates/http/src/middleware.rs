@@ -175,7 +175,8 @@ pub async fn api_version(
     Ok(response)
 }
 
-/// Request counts and latency by route pattern and status.
+/// Request counts and latency by route pattern and status, and the access
+/// log: one line per request.
 ///
 /// # Errors
 /// Only what the inner services return.
@@ -193,8 +194,16 @@ pub async fn record_metrics(
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    let elapsed = started.elapsed();
+    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    // The access log: one line per request, inside its span (request id,
+    // method, path, client address).
+    tracing::info!(
+        http.route = %labels[1].1,
+        http.status_code = %labels[2].1,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "request served"
+    );
     Ok(response)
 }
 

@@ -16,6 +16,7 @@ use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, To
 use pp_domain::auth::ports::Mailer;
 use pp_domain::auth::tokens::OutgoingMail;
 use tokio::sync::mpsc;
+use tracing::{Instrument, Span};
 
 /// Messages waiting beyond this are refused rather than queued without bound.
 const QUEUE_CAPACITY: usize = 1_024;
@@ -49,7 +50,9 @@ impl Sender {
 /// The [`Mailer`] port: a bounded queue and a delivery task.
 #[derive(Clone, Debug)]
 pub struct QueuedMailer {
-    queue: mpsc::Sender<OutgoingMail>,
+    /// Each message with the span it was queued in (the request's), so that
+    /// what its delivery logs carries that request's id.
+    queue: mpsc::Sender<(OutgoingMail, Span)>,
 }
 
 impl QueuedMailer {
@@ -71,10 +74,12 @@ impl QueuedMailer {
                     .build(),
             ),
         };
-        let (queue, mut inbox) = mpsc::channel::<OutgoingMail>(QUEUE_CAPACITY);
+        let (queue, mut inbox) = mpsc::channel::<(OutgoingMail, Span)>(QUEUE_CAPACITY);
         tokio::spawn(async move {
-            while let Some(mail) = inbox.recv().await {
-                deliver_with_retries(&sender, &from, mail).await;
+            while let Some((mail, span)) = inbox.recv().await {
+                deliver_with_retries(&sender, &from, mail)
+                    .instrument(span)
+                    .await;
             }
         });
         Ok(QueuedMailer { queue })
@@ -114,7 +119,7 @@ async fn deliver_with_retries(sender: &Sender, from: &Mailbox, mail: OutgoingMai
 #[async_trait]
 impl Mailer for QueuedMailer {
     async fn send(&self, mail: OutgoingMail) -> anyhow::Result<()> {
-        self.queue.try_send(mail).map_err(|err| {
+        self.queue.try_send((mail, Span::current())).map_err(|err| {
             tracing::error!("the mail queue is full or closed; an e-mail was dropped");
             anyhow::anyhow!("cannot queue an e-mail: {err}")
         })

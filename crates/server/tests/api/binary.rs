@@ -103,12 +103,7 @@ fn an_unreachable_database_is_reported_not_hung_on() {
 #[tokio::test]
 async fn serve_on_a_fresh_directory_runs_the_embedded_default() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let bind = format!("127.0.0.1:{port}");
+    let bind = format!("127.0.0.1:{}", free_port());
     let mut child = poison_pill(dir.path(), &[("BIND_ADDR", bind.as_str())], &[])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -240,4 +235,114 @@ async fn admin_create_user_makes_an_account_that_can_log_in() {
         .await
         .unwrap();
     assert_eq!(users.status(), 200);
+}
+
+/// A free port on the loopback interface.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn every_log_line_of_a_request_carries_its_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let bind = format!("127.0.0.1:{}", free_port());
+    let log_path = dir.path().join("server.log");
+    let env = [
+        ("BIND_ADDR", bind.as_str()),
+        ("LOG_FORMAT", "json"),
+        ("RUST_LOG", "info"),
+        // Nothing listens there: delivery fails and logs, after the request.
+        ("MAIL_TRANSPORT", "smtp"),
+        ("SMTP_URL", "smtp://127.0.0.1:1"),
+    ];
+    let mut child = poison_pill(dir.path(), &env, &[])
+        .stdout(std::fs::File::create(&log_path).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("http://{bind}");
+    for _ in 0..100 {
+        if client.get(format!("{url}/health")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let register = client
+        .post(format!("{url}/api/v1/auth/register"))
+        .header("x-request-id", "log-test-register")
+        .json(
+            &serde_json::json!({"email": "lou@example.com", "password": crate::support::PASSWORD}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(register.status(), 201);
+    let replaced = client
+        .get(format!("{url}/api/v1/users/me"))
+        .header("x-request-id", "not a valid id")
+        .send()
+        .await
+        .unwrap();
+    let generated = replaced.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    // Three delivery attempts, 0.5 s and 1 s apart.
+    let mut lines: Vec<serde_json::Value> = Vec::new();
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        lines = std::fs::read_to_string(&log_path)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        if lines.iter().any(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("giving up"))
+        }) {
+            break;
+        }
+    }
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+
+    let of = |id: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l["span"]["request_id"] == id)
+            .map(|l| l["message"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let registered = of("log-test-register");
+    assert!(
+        registered.iter().any(|m| m == "request served"),
+        "{registered:?}"
+    );
+    assert!(
+        registered.iter().any(|m| m.contains("giving up")),
+        "the mail sent for the request logs with its id: {registered:?}"
+    );
+    assert_eq!(of(&generated), ["request served"]);
+    assert!(of("not a valid id").is_empty());
+    // Nothing a request logs is without its id.
+    for line in &lines {
+        if line.get("span").is_some() {
+            assert!(
+                line["span"]["request_id"]
+                    .as_str()
+                    .is_some_and(|id| !id.is_empty()),
+                "{line}"
+            );
+        }
+    }
 }
