@@ -6,7 +6,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{JWT_SECRET, Options, TestApp, problem};
+use crate::support::{JWT_SECRET, Options, RedisMode, TestApp, problem};
 
 fn segments(token: &str) -> (Value, Value) {
     let parts: Vec<&str> = token.split('.').collect();
@@ -222,4 +222,49 @@ async fn the_sixth_login_in_a_minute_from_one_address_is_429() {
         .post("/api/v1/auth/verify-email", &json!({"token": "x"}))
         .await;
     problem(verify, 400, "invalid_token").await;
+}
+
+/// Requests while Redis is down or hung: none waits much longer than
+/// `REDIS_TIMEOUT_MS` (300 ms in these apps), and the limits still hold,
+/// counted by this instance alone.
+async fn limits_hold_without_redis(mode: RedisMode) {
+    let app = TestApp::spawn_with(
+        Options::default()
+            .redis(mode)
+            .with("RATE_LIMIT_AUTH", "3/60s"),
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let started = std::time::Instant::now();
+        let response = app.login("nobody@example.com", "wrong wrong wrong").await;
+        // Generous against a 300 ms timeout, tight against a hang.
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        statuses.push(response.status().as_u16());
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(response.headers().contains_key("retry-after"));
+            problem(response, 429, "rate_limited").await;
+        }
+    }
+    assert_eq!(statuses, [401, 401, 401, 429]);
+    let ready = app.get("/ready").await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        ready.json::<Value>().await.unwrap()["checks"]["redis"],
+        "down"
+    );
+}
+
+#[tokio::test]
+async fn with_redis_unreachable_limits_fall_back_to_this_instance() {
+    limits_hold_without_redis(RedisMode::Unreachable).await;
+}
+
+#[tokio::test]
+async fn with_redis_hung_limits_fall_back_and_nothing_waits_past_the_timeout() {
+    limits_hold_without_redis(RedisMode::Hung).await;
 }

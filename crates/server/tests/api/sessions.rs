@@ -129,6 +129,11 @@ async fn a_logged_out_token_is_refused_with_redis_unreachable() {
 }
 
 #[tokio::test]
+async fn a_logged_out_token_is_refused_with_redis_hung() {
+    logout_refuses_the_token_from_the_next_request(RedisMode::Hung).await;
+}
+
+#[tokio::test]
 async fn logout_blacklists_the_token_in_redis_until_it_expires() {
     let app = TestApp::spawn().await;
     let session = app.user("kim@example.com").await;

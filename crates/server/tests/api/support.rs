@@ -22,6 +22,8 @@ pub enum RedisMode {
     Real,
     /// A Redis URL nothing listens on.
     Unreachable,
+    /// A server that accepts connections and never answers.
+    Hung,
     /// No Redis: in-process twins.
     None,
 }
@@ -93,6 +95,20 @@ fn base_vars(
     .collect()
 }
 
+/// The URL of a server that accepts connections, reads nothing and answers
+/// nothing, for as long as the test's runtime lives.
+async fn hung_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    url
+}
+
 /// A logged-in session.
 #[derive(Clone, Debug)]
 pub struct Session {
@@ -116,6 +132,10 @@ impl TestApp {
             RedisMode::Unreachable => {
                 vars.push(("REDIS_URL".into(), "redis://127.0.0.1:1".into()));
                 vars.push(("REDIS_TIMEOUT_MS".into(), "200".into()));
+            }
+            RedisMode::Hung => {
+                vars.push(("REDIS_URL".into(), hung_server().await));
+                vars.push(("REDIS_TIMEOUT_MS".into(), "300".into()));
             }
             RedisMode::None => {}
         }
