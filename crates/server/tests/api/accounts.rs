@@ -1,6 +1,7 @@
 //! Every account flow end to end, reading e-mails from the file transport.
 
 use reqwest::StatusCode;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Value, json};
 
 use crate::support::{PASSWORD, TestApp, problem, session_of};
@@ -339,4 +340,72 @@ async fn my_profile_changes_only_its_display_name() {
         "validation_failed",
     )
     .await;
+}
+
+#[tokio::test]
+async fn links_last_24_hours_to_verify_and_one_hour_to_reset_then_stop_working() {
+    let app = TestApp::spawn().await;
+    app.register("ora@example.com").await;
+    app.post(
+        "/api/v1/auth/password/forgot",
+        &json!({"email": "ora@example.com"}),
+    )
+    .await;
+    let verify = app.mailed_token("ora@example.com", "verify-email", 1).await;
+    let reset = app
+        .mailed_token("ora@example.com", "reset-password", 1)
+        .await;
+    let connection = app.store.database().connection();
+    let lifetimes: Vec<(String, i64)> = connection
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT purpose, EXTRACT(EPOCH FROM expires_at - issued_at)::bigint AS seconds \
+             FROM one_time_tokens ORDER BY purpose",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row.try_get("", "purpose").unwrap(),
+                row.try_get("", "seconds").unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lifetimes,
+        [
+            ("reset_password".to_owned(), 3_600),
+            ("verify_email".to_owned(), 24 * 3_600)
+        ]
+    );
+
+    // Past their time, both links are refused and change nothing.
+    connection
+        .execute_unprepared("UPDATE one_time_tokens SET expires_at = now() - interval '1 second'")
+        .await
+        .unwrap();
+    problem(
+        app.post("/api/v1/auth/verify-email", &json!({"token": verify}))
+            .await,
+        400,
+        "invalid_token",
+    )
+    .await;
+    problem(
+        app.post(
+            "/api/v1/auth/password/reset",
+            &json!({"token": reset, "new_password": "an entirely new passphrase"}),
+        )
+        .await,
+        400,
+        "invalid_token",
+    )
+    .await;
+    assert_eq!(
+        app.login("ora@example.com", "an entirely new passphrase")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
 }

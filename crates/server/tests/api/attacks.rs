@@ -99,16 +99,35 @@ async fn no_other_kind_of_token_passes_as_a_bearer_token() {
         .mailed_token("uma@example.com", "reset-password", 1)
         .await;
     let verify = app.mailed_token("uma@example.com", "verify-email", 1).await;
-    for token in [
-        session.refresh.as_str(),
-        reset.as_str(),
-        verify.as_str(),
-        "",
-        "Bearer",
-    ] {
+    let ticket: Value = app
+        .post_as("/api/v1/ws-ticket", &session.access, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ticket = ticket["ticket"].as_str().unwrap();
+    for token in [session.refresh.as_str(), &reset, &verify, ticket] {
         let response = app.get_as("/api/v1/users/me", token).await;
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{token}");
+        assert!(
+            response.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer"),
+            "{token}"
+        );
+        problem(response, 401, "invalid_token").await;
     }
+    for empty in ["", "Bearer"] {
+        let response = app.get_as("/api/v1/users/me", empty).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{empty:?}");
+    }
+    // The access token itself passes: the refusals above are about the kind.
+    assert_eq!(
+        app.get_as("/api/v1/users/me", &session.access)
+            .await
+            .status(),
+        StatusCode::OK
+    );
     let basic = app
         .client
         .get(app.url("/api/v1/users/me"))

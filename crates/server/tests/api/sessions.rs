@@ -225,6 +225,17 @@ async fn five_failures_lock_the_account_until_the_lock_expires() {
         .unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     problem(locked, 423, "account_locked").await;
+    // nextest runs each test in a process of its own: these counts are this test's.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for counted in [
+        "auth_events_total{event=\"account_locked\"} 1",
+        "auth_events_total{event=\"login_failed\"} 6",
+    ] {
+        assert!(
+            metrics.lines().any(|line| line == counted),
+            "{counted} not in\n{metrics}"
+        );
+    }
     let events: Vec<String> = app
         .store
         .audit_records()
