@@ -22,10 +22,34 @@ use tokio::time::Instant;
 /// Entries beyond which a sweep drops the ones that expired.
 const SWEEP_ABOVE: usize = 10_000;
 
+/// When a map of expiring entries is swept: once it holds twice what the
+/// last sweep left (at least [`SWEEP_ABOVE`]), so that many live entries
+/// cost an occasional pass, not one per call.
+#[derive(Debug, Default)]
+struct SweepSchedule {
+    next_at: usize,
+}
+
+impl SweepSchedule {
+    fn due(&self, len: usize) -> bool {
+        len >= self.next_at.max(SWEEP_ABOVE)
+    }
+
+    fn swept(&mut self, left: usize) {
+        self.next_at = left.saturating_mul(2);
+    }
+}
+
 /// Revoked access tokens, remembered until they would have expired anyway.
 #[derive(Debug, Default)]
 pub struct MemoryRevocationList {
-    revoked: Mutex<HashMap<TokenId, Timestamp>>,
+    revoked: Mutex<Revoked>,
+}
+
+#[derive(Debug, Default)]
+struct Revoked {
+    until: HashMap<TokenId, Timestamp>,
+    sweep: SweepSchedule,
 }
 
 impl MemoryRevocationList {
@@ -43,11 +67,13 @@ impl RevocationList for MemoryRevocationList {
             .revoked
             .lock()
             .map_err(|_| anyhow::anyhow!("revocation list poisoned"))?;
-        if revoked.len() > SWEEP_ABOVE {
+        if revoked.sweep.due(revoked.until.len()) {
             let now = chrono::Utc::now();
-            revoked.retain(|_, until| *until > now);
+            revoked.until.retain(|_, until| *until > now);
+            let left = revoked.until.len();
+            revoked.sweep.swept(left);
         }
-        revoked.insert(token, expires_at);
+        revoked.until.insert(token, expires_at);
         Ok(())
     }
 
@@ -56,14 +82,36 @@ impl RevocationList for MemoryRevocationList {
             .revoked
             .lock()
             .map_err(|_| anyhow::anyhow!("revocation list poisoned"))?;
-        Ok(revoked.contains_key(&token))
+        Ok(revoked.until.contains_key(&token))
     }
 }
 
 /// Sliding-window (log) rate limiting, exact per key, in this process.
 #[derive(Debug, Default)]
 pub struct MemoryRateLimiter {
-    windows: Mutex<HashMap<String, VecDeque<Instant>>>,
+    windows: Mutex<Windows>,
+}
+
+#[derive(Debug, Default)]
+struct Windows {
+    by_key: HashMap<String, Window>,
+    sweep: SweepSchedule,
+}
+
+/// One key's hits, and the length of its window: keys of different limits
+/// (10 s global, 60 s auth) share the map, and each expires by its own.
+#[derive(Debug)]
+struct Window {
+    hits: VecDeque<Instant>,
+    length: Duration,
+}
+
+impl Window {
+    fn is_empty_at(&self, now: Instant) -> bool {
+        self.hits
+            .back()
+            .is_none_or(|last| now.duration_since(*last) >= self.length)
+    }
 }
 
 impl MemoryRateLimiter {
@@ -84,13 +132,20 @@ impl MemoryRateLimiter {
                 reset_after: limit.window,
             };
         };
-        if windows.len() > SWEEP_ABOVE {
-            windows.retain(|_, hits| {
-                hits.back()
-                    .is_some_and(|last| now.duration_since(*last) < limit.window)
-            });
+        let windows = &mut *windows;
+        if windows.sweep.due(windows.by_key.len()) {
+            windows.by_key.retain(|_, window| !window.is_empty_at(now));
+            windows.sweep.swept(windows.by_key.len());
         }
-        let hits = windows.entry(key.to_owned()).or_default();
+        let window = windows
+            .by_key
+            .entry(key.to_owned())
+            .or_insert_with(|| Window {
+                hits: VecDeque::new(),
+                length: limit.window,
+            });
+        window.length = limit.window;
+        let hits = &mut window.hits;
         while hits
             .front()
             .is_some_and(|first| now.duration_since(*first) >= limit.window)
@@ -154,6 +209,42 @@ mod tests {
         // The first hit left the window: exactly one slot is free.
         assert!(limiter.hit("k", THREE_PER_SECOND).await.allowed);
         assert!(!limiter.hit("k", THREE_PER_SECOND).await.allowed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sweep_keeps_each_window_for_its_own_length() {
+        let limiter = MemoryRateLimiter::new();
+        let one_per_minute = RateLimit {
+            max: 1,
+            window: Duration::from_secs(60),
+        };
+        assert!(limiter.hit("auth:ann", one_per_minute).await.allowed);
+        // Up to SWEEP_ABOVE keys in all, so the next hit is the first to sweep.
+        for client in 0..SWEEP_ABOVE - 1 {
+            limiter.hit(&format!("global:{client}"), THREE_PER_SECOND).await;
+        }
+        tokio::time::advance(Duration::from_secs(2)).await;
+        // This hit sweeps the map: the one-second windows are gone, the
+        // minute-long one is not.
+        assert!(limiter.hit("global:new", THREE_PER_SECOND).await.allowed);
+        assert!(limiter.windows.lock().unwrap().by_key.len() <= 2);
+        assert!(!limiter.hit("auth:ann", one_per_minute).await.allowed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn many_live_keys_are_swept_now_and_then_not_on_every_hit() {
+        let limiter = MemoryRateLimiter::new();
+        let one_per_minute = RateLimit {
+            max: 1,
+            window: Duration::from_secs(60),
+        };
+        for client in 0..=SWEEP_ABOVE {
+            limiter.hit(&format!("auth:{client}"), one_per_minute).await;
+        }
+        // All live: the sweep kept them and waits until there are twice as many.
+        let next = limiter.windows.lock().unwrap().sweep.next_at;
+        assert_eq!(next, 2 * SWEEP_ABOVE);
+        assert!(!limiter.hit("auth:0", one_per_minute).await.allowed);
     }
 
     #[tokio::test]
