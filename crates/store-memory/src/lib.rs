@@ -221,7 +221,9 @@ mod tests {
         assert!(limiter.hit("auth:ann", one_per_minute).await.allowed);
         // Up to SWEEP_ABOVE keys in all, so the next hit is the first to sweep.
         for client in 0..SWEEP_ABOVE - 1 {
-            limiter.hit(&format!("global:{client}"), THREE_PER_SECOND).await;
+            limiter
+                .hit(&format!("global:{client}"), THREE_PER_SECOND)
+                .await;
         }
         tokio::time::advance(Duration::from_secs(2)).await;
         // This hit sweeps the map: the one-second windows are gone, the

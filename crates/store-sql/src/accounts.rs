@@ -316,6 +316,25 @@ impl OneTimeTokenStore for SqlStore {
             .map_err(store_error)?;
         Ok(used.first().map(|row| UserId::from_uuid(row.user_id)))
     }
+
+    async fn spend_one_time_tokens(
+        &self,
+        user: UserId,
+        purpose: OneTimePurpose,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let _gate = self.database().write_gate().await;
+        one_time_tokens::Entity::update_many()
+            .col_expr(one_time_tokens::Column::UsedAt, Expr::value(db_time(now)))
+            .filter(one_time_tokens::Column::UserId.eq(user.as_uuid()))
+            .filter(one_time_tokens::Column::Purpose.eq(purpose.as_str()))
+            .filter(one_time_tokens::Column::UsedAt.is_null())
+            .filter(one_time_tokens::Column::ExpiresAt.gt(now))
+            .exec(self.database().connection())
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -744,8 +744,9 @@ impl AuthService {
     }
 
     /// Sets a new password with a reset link's token, unlocks the account and
-    /// revokes every session. The token is used only when the password is
-    /// acceptable, so a refused password does not waste the link.
+    /// revokes every session and every other reset link. The token is used
+    /// only when the password is acceptable, so a refused password does not
+    /// waste the link.
     ///
     /// # Errors
     /// [`OneTimeError::InvalidToken`] or [`OneTimeError::Invalid`].
@@ -791,6 +792,11 @@ impl AuthService {
             return Err(OneTimeError::InvalidToken);
         }
         self.ports.users.set_password_hash(owner, hash, now).await?;
+        // Other reset links mailed before this one die with it.
+        self.ports
+            .one_time
+            .spend_one_time_tokens(owner, purpose, now)
+            .await?;
         self.ports
             .sessions
             .revoke_user_sessions(owner, None, now)
@@ -801,7 +807,8 @@ impl AuthService {
     }
 
     /// Changes the principal's password: the current one must be right. Other
-    /// sessions are revoked; this one continues with new tokens.
+    /// sessions and unused reset links are revoked; this one continues with
+    /// new tokens.
     ///
     /// # Errors
     /// [`ChangePasswordError::WrongPassword`] or [`ChangePasswordError::Invalid`].
@@ -841,6 +848,11 @@ impl AuthService {
         self.ports
             .users
             .set_password_hash(user.id, hash, now)
+            .await?;
+        // A reset link mailed before would undo the change.
+        self.ports
+            .one_time
+            .spend_one_time_tokens(user.id, OneTimePurpose::ResetPassword, now)
             .await?;
         self.ports
             .sessions

@@ -161,7 +161,7 @@ async fn resend_and_forgot_always_answer_202_and_mail_only_real_accounts() {
 }
 
 #[tokio::test]
-async fn password_reset_revokes_every_session_and_the_link_works_once() {
+async fn password_reset_revokes_every_session_and_every_link_works_once() {
     let app = TestApp::spawn().await;
     let session = app.user("erin@example.com").await;
     app.post(
@@ -171,6 +171,15 @@ async fn password_reset_revokes_every_session_and_the_link_works_once() {
     .await;
     let token = app
         .mailed_token("erin@example.com", "reset-password", 1)
+        .await;
+    // A second request mails a second link; the reset below kills it too.
+    app.post(
+        "/api/v1/auth/password/forgot",
+        &json!({"email": "erin@example.com"}),
+    )
+    .await;
+    let other = app
+        .mailed_token("erin@example.com", "reset-password", 2)
         .await;
 
     let weak = app
@@ -195,6 +204,13 @@ async fn password_reset_revokes_every_session_and_the_link_works_once() {
         )
         .await;
     problem(reused, 400, "invalid_token").await;
+    let older = app
+        .post(
+            "/api/v1/auth/password/reset",
+            &json!({"token": other, "new_password": "someone else's passphrase"}),
+        )
+        .await;
+    problem(older, 400, "invalid_token").await;
 
     problem(
         app.get_as("/api/v1/users/me", &session.access).await,
@@ -231,11 +247,19 @@ async fn password_reset_revokes_every_session_and_the_link_works_once() {
 }
 
 #[tokio::test]
-async fn changing_the_password_needs_the_current_one_and_ends_other_sessions() {
+async fn changing_the_password_needs_the_current_one_and_ends_other_sessions_and_reset_links() {
     let app = TestApp::spawn().await;
     let here = app.user("finn@example.com").await;
     let elsewhere = app.session("finn@example.com").await;
     let new_password = "copper kettles sing at midnight";
+    app.post(
+        "/api/v1/auth/password/forgot",
+        &json!({"email": "finn@example.com"}),
+    )
+    .await;
+    let pending_reset = app
+        .mailed_token("finn@example.com", "reset-password", 1)
+        .await;
 
     let wrong = app
         .post_as(
@@ -263,6 +287,17 @@ async fn changing_the_password_needs_the_current_one_and_ends_other_sessions() {
         .await;
     assert_eq!(changed.status(), StatusCode::OK);
     let fresh = session_of(changed).await;
+    // A reset link mailed before the change cannot undo it.
+    problem(
+        app.post(
+            "/api/v1/auth/password/reset",
+            &json!({"token": pending_reset, "new_password": "a thief's own passphrase"}),
+        )
+        .await,
+        400,
+        "invalid_token",
+    )
+    .await;
     assert_eq!(
         app.get_as("/api/v1/users/me", &fresh.access).await.status(),
         StatusCode::OK

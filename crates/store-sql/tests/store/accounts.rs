@@ -309,6 +309,46 @@ async fn a_one_time_token_is_used_once_for_its_purpose_before_it_expires(backend
     );
 }
 
+async fn spending_a_users_links_of_one_purpose_leaves_the_rest(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let (ann, bob) = (h.bidder().await, h.bidder().await);
+    let now = h.clock.now();
+    let tokens = [
+        (1, ann.id, OneTimePurpose::ResetPassword),
+        (2, ann.id, OneTimePurpose::ResetPassword),
+        (3, ann.id, OneTimePurpose::VerifyEmail),
+        (4, bob.id, OneTimePurpose::ResetPassword),
+    ];
+    for (byte, user, purpose) in tokens {
+        h.store
+            .issue_one_time_token(NewOneTimeToken {
+                digest: digest(byte),
+                user,
+                purpose,
+                issued_at: now,
+                expires_at: now + Duration::hours(1),
+            })
+            .await
+            .unwrap();
+    }
+    h.store
+        .spend_one_time_tokens(ann.id, OneTimePurpose::ResetPassword, now)
+        .await
+        .unwrap();
+    let mut live = Vec::new();
+    for (byte, _, purpose) in tokens {
+        if h.store
+            .peek_one_time_token(digest(byte), purpose, now)
+            .await
+            .unwrap()
+            .is_some()
+        {
+            live.push(byte);
+        }
+    }
+    assert_eq!(live, [3, 4]);
+}
+
 async fn every_concurrent_login_failure_counts(backend: Backend) {
     let h = Arc::new(Harness::new(backend).await);
     let ann = h.bidder().await;
@@ -459,6 +499,7 @@ on_both_backends!(
     replacing_refresh_tokens_spends_the_old_ones,
     only_live_sessions_of_active_users_authenticate,
     a_one_time_token_is_used_once_for_its_purpose_before_it_expires,
+    spending_a_users_links_of_one_purpose_leaves_the_rest,
     every_concurrent_login_failure_counts,
     a_lock_is_never_shortened_and_a_new_password_clears_it,
     accounts_change_and_list_newest_first_page_by_page,

@@ -751,7 +751,7 @@ fn a_refused_new_password_does_not_use_up_the_reset_link() {
 }
 
 #[test]
-fn a_reset_sets_the_password_and_revokes_every_session() {
+fn a_reset_sets_the_password_and_revokes_every_session_and_other_link() {
     let ann = user(true, true);
     let id = ann.id;
     let mut m = Mocks::new();
@@ -771,6 +771,11 @@ fn a_reset_sets_the_password_and_revokes_every_session() {
     m.users
         .expect_set_password_hash()
         .with(eq(id), always(), eq(t0()))
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    m.one_time
+        .expect_spend_one_time_tokens()
+        .with(eq(id), eq(OneTimePurpose::ResetPassword), eq(t0()))
         .times(1)
         .returning(|_, _, _| Ok(()));
     m.sessions
@@ -841,7 +846,7 @@ fn a_wrong_current_password_changes_nothing() {
 }
 
 #[test]
-fn a_password_change_keeps_this_session_with_new_tokens_and_revokes_the_others() {
+fn a_password_change_keeps_this_session_with_new_tokens_and_revokes_the_others_and_reset_links() {
     let p = principal(user(true, true));
     let (id, session) = (p.user.id, p.session);
     let mut m = Mocks::new();
@@ -859,6 +864,11 @@ fn a_password_change_keeps_this_session_with_new_tokens_and_revokes_the_others()
         .returning(|_| Ok(PasswordHash::new("$argon2id$changed".into())));
     m.users
         .expect_set_password_hash()
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    m.one_time
+        .expect_spend_one_time_tokens()
+        .with(eq(id), eq(OneTimePurpose::ResetPassword), eq(t0()))
         .times(1)
         .returning(|_, _, _| Ok(()));
     m.sessions
