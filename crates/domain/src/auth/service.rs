@@ -163,6 +163,12 @@ pub enum ChangePasswordError {
     /// The current password is wrong.
     #[error("the current password is wrong")]
     WrongPassword,
+    /// Too many wrong passwords (here or at login): locked for this long.
+    #[error("the account is locked")]
+    Locked {
+        /// Until the lock lifts.
+        retry_after: Duration,
+    },
     /// The new password breaks a rule.
     #[error(transparent)]
     Invalid(#[from] ValidationErrors),
@@ -275,6 +281,43 @@ impl AuthService {
                 detail,
             })
             .await
+    }
+
+    /// Counts a wrong password against the account and locks it at the
+    /// policy's threshold, both audited.
+    async fn count_wrong_password(
+        &self,
+        user: UserId,
+        context: &RequestContext,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let failures = self.ports.users.count_login_failure(user).await?;
+        self.audit(
+            AuditEvent::LoginFailed,
+            Some(user),
+            None,
+            context,
+            Some(detail.into()),
+        )
+        .await?;
+        if let Some(lock) = self.policy.lockout.lock_for(failures) {
+            self.ports
+                .users
+                .lock_account(user, self.now() + lock)
+                .await?;
+            self.audit(
+                AuditEvent::AccountLocked,
+                Some(user),
+                None,
+                context,
+                Some(format!(
+                    "{failures} failures, locked for {} min",
+                    lock.num_minutes()
+                )),
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     async fn issue_one_time(&self, user: &User, purpose: OneTimePurpose) -> Result<(), StoreError> {
@@ -543,29 +586,8 @@ impl AuthService {
             .verify(password, Some(credentials.password_hash.clone()))
             .await?;
         let Verification::Valid { needs_rehash } = verification else {
-            let failures = self.ports.users.count_login_failure(user.id).await?;
-            self.audit(
-                AuditEvent::LoginFailed,
-                Some(user.id),
-                None,
-                context,
-                Some("wrong password".into()),
-            )
-            .await?;
-            if let Some(lock) = self.policy.lockout.lock_for(failures) {
-                self.ports.users.lock_account(user.id, now + lock).await?;
-                self.audit(
-                    AuditEvent::AccountLocked,
-                    Some(user.id),
-                    None,
-                    context,
-                    Some(format!(
-                        "{failures} failures, locked for {} min",
-                        lock.num_minutes()
-                    )),
-                )
+            self.count_wrong_password(user.id, context, "wrong password")
                 .await?;
-            }
             return Err(LoginError::InvalidCredentials);
         };
         if !user.is_active {
@@ -827,13 +849,23 @@ impl AuthService {
             .credentials_by_id(user.id)
             .await?
             .ok_or(ChangePasswordError::WrongPassword)?;
+        // Guessing the password here is guessing it at login: the same
+        // count, the same lock.
+        if let Some(retry_after) = credentials.failures.remaining_lock(now) {
+            return Err(ChangePasswordError::Locked { retry_after });
+        }
         let verification = self
             .ports
             .hasher
             .verify(current, Some(credentials.password_hash))
             .await?;
         if verification == Verification::Invalid {
+            self.count_wrong_password(user.id, context, "wrong current password")
+                .await?;
             return Err(ChangePasswordError::WrongPassword);
+        }
+        if credentials.failures != Default::default() {
+            self.ports.users.clear_login_failures(user.id).await?;
         }
         let mut errors = Collector::default();
         let password = self.new_password(

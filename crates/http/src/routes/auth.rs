@@ -235,15 +235,7 @@ pub async fn login(
             "invalid_credentials",
             "the e-mail address or the password is wrong",
         )),
-        Err(LoginError::Locked { retry_after }) => {
-            let seconds = retry_after.num_seconds().max(1);
-            Err(ApiError::new(
-                StatusCode::LOCKED,
-                "account_locked",
-                format!("too many failed logins; try again in {seconds} s or reset the password"),
-            )
-            .with_header(header::RETRY_AFTER, seconds.to_string()))
-        }
+        Err(LoginError::Locked { retry_after }) => Err(account_locked(retry_after)),
         Err(LoginError::EmailNotVerified) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "email_not_verified",
@@ -379,8 +371,9 @@ pub async fn reset_password(
 #[utoipa::path(post, path = "/api/v1/auth/password/change", tag = "auth", security(("bearer" = [])), request_body = ChangePasswordRequest,
     responses(
         (status = 200, description = "New tokens for this session", body = TokenResponse),
-        (status = 403, description = "`invalid_credentials`: the current password is wrong", body = ProblemBody),
-        (status = 422, description = "`validation_failed`", body = ProblemBody)))]
+        (status = 403, description = "`invalid_credentials`: the current password is wrong (counts towards the lockout, as at login)", body = ProblemBody),
+        (status = 422, description = "`validation_failed`", body = ProblemBody),
+        (status = 423, description = "`account_locked`, with `Retry-After`", body = ProblemBody)))]
 pub async fn change_password(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
@@ -400,7 +393,19 @@ pub async fn change_password(
             "invalid_credentials",
             "the current password is wrong",
         )),
+        Err(ChangePasswordError::Locked { retry_after }) => Err(account_locked(retry_after)),
         Err(ChangePasswordError::Invalid(errors)) => Err(ApiError::validation(&errors)),
         Err(ChangePasswordError::Store(error)) => Err(store_failure(&error)),
     }
+}
+
+/// 423 `account_locked` with `Retry-After` in whole seconds (at least one).
+fn account_locked(retry_after: chrono::Duration) -> ApiError {
+    let seconds = retry_after.num_seconds().max(1);
+    ApiError::new(
+        StatusCode::LOCKED,
+        "account_locked",
+        format!("too many wrong passwords; try again in {seconds} s or reset the password"),
+    )
+    .with_header(header::RETRY_AFTER, seconds.to_string())
 }

@@ -444,3 +444,33 @@ async fn links_last_24_hours_to_verify_and_one_hour_to_reset_then_stop_working()
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn wrong_current_passwords_lock_the_account_as_wrong_logins_do() {
+    let app = TestApp::spawn().await;
+    let session = app.user("gus@example.com").await;
+    let change = |current: &'static str| {
+        let app = &app;
+        let access = session.access.clone();
+        async move {
+            app.post_as(
+                "/api/v1/auth/password/change",
+                &access,
+                Some(&json!({"current_password": current, "new_password": "brand new words for gus"})),
+            )
+            .await
+        }
+    };
+    for _ in 0..5 {
+        problem(change("a guess").await, 403, "invalid_credentials").await;
+    }
+    let locked = change(PASSWORD).await;
+    assert!(locked.headers().contains_key("retry-after"));
+    problem(locked, 423, "account_locked").await;
+    problem(
+        app.login("gus@example.com", PASSWORD).await,
+        423,
+        "account_locked",
+    )
+    .await;
+}

@@ -829,20 +829,64 @@ fn an_unknown_reset_token_is_invalid() {
 // ---------------------------------------------------------------- change password
 
 #[test]
-fn a_wrong_current_password_changes_nothing() {
+fn a_wrong_current_password_changes_nothing_but_counts_towards_the_lock() {
     let p = principal(user(true, true));
+    let id = p.user.id;
     let mut m = Mocks::new();
     let stored = p.user.clone();
-    m.users
-        .expect_credentials_by_id()
-        .returning(move |_| Ok(Some(credentials(&stored, LoginFailures::default()))));
+    m.users.expect_credentials_by_id().returning(move |_| {
+        Ok(Some(credentials(
+            &stored,
+            LoginFailures {
+                consecutive: 4,
+                locked_until: None,
+            },
+        )))
+    });
     m.hasher
         .expect_verify()
         .returning(|_, _| Ok(Verification::Invalid));
     m.hasher.expect_hash().never();
-    let (svc, _, _) = m.service(policy());
+    m.users
+        .expect_count_login_failure()
+        .with(eq(id))
+        .times(1)
+        .returning(|_| Ok(5));
+    m.users
+        .expect_lock_account()
+        .with(eq(id), eq(t0() + Duration::minutes(1)))
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let (svc, audited, _) = m.service(policy());
     let result = run(svc.change_password(&p, &pw("wrong"), &pw(STRONG), &ctx()));
     assert!(matches!(result, Err(ChangePasswordError::WrongPassword)));
+    assert_eq!(
+        *audited.lock().unwrap(),
+        [AuditEvent::LoginFailed, AuditEvent::AccountLocked]
+    );
+}
+
+#[test]
+fn a_locked_account_cannot_change_its_password_without_checking_it() {
+    let p = principal(user(true, true));
+    let mut m = Mocks::new();
+    let stored = p.user.clone();
+    m.users.expect_credentials_by_id().returning(move |_| {
+        Ok(Some(credentials(
+            &stored,
+            LoginFailures {
+                consecutive: 5,
+                locked_until: Some(t0() + Duration::seconds(90)),
+            },
+        )))
+    });
+    m.hasher.expect_verify().never();
+    let (svc, _, _) = m.service(policy());
+    let result = run(svc.change_password(&p, &pw("the old one"), &pw(STRONG), &ctx()));
+    assert!(matches!(
+        result,
+        Err(ChangePasswordError::Locked { retry_after }) if retry_after == Duration::seconds(90)
+    ));
 }
 
 #[test]
