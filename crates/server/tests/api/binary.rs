@@ -9,9 +9,25 @@ use pp_testkit::{Backend, TestDatabase};
 
 fn poison_pill(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_poison-pill"));
+    command.args(args);
+    with_env(command, dir, env)
+}
+
+/// The binary on a terminal of its own (util-linux `script` runs it on a
+/// pseudo-terminal and relays stdin to it and its output to stdout).
+fn on_a_terminal(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
+    let mut line = format!("'{}'", env!("CARGO_BIN_EXE_poison-pill"));
+    for arg in args {
+        line.push_str(&format!(" '{arg}'"));
+    }
+    let mut command = Command::new("script");
+    command.args(["--quiet", "--return", "--command", &line, "/dev/null"]);
+    with_env(command, dir, env)
+}
+
+fn with_env(mut command: Command, dir: &Path, env: &[(&str, &str)]) -> Command {
     command
         .current_dir(dir)
-        .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(env.iter().copied());
@@ -345,4 +361,87 @@ async fn every_log_line_of_a_request_carries_its_request_id() {
             );
         }
     }
+}
+
+/// Answers each prompt in turn once it appears; returns the exit code and
+/// everything the terminal showed.
+fn answer_prompts(mut command: Command, answers: &[(&str, &str)]) -> (Option<i32>, String) {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let shown = Arc::new(Mutex::new(Vec::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let shown = Arc::clone(&shown);
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 256];
+            while let Ok(n @ 1..) = stdout.read(&mut chunk) {
+                shown.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        })
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    let mut seen = 0;
+    for (prompt, answer) in answers {
+        let appeared = (0..200).any(|_| {
+            let text = text(&shown.lock().unwrap());
+            let found = text[seen..].find(prompt).map(|at| seen + at + prompt.len());
+            if let Some(end) = found {
+                seen = end;
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            false
+        });
+        assert!(
+            appeared,
+            "no {prompt:?} in {:?}",
+            text(&shown.lock().unwrap())
+        );
+        // The prompt is written just before echo is switched off.
+        std::thread::sleep(Duration::from_millis(300));
+        writeln!(stdin, "{answer}").unwrap();
+    }
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let shown = text(&shown.lock().unwrap());
+    (status.code(), shown)
+}
+
+#[tokio::test]
+async fn admin_create_user_prompts_twice_without_echo() {
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("DATABASE_URL", database.url.as_str()),
+        ("JWT_SECRET", crate::support::JWT_SECRET),
+        ("BID_SEALING_KEY", crate::support::SEALING_KEY),
+        ("MAIL_DIR", "mail"),
+    ];
+    let args = |email| ["admin", "create-user", "--email", email, "--role", "admin"];
+    let secret = crate::support::PASSWORD;
+
+    let (code, shown) = answer_prompts(
+        on_a_terminal(dir.path(), &env, &args("pat@example.com")),
+        &[
+            ("Password: ", secret),
+            ("Repeat it: ", "something else entirely"),
+        ],
+    );
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(shown.contains("the passwords differ"), "{shown}");
+
+    let (code, shown) = answer_prompts(
+        on_a_terminal(dir.path(), &env, &args("pat@example.com")),
+        &[("Password: ", secret), ("Repeat it: ", secret)],
+    );
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains("created admin pat@example.com"), "{shown}");
+    assert!(!shown.contains(secret), "the password was echoed: {shown}");
 }
