@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure PostgreSQL and Redis answer on 127.0.0.1, installing and starting
-# them when needed. Safe to run again and again: it does nothing when both
+# them when needed (and the one tool the tests need beside them). Safe to run again and again: it does nothing when both
 # already answer.
 set -euo pipefail
 
@@ -13,6 +13,8 @@ as_root() {
 missing=()
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql postgresql-client)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server redis-tools)
+# util-linux's `script`: the tests run the binary on a pseudo-terminal with it.
+command -v script >/dev/null 2>&1 || missing+=(bsdutils)
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing ${missing[*]}"
   as_root apt-get update -qq

@@ -18,7 +18,7 @@ use crate::engine::{
     self, BidCommand, BidRejection, CancelRejection, CloseRejection, LockedItem, Placement,
     Standing,
 };
-use crate::ids::{ItemId, UserId};
+use crate::ids::{ItemId, SessionId, UserId};
 use crate::item::{
     CloseOutcome, Item, ItemCursor, ListedItem, NewItem, PublicStanding, StatusFilter, Timestamp,
 };
@@ -342,8 +342,9 @@ pub trait AuctionStore: Send + Sync {
     /// Stores a newly listed item.
     ///
     /// # Errors
-    /// [`StoreError::Busy`] when no connection was available in time,
-    /// [`StoreError::Unknown`] for any other failure.
+    /// [`StoreError::Busy`] when no connection was available in time or the
+    /// database cannot be reached, [`StoreError::Unknown`] for any other
+    /// failure.
     async fn insert_item(&self, item: NewItem) -> Result<ListedItem, StoreError>;
 
     /// The item with its public standing, or `None` for an unknown id.
@@ -367,7 +368,9 @@ pub trait AuctionStore: Send + Sync {
     /// [`BidRejection::AlreadyPlaced`] when a concurrent bid of the same
     /// bidder won the race (unique violation); nothing is stored then.
     /// [`PlaceBidError::Store`] with [`StoreError::Busy`] when the lock was not
-    /// obtained in time or retries ran out, [`StoreError::Integrity`] when the
+    /// obtained in time, retries ran out or the database cannot be reached
+    /// (nothing stored), [`StoreError::Unknown`] when the commit's outcome is
+    /// unknown (the bid may be stored), [`StoreError::Integrity`] when the
     /// standing does not open.
     async fn place_bid(&self, decision: BidDecision) -> Result<AcceptedBid, PlaceBidError>;
 
@@ -471,6 +474,19 @@ pub trait LiveEvents: Send + Sync {
     fn notify(&self, notification: Notification);
 }
 
+/// What [`UserStore::replace_password`] writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasswordReplacement {
+    /// The account.
+    pub user: UserId,
+    /// Its new password hash.
+    pub hash: PasswordHash,
+    /// When.
+    pub at: Timestamp,
+    /// The session that stays (the one changing its password), if any.
+    pub keep_session: Option<SessionId>,
+}
+
 /// Accounts.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -535,6 +551,16 @@ pub trait UserStore: Send + Sync {
         hash: PasswordHash,
         at: Timestamp,
     ) -> Result<(), StoreError>;
+
+    /// A reset or a change of the password, in one transaction: the new
+    /// hash (failures and lock cleared), every live reset link of the
+    /// account spent, and its sessions revoked but `keep_session`. All or
+    /// nothing, so no failure halfway leaves a session or a link alive
+    /// beside the new password.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails (then nothing changed).
+    async fn replace_password(&self, replacement: PasswordReplacement) -> Result<(), StoreError>;
 
     /// Marks the address verified; `None` when the account is gone.
     ///

@@ -186,6 +186,7 @@ pub async fn record_metrics(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     let method = request.method().to_string();
+    // Never an error: `render_problems`, inside, turns errors into responses.
     let response = next.call(request).await?;
     let route = response
         .request()
@@ -197,13 +198,15 @@ pub async fn record_metrics(
     let elapsed = started.elapsed();
     metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
     // The access log: one line per request, inside its span (request id,
-    // method, path, client address).
-    tracing::info!(
-        http.route = %labels[1].1,
-        http.status_code = %labels[2].1,
-        latency_ms = elapsed.as_secs_f64() * 1000.0,
-        "request served"
-    );
+    // method, path, client address). Probes, every few seconds from an
+    // orchestrator, only at debug.
+    let (route, status) = (&labels[1].1, &labels[2].1);
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    if matches!(route.as_str(), "/health" | "/ready" | "/metrics") {
+        tracing::debug!(http.route = %route, http.status_code = %status, latency_ms, "request served");
+    } else {
+        tracing::info!(http.route = %route, http.status_code = %status, latency_ms, "request served");
+    }
     Ok(response)
 }
 

@@ -5,7 +5,7 @@ use pp_domain::auth::ports::{
     AuditLog, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore, Rotation, SessionStore,
 };
 use pp_domain::auth::tokens::{AuditEntry, OneTimePurpose, TokenDigest};
-use pp_domain::ports::StoreError;
+use pp_domain::ports::{PasswordReplacement, StoreError};
 use pp_domain::{SessionId, Timestamp, User, UserId};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -19,7 +19,7 @@ use crate::auction::db_time;
 use crate::entities::{audit_log, one_time_tokens, refresh_tokens, sessions, users};
 use crate::errors::store_error;
 use crate::transaction::{TxFailure, with_retries};
-use crate::users::user_from_row;
+use crate::users::{password_replaced, user_from_row};
 
 fn refresh_row(token: &NewRefreshToken) -> refresh_tokens::ActiveModel {
     refresh_tokens::ActiveModel {
@@ -105,6 +105,41 @@ impl SqlStore {
             refresh_tokens::Entity::insert(refresh_row(successor))
                 .exec_without_returning(&tx.txn)
                 .await?;
+            Ok(())
+        }
+        .await;
+        tx.finish(result).await
+    }
+
+    /// [`UserStore::replace_password`]'s transaction.
+    pub(crate) async fn try_replace_password(
+        &self,
+        replacement: &PasswordReplacement,
+    ) -> Result<(), TxFailure<StoreError>> {
+        let at = db_time(replacement.at);
+        let user = replacement.user.as_uuid();
+        let tx = self.database().begin_write().await?;
+        let result = async {
+            password_replaced(&replacement.hash, replacement.at)
+                .filter(users::Column::Id.eq(user))
+                .exec(&tx.txn)
+                .await?;
+            one_time_tokens::Entity::update_many()
+                .col_expr(one_time_tokens::Column::UsedAt, Expr::value(at))
+                .filter(one_time_tokens::Column::UserId.eq(user))
+                .filter(one_time_tokens::Column::Purpose.eq(OneTimePurpose::ResetPassword.as_str()))
+                .filter(one_time_tokens::Column::UsedAt.is_null())
+                .filter(one_time_tokens::Column::ExpiresAt.gt(at))
+                .exec(&tx.txn)
+                .await?;
+            let mut sessions = sessions::Entity::update_many()
+                .col_expr(sessions::Column::RevokedAt, Expr::value(at))
+                .filter(sessions::Column::UserId.eq(user))
+                .filter(sessions::Column::RevokedAt.is_null());
+            if let Some(keep) = replacement.keep_session {
+                sessions = sessions.filter(sessions::Column::Id.ne(keep.as_uuid()));
+            }
+            sessions.exec(&tx.txn).await?;
             Ok(())
         }
         .await;
@@ -315,25 +350,6 @@ impl OneTimeTokenStore for SqlStore {
             .await
             .map_err(store_error)?;
         Ok(used.first().map(|row| UserId::from_uuid(row.user_id)))
-    }
-
-    async fn spend_one_time_tokens(
-        &self,
-        user: UserId,
-        purpose: OneTimePurpose,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let _gate = self.database().write_gate().await;
-        one_time_tokens::Entity::update_many()
-            .col_expr(one_time_tokens::Column::UsedAt, Expr::value(db_time(now)))
-            .filter(one_time_tokens::Column::UserId.eq(user.as_uuid()))
-            .filter(one_time_tokens::Column::Purpose.eq(purpose.as_str()))
-            .filter(one_time_tokens::Column::UsedAt.is_null())
-            .filter(one_time_tokens::Column::ExpiresAt.gt(now))
-            .exec(self.database().connection())
-            .await
-            .map_err(store_error)?;
-        Ok(())
     }
 }
 

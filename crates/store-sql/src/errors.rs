@@ -33,19 +33,30 @@ const RETRYABLE: &[&str] = &[
 const TIMED_OUT_OR_GONE: &[&str] = &[
     "55P03", // lock_not_available (lock_timeout)
     "57014", // query_canceled (statement_timeout)
-    "57P01", // admin_shutdown
+    "57P01", // admin_shutdown (also a terminated backend)
     "57P02", // crash_shutdown
     "57P03", // cannot_connect_now (starting up or shutting down)
     "3D000", // invalid_catalog_name: the database is gone
     "53300", // too_many_connections
+    "08000", // connection_exception
+    "08001", // sqlclient_unable_to_establish_sqlconnection
+    "08003", // connection_does_not_exist
+    "08004", // sqlserver_rejected_establishment_of_sqlconnection
+    "08006", // connection_failure
 ];
+
+/// SQLSTATE classes that mean the connection's settings are wrong (bad
+/// credentials, say): a misconfiguration to fix, not an outage to wait out.
+const MISCONFIGURED: &[&str] = &["28"];
 
 /// Whether the connection, not the statement, failed: it could not be
 /// opened, broke, or the pool gave up waiting for one.
 fn connection_failed(err: &DbErr) -> bool {
     use sea_orm::sqlx::Error as Sqlx;
     match err {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(_) => !database_code(err)
+            .is_some_and(|code| MISCONFIGURED.iter().any(|class| code.starts_with(class))),
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
             matches!(
                 e.as_ref(),
@@ -78,10 +89,7 @@ pub(crate) fn react(err: &DbErr) -> Reaction {
     }
     match database_code(err) {
         Some(code) if RETRYABLE.contains(&code.as_str()) => Reaction::Retry,
-        Some(code) if TIMED_OUT_OR_GONE.contains(&code.as_str()) || code.starts_with("08") => {
-            // Class 08: connection exceptions.
-            Reaction::Busy
-        }
+        Some(code) if TIMED_OUT_OR_GONE.contains(&code.as_str()) => Reaction::Busy,
         _ => Reaction::Fail,
     }
 }
@@ -89,7 +97,14 @@ pub(crate) fn react(err: &DbErr) -> Reaction {
 /// Maps a database error to the ports' error, keeping its chain for the log.
 pub(crate) fn store_error(err: DbErr) -> StoreError {
     match react(&err) {
-        Reaction::Busy | Reaction::Retry => StoreError::Busy,
+        Reaction::Busy | Reaction::Retry => {
+            if connection_failed(&err) {
+                // Busy carries no cause: without this line an operator
+                // would see only 503s during an outage.
+                tracing::warn!(error = %err, "no database connection");
+            }
+            StoreError::Busy
+        }
         Reaction::Duplicate | Reaction::Fail => StoreError::Unknown(anyhow::Error::new(err)),
     }
 }
@@ -126,6 +141,21 @@ mod tests {
             assert_eq!(react(&err), Reaction::Busy, "{err}");
             assert!(matches!(store_error(err), StoreError::Busy));
         }
+    }
+
+    #[tokio::test]
+    async fn a_terminated_connection_is_busy() {
+        use sea_orm::ConnectionTrait;
+        let database = pp_testkit::TestDatabase::create(pp_testkit::Backend::Postgres).await;
+        let connection = sea_orm::Database::connect(database.url.as_str())
+            .await
+            .unwrap();
+        // What an operator's pg_terminate_backend or a restarting server does.
+        let err = connection
+            .execute_unprepared("SELECT pg_terminate_backend(pg_backend_pid())")
+            .await
+            .unwrap_err();
+        assert_eq!(react(&err), Reaction::Busy, "{err:?}");
     }
 
     #[test]

@@ -43,10 +43,17 @@ impl WriteTransaction {
         result: Result<T, TxFailure<E>>,
     ) -> Result<T, TxFailure<E>> {
         match result {
-            Ok(value) => {
-                self.txn.commit().await?;
-                Ok(value)
-            }
+            Ok(value) => match self.txn.commit().await {
+                Ok(()) => Ok(value),
+                // A refused commit (a serialization failure, say) was rolled
+                // back and may be retried. Any other failure (the connection
+                // broke) leaves the outcome unknown: the writes may be
+                // stored, so it must not read as "busy, try again".
+                Err(err) if react(&err) == Reaction::Retry => Err(TxFailure::Db(err)),
+                Err(err) => Err(TxFailure::Db(DbErr::Custom(format!(
+                    "the commit's outcome is unknown: {err}"
+                )))),
+            },
             Err(failure) => {
                 // The original failure matters more than a failed rollback;
                 // the connection is discarded by the pool if it is broken.

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use pp_domain::auth::LoginFailures;
-use pp_domain::ports::{CreateUserError, StoreError, UserStore};
+use pp_domain::ports::{CreateUserError, PasswordReplacement, StoreError, UserStore};
 use pp_domain::{
     Credentials, Email, NewUser, PasswordHash, Timestamp, User, UserChanges, UserCursor, UserId,
 };
@@ -15,6 +15,22 @@ use crate::SqlStore;
 use crate::auction::db_time;
 use crate::entities::users;
 use crate::errors::{Reaction, integrity, react, store_error};
+use crate::transaction::with_retries;
+
+/// The update that sets a new password hash and clears failures and lock.
+pub(crate) fn password_replaced(
+    hash: &PasswordHash,
+    at: Timestamp,
+) -> sea_orm::UpdateMany<users::Entity> {
+    users::Entity::update_many()
+        .col_expr(users::Column::PasswordHash, Expr::value(hash.as_str()))
+        .col_expr(users::Column::FailedLogins, Expr::value(0))
+        .col_expr(
+            users::Column::LockedUntil,
+            Expr::value(Option::<Timestamp>::None),
+        )
+        .col_expr(users::Column::UpdatedAt, Expr::value(db_time(at)))
+}
 
 pub(crate) fn user_from_row(row: &users::Model) -> Result<User, StoreError> {
     Ok(User {
@@ -191,15 +207,13 @@ impl UserStore for SqlStore {
         hash: PasswordHash,
         at: Timestamp,
     ) -> Result<(), StoreError> {
-        let update = users::Entity::update_many()
-            .col_expr(users::Column::PasswordHash, Expr::value(hash.as_str()))
-            .col_expr(users::Column::FailedLogins, Expr::value(0))
-            .col_expr(
-                users::Column::LockedUntil,
-                Expr::value(Option::<Timestamp>::None),
-            )
-            .col_expr(users::Column::UpdatedAt, Expr::value(db_time(at)));
-        self.update_user_columns(id, update).await.map(drop)
+        self.update_user_columns(id, password_replaced(&hash, at))
+            .await
+            .map(drop)
+    }
+
+    async fn replace_password(&self, replacement: PasswordReplacement) -> Result<(), StoreError> {
+        with_retries(|| self.try_replace_password(&replacement)).await
     }
 
     async fn mark_email_verified(

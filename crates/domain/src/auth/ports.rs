@@ -274,18 +274,6 @@ pub trait OneTimeTokenStore: Send + Sync {
         purpose: OneTimePurpose,
         now: Timestamp,
     ) -> Result<Option<UserId>, StoreError>;
-
-    /// Uses every live token of `user` for `purpose`: links mailed before
-    /// stop working.
-    ///
-    /// # Errors
-    /// [`StoreError`] when the store fails.
-    async fn spend_one_time_tokens(
-        &self,
-        user: UserId,
-        purpose: OneTimePurpose,
-        now: Timestamp,
-    ) -> Result<(), StoreError>;
 }
 
 /// WebSocket tickets: single-use, short-lived, stored as digests.

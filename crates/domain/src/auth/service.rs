@@ -19,7 +19,7 @@ use super::tokens::{
 use crate::email::Email;
 use crate::ids::{SessionId, TokenId, UserId};
 use crate::item::Timestamp;
-use crate::ports::{Clock, CreateUserError, StoreError, UserStore};
+use crate::ports::{Clock, CreateUserError, PasswordReplacement, StoreError, UserStore};
 use crate::user::{DisplayName, NewUser, Role, User, UserChanges, UserCursor};
 use crate::validation::{Collector, ValidationErrors};
 
@@ -288,6 +288,7 @@ impl AuthService {
     async fn count_wrong_password(
         &self,
         user: UserId,
+        now: Timestamp,
         context: &RequestContext,
         detail: &str,
     ) -> Result<(), StoreError> {
@@ -301,10 +302,7 @@ impl AuthService {
         )
         .await?;
         if let Some(lock) = self.policy.lockout.lock_for(failures) {
-            self.ports
-                .users
-                .lock_account(user, self.now() + lock)
-                .await?;
+            self.ports.users.lock_account(user, now + lock).await?;
             self.audit(
                 AuditEvent::AccountLocked,
                 Some(user),
@@ -586,7 +584,7 @@ impl AuthService {
             .verify(password, Some(credentials.password_hash.clone()))
             .await?;
         let Verification::Valid { needs_rehash } = verification else {
-            self.count_wrong_password(user.id, context, "wrong password")
+            self.count_wrong_password(user.id, now, context, "wrong password")
                 .await?;
             return Err(LoginError::InvalidCredentials);
         };
@@ -813,15 +811,14 @@ impl AuthService {
         {
             return Err(OneTimeError::InvalidToken);
         }
-        self.ports.users.set_password_hash(owner, hash, now).await?;
-        // Other reset links mailed before this one die with it.
         self.ports
-            .one_time
-            .spend_one_time_tokens(owner, purpose, now)
-            .await?;
-        self.ports
-            .sessions
-            .revoke_user_sessions(owner, None, now)
+            .users
+            .replace_password(PasswordReplacement {
+                user: owner,
+                hash,
+                at: now,
+                keep_session: None,
+            })
             .await?;
         self.audit(AuditEvent::PasswordReset, Some(owner), None, context, None)
             .await?;
@@ -852,6 +849,14 @@ impl AuthService {
         // Guessing the password here is guessing it at login: the same
         // count, the same lock.
         if let Some(retry_after) = credentials.failures.remaining_lock(now) {
+            self.audit(
+                AuditEvent::LoginFailed,
+                Some(user.id),
+                None,
+                context,
+                Some("locked, at password change".into()),
+            )
+            .await?;
             return Err(ChangePasswordError::Locked { retry_after });
         }
         let verification = self
@@ -860,12 +865,9 @@ impl AuthService {
             .verify(current, Some(credentials.password_hash))
             .await?;
         if verification == Verification::Invalid {
-            self.count_wrong_password(user.id, context, "wrong current password")
+            self.count_wrong_password(user.id, now, context, "wrong current password")
                 .await?;
             return Err(ChangePasswordError::WrongPassword);
-        }
-        if credentials.failures != Default::default() {
-            self.ports.users.clear_login_failures(user.id).await?;
         }
         let mut errors = Collector::default();
         let password = self.new_password(
@@ -877,18 +879,15 @@ impl AuthService {
         );
         let password = errors.finish(password)?;
         let hash = self.ports.hasher.hash(&password).await?;
+        // A reset link mailed before would undo the change: it dies too.
         self.ports
             .users
-            .set_password_hash(user.id, hash, now)
-            .await?;
-        // A reset link mailed before would undo the change.
-        self.ports
-            .one_time
-            .spend_one_time_tokens(user.id, OneTimePurpose::ResetPassword, now)
-            .await?;
-        self.ports
-            .sessions
-            .revoke_user_sessions(user.id, Some(principal.session), now)
+            .replace_password(PasswordReplacement {
+                user: user.id,
+                hash,
+                at: now,
+                keep_session: Some(principal.session),
+            })
             .await?;
         let (token, record) = self.new_refresh(principal.session, user.id, now);
         self.ports

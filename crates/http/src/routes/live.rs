@@ -330,7 +330,6 @@ pub struct TicketBody {
     expires_in: i64,
 }
 
-/// Trades your access token for a single-use, 30-second WebSocket ticket.
 /// The same stream at `/events/{id}`, outside the API's base path (api.md,
 /// Live updates): a plain `EventSource` URL that needs no version.
 #[utoipa::path(get, path = "/events/{id}", tag = "live",
@@ -348,6 +347,7 @@ pub async fn root_item_events(
     item_events(request, state, path).await
 }
 
+/// Trades your access token for a single-use, 30-second WebSocket ticket.
 #[utoipa::path(post, path = "/api/v1/ws-ticket", tag = "live", security(("bearer" = [])),
     responses((status = 201, body = TicketBody), (status = 401, description = "`unauthorized` / `invalid_token`", body = ProblemBody)))]
 pub async fn ws_ticket(

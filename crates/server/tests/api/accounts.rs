@@ -461,14 +461,29 @@ async fn wrong_current_passwords_lock_the_account_as_wrong_logins_do() {
             .await
         }
     };
+    // Four wrong, then the right one: the change clears the count.
+    for _ in 0..4 {
+        problem(change("a guess").await, 403, "invalid_credentials").await;
+    }
+    assert_eq!(change(PASSWORD).await.status(), StatusCode::OK);
+    let new_password = "brand new words for gus";
+    for _ in 0..4 {
+        problem(change("a guess").await, 403, "invalid_credentials").await;
+    }
+    assert_eq!(
+        app.login("gus@example.com", new_password).await.status(),
+        StatusCode::OK,
+        "four failures after a success do not lock"
+    );
+    // The fifth in a row does, for the change and for login.
     for _ in 0..5 {
         problem(change("a guess").await, 403, "invalid_credentials").await;
     }
-    let locked = change(PASSWORD).await;
+    let locked = change(new_password).await;
     assert!(locked.headers().contains_key("retry-after"));
     problem(locked, 423, "account_locked").await;
     problem(
-        app.login("gus@example.com", PASSWORD).await,
+        app.login("gus@example.com", new_password).await,
         423,
         "account_locked",
     )

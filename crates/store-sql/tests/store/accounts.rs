@@ -10,7 +10,7 @@ use pp_domain::auth::ports::{
 use pp_domain::auth::tokens::{
     AuditEntry, AuditEvent, OneTimePurpose, RequestContext, TokenDigest,
 };
-use pp_domain::ports::Clock;
+use pp_domain::ports::{Clock, PasswordReplacement};
 use pp_domain::{DisplayName, PasswordHash, Role, SessionId, UserChanges, UserCursor};
 use pp_testkit::{Backend, create_user};
 
@@ -309,7 +309,7 @@ async fn a_one_time_token_is_used_once_for_its_purpose_before_it_expires(backend
     );
 }
 
-async fn spending_a_users_links_of_one_purpose_leaves_the_rest(backend: Backend) {
+async fn a_password_replacement_ends_the_accounts_reset_links_and_other_sessions(backend: Backend) {
     let h = Harness::new(backend).await;
     let (ann, bob) = (h.bidder().await, h.bidder().await);
     let now = h.clock.now();
@@ -331,11 +331,31 @@ async fn spending_a_users_links_of_one_purpose_leaves_the_rest(backend: Backend)
             .await
             .unwrap();
     }
-    h.store
-        .spend_one_time_tokens(ann.id, OneTimePurpose::ResetPassword, now)
+    let (here, elsewhere, bobs) = (
+        session_with_token(&h, ann.id, 11).await,
+        session_with_token(&h, ann.id, 12).await,
+        session_with_token(&h, bob.id, 13).await,
+    );
+    h.users().count_login_failure(ann.id).await.unwrap();
+    h.users()
+        .lock_account(ann.id, now + Duration::minutes(1))
         .await
         .unwrap();
-    let mut live = Vec::new();
+
+    h.users()
+        .replace_password(PasswordReplacement {
+            user: ann.id,
+            hash: PasswordHash::new("$argon2id$replaced".into()),
+            at: now,
+            keep_session: Some(here),
+        })
+        .await
+        .unwrap();
+
+    let stored = h.users().credentials_by_id(ann.id).await.unwrap().unwrap();
+    assert_eq!(stored.password_hash.as_str(), "$argon2id$replaced");
+    assert_eq!(stored.failures, Default::default());
+    let mut live_links = Vec::new();
     for (byte, _, purpose) in tokens {
         if h.store
             .peek_one_time_token(digest(byte), purpose, now)
@@ -343,10 +363,21 @@ async fn spending_a_users_links_of_one_purpose_leaves_the_rest(backend: Backend)
             .unwrap()
             .is_some()
         {
-            live.push(byte);
+            live_links.push(byte);
         }
     }
-    assert_eq!(live, [3, 4]);
+    assert_eq!(live_links, [3, 4], "only the account's reset links end");
+    let mut live_sessions = Vec::new();
+    for session in [here, elsewhere, bobs] {
+        live_sessions.push(
+            h.store
+                .active_session_user(session)
+                .await
+                .unwrap()
+                .is_some(),
+        );
+    }
+    assert_eq!(live_sessions, [true, false, true]);
 }
 
 async fn every_concurrent_login_failure_counts(backend: Backend) {
@@ -499,7 +530,7 @@ on_both_backends!(
     replacing_refresh_tokens_spends_the_old_ones,
     only_live_sessions_of_active_users_authenticate,
     a_one_time_token_is_used_once_for_its_purpose_before_it_expires,
-    spending_a_users_links_of_one_purpose_leaves_the_rest,
+    a_password_replacement_ends_the_accounts_reset_links_and_other_sessions,
     every_concurrent_login_failure_counts,
     a_lock_is_never_shortened_and_a_new_password_clears_it,
     accounts_change_and_list_newest_first_page_by_page,

@@ -751,7 +751,7 @@ fn a_refused_new_password_does_not_use_up_the_reset_link() {
 }
 
 #[test]
-fn a_reset_sets_the_password_and_revokes_every_session_and_other_link() {
+fn a_reset_replaces_the_password_ending_every_session_and_link() {
     let ann = user(true, true);
     let id = ann.id;
     let mut m = Mocks::new();
@@ -769,20 +769,15 @@ fn a_reset_sets_the_password_and_revokes_every_session_and_other_link() {
         .times(1)
         .returning(move |_, _, _| Ok(Some(id)));
     m.users
-        .expect_set_password_hash()
-        .with(eq(id), always(), eq(t0()))
+        .expect_replace_password()
+        .with(eq(PasswordReplacement {
+            user: id,
+            hash: PasswordHash::new("$argon2id$reset".into()),
+            at: t0(),
+            keep_session: None,
+        }))
         .times(1)
-        .returning(|_, _, _| Ok(()));
-    m.one_time
-        .expect_spend_one_time_tokens()
-        .with(eq(id), eq(OneTimePurpose::ResetPassword), eq(t0()))
-        .times(1)
-        .returning(|_, _, _| Ok(()));
-    m.sessions
-        .expect_revoke_user_sessions()
-        .with(eq(id), eq(None), eq(t0()))
-        .times(1)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_| Ok(()));
     let (svc, audited, _) = m.service(policy());
     run(svc.reset_password("tok", &pw(STRONG), &ctx())).unwrap();
     assert_eq!(*audited.lock().unwrap(), [AuditEvent::PasswordReset]);
@@ -805,7 +800,7 @@ fn a_reset_link_lost_to_a_concurrent_reset_is_invalid() {
     m.one_time
         .expect_consume_one_time_token()
         .returning(|_, _, _| Ok(None));
-    m.users.expect_set_password_hash().never();
+    m.users.expect_replace_password().never();
     let (svc, _, _) = m.service(policy());
     assert!(matches!(
         run(svc.reset_password("tok", &pw(STRONG), &ctx())),
@@ -890,7 +885,7 @@ fn a_locked_account_cannot_change_its_password_without_checking_it() {
 }
 
 #[test]
-fn a_password_change_keeps_this_session_with_new_tokens_and_revokes_the_others_and_reset_links() {
+fn a_password_change_keeps_this_session_with_new_tokens_and_ends_the_others_and_links() {
     let p = principal(user(true, true));
     let (id, session) = (p.user.id, p.session);
     let mut m = Mocks::new();
@@ -907,19 +902,15 @@ fn a_password_change_keeps_this_session_with_new_tokens_and_revokes_the_others_a
         .expect_hash()
         .returning(|_| Ok(PasswordHash::new("$argon2id$changed".into())));
     m.users
-        .expect_set_password_hash()
+        .expect_replace_password()
+        .with(eq(PasswordReplacement {
+            user: id,
+            hash: PasswordHash::new("$argon2id$changed".into()),
+            at: t0(),
+            keep_session: Some(session),
+        }))
         .times(1)
-        .returning(|_, _, _| Ok(()));
-    m.one_time
-        .expect_spend_one_time_tokens()
-        .with(eq(id), eq(OneTimePurpose::ResetPassword), eq(t0()))
-        .times(1)
-        .returning(|_, _, _| Ok(()));
-    m.sessions
-        .expect_revoke_user_sessions()
-        .with(eq(id), eq(Some(session)), eq(t0()))
-        .times(1)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_| Ok(()));
     m.sessions
         .expect_replace_refresh_tokens()
         .withf(move |next, _| next.session == session && next.user == id)
