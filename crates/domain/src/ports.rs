@@ -12,6 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use thiserror::Error;
 
+use crate::auth::lockout::{LockoutPolicy, PasswordAttempt};
 use crate::bid::{Bid, BidCursor};
 use crate::email::Email;
 use crate::engine::{
@@ -522,20 +523,22 @@ pub trait UserStore: Send + Sync {
     /// [`StoreError::Integrity`] when the stored row is not a valid account.
     async fn credentials_by_id(&self, id: UserId) -> Result<Option<Credentials>, StoreError>;
 
-    /// Counts one more consecutive failed login, atomically (concurrent
-    /// failures all count), and returns the new count.
+    /// Counts a password attempt on the account before its password is
+    /// checked, and sets at once the lock it would trigger under `policy`
+    /// — unless the account is locked at `now`, then counts nothing. One
+    /// atomic step: of many concurrent attempts, no more pass than the
+    /// policy allows before its lock.
     ///
     /// # Errors
-    /// [`StoreError`] when the store fails.
-    async fn count_login_failure(&self, id: UserId) -> Result<u32, StoreError>;
+    /// [`StoreError::Integrity`] when the account does not exist.
+    async fn begin_password_attempt(
+        &self,
+        id: UserId,
+        now: Timestamp,
+        policy: LockoutPolicy,
+    ) -> Result<PasswordAttempt, StoreError>;
 
-    /// Locks the account until `until` (never shortening a longer lock).
-    ///
-    /// # Errors
-    /// [`StoreError`] when the store fails.
-    async fn lock_account(&self, id: UserId, until: Timestamp) -> Result<(), StoreError>;
-
-    /// Clears the failure count and any lock (after a successful login).
+    /// Clears the failure count and any lock (after a right password).
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.

@@ -1,12 +1,12 @@
 //! The [`UserStore`] port on SQL.
 
 use async_trait::async_trait;
-use pp_domain::auth::LoginFailures;
+use pp_domain::auth::{LockoutPolicy, LoginFailures, PasswordAttempt};
 use pp_domain::ports::{CreateUserError, PasswordReplacement, StoreError, UserStore};
 use pp_domain::{
     Credentials, Email, NewUser, PasswordHash, Timestamp, User, UserChanges, UserCursor, UserId,
 };
-use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::sea_query::{CaseStatement, Condition, Expr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -157,38 +157,63 @@ impl UserStore for SqlStore {
             .transpose()
     }
 
-    async fn count_login_failure(&self, id: UserId) -> Result<u32, StoreError> {
-        // One statement, so concurrent failures all count: the row lock
-        // serializes the increments and RETURNING reads our own.
-        let _gate = self.database().write_gate().await;
-        let rows = users::Entity::update_many()
-            .col_expr(
-                users::Column::FailedLogins,
-                Expr::col(users::Column::FailedLogins).add(1),
-            )
-            .filter(users::Column::Id.eq(id.as_uuid()))
-            .exec_with_returning(self.database().connection())
-            .await
-            .map_err(store_error)?;
-        let row = rows.first().ok_or_else(|| integrity("no such account"))?;
-        u32::try_from(row.failed_logins).map_err(|_| integrity("users.failed_logins is negative"))
-    }
-
-    async fn lock_account(&self, id: UserId, until: Timestamp) -> Result<(), StoreError> {
-        let until = db_time(until);
-        let _gate = self.database().write_gate().await;
-        users::Entity::update_many()
-            .col_expr(users::Column::LockedUntil, Expr::value(until))
-            .filter(users::Column::Id.eq(id.as_uuid()))
-            .filter(
-                Condition::any()
-                    .add(users::Column::LockedUntil.is_null())
-                    .add(users::Column::LockedUntil.lt(until)),
-            )
-            .exec(self.database().connection())
-            .await
-            .map_err(store_error)?;
-        Ok(())
+    async fn begin_password_attempt(
+        &self,
+        id: UserId,
+        now: Timestamp,
+        policy: LockoutPolicy,
+    ) -> Result<PasswordAttempt, StoreError> {
+        // One statement, so concurrent attempts serialize on the row lock:
+        // each counts, and the one that reaches the threshold sets the lock
+        // before the next one is decided. SET sees the row as it was.
+        let count = || Expr::col(users::Column::FailedLogins).add(1);
+        let schedule = policy.schedule();
+        let mut lock = CaseStatement::new();
+        for (failures, duration) in &schedule {
+            let failures = i32::try_from(*failures).unwrap_or(i32::MAX);
+            lock = lock.case(count().eq(failures), Expr::value(db_time(now + *duration)));
+        }
+        if let Some((last, cap)) = schedule.last() {
+            let last = i32::try_from(*last).unwrap_or(i32::MAX);
+            lock = lock.case(count().gt(last), Expr::value(db_time(now + *cap)));
+        }
+        let lock: Expr = lock.finally(Expr::col(users::Column::LockedUntil)).into();
+        // A lock lifted (by a reset) between the two statements below means
+        // trying again; twice in a row is a store too busy to decide.
+        for _ in 0..2 {
+            let counted = {
+                let _gate = self.database().write_gate().await;
+                users::Entity::update_many()
+                    .col_expr(users::Column::FailedLogins, count())
+                    .col_expr(users::Column::LockedUntil, lock.clone())
+                    .filter(users::Column::Id.eq(id.as_uuid()))
+                    .filter(
+                        Condition::any()
+                            .add(users::Column::LockedUntil.is_null())
+                            .add(users::Column::LockedUntil.lte(db_time(now))),
+                    )
+                    .exec_with_returning(self.database().connection())
+                    .await
+                    .map_err(store_error)?
+            };
+            if let Some(row) = counted.first() {
+                let failures = u32::try_from(row.failed_logins)
+                    .map_err(|_| integrity("users.failed_logins is negative"))?;
+                return Ok(PasswordAttempt::Counted {
+                    failures,
+                    locks_for: policy.lock_for(failures),
+                });
+            }
+            // Nothing counted: locked meanwhile, or no such account.
+            let row = self
+                .user_row(id)
+                .await?
+                .ok_or_else(|| integrity("no such account"))?;
+            if let Some(retry_after) = credentials_from_row(row)?.failures.remaining_lock(now) {
+                return Ok(PasswordAttempt::Locked { retry_after });
+            }
+        }
+        Err(StoreError::Busy)
     }
 
     async fn clear_login_failures(&self, id: UserId) -> Result<(), StoreError> {

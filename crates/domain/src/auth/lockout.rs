@@ -4,6 +4,11 @@
 //! further failure (each made after the previous lock ran out) doubles it, up
 //! to `cap`: 1, 2, 4 … 60 minutes by default. A successful login, or a
 //! password reset, starts the count again.
+//!
+//! An attempt is counted, and the lock it would trigger set, *before* its
+//! password is checked ([`PasswordAttempt`]): checking takes milliseconds,
+//! and many guesses sent at once must not all pass a lock that the first
+//! failures have yet to set.
 
 use chrono::Duration;
 
@@ -34,9 +39,49 @@ impl LockoutPolicy {
     pub fn lock_for(&self, consecutive: u32) -> Option<Duration> {
         let doublings = consecutive.checked_sub(self.threshold)?;
         // 2^doublings overflows nothing before the cap: stop doubling at 2^20.
-        let factor = 1i32 << doublings.min(20);
+        let factor = 1i32 << doublings.min(MAX_DOUBLINGS);
         Some((self.first * factor).min(self.cap))
     }
+
+    /// Every failure count at which the lock changes, with that lock, in
+    /// order: the threshold's, each doubling, and the first to reach the cap.
+    /// Any later count locks for as long as the last one.
+    #[must_use]
+    pub fn schedule(&self) -> Vec<(u32, Duration)> {
+        let mut steps = Vec::new();
+        for count in self.threshold..=self.threshold.saturating_add(MAX_DOUBLINGS) {
+            let Some(lock) = self.lock_for(count) else {
+                continue;
+            };
+            steps.push((count, lock));
+            if lock >= self.cap {
+                break;
+            }
+        }
+        steps
+    }
+}
+
+/// Doubling stops here at the latest (2^20 minutes is far past any cap).
+const MAX_DOUBLINGS: u32 = 20;
+
+/// What counting a password attempt, before the password is checked, found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PasswordAttempt {
+    /// The attempt is counted (as a failure until a success clears it):
+    /// `failures` includes it, and `locks_for` is the lock already set in
+    /// case it fails, because it reached the threshold.
+    Counted {
+        /// Consecutive failures, this attempt included.
+        failures: u32,
+        /// The lock this attempt set, if it reached the threshold.
+        locks_for: Option<Duration>,
+    },
+    /// The account is locked for this much longer; nothing was counted.
+    Locked {
+        /// Until the lock lifts.
+        retry_after: Duration,
+    },
 }
 
 /// An account's consecutive failed logins and current lock.
@@ -89,6 +134,19 @@ mod tests {
             ]
         );
         assert_eq!(policy.lock_for(u32::MAX), Some(Duration::hours(1)));
+    }
+
+    #[test]
+    fn the_schedule_lists_each_lock_up_to_the_cap() {
+        let minutes: Vec<(u32, i64)> = LockoutPolicy::default()
+            .schedule()
+            .into_iter()
+            .map(|(count, lock)| (count, lock.num_minutes()))
+            .collect();
+        assert_eq!(
+            minutes,
+            [(5, 1), (6, 2), (7, 4), (8, 8), (9, 16), (10, 32), (11, 60)]
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use thiserror::Error;
 
-use super::lockout::LockoutPolicy;
+use super::lockout::{LockoutPolicy, PasswordAttempt};
 use super::password::{Password, PasswordPolicy};
 use super::ports::{
     AccessTokens, AuditLog, Mailer, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore,
@@ -20,7 +20,7 @@ use crate::email::Email;
 use crate::ids::{SessionId, TokenId, UserId};
 use crate::item::Timestamp;
 use crate::ports::{Clock, CreateUserError, PasswordReplacement, StoreError, UserStore};
-use crate::user::{DisplayName, NewUser, Role, User, UserChanges, UserCursor};
+use crate::user::{Credentials, DisplayName, NewUser, Role, User, UserChanges, UserCursor};
 use crate::validation::{Collector, ValidationErrors};
 
 /// Deployment choices for the account flows.
@@ -283,16 +283,48 @@ impl AuthService {
             .await
     }
 
-    /// Counts a wrong password against the account and locks it at the
-    /// policy's threshold, both audited.
-    async fn count_wrong_password(
+    /// Counts a password attempt on the account before its password is
+    /// checked (see [`PasswordAttempt`]). A lock is audited as a failed
+    /// login with `when_locked` as detail.
+    async fn count_attempt(
+        &self,
+        credentials: &Credentials,
+        now: Timestamp,
+        context: &RequestContext,
+        when_locked: &str,
+    ) -> Result<PasswordAttempt, StoreError> {
+        let user = credentials.user.id;
+        let attempt = match credentials.failures.remaining_lock(now) {
+            // Locked when read: nothing to count, no write needed.
+            Some(retry_after) => PasswordAttempt::Locked { retry_after },
+            None => {
+                self.ports
+                    .users
+                    .begin_password_attempt(user, now, self.policy.lockout)
+                    .await?
+            }
+        };
+        if let PasswordAttempt::Locked { .. } = attempt {
+            self.audit(
+                AuditEvent::LoginFailed,
+                Some(user),
+                None,
+                context,
+                Some(when_locked.into()),
+            )
+            .await?;
+        }
+        Ok(attempt)
+    }
+
+    /// Audits a wrong password, and the lock its attempt set, if any.
+    async fn audit_wrong_password(
         &self,
         user: UserId,
-        now: Timestamp,
+        (failures, locks_for): (u32, Option<Duration>),
         context: &RequestContext,
         detail: &str,
     ) -> Result<(), StoreError> {
-        let failures = self.ports.users.count_login_failure(user).await?;
         self.audit(
             AuditEvent::LoginFailed,
             Some(user),
@@ -301,8 +333,7 @@ impl AuthService {
             Some(detail.into()),
         )
         .await?;
-        if let Some(lock) = self.policy.lockout.lock_for(failures) {
-            self.ports.users.lock_account(user, now + lock).await?;
+        if let Some(lock) = locks_for {
             self.audit(
                 AuditEvent::AccountLocked,
                 Some(user),
@@ -567,35 +598,35 @@ impl AuthService {
             return Err(LoginError::InvalidCredentials);
         };
         let user = &credentials.user;
-        if let Some(retry_after) = credentials.failures.remaining_lock(now) {
-            self.audit(
-                AuditEvent::LoginFailed,
-                Some(user.id),
-                None,
-                context,
-                Some("locked".into()),
-            )
-            .await?;
-            return Err(LoginError::Locked { retry_after });
-        }
+        let counted = match self
+            .count_attempt(&credentials, now, context, "locked")
+            .await?
+        {
+            PasswordAttempt::Locked { retry_after } => {
+                return Err(LoginError::Locked { retry_after });
+            }
+            PasswordAttempt::Counted {
+                failures,
+                locks_for,
+            } => (failures, locks_for),
+        };
         let verification = self
             .ports
             .hasher
             .verify(password, Some(credentials.password_hash.clone()))
             .await?;
         let Verification::Valid { needs_rehash } = verification else {
-            self.count_wrong_password(user.id, now, context, "wrong password")
+            self.audit_wrong_password(user.id, counted, context, "wrong password")
                 .await?;
             return Err(LoginError::InvalidCredentials);
         };
+        // The right password: the attempt was no failure after all.
+        self.ports.users.clear_login_failures(user.id).await?;
         if !user.is_active {
             return Err(LoginError::AccountDisabled);
         }
         if self.policy.require_verified_email && !user.email_verified {
             return Err(LoginError::EmailNotVerified);
-        }
-        if credentials.failures != Default::default() {
-            self.ports.users.clear_login_failures(user.id).await?;
         }
         if needs_rehash {
             let hash = self.ports.hasher.hash(password).await?;
@@ -848,27 +879,29 @@ impl AuthService {
             .ok_or(ChangePasswordError::WrongPassword)?;
         // Guessing the password here is guessing it at login: the same
         // count, the same lock.
-        if let Some(retry_after) = credentials.failures.remaining_lock(now) {
-            self.audit(
-                AuditEvent::LoginFailed,
-                Some(user.id),
-                None,
-                context,
-                Some("locked, at password change".into()),
-            )
-            .await?;
-            return Err(ChangePasswordError::Locked { retry_after });
-        }
+        let counted = match self
+            .count_attempt(&credentials, now, context, "locked, at password change")
+            .await?
+        {
+            PasswordAttempt::Locked { retry_after } => {
+                return Err(ChangePasswordError::Locked { retry_after });
+            }
+            PasswordAttempt::Counted {
+                failures,
+                locks_for,
+            } => (failures, locks_for),
+        };
         let verification = self
             .ports
             .hasher
-            .verify(current, Some(credentials.password_hash))
+            .verify(current, Some(credentials.password_hash.clone()))
             .await?;
         if verification == Verification::Invalid {
-            self.count_wrong_password(user.id, now, context, "wrong current password")
+            self.audit_wrong_password(user.id, counted, context, "wrong current password")
                 .await?;
             return Err(ChangePasswordError::WrongPassword);
         }
+        self.ports.users.clear_login_failures(user.id).await?;
         let mut errors = Collector::default();
         let password = self.new_password(
             "new_password",

@@ -351,3 +351,29 @@ async fn a_weak_stored_hash_is_upgraded_at_the_next_login() {
         stored.password_hash.as_str()
     );
 }
+
+#[tokio::test]
+async fn guesses_sent_all_at_once_get_no_more_tries_than_the_lockout_allows() {
+    let app = TestApp::spawn().await;
+    app.verified_user("zed@example.com").await;
+    let guesses = (0..20).map(|i| {
+        let app = &app;
+        async move {
+            app.login("zed@example.com", &format!("guess number {i} here"))
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let mut statuses = futures::future::join_all(guesses).await;
+    statuses.sort_unstable();
+    // Five are checked (and fail); the rest meet the lock the fifth set.
+    assert_eq!(statuses[..5], [401; 5], "{statuses:?}");
+    assert_eq!(statuses[5..], [423; 15], "{statuses:?}");
+    problem(
+        app.login("zed@example.com", PASSWORD).await,
+        423,
+        "account_locked",
+    )
+    .await;
+}

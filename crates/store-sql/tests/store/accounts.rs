@@ -10,6 +10,7 @@ use pp_domain::auth::ports::{
 use pp_domain::auth::tokens::{
     AuditEntry, AuditEvent, OneTimePurpose, RequestContext, TokenDigest,
 };
+use pp_domain::auth::{LockoutPolicy, PasswordAttempt};
 use pp_domain::ports::{Clock, PasswordReplacement};
 use pp_domain::{DisplayName, PasswordHash, Role, SessionId, UserChanges, UserCursor};
 use pp_testkit::{Backend, create_user};
@@ -336,11 +337,12 @@ async fn a_password_replacement_ends_the_accounts_reset_links_and_other_sessions
         session_with_token(&h, ann.id, 12).await,
         session_with_token(&h, bob.id, 13).await,
     );
-    h.users().count_login_failure(ann.id).await.unwrap();
-    h.users()
-        .lock_account(ann.id, now + Duration::minutes(1))
-        .await
-        .unwrap();
+    for _ in 0..5 {
+        h.users()
+            .begin_password_attempt(ann.id, now, LockoutPolicy::default())
+            .await
+            .unwrap();
+    }
 
     h.users()
         .replace_password(PasswordReplacement {
@@ -380,48 +382,82 @@ async fn a_password_replacement_ends_the_accounts_reset_links_and_other_sessions
     assert_eq!(live_sessions, [true, false, true]);
 }
 
-async fn every_concurrent_login_failure_counts(backend: Backend) {
+async fn of_many_concurrent_password_attempts_only_the_policys_pass_before_the_lock(
+    backend: Backend,
+) {
     let h = Arc::new(Harness::new(backend).await);
     let ann = h.bidder().await;
+    let now = h.clock.now();
     let tasks: Vec<_> = (0..12)
         .map(|_| {
             let h = Arc::clone(&h);
-            tokio::spawn(async move { h.users().count_login_failure(ann.id).await.unwrap() })
+            tokio::spawn(async move {
+                h.users()
+                    .begin_password_attempt(ann.id, now, LockoutPolicy::default())
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
-    let mut counts = Vec::new();
+    let mut counted = Vec::new();
+    let mut locked = 0;
     for task in tasks {
-        counts.push(task.await.unwrap());
+        match task.await.unwrap() {
+            PasswordAttempt::Counted {
+                failures,
+                locks_for,
+            } => counted.push((failures, locks_for)),
+            PasswordAttempt::Locked { retry_after } => {
+                assert_eq!(retry_after, Duration::minutes(1));
+                locked += 1;
+            }
+        }
     }
-    counts.sort_unstable();
-    assert_eq!(counts, (1..=12).collect::<Vec<u32>>());
+    counted.sort_unstable();
+    // The fifth sets the lock before its password is even checked.
+    assert_eq!(
+        counted,
+        [
+            (1, None),
+            (2, None),
+            (3, None),
+            (4, None),
+            (5, Some(Duration::minutes(1)))
+        ]
+    );
+    assert_eq!(locked, 7);
     let stored = h.users().credentials_by_id(ann.id).await.unwrap().unwrap();
-    assert_eq!(stored.failures.consecutive, 12);
+    assert_eq!(stored.failures.consecutive, 5);
+    assert_eq!(
+        stored.failures.locked_until,
+        Some(now + Duration::minutes(1))
+    );
 }
 
-async fn a_lock_is_never_shortened_and_a_new_password_clears_it(backend: Backend) {
+async fn each_attempt_after_a_lock_doubles_it_and_a_new_password_clears_it(backend: Backend) {
     let h = Harness::new(backend).await;
     let ann = h.bidder().await;
-    let now = h.clock.now();
-    h.users().count_login_failure(ann.id).await.unwrap();
-    h.users()
-        .lock_account(ann.id, now + Duration::minutes(8))
-        .await
-        .unwrap();
-    h.users()
-        .lock_account(ann.id, now + Duration::minutes(2))
-        .await
-        .unwrap();
-    let locked = h
-        .users()
-        .credentials_by_email(&ann.email)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        locked.failures.locked_until,
-        Some(now + Duration::minutes(8))
-    );
+    let policy = LockoutPolicy::default();
+    let mut now = h.clock.now();
+    for _ in 0..5 {
+        h.users()
+            .begin_password_attempt(ann.id, now, policy)
+            .await
+            .unwrap();
+    }
+    // Each lock runs out, the next attempt counts and locks for twice as long.
+    let mut locks = Vec::new();
+    for _ in 0..3 {
+        let stored = h.users().credentials_by_id(ann.id).await.unwrap().unwrap();
+        let until = stored.failures.locked_until.unwrap();
+        locks.push((until - now).num_minutes());
+        now = until;
+        h.users()
+            .begin_password_attempt(ann.id, now, policy)
+            .await
+            .unwrap();
+    }
+    assert_eq!(locks, [1, 2, 4]);
 
     h.users()
         .set_password_hash(ann.id, PasswordHash::new("$argon2id$new".into()), now)
@@ -431,10 +467,13 @@ async fn a_lock_is_never_shortened_and_a_new_password_clears_it(backend: Backend
     assert_eq!(reset.password_hash.as_str(), "$argon2id$new");
     assert_eq!(reset.failures, Default::default());
 
-    h.users().count_login_failure(ann.id).await.unwrap();
+    h.users()
+        .begin_password_attempt(ann.id, now, policy)
+        .await
+        .unwrap();
     h.users().clear_login_failures(ann.id).await.unwrap();
     let cleared = h.users().credentials_by_id(ann.id).await.unwrap().unwrap();
-    assert_eq!(cleared.failures.consecutive, 0);
+    assert_eq!(cleared.failures, Default::default());
 }
 
 async fn accounts_change_and_list_newest_first_page_by_page(backend: Backend) {
@@ -531,8 +570,8 @@ on_both_backends!(
     only_live_sessions_of_active_users_authenticate,
     a_one_time_token_is_used_once_for_its_purpose_before_it_expires,
     a_password_replacement_ends_the_accounts_reset_links_and_other_sessions,
-    every_concurrent_login_failure_counts,
-    a_lock_is_never_shortened_and_a_new_password_clears_it,
+    of_many_concurrent_password_attempts_only_the_policys_pass_before_the_lock,
+    each_attempt_after_a_lock_doubles_it_and_a_new_password_clears_it,
     accounts_change_and_list_newest_first_page_by_page,
     the_audit_log_keeps_who_what_and_where,
 );

@@ -292,6 +292,25 @@ fn a_malformed_address_is_treated_as_unknown() {
     assert!(matches!(result, Err(LoginError::InvalidCredentials)));
 }
 
+/// `begin_password_attempt` on `id` counting `failures`, setting `locks_for`.
+fn counts_attempt(
+    users: &mut MockUserStore,
+    id: UserId,
+    failures: u32,
+    locks_for: Option<Duration>,
+) {
+    users
+        .expect_begin_password_attempt()
+        .with(eq(id), eq(t0()), eq(LockoutPolicy::default()))
+        .times(1)
+        .returning(move |_, _, _| {
+            Ok(PasswordAttempt::Counted {
+                failures,
+                locks_for,
+            })
+        });
+}
+
 #[test]
 fn the_fifth_wrong_password_locks_the_account_for_a_minute() {
     let ann = user(true, true);
@@ -309,15 +328,8 @@ fn the_fifth_wrong_password_locks_the_account_for_a_minute() {
     m.hasher
         .expect_verify()
         .returning(|_, _| Ok(Verification::Invalid));
-    m.users
-        .expect_count_login_failure()
-        .with(eq(id))
-        .returning(|_| Ok(5));
-    m.users
-        .expect_lock_account()
-        .with(eq(id), eq(t0() + Duration::minutes(1)))
-        .times(1)
-        .returning(|_, _| Ok(()));
+    counts_attempt(&mut m.users, id, 5, Some(Duration::minutes(1)));
+    m.users.expect_clear_login_failures().never();
     let (svc, audited, _) = m.service(policy());
     let result = run(svc.login("ann@example.com", &pw("wrong"), &ctx()));
     assert!(matches!(result, Err(LoginError::InvalidCredentials)));
@@ -342,11 +354,36 @@ fn a_locked_account_is_refused_without_checking_the_password() {
         )))
     });
     m.hasher.expect_verify().never();
+    m.users.expect_begin_password_attempt().never();
     let (svc, _, _) = m.service(policy());
     let result = run(svc.login("ann@example.com", &pw(STRONG), &ctx()));
     assert!(
         matches!(result, Err(LoginError::Locked { retry_after }) if retry_after == Duration::seconds(90))
     );
+}
+
+#[test]
+fn a_lock_set_by_a_concurrent_attempt_refuses_without_checking_the_password() {
+    let ann = user(true, true);
+    let mut m = Mocks::new();
+    let stored = ann.clone();
+    m.users
+        .expect_credentials_by_email()
+        .returning(move |_| Ok(Some(credentials(&stored, LoginFailures::default()))));
+    m.users
+        .expect_begin_password_attempt()
+        .returning(|_, _, _| {
+            Ok(PasswordAttempt::Locked {
+                retry_after: Duration::seconds(60),
+            })
+        });
+    m.hasher.expect_verify().never();
+    let (svc, audited, _) = m.service(policy());
+    let result = run(svc.login("ann@example.com", &pw(STRONG), &ctx()));
+    assert!(
+        matches!(result, Err(LoginError::Locked { retry_after }) if retry_after == Duration::seconds(60))
+    );
+    assert_eq!(*audited.lock().unwrap(), [AuditEvent::LoginFailed]);
 }
 
 fn login_with(
@@ -370,9 +407,15 @@ fn login_with(
         .expect_set_password_hash()
         .withf(|_, hash, _| hash.as_str() == "$argon2id$stronger")
         .returning(|_, _, _| Ok(()));
+    counts_attempt(&mut m.users, ann.id, failures.consecutive + 1, None);
+    // A right password clears the attempt it counted.
     m.users
         .expect_clear_login_failures()
-        .times(usize::from(failures != LoginFailures::default()))
+        .with(eq(ann.id))
+        .times(usize::from(matches!(
+            verification,
+            Verification::Valid { .. }
+        )))
         .returning(|_| Ok(()));
     m.sessions
         .expect_start_session()
@@ -842,16 +885,8 @@ fn a_wrong_current_password_changes_nothing_but_counts_towards_the_lock() {
         .expect_verify()
         .returning(|_, _| Ok(Verification::Invalid));
     m.hasher.expect_hash().never();
-    m.users
-        .expect_count_login_failure()
-        .with(eq(id))
-        .times(1)
-        .returning(|_| Ok(5));
-    m.users
-        .expect_lock_account()
-        .with(eq(id), eq(t0() + Duration::minutes(1)))
-        .times(1)
-        .returning(|_, _| Ok(()));
+    counts_attempt(&mut m.users, id, 5, Some(Duration::minutes(1)));
+    m.users.expect_clear_login_failures().never();
     let (svc, audited, _) = m.service(policy());
     let result = run(svc.change_password(&p, &pw("wrong"), &pw(STRONG), &ctx()));
     assert!(matches!(result, Err(ChangePasswordError::WrongPassword)));
@@ -876,6 +911,7 @@ fn a_locked_account_cannot_change_its_password_without_checking_it() {
         )))
     });
     m.hasher.expect_verify().never();
+    m.users.expect_begin_password_attempt().never();
     let (svc, _, _) = m.service(policy());
     let result = run(svc.change_password(&p, &pw("the old one"), &pw(STRONG), &ctx()));
     assert!(matches!(
@@ -898,6 +934,11 @@ fn a_password_change_keeps_this_session_with_new_tokens_and_ends_the_others_and_
             needs_rehash: false,
         })
     });
+    counts_attempt(&mut m.users, id, 1, None);
+    m.users
+        .expect_clear_login_failures()
+        .times(1)
+        .returning(|_| Ok(()));
     m.hasher
         .expect_hash()
         .returning(|_| Ok(PasswordHash::new("$argon2id$changed".into())));
@@ -935,6 +976,12 @@ fn a_new_password_built_from_the_address_is_refused() {
             needs_rehash: false,
         })
     });
+    counts_attempt(&mut m.users, p.user.id, 1, None);
+    // The current password was right: the refused new one leaves no failure.
+    m.users
+        .expect_clear_login_failures()
+        .times(1)
+        .returning(|_| Ok(()));
     let mut strength = MockPasswordStrength::new();
     strength
         .expect_too_common()
