@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use thiserror::Error;
 
-use crate::auth::lockout::{LockoutPolicy, PasswordAttempt};
+use crate::auth::lockout::{FailedAttempt, LockoutPolicy};
 use crate::bid::{Bid, BidCursor};
 use crate::email::Email;
 use crate::engine::{
@@ -523,20 +523,18 @@ pub trait UserStore: Send + Sync {
     /// [`StoreError::Integrity`] when the stored row is not a valid account.
     async fn credentials_by_id(&self, id: UserId) -> Result<Option<Credentials>, StoreError>;
 
-    /// Counts a password attempt on the account before its password is
-    /// checked, and sets at once the lock it would trigger under `policy`
-    /// — unless the account is locked at `now`, then counts nothing. One
-    /// atomic step: of many concurrent attempts, no more pass than the
-    /// policy allows before its lock.
+    /// Counts a wrong password and, in the same atomic step, sets the lock
+    /// the count reaches under `policy` — unless the account is locked at
+    /// `now` (by failures checked concurrently), then counts nothing.
     ///
     /// # Errors
     /// [`StoreError::Integrity`] when the account does not exist.
-    async fn begin_password_attempt(
+    async fn record_wrong_password(
         &self,
         id: UserId,
         now: Timestamp,
         policy: LockoutPolicy,
-    ) -> Result<PasswordAttempt, StoreError>;
+    ) -> Result<FailedAttempt, StoreError>;
 
     /// Clears the failure count and any lock (after a right password).
     ///

@@ -1,7 +1,7 @@
 //! The [`UserStore`] port on SQL.
 
 use async_trait::async_trait;
-use pp_domain::auth::{LockoutPolicy, LoginFailures, PasswordAttempt};
+use pp_domain::auth::{FailedAttempt, LockoutPolicy, LoginFailures};
 use pp_domain::ports::{CreateUserError, PasswordReplacement, StoreError, UserStore};
 use pp_domain::{
     Credentials, Email, NewUser, PasswordHash, Timestamp, User, UserChanges, UserCursor, UserId,
@@ -157,13 +157,13 @@ impl UserStore for SqlStore {
             .transpose()
     }
 
-    async fn begin_password_attempt(
+    async fn record_wrong_password(
         &self,
         id: UserId,
         now: Timestamp,
         policy: LockoutPolicy,
-    ) -> Result<PasswordAttempt, StoreError> {
-        // One statement, so concurrent attempts serialize on the row lock:
+    ) -> Result<FailedAttempt, StoreError> {
+        // One statement, so concurrent failures serialize on the row lock:
         // each counts, and the one that reaches the threshold sets the lock
         // before the next one is decided. SET sees the row as it was.
         let count = || Expr::col(users::Column::FailedLogins).add(1);
@@ -199,7 +199,7 @@ impl UserStore for SqlStore {
             if let Some(row) = counted.first() {
                 let failures = u32::try_from(row.failed_logins)
                     .map_err(|_| integrity("users.failed_logins is negative"))?;
-                return Ok(PasswordAttempt::Counted {
+                return Ok(FailedAttempt::Counted {
                     failures,
                     locks_for: policy.lock_for(failures),
                 });
@@ -210,7 +210,7 @@ impl UserStore for SqlStore {
                 .await?
                 .ok_or_else(|| integrity("no such account"))?;
             if let Some(retry_after) = credentials_from_row(row)?.failures.remaining_lock(now) {
-                return Ok(PasswordAttempt::Locked { retry_after });
+                return Ok(FailedAttempt::AlreadyLocked { retry_after });
             }
         }
         Err(StoreError::Busy)

@@ -5,10 +5,13 @@
 //! to `cap`: 1, 2, 4 … 60 minutes by default. A successful login, or a
 //! password reset, starts the count again.
 //!
-//! An attempt is counted, and the lock it would trigger set, *before* its
-//! password is checked ([`PasswordAttempt`]): checking takes milliseconds,
-//! and many guesses sent at once must not all pass a lock that the first
-//! failures have yet to set.
+//! Guesses sent at once are all checked before the first failure is
+//! counted, so the lock is decided when each check *ends*: a failure is
+//! counted (and the lock it reaches set) only if the account is not locked
+//! by then ([`FailedAttempt`]), and a right password is refused too when
+//! concurrent failures locked the account meanwhile. Either way, once the
+//! lock is set every answer is the lock, so the guesses checked after it
+//! tell nothing.
 
 use chrono::Duration;
 
@@ -65,20 +68,20 @@ impl LockoutPolicy {
 /// Doubling stops here at the latest (2^20 minutes is far past any cap).
 const MAX_DOUBLINGS: u32 = 20;
 
-/// What counting a password attempt, before the password is checked, found.
+/// What recording a wrong password found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PasswordAttempt {
-    /// The attempt is counted (as a failure until a success clears it):
-    /// `failures` includes it, and `locks_for` is the lock already set in
-    /// case it fails, because it reached the threshold.
+pub enum FailedAttempt {
+    /// Counted: `failures` includes it, and `locks_for` is the lock it set
+    /// because it reached the threshold.
     Counted {
-        /// Consecutive failures, this attempt included.
+        /// Consecutive failures, this one included.
         failures: u32,
-        /// The lock this attempt set, if it reached the threshold.
+        /// The lock this failure set, if it reached the threshold.
         locks_for: Option<Duration>,
     },
-    /// The account is locked for this much longer; nothing was counted.
-    Locked {
+    /// The account was locked meanwhile (by failures checked concurrently):
+    /// nothing counted, and the answer must be the lock, not the failure.
+    AlreadyLocked {
         /// Until the lock lifts.
         retry_after: Duration,
     },

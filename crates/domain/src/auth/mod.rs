@@ -9,7 +9,7 @@ pub mod service;
 pub mod tickets;
 pub mod tokens;
 
-pub use lockout::{LockoutPolicy, LoginFailures, PasswordAttempt};
+pub use lockout::{FailedAttempt, LockoutPolicy, LoginFailures};
 pub use password::{Password, PasswordPolicy, PasswordProblem};
 pub use service::{AuthPolicy, AuthPorts, AuthService, Principal};
 pub use tickets::{IssuedTicket, SocketHolder, TicketService};

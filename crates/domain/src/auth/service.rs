@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use thiserror::Error;
 
-use super::lockout::{LockoutPolicy, PasswordAttempt};
+use super::lockout::{FailedAttempt, LockoutPolicy, LoginFailures};
 use super::password::{Password, PasswordPolicy};
 use super::ports::{
     AccessTokens, AuditLog, Mailer, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore,
@@ -20,7 +20,7 @@ use crate::email::Email;
 use crate::ids::{SessionId, TokenId, UserId};
 use crate::item::Timestamp;
 use crate::ports::{Clock, CreateUserError, PasswordReplacement, StoreError, UserStore};
-use crate::user::{Credentials, DisplayName, NewUser, Role, User, UserChanges, UserCursor};
+use crate::user::{DisplayName, NewUser, Role, User, UserChanges, UserCursor};
 use crate::validation::{Collector, ValidationErrors};
 
 /// Deployment choices for the account flows.
@@ -283,48 +283,48 @@ impl AuthService {
             .await
     }
 
-    /// Counts a password attempt on the account before its password is
-    /// checked (see [`PasswordAttempt`]). A lock is audited as a failed
-    /// login with `when_locked` as detail.
-    async fn count_attempt(
-        &self,
-        credentials: &Credentials,
-        now: Timestamp,
-        context: &RequestContext,
-        when_locked: &str,
-    ) -> Result<PasswordAttempt, StoreError> {
-        let user = credentials.user.id;
-        let attempt = match credentials.failures.remaining_lock(now) {
-            // Locked when read: nothing to count, no write needed.
-            Some(retry_after) => PasswordAttempt::Locked { retry_after },
-            None => {
-                self.ports
-                    .users
-                    .begin_password_attempt(user, now, self.policy.lockout)
-                    .await?
-            }
-        };
-        if let PasswordAttempt::Locked { .. } = attempt {
-            self.audit(
-                AuditEvent::LoginFailed,
-                Some(user),
-                None,
-                context,
-                Some(when_locked.into()),
-            )
-            .await?;
-        }
-        Ok(attempt)
-    }
-
-    /// Audits a wrong password, and the lock its attempt set, if any.
-    async fn audit_wrong_password(
+    /// Audits a refusal because the account is locked.
+    async fn audit_locked(
         &self,
         user: UserId,
-        (failures, locks_for): (u32, Option<Duration>),
         context: &RequestContext,
         detail: &str,
     ) -> Result<(), StoreError> {
+        self.audit(
+            AuditEvent::LoginFailed,
+            Some(user),
+            None,
+            context,
+            Some(detail.into()),
+        )
+        .await
+    }
+
+    /// Counts a wrong password (see [`FailedAttempt`]) and audits it, and
+    /// the lock it set. `Err(retry_after)` when concurrent failures locked
+    /// the account meanwhile: then the answer is the lock.
+    async fn wrong_password(
+        &self,
+        user: UserId,
+        now: Timestamp,
+        context: &RequestContext,
+        detail: &str,
+    ) -> Result<Result<(), Duration>, StoreError> {
+        let (failures, locks_for) = match self
+            .ports
+            .users
+            .record_wrong_password(user, now, self.policy.lockout)
+            .await?
+        {
+            FailedAttempt::Counted {
+                failures,
+                locks_for,
+            } => (failures, locks_for),
+            FailedAttempt::AlreadyLocked { retry_after } => {
+                self.audit_locked(user, context, "locked meanwhile").await?;
+                return Ok(Err(retry_after));
+            }
+        };
         self.audit(
             AuditEvent::LoginFailed,
             Some(user),
@@ -346,7 +346,34 @@ impl AuthService {
             )
             .await?;
         }
-        Ok(())
+        Ok(Ok(()))
+    }
+
+    /// After a right password: `Err(retry_after)` when failures checked
+    /// concurrently locked the account meanwhile (the answer is then the
+    /// lock, so a guess that happens to be right tells nothing), else the
+    /// count is cleared.
+    async fn right_password(
+        &self,
+        user: UserId,
+        now: Timestamp,
+        context: &RequestContext,
+    ) -> Result<Result<(), Duration>, StoreError> {
+        let failures = self
+            .ports
+            .users
+            .credentials_by_id(user)
+            .await?
+            .map(|c| c.failures)
+            .unwrap_or_default();
+        if let Some(retry_after) = failures.remaining_lock(now) {
+            self.audit_locked(user, context, "locked meanwhile").await?;
+            return Ok(Err(retry_after));
+        }
+        if failures != LoginFailures::default() {
+            self.ports.users.clear_login_failures(user).await?;
+        }
+        Ok(Ok(()))
     }
 
     async fn issue_one_time(&self, user: &User, purpose: OneTimePurpose) -> Result<(), StoreError> {
@@ -598,30 +625,24 @@ impl AuthService {
             return Err(LoginError::InvalidCredentials);
         };
         let user = &credentials.user;
-        let counted = match self
-            .count_attempt(&credentials, now, context, "locked")
-            .await?
-        {
-            PasswordAttempt::Locked { retry_after } => {
-                return Err(LoginError::Locked { retry_after });
-            }
-            PasswordAttempt::Counted {
-                failures,
-                locks_for,
-            } => (failures, locks_for),
-        };
+        if let Some(retry_after) = credentials.failures.remaining_lock(now) {
+            self.audit_locked(user.id, context, "locked").await?;
+            return Err(LoginError::Locked { retry_after });
+        }
         let verification = self
             .ports
             .hasher
             .verify(password, Some(credentials.password_hash.clone()))
             .await?;
         let Verification::Valid { needs_rehash } = verification else {
-            self.audit_wrong_password(user.id, counted, context, "wrong password")
-                .await?;
+            self.wrong_password(user.id, now, context, "wrong password")
+                .await?
+                .map_err(|retry_after| LoginError::Locked { retry_after })?;
             return Err(LoginError::InvalidCredentials);
         };
-        // The right password: the attempt was no failure after all.
-        self.ports.users.clear_login_failures(user.id).await?;
+        self.right_password(user.id, now, context)
+            .await?
+            .map_err(|retry_after| LoginError::Locked { retry_after })?;
         if !user.is_active {
             return Err(LoginError::AccountDisabled);
         }
@@ -879,29 +900,25 @@ impl AuthService {
             .ok_or(ChangePasswordError::WrongPassword)?;
         // Guessing the password here is guessing it at login: the same
         // count, the same lock.
-        let counted = match self
-            .count_attempt(&credentials, now, context, "locked, at password change")
-            .await?
-        {
-            PasswordAttempt::Locked { retry_after } => {
-                return Err(ChangePasswordError::Locked { retry_after });
-            }
-            PasswordAttempt::Counted {
-                failures,
-                locks_for,
-            } => (failures, locks_for),
-        };
+        if let Some(retry_after) = credentials.failures.remaining_lock(now) {
+            self.audit_locked(user.id, context, "locked, at password change")
+                .await?;
+            return Err(ChangePasswordError::Locked { retry_after });
+        }
         let verification = self
             .ports
             .hasher
             .verify(current, Some(credentials.password_hash.clone()))
             .await?;
         if verification == Verification::Invalid {
-            self.audit_wrong_password(user.id, counted, context, "wrong current password")
-                .await?;
+            self.wrong_password(user.id, now, context, "wrong current password")
+                .await?
+                .map_err(|retry_after| ChangePasswordError::Locked { retry_after })?;
             return Err(ChangePasswordError::WrongPassword);
         }
-        self.ports.users.clear_login_failures(user.id).await?;
+        self.right_password(user.id, now, context)
+            .await?
+            .map_err(|retry_after| ChangePasswordError::Locked { retry_after })?;
         let mut errors = Collector::default();
         let password = self.new_password(
             "new_password",

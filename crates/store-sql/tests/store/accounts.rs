@@ -10,7 +10,7 @@ use pp_domain::auth::ports::{
 use pp_domain::auth::tokens::{
     AuditEntry, AuditEvent, OneTimePurpose, RequestContext, TokenDigest,
 };
-use pp_domain::auth::{LockoutPolicy, PasswordAttempt};
+use pp_domain::auth::{FailedAttempt, LockoutPolicy};
 use pp_domain::ports::{Clock, PasswordReplacement};
 use pp_domain::{DisplayName, PasswordHash, Role, SessionId, UserChanges, UserCursor};
 use pp_testkit::{Backend, create_user};
@@ -339,7 +339,7 @@ async fn a_password_replacement_ends_the_accounts_reset_links_and_other_sessions
     );
     for _ in 0..5 {
         h.users()
-            .begin_password_attempt(ann.id, now, LockoutPolicy::default())
+            .record_wrong_password(ann.id, now, LockoutPolicy::default())
             .await
             .unwrap();
     }
@@ -382,9 +382,7 @@ async fn a_password_replacement_ends_the_accounts_reset_links_and_other_sessions
     assert_eq!(live_sessions, [true, false, true]);
 }
 
-async fn of_many_concurrent_password_attempts_only_the_policys_pass_before_the_lock(
-    backend: Backend,
-) {
+async fn of_many_concurrent_failures_only_the_policys_count_before_the_lock(backend: Backend) {
     let h = Arc::new(Harness::new(backend).await);
     let ann = h.bidder().await;
     let now = h.clock.now();
@@ -393,7 +391,7 @@ async fn of_many_concurrent_password_attempts_only_the_policys_pass_before_the_l
             let h = Arc::clone(&h);
             tokio::spawn(async move {
                 h.users()
-                    .begin_password_attempt(ann.id, now, LockoutPolicy::default())
+                    .record_wrong_password(ann.id, now, LockoutPolicy::default())
                     .await
                     .unwrap()
             })
@@ -403,18 +401,18 @@ async fn of_many_concurrent_password_attempts_only_the_policys_pass_before_the_l
     let mut locked = 0;
     for task in tasks {
         match task.await.unwrap() {
-            PasswordAttempt::Counted {
+            FailedAttempt::Counted {
                 failures,
                 locks_for,
             } => counted.push((failures, locks_for)),
-            PasswordAttempt::Locked { retry_after } => {
+            FailedAttempt::AlreadyLocked { retry_after } => {
                 assert_eq!(retry_after, Duration::minutes(1));
                 locked += 1;
             }
         }
     }
     counted.sort_unstable();
-    // The fifth sets the lock before its password is even checked.
+    // The fifth sets the lock; those after it count nothing.
     assert_eq!(
         counted,
         [
@@ -434,18 +432,18 @@ async fn of_many_concurrent_password_attempts_only_the_policys_pass_before_the_l
     );
 }
 
-async fn each_attempt_after_a_lock_doubles_it_and_a_new_password_clears_it(backend: Backend) {
+async fn each_failure_after_a_lock_doubles_it_and_a_new_password_clears_it(backend: Backend) {
     let h = Harness::new(backend).await;
     let ann = h.bidder().await;
     let policy = LockoutPolicy::default();
     let mut now = h.clock.now();
     for _ in 0..5 {
         h.users()
-            .begin_password_attempt(ann.id, now, policy)
+            .record_wrong_password(ann.id, now, policy)
             .await
             .unwrap();
     }
-    // Each lock runs out, the next attempt counts and locks for twice as long.
+    // Each lock runs out, the next failure counts and locks for twice as long.
     let mut locks = Vec::new();
     for _ in 0..3 {
         let stored = h.users().credentials_by_id(ann.id).await.unwrap().unwrap();
@@ -453,7 +451,7 @@ async fn each_attempt_after_a_lock_doubles_it_and_a_new_password_clears_it(backe
         locks.push((until - now).num_minutes());
         now = until;
         h.users()
-            .begin_password_attempt(ann.id, now, policy)
+            .record_wrong_password(ann.id, now, policy)
             .await
             .unwrap();
     }
@@ -468,7 +466,7 @@ async fn each_attempt_after_a_lock_doubles_it_and_a_new_password_clears_it(backe
     assert_eq!(reset.failures, Default::default());
 
     h.users()
-        .begin_password_attempt(ann.id, now, policy)
+        .record_wrong_password(ann.id, now, policy)
         .await
         .unwrap();
     h.users().clear_login_failures(ann.id).await.unwrap();
@@ -570,8 +568,8 @@ on_both_backends!(
     only_live_sessions_of_active_users_authenticate,
     a_one_time_token_is_used_once_for_its_purpose_before_it_expires,
     a_password_replacement_ends_the_accounts_reset_links_and_other_sessions,
-    of_many_concurrent_password_attempts_only_the_policys_pass_before_the_lock,
-    each_attempt_after_a_lock_doubles_it_and_a_new_password_clears_it,
+    of_many_concurrent_failures_only_the_policys_count_before_the_lock,
+    each_failure_after_a_lock_doubles_it_and_a_new_password_clears_it,
     accounts_change_and_list_newest_first_page_by_page,
     the_audit_log_keeps_who_what_and_where,
 );

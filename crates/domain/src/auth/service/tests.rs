@@ -7,7 +7,7 @@ use mockall::predicate::{always, eq};
 use zeroize::Zeroizing;
 
 use super::*;
-use crate::auth::lockout::LoginFailures;
+use crate::auth::lockout::{FailedAttempt, LoginFailures};
 use crate::auth::ports::{
     MockAccessTokens, MockAuditLog, MockMailer, MockOneTimeTokenStore, MockPasswordHasher,
     MockPasswordStrength, MockRevocationList, MockSecretTokens, MockSessionStore,
@@ -292,19 +292,19 @@ fn a_malformed_address_is_treated_as_unknown() {
     assert!(matches!(result, Err(LoginError::InvalidCredentials)));
 }
 
-/// `begin_password_attempt` on `id` counting `failures`, setting `locks_for`.
-fn counts_attempt(
+/// `record_wrong_password` on `id` counting `failures`, setting `locks_for`.
+fn counts_failure(
     users: &mut MockUserStore,
     id: UserId,
     failures: u32,
     locks_for: Option<Duration>,
 ) {
     users
-        .expect_begin_password_attempt()
+        .expect_record_wrong_password()
         .with(eq(id), eq(t0()), eq(LockoutPolicy::default()))
         .times(1)
         .returning(move |_, _, _| {
-            Ok(PasswordAttempt::Counted {
+            Ok(FailedAttempt::Counted {
                 failures,
                 locks_for,
             })
@@ -328,7 +328,7 @@ fn the_fifth_wrong_password_locks_the_account_for_a_minute() {
     m.hasher
         .expect_verify()
         .returning(|_, _| Ok(Verification::Invalid));
-    counts_attempt(&mut m.users, id, 5, Some(Duration::minutes(1)));
+    counts_failure(&mut m.users, id, 5, Some(Duration::minutes(1)));
     m.users.expect_clear_login_failures().never();
     let (svc, audited, _) = m.service(policy());
     let result = run(svc.login("ann@example.com", &pw("wrong"), &ctx()));
@@ -354,7 +354,7 @@ fn a_locked_account_is_refused_without_checking_the_password() {
         )))
     });
     m.hasher.expect_verify().never();
-    m.users.expect_begin_password_attempt().never();
+    m.users.expect_record_wrong_password().never();
     let (svc, _, _) = m.service(policy());
     let result = run(svc.login("ann@example.com", &pw(STRONG), &ctx()));
     assert!(
@@ -362,24 +362,58 @@ fn a_locked_account_is_refused_without_checking_the_password() {
     );
 }
 
-#[test]
-fn a_lock_set_by_a_concurrent_attempt_refuses_without_checking_the_password() {
-    let ann = user(true, true);
-    let mut m = Mocks::new();
+/// Credentials of `ann` as stored: first unlocked, then as `later` once
+/// the password was checked (what concurrent attempts left).
+fn credentials_then(m: &mut Mocks, ann: &User, later: LoginFailures) {
     let stored = ann.clone();
     m.users
         .expect_credentials_by_email()
         .returning(move |_| Ok(Some(credentials(&stored, LoginFailures::default()))));
+    let stored = ann.clone();
     m.users
-        .expect_begin_password_attempt()
-        .returning(|_, _, _| {
-            Ok(PasswordAttempt::Locked {
-                retry_after: Duration::seconds(60),
-            })
-        });
-    m.hasher.expect_verify().never();
+        .expect_credentials_by_id()
+        .returning(move |_| Ok(Some(credentials(&stored, later))));
+}
+
+#[test]
+fn a_right_password_after_concurrent_failures_locked_the_account_meets_the_lock() {
+    let ann = user(true, true);
+    let mut m = Mocks::new();
+    let locked = LoginFailures {
+        consecutive: 5,
+        locked_until: Some(t0() + Duration::seconds(60)),
+    };
+    credentials_then(&mut m, &ann, locked);
+    m.hasher.expect_verify().returning(|_, _| {
+        Ok(Verification::Valid {
+            needs_rehash: false,
+        })
+    });
+    m.users.expect_clear_login_failures().never();
+    m.sessions.expect_start_session().never();
     let (svc, audited, _) = m.service(policy());
     let result = run(svc.login("ann@example.com", &pw(STRONG), &ctx()));
+    assert!(
+        matches!(result, Err(LoginError::Locked { retry_after }) if retry_after == Duration::seconds(60))
+    );
+    assert_eq!(*audited.lock().unwrap(), [AuditEvent::LoginFailed]);
+}
+
+#[test]
+fn a_wrong_password_after_concurrent_failures_locked_the_account_meets_the_lock() {
+    let ann = user(true, true);
+    let mut m = Mocks::new();
+    credentials_then(&mut m, &ann, LoginFailures::default());
+    m.hasher
+        .expect_verify()
+        .returning(|_, _| Ok(Verification::Invalid));
+    m.users.expect_record_wrong_password().returning(|_, _, _| {
+        Ok(FailedAttempt::AlreadyLocked {
+            retry_after: Duration::seconds(60),
+        })
+    });
+    let (svc, audited, _) = m.service(policy());
+    let result = run(svc.login("ann@example.com", &pw("wrong"), &ctx()));
     assert!(
         matches!(result, Err(LoginError::Locked { retry_after }) if retry_after == Duration::seconds(60))
     );
@@ -407,15 +441,16 @@ fn login_with(
         .expect_set_password_hash()
         .withf(|_, hash, _| hash.as_str() == "$argon2id$stronger")
         .returning(|_, _, _| Ok(()));
-    counts_attempt(&mut m.users, ann.id, failures.consecutive + 1, None);
-    // A right password clears the attempt it counted.
+    let stored = ann.clone();
+    m.users
+        .expect_credentials_by_id()
+        .returning(move |_| Ok(Some(credentials(&stored, failures))));
+    // A right password clears the failures before it.
+    let right = matches!(verification, Verification::Valid { .. });
     m.users
         .expect_clear_login_failures()
         .with(eq(ann.id))
-        .times(usize::from(matches!(
-            verification,
-            Verification::Valid { .. }
-        )))
+        .times(usize::from(right && failures != LoginFailures::default()))
         .returning(|_| Ok(()));
     m.sessions
         .expect_start_session()
@@ -885,7 +920,7 @@ fn a_wrong_current_password_changes_nothing_but_counts_towards_the_lock() {
         .expect_verify()
         .returning(|_, _| Ok(Verification::Invalid));
     m.hasher.expect_hash().never();
-    counts_attempt(&mut m.users, id, 5, Some(Duration::minutes(1)));
+    counts_failure(&mut m.users, id, 5, Some(Duration::minutes(1)));
     m.users.expect_clear_login_failures().never();
     let (svc, audited, _) = m.service(policy());
     let result = run(svc.change_password(&p, &pw("wrong"), &pw(STRONG), &ctx()));
@@ -911,7 +946,7 @@ fn a_locked_account_cannot_change_its_password_without_checking_it() {
         )))
     });
     m.hasher.expect_verify().never();
-    m.users.expect_begin_password_attempt().never();
+    m.users.expect_record_wrong_password().never();
     let (svc, _, _) = m.service(policy());
     let result = run(svc.change_password(&p, &pw("the old one"), &pw(STRONG), &ctx()));
     assert!(matches!(
@@ -934,11 +969,7 @@ fn a_password_change_keeps_this_session_with_new_tokens_and_ends_the_others_and_
             needs_rehash: false,
         })
     });
-    counts_attempt(&mut m.users, id, 1, None);
-    m.users
-        .expect_clear_login_failures()
-        .times(1)
-        .returning(|_| Ok(()));
+    m.users.expect_clear_login_failures().never();
     m.hasher
         .expect_hash()
         .returning(|_| Ok(PasswordHash::new("$argon2id$changed".into())));
@@ -976,12 +1007,6 @@ fn a_new_password_built_from_the_address_is_refused() {
             needs_rehash: false,
         })
     });
-    counts_attempt(&mut m.users, p.user.id, 1, None);
-    // The current password was right: the refused new one leaves no failure.
-    m.users
-        .expect_clear_login_failures()
-        .times(1)
-        .returning(|_| Ok(()));
     let mut strength = MockPasswordStrength::new();
     strength
         .expect_too_common()
