@@ -144,7 +144,6 @@ impl MemoryRateLimiter {
                 hits: VecDeque::new(),
                 length: limit.window,
             });
-        window.length = limit.window;
         let hits = &mut window.hits;
         while hits
             .front()

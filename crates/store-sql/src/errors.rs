@@ -45,9 +45,9 @@ const TIMED_OUT_OR_GONE: &[&str] = &[
     "08006", // connection_failure
 ];
 
-/// SQLSTATE classes that mean the connection's settings are wrong (bad
-/// credentials, say): a misconfiguration to fix, not an outage to wait out.
-const MISCONFIGURED: &[&str] = &["28"];
+/// The SQLSTATE class that means the connection's credentials are wrong: a
+/// misconfiguration to fix, not an outage to wait out.
+const BAD_CREDENTIALS_CLASS: &str = "28";
 
 /// Whether the connection, not the statement, failed: it could not be
 /// opened, broke, or the pool gave up waiting for one.
@@ -55,8 +55,9 @@ fn connection_failed(err: &DbErr) -> bool {
     use sea_orm::sqlx::Error as Sqlx;
     match err {
         DbErr::ConnectionAcquire(_) => true,
-        DbErr::Conn(_) => !database_code(err)
-            .is_some_and(|code| MISCONFIGURED.iter().any(|class| code.starts_with(class))),
+        DbErr::Conn(_) => {
+            !database_code(err).is_some_and(|code| code.starts_with(BAD_CREDENTIALS_CLASS))
+        }
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
             matches!(
                 e.as_ref(),

@@ -20,7 +20,7 @@ use crate::email::Email;
 use crate::ids::{SessionId, TokenId, UserId};
 use crate::item::Timestamp;
 use crate::ports::{Clock, CreateUserError, PasswordReplacement, StoreError, UserStore};
-use crate::user::{DisplayName, NewUser, Role, User, UserChanges, UserCursor};
+use crate::user::{Credentials, DisplayName, NewUser, Role, User, UserChanges, UserCursor};
 use crate::validation::{Collector, ValidationErrors};
 
 /// Deployment choices for the account flows.
@@ -177,6 +177,39 @@ pub enum ChangePasswordError {
     Store(#[from] StoreError),
 }
 
+/// What [`AuthService::check_password`] found.
+enum PasswordCheck {
+    /// Right; `needs_rehash` when the stored hash is below policy.
+    Right { needs_rehash: bool },
+    /// Wrong, and counted.
+    Wrong,
+    /// Refused: the account is locked for this long.
+    Locked { retry_after: Duration },
+}
+
+/// Where a password is checked, as the audit log tells it.
+#[derive(Clone, Copy)]
+enum CheckPlace {
+    Login,
+    PasswordChange,
+}
+
+impl CheckPlace {
+    fn locked(self) -> &'static str {
+        match self {
+            CheckPlace::Login => "locked",
+            CheckPlace::PasswordChange => "locked, at password change",
+        }
+    }
+
+    fn wrong(self) -> &'static str {
+        match self {
+            CheckPlace::Login => "wrong password",
+            CheckPlace::PasswordChange => "wrong current password",
+        }
+    }
+}
+
 /// Why a bearer token was not accepted.
 #[derive(Debug, Error)]
 pub enum AuthError {
@@ -283,82 +316,83 @@ impl AuthService {
             .await
     }
 
-    /// Audits a refusal because the account is locked.
-    async fn audit_locked(
+    /// Audits a failed login (or password check) of `user`: why, in `detail`.
+    async fn audit_login_failure(
         &self,
         user: UserId,
         context: &RequestContext,
-        detail: &str,
+        detail: String,
     ) -> Result<(), StoreError> {
         self.audit(
             AuditEvent::LoginFailed,
             Some(user),
             None,
             context,
-            Some(detail.into()),
+            Some(detail),
         )
         .await
     }
 
-    /// Counts a wrong password (see [`FailedAttempt`]) and audits it, and
-    /// the lock it set. `Err(retry_after)` when concurrent failures locked
-    /// the account meanwhile: then the answer is the lock.
-    async fn wrong_password(
+    /// Checks `password` against `credentials`, lockout included: a locked
+    /// account is refused without checking; a wrong password is counted,
+    /// together with the lock it reaches, unless concurrent failures locked
+    /// the account meanwhile; a right one then re-reads the lock (a guess
+    /// that happens to be right after the lock tells nothing) and clears the
+    /// count. Every refusal is audited, with `place` in its detail.
+    async fn check_password(
         &self,
-        user: UserId,
+        credentials: &Credentials,
+        password: &Password,
         now: Timestamp,
         context: &RequestContext,
-        detail: &str,
-    ) -> Result<Result<(), Duration>, StoreError> {
-        let (failures, locks_for) = match self
-            .ports
-            .users
-            .record_wrong_password(user, now, self.policy.lockout)
-            .await?
-        {
-            FailedAttempt::Counted {
-                failures,
-                locks_for,
-            } => (failures, locks_for),
-            FailedAttempt::AlreadyLocked { retry_after } => {
-                self.audit_locked(user, context, "locked meanwhile").await?;
-                return Ok(Err(retry_after));
-            }
-        };
-        self.audit(
-            AuditEvent::LoginFailed,
-            Some(user),
-            None,
-            context,
-            Some(detail.into()),
-        )
-        .await?;
-        if let Some(lock) = locks_for {
-            self.audit(
-                AuditEvent::AccountLocked,
-                Some(user),
-                None,
-                context,
-                Some(format!(
-                    "{failures} failures, locked for {} min",
-                    lock.num_minutes()
-                )),
-            )
-            .await?;
+        place: CheckPlace,
+    ) -> Result<PasswordCheck, StoreError> {
+        let user = credentials.user.id;
+        let locked = |retry_after| PasswordCheck::Locked { retry_after };
+        if let Some(retry_after) = credentials.failures.remaining_lock(now) {
+            self.audit_login_failure(user, context, place.locked().into())
+                .await?;
+            return Ok(locked(retry_after));
         }
-        Ok(Ok(()))
-    }
-
-    /// After a right password: `Err(retry_after)` when failures checked
-    /// concurrently locked the account meanwhile (the answer is then the
-    /// lock, so a guess that happens to be right tells nothing), else the
-    /// count is cleared.
-    async fn right_password(
-        &self,
-        user: UserId,
-        now: Timestamp,
-        context: &RequestContext,
-    ) -> Result<Result<(), Duration>, StoreError> {
+        let verification = self
+            .ports
+            .hasher
+            .verify(password, Some(credentials.password_hash.clone()))
+            .await?;
+        let Verification::Valid { needs_rehash } = verification else {
+            return match self
+                .ports
+                .users
+                .record_wrong_password(user, now, self.policy.lockout)
+                .await?
+            {
+                FailedAttempt::AlreadyLocked { retry_after } => {
+                    self.audit_login_failure(user, context, "locked meanwhile".into())
+                        .await?;
+                    Ok(locked(retry_after))
+                }
+                FailedAttempt::Counted {
+                    failures,
+                    locks_for,
+                } => {
+                    self.audit_login_failure(user, context, place.wrong().into())
+                        .await?;
+                    if let Some(lock) = locks_for {
+                        let detail =
+                            format!("{failures} failures, locked for {} min", lock.num_minutes());
+                        self.audit(
+                            AuditEvent::AccountLocked,
+                            Some(user),
+                            None,
+                            context,
+                            Some(detail),
+                        )
+                        .await?;
+                    }
+                    Ok(PasswordCheck::Wrong)
+                }
+            };
+        };
         let failures = self
             .ports
             .users
@@ -367,13 +401,14 @@ impl AuthService {
             .map(|c| c.failures)
             .unwrap_or_default();
         if let Some(retry_after) = failures.remaining_lock(now) {
-            self.audit_locked(user, context, "locked meanwhile").await?;
-            return Ok(Err(retry_after));
+            self.audit_login_failure(user, context, "locked meanwhile".into())
+                .await?;
+            return Ok(locked(retry_after));
         }
         if failures != LoginFailures::default() {
             self.ports.users.clear_login_failures(user).await?;
         }
-        Ok(Ok(()))
+        Ok(PasswordCheck::Right { needs_rehash })
     }
 
     async fn issue_one_time(&self, user: &User, purpose: OneTimePurpose) -> Result<(), StoreError> {
@@ -625,24 +660,16 @@ impl AuthService {
             return Err(LoginError::InvalidCredentials);
         };
         let user = &credentials.user;
-        if let Some(retry_after) = credentials.failures.remaining_lock(now) {
-            self.audit_locked(user.id, context, "locked").await?;
-            return Err(LoginError::Locked { retry_after });
-        }
-        let verification = self
-            .ports
-            .hasher
-            .verify(password, Some(credentials.password_hash.clone()))
-            .await?;
-        let Verification::Valid { needs_rehash } = verification else {
-            self.wrong_password(user.id, now, context, "wrong password")
-                .await?
-                .map_err(|retry_after| LoginError::Locked { retry_after })?;
-            return Err(LoginError::InvalidCredentials);
-        };
-        self.right_password(user.id, now, context)
+        let needs_rehash = match self
+            .check_password(&credentials, password, now, context, CheckPlace::Login)
             .await?
-            .map_err(|retry_after| LoginError::Locked { retry_after })?;
+        {
+            PasswordCheck::Right { needs_rehash } => needs_rehash,
+            PasswordCheck::Wrong => return Err(LoginError::InvalidCredentials),
+            PasswordCheck::Locked { retry_after } => {
+                return Err(LoginError::Locked { retry_after });
+            }
+        };
         if !user.is_active {
             return Err(LoginError::AccountDisabled);
         }
@@ -900,25 +927,22 @@ impl AuthService {
             .ok_or(ChangePasswordError::WrongPassword)?;
         // Guessing the password here is guessing it at login: the same
         // count, the same lock.
-        if let Some(retry_after) = credentials.failures.remaining_lock(now) {
-            self.audit_locked(user.id, context, "locked, at password change")
-                .await?;
-            return Err(ChangePasswordError::Locked { retry_after });
-        }
-        let verification = self
-            .ports
-            .hasher
-            .verify(current, Some(credentials.password_hash.clone()))
-            .await?;
-        if verification == Verification::Invalid {
-            self.wrong_password(user.id, now, context, "wrong current password")
-                .await?
-                .map_err(|retry_after| ChangePasswordError::Locked { retry_after })?;
-            return Err(ChangePasswordError::WrongPassword);
-        }
-        self.right_password(user.id, now, context)
+        match self
+            .check_password(
+                &credentials,
+                current,
+                now,
+                context,
+                CheckPlace::PasswordChange,
+            )
             .await?
-            .map_err(|retry_after| ChangePasswordError::Locked { retry_after })?;
+        {
+            PasswordCheck::Right { .. } => {}
+            PasswordCheck::Wrong => return Err(ChangePasswordError::WrongPassword),
+            PasswordCheck::Locked { retry_after } => {
+                return Err(ChangePasswordError::Locked { retry_after });
+            }
+        }
         let mut errors = Collector::default();
         let password = self.new_password(
             "new_password",

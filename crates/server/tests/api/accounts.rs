@@ -164,23 +164,9 @@ async fn resend_and_forgot_always_answer_202_and_mail_only_real_accounts() {
 async fn password_reset_revokes_every_session_and_every_link_works_once() {
     let app = TestApp::spawn().await;
     let session = app.user("erin@example.com").await;
-    app.post(
-        "/api/v1/auth/password/forgot",
-        &json!({"email": "erin@example.com"}),
-    )
-    .await;
-    let token = app
-        .mailed_token("erin@example.com", "reset-password", 1)
-        .await;
+    let token = app.reset_link("erin@example.com", 1).await;
     // A second request mails a second link; the reset below kills it too.
-    app.post(
-        "/api/v1/auth/password/forgot",
-        &json!({"email": "erin@example.com"}),
-    )
-    .await;
-    let other = app
-        .mailed_token("erin@example.com", "reset-password", 2)
-        .await;
+    let other = app.reset_link("erin@example.com", 2).await;
 
     let weak = app
         .post(
@@ -252,14 +238,7 @@ async fn changing_the_password_needs_the_current_one_and_ends_other_sessions_and
     let here = app.user("finn@example.com").await;
     let elsewhere = app.session("finn@example.com").await;
     let new_password = "copper kettles sing at midnight";
-    app.post(
-        "/api/v1/auth/password/forgot",
-        &json!({"email": "finn@example.com"}),
-    )
-    .await;
-    let pending_reset = app
-        .mailed_token("finn@example.com", "reset-password", 1)
-        .await;
+    let pending_reset = app.reset_link("finn@example.com", 1).await;
 
     let wrong = app
         .post_as(
@@ -381,15 +360,8 @@ async fn my_profile_changes_only_its_display_name() {
 async fn links_last_24_hours_to_verify_and_one_hour_to_reset_then_stop_working() {
     let app = TestApp::spawn().await;
     app.register("ora@example.com").await;
-    app.post(
-        "/api/v1/auth/password/forgot",
-        &json!({"email": "ora@example.com"}),
-    )
-    .await;
     let verify = app.mailed_token("ora@example.com", "verify-email", 1).await;
-    let reset = app
-        .mailed_token("ora@example.com", "reset-password", 1)
-        .await;
+    let reset = app.reset_link("ora@example.com", 1).await;
     let connection = app.store.database().connection();
     let lifetimes: Vec<(String, i64)> = connection
         .query_all_raw(Statement::from_string(

@@ -206,14 +206,7 @@ async fn the_audit_log_never_holds_a_password_token_or_link() {
         &json!({"refresh_token": session.refresh}),
     )
     .await;
-    app.post(
-        "/api/v1/auth/password/forgot",
-        &json!({"email": "sam@example.com"}),
-    )
-    .await;
-    let reset = app
-        .mailed_token("sam@example.com", "reset-password", 1)
-        .await;
+    let reset = app.reset_link("sam@example.com", 1).await;
     let records = app.store.audit_records().await.unwrap();
     assert!(records.len() >= 3);
     let dump = format!("{records:?}");

@@ -90,14 +90,7 @@ async fn forged_tampered_and_foreign_tokens_are_refused() {
 async fn no_other_kind_of_token_passes_as_a_bearer_token() {
     let app = TestApp::spawn().await;
     let session = app.user("uma@example.com").await;
-    app.post(
-        "/api/v1/auth/password/forgot",
-        &json!({"email": "uma@example.com"}),
-    )
-    .await;
-    let reset = app
-        .mailed_token("uma@example.com", "reset-password", 1)
-        .await;
+    let reset = app.reset_link("uma@example.com", 1).await;
     let verify = app.mailed_token("uma@example.com", "verify-email", 1).await;
     let ticket: Value = app
         .post_as("/api/v1/ws-ticket", &session.access, None)

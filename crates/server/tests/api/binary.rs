@@ -163,18 +163,23 @@ async fn serve_on_a_fresh_directory_runs_the_embedded_default() {
     }
 }
 
+/// What `admin create-user` needs: the database, the secrets, a mail folder.
+fn admin_env(database: &TestDatabase) -> [(&'static str, &str); 4] {
+    [
+        ("DATABASE_URL", database.url.as_str()),
+        ("JWT_SECRET", crate::support::JWT_SECRET),
+        ("BID_SEALING_KEY", crate::support::SEALING_KEY),
+        ("MAIL_DIR", "mail"),
+    ]
+}
+
 #[tokio::test]
 async fn admin_create_user_makes_an_account_that_can_log_in() {
     use std::io::Write;
 
     let database = TestDatabase::create(Backend::Postgres).await;
     let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("DATABASE_URL", database.url.as_str()),
-        ("JWT_SECRET", crate::support::JWT_SECRET),
-        ("BID_SEALING_KEY", crate::support::SEALING_KEY),
-        ("MAIL_DIR", "mail"),
-    ];
+    let env = admin_env(&database);
     let create = |email: &'static str, password: &'static str| {
         let mut child = poison_pill(
             dir.path(),
@@ -459,12 +464,7 @@ fn answer_prompts(mut command: Command, answers: &[(&str, &str)]) -> (Option<i32
 async fn admin_create_user_prompts_twice_without_echo() {
     let database = TestDatabase::create(Backend::Postgres).await;
     let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("DATABASE_URL", database.url.as_str()),
-        ("JWT_SECRET", crate::support::JWT_SECRET),
-        ("BID_SEALING_KEY", crate::support::SEALING_KEY),
-        ("MAIL_DIR", "mail"),
-    ];
+    let env = admin_env(&database);
     let args = |email| ["admin", "create-user", "--email", email, "--role", "admin"];
     let secret = crate::support::PASSWORD;
 

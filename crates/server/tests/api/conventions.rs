@@ -331,14 +331,7 @@ async fn server_errors_are_problems_that_hide_their_cause() {
     assert_no_internals(&corrupt, &["not-a-phc-string", "phc", "malformed"]);
 
     // A database that is gone is an outage: 503 with Retry-After, no driver text.
-    let name = app.database.url.rsplit('/').next().unwrap().to_owned();
-    let admin = sea_orm::Database::connect(pp_testkit::DEFAULT_ADMIN_URL)
-        .await
-        .unwrap();
-    admin
-        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await
-        .unwrap();
+    let name = app.drop_database().await;
     let gone = app.get_as("/api/v1/users/me", &session.access).await;
     assert!(gone.headers().contains_key("retry-after"), "{gone:?}");
     let body = problem(gone, 503, "service_unavailable").await;

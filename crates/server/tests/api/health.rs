@@ -1,7 +1,6 @@
 //! `/health` and `/ready`.
 
 use pp_testkit::Backend;
-use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::support::{Options, RedisMode, TestApp};
@@ -40,14 +39,7 @@ async fn health_and_ready_on_sqlite() {
 async fn ready_is_503_naming_the_database_once_it_is_gone_while_health_stays_200() {
     let app = TestApp::spawn_with(Options::default().redis(RedisMode::None)).await;
     assert_eq!(app.get("/ready").await.status(), 200);
-    let name = app.database.url.rsplit('/').next().unwrap().to_owned();
-    let admin = sea_orm::Database::connect(pp_testkit::DEFAULT_ADMIN_URL)
-        .await
-        .unwrap();
-    admin
-        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await
-        .unwrap();
+    app.drop_database().await;
 
     let ready = app.get("/ready").await;
     assert_eq!(ready.status(), 503);

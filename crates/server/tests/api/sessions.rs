@@ -285,14 +285,7 @@ async fn a_locked_account_can_still_reset_its_password() {
         "account_locked",
     )
     .await;
-    app.post(
-        "/api/v1/auth/password/forgot",
-        &json!({"email": "ona@example.com"}),
-    )
-    .await;
-    let token = app
-        .mailed_token("ona@example.com", "reset-password", 1)
-        .await;
+    let token = app.reset_link("ona@example.com", 1).await;
     let new_password = "seven herons cross the estuary";
     let reset = app
         .post(

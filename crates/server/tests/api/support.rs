@@ -214,6 +214,28 @@ impl TestApp {
         request.send().await.unwrap()
     }
 
+    /// Drops the app's database under it (connections terminated), as an
+    /// outage would; returns its name.
+    pub async fn drop_database(&self) -> String {
+        use sea_orm::ConnectionTrait;
+        let name = self.database.url.rsplit('/').next().unwrap().to_owned();
+        sea_orm::Database::connect(pp_testkit::DEFAULT_ADMIN_URL)
+            .await
+            .unwrap()
+            .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await
+            .unwrap();
+        name
+    }
+
+    /// Asks for a password reset for `email` and returns the token of the
+    /// `n`-th reset link mailed to it.
+    pub async fn reset_link(&self, email: &str, n: usize) -> String {
+        self.post("/api/v1/auth/password/forgot", &json!({"email": email}))
+            .await;
+        self.mailed_token(email, "reset-password", n).await
+    }
+
     /// Every link token mailed to `email` so far, oldest first, for `path`
     /// (`verify-email` or `reset-password`).
     pub fn mailed_tokens(&self, email: &str, path: &str) -> Vec<String> {

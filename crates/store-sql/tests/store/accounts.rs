@@ -38,6 +38,26 @@ async fn session_with_token(h: &Harness, user: pp_domain::UserId, byte: u8) -> S
     session
 }
 
+/// Stores a one-time token (a mailed link) issued now.
+async fn issue_link(
+    h: &Harness,
+    byte: u8,
+    user: pp_domain::UserId,
+    purpose: OneTimePurpose,
+    expires_at: pp_domain::Timestamp,
+) {
+    h.store
+        .issue_one_time_token(NewOneTimeToken {
+            digest: digest(byte),
+            user,
+            purpose,
+            issued_at: h.clock.now(),
+            expires_at,
+        })
+        .await
+        .unwrap();
+}
+
 async fn a_refresh_token_rotates_once_and_a_replay_is_reuse(backend: Backend) {
     let h = Harness::new(backend).await;
     let ann = h.bidder().await;
@@ -251,16 +271,7 @@ async fn a_one_time_token_is_used_once_for_its_purpose_before_it_expires(backend
     let now = h.clock.now();
     let purpose = OneTimePurpose::ResetPassword;
     for (byte, expires_at) in [(1, now + Duration::hours(1)), (2, now)] {
-        h.store
-            .issue_one_time_token(NewOneTimeToken {
-                digest: digest(byte),
-                user: ann.id,
-                purpose,
-                issued_at: now,
-                expires_at,
-            })
-            .await
-            .unwrap();
+        issue_link(&h, byte, ann.id, purpose, expires_at).await;
     }
     assert_eq!(
         h.store
@@ -321,16 +332,7 @@ async fn a_password_replacement_ends_the_accounts_reset_links_and_other_sessions
         (4, bob.id, OneTimePurpose::ResetPassword),
     ];
     for (byte, user, purpose) in tokens {
-        h.store
-            .issue_one_time_token(NewOneTimeToken {
-                digest: digest(byte),
-                user,
-                purpose,
-                issued_at: now,
-                expires_at: now + Duration::hours(1),
-            })
-            .await
-            .unwrap();
+        issue_link(&h, byte, user, purpose, now + Duration::hours(1)).await;
     }
     let (here, elsewhere, bobs) = (
         session_with_token(&h, ann.id, 11).await,

@@ -362,6 +362,14 @@ fn a_locked_account_is_refused_without_checking_the_password() {
     );
 }
 
+/// `user`'s credentials, with `failures`, whenever they are read by id.
+fn stored_by_id(users: &mut MockUserStore, user: &User, failures: LoginFailures) {
+    let stored = user.clone();
+    users
+        .expect_credentials_by_id()
+        .returning(move |_| Ok(Some(credentials(&stored, failures))));
+}
+
 /// Credentials of `ann` as stored: first unlocked, then as `later` once
 /// the password was checked (what concurrent attempts left).
 fn credentials_then(m: &mut Mocks, ann: &User, later: LoginFailures) {
@@ -369,10 +377,7 @@ fn credentials_then(m: &mut Mocks, ann: &User, later: LoginFailures) {
     m.users
         .expect_credentials_by_email()
         .returning(move |_| Ok(Some(credentials(&stored, LoginFailures::default()))));
-    let stored = ann.clone();
-    m.users
-        .expect_credentials_by_id()
-        .returning(move |_| Ok(Some(credentials(&stored, later))));
+    stored_by_id(&mut m.users, ann, later);
 }
 
 #[test]
@@ -441,10 +446,7 @@ fn login_with(
         .expect_set_password_hash()
         .withf(|_, hash, _| hash.as_str() == "$argon2id$stronger")
         .returning(|_, _, _| Ok(()));
-    let stored = ann.clone();
-    m.users
-        .expect_credentials_by_id()
-        .returning(move |_| Ok(Some(credentials(&stored, failures))));
+    stored_by_id(&mut m.users, &ann, failures);
     // A right password clears the failures before it.
     let right = matches!(verification, Verification::Valid { .. });
     m.users
@@ -906,16 +908,14 @@ fn a_wrong_current_password_changes_nothing_but_counts_towards_the_lock() {
     let p = principal(user(true, true));
     let id = p.user.id;
     let mut m = Mocks::new();
-    let stored = p.user.clone();
-    m.users.expect_credentials_by_id().returning(move |_| {
-        Ok(Some(credentials(
-            &stored,
-            LoginFailures {
-                consecutive: 4,
-                locked_until: None,
-            },
-        )))
-    });
+    stored_by_id(
+        &mut m.users,
+        &p.user,
+        LoginFailures {
+            consecutive: 4,
+            locked_until: None,
+        },
+    );
     m.hasher
         .expect_verify()
         .returning(|_, _| Ok(Verification::Invalid));
@@ -935,16 +935,14 @@ fn a_wrong_current_password_changes_nothing_but_counts_towards_the_lock() {
 fn a_locked_account_cannot_change_its_password_without_checking_it() {
     let p = principal(user(true, true));
     let mut m = Mocks::new();
-    let stored = p.user.clone();
-    m.users.expect_credentials_by_id().returning(move |_| {
-        Ok(Some(credentials(
-            &stored,
-            LoginFailures {
-                consecutive: 5,
-                locked_until: Some(t0() + Duration::seconds(90)),
-            },
-        )))
-    });
+    stored_by_id(
+        &mut m.users,
+        &p.user,
+        LoginFailures {
+            consecutive: 5,
+            locked_until: Some(t0() + Duration::seconds(90)),
+        },
+    );
     m.hasher.expect_verify().never();
     m.users.expect_record_wrong_password().never();
     let (svc, _, _) = m.service(policy());
@@ -960,10 +958,7 @@ fn a_password_change_keeps_this_session_with_new_tokens_and_ends_the_others_and_
     let p = principal(user(true, true));
     let (id, session) = (p.user.id, p.session);
     let mut m = Mocks::new();
-    let stored = p.user.clone();
-    m.users
-        .expect_credentials_by_id()
-        .returning(move |_| Ok(Some(credentials(&stored, LoginFailures::default()))));
+    stored_by_id(&mut m.users, &p.user, LoginFailures::default());
     m.hasher.expect_verify().returning(|_, _| {
         Ok(Verification::Valid {
             needs_rehash: false,
@@ -998,10 +993,7 @@ fn a_password_change_keeps_this_session_with_new_tokens_and_ends_the_others_and_
 fn a_new_password_built_from_the_address_is_refused() {
     let p = principal(user(true, true));
     let mut m = Mocks::new();
-    let stored = p.user.clone();
-    m.users
-        .expect_credentials_by_id()
-        .returning(move |_| Ok(Some(credentials(&stored, LoginFailures::default()))));
+    stored_by_id(&mut m.users, &p.user, LoginFailures::default());
     m.hasher.expect_verify().returning(|_, _| {
         Ok(Verification::Valid {
             needs_rehash: false,
