@@ -119,24 +119,26 @@ fn an_unreachable_database_is_reported_not_hung_on() {
 #[tokio::test]
 async fn serve_on_a_fresh_directory_runs_the_embedded_default() {
     let dir = tempfile::tempdir().unwrap();
-    let bind = format!("127.0.0.1:{}", free_port());
-    let mut child = poison_pill(dir.path(), &[("BIND_ADDR", bind.as_str())], &[])
-        .stdout(Stdio::null())
+    let log_path = dir.path().join("server.log");
+    let env = [("BIND_ADDR", "127.0.0.1:0"), ("LOG_FORMAT", "json")];
+    let mut child = poison_pill(dir.path(), &env, &[])
+        .stdout(std::fs::File::create(&log_path).unwrap())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
 
+    let url = announced_url(&log_path).await;
     let client = reqwest::Client::new();
     let mut healthy = false;
     for _ in 0..100 {
-        if let Ok(response) = client.get(format!("http://{bind}/health")).send().await {
+        if let Ok(response) = client.get(format!("{url}/health")).send().await {
             healthy = response.status() == 200;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let ready = client
-        .get(format!("http://{bind}/ready"))
+        .get(format!("{url}/ready"))
         .send()
         .await
         .map(|r| r.status());
@@ -258,22 +260,37 @@ async fn admin_create_user_makes_an_account_that_can_log_in() {
     assert_eq!(users.status(), 200);
 }
 
-/// A free port on the loopback interface.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The address the server in `log` announced it listens on, once it has.
+/// The server binds port 0 itself: a port picked by the test and bound
+/// later could be taken by then.
+async fn announced_url(log: &Path) -> String {
+    for _ in 0..200 {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let port = text
+            .lines()
+            .filter(|line| line.contains("listening"))
+            .find_map(|line| {
+                let (_, after) = line.split_once("\"port\":")?;
+                let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse::<u16>().ok()
+            });
+        if let Some(port) = port {
+            return format!("http://127.0.0.1:{port}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "the server never said where it listens:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
 }
 
 #[tokio::test]
 async fn every_log_line_of_a_request_carries_its_request_id() {
     let dir = tempfile::tempdir().unwrap();
-    let bind = format!("127.0.0.1:{}", free_port());
     let log_path = dir.path().join("server.log");
     let env = [
-        ("BIND_ADDR", bind.as_str()),
+        ("BIND_ADDR", "127.0.0.1:0"),
         ("LOG_FORMAT", "json"),
         ("RUST_LOG", "info"),
         // Nothing listens there: delivery fails and logs, after the request.
@@ -287,8 +304,8 @@ async fn every_log_line_of_a_request_carries_its_request_id() {
             .spawn()
             .unwrap(),
     );
+    let url = announced_url(&log_path).await;
     let client = reqwest::Client::new();
-    let url = format!("http://{bind}");
     let mut up = false;
     for _ in 0..100 {
         if client.get(format!("{url}/health")).send().await.is_ok() {
