@@ -542,16 +542,21 @@ pub trait UserStore: Send + Sync {
     /// [`StoreError`] when the store fails.
     async fn clear_login_failures(&self, id: UserId) -> Result<(), StoreError>;
 
-    /// Replaces the password hash, and clears failures and lock.
+    /// Replaces the stored hash `from` by `to`: the same password under
+    /// stronger parameters, so the failure count and any lock stay. False,
+    /// storing nothing, when the stored hash is no longer `from`: the
+    /// password was replaced while `from` was being checked, and writing
+    /// `to` would bring the old password back.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
-    async fn set_password_hash(
+    async fn upgrade_password_hash(
         &self,
         id: UserId,
-        hash: PasswordHash,
+        from: &PasswordHash,
+        to: PasswordHash,
         at: Timestamp,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 
     /// A reset or a change of the password, in one transaction: the new
     /// hash (failures and lock cleared), every live reset link of the

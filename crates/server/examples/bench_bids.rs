@@ -53,13 +53,16 @@ async fn make_users(store: &SqlStore, jwt: &JwtAccessTokens, n: usize, role: Rol
             let mut digest = [0u8; 32];
             digest[..16].copy_from_slice(session.as_uuid().as_bytes());
             store
-                .start_session(NewRefreshToken {
-                    digest: TokenDigest(digest),
-                    session,
-                    user: user.id,
-                    issued_at: now,
-                    expires_at: now + chrono::Duration::days(1),
-                })
+                .start_session(
+                    NewRefreshToken {
+                        digest: TokenDigest(digest),
+                        session,
+                        user: user.id,
+                        issued_at: now,
+                        expires_at: now + chrono::Duration::days(1),
+                    },
+                    &pp_testkit::test_password_hash(),
+                )
                 .await
                 .expect("a session");
             jwt.issue(&AccessClaims {

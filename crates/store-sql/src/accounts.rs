@@ -2,11 +2,12 @@
 
 use async_trait::async_trait;
 use pp_domain::auth::ports::{
-    AuditLog, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore, Rotation, SessionStore,
+    AuditLog, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore, Rotation, SessionStart,
+    SessionStore,
 };
 use pp_domain::auth::tokens::{AuditEntry, OneTimePurpose, TokenDigest};
 use pp_domain::ports::{PasswordReplacement, StoreError};
-use pp_domain::{SessionId, Timestamp, User, UserId};
+use pp_domain::{PasswordHash, SessionId, Timestamp, User, UserId};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
@@ -60,11 +61,14 @@ impl SqlStore {
                 SessionId::from_uuid(token.session_id),
                 UserId::from_uuid(token.user_id),
             );
-            if !live_session {
-                return Ok(Rotation::Invalid);
-            }
+            // A rotated token is a replay whatever became of its session
+            // since: api.md answers it `token_reused`, and each replay is
+            // audited, also after the family was revoked.
             if token.spent_at.is_some() {
                 return Ok(Rotation::Reused { session, user });
+            }
+            if !live_session {
+                return Ok(Rotation::Invalid);
             }
             if token.expires_at <= now {
                 return Ok(Rotation::Invalid);
@@ -149,27 +153,52 @@ impl SqlStore {
     async fn try_start_session(
         &self,
         first: &NewRefreshToken,
-    ) -> Result<(), TxFailure<StoreError>> {
+        verified: &PasswordHash,
+    ) -> Result<SessionStart, TxFailure<StoreError>> {
+        let started = |stored: bool| {
+            if stored {
+                SessionStart::Started
+            } else {
+                SessionStart::Stale
+            }
+        };
         if self.database().backend() == DbBackend::Postgres {
             // One statement, so one round trip and atomic without a
             // transaction: logins are frequent enough for this to matter.
+            // FOR SHARE makes a reset, change or deactivation that has
+            // updated the account wait for this insert's commit (then it
+            // revokes the new session), or this wait for theirs (then the
+            // re-checked row no longer qualifies and nothing is stored).
             let statement = Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                r#"WITH "session" AS (INSERT INTO "sessions" ("id", "user_id", "created_at", "revoked_at") VALUES ($1, $2, $3, NULL))
-                   INSERT INTO "refresh_tokens" ("digest", "session_id", "user_id", "issued_at", "expires_at", "spent_at") VALUES ($4, $1, $2, $3, $5, NULL)"#,
+                r#"WITH "account" AS (SELECT "id" FROM "users" WHERE "id" = $2 AND "password_hash" = $6 AND "is_active" FOR SHARE),
+                   "session" AS (INSERT INTO "sessions" ("id", "user_id", "created_at", "revoked_at") SELECT $1, "id", $3, NULL FROM "account" RETURNING "id")
+                   INSERT INTO "refresh_tokens" ("digest", "session_id", "user_id", "issued_at", "expires_at", "spent_at") SELECT $4, "id", $2, $3, $5, NULL FROM "session""#,
                 [
                     first.session.as_uuid().into(),
                     first.user.as_uuid().into(),
                     db_time(first.issued_at).into(),
                     first.digest.0.to_vec().into(),
                     db_time(first.expires_at).into(),
+                    verified.as_str().into(),
                 ],
             );
-            self.database().connection().execute_raw(statement).await?;
-            return Ok(());
+            let inserted = self.database().connection().execute_raw(statement).await?;
+            return Ok(started(inserted.rows_affected() == 1));
         }
+        // SQLite runs one writer at a time: the check and the inserts see
+        // every reset, change or deactivation committed before them, and
+        // any later one revokes what they stored.
         let tx = self.database().begin_write().await?;
         let result = async {
+            let current = users::Entity::find_by_id(first.user.as_uuid())
+                .filter(users::Column::PasswordHash.eq(verified.as_str()))
+                .filter(users::Column::IsActive.eq(true))
+                .count(&tx.txn)
+                .await?;
+            if current == 0 {
+                return Ok(SessionStart::Stale);
+            }
             sessions::Entity::insert(sessions::ActiveModel {
                 id: Set(first.session.as_uuid()),
                 user_id: Set(first.user.as_uuid()),
@@ -181,7 +210,7 @@ impl SqlStore {
             refresh_tokens::Entity::insert(refresh_row(first))
                 .exec_without_returning(&tx.txn)
                 .await?;
-            Ok(())
+            Ok(SessionStart::Started)
         }
         .await;
         tx.finish(result).await
@@ -205,8 +234,12 @@ impl SqlStore {
 
 #[async_trait]
 impl SessionStore for SqlStore {
-    async fn start_session(&self, first: NewRefreshToken) -> Result<(), StoreError> {
-        with_retries(|| self.try_start_session(&first)).await
+    async fn start_session(
+        &self,
+        first: NewRefreshToken,
+        verified: &PasswordHash,
+    ) -> Result<SessionStart, StoreError> {
+        with_retries(|| self.try_start_session(&first, verified)).await
     }
 
     async fn rotate_refresh_token(

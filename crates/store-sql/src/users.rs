@@ -226,15 +226,20 @@ impl UserStore for SqlStore {
         self.update_user_columns(id, update).await.map(drop)
     }
 
-    async fn set_password_hash(
+    async fn upgrade_password_hash(
         &self,
         id: UserId,
-        hash: PasswordHash,
+        from: &PasswordHash,
+        to: PasswordHash,
         at: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.update_user_columns(id, password_replaced(&hash, at))
-            .await
-            .map(drop)
+    ) -> Result<bool, StoreError> {
+        // Conditional on the hash that was checked, so a reset or change
+        // committed meanwhile is never overwritten with the old password.
+        let update = users::Entity::update_many()
+            .col_expr(users::Column::PasswordHash, Expr::value(to.as_str()))
+            .col_expr(users::Column::UpdatedAt, Expr::value(db_time(at)))
+            .filter(users::Column::PasswordHash.eq(from.as_str()));
+        self.update_user_columns(id, update).await
     }
 
     async fn replace_password(&self, replacement: PasswordReplacement) -> Result<(), StoreError> {

@@ -177,6 +177,13 @@ impl Clock for TestClock {
 }
 
 /// Creates an account directly in the store (no password hashing).
+/// The password hash every [`create_user`] account stores (no password
+/// matches it): what a session for such an account is started against.
+#[must_use]
+pub fn test_password_hash() -> PasswordHash {
+    PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$not-a-real-hash".to_owned())
+}
+
 pub async fn create_user(users: &dyn UserStore, role: Role, verified: bool) -> User {
     let id = UserId::generate();
     let user = NewUser {
@@ -184,9 +191,7 @@ pub async fn create_user(users: &dyn UserStore, role: Role, verified: bool) -> U
         email: Email::parse(&format!("user-{}@example.com", id.as_uuid().simple()))
             .expect("a valid address"),
         display_name: "Test User".to_owned(),
-        password_hash: PasswordHash::new(
-            "$argon2id$v=19$m=19456,t=2,p=1$not-a-real-hash".to_owned(),
-        ),
+        password_hash: test_password_hash(),
         role,
         email_verified: verified,
         created_at: chrono::Utc::now(),

@@ -154,15 +154,34 @@ pub enum Rotation {
     Invalid,
 }
 
+/// What [`SessionStore::start_session`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStart {
+    /// The session and its first refresh token are stored.
+    Started,
+    /// Nothing was stored: the password was replaced or the account
+    /// deactivated after the login checked it.
+    Stale,
+}
+
 /// Sessions (refresh-token families).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    /// Starts a session with its first refresh token.
+    /// Starts a session with its first refresh token, provided the account
+    /// is still active and its stored hash is still `verified`, the one
+    /// the login checked the password against. Decided atomically with a
+    /// concurrent reset, change or deactivation: either the session is
+    /// stored first and they revoke it, or they commit first and it is
+    /// [`SessionStart::Stale`].
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
-    async fn start_session(&self, first: NewRefreshToken) -> Result<(), StoreError>;
+    async fn start_session(
+        &self,
+        first: NewRefreshToken,
+        verified: &PasswordHash,
+    ) -> Result<SessionStart, StoreError>;
 
     /// Atomically spends `presented` and stores `successor` in the same
     /// session. Of two concurrent rotations of one token exactly one is

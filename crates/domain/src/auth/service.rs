@@ -9,8 +9,8 @@ use super::lockout::{FailedAttempt, LockoutPolicy, LoginFailures};
 use super::password::{Password, PasswordPolicy};
 use super::ports::{
     AccessTokens, AuditLog, Mailer, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore,
-    PasswordHasher, PasswordStrength, RevocationList, Rotation, SecretTokens, SessionStore,
-    Verification,
+    PasswordHasher, PasswordStrength, RevocationList, Rotation, SecretTokens, SessionStart,
+    SessionStore, Verification,
 };
 use super::tokens::{
     AccessClaims, AuditEntry, AuditEvent, OneTimePurpose, OutgoingMail, RequestContext,
@@ -20,7 +20,9 @@ use crate::email::Email;
 use crate::ids::{SessionId, TokenId, UserId};
 use crate::item::Timestamp;
 use crate::ports::{Clock, CreateUserError, PasswordReplacement, StoreError, UserStore};
-use crate::user::{Credentials, DisplayName, NewUser, Role, User, UserChanges, UserCursor};
+use crate::user::{
+    Credentials, DisplayName, NewUser, PasswordHash, Role, User, UserChanges, UserCursor,
+};
 use crate::validation::{Collector, ValidationErrors};
 
 /// Deployment choices for the account flows.
@@ -499,11 +501,21 @@ impl AuthService {
         (token, record)
     }
 
-    async fn start_session(&self, user: &User) -> Result<TokenPair, StoreError> {
+    /// A new session for `user`, unless the account's stored hash is no
+    /// longer `verified` or the account was deactivated meanwhile (`None`).
+    async fn start_session(
+        &self,
+        user: &User,
+        verified: &PasswordHash,
+    ) -> Result<Option<TokenPair>, StoreError> {
         let now = self.now();
         let (token, record) = self.new_refresh(SessionId::generate(), user.id, now);
-        self.ports.sessions.start_session(record).await?;
-        self.token_pair(user, record.session, &token, now)
+        match self.ports.sessions.start_session(record, verified).await? {
+            SessionStart::Started => {
+                Ok(Some(self.token_pair(user, record.session, &token, now)?))
+            }
+            SessionStart::Stale => Ok(None),
+        }
     }
 
     /// Registers an account and e-mails a verification link.
@@ -676,14 +688,25 @@ impl AuthService {
         if self.policy.require_verified_email && !user.email_verified {
             return Err(LoginError::EmailNotVerified);
         }
+        // The hash the password was checked against: a reset, change or
+        // deactivation that commits while it was being checked must win.
+        let mut verified = credentials.password_hash.clone();
         if needs_rehash {
-            let hash = self.ports.hasher.hash(password).await?;
-            self.ports
+            let stronger = self.ports.hasher.hash(password).await?;
+            if self
+                .ports
                 .users
-                .set_password_hash(user.id, hash, now)
-                .await?;
+                .upgrade_password_hash(user.id, &verified, stronger.clone(), now)
+                .await?
+            {
+                verified = stronger;
+            }
         }
-        let pair = self.start_session(user).await?;
+        let Some(pair) = self.start_session(user, &verified).await? else {
+            self.audit_login_failure(user.id, context, "password replaced meanwhile".into())
+                .await?;
+            return Err(LoginError::InvalidCredentials);
+        };
         self.audit(
             AuditEvent::LoginSucceeded,
             Some(user.id),

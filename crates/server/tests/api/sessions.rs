@@ -53,6 +53,14 @@ async fn a_refresh_token_rotates_and_a_replay_kills_the_whole_family() {
         )
         .await;
     problem(successor, 401, "invalid_token").await;
+    // A rotated token stays a replay once its family is dead.
+    let replayed_again = app
+        .post(
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": second.refresh}),
+        )
+        .await;
+    problem(replayed_again, 401, "token_reused").await;
     problem(
         app.get_as("/api/v1/users/me", &third.access).await,
         401,
@@ -60,7 +68,8 @@ async fn a_refresh_token_rotates_and_a_replay_kills_the_whole_family() {
     )
     .await;
     let records = app.store.audit_records().await.unwrap();
-    assert!(records.iter().any(|r| r.event == "token_reused"));
+    let replays = records.iter().filter(|r| r.event == "token_reused").count();
+    assert_eq!(replays, 2, "each replay is audited");
     problem(
         app.post("/api/v1/auth/refresh", &json!({})).await,
         401,

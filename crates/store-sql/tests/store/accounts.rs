@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use pp_domain::auth::ports::{
-    AuditLog, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore, Rotation, SessionStore,
+    AuditLog, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore, Rotation, SessionStart,
+    SessionStore,
 };
 use pp_domain::auth::tokens::{
     AuditEntry, AuditEvent, OneTimePurpose, RequestContext, TokenDigest,
@@ -22,20 +23,34 @@ fn digest(byte: u8) -> TokenDigest {
     TokenDigest([byte; 32])
 }
 
-async fn session_with_token(h: &Harness, user: pp_domain::UserId, byte: u8) -> SessionId {
+/// The first refresh token of a new session for `user`, issued now.
+fn first_token(h: &Harness, user: pp_domain::UserId, byte: u8) -> NewRefreshToken {
     let now = h.clock.now();
-    let session = SessionId::generate();
-    h.store
-        .start_session(NewRefreshToken {
-            digest: digest(byte),
-            session,
-            user,
-            issued_at: now,
-            expires_at: now + Duration::days(7),
-        })
+    NewRefreshToken {
+        digest: digest(byte),
+        session: SessionId::generate(),
+        user,
+        issued_at: now,
+        expires_at: now + Duration::days(7),
+    }
+}
+
+/// The password hash `user` has stored now.
+async fn stored_hash(h: &Harness, user: pp_domain::UserId) -> PasswordHash {
+    h.users()
+        .credentials_by_id(user)
         .await
-        .unwrap();
-    session
+        .unwrap()
+        .unwrap()
+        .password_hash
+}
+
+async fn session_with_token(h: &Harness, user: pp_domain::UserId, byte: u8) -> SessionId {
+    let first = first_token(h, user, byte);
+    let verified = stored_hash(h, user).await;
+    let started = h.store.start_session(first, &verified).await.unwrap();
+    assert_eq!(started, SessionStart::Started);
+    first.session
 }
 
 /// Stores a one-time token (a mailed link) issued now.
@@ -115,6 +130,102 @@ async fn a_refresh_token_rotates_once_and_a_replay_is_reuse(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(after_revoke, Rotation::Invalid);
+    // A rotated token stays a replay after its session ended.
+    let replay_after_revoke = h
+        .store
+        .rotate_refresh_token(digest(1), digest(7), now, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        replay_after_revoke,
+        Rotation::Reused {
+            session,
+            user: ann.id
+        }
+    );
+}
+
+async fn a_session_starts_only_for_the_checked_password_of_an_active_account(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let ann = h.bidder().await;
+    let checked = stored_hash(&h, ann.id).await;
+    let replaced = PasswordHash::new("$argon2id$replaced".into());
+    h.users()
+        .replace_password(PasswordReplacement {
+            user: ann.id,
+            hash: replaced.clone(),
+            at: h.clock.now(),
+            keep_session: None,
+        })
+        .await
+        .unwrap();
+    let stale = h
+        .store
+        .start_session(first_token(&h, ann.id, 1), &checked)
+        .await
+        .unwrap();
+    assert_eq!(stale, SessionStart::Stale);
+    let nothing_stored = h
+        .store
+        .rotate_refresh_token(digest(1), digest(2), h.clock.now(), h.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(nothing_stored, Rotation::Invalid);
+
+    let current = h
+        .store
+        .start_session(first_token(&h, ann.id, 3), &replaced)
+        .await
+        .unwrap();
+    assert_eq!(current, SessionStart::Started);
+
+    h.users()
+        .update_user(
+            ann.id,
+            UserChanges {
+                is_active: Some(false),
+                ..UserChanges::default()
+            },
+            h.clock.now(),
+        )
+        .await
+        .unwrap();
+    let deactivated = h
+        .store
+        .start_session(first_token(&h, ann.id, 4), &replaced)
+        .await
+        .unwrap();
+    assert_eq!(deactivated, SessionStart::Stale);
+}
+
+/// A login whose password check overlaps a reset (PostgreSQL, where the
+/// two run truly at once): the reset has updated the account but not yet
+/// committed when the login stores its session. The login waits for the
+/// reset and then stores nothing.
+#[tokio::test]
+async fn a_login_overlapping_an_uncommitted_reset_waits_and_stores_nothing() {
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+
+    let h = Arc::new(Harness::new(Backend::Postgres).await);
+    let ann = h.bidder().await;
+    let checked = stored_hash(&h, ann.id).await;
+    let reset = h.store.database().connection().begin().await.unwrap();
+    reset
+        .execute_raw(Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            r#"UPDATE users SET password_hash = '$argon2id$reset' WHERE id = $1"#,
+            [ann.id.as_uuid().into()],
+        ))
+        .await
+        .unwrap();
+    let login = {
+        let (h, first) = (Arc::clone(&h), first_token(&h, ann.id, 1));
+        tokio::spawn(async move { h.store.start_session(first, &checked).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!login.is_finished(), "the login did not wait for the reset");
+    reset.commit().await.unwrap();
+    assert_eq!(login.await.unwrap().unwrap(), SessionStart::Stale);
 }
 
 async fn a_session_is_renewable_while_it_holds_a_live_refresh_token(backend: Backend) {
@@ -459,8 +570,36 @@ async fn each_failure_after_a_lock_doubles_it_and_a_new_password_clears_it(backe
     }
     assert_eq!(locks, [1, 2, 4]);
 
+    // A stronger hash of the same password keeps the count and the lock,
+    // and is stored only over the hash that was checked.
+    let checked = stored_hash(&h, ann.id).await;
+    let locked = h.users().credentials_by_id(ann.id).await.unwrap().unwrap();
+    let stronger = PasswordHash::new("$argon2id$stronger".into());
+    let elsewhere = PasswordHash::new("$argon2id$elsewhere".into());
+    assert!(
+        !h.users()
+            .upgrade_password_hash(ann.id, &elsewhere, stronger.clone(), now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(stored_hash(&h, ann.id).await, checked);
+    assert!(
+        h.users()
+            .upgrade_password_hash(ann.id, &checked, stronger.clone(), now)
+            .await
+            .unwrap()
+    );
+    let upgraded = h.users().credentials_by_id(ann.id).await.unwrap().unwrap();
+    assert_eq!(upgraded.password_hash, stronger);
+    assert_eq!(upgraded.failures, locked.failures);
+
     h.users()
-        .set_password_hash(ann.id, PasswordHash::new("$argon2id$new".into()), now)
+        .replace_password(PasswordReplacement {
+            user: ann.id,
+            hash: PasswordHash::new("$argon2id$new".into()),
+            at: now,
+            keep_session: None,
+        })
         .await
         .unwrap();
     let reset = h.users().credentials_by_id(ann.id).await.unwrap().unwrap();
@@ -563,6 +702,7 @@ async fn the_audit_log_keeps_who_what_and_where(backend: Backend) {
 
 on_both_backends!(
     a_refresh_token_rotates_once_and_a_replay_is_reuse,
+    a_session_starts_only_for_the_checked_password_of_an_active_account,
     a_session_is_renewable_while_it_holds_a_live_refresh_token,
     an_expired_refresh_token_is_invalid,
     concurrent_rotations_of_one_token_yield_one_successor,

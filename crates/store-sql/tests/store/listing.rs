@@ -185,13 +185,16 @@ async fn a_ticket_is_redeemed_once_and_never_after_it_expires(backend: Backend) 
     let now = chrono::Utc::now();
     let session = SessionId::generate();
     h.store
-        .start_session(NewRefreshToken {
-            digest: TokenDigest([9; 32]),
-            session,
-            user: user.id,
-            issued_at: now,
-            expires_at: now + Duration::days(7),
-        })
+        .start_session(
+            NewRefreshToken {
+                digest: TokenDigest([9; 32]),
+                session,
+                user: user.id,
+                issued_at: now,
+                expires_at: now + Duration::days(7),
+            },
+            &pp_testkit::test_password_hash(),
+        )
         .await
         .unwrap();
     let live = TokenDigest([1; 32]);

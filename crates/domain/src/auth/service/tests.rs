@@ -442,10 +442,14 @@ fn login_with(
     m.hasher
         .expect_hash()
         .returning(|_| Ok(PasswordHash::new("$argon2id$stronger".into())));
+    let rehash = matches!(verification, Verification::Valid { needs_rehash: true });
     m.users
-        .expect_set_password_hash()
-        .withf(|_, hash, _| hash.as_str() == "$argon2id$stronger")
-        .returning(|_, _, _| Ok(()));
+        .expect_upgrade_password_hash()
+        .withf(|_, from, to, _| {
+            from.as_str() == "$argon2id$stored" && to.as_str() == "$argon2id$stronger"
+        })
+        .times(usize::from(rehash))
+        .returning(|_, _, _, _| Ok(true));
     stored_by_id(&mut m.users, &ann, failures);
     // A right password clears the failures before it.
     let right = matches!(verification, Verification::Valid { .. });
@@ -454,10 +458,21 @@ fn login_with(
         .with(eq(ann.id))
         .times(usize::from(right && failures != LoginFailures::default()))
         .returning(|_| Ok(()));
+    // The session is bound to the hash the password matched, or to its
+    // upgrade.
+    let verified = if rehash {
+        "$argon2id$stronger"
+    } else {
+        "$argon2id$stored"
+    };
     m.sessions
         .expect_start_session()
-        .withf(move |first| first.user == ann.id && first.expires_at == t0() + Duration::days(7))
-        .returning(|_| Ok(()));
+        .withf(move |first, hash| {
+            first.user == ann.id
+                && first.expires_at == t0() + Duration::days(7)
+                && hash.as_str() == verified
+        })
+        .returning(|_, _| Ok(SessionStart::Started));
     let (svc, audited, _) = m.service(policy);
     let result = run(svc.login("ann@example.com", &pw(STRONG), &ctx()));
     let events = audited.lock().unwrap().clone();
@@ -497,6 +512,47 @@ fn a_weak_stored_hash_is_upgraded_at_login() {
         policy(),
     );
     assert!(result.is_ok());
+}
+
+/// A login whose password was replaced (or whose account was deactivated)
+/// while the password was being checked: the store refuses to start the
+/// session, or to upgrade the old hash.
+fn login_overtaken(needs_rehash: bool) -> (Result<TokenPair, LoginError>, Vec<AuditEvent>) {
+    let ann = user(true, true);
+    let mut m = Mocks::new();
+    credentials_then(&mut m, &ann, LoginFailures::default());
+    m.hasher
+        .expect_verify()
+        .returning(move |_, _| Ok(Verification::Valid { needs_rehash }));
+    m.hasher
+        .expect_hash()
+        .returning(|_| Ok(PasswordHash::new("$argon2id$stronger".into())));
+    // The stored hash is no longer the one checked: nothing is upgraded.
+    m.users
+        .expect_upgrade_password_hash()
+        .times(usize::from(needs_rehash))
+        .returning(|_, _, _, _| Ok(false));
+    m.sessions
+        .expect_start_session()
+        .withf(|_, verified| verified.as_str() == "$argon2id$stored")
+        .times(1)
+        .returning(|_, _| Ok(SessionStart::Stale));
+    let (svc, audited, _) = m.service(policy());
+    let result = run(svc.login("ann@example.com", &pw(STRONG), &ctx()));
+    let events = audited.lock().unwrap().clone();
+    (result, events)
+}
+
+#[test]
+fn a_login_overtaken_by_a_password_reset_gets_no_session() {
+    for needs_rehash in [false, true] {
+        let (result, events) = login_overtaken(needs_rehash);
+        assert!(
+            matches!(result, Err(LoginError::InvalidCredentials)),
+            "{result:?}"
+        );
+        assert_eq!(events, [AuditEvent::LoginFailed]);
+    }
 }
 
 #[test]
