@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 use crate::auth::lockout::{FailedAttempt, LockoutPolicy};
+use crate::auth::tokens::TokenDigest;
 use crate::bid::{Bid, BidCursor};
 use crate::email::Email;
 use crate::engine::{
@@ -486,6 +487,21 @@ pub struct PasswordReplacement {
     pub at: Timestamp,
     /// The session that stays (the one changing its password), if any.
     pub keep_session: Option<SessionId>,
+    /// The reset link this replacement spends, if it is a reset: spent in
+    /// the same transaction, so of two links used at once one wins, and a
+    /// failed replacement leaves the link usable.
+    pub link: Option<TokenDigest>,
+}
+
+/// Why [`UserStore::replace_password`] changed nothing.
+#[derive(Debug, Error)]
+pub enum ReplacePasswordError {
+    /// The reset link was spent (by a concurrent reset, say) or expired.
+    #[error("the reset link is spent or expired")]
+    LinkSpent,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Accounts.
@@ -559,14 +575,20 @@ pub trait UserStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 
     /// A reset or a change of the password, in one transaction: the new
-    /// hash (failures and lock cleared), every live reset link of the
-    /// account spent, and its sessions revoked but `keep_session`. All or
-    /// nothing, so no failure halfway leaves a session or a link alive
-    /// beside the new password.
+    /// hash (failures and lock cleared), the presented reset `link` and
+    /// every other live reset link of the account spent, and its sessions
+    /// revoked but `keep_session`. All or nothing, so no failure halfway
+    /// leaves a session or a link alive beside the new password, or spends
+    /// a link without changing the password.
     ///
     /// # Errors
-    /// [`StoreError`] when the store fails (then nothing changed).
-    async fn replace_password(&self, replacement: PasswordReplacement) -> Result<(), StoreError>;
+    /// [`ReplacePasswordError::LinkSpent`] when `link` is no longer usable,
+    /// [`ReplacePasswordError::Store`] when the store fails; then nothing
+    /// changed.
+    async fn replace_password(
+        &self,
+        replacement: PasswordReplacement,
+    ) -> Result<(), ReplacePasswordError>;
 
     /// Marks the address verified; `None` when the account is gone.
     ///

@@ -6,7 +6,7 @@ use pp_domain::auth::ports::{
     SessionStore,
 };
 use pp_domain::auth::tokens::{AuditEntry, OneTimePurpose, TokenDigest};
-use pp_domain::ports::{PasswordReplacement, StoreError};
+use pp_domain::ports::{PasswordReplacement, ReplacePasswordError, StoreError};
 use pp_domain::{PasswordHash, SessionId, Timestamp, User, UserId};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -119,23 +119,36 @@ impl SqlStore {
     pub(crate) async fn try_replace_password(
         &self,
         replacement: &PasswordReplacement,
-    ) -> Result<(), TxFailure<StoreError>> {
+    ) -> Result<(), TxFailure<ReplacePasswordError>> {
         let at = db_time(replacement.at);
         let user = replacement.user.as_uuid();
-        let tx = self.database().begin_write().await?;
-        let result = async {
-            password_replaced(&replacement.hash, replacement.at)
-                .filter(users::Column::Id.eq(user))
-                .exec(&tx.txn)
-                .await?;
+        let reset_links = || {
             one_time_tokens::Entity::update_many()
                 .col_expr(one_time_tokens::Column::UsedAt, Expr::value(at))
                 .filter(one_time_tokens::Column::UserId.eq(user))
                 .filter(one_time_tokens::Column::Purpose.eq(OneTimePurpose::ResetPassword.as_str()))
                 .filter(one_time_tokens::Column::UsedAt.is_null())
                 .filter(one_time_tokens::Column::ExpiresAt.gt(at))
+        };
+        let tx = self.database().begin_write().await?;
+        let result = async {
+            // The account's row first: concurrent replacements queue on it
+            // before they touch any link, so they cannot deadlock.
+            password_replaced(&replacement.hash, replacement.at)
+                .filter(users::Column::Id.eq(user))
                 .exec(&tx.txn)
                 .await?;
+            if let Some(link) = replacement.link {
+                let spent = reset_links()
+                    .filter(one_time_tokens::Column::Digest.eq(link.0.to_vec()))
+                    .exec(&tx.txn)
+                    .await?;
+                if spent.rows_affected != 1 {
+                    return Err(TxFailure::Outcome(ReplacePasswordError::LinkSpent));
+                }
+            }
+            // The account's other live links would undo this password.
+            reset_links().exec(&tx.txn).await?;
             let mut sessions = sessions::Entity::update_many()
                 .col_expr(sessions::Column::RevokedAt, Expr::value(at))
                 .filter(sessions::Column::UserId.eq(user))

@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use pp_domain::auth::{FailedAttempt, LockoutPolicy, LoginFailures};
-use pp_domain::ports::{CreateUserError, PasswordReplacement, StoreError, UserStore};
+use pp_domain::ports::{
+    CreateUserError, PasswordReplacement, ReplacePasswordError, StoreError, UserStore,
+};
 use pp_domain::{
     Credentials, Email, NewUser, PasswordHash, Timestamp, User, UserChanges, UserCursor, UserId,
 };
@@ -242,7 +244,10 @@ impl UserStore for SqlStore {
         self.update_user_columns(id, update).await
     }
 
-    async fn replace_password(&self, replacement: PasswordReplacement) -> Result<(), StoreError> {
+    async fn replace_password(
+        &self,
+        replacement: PasswordReplacement,
+    ) -> Result<(), ReplacePasswordError> {
         with_retries(|| self.try_replace_password(&replacement)).await
     }
 

@@ -19,7 +19,9 @@ use super::tokens::{
 use crate::email::Email;
 use crate::ids::{SessionId, TokenId, UserId};
 use crate::item::Timestamp;
-use crate::ports::{Clock, CreateUserError, PasswordReplacement, StoreError, UserStore};
+use crate::ports::{
+    Clock, CreateUserError, PasswordReplacement, ReplacePasswordError, StoreError, UserStore,
+};
 use crate::user::{
     Credentials, DisplayName, NewUser, PasswordHash, Role, User, UserChanges, UserCursor,
 };
@@ -903,16 +905,8 @@ impl AuthService {
         );
         let password = errors.finish(password)?;
         let hash = self.ports.hasher.hash(&password).await?;
-        // Consume only now: of two concurrent resets with one link, one wins.
-        if self
-            .ports
-            .one_time
-            .consume_one_time_token(digest, purpose, now)
-            .await?
-            != Some(owner)
-        {
-            return Err(OneTimeError::InvalidToken);
-        }
+        // The link is spent with the replacement: of two resets at once,
+        // with this link or another of the account's, one wins.
         self.ports
             .users
             .replace_password(PasswordReplacement {
@@ -920,8 +914,13 @@ impl AuthService {
                 hash,
                 at: now,
                 keep_session: None,
+                link: Some(digest),
             })
-            .await?;
+            .await
+            .map_err(|err| match err {
+                ReplacePasswordError::LinkSpent => OneTimeError::InvalidToken,
+                ReplacePasswordError::Store(err) => OneTimeError::Store(err),
+            })?;
         self.audit(AuditEvent::PasswordReset, Some(owner), None, context, None)
             .await?;
         Ok(())
@@ -984,8 +983,15 @@ impl AuthService {
                 hash,
                 at: now,
                 keep_session: Some(principal.session),
+                link: None,
             })
-            .await?;
+            .await
+            .map_err(|err| match err {
+                ReplacePasswordError::Store(err) => err,
+                ReplacePasswordError::LinkSpent => {
+                    StoreError::Integrity("a change spent a reset link it was not given".into())
+                }
+            })?;
         let (token, record) = self.new_refresh(principal.session, user.id, now);
         self.ports
             .sessions

@@ -12,7 +12,7 @@ use pp_domain::auth::tokens::{
     AuditEntry, AuditEvent, OneTimePurpose, RequestContext, TokenDigest,
 };
 use pp_domain::auth::{FailedAttempt, LockoutPolicy};
-use pp_domain::ports::{Clock, PasswordReplacement};
+use pp_domain::ports::{Clock, PasswordReplacement, ReplacePasswordError};
 use pp_domain::{DisplayName, PasswordHash, Role, SessionId, UserChanges, UserCursor};
 use pp_testkit::{Backend, create_user};
 
@@ -156,6 +156,7 @@ async fn a_session_starts_only_for_the_checked_password_of_an_active_account(bac
             hash: replaced.clone(),
             at: h.clock.now(),
             keep_session: None,
+            link: None,
         })
         .await
         .unwrap();
@@ -432,6 +433,90 @@ async fn a_one_time_token_is_used_once_for_its_purpose_before_it_expires(backend
     );
 }
 
+/// A reset with `link` to `hash`, in a task of its own.
+fn reset_in_task(
+    h: &Arc<Harness>,
+    user: pp_domain::UserId,
+    link: u8,
+    hash: &str,
+) -> tokio::task::JoinHandle<Result<(), ReplacePasswordError>> {
+    let (h, hash) = (Arc::clone(h), PasswordHash::new(hash.into()));
+    tokio::spawn(async move {
+        h.users()
+            .replace_password(PasswordReplacement {
+                user,
+                hash,
+                at: h.clock.now(),
+                keep_session: None,
+                link: Some(digest(link)),
+            })
+            .await
+    })
+}
+
+async fn a_reset_spends_its_link_with_the_password_and_only_one_link_wins(backend: Backend) {
+    let h = Arc::new(Harness::new(backend).await);
+    let (ann, bob) = (h.bidder().await, h.bidder().await);
+    let now = h.clock.now();
+    let reset = OneTimePurpose::ResetPassword;
+    issue_link(&h, 1, ann.id, reset, now + Duration::hours(1)).await;
+    issue_link(&h, 2, ann.id, reset, now + Duration::hours(1)).await;
+    issue_link(&h, 3, bob.id, reset, now + Duration::hours(1)).await;
+    issue_link(&h, 4, ann.id, reset, now - Duration::seconds(1)).await;
+    issue_link(
+        &h,
+        5,
+        ann.id,
+        OneTimePurpose::VerifyEmail,
+        now + Duration::hours(1),
+    )
+    .await;
+    let before = stored_hash(&h, ann.id).await;
+
+    // Another account's link, an expired one, one for another purpose:
+    // nothing changes, and nothing is spent.
+    for link in [3, 4, 5] {
+        let refused = reset_in_task(&h, ann.id, link, "$argon2id$nope")
+            .await
+            .unwrap();
+        assert!(
+            matches!(refused, Err(ReplacePasswordError::LinkSpent)),
+            "link {link}"
+        );
+    }
+    assert_eq!(stored_hash(&h, ann.id).await, before);
+    assert!(
+        h.store
+            .peek_one_time_token(digest(3), reset, now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Two of the account's links at once: one reset wins, the other's link
+    // was spent by it.
+    let first = reset_in_task(&h, ann.id, 1, "$argon2id$one");
+    let second = reset_in_task(&h, ann.id, 2, "$argon2id$two");
+    let outcomes = [first.await.unwrap(), second.await.unwrap()];
+    let winners: Vec<_> = outcomes.iter().map(Result::is_ok).collect();
+    assert_eq!(winners.iter().filter(|w| **w).count(), 1, "{outcomes:?}");
+    let won = if winners[0] {
+        "$argon2id$one"
+    } else {
+        "$argon2id$two"
+    };
+    assert_eq!(stored_hash(&h, ann.id).await.as_str(), won);
+    for link in [1, 2] {
+        assert!(
+            h.store
+                .peek_one_time_token(digest(link), reset, now)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}
+
 async fn a_password_replacement_ends_the_accounts_reset_links_and_other_sessions(backend: Backend) {
     let h = Harness::new(backend).await;
     let (ann, bob) = (h.bidder().await, h.bidder().await);
@@ -463,6 +548,7 @@ async fn a_password_replacement_ends_the_accounts_reset_links_and_other_sessions
             hash: PasswordHash::new("$argon2id$replaced".into()),
             at: now,
             keep_session: Some(here),
+            link: None,
         })
         .await
         .unwrap();
@@ -599,6 +685,7 @@ async fn each_failure_after_a_lock_doubles_it_and_a_new_password_clears_it(backe
             hash: PasswordHash::new("$argon2id$new".into()),
             at: now,
             keep_session: None,
+            link: None,
         })
         .await
         .unwrap();
@@ -710,6 +797,7 @@ on_both_backends!(
     only_live_sessions_of_active_users_authenticate,
     a_one_time_token_is_used_once_for_its_purpose_before_it_expires,
     a_password_replacement_ends_the_accounts_reset_links_and_other_sessions,
+    a_reset_spends_its_link_with_the_password_and_only_one_link_wins,
     of_many_concurrent_failures_only_the_policys_count_before_the_lock,
     each_failure_after_a_lock_doubles_it_and_a_new_password_clears_it,
     accounts_change_and_list_newest_first_page_by_page,

@@ -900,10 +900,8 @@ fn a_reset_replaces_the_password_ending_every_session_and_link() {
     m.hasher
         .expect_hash()
         .returning(|_| Ok(PasswordHash::new("$argon2id$reset".into())));
-    m.one_time
-        .expect_consume_one_time_token()
-        .times(1)
-        .returning(move |_, _, _| Ok(Some(id)));
+    // The link is spent by the replacement itself, not before it.
+    m.one_time.expect_consume_one_time_token().never();
     m.users
         .expect_replace_password()
         .with(eq(PasswordReplacement {
@@ -911,6 +909,7 @@ fn a_reset_replaces_the_password_ending_every_session_and_link() {
             hash: PasswordHash::new("$argon2id$reset".into()),
             at: t0(),
             keep_session: None,
+            link: Some(TokenDigest(["tok".len() as u8; 32])),
         }))
         .times(1)
         .returning(|_| Ok(()));
@@ -933,15 +932,16 @@ fn a_reset_link_lost_to_a_concurrent_reset_is_invalid() {
     m.hasher
         .expect_hash()
         .returning(|_| Ok(PasswordHash::new("h".into())));
-    m.one_time
-        .expect_consume_one_time_token()
-        .returning(|_, _, _| Ok(None));
-    m.users.expect_replace_password().never();
-    let (svc, _, _) = m.service(policy());
+    m.users
+        .expect_replace_password()
+        .times(1)
+        .returning(|_| Err(ReplacePasswordError::LinkSpent));
+    let (svc, audited, _) = m.service(policy());
     assert!(matches!(
         run(svc.reset_password("tok", &pw(STRONG), &ctx())),
         Err(OneTimeError::InvalidToken)
     ));
+    assert!(audited.lock().unwrap().is_empty());
 }
 
 #[test]
@@ -1031,6 +1031,7 @@ fn a_password_change_keeps_this_session_with_new_tokens_and_ends_the_others_and_
             hash: PasswordHash::new("$argon2id$changed".into()),
             at: t0(),
             keep_session: Some(session),
+            link: None,
         }))
         .times(1)
         .returning(|_| Ok(()));
