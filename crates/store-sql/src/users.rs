@@ -280,10 +280,17 @@ impl UserStore for SqlStore {
         if let Some(active) = changes.is_active {
             update = update.col_expr(users::Column::IsActive, Expr::value(active));
         }
-        if !self.update_user_columns(id, update).await? {
-            return Ok(None);
-        }
-        self.user_by_id(id).await
+        // The row as this statement left it, not as a later read finds it
+        // after another admin's change.
+        let updated = {
+            let _gate = self.database().write_gate().await;
+            update
+                .filter(users::Column::Id.eq(id.as_uuid()))
+                .exec_with_returning(self.database().connection())
+                .await
+                .map_err(store_error)?
+        };
+        updated.first().map(user_from_row).transpose()
     }
 
     async fn list_users(

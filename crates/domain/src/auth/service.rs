@@ -1097,13 +1097,15 @@ impl AuthService {
             )
             .await?;
         }
+        // Whatever `before` said: another admin may have reactivated the
+        // account since, and sessions started meanwhile must end too.
+        if is_active == Some(false) {
+            self.ports
+                .sessions
+                .revoke_user_sessions(id, None, now)
+                .await?;
+        }
         if before.is_active != after.is_active {
-            if !after.is_active {
-                self.ports
-                    .sessions
-                    .revoke_user_sessions(id, None, now)
-                    .await?;
-            }
             let detail = if after.is_active {
                 "activated"
             } else {

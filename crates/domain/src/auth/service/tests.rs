@@ -1110,6 +1110,34 @@ fn deactivating_a_user_revokes_their_sessions_and_every_change_is_audited() {
 }
 
 #[test]
+fn deactivating_an_account_read_as_inactive_still_revokes_its_sessions() {
+    // Another admin may have reactivated it after it was read: sessions
+    // started since must end, though nothing changed to audit.
+    let admin = principal(User {
+        role: Role::Admin,
+        ..user(true, true)
+    });
+    let inactive = user(true, false);
+    let id = inactive.id;
+    let mut m = Mocks::new();
+    let before = inactive.clone();
+    m.users
+        .expect_user_by_id()
+        .returning(move |_| Ok(Some(before.clone())));
+    m.users
+        .expect_update_user()
+        .returning(move |_, _, _| Ok(Some(inactive.clone())));
+    m.sessions
+        .expect_revoke_user_sessions()
+        .with(eq(id), eq(None), eq(t0()))
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    let (svc, audited, _) = m.service(policy());
+    run(svc.administer_user(&admin, id, None, Some(false), &ctx())).unwrap();
+    assert!(audited.lock().unwrap().is_empty());
+}
+
+#[test]
 fn administering_an_unknown_user_is_not_found() {
     let admin = principal(User {
         role: Role::Admin,
