@@ -100,6 +100,15 @@ impl SqlStore {
     ) -> Result<(), TxFailure<StoreError>> {
         let tx = self.database().begin_write().await?;
         let result = async {
+            // Waits for a rotation of one of them that is under way, so the
+            // update below (a new statement, a new snapshot) also sees and
+            // spends the successor that rotation stored.
+            refresh_tokens::Entity::find()
+                .filter(refresh_tokens::Column::SessionId.eq(successor.session.as_uuid()))
+                .filter(refresh_tokens::Column::SpentAt.is_null())
+                .lock_exclusive()
+                .all(&tx.txn)
+                .await?;
             refresh_tokens::Entity::update_many()
                 .col_expr(refresh_tokens::Column::SpentAt, Expr::value(db_time(now)))
                 .filter(refresh_tokens::Column::SessionId.eq(successor.session.as_uuid()))

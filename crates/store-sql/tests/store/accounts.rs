@@ -229,6 +229,63 @@ async fn a_login_overlapping_an_uncommitted_reset_waits_and_stores_nothing() {
     assert_eq!(login.await.unwrap().unwrap(), SessionStart::Stale);
 }
 
+/// A password change that keeps its session while a refresh of that
+/// session is under way (PostgreSQL): the refresh has spent its token and
+/// stored a successor but not committed. The change waits for it, and the
+/// successor is spent with the rest.
+#[tokio::test]
+async fn replacing_a_sessions_tokens_during_a_rotation_spends_its_successor() {
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+
+    let h = Arc::new(Harness::new(Backend::Postgres).await);
+    let ann = h.bidder().await;
+    let session = session_with_token(&h, ann.id, 1).await;
+    let rotation = h.store.database().connection().begin().await.unwrap();
+    for sql in [
+        r#"UPDATE refresh_tokens SET spent_at = now() WHERE digest = $1"#,
+        r#"INSERT INTO refresh_tokens (digest, session_id, user_id, issued_at, expires_at, spent_at)
+           SELECT $2, session_id, user_id, now(), now() + interval '7 days', NULL FROM refresh_tokens WHERE digest = $1"#,
+    ] {
+        rotation
+            .execute_raw(Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                sql,
+                [digest(1).0.to_vec().into(), digest(2).0.to_vec().into()],
+            ))
+            .await
+            .unwrap();
+    }
+    let change = {
+        let h = Arc::clone(&h);
+        let successor = NewRefreshToken {
+            session,
+            ..first_token(&h, ann.id, 3)
+        };
+        tokio::spawn(async move {
+            h.store
+                .replace_refresh_tokens(successor, h.clock.now())
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !change.is_finished(),
+        "the change did not wait for the refresh"
+    );
+    rotation.commit().await.unwrap();
+    change.await.unwrap().unwrap();
+    let now = h.clock.now();
+    let refreshed = h
+        .store
+        .rotate_refresh_token(digest(2), digest(4), now, now + Duration::days(7))
+        .await
+        .unwrap();
+    assert!(
+        matches!(refreshed, Rotation::Reused { .. }),
+        "the refresh's successor outlived the change: {refreshed:?}"
+    );
+}
+
 async fn a_session_is_renewable_while_it_holds_a_live_refresh_token(backend: Backend) {
     let h = Harness::new(backend).await;
     let ann = h.bidder().await;
