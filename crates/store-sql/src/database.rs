@@ -18,6 +18,8 @@ use crate::errors::store_error;
 
 /// The PostgreSQL advisory lock key that serializes migrations ("poison" in ASCII).
 const MIGRATION_LOCK: i64 = 0x706f_6973_6f6e;
+/// How long an instance waits for another one's migrations (PostgreSQL).
+const MIGRATION_LOCK_WAIT_SECS: u32 = 600;
 
 /// How to reach the database and how long to wait for it.
 #[derive(Clone, Debug)]
@@ -188,8 +190,13 @@ impl Database {
     async fn begin_migration(&self) -> Result<WriteTransaction, StoreError> {
         let tx = self.begin_write().await.map_err(store_error)?;
         if self.backend() == DbBackend::Postgres {
+            // The request-sized lock and statement timeouts would fail an
+            // instance that waits while another one migrates, or a
+            // migration that rewrites a large table.
             tx.txn
-                .execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+                .execute_unprepared(&format!(
+                    "SET LOCAL lock_timeout = '{MIGRATION_LOCK_WAIT_SECS}s'; SET LOCAL statement_timeout = 0; SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"
+                ))
                 .await
                 .map_err(store_error)?;
         }

@@ -81,6 +81,34 @@ async fn instances_starting_together_migrate_once(backend: Backend) {
     );
 }
 
+/// An instance starting while another one migrates waits for it, however
+/// short the lock timeout its requests use (PostgreSQL; the other one is
+/// played by a connection holding the migration lock).
+#[tokio::test]
+async fn an_instance_waits_for_another_ones_migration_past_the_lock_timeout() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let mut settings = database.settings();
+    settings.lock_timeout = std::time::Duration::from_millis(100);
+    let other = Database::connect(&database.settings()).await.unwrap();
+    let migrating = other.connection().begin().await.unwrap();
+    migrating
+        .execute_unprepared("SELECT pg_advisory_xact_lock(x'706f69736f6e'::bigint)")
+        .await
+        .unwrap();
+    let starting = Database::connect(&settings).await.unwrap();
+    let waiting = tokio::spawn(async move { starting.migrate_up().await });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "it did not wait: {:?}",
+        waiting.await
+    );
+    migrating.commit().await.unwrap();
+    waiting.await.unwrap().unwrap();
+}
+
 on_both_backends!(
     instances_starting_together_migrate_once,
     migrations_go_up_down_to_zero_and_up_again,
