@@ -324,7 +324,8 @@ impl Default for RateLimits {
 #[derive(Clone, Debug, Default)]
 struct Decisions(Vec<RateDecision>);
 
-fn whole_seconds(duration: Duration) -> u64 {
+/// `duration` in whole seconds, rounded up.
+pub(crate) fn whole_seconds(duration: Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
@@ -406,7 +407,8 @@ async fn limit_by_ip<B: MessageBody + 'static>(
         .request()
         .extensions()
         .get::<Decisions>()
-        .and_then(|d| d.0.iter().min_by_key(|d| d.remaining).copied());
+        // A refusal's own limit first, so the headers match its Retry-After.
+        .and_then(|d| d.0.iter().min_by_key(|d| (d.allowed, d.remaining)).copied());
     if let Some(decision) = tightest {
         for (name, value) in rate_headers(&decision) {
             if let Ok(value) = HeaderValue::from_str(&value) {

@@ -399,13 +399,43 @@ pub async fn change_password(
     }
 }
 
-/// 423 `account_locked` with `Retry-After` in whole seconds (at least one).
+/// 423 `account_locked` with `Retry-After` in whole seconds, rounded up so
+/// that a client waiting that long finds the lock gone (at least one).
 fn account_locked(retry_after: chrono::Duration) -> ApiError {
-    let seconds = retry_after.num_seconds().max(1);
+    let seconds = retry_after
+        .to_std()
+        .map_or(1, crate::middleware::whole_seconds)
+        .max(1);
     ApiError::new(
         StatusCode::LOCKED,
         "account_locked",
         format!("too many wrong passwords; try again in {seconds} s or reset the password"),
     )
     .with_header(header::RETRY_AFTER, seconds.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::ResponseError;
+
+    use super::*;
+
+    #[test]
+    fn a_lock_retry_after_rounds_up_to_whole_seconds() {
+        for (left_ms, header) in [
+            (59_700, "60"),
+            (60_000, "60"),
+            (1, "1"),
+            (0, "1"),
+            (-5, "1"),
+        ] {
+            let response = account_locked(chrono::Duration::milliseconds(left_ms)).error_response();
+            assert_eq!(response.status(), StatusCode::LOCKED);
+            assert_eq!(
+                response.headers().get(header::RETRY_AFTER).unwrap(),
+                header,
+                "{left_ms} ms"
+            );
+        }
+    }
 }

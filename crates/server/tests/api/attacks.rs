@@ -230,10 +230,47 @@ async fn the_sixth_login_in_a_minute_from_one_address_is_429() {
         )
         .await;
     problem(register, 429, "rate_limited").await;
+    for (path, body) in [
+        (
+            "/api/v1/auth/password/forgot",
+            json!({"email": "v@example.com"}),
+        ),
+        (
+            "/api/v1/auth/resend-verification",
+            json!({"email": "v@example.com"}),
+        ),
+    ] {
+        problem(app.post(path, &body).await, 429, "rate_limited").await;
+    }
     let verify = app
         .post("/api/v1/auth/verify-email", &json!({"token": "x"}))
         .await;
     problem(verify, 400, "invalid_token").await;
+}
+
+/// A refused login when the global limit has just run out too: the
+/// `RateLimit-*` headers describe the auth limit that refused it, as its
+/// `Retry-After` does, not the global one.
+#[tokio::test]
+async fn a_429s_ratelimit_headers_describe_the_limit_that_refused_it() {
+    let app = TestApp::spawn_with(
+        Options::default()
+            .with("RATE_LIMIT_AUTH", "5/60s")
+            .with("RATE_LIMIT_GLOBAL", "6/10s"),
+    )
+    .await;
+    for _ in 0..5 {
+        let response = app.login("nobody@example.com", "whatever password").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let refused = app.login("nobody@example.com", "whatever password").await;
+    let headers = refused.headers().clone();
+    problem(refused, 429, "rate_limited").await;
+    assert_eq!(headers["ratelimit-limit"], "5");
+    assert_eq!(headers["ratelimit-remaining"], "0");
+    let seconds = |name: &str| -> u64 { headers[name].to_str().unwrap().parse().unwrap() };
+    assert!(seconds("retry-after") > 10, "{headers:?}");
+    assert_eq!(seconds("ratelimit-reset"), seconds("retry-after"));
 }
 
 /// Requests while Redis is down or hung: none waits much longer than
