@@ -30,6 +30,16 @@ fn is_json(request: &HttpRequest) -> bool {
     })
 }
 
+/// The field a missing-field error names: serde reports it at the path of
+/// the object that lacks it, with the field only in its message ("missing
+/// field `amount`"). An unknown field's own path already ends in it.
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")?
+        .split('`')
+        .next()
+}
+
 /// Parses `bytes` as `T`, classifying what is wrong.
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let malformed = || {
@@ -52,7 +62,12 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     .next()
                     .unwrap_or(&message)
                     .to_owned();
-                let field = if path == "." { "body".to_owned() } else { path };
+                let field = match (missing_field(&message), path.as_str()) {
+                    (Some(name), ".") => name.to_owned(),
+                    (Some(name), parent) => format!("{parent}.{name}"),
+                    (None, ".") => "body".to_owned(),
+                    (None, _) => path,
+                };
                 ApiError::invalid_field(&field, message)
             }
             _ => malformed(),
@@ -308,14 +323,24 @@ mod tests {
             "malformed_json"
         );
         let unknown = parse::<Body>(b"{\"name\":\"a\",\"role\":\"admin\"}").unwrap_err();
-        assert_eq!(unknown.code(), "validation_failed");
+        assert_eq!(
+            (unknown.code(), field_of(&unknown).as_str()),
+            ("validation_failed", "role")
+        );
+        let nested_unknown =
+            parse::<Body>(b"{\"name\":\"a\",\"nested\":{\"amount\":1,\"x\":2}}").unwrap_err();
+        assert_eq!(field_of(&nested_unknown), "nested.x");
+        let nested_missing = parse::<Body>(b"{\"name\":\"a\",\"nested\":{}}").unwrap_err();
+        assert_eq!(field_of(&nested_missing), "nested.amount");
+        let not_an_object = parse::<Body>(b"\"text\"").unwrap_err();
+        assert_eq!(field_of(&not_an_object), "body");
         let wrong_type =
             parse::<Body>(b"{\"name\":\"a\",\"nested\":{\"amount\":\"ten\"}}").unwrap_err();
         assert_eq!(field_of(&wrong_type), "nested.amount");
         let missing = parse::<Body>(b"{}").unwrap_err();
         assert_eq!(
             (missing.code(), field_of(&missing).as_str()),
-            ("validation_failed", "body")
+            ("validation_failed", "name")
         );
         assert!(parse::<Body>(b"{\"name\":\"a\"}").is_ok());
     }

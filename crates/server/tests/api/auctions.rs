@@ -214,7 +214,7 @@ async fn every_rejection_in_order_and_none_uses_up_the_bid() {
 
     // 422 validation_failed: a malformed body, naming the fields.
     for (body, field) in [
-        (json!({}), Some("body")),
+        (json!({}), Some("amount")),
         (json!({"amount": 0}), Some("amount")),
         (json!({"amount": "ten"}), Some("amount")),
         (
@@ -223,10 +223,10 @@ async fn every_rejection_in_order_and_none_uses_up_the_bid() {
         ),
         (
             json!({"amount": 100, "poison": {"budget": 500}}),
-            Some("poison"),
+            Some("poison.step"),
         ),
         (json!({"amount": 1_000_000_000_001_i64}), Some("amount")),
-        (json!({"amount": 100, "extra": true}), None),
+        (json!({"amount": 100, "extra": true}), Some("extra")),
     ] {
         let answer = problem(
             app.bid(&bidder, &item, &body).await,
