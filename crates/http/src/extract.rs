@@ -34,10 +34,7 @@ fn is_json(request: &HttpRequest) -> bool {
 /// the object that lacks it, with the field only in its message ("missing
 /// field `amount`"). An unknown field's own path already ends in it.
 fn missing_field(message: &str) -> Option<&str> {
-    message
-        .strip_prefix("missing field `")?
-        .split('`')
-        .next()
+    message.strip_prefix("missing field `")?.split('`').next()
 }
 
 /// Parses `bytes` as `T`, classifying what is wrong.

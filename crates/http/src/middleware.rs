@@ -148,6 +148,11 @@ fn is_api(path: &str) -> bool {
     path == "/api" || path.starts_with("/api/")
 }
 
+/// The live-events alias outside `/api`.
+fn is_events(path: &str) -> bool {
+    path == "/events" || path.starts_with("/events/")
+}
+
 /// `X-API-Version: 1` on every API response, and `X-API-Version-Defaulted:
 /// true` when the version was left out of the path.
 ///
@@ -159,6 +164,14 @@ pub async fn api_version(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let path = request.path().to_owned();
     let mut response = next.call(request).await?;
+    // `/events/{id}` is the short name of a v1 endpoint, not an unversioned
+    // path: versioned, never "defaulted".
+    if is_events(&path) {
+        response.headers_mut().insert(
+            HeaderName::from_static("x-api-version"),
+            HeaderValue::from_static("1"),
+        );
+    }
     if is_api(&path) {
         let headers = response.headers_mut();
         headers.insert(
@@ -428,7 +441,7 @@ pub async fn global_limit<B: MessageBody + 'static>(
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B, BoxBody>>, Error> {
     let path = request.path();
-    if is_api(path) || path == "/events" || path.starts_with("/events/") {
+    if is_api(path) || is_events(path) {
         limit_by_ip(LimitClass::Global, request, next).await
     } else {
         Ok(next.call(request).await?.map_into_left_body())

@@ -57,6 +57,10 @@ async fn api_responses_carry_the_version_and_security_headers() {
     assert_eq!(defaulted.headers()["x-api-version"], "1");
     assert_eq!(defaulted.headers()["x-api-version-defaulted"], "true");
     problem(defaulted, 401, "unauthorized").await;
+    // The short events path is v1 too, not a defaulted one.
+    let events = app.get(&format!("/events/{}", uuid::Uuid::now_v7())).await;
+    assert_eq!(events.headers()["x-api-version"], "1");
+    assert!(events.headers().get("x-api-version-defaulted").is_none());
 
     let session = app.user("wes@example.com").await;
     let alias = app.get_as("/api/users/me", &session.access).await;
