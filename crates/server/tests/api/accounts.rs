@@ -132,6 +132,39 @@ async fn weak_or_malformed_registrations_are_refused_field_by_field() {
 }
 
 #[tokio::test]
+async fn passwords_count_code_points_up_to_128_and_are_never_truncated() {
+    let app = TestApp::spawn().await;
+    let phrase: String = "ñandú kiwi 🦤 ōtāki ".chars().cycle().take(129).collect();
+    let code_points = |n: usize| phrase.chars().take(n).collect::<String>();
+    let register = |email: &'static str, password: String| {
+        let app = &app;
+        async move {
+            app.post(
+                "/api/v1/auth/register",
+                &json!({"email": email, "password": password}),
+            )
+            .await
+        }
+    };
+    // 14 code points are 19 bytes: too short all the same.
+    let short = register("short@example.com", code_points(14)).await;
+    let body = problem(short, 422, "validation_failed").await;
+    assert_eq!(body["errors"][0]["field"], "password");
+    let long = register("long@example.com", code_points(129)).await;
+    let body = problem(long, 422, "validation_failed").await;
+    assert_eq!(body["errors"][0]["field"], "password");
+    // 128 code points (176 bytes) are taken whole: the first 127 of them
+    // are another password.
+    let longest = register("max@example.com", code_points(128)).await;
+    assert_eq!(longest.status(), StatusCode::CREATED);
+    let prefix = app.login("max@example.com", &code_points(127)).await;
+    problem(prefix, 401, "invalid_credentials").await;
+    // The whole one matches: only the unverified address stops it.
+    let whole = app.login("max@example.com", &code_points(128)).await;
+    problem(whole, 403, "email_not_verified").await;
+}
+
+#[tokio::test]
 async fn resend_and_forgot_always_answer_202_and_mail_only_real_accounts() {
     let app = TestApp::spawn().await;
     app.register("dora@example.com").await;
