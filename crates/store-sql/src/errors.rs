@@ -6,7 +6,8 @@ use sea_orm::{DbErr, RuntimeErr, SqlErr};
 /// How the bid path should react to a database error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reaction {
-    /// A deadlock, serialization failure or SQLite busy: roll back and try again.
+    /// A deadlock, a serialization failure or a stale SQLite snapshot: roll
+    /// back and try again.
     Retry,
     /// The lock or a connection was not obtained in time, or the database is
     /// unreachable: give up, tell the caller to retry.
@@ -21,7 +22,6 @@ pub(crate) enum Reaction {
 const RETRYABLE: &[&str] = &[
     "40P01", // deadlock_detected
     "40001", // serialization_failure
-    "5",     // SQLITE_BUSY
     "6",     // SQLITE_LOCKED
     "261",   // SQLITE_BUSY_RECOVERY
     "517",   // SQLITE_BUSY_SNAPSHOT
@@ -38,7 +38,10 @@ const TIMED_OUT_OR_GONE: &[&str] = &[
     "57P03", // cannot_connect_now (starting up or shutting down)
     "3D000", // invalid_catalog_name: the database is gone
     "53300", // too_many_connections
-    "08000", // connection_exception
+    // SQLITE_BUSY: only ever returned once the busy handler has waited the
+    // whole lock timeout for another process (this one's writers queue on
+    // the write gate): SQLite's 55P03. Retrying would wait it again.
+    "5", "08000", // connection_exception
     "08001", // sqlclient_unable_to_establish_sqlconnection
     "08003", // connection_does_not_exist
     "08004", // sqlserver_rejected_establishment_of_sqlconnection

@@ -65,7 +65,8 @@ impl WriteTransaction {
 }
 
 /// Runs `attempt` until it succeeds, fails for good, or has hit a deadlock,
-/// serialization failure or SQLite busy `MAX_ATTEMPTS` times (then `Busy`).
+/// serialization failure or stale SQLite snapshot `MAX_ATTEMPTS` times
+/// (then `Busy`).
 /// Each attempt is a fresh transaction, so each decides afresh.
 pub(crate) async fn with_retries<T, E, F, Fut>(mut attempt: F) -> Result<T, E>
 where

@@ -286,6 +286,47 @@ async fn replacing_a_sessions_tokens_during_a_rotation_spends_its_successor() {
     );
 }
 
+/// A write meeting another process's write lock on the SQLite file (an
+/// `admin` command, say) waits the lock timeout once, then is busy: it is
+/// not retried into several timeouts.
+#[tokio::test]
+async fn a_write_blocked_by_another_sqlite_process_is_busy_after_one_lock_timeout() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let h = Harness::new(Backend::Sqlite).await;
+    let ann = h.bidder().await;
+    let mut settings = h.database.settings();
+    settings.lock_timeout = std::time::Duration::from_secs(1);
+    let store = pp_store_sql::SqlStore::new(
+        pp_store_sql::Database::connect(&settings).await.unwrap(),
+        Arc::new(pp_crypto::AesGcmSealer::new(&pp_testkit::TEST_SEALING_KEY)),
+    );
+    let other_process = pp_store_sql::Database::connect(&h.database.settings())
+        .await
+        .unwrap();
+    let holding = other_process.connection().begin().await.unwrap();
+    holding
+        .execute_unprepared("UPDATE users SET display_name = display_name")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let verified = stored_hash(&h, ann.id).await;
+    let blocked = store
+        .start_session(first_token(&h, ann.id, 1), &verified)
+        .await;
+    let waited = started.elapsed();
+    assert!(
+        matches!(blocked, Err(pp_domain::ports::StoreError::Busy)),
+        "{blocked:?}"
+    );
+    // One timeout and some slack, well short of the five a retry loop waits.
+    assert!(
+        waited < std::time::Duration::from_millis(2_500),
+        "{waited:?}"
+    );
+    holding.rollback().await.unwrap();
+}
+
 async fn a_session_is_renewable_while_it_holds_a_live_refresh_token(backend: Backend) {
     let h = Harness::new(backend).await;
     let ann = h.bidder().await;
