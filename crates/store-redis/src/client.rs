@@ -110,6 +110,12 @@ impl Redis {
         }
     }
 
+    /// The longest any command may take.
+    #[must_use]
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Whether Redis answers a PING now (for `/ready`; ignores the breaker).
     pub async fn ping(&self) -> bool {
         let mut connection = self.manager.clone();

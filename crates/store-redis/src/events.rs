@@ -118,41 +118,78 @@ async fn publish_queue(redis: Arc<Redis>, channel: String, mut queue: mpsc::Rece
 /// Keeps a subscription open, reconnecting after failures, and delivers
 /// every foreign message to the hub.
 async fn subscribe(redis: Arc<Redis>, channel: String, origin: Uuid, hub: Arc<EventHub>) {
+    let own = format!("{}|", origin.simple());
     let mut pause = Duration::from_millis(100);
     loop {
-        match redis.pubsub().await {
-            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
-                Ok(()) => {
-                    pause = Duration::from_millis(100);
-                    tracing::info!(channel, "subscribed to live events");
-                    let own = format!("{}|", origin.simple());
-                    let mut messages = pubsub.into_on_message();
-                    while let Some(message) = messages.next().await {
-                        let payload = message.get_payload_bytes();
-                        if payload.starts_with(own.as_bytes()) {
-                            continue;
-                        }
-                        let live = payload.iter().position(|&b| b == b'|').and_then(|bar| {
-                            serde_json::from_slice::<Live>(&payload[bar + 1..]).ok()
-                        });
-                        let Some(live) = live else {
-                            tracing::warn!("ignoring a malformed live event");
-                            continue;
-                        };
-                        match live {
-                            Live::Item(event) => hub.deliver(event),
-                            Live::Notification(notification) => {
-                                hub.deliver_notification(notification);
-                            }
-                        }
-                    }
-                    tracing::warn!("the live event subscription ended; reconnecting");
-                }
-                Err(err) => tracing::warn!(error = %err, "cannot subscribe to live events"),
-            },
-            Err(err) => tracing::warn!(error = %err, "cannot connect for live events"),
+        let mut subscribed = false;
+        if let Err(err) = listen(&redis, &channel, &own, &hub, &mut subscribed).await {
+            tracing::warn!(error = %err, "live events from other instances interrupted; reconnecting");
+        }
+        if subscribed {
+            pause = Duration::from_millis(100);
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// How often an idle subscription checks that Redis still answers on it: a
+/// connection that went half-open (a partition without a reset) would
+/// otherwise wait for messages forever. Ten timeouts, 1 s to 60 s.
+fn liveness_period(timeout: Duration) -> Duration {
+    (timeout * 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
+
+/// One subscription, delivering until it ends, fails, or leaves a ping
+/// unanswered for the timeout.
+async fn listen(
+    redis: &Redis,
+    channel: &str,
+    own: &str,
+    hub: &EventHub,
+    subscribed: &mut bool,
+) -> anyhow::Result<()> {
+    let timeout = redis.timeout();
+    let (mut sink, mut messages) = redis.pubsub().await?.split();
+    tokio::time::timeout(timeout, sink.subscribe(channel))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!("redis did not confirm the subscription within {timeout:?}")
+        })??;
+    *subscribed = true;
+    tracing::info!(channel, "subscribed to live events");
+    let mut liveness = tokio::time::interval(liveness_period(timeout));
+    liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    liveness.tick().await;
+    loop {
+        tokio::select! {
+            message = messages.next() => {
+                let Some(message) = message else {
+                    anyhow::bail!("the subscription ended");
+                };
+                deliver(hub, own, message.get_payload_bytes());
+            }
+            _ = liveness.tick() => {
+                tokio::time::timeout(timeout, sink.ping::<redis::Value>())
+                    .await
+                    .map_err(|_| anyhow::anyhow!("redis left a ping unanswered for {timeout:?}"))??;
+            }
+        }
+    }
+}
+
+/// Hands a message another instance published to the hub.
+fn deliver(hub: &EventHub, own: &str, payload: &[u8]) {
+    if payload.starts_with(own.as_bytes()) {
+        return;
+    }
+    let live = payload
+        .iter()
+        .position(|&b| b == b'|')
+        .and_then(|bar| serde_json::from_slice::<Live>(&payload[bar + 1..]).ok());
+    match live {
+        Some(Live::Item(event)) => hub.deliver(event),
+        Some(Live::Notification(notification)) => hub.deliver_notification(notification),
+        None => tracing::warn!("ignoring a malformed live event"),
     }
 }

@@ -250,3 +250,104 @@ async fn with_redis_gone_events_still_reach_local_subscribers() {
     events.publish(price(item, 1));
     assert_eq!(bounded(local.next()).await.unwrap().unwrap().id(), 1);
 }
+
+/// The liveness check a subscription relies on: Redis answers a PING on a
+/// subscribed connection.
+#[tokio::test]
+async fn redis_answers_a_ping_on_a_subscribed_connection() {
+    let client = redis::Client::open(url()).unwrap();
+    let (mut sink, _messages) = client.get_async_pubsub().await.unwrap().split();
+    sink.subscribe(format!("pp-test:{}:live", uuid::Uuid::new_v4().simple()))
+        .await
+        .unwrap();
+    bounded(sink.ping::<redis::Value>()).await.unwrap();
+}
+
+/// One command of a RESP request in `buffer` (an array of bulk strings) and
+/// the bytes it took, once it has arrived whole.
+fn resp_command(buffer: &[u8]) -> Option<(Vec<String>, usize)> {
+    fn line(buffer: &[u8], from: usize) -> Option<(&str, usize)> {
+        let end = from + buffer.get(from..)?.windows(2).position(|w| w == b"\r\n")?;
+        Some((std::str::from_utf8(&buffer[from..end]).ok()?, end + 2))
+    }
+    let (count, mut at) = line(buffer, 0)?;
+    let count: usize = count.strip_prefix('*')?.parse().ok()?;
+    let mut args = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (length, start) = line(buffer, at)?;
+        let length: usize = length.strip_prefix('$')?.parse().ok()?;
+        let arg = buffer.get(start..start + length)?;
+        args.push(String::from_utf8_lossy(arg).into_owned());
+        at = start + length + 2;
+        if buffer.len() < at {
+            return None;
+        }
+    }
+    Some((args, at))
+}
+
+/// A Redis stand-in whose connections go silent once subscribed, as one
+/// that went half-open would: they confirm SUBSCRIBE, then never answer a
+/// PING. Counts the subscriptions made to it.
+async fn silent_once_subscribed() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}", listener.local_addr().unwrap());
+    let subscriptions = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&subscriptions);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counted = Arc::clone(&counted);
+            tokio::spawn(async move {
+                let (mut buffer, mut chunk) = (Vec::new(), [0u8; 4096]);
+                while let Ok(read @ 1..) = socket.read(&mut chunk).await {
+                    buffer.extend_from_slice(&chunk[..read]);
+                    while let Some((command, used)) = resp_command(&buffer) {
+                        buffer.drain(..used);
+                        let answer = match command[0].to_ascii_uppercase().as_str() {
+                            "SUBSCRIBE" => {
+                                counted.fetch_add(1, Ordering::SeqCst);
+                                let channel = &command[1];
+                                format!(
+                                    "*3\r\n$9\r\nsubscribe\r\n${}\r\n{channel}\r\n:1\r\n",
+                                    channel.len()
+                                )
+                            }
+                            "PING" => continue,
+                            _ => "+OK\r\n".to_owned(),
+                        };
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (url, subscriptions)
+}
+
+#[tokio::test]
+async fn a_subscription_whose_ping_goes_unanswered_subscribes_again() {
+    use std::sync::atomic::Ordering;
+
+    let (url, subscriptions) = silent_once_subscribed().await;
+    let mut settings = settings(&url);
+    // Pings every second, each answered within 100 ms or given up.
+    settings.timeout = Duration::from_millis(100);
+    let _events = pp_store_redis::RedisLiveEvents::start(
+        Arc::new(Redis::connect(&settings).unwrap()),
+        pp_store_memory::EventHub::new(),
+    );
+    let mut waited = Duration::ZERO;
+    while subscriptions.load(Ordering::SeqCst) < 2 {
+        assert!(
+            waited < Duration::from_secs(10),
+            "still waiting on the silent subscription after {waited:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += Duration::from_millis(100);
+    }
+}
