@@ -10,13 +10,13 @@ use crate::support::{Options, PASSWORD, RedisMode, TestApp, problem, session_of}
 async fn a_refresh_token_rotates_and_a_replay_kills_the_whole_family() {
     let app = TestApp::spawn().await;
     let first = app.user("hal@example.com").await;
+    let refresh = |token: &str| {
+        let body = json!({"refresh_token": token});
+        let app = &app;
+        async move { app.post("/api/v1/auth/refresh", &body).await }
+    };
 
-    let rotated = app
-        .post(
-            "/api/v1/auth/refresh",
-            &json!({"refresh_token": first.refresh}),
-        )
-        .await;
+    let rotated = refresh(&first.refresh).await;
     assert_eq!(rotated.status(), StatusCode::OK);
     let second = session_of(rotated).await;
     assert_ne!(second.refresh, first.refresh);
@@ -38,28 +38,13 @@ async fn a_refresh_token_rotates_and_a_replay_kills_the_whole_family() {
     assert_eq!(by_cookie.status(), StatusCode::OK);
     let third = session_of(by_cookie).await;
 
-    let replay = app
-        .post(
-            "/api/v1/auth/refresh",
-            &json!({"refresh_token": first.refresh}),
-        )
-        .await;
+    let replay = refresh(&first.refresh).await;
     problem(replay, 401, "token_reused").await;
     // Every token descended from that login is dead now.
-    let successor = app
-        .post(
-            "/api/v1/auth/refresh",
-            &json!({"refresh_token": third.refresh}),
-        )
-        .await;
+    let successor = refresh(&third.refresh).await;
     problem(successor, 401, "invalid_token").await;
     // A rotated token stays a replay once its family is dead.
-    let replayed_again = app
-        .post(
-            "/api/v1/auth/refresh",
-            &json!({"refresh_token": second.refresh}),
-        )
-        .await;
+    let replayed_again = refresh(&second.refresh).await;
     problem(replayed_again, 401, "token_reused").await;
     problem(
         app.get_as("/api/v1/users/me", &third.access).await,

@@ -78,71 +78,32 @@ async fn a_refresh_token_rotates_once_and_a_replay_is_reuse(backend: Backend) {
     let ann = h.bidder().await;
     let session = session_with_token(&h, ann.id, 1).await;
     let now = h.clock.now();
-    let later = now + Duration::days(7);
+    let rotate = |presented: u8, successor: u8| {
+        h.store.rotate_refresh_token(
+            digest(presented),
+            digest(successor),
+            now,
+            now + Duration::days(7),
+        )
+    };
+    let rotated = Rotation::Rotated {
+        session,
+        user: ann.id,
+    };
+    let reused = Rotation::Reused {
+        session,
+        user: ann.id,
+    };
 
-    let first = h
-        .store
-        .rotate_refresh_token(digest(1), digest(2), now, later)
-        .await
-        .unwrap();
-    assert_eq!(
-        first,
-        Rotation::Rotated {
-            session,
-            user: ann.id
-        }
-    );
-    let replay = h
-        .store
-        .rotate_refresh_token(digest(1), digest(3), now, later)
-        .await
-        .unwrap();
-    assert_eq!(
-        replay,
-        Rotation::Reused {
-            session,
-            user: ann.id
-        }
-    );
-    let next = h
-        .store
-        .rotate_refresh_token(digest(2), digest(4), now, later)
-        .await
-        .unwrap();
-    assert_eq!(
-        next,
-        Rotation::Rotated {
-            session,
-            user: ann.id
-        }
-    );
-    let unknown = h
-        .store
-        .rotate_refresh_token(digest(99), digest(5), now, later)
-        .await
-        .unwrap();
-    assert_eq!(unknown, Rotation::Invalid);
+    assert_eq!(rotate(1, 2).await.unwrap(), rotated);
+    assert_eq!(rotate(1, 3).await.unwrap(), reused, "a replay");
+    assert_eq!(rotate(2, 4).await.unwrap(), rotated);
+    assert_eq!(rotate(99, 5).await.unwrap(), Rotation::Invalid, "unknown");
 
     h.store.revoke_session(session, now).await.unwrap();
-    let after_revoke = h
-        .store
-        .rotate_refresh_token(digest(4), digest(6), now, later)
-        .await
-        .unwrap();
-    assert_eq!(after_revoke, Rotation::Invalid);
+    assert_eq!(rotate(4, 6).await.unwrap(), Rotation::Invalid, "revoked");
     // A rotated token stays a replay after its session ended.
-    let replay_after_revoke = h
-        .store
-        .rotate_refresh_token(digest(1), digest(7), now, later)
-        .await
-        .unwrap();
-    assert_eq!(
-        replay_after_revoke,
-        Rotation::Reused {
-            session,
-            user: ann.id
-        }
-    );
+    assert_eq!(rotate(1, 7).await.unwrap(), reused);
 }
 
 async fn a_session_starts_only_for_the_checked_password_of_an_active_account(backend: Backend) {

@@ -1069,20 +1069,29 @@ fn a_new_password_built_from_the_address_is_refused() {
 
 // ---------------------------------------------------------------- profile and administration
 
-#[test]
-fn deactivating_a_user_revokes_their_sessions_and_every_change_is_audited() {
-    let admin = principal(User {
+fn admin() -> Principal {
+    principal(User {
         role: Role::Admin,
         ..user(true, true)
-    });
+    })
+}
+
+/// `user_by_id` finds `stored`, however often it is asked.
+fn finds(users: &mut MockUserStore, stored: &User) {
+    let stored = stored.clone();
+    users
+        .expect_user_by_id()
+        .returning(move |_| Ok(Some(stored.clone())));
+}
+
+#[test]
+fn deactivating_a_user_revokes_their_sessions_and_every_change_is_audited() {
+    let admin = admin();
     assert!(admin.is_admin());
     let target = user(true, true);
     let id = target.id;
     let mut m = Mocks::new();
-    let before = target.clone();
-    m.users
-        .expect_user_by_id()
-        .returning(move |_| Ok(Some(before.clone())));
+    finds(&mut m.users, &target);
     let after = User {
         role: Role::Admin,
         is_active: false,
@@ -1113,17 +1122,11 @@ fn deactivating_a_user_revokes_their_sessions_and_every_change_is_audited() {
 fn deactivating_an_account_read_as_inactive_still_revokes_its_sessions() {
     // Another admin may have reactivated it after it was read: sessions
     // started since must end, though nothing changed to audit.
-    let admin = principal(User {
-        role: Role::Admin,
-        ..user(true, true)
-    });
+    let admin = admin();
     let inactive = user(true, false);
     let id = inactive.id;
     let mut m = Mocks::new();
-    let before = inactive.clone();
-    m.users
-        .expect_user_by_id()
-        .returning(move |_| Ok(Some(before.clone())));
+    finds(&mut m.users, &inactive);
     m.users
         .expect_update_user()
         .returning(move |_, _, _| Ok(Some(inactive.clone())));
@@ -1139,10 +1142,7 @@ fn deactivating_an_account_read_as_inactive_still_revokes_its_sessions() {
 
 #[test]
 fn administering_an_unknown_user_is_not_found() {
-    let admin = principal(User {
-        role: Role::Admin,
-        ..user(true, true)
-    });
+    let admin = admin();
     let mut m = Mocks::new();
     m.users.expect_user_by_id().returning(|_| Ok(None));
     let (svc, _, _) = m.service(policy());
