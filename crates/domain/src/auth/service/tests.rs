@@ -1076,6 +1076,15 @@ fn admin() -> Principal {
     })
 }
 
+/// Expects the sessions of `user` to be revoked, all of them, once.
+fn revokes_every_session_once(sessions: &mut MockSessionStore, user: UserId) {
+    sessions
+        .expect_revoke_user_sessions()
+        .with(eq(user), eq(None), eq(t0()))
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+}
+
 /// `user_by_id` finds `stored`, however often it is asked.
 fn finds(users: &mut MockUserStore, stored: &User) {
     let stored = stored.clone();
@@ -1103,11 +1112,7 @@ fn deactivating_a_user_revokes_their_sessions_and_every_change_is_audited() {
             changes.role == Some(Role::Admin) && changes.is_active == Some(false)
         })
         .returning(move |_, _, _| Ok(Some(after.clone())));
-    m.sessions
-        .expect_revoke_user_sessions()
-        .with(eq(id), eq(None), eq(t0()))
-        .times(1)
-        .returning(|_, _, _| Ok(()));
+    revokes_every_session_once(&mut m.sessions, id);
     let (svc, audited, _) = m.service(policy());
     let updated =
         run(svc.administer_user(&admin, id, Some(Role::Admin), Some(false), &ctx())).unwrap();
@@ -1130,11 +1135,7 @@ fn deactivating_an_account_read_as_inactive_still_revokes_its_sessions() {
     m.users
         .expect_update_user()
         .returning(move |_, _, _| Ok(Some(inactive.clone())));
-    m.sessions
-        .expect_revoke_user_sessions()
-        .with(eq(id), eq(None), eq(t0()))
-        .times(1)
-        .returning(|_, _, _| Ok(()));
+    revokes_every_session_once(&mut m.sessions, id);
     let (svc, audited, _) = m.service(policy());
     run(svc.administer_user(&admin, id, None, Some(false), &ctx())).unwrap();
     assert!(audited.lock().unwrap().is_empty());
