@@ -166,24 +166,19 @@ pub async fn api_version(
     let mut response = next.call(request).await?;
     // `/events/{id}` is the short name of a v1 endpoint, not an unversioned
     // path: versioned, never "defaulted".
-    if is_events(&path) {
+    if is_api(&path) || is_events(&path) {
         response.headers_mut().insert(
             HeaderName::from_static("x-api-version"),
             HeaderValue::from_static("1"),
         );
     }
-    if is_api(&path) {
-        let headers = response.headers_mut();
-        headers.insert(
-            HeaderName::from_static("x-api-version"),
-            HeaderValue::from_static("1"),
+    let versioned =
+        path.starts_with("/api/v1/") || path == "/api/v1" || path == "/api/openapi.json";
+    if is_api(&path) && !versioned {
+        response.headers_mut().insert(
+            HeaderName::from_static("x-api-version-defaulted"),
+            HeaderValue::from_static("true"),
         );
-        if !path.starts_with("/api/v1/") && path != "/api/v1" && path != "/api/openapi.json" {
-            headers.insert(
-                HeaderName::from_static("x-api-version-defaulted"),
-                HeaderValue::from_static("true"),
-            );
-        }
     }
     Ok(response)
 }

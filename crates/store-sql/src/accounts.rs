@@ -177,13 +177,6 @@ impl SqlStore {
         first: &NewRefreshToken,
         verified: &PasswordHash,
     ) -> Result<SessionStart, TxFailure<StoreError>> {
-        let started = |stored: bool| {
-            if stored {
-                SessionStart::Started
-            } else {
-                SessionStart::Stale
-            }
-        };
         if self.database().backend() == DbBackend::Postgres {
             // One statement, so one round trip and atomic without a
             // transaction: logins are frequent enough for this to matter.
@@ -206,7 +199,11 @@ impl SqlStore {
                 ],
             );
             let inserted = self.database().connection().execute_raw(statement).await?;
-            return Ok(started(inserted.rows_affected() == 1));
+            return Ok(if inserted.rows_affected() == 1 {
+                SessionStart::Started
+            } else {
+                SessionStart::Stale
+            });
         }
         // SQLite runs one writer at a time: the check and the inserts see
         // every reset, change or deactivation committed before them, and

@@ -30,6 +30,10 @@ const RETRYABLE: &[&str] = &[
 /// SQLSTATEs that mean "a lock or the statement timed out", or that the
 /// database is not there to answer: an outage, not a bug, so the client
 /// hears 503 and may retry.
+///
+/// SQLite answers `SQLITE_BUSY` only once its busy handler has waited the
+/// whole lock timeout for another process (this one's writers queue on the
+/// write gate), so it is a lock timeout too: retrying would wait it again.
 const TIMED_OUT_OR_GONE: &[&str] = &[
     "55P03", // lock_not_available (lock_timeout)
     "57014", // query_canceled (statement_timeout)
@@ -38,10 +42,8 @@ const TIMED_OUT_OR_GONE: &[&str] = &[
     "57P03", // cannot_connect_now (starting up or shutting down)
     "3D000", // invalid_catalog_name: the database is gone
     "53300", // too_many_connections
-    // SQLITE_BUSY: only ever returned once the busy handler has waited the
-    // whole lock timeout for another process (this one's writers queue on
-    // the write gate): SQLite's 55P03. Retrying would wait it again.
-    "5", "08000", // connection_exception
+    "5",     // SQLITE_BUSY: SQLite's 55P03 (see above)
+    "08000", // connection_exception
     "08001", // sqlclient_unable_to_establish_sqlconnection
     "08003", // connection_does_not_exist
     "08004", // sqlserver_rejected_establishment_of_sqlconnection

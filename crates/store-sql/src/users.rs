@@ -91,6 +91,23 @@ impl SqlStore {
             .map_err(store_error)?;
         Ok(result.rows_affected > 0)
     }
+
+    /// Runs one UPDATE on the account and returns the row as it left it;
+    /// `None` when no row matched (no such account, or `update`'s own
+    /// conditions failed).
+    async fn update_user_returning(
+        &self,
+        id: UserId,
+        update: sea_orm::UpdateMany<users::Entity>,
+    ) -> Result<Option<users::Model>, StoreError> {
+        let _gate = self.database().write_gate().await;
+        let rows = update
+            .filter(users::Column::Id.eq(id.as_uuid()))
+            .exec_with_returning(self.database().connection())
+            .await
+            .map_err(store_error)?;
+        Ok(rows.into_iter().next())
+    }
 }
 
 #[async_trait]
@@ -183,22 +200,15 @@ impl UserStore for SqlStore {
         // A lock lifted (by a reset) between the two statements below means
         // trying again; twice in a row is a store too busy to decide.
         for _ in 0..2 {
-            let counted = {
-                let _gate = self.database().write_gate().await;
-                users::Entity::update_many()
-                    .col_expr(users::Column::FailedLogins, count())
-                    .col_expr(users::Column::LockedUntil, lock.clone())
-                    .filter(users::Column::Id.eq(id.as_uuid()))
-                    .filter(
-                        Condition::any()
-                            .add(users::Column::LockedUntil.is_null())
-                            .add(users::Column::LockedUntil.lte(db_time(now))),
-                    )
-                    .exec_with_returning(self.database().connection())
-                    .await
-                    .map_err(store_error)?
-            };
-            if let Some(row) = counted.first() {
+            let count_unless_locked = users::Entity::update_many()
+                .col_expr(users::Column::FailedLogins, count())
+                .col_expr(users::Column::LockedUntil, lock.clone())
+                .filter(
+                    Condition::any()
+                        .add(users::Column::LockedUntil.is_null())
+                        .add(users::Column::LockedUntil.lte(db_time(now))),
+                );
+            if let Some(row) = self.update_user_returning(id, count_unless_locked).await? {
                 let failures = u32::try_from(row.failed_logins)
                     .map_err(|_| integrity("users.failed_logins is negative"))?;
                 return Ok(FailedAttempt::Counted {
@@ -282,15 +292,11 @@ impl UserStore for SqlStore {
         }
         // The row as this statement left it, not as a later read finds it
         // after another admin's change.
-        let updated = {
-            let _gate = self.database().write_gate().await;
-            update
-                .filter(users::Column::Id.eq(id.as_uuid()))
-                .exec_with_returning(self.database().connection())
-                .await
-                .map_err(store_error)?
-        };
-        updated.first().map(user_from_row).transpose()
+        self.update_user_returning(id, update)
+            .await?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
     }
 
     async fn list_users(
