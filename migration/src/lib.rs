@@ -18,6 +18,7 @@ mod m20261123_000007_create_audit_log;
 mod m20261201_000008_add_bid_price_after;
 mod m20261201_000009_create_ws_tickets;
 mod m20261201_000010_bind_ws_tickets_to_sessions;
+mod m20261205_000011_add_close_retries;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_add_bid_price_after::Migration),
             Box::new(m20261201_000009_create_ws_tickets::Migration),
             Box::new(m20261201_000010_bind_ws_tickets_to_sessions::Migration),
+            Box::new(m20261205_000011_add_close_retries::Migration),
         ]
     }
 }

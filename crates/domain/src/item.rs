@@ -1,6 +1,6 @@
 //! Items up for auction: their terms, their life cycle and their public standing.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -313,10 +313,13 @@ impl NewItem {
                 .as_deref()
                 .map_or_else(|| Ok(Currency::default()), Currency::parse),
         );
+        // Validated as it will be stored (to the microsecond), so a time a
+        // fraction of a microsecond ahead is not stored as already past.
+        let close_at = draft.close_at.trunc_subsecs(6);
         let latest_close = now + Duration::days(MAX_AUCTION_LENGTH_DAYS);
-        if draft.close_at <= now {
+        if close_at <= now {
             errors.add("close_at", "must be in the future");
-        } else if draft.close_at > latest_close {
+        } else if close_at > latest_close {
             errors.add(
                 "close_at",
                 format_args!("must be at most {MAX_AUCTION_LENGTH_DAYS} days ahead"),
@@ -331,7 +334,7 @@ impl NewItem {
                 currency: currency?,
                 base_price: base_price?,
                 min_increment: min_increment?,
-                close_at: draft.close_at,
+                close_at,
                 created_at: now,
                 status: ItemStatus::Open,
             })
@@ -415,6 +418,21 @@ mod tests {
         let mut last_day = draft(now);
         last_day.close_at = now + Duration::days(365);
         assert!(NewItem::parse(last_day, UserId::generate(), now).is_ok());
+    }
+
+    #[test]
+    fn close_at_is_judged_as_stored_to_the_microsecond() {
+        use chrono::Timelike;
+        let now = Utc::now().with_nanosecond(1_000_500).unwrap();
+        // 300 ns ahead, but stored as 1 ms sharp: before `now`.
+        let mut within_a_microsecond = draft(now);
+        within_a_microsecond.close_at = now + Duration::nanoseconds(300);
+        let errors = NewItem::parse(within_a_microsecond, UserId::generate(), now).unwrap_err();
+        assert_eq!(errors.fields()[0].field, "close_at");
+        let mut ahead = draft(now);
+        ahead.close_at = now + Duration::nanoseconds(1_700);
+        let item = NewItem::parse(ahead, UserId::generate(), now).unwrap();
+        assert_eq!(item.item().close_at.nanosecond(), 1_002_000);
     }
 
     #[test]

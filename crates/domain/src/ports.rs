@@ -286,6 +286,20 @@ impl LifecycleDecision {
     pub fn cancel(&self, item: &Item, standing: &PublicStanding) -> Result<(), CancelRejection> {
         engine::cancel(item, standing, self.clock.now())
     }
+
+    /// When a due item that could not be read for the `failures`-th time in
+    /// a row is looked at again: one minute after the first failure,
+    /// doubling, at most an hour apart. Until then the closer passes it by,
+    /// so it never holds up the items due after it, and a fault an operator
+    /// repairs (a sealing key put back) is noticed within the hour.
+    #[must_use]
+    pub fn retry_close_at(&self, failures: u32) -> Timestamp {
+        const FIRST: chrono::Duration = chrono::Duration::minutes(1);
+        const LONGEST: chrono::Duration = chrono::Duration::hours(1);
+        let doublings = failures.saturating_sub(1).min(6);
+        let delay = (FIRST * 2_i32.pow(doublings)).min(LONGEST);
+        self.clock.now() + delay
+    }
 }
 
 impl fmt::Debug for LifecycleDecision {
@@ -323,6 +337,37 @@ pub struct ClosedItem {
     pub listed: ListedItem,
     /// Its bidders.
     pub bidders: Vec<UserId>,
+}
+
+/// A due item the closer could not read, left open and passed by until
+/// `retry_at` so that it holds up no other item.
+#[derive(Debug)]
+pub struct CloseFailure {
+    /// The item.
+    pub item: ItemId,
+    /// Why it could not be closed (an integrity failure, as a rule).
+    pub error: StoreError,
+    /// Failed attempts in a row, this one included.
+    pub failures: u32,
+    /// When the closer looks at it again.
+    pub retry_at: Timestamp,
+}
+
+/// What one round of the closer did.
+#[derive(Debug, Default)]
+pub struct CloseRound<T> {
+    /// The items it closed.
+    pub closed: Vec<T>,
+    /// The due items it could not read.
+    pub failed: Vec<CloseFailure>,
+}
+
+impl<T> CloseRound<T> {
+    /// How many due items the round took up, closed or not.
+    #[must_use]
+    pub fn taken(&self) -> usize {
+        self.closed.len() + self.failed.len()
+    }
 }
 
 /// A bid with its item and the item's unsealed standing: enough to tell the
@@ -436,18 +481,25 @@ pub trait AuctionStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<PricePoint>, StoreError>;
 
-    /// Closes up to `limit` items whose close time has come, each under its
-    /// own row lock taken with SKIP LOCKED semantics (so concurrent closers on
-    /// several instances never close one item twice), deciding each with
-    /// `decision.close`. Returns the items it closed with their bidders.
+    /// Closes up to `limit` items whose close time has come, oldest first,
+    /// each under its own row lock taken with SKIP LOCKED semantics (so
+    /// concurrent closers on several instances never close one item twice),
+    /// deciding each with `decision.close`. Returns the items it closed with
+    /// their bidders.
+    ///
+    /// A due item whose stored state cannot be read (an integrity failure)
+    /// must not stop the others: it stays open, its failure is counted on
+    /// it, it is passed by until `decision.retry_close_at(failures)`, and it
+    /// is reported in [`CloseRound::failed`] while the rest commit.
     ///
     /// # Errors
-    /// [`StoreError`] when the store fails; items already committed stay closed.
+    /// [`StoreError`] when the store itself fails; items already committed
+    /// stay closed.
     async fn close_due_items(
         &self,
         decision: LifecycleDecision,
         limit: u32,
-    ) -> Result<Vec<ClosedItem>, StoreError>;
+    ) -> Result<CloseRound<ClosedItem>, StoreError>;
 
     /// Cancels an item under its row lock when `decision.cancel` allows it.
     ///
@@ -620,4 +672,22 @@ pub trait UserStore: Send + Sync {
         after: Option<UserCursor>,
         limit: u32,
     ) -> Result<Vec<User>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_item_is_retried_after_a_minute_doubling_up_to_an_hour() {
+        let now = chrono::Utc::now();
+        let mut clock = MockClock::new();
+        clock.expect_now().return_const(now);
+        let decision = LifecycleDecision::new(Arc::new(clock));
+        let delays: Vec<i64> = [0, 1, 2, 3, 6, 7, 8, 100, u32::MAX]
+            .into_iter()
+            .map(|failures| (decision.retry_close_at(failures) - now).num_minutes())
+            .collect();
+        assert_eq!(delays, [1, 1, 2, 4, 32, 60, 60, 60, 60]);
+    }
 }

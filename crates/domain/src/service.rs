@@ -10,8 +10,8 @@ use crate::ids::{ItemId, UserId};
 use crate::item::{Item, ItemCursor, ItemDraft, ItemStatus, ListedItem, NewItem, StatusFilter};
 use crate::live::{ItemEvent, PriceEvent, notifications_after_bid, notifications_after_close};
 use crate::ports::{
-    AcceptedBid, AuctionStore, BidDecision, CancelItemError, Clock, CommitHook, LifecycleDecision,
-    LiveEvents, PlaceBidError, StoreError,
+    AcceptedBid, AuctionStore, BidDecision, CancelItemError, Clock, CloseRound, CommitHook,
+    LifecycleDecision, LiveEvents, PlaceBidError, StoreError,
 };
 use crate::user::User;
 use crate::validation::ValidationErrors;
@@ -315,17 +315,19 @@ impl AuctionService {
     }
 
     /// Closes up to `limit` items whose time has come, then publishes each
-    /// close and tells its winner and losers.
+    /// close and tells its winner and losers. Due items that could not be
+    /// read are reported, not closed, and hold up no other item.
     ///
     /// # Errors
     /// The store's failure.
-    pub async fn close_due_items(&self, limit: u32) -> Result<Vec<ListedItem>, StoreError> {
-        let closed = self
+    pub async fn close_due_items(&self, limit: u32) -> Result<CloseRound<ListedItem>, StoreError> {
+        let round = self
             .auctions
             .close_due_items(self.lifecycle(), limit)
             .await?;
         let now = self.clock.now();
-        Ok(closed
+        let closed = round
+            .closed
             .into_iter()
             .map(|closed| {
                 if let Some(event) = ItemEvent::closed(&closed.listed) {
@@ -337,7 +339,11 @@ impl AuctionService {
                 }
                 closed.listed
             })
-            .collect())
+            .collect();
+        Ok(CloseRound {
+            closed,
+            failed: round.failed,
+        })
     }
 
     /// Cancels an item that nobody has bid on, and tells its watchers.
@@ -770,17 +776,20 @@ mod tests {
                 let outcome = decision.close(&due, &standing).unwrap();
                 let mut closed = due.clone();
                 closed.status = ItemStatus::Closed(outcome);
-                Ok(vec![ClosedItem {
-                    listed: ListedItem {
-                        item: closed,
-                        standing: standing.public(),
-                    },
-                    bidders: vec![loser, winner],
-                }])
+                Ok(CloseRound {
+                    closed: vec![ClosedItem {
+                        listed: ListedItem {
+                            item: closed,
+                            standing: standing.public(),
+                        },
+                        bidders: vec![loser, winner],
+                    }],
+                    failed: Vec::new(),
+                })
             });
         let (svc, recorded) = service(store, it.close_at, AuctionPolicy::default());
 
-        let closed = run(svc.close_due_items(10)).unwrap();
+        let closed = run(svc.close_due_items(10)).unwrap().closed;
         assert!(matches!(
             closed[0].item.status,
             ItemStatus::Closed(CloseOutcome::Sold { winner: w, .. }) if w == winner

@@ -18,7 +18,9 @@ const CLOSE_BATCH: u32 = 100;
 /// How often expired tickets are purged.
 pub const PURGE_EVERY: Duration = Duration::from_secs(60);
 
-/// Closes due items forever, every [`CLOSE_EVERY`].
+/// Closes due items forever, every [`CLOSE_EVERY`]. An item that cannot be
+/// read is logged at error and counted in `auction_close_failures_total`;
+/// the store passes it by for a while, so the others keep closing.
 pub async fn close_auctions(auctions: AuctionService) {
     let mut every = tokio::time::interval(CLOSE_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -28,12 +30,23 @@ pub async fn close_auctions(auctions: AuctionService) {
         // restart, or many items closing together) clears at once.
         loop {
             match auctions.close_due_items(CLOSE_BATCH).await {
-                Ok(closed) => {
-                    for listed in &closed {
+                Ok(round) => {
+                    for listed in &round.closed {
                         tracing::info!(item = %listed.item.id, status = listed.item.status.as_str(), bids = listed.standing.bid_count, "auction closed");
                     }
-                    metrics::counter!("auctions_closed_total").increment(closed.len() as u64);
-                    if closed.len() < CLOSE_BATCH as usize {
+                    for failure in &round.failed {
+                        tracing::error!(
+                            item = %failure.item,
+                            error = %failure.error,
+                            failures = failure.failures,
+                            retry_at = %failure.retry_at,
+                            "an auction due to close cannot be read; it stays open and is retried later"
+                        );
+                    }
+                    metrics::counter!("auctions_closed_total").increment(round.closed.len() as u64);
+                    metrics::counter!("auction_close_failures_total")
+                        .increment(round.failed.len() as u64);
+                    if round.taken() < CLOSE_BATCH as usize {
                         break;
                     }
                 }

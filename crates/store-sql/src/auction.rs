@@ -8,8 +8,8 @@ use pp_domain::engine::Standing;
 use pp_domain::item::{Description, PublicStanding, Title};
 use pp_domain::live::PricePoint;
 use pp_domain::ports::{
-    AcceptedBid, AuctionStore, BidDecision, BidRecord, CancelItemError, ClosedItem,
-    LifecycleDecision, PlaceBidError, StoreError,
+    AcceptedBid, AuctionStore, BidDecision, BidRecord, CancelItemError, CloseFailure, CloseRound,
+    ClosedItem, LifecycleDecision, PlaceBidError, StoreError,
 };
 use pp_domain::{
     Bid, BidCursor, BidId, CloseOutcome, Currency, Item, ItemCursor, ItemId, ItemStatus,
@@ -146,7 +146,7 @@ impl SqlStore {
         &self,
         decision: &LifecycleDecision,
         limit: u32,
-    ) -> Result<Vec<ClosedItem>, TxFailure<StoreError>> {
+    ) -> Result<CloseRound<ClosedItem>, TxFailure<StoreError>> {
         let tx = self.database().begin_write().await?;
         let result = self.close_due_in(&tx.txn, decision, limit).await;
         tx.finish(result).await
@@ -157,20 +157,36 @@ impl SqlStore {
         txn: &impl ConnectionTrait,
         decision: &LifecycleDecision,
         limit: u32,
-    ) -> Result<Vec<ClosedItem>, TxFailure<StoreError>> {
-        // SKIP LOCKED: an item another closer (or a bid) holds is left for the next round.
+    ) -> Result<CloseRound<ClosedItem>, TxFailure<StoreError>> {
+        let now = decision.now();
+        // SKIP LOCKED: an item another closer (or a bid) holds is left for
+        // the next round. An item that could not be read is passed by until
+        // its retry time, so it never heads the queue for good.
         let due = items::Entity::find()
             .filter(items::Column::Status.eq("open"))
-            .filter(items::Column::CloseAt.lte(decision.now()))
+            .filter(items::Column::CloseAt.lte(now))
+            .filter(
+                Condition::any()
+                    .add(items::Column::CloseRetryAt.is_null())
+                    .add(items::Column::CloseRetryAt.lte(now)),
+            )
             .order_by_asc(items::Column::CloseAt)
             .limit(u64::from(limit))
             .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
             .all(txn)
             .await?;
         let mut closed = Vec::with_capacity(due.len());
+        let mut failed = Vec::new();
         for row in due {
-            let mut item = item_from_row(&row).map_err(TxFailure::Outcome)?;
-            let standing = self.standing_from_row(&row).map_err(TxFailure::Outcome)?;
+            let read = item_from_row(&row)
+                .and_then(|item| Ok((item, self.standing_from_row(&row)?)));
+            let (mut item, standing) = match read {
+                Ok(read) => read,
+                Err(error) => {
+                    failed.push(self.defer_close(txn, decision, &row, error).await?);
+                    continue;
+                }
+            };
             let Ok(outcome) = decision.close(&item, &standing) else {
                 continue;
             };
@@ -184,10 +200,7 @@ impl SqlStore {
                     items::Column::WinnerId,
                     Expr::value(outcome.winner().map(|w| w.as_uuid())),
                 )
-                .col_expr(
-                    items::Column::ClosedAt,
-                    Expr::value(db_time(decision.now())),
-                )
+                .col_expr(items::Column::ClosedAt, Expr::value(db_time(now)))
                 .filter(items::Column::Id.eq(row.id))
                 .exec(txn)
                 .await?;
@@ -215,7 +228,7 @@ impl SqlStore {
                     .push(UserId::from_uuid(user));
             }
         }
-        Ok(closed
+        let closed = closed
             .into_iter()
             .map(|listed| ClosedItem {
                 bidders: bidders
@@ -223,7 +236,38 @@ impl SqlStore {
                     .unwrap_or_default(),
                 listed,
             })
-            .collect())
+            .collect();
+        Ok(CloseRound { closed, failed })
+    }
+
+    /// Counts a failed attempt to close `row` and puts its next one off, in
+    /// the closer's transaction, so the other due items still commit.
+    async fn defer_close(
+        &self,
+        txn: &impl ConnectionTrait,
+        decision: &LifecycleDecision,
+        row: &items::Model,
+        error: StoreError,
+    ) -> Result<CloseFailure, TxFailure<StoreError>> {
+        let failures = u32::try_from(row.close_failures)
+            .unwrap_or(0)
+            .saturating_add(1);
+        let retry_at = db_time(decision.retry_close_at(failures));
+        items::Entity::update_many()
+            .col_expr(
+                items::Column::CloseFailures,
+                Expr::value(i32::try_from(failures).unwrap_or(i32::MAX)),
+            )
+            .col_expr(items::Column::CloseRetryAt, Expr::value(retry_at))
+            .filter(items::Column::Id.eq(row.id))
+            .exec(txn)
+            .await?;
+        Ok(CloseFailure {
+            item: ItemId::from_uuid(row.id),
+            error,
+            failures,
+            retry_at,
+        })
     }
 
     async fn try_cancel(
@@ -284,6 +328,8 @@ impl AuctionStore for SqlStore {
             final_price: Set(None),
             winner_id: Set(None),
             closed_at: Set(None),
+            close_failures: Set(0),
+            close_retry_at: Set(None),
         };
         let insert = async {
             let tx = self.database().begin_write().await?;
@@ -479,7 +525,7 @@ impl AuctionStore for SqlStore {
         &self,
         decision: LifecycleDecision,
         limit: u32,
-    ) -> Result<Vec<ClosedItem>, StoreError> {
+    ) -> Result<CloseRound<ClosedItem>, StoreError> {
         with_retries(|| self.try_close_due(&decision, limit)).await
     }
 

@@ -49,6 +49,10 @@ pub(crate) mod items {
         pub final_price: Option<i64>,
         pub winner_id: Option<Uuid>,
         pub closed_at: Option<DateTimeUtc>,
+        /// Failed attempts in a row to close it (its state could not be read).
+        pub close_failures: i32,
+        /// The closer passes it by until then, after a failed attempt.
+        pub close_retry_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use pp_domain::engine::CancelRejection;
-use pp_domain::ports::{AuctionStore, CancelItemError, LifecycleDecision, PlaceBidError};
+use pp_domain::ports::{
+    AuctionStore, CancelItemError, LifecycleDecision, PlaceBidError, StoreError,
+};
 use pp_domain::{BidRejection, BidState, CloseOutcome, ItemId, ItemStatus};
 use pp_store_sql::{Database, SqlStore};
 use pp_testkit::{Backend, TEST_SEALING_KEY};
@@ -25,7 +27,7 @@ async fn a_due_item_closes_once_with_the_leader_as_winner(backend: Backend) {
     h.auctions.place_bid(&bob, id, plain(250)).await.unwrap();
 
     assert!(
-        h.auctions.close_due_items(10).await.unwrap().is_empty(),
+        h.auctions.close_due_items(10).await.unwrap().closed.is_empty(),
         "nothing is due yet"
     );
     h.clock.advance(Duration::hours(1));
@@ -42,8 +44,9 @@ async fn a_due_item_closes_once_with_the_leader_as_winner(backend: Backend) {
     );
     let closed: Vec<_> = mine
         .unwrap()
+        .closed
         .into_iter()
-        .chain(theirs.unwrap().into_iter().map(|c| c.listed))
+        .chain(theirs.unwrap().closed.into_iter().map(|c| c.listed))
         .collect();
     let ids: Vec<ItemId> = closed.iter().map(|l| l.item.id).collect();
     assert_eq!(ids.len(), 2, "each item closes exactly once: {ids:?}");
@@ -76,7 +79,7 @@ async fn a_due_item_closes_once_with_the_leader_as_winner(backend: Backend) {
     assert_eq!((lost.state, lost.effective), (BidState::Lost, money(250)));
 
     assert!(
-        h.auctions.close_due_items(10).await.unwrap().is_empty(),
+        h.auctions.close_due_items(10).await.unwrap().closed.is_empty(),
         "nothing closes twice"
     );
     let late = h.bidder().await;
@@ -93,12 +96,12 @@ async fn the_closer_takes_at_most_its_limit_oldest_first(backend: Backend) {
     h.clock.advance(Duration::minutes(1));
     let second = h.item(100, 5).await;
     h.clock.advance(Duration::hours(2));
-    let closed = h.auctions.close_due_items(1).await.unwrap();
+    let closed = h.auctions.close_due_items(1).await.unwrap().closed;
     assert_eq!(
         closed.iter().map(|l| l.item.id).collect::<Vec<_>>(),
         [first.item.id]
     );
-    let rest = h.auctions.close_due_items(5).await.unwrap();
+    let rest = h.auctions.close_due_items(5).await.unwrap().closed;
     assert_eq!(
         rest.iter().map(|l| l.item.id).collect::<Vec<_>>(),
         [second.item.id]
@@ -140,15 +143,114 @@ async fn an_item_is_cancelled_only_while_nobody_has_bid(backend: Backend) {
     ));
     // A cancelled item is never closed.
     h.clock.advance(Duration::hours(2));
-    let closed = h.auctions.close_due_items(10).await.unwrap();
+    let closed = h.auctions.close_due_items(10).await.unwrap().closed;
     assert_eq!(
         closed.iter().map(|l| l.item.id).collect::<Vec<_>>(),
         [busy.item.id]
     );
 }
 
+/// A tampered item (its public price no longer matches its sealed
+/// standing) stays open and is passed by; the items due after it close.
+async fn an_unreadable_item_never_holds_up_the_ones_due_after_it(backend: Backend) {
+    use sea_orm::ConnectionTrait;
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+
+    let h = Harness::new(backend).await;
+    let bad = h.item(100, 5).await;
+    h.clock.advance(Duration::minutes(1));
+    let good = h.item(100, 5).await;
+    let bidder = h.bidder().await;
+    h.auctions
+        .place_bid(&bidder, bad.item.id, plain(100))
+        .await
+        .unwrap();
+    h.store
+        .database()
+        .connection()
+        .execute(
+            Query::update()
+                .table("items")
+                .value("current_price", 90_i64)
+                .and_where(Expr::col("id").eq(bad.item.id.as_uuid())),
+        )
+        .await
+        .unwrap();
+    h.clock.advance(Duration::hours(2));
+
+    // The bad item is the oldest due: a round of one takes it first, and
+    // fails it, without closing anything or failing the round.
+    let first = h.auctions.close_due_items(1).await.unwrap();
+    assert!(first.closed.is_empty());
+    assert_eq!(first.failed.len(), 1);
+    assert_eq!(first.failed[0].item, bad.item.id);
+    assert_eq!(first.failed[0].failures, 1);
+    assert!(matches!(first.failed[0].error, StoreError::Integrity(_)));
+    // The next round passes it by and closes the item due after it.
+    let second = h.auctions.close_due_items(1).await.unwrap();
+    assert_eq!(
+        second.closed.iter().map(|l| l.item.id).collect::<Vec<_>>(),
+        [good.item.id]
+    );
+    assert!(second.failed.is_empty());
+    assert_eq!(h.listed(&bad).await.item.status, ItemStatus::Open);
+
+    // Retried after a minute, then two.
+    h.clock.advance(Duration::seconds(61));
+    let retried = h.auctions.close_due_items(10).await.unwrap();
+    assert_eq!(
+        retried.failed.iter().map(|f| f.failures).collect::<Vec<_>>(),
+        [2]
+    );
+    assert_eq!(
+        retried.failed[0].retry_at,
+        pp_domain::ports::Clock::now(h.clock.as_ref()) + Duration::minutes(2)
+    );
+    h.clock.advance(Duration::seconds(61));
+    assert_eq!(h.auctions.close_due_items(10).await.unwrap().taken(), 0);
+}
+
+/// A bad item in the middle of a round: the items before and after it
+/// commit in that same round.
+async fn a_round_with_a_bad_item_still_commits_the_others(backend: Backend) {
+    use sea_orm::ConnectionTrait;
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+
+    let h = Harness::new(backend).await;
+    let before = h.item(100, 5).await;
+    let bad = h.item(100, 5).await;
+    let after = h.item(100, 5).await;
+    h.store
+        .database()
+        .connection()
+        .execute(
+            Query::update()
+                .table("items")
+                .value("current_price", 500_i64)
+                .and_where(Expr::col("id").eq(bad.item.id.as_uuid())),
+        )
+        .await
+        .unwrap();
+    h.clock.advance(Duration::hours(2));
+    let round = h.auctions.close_due_items(10).await.unwrap();
+    let mut closed: Vec<ItemId> = round.closed.iter().map(|l| l.item.id).collect();
+    closed.sort();
+    let mut expected = vec![before.item.id, after.item.id];
+    expected.sort();
+    assert_eq!(closed, expected);
+    assert_eq!(round.failed.len(), 1);
+    for item in [&before, &after] {
+        assert_eq!(
+            h.listed(item).await.item.status,
+            ItemStatus::Closed(CloseOutcome::Unsold)
+        );
+    }
+}
+
 on_both_backends!(
     a_due_item_closes_once_with_the_leader_as_winner,
     the_closer_takes_at_most_its_limit_oldest_first,
     an_item_is_cancelled_only_while_nobody_has_bid,
+    an_unreadable_item_never_holds_up_the_ones_due_after_it,
+    a_round_with_a_bad_item_still_commits_the_others,
 );

@@ -162,7 +162,8 @@ async fn a_close_reports_everyone_who_bid_in_arrival_order(backend: Backend) {
         .store
         .close_due_items(LifecycleDecision::new(h.clock.clone()), 10)
         .await
-        .unwrap();
+        .unwrap()
+        .closed;
     assert_eq!(closed.len(), 2);
     let with_bids = closed
         .iter()
