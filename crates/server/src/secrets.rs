@@ -7,7 +7,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use base64::Engine;
-use rand::TryRngCore;
+use rand::TryRng;
 use zeroize::Zeroizing;
 
 use crate::config::ConfigError;
@@ -46,7 +46,7 @@ fn read_or_create(dir: &Path, name: &str, random_bytes: usize) -> Result<String,
     {
         Ok(mut file) => {
             let mut raw = Zeroizing::new(vec![0u8; random_bytes]);
-            rand::rngs::OsRng
+            rand::rngs::SysRng
                 .try_fill_bytes(&mut raw)
                 .map_err(|e| problem(&path, e))?;
             let encoded = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&*raw));

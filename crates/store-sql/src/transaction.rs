@@ -4,7 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use pp_domain::ports::StoreError;
-use rand::Rng;
+use rand::RngExt;
 use sea_orm::DbErr;
 
 use crate::database::WriteTransaction;

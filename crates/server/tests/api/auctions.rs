@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use pp_domain::engine::replay;
 use pp_domain::{BidOffer, Money, UserId};
-use rand::Rng;
+use rand::RngExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

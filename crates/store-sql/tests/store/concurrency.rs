@@ -8,7 +8,7 @@ use pp_domain::engine::replay;
 use pp_domain::ports::{AcceptedBid, AuctionStore, PlaceBidError};
 use pp_domain::{BidOffer, BidRejection, ItemId, User};
 use pp_testkit::Backend;
-use rand::Rng;
+use rand::{Rng, RngExt};
 use tokio::sync::Barrier;
 
 use crate::on_both_backends;
