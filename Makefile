@@ -3,7 +3,7 @@ SHELL := bash
 CARGO ?= cargo
 COVERAGE_MIN ?= 80
 
-.PHONY: help run migrate test test-rust test-web e2e web lint fmt cov bench bench-bids hooks services clean
+.PHONY: help run migrate test test-rust test-web e2e web lint fmt deny cov bench bench-bids hooks services clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ lint: ## formatting and clippy (warnings are errors)
 
 fmt: ## format the code
 	$(CARGO) fmt --all
+
+deny: ## supply chain: cargo-deny (advisories offline, licences, bans, sources), npm audit
+	scripts/deny.sh
 
 cov: services ## tests with line coverage; fails under $(COVERAGE_MIN) %
 	$(CARGO) llvm-cov nextest --workspace --no-tests=warn \
