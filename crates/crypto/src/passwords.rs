@@ -1,5 +1,6 @@
 //! Password hashing (argon2id) and the breached-password check (zxcvbn).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use std::cell::RefCell;
@@ -117,10 +118,24 @@ type Job = Box<dyn FnOnce() + Send>;
 struct HashPool {
     jobs: mpsc::Sender<Job>,
     threads: usize,
+    /// Jobs queued or running now.
+    pending: Arc<AtomicUsize>,
+    /// The most that may be queued or running: the threads plus the queue.
+    capacity: usize,
+}
+
+/// One job counted in [`HashPool::pending`] until it has run (or was dropped
+/// unrun), whatever became of the caller who waited for it.
+struct Pending(Arc<AtomicUsize>);
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl HashPool {
-    fn start(threads: usize) -> anyhow::Result<Self> {
+    fn start(threads: usize, waiting: usize) -> anyhow::Result<Self> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         for index in 0..threads {
@@ -145,17 +160,32 @@ impl HashPool {
                     }
                 })?;
         }
-        Ok(HashPool { jobs, threads })
+        Ok(HashPool {
+            jobs,
+            threads,
+            pending: Arc::new(AtomicUsize::new(0)),
+            capacity: threads.saturating_add(waiting),
+        })
     }
 
     /// Runs `work` on a hashing thread and waits for it without blocking.
+    ///
+    /// # Errors
+    /// [`StoreError::Busy`] at once when the queue is full: waiting longer
+    /// would only grow a backlog no client waits out.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, StoreError> {
+        if self.pending.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            return Err(StoreError::Busy);
+        }
+        let counted = Pending(Arc::clone(&self.pending));
         let (done, result) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Box::new(move || {
+                let _counted = counted;
                 let _ = done.send(work());
             }))
             .map_err(internal)?;
@@ -189,18 +219,34 @@ fn internal(err: impl std::fmt::Display) -> StoreError {
 
 impl Argon2Hasher {
     /// A hasher with `params` on `concurrency` hashing threads (at least
-    /// one). Computes the dummy hash, so call it at start-up.
+    /// one), with room for as many waiting hashes as the threads can finish
+    /// in a moment (64 each); see [`Self::with_queue`]. Computes the dummy
+    /// hash, so call it at start-up.
     ///
     /// # Errors
     /// When the parameters are invalid.
     pub fn new(params: HashParams, concurrency: usize) -> anyhow::Result<Self> {
+        Self::with_queue(params, concurrency, concurrency.max(1) * 64)
+    }
+
+    /// [`Self::new`] with room for at most `queue` hashes waiting for a
+    /// thread; past that a hash is refused at once with
+    /// [`StoreError::Busy`].
+    ///
+    /// # Errors
+    /// When the parameters are invalid.
+    pub fn with_queue(
+        params: HashParams,
+        concurrency: usize,
+        queue: usize,
+    ) -> anyhow::Result<Self> {
         let mut random = Zeroizing::new([0u8; 32]);
         rand::fill(&mut random[..]);
         let dummy = hash_new(&params.params()?, &random[..])
             .map_err(|e| anyhow::anyhow!("cannot compute the dummy hash: {e}"))?;
         Ok(Argon2Hasher {
             params,
-            pool: HashPool::start(concurrency.max(1))?,
+            pool: HashPool::start(concurrency.max(1), queue)?,
             dummy: PasswordHash::new(dummy),
         })
     }
@@ -380,6 +426,44 @@ mod tests {
                 needs_rehash: false
             }
         );
+    }
+
+    #[tokio::test]
+    async fn past_the_queue_a_hash_is_refused_at_once_and_room_comes_back() {
+        let hasher = Arc::new(Argon2Hasher::with_queue(FAST, 1, 2).unwrap());
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = Arc::new(Mutex::new(held));
+        // One job holds the only thread; two wait in the queue.
+        let running = {
+            let held = Arc::clone(&held);
+            tokio::spawn({
+                let hasher = Arc::clone(&hasher);
+                async move {
+                    hasher
+                        .pool
+                        .run(move || held.lock().unwrap().recv().is_ok())
+                        .await
+                }
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let queued: Vec<_> = (0..2)
+            .map(|_| {
+                let hasher = Arc::clone(&hasher);
+                tokio::spawn(async move { hasher.hash(&pw("queued passphrase")).await })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(matches!(
+            hasher.verify(&pw("one too many"), None).await,
+            Err(StoreError::Busy)
+        ));
+        release.send(()).unwrap();
+        assert!(running.await.unwrap().unwrap());
+        for job in queued {
+            assert!(job.await.unwrap().is_ok());
+        }
+        assert!(hasher.hash(&pw("room again")).await.is_ok());
     }
 
     #[tokio::test]

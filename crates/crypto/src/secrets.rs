@@ -27,6 +27,14 @@ impl SecretTokens for RandomSecretTokens {
         digest.copy_from_slice(&Sha256::digest(plain.as_bytes()));
         TokenDigest(digest)
     }
+
+    /// 32 bytes in unpadded URL-safe base64: 43 characters of its alphabet.
+    fn well_formed(&self, plain: &str) -> bool {
+        plain.len() == 43
+            && plain
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    }
 }
 
 #[cfg(test)]
@@ -47,5 +55,23 @@ mod tests {
         );
         assert_eq!(tokens.digest(&a.plain), a.digest);
         assert_ne!(tokens.digest(&b.plain), a.digest);
+        assert!(tokens.well_formed(&a.plain));
+    }
+
+    #[test]
+    fn only_the_shape_of_a_generated_token_is_well_formed() {
+        let tokens = RandomSecretTokens;
+        let generated = tokens.generate();
+        for bad in [
+            "",
+            "garbage",
+            &generated.plain[..42],
+            &format!("{}A", generated.plain.as_str()),
+            &format!("{}=", &generated.plain[..42]),
+            &format!("{}+", &generated.plain[..42]),
+            &format!("{}é", &generated.plain[..41]),
+        ] {
+            assert!(!tokens.well_formed(bad), "{bad:?}");
+        }
     }
 }

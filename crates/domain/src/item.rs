@@ -6,7 +6,7 @@ use thiserror::Error;
 
 use crate::ids::{ItemId, UserId};
 use crate::money::{Currency, Money};
-use crate::validation::{Collector, ValidationErrors};
+use crate::validation::{Collector, ValidationErrors, is_forbidden_in_text};
 
 /// A point in time, always UTC.
 pub type Timestamp = DateTime<Utc>;
@@ -38,19 +38,26 @@ pub enum TextError {
     /// Longer than allowed, counted in Unicode code points.
     #[error("must be at most {0} characters")]
     TooLong(usize),
+    /// A control character (a line break in a title) or a bidirectional
+    /// override.
+    #[error("must not contain control characters")]
+    ControlCharacter,
 }
 
 impl Title {
     const MAX_CHARS: usize = 200;
 
     /// # Errors
-    /// [`TextError`] when empty after trimming or longer than 200 characters.
+    /// [`TextError`] when empty after trimming, longer than 200 characters,
+    /// or holding a control character (a line break included).
     pub fn parse(raw: &str) -> Result<Self, TextError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
             Err(TextError::Empty)
         } else if trimmed.chars().count() > Self::MAX_CHARS {
             Err(TextError::TooLong(Self::MAX_CHARS))
+        } else if trimmed.chars().any(|c| is_forbidden_in_text(c, false)) {
+            Err(TextError::ControlCharacter)
         } else {
             Ok(Title(trimmed.to_owned()))
         }
@@ -67,11 +74,15 @@ impl Description {
     const MAX_CHARS: usize = 10_000;
 
     /// # Errors
-    /// [`TextError::TooLong`] beyond 10,000 characters.
+    /// [`TextError::TooLong`] beyond 10,000 characters,
+    /// [`TextError::ControlCharacter`] for a control character other than a
+    /// line break or tab.
     pub fn parse(raw: &str) -> Result<Self, TextError> {
         let trimmed = raw.trim();
         if trimmed.chars().count() > Self::MAX_CHARS {
             Err(TextError::TooLong(Self::MAX_CHARS))
+        } else if trimmed.chars().any(|c| is_forbidden_in_text(c, true)) {
+            Err(TextError::ControlCharacter)
         } else {
             Ok(Description(trimmed.to_owned()))
         }
@@ -433,6 +444,27 @@ mod tests {
         ahead.close_at = now + Duration::nanoseconds(1_700);
         let item = NewItem::parse(ahead, UserId::generate(), now).unwrap();
         assert_eq!(item.item().close_at.nanosecond(), 1_002_000);
+    }
+
+    #[test]
+    fn text_refuses_control_characters_and_bidi_overrides() {
+        for bad in [
+            "a\0b",
+            "a\u{1b}[31mb",
+            "a\u{7f}",
+            "a\u{202E}b",
+            "a\u{2066}b",
+            "a\nb",
+        ] {
+            assert_eq!(
+                Title::parse(bad),
+                Err(TextError::ControlCharacter),
+                "{bad:?}"
+            );
+        }
+        assert!(Description::parse("line one\n\tline two\r\n").is_ok());
+        assert_eq!(Description::parse("a\0b"), Err(TextError::ControlCharacter));
+        assert!(Title::parse("Ünïcödé, 漢字 and emoji 🎨").is_ok());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use thiserror::Error;
 use crate::email::Email;
 use crate::ids::UserId;
 use crate::item::Timestamp;
+use crate::validation::is_forbidden_in_text;
 
 /// What an account may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -91,19 +92,25 @@ pub enum InvalidDisplayName {
     /// More than 100 characters.
     #[error("must be at most 100 characters")]
     TooLong,
+    /// A control character or a bidirectional override.
+    #[error("must not contain control characters")]
+    ControlCharacter,
 }
 
 impl DisplayName {
     const MAX_CHARS: usize = 100;
 
     /// # Errors
-    /// [`InvalidDisplayName`] when empty after trimming or too long.
+    /// [`InvalidDisplayName`] when empty after trimming, too long, or
+    /// holding a control character.
     pub fn parse(raw: &str) -> Result<Self, InvalidDisplayName> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
             Err(InvalidDisplayName::Empty)
         } else if trimmed.chars().count() > Self::MAX_CHARS {
             Err(InvalidDisplayName::TooLong)
+        } else if trimmed.chars().any(|c| is_forbidden_in_text(c, false)) {
+            Err(InvalidDisplayName::ControlCharacter)
         } else {
             Ok(DisplayName(trimmed.to_owned()))
         }
@@ -212,6 +219,14 @@ mod tests {
         );
         let email = Email::parse("ann.smith@example.com").unwrap();
         assert_eq!(DisplayName::from_email(&email).into_string(), "ann.smith");
+        for bad in ["Ann\0", "A\nnn", "Ann\u{1b}[2J", "\u{202E}nnA", "A\u{85}nn"] {
+            assert_eq!(
+                DisplayName::parse(bad),
+                Err(InvalidDisplayName::ControlCharacter),
+                "{bad:?}"
+            );
+        }
+        assert!(DisplayName::parse("Zoë 🎨 O'Brien-Łukasz").is_ok());
     }
 
     #[test]

@@ -75,6 +75,17 @@ impl Collector {
     }
 }
 
+/// Whether `c` may not appear in text people show each other: a control
+/// character (NUL, escape, DEL, …; line breaks and tabs only where
+/// `multiline`), or a bidirectional embedding, override or isolate, which
+/// can make text read differently from what it is ("Trojan Source").
+#[must_use]
+pub fn is_forbidden_in_text(c: char, multiline: bool) -> bool {
+    let line_break_or_tab = matches!(c, '\n' | '\r' | '\t');
+    (c.is_control() && !(multiline && line_break_or_tab))
+        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -204,79 +204,116 @@ pub fn store_failure(error: &StoreError) -> ApiError {
     }
 }
 
-/// The bearer token's account. 401 `unauthorized` without a token, 401
-/// `invalid_token` for a bad, expired or revoked one; only access tokens pass.
-#[derive(Debug, Clone)]
-pub struct Authenticated(pub Principal);
-
-impl FromRequest for Authenticated {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
-
-    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = request.app_data::<web::Data<AppState>>().cloned();
-        let token = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| {
-                let (scheme, token) = value.trim().split_once(' ')?;
-                scheme
-                    .eq_ignore_ascii_case("bearer")
-                    .then(|| token.trim().to_owned())
-            });
-        Box::pin(async move {
-            let state =
-                state.ok_or_else(|| ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR))?;
-            let Some(token) = token.filter(|t| !t.is_empty()) else {
-                return Err(unauthorized(
-                    "unauthorized",
-                    "send an access token as Authorization: Bearer …",
-                    "Bearer",
-                ));
-            };
-            match state.auth.authenticate(&token).await {
-                Ok(principal) => Ok(Authenticated(principal)),
-                Err(AuthError::Rejected(reason)) => {
-                    tracing::debug!(%reason, "bearer token refused");
-                    let detail = match reason {
-                        TokenRejected::Expired => "the access token has expired; refresh it",
-                        _ => "the access token is invalid or revoked",
-                    };
-                    Err(unauthorized(
-                        "invalid_token",
-                        detail,
-                        "Bearer error=\"invalid_token\"",
-                    ))
-                }
-                Err(AuthError::Store(error)) => Err(store_failure(&error)),
-            }
+/// The bearer token of `request`, if it sent one.
+fn bearer_token(request: &HttpRequest) -> Option<String> {
+    request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
         })
+        .filter(|token| !token.is_empty())
+}
+
+/// The account behind the request's bearer token. 401 `unauthorized`
+/// without a token, 401 `invalid_token` for a bad, expired or revoked one;
+/// only access tokens pass.
+///
+/// # Errors
+/// Those 401s, or 503/500 when the check itself fails.
+pub(crate) async fn authenticate(request: &HttpRequest) -> Result<Principal, ApiError> {
+    let state = request
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR))?;
+    let Some(token) = bearer_token(request) else {
+        return Err(unauthorized(
+            "unauthorized",
+            "send an access token as Authorization: Bearer …",
+            "Bearer",
+        ));
+    };
+    match state.auth.authenticate(&token).await {
+        Ok(principal) => Ok(principal),
+        Err(AuthError::Rejected(reason)) => {
+            tracing::debug!(%reason, "bearer token refused");
+            let detail = match reason {
+                TokenRejected::Expired => "the access token has expired; refresh it",
+                _ => "the access token is invalid or revoked",
+            };
+            Err(unauthorized(
+                "invalid_token",
+                detail,
+                "Bearer error=\"invalid_token\"",
+            ))
+        }
+        Err(AuthError::Store(error)) => Err(store_failure(&error)),
     }
 }
 
-/// An authenticated admin; 403 `forbidden` for anyone else.
+/// 403 `forbidden` unless `principal` is an admin.
+///
+/// # Errors
+/// That 403.
+pub(crate) fn admin_only(principal: &Principal) -> Result<(), ApiError> {
+    if principal.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this needs an admin account",
+        ))
+    }
+}
+
+/// The authenticated account of a route mounted behind
+/// [`require_user`](crate::middleware::require_user) or
+/// [`require_admin`](crate::middleware::require_admin), which judged the
+/// token before any other extractor ran (so a bad token with a bad body is
+/// a 401, not a 415 or 422). Using it on a route without them is a bug,
+/// answered 500.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
+fn principal_of(request: &HttpRequest) -> Result<Principal, ApiError> {
+    request.extensions().get::<Principal>().cloned().ok_or_else(|| {
+        tracing::error!(
+            path = request.path(),
+            "a route reads the caller without authenticating first (no require_user/require_admin)"
+        );
+        ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR)
+    })
+}
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(principal_of(request).map(Authenticated))
+    }
+}
+
+/// An authenticated admin, on a route behind
+/// [`require_admin`](crate::middleware::require_admin); 403 `forbidden`
+/// for anyone else.
 #[derive(Debug, Clone)]
 pub struct Admin(pub Principal);
 
 impl FromRequest for Admin {
     type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
 
-    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let authenticated = Authenticated::from_request(request, payload);
-        Box::pin(async move {
-            let Authenticated(principal) = authenticated.await?;
-            if principal.is_admin() {
-                Ok(Admin(principal))
-            } else {
-                Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    "this needs an admin account",
-                ))
-            }
-        })
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(principal_of(request).and_then(|principal| {
+            admin_only(&principal)?;
+            Ok(Admin(principal))
+        }))
     }
 }
 

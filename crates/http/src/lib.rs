@@ -20,6 +20,7 @@ pub mod ops;
 pub mod problem;
 pub mod routes;
 pub mod state;
+pub mod streams;
 
 pub use cursor::CursorCodec;
 pub use middleware::{RateLimits, RootSpan};
@@ -109,8 +110,8 @@ pub fn cors(allowed_origins: &[String]) -> Condition<Cors> {
 }
 
 /// Wraps an `App` in the app-wide middleware, outermost first: request id,
-/// client address, tracing, API and security headers, metrics, the problem
-/// renderer, CORS, and the global rate limit.
+/// client address, tracing, API and security headers, caching and transport
+/// policy, metrics, the problem renderer, CORS, and the global rate limit.
 #[macro_export]
 macro_rules! wrap_app {
     ($app:expr, $cors:expr) => {
@@ -123,6 +124,9 @@ macro_rules! wrap_app {
         ))
         .wrap(::actix_web::middleware::from_fn(
             $crate::middleware::record_metrics,
+        ))
+        .wrap(::actix_web::middleware::from_fn(
+            $crate::middleware::response_policy,
         ))
         .wrap($crate::security_headers())
         .wrap(::actix_web::middleware::from_fn(

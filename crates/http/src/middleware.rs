@@ -28,6 +28,23 @@ pub struct RequestId(pub String);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
+impl ClientIp {
+    /// What per-client limits count against: an IPv4 address itself (also
+    /// when it arrives IPv4-mapped, `::ffff:a.b.c.d`), an IPv6 address by
+    /// its network of `ipv6_prefix` bits. One IPv6 subscriber is handed a
+    /// whole /64 and can rotate through it at will.
+    #[must_use]
+    pub fn limit_key(self, ipv6_prefix: u8) -> IpNet {
+        match self.0.to_canonical() {
+            IpAddr::V4(v4) => IpNet::from(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => ipnet::Ipv6Net::new(v6, ipv6_prefix.min(128)).map_or_else(
+                |_| IpNet::from(IpAddr::V6(v6)),
+                |net| IpNet::V6(net.trunc()),
+            ),
+        }
+    }
+}
+
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 fn well_formed_request_id(value: &str) -> bool {
@@ -183,8 +200,63 @@ pub async fn api_version(
     Ok(response)
 }
 
+/// The method as a metrics label: one of a fixed few, so that a client
+/// inventing methods cannot grow the label set (and the memory) without end.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Whether `path` answers with credentials or the caller's own account:
+/// the auth endpoints and `/users/me`, under either base path.
+fn carries_credentials(path: &str) -> bool {
+    path.strip_prefix("/api/v1")
+        .or_else(|| path.strip_prefix("/api"))
+        .is_some_and(|rest| rest.starts_with("/auth/") || rest == "/users/me")
+}
+
+/// `Cache-Control: no-store` on answers that carry tokens or the caller's
+/// account (no browser or shared cache may keep them, errors included), and
+/// `Strict-Transport-Security` on every answer when the public URL is
+/// `https` (then plain HTTP is never right).
+///
+/// # Errors
+/// Only what the inner services return.
+pub async fn response_policy(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let no_store = carries_credentials(request.path());
+    let hsts = request
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|state| state.hsts);
+    let mut response = next.call(request).await?;
+    let headers = response.headers_mut();
+    if no_store {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if hsts {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    Ok(response)
+}
+
 /// Request counts and latency by route pattern and status, and the access
-/// log: one line per request.
+/// log: one line per request. Every label is bounded: the method by
+/// [`method_label`], the route by the app's own patterns (`unmatched` for
+/// any other path), the status by HTTP.
 ///
 /// # Errors
 /// Only what the inner services return.
@@ -193,7 +265,7 @@ pub async fn record_metrics(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method()).to_owned();
     // Never an error: `render_problems`, inside, turns errors into responses.
     let response = next.call(request).await?;
     let route = response
@@ -297,6 +369,9 @@ pub struct RateLimits {
     pub write: RateLimit,
     /// `RATE_LIMIT_AUTH`.
     pub auth: RateLimit,
+    /// `RATE_LIMIT_IPV6_PREFIX`: IPv6 clients are counted by their network
+    /// of this many bits (see [`ClientIp::limit_key`]).
+    pub ipv6_prefix: u8,
 }
 
 impl RateLimits {
@@ -324,6 +399,7 @@ impl Default for RateLimits {
                 max: 5,
                 window: Duration::from_secs(60),
             },
+            ipv6_prefix: 64,
         }
     }
 }
@@ -391,10 +467,15 @@ pub async fn enforce(
 }
 
 fn client_key(request: &actix_web::HttpRequest) -> String {
-    request
-        .extensions()
-        .get::<ClientIp>()
-        .map_or_else(|| "unknown".to_owned(), |ip| format!("ip:{}", ip.0))
+    let prefix = request
+        .app_data::<web::Data<AppState>>()
+        .map_or(RateLimits::default().ipv6_prefix, |state| {
+            state.limits.ipv6_prefix
+        });
+    request.extensions().get::<ClientIp>().map_or_else(
+        || "unknown".to_owned(),
+        |ip| format!("ip:{}", ip.limit_key(prefix)),
+    )
 }
 
 /// Applies `class` to the request's client address, then writes the
@@ -406,9 +487,7 @@ async fn limit_by_ip<B: MessageBody + 'static>(
 ) -> Result<ServiceResponse<EitherBody<B, BoxBody>>, Error> {
     let key = client_key(request.request());
     if let Err(error) = enforce(request.request(), class, &key).await {
-        let (request, _) = request.into_parts();
-        let response = HttpResponse::from_error(error);
-        return Ok(ServiceResponse::new(request, response).map_into_right_body());
+        return Ok(refuse(request, error));
     }
     let mut response = next.call(request).await?;
     let tightest = response
@@ -427,7 +506,8 @@ async fn limit_by_ip<B: MessageBody + 'static>(
     Ok(response.map_into_left_body())
 }
 
-/// The global limit, for `/api` and `/events` only.
+/// The global limit, for `/api`, `/events` and `/ws` (whose every attempt
+/// spends a ticket lookup).
 ///
 /// # Errors
 /// Only what the inner services return.
@@ -436,10 +516,57 @@ pub async fn global_limit<B: MessageBody + 'static>(
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B, BoxBody>>, Error> {
     let path = request.path();
-    if is_api(path) || is_events(path) {
+    if is_api(path) || is_events(path) || path == "/ws" {
         limit_by_ip(LimitClass::Global, request, next).await
     } else {
         Ok(next.call(request).await?.map_into_left_body())
+    }
+}
+
+/// Answers `error` instead of calling the route.
+fn refuse<B>(request: ServiceRequest, error: ApiError) -> ServiceResponse<EitherBody<B, BoxBody>> {
+    let (request, _) = request.into_parts();
+    ServiceResponse::new(request, HttpResponse::from_error(error)).map_into_right_body()
+}
+
+/// Judges the bearer token before anything else of the route runs (its
+/// extractors would otherwise race it, and a bad body could answer before a
+/// bad token), then hands the account to the handler's
+/// [`Authenticated`](crate::extract::Authenticated) extractor.
+///
+/// # Errors
+/// Only what the inner services return; a refused token is a 401 response.
+pub async fn require_user<B: MessageBody + 'static>(
+    request: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B, BoxBody>>, Error> {
+    match crate::extract::authenticate(request.request()).await {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            Ok(next.call(request).await?.map_into_left_body())
+        }
+        Err(error) => Ok(refuse(request, error)),
+    }
+}
+
+/// [`require_user`], and the account must be an admin (else 403
+/// `forbidden`), also before the body is looked at.
+///
+/// # Errors
+/// Only what the inner services return; a refusal is a 401/403 response.
+pub async fn require_admin<B: MessageBody + 'static>(
+    request: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B, BoxBody>>, Error> {
+    let judged = crate::extract::authenticate(request.request())
+        .await
+        .and_then(|principal| crate::extract::admin_only(&principal).map(|()| principal));
+    match judged {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            Ok(next.call(request).await?.map_into_left_body())
+        }
+        Err(error) => Ok(refuse(request, error)),
     }
 }
 
@@ -495,6 +622,44 @@ mod tests {
             resolve_client_ip(ip("10.1.2.3"), &["bogus, 10.0.0.9"], &trusted),
             ip("10.0.0.9")
         );
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_network_and_ipv4_by_their_address() {
+        let key = |addr: &str, prefix| ClientIp(ip(addr)).limit_key(prefix).to_string();
+        assert_eq!(key("2001:db8:1:2:aaaa::1", 64), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff::9", 64), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:3::1", 64), "2001:db8:1:3::/64");
+        assert_eq!(key("2001:db8:1:2:aaaa::1", 48), "2001:db8:1::/48");
+        assert_eq!(key("2001:db8::1", 128), "2001:db8::1/128");
+        assert_eq!(key("203.0.113.7", 64), "203.0.113.7/32");
+        // IPv4-mapped: the IPv4 address, never the /64 every IPv4 client shares.
+        assert_eq!(key("::ffff:203.0.113.7", 64), "203.0.113.7/32");
+        assert_ne!(
+            key("::ffff:203.0.113.7", 64),
+            key("::ffff:198.51.100.1", 64)
+        );
+    }
+
+    #[test]
+    fn credentials_are_answered_by_the_auth_endpoints_and_users_me_only() {
+        for path in [
+            "/api/v1/auth/login",
+            "/api/auth/refresh",
+            "/api/v1/users/me",
+            "/api/users/me",
+        ] {
+            assert!(carries_credentials(path), "{path}");
+        }
+        for path in [
+            "/api/v1/users",
+            "/api/v1/items",
+            "/health",
+            "/auth/login",
+            "/api/v1/users/me2",
+        ] {
+            assert!(!carries_credentials(path), "{path}");
+        }
     }
 
     #[test]

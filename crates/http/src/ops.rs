@@ -20,6 +20,13 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 pub trait Probe: Send + Sync {
     /// The name shown in `/ready`'s body, e.g. `database`.
     fn name(&self) -> &'static str;
+    /// Whether the instance can serve without it. An optional dependency
+    /// that is down makes the instance `degraded`, still ready: taking
+    /// every replica out of the load balancer for it would turn a partial
+    /// outage into a whole one.
+    fn optional(&self) -> bool {
+        false
+    }
     /// Whether the dependency answers now.
     async fn check(&self) -> bool;
 }
@@ -59,7 +66,9 @@ pub(crate) struct Status {
 /// `/ready`'s body.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Readiness {
-    /// `ready` or `unavailable`.
+    /// `ready`; `degraded` while an optional dependency (Redis) is down;
+    /// `unavailable` (503) while a required one (the database) is.
+    #[schema(value_type = String, example = "ready")]
     status: &'static str,
     /// Each dependency: `up` or `down`.
     #[schema(value_type = Object)]
@@ -73,24 +82,33 @@ pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(Status { status: "ok" })
 }
 
-/// Whether every dependency answers.
+/// Whether the instance can serve: 200 while every required dependency
+/// answers (`degraded` when an optional one does not), else 503.
 #[utoipa::path(get, path = "/ready", tag = "operations", responses(
-    (status = 200, description = "Every dependency answers", body = Readiness),
-    (status = 503, description = "Names the dependencies that do not", body = Readiness)))]
+    (status = 200, description = "`ready`, or `degraded` while Redis is down (the service works without it)", body = Readiness),
+    (status = 503, description = "`unavailable`: the database does not answer", body = Readiness)))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let checks = futures_util::future::join_all(state.probes.0.iter().map(|probe| async move {
         let up = actix_web::rt::time::timeout(PROBE_TIMEOUT, probe.check())
             .await
             .unwrap_or(false);
-        (probe.name(), if up { "up" } else { "down" })
+        (probe.name(), probe.optional(), up)
     }))
     .await;
-    let all_up = checks.iter().all(|(_, state)| *state == "up");
+    let required_up = checks.iter().all(|(_, optional, up)| *up || *optional);
+    let all_up = checks.iter().all(|(_, _, up)| *up);
     let body = Readiness {
-        status: if all_up { "ready" } else { "unavailable" },
-        checks: checks.into_iter().collect(),
+        status: match (required_up, all_up) {
+            (true, true) => "ready",
+            (true, false) => "degraded",
+            (false, _) => "unavailable",
+        },
+        checks: checks
+            .into_iter()
+            .map(|(name, _, up)| (name, if up { "up" } else { "down" }))
+            .collect(),
     };
-    if all_up {
+    if required_up {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use ipnet::IpNet;
+use pp_domain::UserId;
 use pp_domain::auth::ports::RateLimiter;
 use pp_domain::auth::{AuthService, TicketService};
 use pp_domain::live::LiveSubscriptions;
@@ -11,6 +12,7 @@ use pp_domain::service::AuctionService;
 use crate::cursor::CursorCodec;
 use crate::middleware::RateLimits;
 use crate::ops::{MetricsSource, Probes};
+use crate::streams::{OpenStreams, SharedReads};
 
 /// The services and settings the HTTP layer works with; built by the
 /// composition root.
@@ -38,8 +40,21 @@ pub struct AppState {
     pub metrics_sources: Vec<Arc<dyn MetricsSource>>,
     /// The built web app (its `index.html` and assets), when there is one.
     pub web_dir: Option<std::path::PathBuf>,
-    /// How often a WebSocket is pinged and its session checked.
+    /// How often a WebSocket is pinged and its session checked; also how
+    /// long a send to it may wait before the client is dropped.
     pub ws_ping: std::time::Duration,
+    /// How often an SSE stream sends its keep-alive comment (and checks
+    /// where its item stands).
+    pub keep_alive: std::time::Duration,
+    /// Open SSE streams per client address (`LIVE_STREAMS_PER_IP`).
+    pub sse_streams: Arc<OpenStreams<IpNet>>,
+    /// Open WebSockets per account (`SOCKETS_PER_USER`).
+    pub sockets: Arc<OpenStreams<UserId>>,
+    /// The keep-alive reads the streams of one item share.
+    pub keep_alive_reads: Arc<SharedReads>,
+    /// Whether every answer carries `Strict-Transport-Security` (the
+    /// public URL is `https`).
+    pub hsts: bool,
 }
 
 impl std::fmt::Debug for AppState {

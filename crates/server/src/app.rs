@@ -19,6 +19,7 @@ use pp_domain::auth::tokens::TokenLifetimes;
 use pp_domain::auth::{AuthPolicy, AuthPorts, AuthService, LockoutPolicy, TicketService};
 use pp_domain::ports::{Clock, LiveEvents, StoreError, SystemClock};
 use pp_domain::service::{AuctionPolicy, AuctionService};
+use pp_http::streams::{OpenStreams, SharedReads};
 use pp_http::{AppState, CursorCodec, MetricsSource, Probe, Probes};
 use pp_mail::QueuedMailer;
 use pp_store_memory::{EventHub, MemoryRateLimiter, MemoryRevocationList};
@@ -44,13 +45,19 @@ impl Probe for DatabaseProbe {
     }
 }
 
-/// Readiness of Redis: it answers a PING.
+/// Readiness of Redis: it answers a PING. Optional.
 struct RedisProbe(Arc<Redis>);
 
 #[async_trait]
 impl Probe for RedisProbe {
     fn name(&self) -> &'static str {
         "redis"
+    }
+
+    /// Without Redis each instance limits in memory and revocation falls
+    /// back to the database: degraded, still serving.
+    fn optional(&self) -> bool {
+        true
     }
 
     async fn check(&self) -> bool {
@@ -195,10 +202,11 @@ impl Services {
         let mailer = QueuedMailer::start(&settings.mail.transport, &settings.mail.from)
             .context("cannot set up mail delivery")?;
         // Computing the dummy hash takes a few tens of milliseconds of CPU.
-        let threads = settings.hash_threads;
-        let hasher =
-            tokio::task::spawn_blocking(move || Argon2Hasher::new(HashParams::POLICY, threads))
-                .await??;
+        let (threads, queue) = (settings.hash_threads, settings.hash_queue);
+        let hasher = tokio::task::spawn_blocking(move || {
+            Argon2Hasher::with_queue(HashParams::POLICY, threads, queue)
+        })
+        .await??;
         let jwt = JwtAccessTokens::new(
             settings.jwt_secret.expose_secret().as_bytes(),
             JwtSettings::default(),
@@ -226,6 +234,7 @@ impl Services {
             },
             require_verified_email: settings.require_email_verification,
             public_url: settings.public_url.as_str().to_owned(),
+            mails_per_account_per_hour: settings.mails_per_account_per_hour,
         };
         let auctions = AuctionService::new(
             store.clone(),
@@ -275,6 +284,11 @@ impl Services {
                 .is_file()
                 .then(|| settings.web_dir.clone()),
             ws_ping: settings.ws_ping,
+            keep_alive: settings.sse_keep_alive,
+            sse_streams: OpenStreams::new(settings.live_streams_per_ip),
+            sockets: OpenStreams::new(settings.sockets_per_user),
+            keep_alive_reads: Arc::new(SharedReads::new(settings.sse_keep_alive)),
+            hsts: settings.public_url.is_https(),
         }
     }
 }

@@ -198,6 +198,14 @@ impl PublicUrl {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether clients reach the service over TLS only.
+    #[must_use]
+    pub fn is_https(&self) -> bool {
+        self.0
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+    }
 }
 
 impl FromStr for PublicUrl {
@@ -401,6 +409,19 @@ pub struct Settings {
     /// `WS_PING_SECS`: how often a WebSocket is pinged and its session
     /// checked (default 30).
     pub ws_ping: Duration,
+    /// `SSE_KEEPALIVE_SECS`: how often an SSE stream sends a keep-alive
+    /// comment (default 15).
+    pub sse_keep_alive: Duration,
+    /// `LIVE_STREAMS_PER_IP`: open SSE streams per client address (default 32).
+    pub live_streams_per_ip: usize,
+    /// `SOCKETS_PER_USER`: open WebSockets per account (default 8).
+    pub sockets_per_user: usize,
+    /// `PASSWORD_HASH_QUEUE`: password checks that may wait for a hashing
+    /// thread before more are refused (default 64 per hashing thread).
+    pub hash_queue: usize,
+    /// `MAILS_PER_ACCOUNT_PER_HOUR`: verification and reset e-mails one
+    /// account may be sent per hour (default 3).
+    pub mails_per_account_per_hour: u32,
 }
 
 impl fmt::Debug for Settings {
@@ -482,6 +503,12 @@ impl Settings {
                 .0,
             write: env.parse("RATE_LIMIT_WRITE", LimitSpec(defaults.write))?.0,
             auth: env.parse("RATE_LIMIT_AUTH", LimitSpec(defaults.auth))?.0,
+            ipv6_prefix: count_within(
+                env,
+                "RATE_LIMIT_IPV6_PREFIX",
+                defaults.ipv6_prefix,
+                16..=128,
+            )?,
         };
         let redis = match env.get("REDIS_URL") {
             None => None,
@@ -498,6 +525,7 @@ impl Settings {
                 })
             }
         };
+        let hash_threads = hash_threads(env)?;
         let min_length: usize = env.parse("PASSWORD_MIN_LENGTH", PasswordPolicy::DEFAULT_MIN)?;
         let password_policy = PasswordPolicy::new(min_length)
             .map_err(|e| ConfigError::new("PASSWORD_MIN_LENGTH", e))?;
@@ -515,10 +543,20 @@ impl Settings {
             trusted_proxies: env.parse("TRUSTED_PROXIES", ProxyList::default())?.0,
             password_policy,
             cors_origins: env.parse("CORS_ALLOWED_ORIGINS", OriginList::default())?.0,
-            hash_threads: hash_threads(env)?,
+            hash_threads,
+            hash_queue: count_within(env, "PASSWORD_HASH_QUEUE", 64 * hash_threads, 1..=1_000_000)?,
             web_dir: env.parse("WEB_DIR", PathBuf::from("frontend/dist"))?,
             access_token_ttl: access_token_ttl(env)?,
             ws_ping: seconds_within(env, "WS_PING_SECS", 30, 1..=300)?,
+            sse_keep_alive: seconds_within(env, "SSE_KEEPALIVE_SECS", 15, 1..=300)?,
+            live_streams_per_ip: count_within(env, "LIVE_STREAMS_PER_IP", 32, 1..=100_000)?,
+            sockets_per_user: count_within(env, "SOCKETS_PER_USER", 8, 1..=1_000)?,
+            mails_per_account_per_hour: count_within(
+                env,
+                "MAILS_PER_ACCOUNT_PER_HOUR",
+                3,
+                1..=1_000,
+            )?,
         })
     }
 }
@@ -542,6 +580,31 @@ fn seconds_within(
         ));
     }
     Ok(Duration::from_secs(seconds))
+}
+
+/// A whole number, refused outside `range`.
+fn count_within<T>(
+    env: &Environment,
+    variable: &'static str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + fmt::Display + Copy,
+    T::Err: fmt::Display,
+{
+    let value: T = env.parse(variable, default)?;
+    if !range.contains(&value) {
+        return Err(ConfigError::new(
+            variable,
+            format!(
+                "must be a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        ));
+    }
+    Ok(value)
 }
 
 fn hash_threads(env: &Environment) -> Result<usize, ConfigError> {
@@ -628,6 +691,13 @@ mod tests {
         assert_eq!(settings.bind_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(settings.public_url.as_str(), "http://127.0.0.1:8080");
         assert!(settings.require_email_verification);
+        assert_eq!(settings.rate_limits.ipv6_prefix, 64);
+        assert_eq!(
+            (settings.live_streams_per_ip, settings.sockets_per_user),
+            (32, 8)
+        );
+        assert_eq!(settings.sse_keep_alive, Duration::from_secs(15));
+        assert_eq!(settings.hash_queue, 64 * settings.hash_threads);
         // A second start reads the same secrets back.
         let again = Settings::from_env(&env(&[("DATA_DIR", data.to_str().unwrap())])).unwrap();
         assert_eq!(
@@ -667,6 +737,13 @@ mod tests {
             ("BID_SEALING_KEY", "!!!"),
             ("REQUIRE_EMAIL_VERIFICATION", "maybe"),
             ("LOG_FORMAT", "xml"),
+            ("RATE_LIMIT_IPV6_PREFIX", "8"),
+            ("RATE_LIMIT_IPV6_PREFIX", "129"),
+            ("LIVE_STREAMS_PER_IP", "0"),
+            ("SOCKETS_PER_USER", "many"),
+            ("SSE_KEEPALIVE_SECS", "0"),
+            ("PASSWORD_HASH_QUEUE", "0"),
+            ("MAILS_PER_ACCOUNT_PER_HOUR", "0"),
         ];
         for (variable, value) in cases {
             let err = Settings::from_env(&env(&[

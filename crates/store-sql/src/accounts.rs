@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use pp_domain::auth::ports::{
-    AuditLog, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore, Rotation, SessionStart,
-    SessionStore,
+    AuditLog, IssueCap, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore, Rotation,
+    SessionStart, SessionStore,
 };
 use pp_domain::auth::tokens::{AuditEntry, OneTimePurpose, TokenDigest};
 use pp_domain::ports::{PasswordReplacement, ReplacePasswordError, StoreError};
@@ -347,22 +347,57 @@ fn active_session_user_sql(backend: DbBackend) -> &'static str {
     }
 }
 
+impl SqlStore {
+    async fn try_issue_one_time(
+        &self,
+        token: &NewOneTimeToken,
+        cap: IssueCap,
+    ) -> Result<bool, TxFailure<StoreError>> {
+        let tx = self.database().begin_write().await?;
+        let result = async {
+            let txn = &tx.txn;
+            // The account's row lock queues concurrent issues for it (on
+            // SQLite the write lock does), so the count holds until commit.
+            users::Entity::find_by_id(token.user.as_uuid())
+                .select_only()
+                .column(users::Column::Id)
+                .lock_exclusive()
+                .into_tuple::<Uuid>()
+                .one(txn)
+                .await?;
+            let recent = one_time_tokens::Entity::find()
+                .filter(one_time_tokens::Column::UserId.eq(token.user.as_uuid()))
+                .filter(one_time_tokens::Column::IssuedAt.gt(db_time(cap.since)))
+                .count(txn)
+                .await?;
+            if recent >= u64::from(cap.at_most) {
+                return Ok(false);
+            }
+            one_time_tokens::Entity::insert(one_time_tokens::ActiveModel {
+                digest: Set(token.digest.0.to_vec()),
+                user_id: Set(token.user.as_uuid()),
+                purpose: Set(token.purpose.as_str().to_owned()),
+                issued_at: Set(db_time(token.issued_at)),
+                expires_at: Set(db_time(token.expires_at)),
+                used_at: Set(None),
+            })
+            .exec_without_returning(txn)
+            .await?;
+            Ok(true)
+        }
+        .await;
+        tx.finish(result).await
+    }
+}
+
 #[async_trait]
 impl OneTimeTokenStore for SqlStore {
-    async fn issue_one_time_token(&self, token: NewOneTimeToken) -> Result<(), StoreError> {
-        let _gate = self.database().write_gate().await;
-        one_time_tokens::Entity::insert(one_time_tokens::ActiveModel {
-            digest: Set(token.digest.0.to_vec()),
-            user_id: Set(token.user.as_uuid()),
-            purpose: Set(token.purpose.as_str().to_owned()),
-            issued_at: Set(db_time(token.issued_at)),
-            expires_at: Set(db_time(token.expires_at)),
-            used_at: Set(None),
-        })
-        .exec_without_returning(self.database().connection())
-        .await
-        .map_err(store_error)?;
-        Ok(())
+    async fn issue_one_time_token(
+        &self,
+        token: NewOneTimeToken,
+        cap: IssueCap,
+    ) -> Result<bool, StoreError> {
+        with_retries(|| self.try_issue_one_time(&token, cap)).await
     }
 
     async fn peek_one_time_token(

@@ -178,8 +178,8 @@ impl SqlStore {
         let mut closed = Vec::with_capacity(due.len());
         let mut failed = Vec::new();
         for row in due {
-            let read = item_from_row(&row)
-                .and_then(|item| Ok((item, self.standing_from_row(&row)?)));
+            let read =
+                item_from_row(&row).and_then(|item| Ok((item, self.standing_from_row(&row)?)));
             let (mut item, standing) = match read {
                 Ok(read) => read,
                 Err(error) => {

@@ -84,6 +84,9 @@ pub trait SecretTokens: Send + Sync {
     fn generate(&self) -> SecretToken;
     /// The digest of a presented token, to look it up.
     fn digest(&self, plain: &str) -> TokenDigest;
+    /// Whether `plain` has the shape of a token [`generate`](Self::generate)
+    /// hands out, so that garbage is refused without a lookup.
+    fn well_formed(&self, plain: &str) -> bool;
 }
 
 /// Revoked access tokens, checked on every request before anything else.
@@ -261,15 +264,31 @@ pub struct NewOneTimeToken {
     pub expires_at: Timestamp,
 }
 
+/// How many single-use tokens (so e-mails) an account may be sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IssueCap {
+    /// At most this many…
+    pub at_most: u32,
+    /// …issued since this moment.
+    pub since: Timestamp,
+}
+
 /// Single-use tokens for e-mail verification and password reset.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait OneTimeTokenStore: Send + Sync {
-    /// Stores a token.
+    /// Stores a token unless its user was issued `cap.at_most` tokens (of
+    /// any purpose) since `cap.since`; `false` when the cap refused it.
+    /// Counting and storing are one step: concurrent requests for one
+    /// account never overshoot the cap.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
-    async fn issue_one_time_token(&self, token: NewOneTimeToken) -> Result<(), StoreError>;
+    async fn issue_one_time_token(
+        &self,
+        token: NewOneTimeToken,
+        cap: IssueCap,
+    ) -> Result<bool, StoreError>;
 
     /// The user of a live (unused, unexpired) token for `purpose`, without using it.
     ///

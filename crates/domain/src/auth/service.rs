@@ -8,7 +8,7 @@ use thiserror::Error;
 use super::lockout::{FailedAttempt, LockoutPolicy, LoginFailures};
 use super::password::{Password, PasswordPolicy};
 use super::ports::{
-    AccessTokens, AuditLog, Mailer, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore,
+    AccessTokens, AuditLog, IssueCap, Mailer, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore,
     PasswordHasher, PasswordStrength, RevocationList, Rotation, SecretTokens, SessionStart,
     SessionStore, Verification,
 };
@@ -40,6 +40,10 @@ pub struct AuthPolicy {
     pub require_verified_email: bool,
     /// The base of links in e-mails, without a trailing slash.
     pub public_url: String,
+    /// Verification and reset e-mails an account may be sent per hour
+    /// (`MAILS_PER_ACCOUNT_PER_HOUR`); past it a request is answered alike
+    /// and nothing is sent, so nobody can flood someone's inbox.
+    pub mails_per_account_per_hour: u32,
 }
 
 /// Everything the account flows talk to.
@@ -418,16 +422,26 @@ impl AuthService {
     async fn issue_one_time(&self, user: &User, purpose: OneTimePurpose) -> Result<(), StoreError> {
         let now = self.now();
         let token = self.ports.secrets.generate();
-        self.ports
+        let issued = self
+            .ports
             .one_time
-            .issue_one_time_token(NewOneTimeToken {
-                digest: token.digest,
-                user: user.id,
-                purpose,
-                issued_at: now,
-                expires_at: now + self.policy.lifetimes.of(purpose),
-            })
+            .issue_one_time_token(
+                NewOneTimeToken {
+                    digest: token.digest,
+                    user: user.id,
+                    purpose,
+                    issued_at: now,
+                    expires_at: now + self.policy.lifetimes.of(purpose),
+                },
+                IssueCap {
+                    at_most: self.policy.mails_per_account_per_hour,
+                    since: now - Duration::hours(1),
+                },
+            )
             .await?;
+        if !issued {
+            return Ok(());
+        }
         let (subject, path, what) = match purpose {
             OneTimePurpose::VerifyEmail => (
                 "Verify your e-mail address",

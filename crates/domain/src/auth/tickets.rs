@@ -105,12 +105,15 @@ impl TicketService {
     }
 
     /// The active account and live session a ticket was issued in, using
-    /// the ticket up; `None` for an unknown, used or expired ticket, an ended
-    /// session or a deactivated account.
+    /// the ticket up; `None` for a malformed (never looked up), unknown,
+    /// used or expired ticket, an ended session or a deactivated account.
     ///
     /// # Errors
     /// When the store fails.
     pub async fn redeem(&self, ticket: &str) -> Result<Option<SocketHolder>, StoreError> {
+        if !self.secrets.well_formed(ticket) {
+            return Ok(None);
+        }
         let digest = self.secrets.digest(ticket);
         let Some(session) = self.tickets.redeem_ticket(digest, self.clock.now()).await? else {
             return Ok(None);
@@ -185,6 +188,9 @@ mod tests {
         secrets
             .expect_digest()
             .returning(|plain| TokenDigest([if plain == "the-ticket" { 7 } else { 0 }; 32]));
+        secrets
+            .expect_well_formed()
+            .returning(|plain| plain.len() > 5);
         let mut clock = MockClock::new();
         clock.expect_now().return_const(t0());
         TicketService::new(
@@ -253,6 +259,19 @@ mod tests {
         );
         let unknown = futures_executor::block_on(svc.redeem("forged")).unwrap();
         assert!(unknown.is_none());
+    }
+
+    #[test]
+    fn a_malformed_ticket_is_refused_without_a_lookup() {
+        // Neither store expects a call: any would fail the test.
+        let svc = service(MockTicketStore::new(), MockSessionStore::new());
+        for garbage in ["", "x", "short"] {
+            assert!(
+                futures_executor::block_on(svc.redeem(garbage))
+                    .unwrap()
+                    .is_none()
+            );
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, CacheControl, CacheDirective};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use pp_domain::auth::Password;
 use pp_domain::auth::TokenPair;
@@ -125,7 +125,6 @@ fn refresh_cookie(value: &str, max_age_secs: i64) -> Cookie<'static> {
 fn tokens(pair: &TokenPair) -> HttpResponse {
     let refresh_secs = pair.refresh_expires_in.num_seconds();
     HttpResponse::Ok()
-        .insert_header(CacheControl(vec![CacheDirective::NoStore]))
         .cookie(refresh_cookie(&pair.refresh_token, refresh_secs))
         .json(TokenResponse {
             access_token: pair.access_token.clone(),
@@ -197,21 +196,38 @@ pub async fn verify_email(
     Ok(HttpResponse::Ok().json(UserBody::from(&user)))
 }
 
-/// Sends a new verification link if the address has an unverified account.
+/// Runs a mail flow after the answer has gone: looking the address up,
+/// storing the link and queueing the mail take the same (no) time for a
+/// known and an unknown address, so the answer's timing tells nothing.
+/// Its log lines keep the request's span (and id).
+fn after_answer(
+    flow: &'static str,
+    work: impl std::future::Future<Output = Result<(), pp_domain::ports::StoreError>> + 'static,
+) {
+    use tracing::Instrument;
+    actix_web::rt::spawn(
+        async move {
+            if let Err(error) = work.await {
+                tracing::error!(%error, flow, "a mail flow failed after its request was answered");
+            }
+        }
+        .instrument(tracing::Span::current()),
+    );
+}
+
+/// Sends a new verification link if the address has an unverified account
+/// (at most `MAILS_PER_ACCOUNT_PER_HOUR` links per account).
 #[utoipa::path(post, path = "/api/v1/auth/resend-verification", tag = "auth", request_body = EmailRequest,
     responses((status = 202, description = "Always, whether or not the address exists", body = Accepted)))]
 pub async fn resend_verification(
     state: web::Data<AppState>,
     Json(body): Json<EmailRequest>,
-) -> Result<HttpResponse, ApiError> {
-    state
-        .auth
-        .resend_verification(&body.email)
-        .await
-        .map_err(|e| store_failure(&e))?;
-    Ok(accepted(
-        "if the address has an unverified account, a new link is on its way",
-    ))
+) -> HttpResponse {
+    let auth = state.auth.clone();
+    after_answer("resend-verification", async move {
+        auth.resend_verification(&body.email).await
+    });
+    accepted("if the address has an unverified account, a new link is on its way")
 }
 
 /// Logs in.
@@ -330,21 +346,19 @@ pub async fn logout_all(
     Ok(logged_out())
 }
 
-/// Mails a single-use reset link (valid 1 h) if the address has an account.
+/// Mails a single-use reset link (valid 1 h) if the address has an account
+/// (at most `MAILS_PER_ACCOUNT_PER_HOUR` links per account).
 #[utoipa::path(post, path = "/api/v1/auth/password/forgot", tag = "auth", request_body = EmailRequest,
     responses((status = 202, description = "Always, whether or not the address exists", body = Accepted)))]
 pub async fn forgot_password(
     state: web::Data<AppState>,
     Json(body): Json<EmailRequest>,
-) -> Result<HttpResponse, ApiError> {
-    state
-        .auth
-        .forgot_password(&body.email)
-        .await
-        .map_err(|e| store_failure(&e))?;
-    Ok(accepted(
-        "if the address has an account, a reset link is on its way",
-    ))
+) -> HttpResponse {
+    let auth = state.auth.clone();
+    after_answer("forgot-password", async move {
+        auth.forgot_password(&body.email).await
+    });
+    accepted("if the address has an account, a reset link is on its way")
 }
 
 /// Sets a new password with a reset link's token; every session ends.

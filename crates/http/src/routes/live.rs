@@ -13,26 +13,25 @@ use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, Responder, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, Responder, web};
 use actix_web_lab::sse;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
+use ipnet::IpNet;
 use pp_domain::auth::{SocketHolder, TicketService};
 use pp_domain::live::{ItemEvent, LiveStream, Notification, NotificationData, PriceEvent};
 use pp_domain::service::AuctionService;
-use pp_domain::{ListedItem, Money};
+use pp_domain::{ListedItem, Money, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::items::{ItemBody, item_id, item_not_found};
 use crate::extract::{Authenticated, store_failure};
+use crate::middleware::ClientIp;
 use crate::problem::{ApiError, ProblemBody};
 use crate::state::AppState;
-
-/// A comment goes out this often, so proxies keep the stream open; the
-/// stream also checks the database for anything it missed.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+use crate::streams::{SharedReads, StreamSlot};
 
 /// Price events fetched per replay query.
 const REPLAY_CHUNK: u32 = 500;
@@ -120,6 +119,8 @@ impl Drop for OpenStream {
 /// One subscriber's stream.
 struct Feed {
     auctions: AuctionService,
+    /// The keep-alive reads this instance's streams of the item share.
+    shared: std::sync::Arc<SharedReads>,
     listed: ListedItem,
     /// The id of the last event sent (or queued in `ready`).
     last: u64,
@@ -133,6 +134,8 @@ struct Feed {
     /// Bidding ended and its event is queued: nothing can follow.
     finished: bool,
     _counted: OpenStream,
+    /// Its place among its client's open streams.
+    _slot: StreamSlot<IpNet>,
 }
 
 impl Feed {
@@ -196,9 +199,23 @@ impl Feed {
         Ok(())
     }
 
+    /// Where the item stands now, read for this stream alone (a gap must
+    /// be filled from a read made after the event that revealed it).
     async fn reread(&self) -> Result<ListedItem, ApiError> {
         self.auctions
             .item(self.listed.item.id)
+            .await
+            .map_err(|e| store_failure(&e))?
+            .ok_or_else(|| ApiError::for_status(StatusCode::NOT_FOUND))
+    }
+
+    /// Where the item stood at most one keep-alive ago, in a read this
+    /// instance's streams of the item share: thousands of watchers cost one
+    /// query per keep-alive, not one each.
+    async fn shared_read(&self) -> Result<ListedItem, ApiError> {
+        let id = self.listed.item.id;
+        self.shared
+            .item(id, || self.auctions.item(id))
             .await
             .map_err(|e| store_failure(&e))?
             .ok_or_else(|| ApiError::for_status(StatusCode::NOT_FOUND))
@@ -227,7 +244,7 @@ impl Feed {
                     Some(Err(_)) | None => return None,
                 },
                 _ = self.keep_alive.tick() => {
-                    let checked = match self.reread().await {
+                    let checked = match self.shared_read().await {
                         Ok(listed) => self.catch_up(listed).await,
                         Err(error) => Err(error),
                     };
@@ -251,13 +268,21 @@ impl Feed {
     responses(
         (status = 200, description = "`text/event-stream`: `snapshot` (the item), then `price` after every bid and `closed` at the end; ids are the bid count (`closed`: one more); a comment every 15 s", content_type = "text/event-stream", body = PriceBody),
         (status = 204, description = "Resuming after the `closed` event: nothing will follow"),
-        (status = 404, description = "`item_not_found`", body = ProblemBody)))]
+        (status = 404, description = "`item_not_found`", body = ProblemBody),
+        (status = 429, description = "`too_many_streams`: this address holds `LIVE_STREAMS_PER_IP` streams open already", body = ProblemBody)))]
 pub async fn item_events(
     request: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = item_id(&path)?;
+    let client = request
+        .extensions()
+        .get::<ClientIp>()
+        .map(|ip| ip.limit_key(state.limits.ipv6_prefix));
+    let slot = state
+        .sse_streams
+        .open(client.unwrap_or_else(|| IpNet::from(std::net::IpAddr::from([0, 0, 0, 0]))))?;
     // Subscribe before reading, so nothing published in between is missed.
     let live = state.live.item_events(id);
     let listed = state
@@ -274,16 +299,19 @@ pub async fn item_events(
         .and_then(|v| v.trim().parse::<u64>().ok())
         .filter(|last| *last <= position);
 
+    let keep_alive = state.keep_alive;
     let mut feed = Feed {
         auctions: state.auctions.clone(),
+        shared: std::sync::Arc::clone(&state.keep_alive_reads),
         listed: listed.clone(),
         last: 0,
         live,
-        keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
+        keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + keep_alive, keep_alive),
         ready: VecDeque::new(),
         finished: false,
         replaying_to: None,
         _counted: OpenStream::count(),
+        _slot: slot,
     };
     match resume_from {
         Some(last) if last == position && ItemEvent::closed(&listed).is_some() => {
@@ -439,7 +467,9 @@ impl From<&Notification> for NotificationBody {
     params(TicketQuery),
     responses(
         (status = 101, description = "Switching to the WebSocket; text messages are `{type, data, at}`. Pinged every 30 s; closed with 1008 once the ticket's session ends (logout, password reset, deactivation, expiry)", body = NotificationBody),
-        (status = 401, description = "`invalid_ticket`: unknown, used or expired", body = ProblemBody)))]
+        (status = 400, description = "`bad_request`: not a WebSocket upgrade (the ticket is not spent)", body = ProblemBody),
+        (status = 401, description = "`invalid_ticket`: malformed, unknown, used or expired", body = ProblemBody),
+        (status = 429, description = "`rate_limited` (the per-address limit), or `too_many_streams`: the account holds `SOCKETS_PER_USER` sockets open already", body = ProblemBody)))]
 pub async fn websocket(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -453,17 +483,7 @@ pub async fn websocket(
             "the ticket is unknown, used or expired; get a new one from POST /api/v1/ws-ticket",
         )
     };
-    let ticket = query
-        .ticket
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(invalid)?;
-    let holder = state
-        .tickets
-        .redeem(ticket)
-        .await
-        .map_err(|e| store_failure(&e))?
-        .ok_or_else(invalid)?;
+    // The handshake first: a plain GET must not spend a good ticket.
     let (response, session, messages) = actix_ws::handle(&request, body).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -471,6 +491,19 @@ pub async fn websocket(
             "this endpoint speaks WebSocket only",
         )
     })?;
+    let ticket = query
+        .ticket
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(invalid)?;
+    // A malformed ticket is refused without a lookup.
+    let holder = state
+        .tickets
+        .redeem(ticket)
+        .await
+        .map_err(|e| store_failure(&e))?
+        .ok_or_else(invalid)?;
+    let slot = state.sockets.open(holder.user.id)?;
     let notifications = state.live.notifications(holder.user.id);
     actix_web::rt::spawn(serve_socket(
         session,
@@ -480,6 +513,7 @@ pub async fn websocket(
             tickets: state.tickets.clone(),
             holder,
             ping_every: state.ws_ping,
+            _slot: slot,
         },
     ));
     Ok(response)
@@ -490,10 +524,20 @@ struct Keeper {
     tickets: TicketService,
     holder: SocketHolder,
     ping_every: Duration,
+    /// Its place among its account's open sockets.
+    _slot: StreamSlot<UserId>,
+}
+
+/// Waits at most `limit` for `send` (a frame into actix-ws's bounded
+/// queue, which stops draining when the client stops reading); `false`
+/// when it failed or took too long, and the client is to be dropped.
+async fn sent<E>(limit: Duration, send: impl std::future::Future<Output = Result<(), E>>) -> bool {
+    matches!(tokio::time::timeout(limit, send).await, Ok(Ok(())))
 }
 
 /// Forwards notifications until the client leaves, misses two pings, falls
-/// behind, or its session ends.
+/// behind, stops reading (a send waits a whole ping interval), or its
+/// session ends.
 async fn serve_socket(
     mut session: actix_ws::Session,
     mut messages: actix_ws::MessageStream,
@@ -509,7 +553,7 @@ async fn serve_socket(
             notification = notifications.next() => match notification {
                 Some(Ok(notification)) => {
                     let text = serde_json::to_string(&NotificationBody::from(&notification)).unwrap_or_default();
-                    if session.text(text).await.is_err() {
+                    if !sent(ping_every, session.text(text)).await {
                         break None;
                     }
                 }
@@ -521,7 +565,7 @@ async fn serve_socket(
             message = messages.next() => match message {
                 Some(Ok(actix_ws::Message::Ping(payload))) => {
                     last_heard = Instant::now();
-                    if session.pong(&payload).await.is_err() {
+                    if !sent(ping_every, session.pong(&payload)).await {
                         break None;
                     }
                 }
@@ -543,12 +587,13 @@ async fn serve_socket(
                         description: Some("the session ended; log in again".into()),
                     });
                 }
-                if session.ping(b"").await.is_err() {
+                if !sent(ping_every, session.ping(b"")).await {
                     break None;
                 }
             }
         }
     };
-    let _ = session.close(reason).await;
+    // Bounded too: a client that stopped reading has no room for the close frame.
+    sent(ping_every, session.close(reason)).await;
     metrics::gauge!("websocket_connections").decrement(1.0);
 }

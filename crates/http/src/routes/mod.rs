@@ -2,9 +2,9 @@
 
 use actix_web::dev::HttpServiceFactory;
 use actix_web::middleware::from_fn;
-use actix_web::{FromRequest, Handler, Responder, web};
+use actix_web::{FromRequest, Handler, Responder, Route, web};
 
-use crate::middleware::auth_limit;
+use crate::middleware::{auth_limit, require_admin, require_user};
 
 pub mod auth;
 pub mod items;
@@ -12,6 +12,8 @@ pub mod live;
 pub mod users;
 
 /// Mounts every API route on `cfg` (relative to the API's base path).
+/// Routes for signed-in callers are wrapped in [`user`] or [`admin`]: the
+/// token is judged before the body is read.
 pub fn api(cfg: &mut web::ServiceConfig) {
     cfg.service(auth_limited("/auth/register", auth::register))
         .service(auth_limited("/auth/login", auth::login))
@@ -22,40 +24,53 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         ))
         .route("/auth/verify-email", web::post().to(auth::verify_email))
         .route("/auth/refresh", web::post().to(auth::refresh))
-        .route("/auth/logout", web::post().to(auth::logout))
-        .route("/auth/logout-all", web::post().to(auth::logout_all))
+        .route("/auth/logout", user(web::post().to(auth::logout)))
+        .route("/auth/logout-all", user(web::post().to(auth::logout_all)))
         .route("/auth/password/reset", web::post().to(auth::reset_password))
         .route(
             "/auth/password/change",
-            web::post().to(auth::change_password),
+            user(web::post().to(auth::change_password)),
         )
         .service(
             web::resource("/users/me")
-                .route(web::get().to(users::me))
-                .route(web::patch().to(users::update_me)),
+                .route(user(web::get().to(users::me)))
+                .route(user(web::patch().to(users::update_me))),
         )
-        .route("/users", web::get().to(users::list_users))
+        .route("/users", admin(web::get().to(users::list_users)))
         .service(
             web::resource("/users/{id}")
-                .route(web::get().to(users::get_user))
-                .route(web::patch().to(users::update_user)),
+                .route(admin(web::get().to(users::get_user)))
+                .route(admin(web::patch().to(users::update_user))),
         )
         .service(
             web::resource("/items")
                 .route(web::get().to(items::list_items))
-                .route(web::post().to(items::create_item)),
+                .route(admin(web::post().to(items::create_item))),
         )
         .route("/items/{id}", web::get().to(items::get_item))
-        .route("/items/{id}/cancel", web::post().to(items::cancel_item))
+        .route(
+            "/items/{id}/cancel",
+            admin(web::post().to(items::cancel_item)),
+        )
         .service(
             web::resource("/items/{id}/bid")
-                .route(web::get().to(items::own_bid))
-                .route(web::post().to(items::place_bid)),
+                .route(user(web::get().to(items::own_bid)))
+                .route(user(web::post().to(items::place_bid))),
         )
         .route("/items/{id}/bids", web::get().to(items::revealed_bids))
         .route("/items/{id}/events", web::get().to(live::item_events))
-        .route("/me/bids", web::get().to(items::my_bids))
-        .route("/ws-ticket", web::post().to(live::ws_ticket));
+        .route("/me/bids", user(web::get().to(items::my_bids)))
+        .route("/ws-ticket", user(web::post().to(live::ws_ticket)));
+}
+
+/// A route for any signed-in account.
+fn user(route: Route) -> Route {
+    route.wrap(from_fn(require_user))
+}
+
+/// A route for admins only.
+fn admin(route: Route) -> Route {
+    route.wrap(from_fn(require_admin))
 }
 
 /// A POST resource under the auth rate limit (per client address).

@@ -51,12 +51,28 @@ async fn ready_is_503_naming_the_database_once_it_is_gone_while_health_stays_200
 }
 
 #[tokio::test]
-async fn ready_is_503_naming_redis_when_it_does_not_answer() {
+async fn ready_stays_200_degraded_naming_redis_when_it_does_not_answer() {
     let app = TestApp::spawn_with(Options::default().redis(RedisMode::Unreachable)).await;
+    let ready = app.get("/ready").await;
+    assert_eq!(ready.status(), 200);
+    assert_eq!(
+        ready.json::<Value>().await.unwrap(),
+        json!({"status": "degraded", "checks": {"database": "up", "redis": "down"}})
+    );
+}
+
+#[tokio::test]
+async fn ready_is_503_once_the_database_is_gone_even_with_redis_up() {
+    let app = TestApp::spawn().await;
+    assert_eq!(
+        app.get("/ready").await.json::<Value>().await.unwrap(),
+        json!({"status": "ready", "checks": {"database": "up", "redis": "up"}})
+    );
+    app.drop_database().await;
     let ready = app.get("/ready").await;
     assert_eq!(ready.status(), 503);
     assert_eq!(
         ready.json::<Value>().await.unwrap(),
-        json!({"status": "unavailable", "checks": {"database": "up", "redis": "down"}})
+        json!({"status": "unavailable", "checks": {"database": "down", "redis": "up"}})
     );
 }

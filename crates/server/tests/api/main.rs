@@ -9,6 +9,7 @@ mod auctions;
 mod binary;
 mod conventions;
 mod health;
+mod hostile;
 mod live;
 mod sessions;
 mod support;

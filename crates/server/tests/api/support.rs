@@ -65,6 +65,8 @@ pub struct TestApp {
     pub store: Arc<SqlStore>,
     pub mail_dir: PathBuf,
     pub redis_prefix: String,
+    /// The server's own live-event hub, to hand its subscribers events directly.
+    pub hub: Arc<pp_store_memory::EventHub>,
     _data_dir: tempfile::TempDir,
 }
 
@@ -147,8 +149,10 @@ impl TestApp {
         let app = Application::build(settings).await.unwrap();
         let address = format!("http://127.0.0.1:{}", app.port());
         let store = Arc::clone(&app.services().store);
+        let hub = Arc::clone(&app.services().hub);
         tokio::spawn(app.run_until_stopped());
         TestApp {
+            hub,
             address,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use pp_domain::auth::ports::{
-    AuditLog, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore, Rotation, SessionStart,
-    SessionStore,
+    AuditLog, IssueCap, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore, Rotation,
+    SessionStart, SessionStore,
 };
 use pp_domain::auth::tokens::{
     AuditEntry, AuditEvent, OneTimePurpose, RequestContext, TokenDigest,
@@ -61,16 +61,24 @@ async fn issue_link(
     purpose: OneTimePurpose,
     expires_at: pp_domain::Timestamp,
 ) {
-    h.store
-        .issue_one_time_token(NewOneTimeToken {
-            digest: digest(byte),
-            user,
-            purpose,
-            issued_at: h.clock.now(),
-            expires_at,
-        })
+    let issued = h
+        .store
+        .issue_one_time_token(
+            NewOneTimeToken {
+                digest: digest(byte),
+                user,
+                purpose,
+                issued_at: h.clock.now(),
+                expires_at,
+            },
+            IssueCap {
+                at_most: 100,
+                since: h.clock.now() - Duration::hours(1),
+            },
+        )
         .await
         .unwrap();
+    assert!(issued);
 }
 
 async fn a_refresh_token_rotates_once_and_a_replay_is_reuse(backend: Backend) {
@@ -371,6 +379,55 @@ async fn concurrent_rotations_of_one_token_yield_one_successor(backend: Backend)
         }
     }
     assert_eq!(rotated, 1);
+}
+
+/// Of many links asked for one account at once, only the cap's worth are
+/// issued; links older than the cap's window no longer count.
+async fn concurrent_links_for_one_account_never_overshoot_the_cap(backend: Backend) {
+    let h = Arc::new(Harness::new(backend).await);
+    let ann = h.bidder().await;
+    let bob = h.bidder().await;
+    let issue = |user: pp_domain::UserId, byte: u8| {
+        let h = Arc::clone(&h);
+        tokio::spawn(async move {
+            let now = h.clock.now();
+            h.store
+                .issue_one_time_token(
+                    NewOneTimeToken {
+                        digest: digest(byte),
+                        user,
+                        purpose: if byte.is_multiple_of(2) {
+                            OneTimePurpose::ResetPassword
+                        } else {
+                            OneTimePurpose::VerifyEmail
+                        },
+                        issued_at: now,
+                        expires_at: now + Duration::hours(1),
+                    },
+                    IssueCap {
+                        at_most: 3,
+                        since: now - Duration::hours(1),
+                    },
+                )
+                .await
+                .unwrap()
+        })
+    };
+    let tasks: Vec<_> = (0..8u8).map(|i| issue(ann.id, 10 + i)).collect();
+    let mut issued = 0;
+    for task in tasks {
+        issued += usize::from(task.await.unwrap());
+    }
+    assert_eq!(issued, 3, "both purposes count towards one cap");
+    assert!(
+        issue(bob.id, 30).await.unwrap(),
+        "another account has its own"
+    );
+    h.clock.advance(Duration::minutes(61));
+    assert!(
+        issue(ann.id, 40).await.unwrap(),
+        "an hour later there is room again"
+    );
 }
 
 async fn replacing_refresh_tokens_spends_the_old_ones(backend: Backend) {
@@ -852,6 +909,7 @@ on_both_backends!(
     a_session_is_renewable_while_it_holds_a_live_refresh_token,
     an_expired_refresh_token_is_invalid,
     concurrent_rotations_of_one_token_yield_one_successor,
+    concurrent_links_for_one_account_never_overshoot_the_cap,
     replacing_refresh_tokens_spends_the_old_ones,
     only_live_sessions_of_active_users_authenticate,
     a_one_time_token_is_used_once_for_its_purpose_before_it_expires,

@@ -27,7 +27,12 @@ async fn a_due_item_closes_once_with_the_leader_as_winner(backend: Backend) {
     h.auctions.place_bid(&bob, id, plain(250)).await.unwrap();
 
     assert!(
-        h.auctions.close_due_items(10).await.unwrap().closed.is_empty(),
+        h.auctions
+            .close_due_items(10)
+            .await
+            .unwrap()
+            .closed
+            .is_empty(),
         "nothing is due yet"
     );
     h.clock.advance(Duration::hours(1));
@@ -79,7 +84,12 @@ async fn a_due_item_closes_once_with_the_leader_as_winner(backend: Backend) {
     assert_eq!((lost.state, lost.effective), (BidState::Lost, money(250)));
 
     assert!(
-        h.auctions.close_due_items(10).await.unwrap().closed.is_empty(),
+        h.auctions
+            .close_due_items(10)
+            .await
+            .unwrap()
+            .closed
+            .is_empty(),
         "nothing closes twice"
     );
     let late = h.bidder().await;
@@ -199,7 +209,11 @@ async fn an_unreadable_item_never_holds_up_the_ones_due_after_it(backend: Backen
     h.clock.advance(Duration::seconds(61));
     let retried = h.auctions.close_due_items(10).await.unwrap();
     assert_eq!(
-        retried.failed.iter().map(|f| f.failures).collect::<Vec<_>>(),
+        retried
+            .failed
+            .iter()
+            .map(|f| f.failures)
+            .collect::<Vec<_>>(),
         [2]
     );
     assert_eq!(

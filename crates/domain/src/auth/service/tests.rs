@@ -9,8 +9,9 @@ use zeroize::Zeroizing;
 use super::*;
 use crate::auth::lockout::{FailedAttempt, LoginFailures};
 use crate::auth::ports::{
-    MockAccessTokens, MockAuditLog, MockMailer, MockOneTimeTokenStore, MockPasswordHasher,
-    MockPasswordStrength, MockRevocationList, MockSecretTokens, MockSessionStore,
+    IssueCap, MockAccessTokens, MockAuditLog, MockMailer, MockOneTimeTokenStore,
+    MockPasswordHasher, MockPasswordStrength, MockRevocationList, MockSecretTokens,
+    MockSessionStore,
 };
 use crate::auth::tokens::TokenDigest;
 use crate::ports::MockUserStore;
@@ -54,6 +55,7 @@ fn policy() -> AuthPolicy {
         lifetimes: TokenLifetimes::default(),
         require_verified_email: true,
         public_url: "https://auction.example".into(),
+        mails_per_account_per_hour: 3,
     }
 }
 
@@ -218,11 +220,17 @@ fn registration_stores_the_hash_and_mails_a_verification_link() {
     });
     m.one_time
         .expect_issue_one_time_token()
-        .withf(|t| {
-            t.purpose == OneTimePurpose::VerifyEmail && t.expires_at == t0() + Duration::hours(24)
+        .withf(|t, cap| {
+            t.purpose == OneTimePurpose::VerifyEmail
+                && t.expires_at == t0() + Duration::hours(24)
+                && *cap
+                    == IssueCap {
+                        at_most: 3,
+                        since: t0() - Duration::hours(1),
+                    }
         })
         .times(1)
-        .returning(|_| Ok(()));
+        .returning(|_, _| Ok(true));
     let (svc, _, mailed) = m.service(policy());
     let registered = run(svc.register(Registration {
         email: " Ann@Example.com ".into(),
@@ -845,7 +853,7 @@ fn forgot_and_resend_only_mail_accounts_that_can_use_the_link() {
     m.one_time
         .expect_issue_one_time_token()
         .times(2)
-        .returning(|_| Ok(()));
+        .returning(|_, _| Ok(true));
     let (svc, _, mailed) = m.service(policy());
     run(svc.forgot_password("ann@example.com")).unwrap();
     run(svc.forgot_password("nobody@example.com")).unwrap();
@@ -864,6 +872,28 @@ fn forgot_and_resend_only_mail_accounts_that_can_use_the_link() {
         mails[1]
             .body
             .contains("https://auction.example/verify-email?token=")
+    );
+}
+
+#[test]
+fn past_the_hourly_cap_nothing_is_mailed_and_the_answer_is_the_same() {
+    let ann = user(true, true);
+    let mut m = Mocks::new();
+    m.users
+        .expect_user_by_email()
+        .returning(move |_| Ok(Some(ann.clone())));
+    let mut answers = vec![false, true];
+    m.one_time
+        .expect_issue_one_time_token()
+        .times(2)
+        .returning(move |_, _| Ok(answers.pop().unwrap()));
+    let (svc, _, mailed) = m.service(policy());
+    run(svc.forgot_password("ann@example.com")).unwrap();
+    run(svc.forgot_password("ann@example.com")).unwrap();
+    assert_eq!(
+        mailed.lock().unwrap().len(),
+        1,
+        "the capped request mails nothing"
     );
 }
 
