@@ -10,7 +10,8 @@ use tokio::time::Instant;
 /// How to reach Redis.
 #[derive(Clone, Debug)]
 pub struct RedisSettings {
-    /// `redis://…` (or `rediss://…`).
+    /// `redis://…`, or `rediss://…` for TLS (the certificate must chain to
+    /// a root the system trusts; `#insecure` at the end skips the check).
     pub url: String,
     /// Every key starts with this (`REDIS_KEY_PREFIX`).
     pub prefix: String,
@@ -46,6 +47,11 @@ impl Redis {
     /// # Errors
     /// When the URL is not a Redis URL.
     pub fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
+        // A rediss:// connection needs rustls's process-wide crypto provider;
+        // ring, unless the process chose one already.
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let client = redis::Client::open(settings.url.as_str())?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.timeout))

@@ -351,3 +351,96 @@ async fn a_subscription_whose_ping_goes_unanswered_subscribes_again() {
         waited += Duration::from_millis(100);
     }
 }
+
+/// A `redis-server` speaking only TLS, with a fresh self-signed
+/// certificate, on a port of its own; stopped when dropped.
+struct TlsRedis {
+    port: u16,
+    process: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsRedis {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+        let (cert, private) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert, key.cert.pem()).unwrap();
+        std::fs::write(&private, key.signing_key.serialize_pem()).unwrap();
+        // A free port now may be taken before redis binds it: try a few.
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut process = std::process::Command::new("redis-server")
+                .args([
+                    "--port",
+                    "0",
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .arg("--tls-port")
+                .arg(port.to_string())
+                .arg("--tls-cert-file")
+                .arg(&cert)
+                .arg("--tls-key-file")
+                .arg(&private)
+                .args(["--tls-auth-clients", "no"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server is installed (make services)");
+            for _ in 0..50 {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return TlsRedis {
+                        port,
+                        process,
+                        _dir: dir,
+                    };
+                }
+                if process.try_wait().unwrap().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = process.kill();
+        }
+        panic!("redis-server did not start with TLS");
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+#[tokio::test]
+async fn rediss_urls_speak_tls_and_verify_the_certificate_unless_told_not_to() {
+    let server = TlsRedis::start();
+    let port = server.port;
+    // A self-signed certificate the operator chose to accept.
+    let accepted =
+        Redis::connect(&settings(&format!("rediss://127.0.0.1:{port}/#insecure"))).unwrap();
+    assert!(bounded(accepted.ping()).await);
+    let limiter = RedisRateLimiter::new(Arc::new(accepted));
+    let limit = RateLimit {
+        max: 1,
+        window: Duration::from_secs(60),
+    };
+    assert!(bounded(limiter.hit("tls", limit)).await.allowed);
+    assert!(!bounded(limiter.hit("tls", limit)).await.allowed);
+    // By default the certificate must chain to a trusted root: this one does not.
+    let verified = Redis::connect(&settings(&format!("rediss://127.0.0.1:{port}"))).unwrap();
+    assert!(!bounded(verified.ping()).await);
+    // And plain text to the TLS port gets nowhere.
+    let plain = Redis::connect(&settings(&format!("redis://127.0.0.1:{port}"))).unwrap();
+    assert!(!bounded(plain.ping()).await);
+}
