@@ -124,6 +124,18 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     }
 }
 
+/// `?limit=1..100&cursor=…` as the OpenAPI document describes it; read by
+/// [`PageQuery`].
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Items per page, 1..=100; 20 when absent.
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
 /// `?limit=1..100&cursor=…`.
 #[derive(Debug, Clone)]
 pub struct PageQuery {

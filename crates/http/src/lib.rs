@@ -9,8 +9,9 @@
 use actix_cors::Cors;
 use actix_web::middleware::{Condition, DefaultHeaders};
 use actix_web::{HttpResponse, web};
-use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
+
+use crate::routes::at;
 
 pub mod cursor;
 pub mod extract;
@@ -37,25 +38,23 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         let web_dir = state.web_dir.clone();
         cfg.app_data(web::Data::new(state))
             .app_data(web::PayloadConfig::new(extract::BODY_LIMIT))
-            .route("/health", web::get().to(ops::health))
-            .route("/ready", web::get().to(ops::ready))
-            .route("/metrics", web::get().to(ops::metrics))
-            .service(
-                SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi::ApiDoc::openapi()),
-            )
-            .route(
+            .service(at("/health", web::get().to(ops::health)))
+            .service(at("/ready", web::get().to(ops::ready)))
+            .service(at("/metrics", web::get().to(ops::metrics)))
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi::document()))
+            .service(at(
                 "/docs",
                 web::get().to(|| async {
                     HttpResponse::PermanentRedirect()
                         .insert_header(("Location", "/docs/"))
                         .finish()
                 }),
-            )
-            .route(
+            ))
+            .service(at(
                 "/events/{id}",
                 web::get().to(routes::live::root_item_events),
-            )
-            .route("/ws", web::get().to(routes::live::websocket))
+            ))
+            .service(at("/ws", web::get().to(routes::live::websocket)))
             .service(web::scope("/api/v1").configure(routes::api))
             .service(web::scope("/api").configure(routes::api));
         // Last, so that everything above wins: the web app's files, and its

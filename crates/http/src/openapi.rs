@@ -54,7 +54,7 @@ use crate::{ops, problem, routes};
         routes::live::ClosedBody,
         routes::live::NotificationBody,
     )),
-    modifiers(&BearerAuth, &DocumentPaths),
+    modifiers(&BearerAuth, &DocumentPaths, &EveryAnswer),
     tags(
         (name = "auth", description = "Registration, login, sessions and passwords"),
         (name = "users", description = "Your account; accounts for admins"),
@@ -65,6 +65,12 @@ use crate::{ops, problem, routes};
     )
 )]
 pub struct ApiDoc;
+
+/// The document served at `/api/openapi.json`.
+#[must_use]
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
 
 struct BearerAuth;
 
@@ -118,5 +124,121 @@ impl Modify for DocumentPaths {
                 ResponseBuilder::new().description("To `/docs/`, the viewer's page"),
             ),
         );
+    }
+}
+
+/// What every operation may answer besides its own outcomes, added in one
+/// place so that no handler can forget one: the body's failures (400
+/// `malformed_json`, 413, 415, 422) where it reads a JSON body, 401 where it
+/// needs a token, 400/422 where it pages, 429 under the per-address limit,
+/// 503 wherever it reaches the database; and every error as
+/// `application/problem+json`, the type it is served as.
+struct EveryAnswer;
+
+/// A problem answer with `description`.
+fn problem(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    use utoipa::openapi::schema::Ref;
+    use utoipa::openapi::{ContentBuilder, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            PROBLEM_JSON,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ProblemBody")))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+const PROBLEM_JSON: &str = "application/problem+json";
+
+impl Modify for EveryAnswer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in &mut openapi.paths.paths {
+            let limited =
+                path.starts_with("/api/") || path.starts_with("/events/") || path == "/ws";
+            let stored = limited && path != "/ws" && path != "/api/openapi.json";
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let reads_json = operation
+                    .request_body
+                    .as_ref()
+                    .is_some_and(|body| match body {
+                        utoipa::openapi::RefOr::T(body) => {
+                            body.content.contains_key("application/json")
+                        }
+                        utoipa::openapi::RefOr::Ref(_) => true,
+                    });
+                let pages = operation.parameters.iter().flatten().any(|parameter| {
+                    matches!(parameter, utoipa::openapi::RefOr::T(p) if p.name == "limit")
+                });
+                let mut common: Vec<(&str, &str)> = Vec::new();
+                if reads_json {
+                    common.extend([
+                        ("400", "`malformed_json`: the body is not well-formed JSON"),
+                        ("413", "`payload_too_large`: the body is over 64 KiB"),
+                        ("415", "`unsupported_media_type`: the body is not `application/json`"),
+                        ("422", "`validation_failed`, naming each field that breaks a rule (also an unknown or missing one)"),
+                    ]);
+                }
+                if operation.security.is_some() {
+                    common.push(("401", "`unauthorized` (no token) or `invalid_token` (bad, expired or revoked), before the body is looked at"));
+                }
+                if pages {
+                    common.extend([
+                        ("400", "`invalid_cursor`, or `bad_request` for a malformed query string"),
+                        ("422", "`validation_failed`: `limit` outside 1..=100, or another parameter out of its range"),
+                    ]);
+                }
+                if limited {
+                    common.push((
+                        "429",
+                        "`rate_limited`, with `Retry-After` and the `RateLimit-*` headers",
+                    ));
+                }
+                if stored {
+                    common.push(("503", "`service_unavailable`, with `Retry-After`: the database (or password hashing) is busy or unreachable; try again"));
+                }
+                let responses = &mut operation.responses.responses;
+                for (status, description) in common {
+                    match responses.get_mut(status) {
+                        None => {
+                            responses.insert(status.to_owned(), problem(description));
+                        }
+                        // The operation's own answer for this status: the
+                        // common one is another way to meet it.
+                        Some(utoipa::openapi::RefOr::T(own)) => {
+                            let code = description.split('`').nth(1).unwrap_or(description);
+                            if !own.description.contains(code) {
+                                own.description = format!("{}; or {description}", own.description);
+                            }
+                        }
+                        Some(utoipa::openapi::RefOr::Ref(_)) => {}
+                    }
+                }
+                for (status, response) in responses.iter_mut() {
+                    let utoipa::openapi::RefOr::T(response) = response else {
+                        continue;
+                    };
+                    if status.as_str() >= "400"
+                        && let Some(content) = response.content.shift_remove("application/json")
+                    {
+                        response.content.insert(PROBLEM_JSON.to_owned(), content);
+                    }
+                }
+            }
+        }
     }
 }

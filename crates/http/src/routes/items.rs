@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::extract::{Admin, Authenticated, Json, PageQuery, store_failure};
+use crate::extract::{Admin, Authenticated, Json, PageParams, PageQuery, store_failure};
 use crate::middleware::{LimitClass, enforce};
 use crate::problem::{ApiError, ProblemBody};
 use crate::state::AppState;
@@ -269,6 +269,7 @@ pub struct BidPlaced {
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct StatusQuery {
     /// `open`, `closed` or `cancelled`; all when absent.
+    #[param(value_type = Option<StatusName>)]
     status: Option<String>,
 }
 
@@ -399,7 +400,7 @@ pub async fn create_item(
 
 /// Items, newest first, optionally of one status.
 #[utoipa::path(get, path = "/api/v1/items", tag = "items",
-    params(StatusQuery, ("limit" = Option<u32>, Query, description = "1..=100, default 20"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    params(StatusQuery, PageParams),
     responses(
         (status = 200, body = ItemPage),
         (status = 400, description = "`invalid_cursor`", body = ProblemBody),
@@ -577,7 +578,7 @@ pub async fn own_bid(
 
 /// Every bid of a closed item, in arrival order; sealed while it is open.
 #[utoipa::path(get, path = "/api/v1/items/{id}/bids", tag = "bids",
-    params(("id" = Uuid, Path, description = "The item's id"), ("limit" = Option<u32>, Query, description = "1..=100, default 20"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    params(("id" = Uuid, Path, description = "The item's id"), PageParams),
     responses(
         (status = 200, body = RevealedBidPage),
         (status = 403, description = "`bids_sealed` while the auction is open", body = ProblemBody),
@@ -616,7 +617,7 @@ pub async fn revealed_bids(
 
 /// Your bids, newest first.
 #[utoipa::path(get, path = "/api/v1/me/bids", tag = "bids", security(("bearer" = [])),
-    params(("limit" = Option<u32>, Query, description = "1..=100, default 20"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    params(PageParams),
     responses((status = 200, body = OwnBidPage), (status = 400, description = "`invalid_cursor`", body = ProblemBody)))]
 pub async fn my_bids(
     state: web::Data<AppState>,

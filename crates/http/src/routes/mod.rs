@@ -2,7 +2,7 @@
 
 use actix_web::dev::HttpServiceFactory;
 use actix_web::middleware::from_fn;
-use actix_web::{FromRequest, Handler, Responder, Route, web};
+use actix_web::{FromRequest, Handler, Resource, Responder, Route, web};
 
 use crate::middleware::{auth_limit, require_admin, require_user};
 
@@ -22,21 +22,27 @@ pub fn api(cfg: &mut web::ServiceConfig) {
             "/auth/resend-verification",
             auth::resend_verification,
         ))
-        .route("/auth/verify-email", web::post().to(auth::verify_email))
-        .route("/auth/refresh", web::post().to(auth::refresh))
-        .route("/auth/logout", user(web::post().to(auth::logout)))
-        .route("/auth/logout-all", user(web::post().to(auth::logout_all)))
-        .route("/auth/password/reset", web::post().to(auth::reset_password))
-        .route(
+        .service(at("/auth/verify-email", web::post().to(auth::verify_email)))
+        .service(at("/auth/refresh", web::post().to(auth::refresh)))
+        .service(at("/auth/logout", user(web::post().to(auth::logout))))
+        .service(at(
+            "/auth/logout-all",
+            user(web::post().to(auth::logout_all)),
+        ))
+        .service(at(
+            "/auth/password/reset",
+            web::post().to(auth::reset_password),
+        ))
+        .service(at(
             "/auth/password/change",
             user(web::post().to(auth::change_password)),
-        )
+        ))
         .service(
             web::resource("/users/me")
                 .route(user(web::get().to(users::me)))
                 .route(user(web::patch().to(users::update_me))),
         )
-        .route("/users", admin(web::get().to(users::list_users)))
+        .service(at("/users", admin(web::get().to(users::list_users))))
         .service(
             web::resource("/users/{id}")
                 .route(admin(web::get().to(users::get_user)))
@@ -47,20 +53,27 @@ pub fn api(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(items::list_items))
                 .route(admin(web::post().to(items::create_item))),
         )
-        .route("/items/{id}", web::get().to(items::get_item))
-        .route(
+        .service(at("/items/{id}", web::get().to(items::get_item)))
+        .service(at(
             "/items/{id}/cancel",
             admin(web::post().to(items::cancel_item)),
-        )
+        ))
         .service(
             web::resource("/items/{id}/bid")
                 .route(user(web::get().to(items::own_bid)))
                 .route(user(web::post().to(items::place_bid))),
         )
-        .route("/items/{id}/bids", web::get().to(items::revealed_bids))
-        .route("/items/{id}/events", web::get().to(live::item_events))
-        .route("/me/bids", user(web::get().to(items::my_bids)))
-        .route("/ws-ticket", user(web::post().to(live::ws_ticket)));
+        .service(at("/items/{id}/bids", web::get().to(items::revealed_bids)))
+        .service(at("/items/{id}/events", web::get().to(live::item_events)))
+        .service(at("/me/bids", user(web::get().to(items::my_bids))))
+        .service(at("/ws-ticket", user(web::post().to(live::ws_ticket))));
+}
+
+/// A resource of one route: another method on its path is a 405 with
+/// `Allow`, not a 404 (a route mounted straight on the config would move
+/// its method guard onto the path).
+pub(crate) fn at(path: &str, route: Route) -> Resource {
+    web::resource(path).route(route)
 }
 
 /// A route for any signed-in account.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::extract::{Admin, Authenticated, Context, Json, PageQuery, store_failure};
+use crate::extract::{Admin, Authenticated, Context, Json, PageParams, PageQuery, store_failure};
 
 /// A role as the API spells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -134,7 +134,7 @@ pub async fn update_me(
 
 /// Every account, newest first (admin).
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
-    params(("limit" = Option<u32>, Query, description = "1..=100, default 20"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    params(PageParams),
     responses(
         (status = 200, body = UserPage),
         (status = 400, description = "`invalid_cursor`", body = ProblemBody),
