@@ -63,6 +63,22 @@ impl Title {
         }
     }
 
+    /// A title read back from storage: non-empty and within the length, as
+    /// every title ever accepted was. The rule on characters applies to new
+    /// titles only, so an item listed before it stays readable.
+    ///
+    /// # Errors
+    /// [`TextError`] when empty or longer than 200 characters.
+    pub fn from_stored(stored: &str) -> Result<Self, TextError> {
+        if stored.trim().is_empty() {
+            Err(TextError::Empty)
+        } else if stored.chars().count() > Self::MAX_CHARS {
+            Err(TextError::TooLong(Self::MAX_CHARS))
+        } else {
+            Ok(Title(stored.to_owned()))
+        }
+    }
+
     /// The title.
     #[must_use]
     pub fn as_str(&self) -> &str {
@@ -85,6 +101,19 @@ impl Description {
             Err(TextError::ControlCharacter)
         } else {
             Ok(Description(trimmed.to_owned()))
+        }
+    }
+
+    /// A description read back from storage: within the length. As for
+    /// [`Title::from_stored`], the rule on characters is for new ones.
+    ///
+    /// # Errors
+    /// [`TextError::TooLong`] beyond 10,000 characters.
+    pub fn from_stored(stored: &str) -> Result<Self, TextError> {
+        if stored.chars().count() > Self::MAX_CHARS {
+            Err(TextError::TooLong(Self::MAX_CHARS))
+        } else {
+            Ok(Description(stored.to_owned()))
         }
     }
 
@@ -465,6 +494,13 @@ mod tests {
         assert!(Description::parse("line one\n\tline two\r\n").is_ok());
         assert_eq!(Description::parse("a\0b"), Err(TextError::ControlCharacter));
         assert!(Title::parse("Ünïcödé, 漢字 and emoji 🎨").is_ok());
+        // Listed before the rule: still readable.
+        assert_eq!(
+            Title::from_stored("Vase\nblue").unwrap().as_str(),
+            "Vase\nblue"
+        );
+        assert!(Description::from_stored("\u{1b}[1mbold").is_ok());
+        assert_eq!(Title::from_stored(" "), Err(TextError::Empty));
     }
 
     #[test]

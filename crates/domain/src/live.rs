@@ -241,6 +241,38 @@ pub trait LiveSubscriptions: Send + Sync {
     fn notifications(&self, user: UserId) -> LiveStream<Notification>;
 }
 
+/// A place among a key's open live connections (an address's SSE streams,
+/// an account's sockets), held while its connection lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotLease {
+    /// Whose place it is, e.g. `sse:203.0.113.7/32`.
+    pub key: String,
+    /// This place among the key's.
+    pub id: String,
+    /// Taken from this instance's own count while the shared one was out
+    /// of reach; renewed and given back there.
+    pub local: bool,
+}
+
+/// Places for open live connections, counted across every instance. A
+/// place is a lease its connection renews while it lives; the lease of a
+/// connection nobody renews (its instance crashed or stalled) lapses, so no
+/// count is left behind for good.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait::async_trait]
+pub trait ConnectionSlots: Send + Sync {
+    /// One of `max` places of `key` for `ttl`; `None` when every one is
+    /// taken. Never fails: an implementation that loses its shared store
+    /// counts on its own instance meanwhile.
+    async fn take(&self, key: &str, max: u32, ttl: std::time::Duration) -> Option<SlotLease>;
+
+    /// Keeps `lease` for another `ttl` from now.
+    async fn renew(&self, lease: &SlotLease, ttl: std::time::Duration);
+
+    /// Gives `lease`'s place back.
+    async fn give_back(&self, lease: &SlotLease);
+}
+
 /// The notification for a bid that stopped leading.
 fn no_longer_leading(
     bidder: UserId,

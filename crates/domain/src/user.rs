@@ -219,7 +219,14 @@ mod tests {
         );
         let email = Email::parse("ann.smith@example.com").unwrap();
         assert_eq!(DisplayName::from_email(&email).into_string(), "ann.smith");
-        for bad in ["Ann\0", "A\nnn", "Ann\u{1b}[2J", "\u{202E}nnA", "A\u{85}nn"] {
+        for bad in [
+            "Ann\0",
+            "A\nnn",
+            "Ann\u{1b}[2J",
+            "\u{202E}nnA",
+            "A\u{85}nn",
+            "A\u{2028}nn",
+        ] {
             assert_eq!(
                 DisplayName::parse(bad),
                 Err(InvalidDisplayName::ControlCharacter),

@@ -78,11 +78,16 @@ impl Collector {
 /// Whether `c` may not appear in text people show each other: a control
 /// character (NUL, escape, DEL, …; line breaks and tabs only where
 /// `multiline`), or a bidirectional embedding, override or isolate, which
-/// can make text read differently from what it is ("Trojan Source").
+/// can make text read differently from what it is ("Trojan Source"). The
+/// plain direction marks (LRM, RLM, ALM) stay: names mixing scripts need
+/// them, and they reorder nothing beyond their neighbours.
 #[must_use]
 pub fn is_forbidden_in_text(c: char, multiline: bool) -> bool {
     let line_break_or_tab = matches!(c, '\n' | '\r' | '\t');
+    // U+2028 and U+2029 are line and paragraph separators: line breaks.
+    let separator = matches!(c, '\u{2028}' | '\u{2029}');
     (c.is_control() && !(multiline && line_break_or_tab))
+        || (separator && !multiline)
         || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 

@@ -81,6 +81,9 @@ pub async fn request_id(
 /// the client (a client cannot forge what a trusted proxy appended).
 #[must_use]
 pub fn resolve_client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpNet]) -> IpAddr {
+    // A dual-stack listener sees IPv4 peers as `::ffff:a.b.c.d`; they are
+    // the IPv4 addresses the trusted list names.
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
@@ -92,7 +95,7 @@ pub fn resolve_client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpNet]
         .collect();
     let mut client = peer;
     for hop in hops.iter().rev() {
-        let Ok(ip) = hop.parse::<IpAddr>() else {
+        let Ok(ip) = hop.parse::<IpAddr>().map(|ip| ip.to_canonical()) else {
             // Garbage in the chain: the last address we could trust is the client.
             break;
         };
@@ -161,6 +164,14 @@ impl RootSpanBuilder for RootSpan {
     }
 }
 
+/// The path as the router matches it: percent-escapes decoded (all but
+/// `%`, `/` and `+`), so that `/%61pi/…` is judged as the `/api/…` it is
+/// routed to. Decisions about a path (limits, caching, versions) use this;
+/// only logs keep the raw one.
+fn routed_path(request: &actix_web::HttpRequest) -> &str {
+    request.match_info().as_str()
+}
+
 fn is_api(path: &str) -> bool {
     path == "/api" || path.starts_with("/api/")
 }
@@ -179,7 +190,7 @@ pub async fn api_version(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let path = request.path().to_owned();
+    let path = routed_path(request.request()).to_owned();
     let mut response = next.call(request).await?;
     // `/events/{id}` is the short name of a v1 endpoint, not an unversioned
     // path: versioned, never "defaulted".
@@ -217,11 +228,13 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
 }
 
 /// Whether `path` answers with credentials or the caller's own account:
-/// the auth endpoints and `/users/me`, under either base path.
+/// the auth endpoints, `/users/me` and `/ws-ticket`, under either base path.
 fn carries_credentials(path: &str) -> bool {
     path.strip_prefix("/api/v1")
         .or_else(|| path.strip_prefix("/api"))
-        .is_some_and(|rest| rest.starts_with("/auth/") || rest == "/users/me")
+        .is_some_and(|rest| {
+            rest.starts_with("/auth/") || rest == "/users/me" || rest == "/ws-ticket"
+        })
 }
 
 /// `Cache-Control: no-store` on answers that carry tokens or the caller's
@@ -235,7 +248,7 @@ pub async fn response_policy(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let no_store = carries_credentials(request.path());
+    let no_store = carries_credentials(routed_path(request.request()));
     let hsts = request
         .app_data::<web::Data<AppState>>()
         .is_some_and(|state| state.hsts);
@@ -515,7 +528,7 @@ pub async fn global_limit<B: MessageBody + 'static>(
     request: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B, BoxBody>>, Error> {
-    let path = request.path();
+    let path = routed_path(request.request());
     if is_api(path) || is_events(path) || path == "/ws" {
         limit_by_ip(LimitClass::Global, request, next).await
     } else {
@@ -540,13 +553,7 @@ pub async fn require_user<B: MessageBody + 'static>(
     request: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B, BoxBody>>, Error> {
-    match crate::extract::authenticate(request.request()).await {
-        Ok(principal) => {
-            request.extensions_mut().insert(principal);
-            Ok(next.call(request).await?.map_into_left_body())
-        }
-        Err(error) => Ok(refuse(request, error)),
-    }
+    authenticate_first(request, next, false).await
 }
 
 /// [`require_user`], and the account must be an admin (else 403
@@ -558,9 +565,22 @@ pub async fn require_admin<B: MessageBody + 'static>(
     request: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B, BoxBody>>, Error> {
+    authenticate_first(request, next, true).await
+}
+
+async fn authenticate_first<B: MessageBody + 'static>(
+    request: ServiceRequest,
+    next: Next<B>,
+    admins_only: bool,
+) -> Result<ServiceResponse<EitherBody<B, BoxBody>>, Error> {
     let judged = crate::extract::authenticate(request.request())
         .await
-        .and_then(|principal| crate::extract::admin_only(&principal).map(|()| principal));
+        .and_then(|principal| {
+            if admins_only {
+                crate::extract::admin_only(&principal)?;
+            }
+            Ok(principal)
+        });
     match judged {
         Ok(principal) => {
             request.extensions_mut().insert(principal);
@@ -622,6 +642,15 @@ mod tests {
             resolve_client_ip(ip("10.1.2.3"), &["bogus, 10.0.0.9"], &trusted),
             ip("10.0.0.9")
         );
+        // IPv4-mapped peers and hops are their IPv4 addresses.
+        assert_eq!(
+            resolve_client_ip(ip("::ffff:10.1.2.3"), &["198.51.100.7"], &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            resolve_client_ip(ip("10.1.2.3"), &["198.51.100.7, ::ffff:10.0.0.9"], &trusted),
+            ip("198.51.100.7")
+        );
     }
 
     #[test]
@@ -648,6 +677,7 @@ mod tests {
             "/api/auth/refresh",
             "/api/v1/users/me",
             "/api/users/me",
+            "/api/v1/ws-ticket",
         ] {
             assert!(carries_credentials(path), "{path}");
         }

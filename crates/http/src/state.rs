@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use pp_domain::UserId;
 use pp_domain::auth::ports::RateLimiter;
 use pp_domain::auth::{AuthService, TicketService};
 use pp_domain::live::LiveSubscriptions;
@@ -12,7 +11,7 @@ use pp_domain::service::AuctionService;
 use crate::cursor::CursorCodec;
 use crate::middleware::RateLimits;
 use crate::ops::{MetricsSource, Probes};
-use crate::streams::{OpenStreams, SharedReads};
+use crate::streams::{SharedReads, Slots};
 
 /// The services and settings the HTTP layer works with; built by the
 /// composition root.
@@ -47,14 +46,17 @@ pub struct AppState {
     /// where its item stands).
     pub keep_alive: std::time::Duration,
     /// Open SSE streams per client address (`LIVE_STREAMS_PER_IP`).
-    pub sse_streams: Arc<OpenStreams<IpNet>>,
+    pub sse_streams: Slots,
     /// Open WebSockets per account (`SOCKETS_PER_USER`).
-    pub sockets: Arc<OpenStreams<UserId>>,
+    pub sockets: Slots,
     /// The keep-alive reads the streams of one item share.
     pub keep_alive_reads: Arc<SharedReads>,
     /// Whether every answer carries `Strict-Transport-Security` (the
     /// public URL is `https`).
     pub hsts: bool,
+    /// Places for the mail flows that run after their answer (see
+    /// [`MAIL_FLOWS_AT_ONCE`](crate::routes::auth::MAIL_FLOWS_AT_ONCE)).
+    pub mail_flows: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for AppState {

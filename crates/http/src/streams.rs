@@ -5,98 +5,135 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
+use pp_domain::live::{ConnectionSlots, SlotLease};
 use pp_domain::{ItemId, ListedItem};
 
 use crate::problem::ApiError;
 
-/// Open connections per key, at most `max` each.
-#[derive(Debug)]
-pub struct OpenStreams<K> {
-    open: Mutex<HashMap<K, usize>>,
-    max: usize,
+/// Places for one kind of live connection, at most `max` per key (a
+/// client address, an account) across every instance: each is a lease in
+/// the [`ConnectionSlots`] port, renewed while its connection lives.
+#[derive(Clone)]
+pub struct Slots {
+    port: Arc<dyn ConnectionSlots>,
+    kind: &'static str,
+    max: u32,
+    ttl: Duration,
 }
 
-/// One open connection, counted until it is dropped (however the
-/// connection ends).
-#[derive(Debug)]
-pub struct StreamSlot<K: Eq + Hash + Clone> {
-    owner: Arc<OpenStreams<K>>,
-    key: K,
+impl std::fmt::Debug for Slots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slots")
+            .field("kind", &self.kind)
+            .field("max", &self.max)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
 }
 
-impl<K: Eq + Hash + Clone> OpenStreams<K> {
-    /// At most `max` open connections per key.
+impl Slots {
+    /// At most `max` connections of `kind` per key, each held by a lease of
+    /// `ttl` that its connection renews (so a crashed instance's leases
+    /// lapse within `ttl`).
     #[must_use]
-    pub fn new(max: usize) -> Arc<Self> {
-        Arc::new(OpenStreams {
-            open: Mutex::new(HashMap::new()),
+    pub fn new(
+        port: Arc<dyn ConnectionSlots>,
+        kind: &'static str,
+        max: u32,
+        ttl: Duration,
+    ) -> Self {
+        Slots {
+            port,
+            kind,
             max,
-        })
+            ttl,
+        }
     }
 
-    /// A slot for one more connection of `key`.
+    /// A place for one more connection of `key`.
     ///
     /// # Errors
-    /// 429 `too_many_streams` when `key` already holds the most it may.
-    pub fn open(self: &Arc<Self>, key: K) -> Result<StreamSlot<K>, ApiError> {
-        let mut open = self
-            .open
-            .lock()
-            .map_err(|_| ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR))?;
-        let count = open.entry(key.clone()).or_insert(0);
-        if *count >= self.max {
-            return Err(ApiError::new(
+    /// 429 `too_many_streams` when `key` holds every place already.
+    pub async fn open(&self, key: &str) -> Result<StreamSlot, ApiError> {
+        let key = format!("{}:{key}", self.kind);
+        let lease = self.port.take(&key, self.max, self.ttl).await.ok_or_else(|| {
+            ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_streams",
                 format!(
-                    "at most {} live connections may be open at once; close one first",
+                    "at most {} live connections of this kind may be open at once; close one first",
                     self.max
                 ),
-            ));
-        }
-        *count += 1;
+            )
+        })?;
         Ok(StreamSlot {
-            owner: Arc::clone(self),
-            key,
+            port: Arc::clone(&self.port),
+            lease,
+            ttl: self.ttl,
         })
     }
+}
 
-    /// How many connections `key` holds open.
-    #[must_use]
-    pub fn count(&self, key: &K) -> usize {
-        self.open
-            .lock()
-            .map_or(0, |open| open.get(key).copied().unwrap_or(0))
+/// One open connection's place, given back when it is dropped (however the
+/// connection ends).
+pub struct StreamSlot {
+    port: Arc<dyn ConnectionSlots>,
+    lease: SlotLease,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for StreamSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamSlot")
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
     }
 }
 
-impl<K: Eq + Hash + Clone> Drop for StreamSlot<K> {
+impl StreamSlot {
+    /// Keeps the place for another lease: at every keep-alive or ping.
+    pub async fn renew(&self) {
+        self.port.renew(&self.lease, self.ttl).await;
+    }
+}
+
+impl Drop for StreamSlot {
     fn drop(&mut self) {
-        if let Ok(mut open) = self.owner.open.lock()
-            && let Some(count) = open.get_mut(&self.key)
-        {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.key);
-            }
+        // A drop cannot wait: given back in the background. Without a
+        // runtime (the process is ending) the lease simply lapses.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (port, lease) = (Arc::clone(&self.port), self.lease.clone());
+            runtime.spawn(async move { port.give_back(&lease).await });
         }
     }
 }
 
-/// The latest read of an item, if any, and when it was made.
-type LatestRead = Arc<tokio::sync::Mutex<Option<(Instant, ListedItem)>>>;
+/// The latest read of an item (its outcome, failures included) and when
+/// it was made.
+type LatestRead = Arc<tokio::sync::Mutex<Option<(Instant, Result<Option<ListedItem>, ApiError>)>>>;
+
+/// Items with a read at hand, and how many there may be before a sweep.
+#[derive(Debug)]
+struct Latest {
+    by_item: HashMap<ItemId, LatestRead>,
+    sweep_at: usize,
+}
+
+/// Entries kept before the first sweep.
+const SWEEP_ABOVE: usize = 1024;
 
 /// One database read of an item shared by every stream of it on this
-/// instance: a read younger than `fresh_for` is handed out again, and
-/// streams that need a new one at the same moment wait for a single read.
+/// instance: a read younger than `fresh_for` is handed out again, failures
+/// included (an outage costs one failed read per item, not one per
+/// stream), and streams that need a new one at the same moment wait for a
+/// single read.
 #[derive(Debug)]
 pub struct SharedReads {
-    latest: Mutex<HashMap<ItemId, LatestRead>>,
+    latest: Mutex<Latest>,
     fresh_for: Duration,
 }
 
@@ -105,7 +142,10 @@ impl SharedReads {
     #[must_use]
     pub fn new(fresh_for: Duration) -> Self {
         SharedReads {
-            latest: Mutex::new(HashMap::new()),
+            latest: Mutex::new(Latest {
+                by_item: HashMap::new(),
+                sweep_at: SWEEP_ABOVE,
+            }),
             fresh_for,
         }
     }
@@ -114,23 +154,23 @@ impl SharedReads {
     /// than `fresh_for` ago.
     ///
     /// # Errors
-    /// `read`'s, shared by nobody: the next caller reads again.
-    pub async fn item<E, F, Fut>(&self, item: ItemId, read: F) -> Result<Option<ListedItem>, E>
+    /// `read`'s, or the one another stream's read met within `fresh_for`.
+    pub async fn item<F, Fut>(&self, item: ItemId, read: F) -> Result<Option<ListedItem>, ApiError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Option<ListedItem>, E>>,
+        Fut: Future<Output = Result<Option<ListedItem>, ApiError>>,
     {
         let latest = self.entry(item);
         let mut latest = latest.lock().await;
-        if let Some((at, listed)) = latest.as_ref()
+        if let Some((at, outcome)) = latest.as_ref()
             && at.elapsed() < self.fresh_for
         {
-            return Ok(Some(listed.clone()));
+            return outcome.clone();
         }
         metrics::counter!("live_item_reads_total", "reason" => "keep_alive").increment(1);
-        let listed = read().await?;
-        *latest = listed.clone().map(|listed| (Instant::now(), listed));
-        Ok(listed)
+        let outcome = read().await;
+        *latest = Some((Instant::now(), outcome.clone()));
+        outcome
     }
 
     fn entry(&self, item: ItemId) -> LatestRead {
@@ -138,12 +178,20 @@ impl SharedReads {
             // A panic poisoned the map: read alone rather than fail.
             return LatestRead::default();
         };
-        // Items nobody is reading any more are swept once they outnumber
-        // the watched ones.
-        if latest.len() >= 1024 && latest.len().is_power_of_two() {
-            latest.retain(|_, entry| Arc::strong_count(entry) > 1);
+        let Latest { by_item, sweep_at } = &mut *latest;
+        if !by_item.contains_key(&item) && by_item.len() >= *sweep_at {
+            // Items no stream is reading now and whose read went stale.
+            let fresh_for = self.fresh_for;
+            by_item.retain(|_, entry| {
+                Arc::strong_count(entry) > 1
+                    || entry.try_lock().map_or(true, |read| {
+                        read.as_ref()
+                            .is_some_and(|(at, _)| at.elapsed() < fresh_for)
+                    })
+            });
+            *sweep_at = by_item.len().saturating_mul(2).max(SWEEP_ABOVE);
         }
-        Arc::clone(latest.entry(item).or_default())
+        Arc::clone(by_item.entry(item).or_default())
     }
 }
 
@@ -175,18 +223,45 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_key_holds_at_most_its_share_and_a_dropped_slot_frees_one() {
-        let streams = OpenStreams::new(2);
-        let first = streams.open("a").unwrap();
-        let _second = streams.open("a").unwrap();
-        let refused = streams.open("a").unwrap_err();
-        assert_eq!(refused.code(), "too_many_streams");
-        let _other = streams.open("b").unwrap();
+    /// Places counted in a plain map, to see what a slot takes and gives back.
+    #[derive(Default)]
+    struct Counted(std::sync::Mutex<HashMap<String, usize>>);
+
+    #[async_trait::async_trait]
+    impl ConnectionSlots for Counted {
+        async fn take(&self, key: &str, max: u32, _: Duration) -> Option<SlotLease> {
+            let mut taken = self.0.lock().unwrap();
+            let count = taken.entry(key.to_owned()).or_default();
+            (*count < max as usize).then(|| {
+                *count += 1;
+                SlotLease {
+                    key: key.to_owned(),
+                    id: count.to_string(),
+                    local: true,
+                }
+            })
+        }
+        async fn renew(&self, _: &SlotLease, _: Duration) {}
+        async fn give_back(&self, lease: &SlotLease) {
+            *self.0.lock().unwrap().get_mut(&lease.key).unwrap() -= 1;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_holds_at_most_its_share_and_a_dropped_slot_gives_its_place_back() {
+        let counted = Arc::new(Counted::default());
+        let slots = Slots::new(counted.clone(), "sse", 2, Duration::from_secs(45));
+        let first = slots.open("a").await.unwrap();
+        let _second = slots.open("a").await.unwrap();
+        assert_eq!(
+            slots.open("a").await.unwrap_err().code(),
+            "too_many_streams"
+        );
+        assert!(slots.open("b").await.is_ok(), "keys are independent");
         drop(first);
-        assert_eq!(streams.count(&"a"), 1);
-        let _third = streams.open("a").unwrap();
-        assert_eq!(streams.count(&"a"), 2);
+        tokio::task::yield_now().await;
+        assert_eq!(counted.0.lock().unwrap()["sse:a"], 1);
+        assert!(slots.open("a").await.is_ok());
     }
 
     #[tokio::test]
@@ -202,7 +277,7 @@ mod tests {
                         .item(id, || async move {
                             count.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(20)).await;
-                            Ok::<_, ()>(Some(listed(id)))
+                            Ok(Some(listed(id)))
                         })
                         .await
                 }
@@ -217,12 +292,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_read_is_not_shared() {
-        let reads = SharedReads::new(Duration::from_secs(60));
+    async fn a_failed_read_is_shared_for_its_window_too() {
+        let reads = SharedReads::new(Duration::from_millis(100));
         let id = ItemId::generate();
-        let failed = reads.item(id, || async { Err::<Option<ListedItem>, _>("down") });
-        assert_eq!(failed.await, Err("down"));
-        let next = reads.item(id, || async { Ok::<_, &str>(Some(listed(id))) });
+        let down = || ApiError::for_status(StatusCode::SERVICE_UNAVAILABLE);
+        let failed = reads.item(id, || async move { Err(down()) }).await;
+        assert_eq!(failed.unwrap_err().code(), "service_unavailable");
+        let shared = reads
+            .item(id, || async { panic!("the failure is shared") })
+            .await;
+        assert!(shared.is_err());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let next = reads.item(id, || async move { Ok(Some(listed(id))) });
         assert!(next.await.unwrap().is_some());
+    }
+
+    #[test]
+    fn items_nobody_reads_are_swept_once_they_pile_up() {
+        let reads = SharedReads::new(Duration::ZERO);
+        let held = reads.entry(ItemId::generate());
+        for _ in 0..SWEEP_ABOVE {
+            reads.entry(ItemId::generate());
+        }
+        let latest = reads.latest.lock().unwrap();
+        assert_eq!(latest.by_item.len(), 2, "the held entry and the newest");
+        assert!(
+            latest
+                .by_item
+                .values()
+                .any(|entry| Arc::ptr_eq(entry, &held))
+        );
     }
 }

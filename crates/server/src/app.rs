@@ -17,14 +17,16 @@ use pp_domain::auth::ports::{AuditLog, RateLimiter, RevocationList};
 use pp_domain::auth::tokens::AuditEntry;
 use pp_domain::auth::tokens::TokenLifetimes;
 use pp_domain::auth::{AuthPolicy, AuthPorts, AuthService, LockoutPolicy, TicketService};
+use pp_domain::live::ConnectionSlots;
 use pp_domain::ports::{Clock, LiveEvents, StoreError, SystemClock};
 use pp_domain::service::{AuctionPolicy, AuctionService};
-use pp_http::streams::{OpenStreams, SharedReads};
+use pp_http::streams::{SharedReads, Slots};
 use pp_http::{AppState, CursorCodec, MetricsSource, Probe, Probes};
 use pp_mail::QueuedMailer;
-use pp_store_memory::{EventHub, MemoryRateLimiter, MemoryRevocationList};
+use pp_store_memory::{EventHub, MemoryConnectionSlots, MemoryRateLimiter, MemoryRevocationList};
 use pp_store_redis::{
-    Redis, RedisLiveEvents, RedisRateLimiter, RedisRevocationList, RedisSettings,
+    Redis, RedisConnectionSlots, RedisLiveEvents, RedisRateLimiter, RedisRevocationList,
+    RedisSettings,
 };
 use pp_store_sql::{Database, DatabaseSettings, SqlStore};
 use secrecy::ExposeSecret;
@@ -110,6 +112,7 @@ struct SharedState {
     limiter: Arc<dyn RateLimiter>,
     revocations: Arc<dyn RevocationList>,
     events: Arc<dyn LiveEvents>,
+    slots: Arc<dyn ConnectionSlots>,
 }
 
 impl SharedState {
@@ -120,6 +123,7 @@ impl SharedState {
                 limiter: Arc::new(MemoryRateLimiter::new()),
                 revocations: Arc::new(MemoryRevocationList::new()),
                 events: hub.clone(),
+                slots: Arc::new(MemoryConnectionSlots::new()),
             });
         };
         let redis = Arc::new(
@@ -137,6 +141,7 @@ impl SharedState {
                 Duration::from_secs(5),
             )),
             events: Arc::new(RedisLiveEvents::start(Arc::clone(&redis), Arc::clone(hub))),
+            slots: Arc::new(RedisConnectionSlots::new(Arc::clone(&redis))),
             redis: Some(redis),
         })
     }
@@ -160,6 +165,8 @@ pub struct Services {
     pub tickets: TicketService,
     /// This instance's live subscribers.
     pub hub: Arc<EventHub>,
+    /// Places for open live connections (Redis, or this instance).
+    pub slots: Arc<dyn ConnectionSlots>,
 }
 
 impl std::fmt::Debug for Services {
@@ -196,6 +203,7 @@ impl Services {
             limiter,
             revocations,
             events,
+            slots,
         } = SharedState::build(settings, &hub)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
@@ -259,6 +267,7 @@ impl Services {
             auctions,
             tickets,
             hub,
+            slots,
         })
     }
 
@@ -285,10 +294,24 @@ impl Services {
                 .then(|| settings.web_dir.clone()),
             ws_ping: settings.ws_ping,
             keep_alive: settings.sse_keep_alive,
-            sse_streams: OpenStreams::new(settings.live_streams_per_ip),
-            sockets: OpenStreams::new(settings.sockets_per_user),
+            // A lease outlives two missed renewals (keep-alives, pings).
+            sse_streams: Slots::new(
+                Arc::clone(&self.slots),
+                "sse",
+                settings.live_streams_per_ip,
+                settings.sse_keep_alive * 3,
+            ),
+            sockets: Slots::new(
+                Arc::clone(&self.slots),
+                "ws",
+                settings.sockets_per_user,
+                settings.ws_ping * 3,
+            ),
             keep_alive_reads: Arc::new(SharedReads::new(settings.sse_keep_alive)),
             hsts: settings.public_url.is_https(),
+            mail_flows: Arc::new(tokio::sync::Semaphore::new(
+                pp_http::routes::auth::MAIL_FLOWS_AT_ONCE,
+            )),
         }
     }
 }

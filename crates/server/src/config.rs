@@ -413,11 +413,11 @@ pub struct Settings {
     /// comment (default 15).
     pub sse_keep_alive: Duration,
     /// `LIVE_STREAMS_PER_IP`: open SSE streams per client address (default 32).
-    pub live_streams_per_ip: usize,
+    pub live_streams_per_ip: u32,
     /// `SOCKETS_PER_USER`: open WebSockets per account (default 8).
-    pub sockets_per_user: usize,
+    pub sockets_per_user: u32,
     /// `PASSWORD_HASH_QUEUE`: password checks that may wait for a hashing
-    /// thread before more are refused (default 64 per hashing thread).
+    /// thread before more are refused (default 64 per core).
     pub hash_queue: usize,
     /// `MAILS_PER_ACCOUNT_PER_HOUR`: verification and reset e-mails one
     /// account may be sent per hour (default 3).
@@ -544,7 +544,12 @@ impl Settings {
             password_policy,
             cors_origins: env.parse("CORS_ALLOWED_ORIGINS", OriginList::default())?.0,
             hash_threads,
-            hash_queue: count_within(env, "PASSWORD_HASH_QUEUE", 64 * hash_threads, 1..=1_000_000)?,
+            hash_queue: count_within(
+                env,
+                "PASSWORD_HASH_QUEUE",
+                default_hash_queue(),
+                1..=1_000_000,
+            )?,
             web_dir: env.parse("WEB_DIR", PathBuf::from("frontend/dist"))?,
             access_token_ttl: access_token_ttl(env)?,
             ws_ping: seconds_within(env, "WS_PING_SECS", 30, 1..=300)?,
@@ -605,6 +610,12 @@ where
         ));
     }
     Ok(value)
+}
+
+/// api.md's default: 64 waiting hashes per core.
+fn default_hash_queue() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    cores.saturating_mul(64).min(1_000_000)
 }
 
 fn hash_threads(env: &Environment) -> Result<usize, ConfigError> {
@@ -697,7 +708,8 @@ mod tests {
             (32, 8)
         );
         assert_eq!(settings.sse_keep_alive, Duration::from_secs(15));
-        assert_eq!(settings.hash_queue, 64 * settings.hash_threads);
+        assert_eq!(settings.hash_queue, default_hash_queue());
+        assert!(settings.hash_queue >= 64);
         // A second start reads the same secrets back.
         let again = Settings::from_env(&env(&[("DATA_DIR", data.to_str().unwrap())])).unwrap();
         assert_eq!(

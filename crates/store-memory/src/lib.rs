@@ -1,14 +1,16 @@
 //! # In-process twins of the Redis ports
 //!
-//! [`MemoryRevocationList`] and [`MemoryRateLimiter`] keep their state in this
-//! process only: right for the embedded default (one instance, no Redis) and
+//! [`MemoryRevocationList`], [`MemoryRateLimiter`] and
+//! [`MemoryConnectionSlots`] keep their state in this process only: right for the embedded default (one instance, no Redis) and
 //! as the per-instance fallback while Redis is unreachable. [`EventHub`]
 //! fans live events out to this process's subscribers; with Redis it is fed
 //! by the Redis subscription, without it it is the whole transport.
 
 mod hub;
+mod slots;
 
 pub use hub::{BUFFER, EventHub};
+pub use slots::MemoryConnectionSlots;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;

@@ -9,14 +9,19 @@
 //! - [`RedisRateLimiter`]: sliding-window limits shared by all instances,
 //!   falling back to per-instance windows while Redis is unreachable;
 //! - [`RedisLiveEvents`]: live events fanned out to every instance over
-//!   pub/sub.
+//!   pub/sub;
+//! - [`RedisConnectionSlots`]: places for open live connections, counted
+//!   across instances as leases that lapse unless renewed, per instance
+//!   while Redis is unreachable.
 
 mod client;
 mod events;
 mod limiter;
 mod revocations;
+mod slots;
 
 pub use client::{Redis, RedisSettings};
 pub use events::RedisLiveEvents;
 pub use limiter::RedisRateLimiter;
 pub use revocations::RedisRevocationList;
+pub use slots::RedisConnectionSlots;

@@ -68,8 +68,9 @@ pub(crate) fn item_from_row(row: &items::Model) -> Result<Item, StoreError> {
     Ok(Item {
         id: ItemId::from_uuid(row.id),
         seller: UserId::from_uuid(row.seller_id),
-        title: Title::parse(&row.title).map_err(|e| integrity(format_args!("items.title: {e}")))?,
-        description: Description::parse(&row.description)
+        title: Title::from_stored(&row.title)
+            .map_err(|e| integrity(format_args!("items.title: {e}")))?,
+        description: Description::from_stored(&row.description)
             .map_err(|e| integrity(format_args!("items.description: {e}")))?,
         currency: Currency::parse(&row.currency)
             .map_err(|e| integrity(format_args!("items.currency: {e}")))?,

@@ -199,21 +199,33 @@ pub async fn verify_email(
 /// Runs a mail flow after the answer has gone: looking the address up,
 /// storing the link and queueing the mail take the same (no) time for a
 /// known and an unknown address, so the answer's timing tells nothing.
-/// Its log lines keep the request's span (and id).
+/// At most [`MAIL_FLOWS_AT_ONCE`] run at once; past that a flow is dropped
+/// (and counted) rather than queued without bound: its caller may ask
+/// again. Its log lines keep the request's span (and id).
 fn after_answer(
+    state: &AppState,
     flow: &'static str,
     work: impl std::future::Future<Output = Result<(), pp_domain::ports::StoreError>> + 'static,
 ) {
     use tracing::Instrument;
+    let Ok(permit) = std::sync::Arc::clone(&state.mail_flows).try_acquire_owned() else {
+        metrics::counter!("mail_flows_dropped_total").increment(1);
+        tracing::warn!(flow, "too many mail flows at once; this one was dropped");
+        return;
+    };
     actix_web::rt::spawn(
         async move {
             if let Err(error) = work.await {
                 tracing::error!(%error, flow, "a mail flow failed after its request was answered");
             }
+            drop(permit);
         }
         .instrument(tracing::Span::current()),
     );
 }
+
+/// Mail flows (forgot, resend) that may run at once on an instance.
+pub const MAIL_FLOWS_AT_ONCE: usize = 64;
 
 /// Sends a new verification link if the address has an unverified account
 /// (at most `MAILS_PER_ACCOUNT_PER_HOUR` links per account).
@@ -224,7 +236,7 @@ pub async fn resend_verification(
     Json(body): Json<EmailRequest>,
 ) -> HttpResponse {
     let auth = state.auth.clone();
-    after_answer("resend-verification", async move {
+    after_answer(&state, "resend-verification", async move {
         auth.resend_verification(&body.email).await
     });
     accepted("if the address has an unverified account, a new link is on its way")
@@ -355,7 +367,7 @@ pub async fn forgot_password(
     Json(body): Json<EmailRequest>,
 ) -> HttpResponse {
     let auth = state.auth.clone();
-    after_answer("forgot-password", async move {
+    after_answer(&state, "forgot-password", async move {
         auth.forgot_password(&body.email).await
     });
     accepted("if the address has an account, a reset link is on its way")

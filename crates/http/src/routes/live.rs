@@ -17,11 +17,10 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, Responder, web};
 use actix_web_lab::sse;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use ipnet::IpNet;
 use pp_domain::auth::{SocketHolder, TicketService};
 use pp_domain::live::{ItemEvent, LiveStream, Notification, NotificationData, PriceEvent};
 use pp_domain::service::AuctionService;
-use pp_domain::{ListedItem, Money, UserId};
+use pp_domain::{ListedItem, Money};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -134,8 +133,8 @@ struct Feed {
     /// Bidding ended and its event is queued: nothing can follow.
     finished: bool,
     _counted: OpenStream,
-    /// Its place among its client's open streams.
-    _slot: StreamSlot<IpNet>,
+    /// Its place among its client's open streams, renewed at each keep-alive.
+    slot: StreamSlot,
 }
 
 impl Feed {
@@ -215,9 +214,10 @@ impl Feed {
     async fn shared_read(&self) -> Result<ListedItem, ApiError> {
         let id = self.listed.item.id;
         self.shared
-            .item(id, || self.auctions.item(id))
-            .await
-            .map_err(|e| store_failure(&e))?
+            .item(id, || async move {
+                self.auctions.item(id).await.map_err(|e| store_failure(&e))
+            })
+            .await?
             .ok_or_else(|| ApiError::for_status(StatusCode::NOT_FOUND))
     }
 
@@ -244,6 +244,7 @@ impl Feed {
                     Some(Err(_)) | None => return None,
                 },
                 _ = self.keep_alive.tick() => {
+                    self.slot.renew().await;
                     let checked = match self.shared_read().await {
                         Ok(listed) => self.catch_up(listed).await,
                         Err(error) => Err(error),
@@ -279,10 +280,11 @@ pub async fn item_events(
     let client = request
         .extensions()
         .get::<ClientIp>()
-        .map(|ip| ip.limit_key(state.limits.ipv6_prefix));
+        .map(|ip| ip.limit_key(state.limits.ipv6_prefix).to_string());
     let slot = state
         .sse_streams
-        .open(client.unwrap_or_else(|| IpNet::from(std::net::IpAddr::from([0, 0, 0, 0]))))?;
+        .open(client.as_deref().unwrap_or("unknown"))
+        .await?;
     // Subscribe before reading, so nothing published in between is missed.
     let live = state.live.item_events(id);
     let listed = state
@@ -311,7 +313,7 @@ pub async fn item_events(
         finished: false,
         replaying_to: None,
         _counted: OpenStream::count(),
-        _slot: slot,
+        slot,
     };
     match resume_from {
         Some(last) if last == position && ItemEvent::closed(&listed).is_some() => {
@@ -366,7 +368,8 @@ pub struct TicketBody {
     responses(
         (status = 200, description = "The same stream as `/api/v1/items/{id}/events`", content_type = "text/event-stream", body = PriceBody),
         (status = 204, description = "Resuming after the `closed` event: nothing will follow"),
-        (status = 404, description = "`item_not_found`", body = ProblemBody)))]
+        (status = 404, description = "`item_not_found`", body = ProblemBody),
+        (status = 429, description = "`too_many_streams`: this address holds `LIVE_STREAMS_PER_IP` streams open already", body = ProblemBody)))]
 pub async fn root_item_events(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -503,7 +506,7 @@ pub async fn websocket(
         .await
         .map_err(|e| store_failure(&e))?
         .ok_or_else(invalid)?;
-    let slot = state.sockets.open(holder.user.id)?;
+    let slot = state.sockets.open(&holder.user.id.to_string()).await?;
     let notifications = state.live.notifications(holder.user.id);
     actix_web::rt::spawn(serve_socket(
         session,
@@ -513,7 +516,7 @@ pub async fn websocket(
             tickets: state.tickets.clone(),
             holder,
             ping_every: state.ws_ping,
-            _slot: slot,
+            slot,
         },
     ));
     Ok(response)
@@ -524,15 +527,68 @@ struct Keeper {
     tickets: TicketService,
     holder: SocketHolder,
     ping_every: Duration,
-    /// Its place among its account's open sockets.
-    _slot: StreamSlot<UserId>,
+    /// Its place among its account's open sockets, renewed at each ping.
+    slot: StreamSlot,
+}
+
+/// Why a socket ended, as `websocket_closed_total` counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SocketEnd {
+    /// The client closed it or the connection broke.
+    ClientLeft,
+    /// A send waited a whole ping interval: the client stopped reading.
+    StoppedReading,
+    /// Its notifications fell behind the hub.
+    FellBehind,
+    /// Silent for two ping intervals.
+    MissedPings,
+    /// Its session ended (logout, reset, deactivation, expiry).
+    SessionEnded,
+}
+
+impl SocketEnd {
+    fn label(self) -> &'static str {
+        match self {
+            SocketEnd::ClientLeft => "client_left",
+            SocketEnd::StoppedReading => "stopped_reading",
+            SocketEnd::FellBehind => "fell_behind",
+            SocketEnd::MissedPings => "missed_pings",
+            SocketEnd::SessionEnded => "session_ended",
+        }
+    }
+
+    /// The close frame the client is sent, if any is worth sending.
+    fn close_reason(self) -> Option<actix_ws::CloseReason> {
+        let (code, description) = match self {
+            SocketEnd::ClientLeft | SocketEnd::StoppedReading => return None,
+            SocketEnd::FellBehind => (
+                actix_ws::CloseCode::Again,
+                "fell behind; reconnect with a new ticket",
+            ),
+            SocketEnd::MissedPings => (actix_ws::CloseCode::Away, "missed two pings"),
+            SocketEnd::SessionEnded => (
+                actix_ws::CloseCode::Policy,
+                "the session ended; log in again",
+            ),
+        };
+        Some(actix_ws::CloseReason {
+            code,
+            description: Some(description.into()),
+        })
+    }
 }
 
 /// Waits at most `limit` for `send` (a frame into actix-ws's bounded
-/// queue, which stops draining when the client stops reading); `false`
-/// when it failed or took too long, and the client is to be dropped.
-async fn sent<E>(limit: Duration, send: impl std::future::Future<Output = Result<(), E>>) -> bool {
-    matches!(tokio::time::timeout(limit, send).await, Ok(Ok(())))
+/// queue, which stops draining when the client stops reading).
+async fn sent<E>(
+    limit: Duration,
+    send: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), SocketEnd> {
+    match tokio::time::timeout(limit, send).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(SocketEnd::ClientLeft),
+        Err(_) => Err(SocketEnd::StoppedReading),
+    }
 }
 
 /// Forwards notifications until the client leaves, misses two pings, falls
@@ -548,52 +604,46 @@ async fn serve_socket(
     let ping_every = keeper.ping_every;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
-    let reason = loop {
-        tokio::select! {
+    let end = loop {
+        let outcome = tokio::select! {
             notification = notifications.next() => match notification {
                 Some(Ok(notification)) => {
                     let text = serde_json::to_string(&NotificationBody::from(&notification)).unwrap_or_default();
-                    if !sent(ping_every, session.text(text)).await {
-                        break None;
-                    }
+                    sent(ping_every, session.text(text)).await
                 }
-                Some(Err(_)) | None => break Some(actix_ws::CloseReason {
-                    code: actix_ws::CloseCode::Again,
-                    description: Some("fell behind; reconnect with a new ticket".into()),
-                }),
+                Some(Err(_)) | None => Err(SocketEnd::FellBehind),
             },
             message = messages.next() => match message {
                 Some(Ok(actix_ws::Message::Ping(payload))) => {
                     last_heard = Instant::now();
-                    if !sent(ping_every, session.pong(&payload)).await {
-                        break None;
-                    }
+                    sent(ping_every, session.pong(&payload)).await
                 }
-                Some(Ok(actix_ws::Message::Close(_))) | None | Some(Err(_)) => break None,
-                Some(Ok(_)) => last_heard = Instant::now(),
+                Some(Ok(actix_ws::Message::Close(_))) | None | Some(Err(_)) => Err(SocketEnd::ClientLeft),
+                Some(Ok(_)) => {
+                    last_heard = Instant::now();
+                    Ok(())
+                }
             },
             _ = ping.tick() => {
                 if last_heard.elapsed() > ping_every * 2 {
-                    break Some(actix_ws::CloseReason {
-                        code: actix_ws::CloseCode::Away,
-                        description: Some("missed two pings".into()),
-                    });
-                }
-                // A store failure is not an ended session: check again at
-                // the next ping.
-                if let Ok(false) = keeper.tickets.still_valid(&keeper.holder).await {
-                    break Some(actix_ws::CloseReason {
-                        code: actix_ws::CloseCode::Policy,
-                        description: Some("the session ended; log in again".into()),
-                    });
-                }
-                if !sent(ping_every, session.ping(b"")).await {
-                    break None;
+                    Err(SocketEnd::MissedPings)
+                } else {
+                    keeper.slot.renew().await;
+                    // A store failure is not an ended session: check again
+                    // at the next ping.
+                    match keeper.tickets.still_valid(&keeper.holder).await {
+                        Ok(false) => Err(SocketEnd::SessionEnded),
+                        _ => sent(ping_every, session.ping(b"")).await,
+                    }
                 }
             }
+        };
+        if let Err(end) = outcome {
+            break end;
         }
     };
+    metrics::counter!("websocket_closed_total", "reason" => end.label()).increment(1);
     // Bounded too: a client that stopped reading has no room for the close frame.
-    sent(ping_every, session.close(reason)).await;
+    let _ = sent(ping_every, session.close(end.close_reason())).await;
     metrics::gauge!("websocket_connections").decrement(1.0);
 }

@@ -444,3 +444,54 @@ async fn rediss_urls_speak_tls_and_verify_the_certificate_unless_told_not_to() {
     let plain = Redis::connect(&settings(&format!("redis://127.0.0.1:{port}"))).unwrap();
     assert!(!bounded(plain.ping()).await);
 }
+
+#[tokio::test]
+async fn live_connection_places_are_shared_by_instances_and_lapse_unless_renewed() {
+    use pp_domain::live::ConnectionSlots;
+    use pp_store_redis::RedisConnectionSlots;
+
+    let shared = settings(&url());
+    let one = RedisConnectionSlots::new(Arc::new(Redis::connect(&shared).unwrap()));
+    let two = RedisConnectionSlots::new(Arc::new(Redis::connect(&shared).unwrap()));
+    let ttl = Duration::from_millis(400);
+    let first = bounded(one.take("sse:a", 2, ttl)).await.unwrap();
+    let renewed = bounded(two.take("sse:a", 2, ttl)).await.unwrap();
+    assert!(!first.local && !renewed.local);
+    assert!(
+        bounded(one.take("sse:a", 2, ttl)).await.is_none(),
+        "two instances share the count"
+    );
+    bounded(one.give_back(&first)).await;
+    let abandoned = bounded(two.take("sse:a", 2, ttl)).await.unwrap();
+    // Half a lease later the renewed one is pushed on; the abandoned one lapses.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    bounded(one.renew(&renewed, ttl)).await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(bounded(one.take("sse:a", 2, ttl)).await.is_some());
+    assert!(bounded(one.take("sse:a", 2, ttl)).await.is_none());
+    drop(abandoned);
+    // Nothing outlives its longest lease.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let left: i64 = raw()
+        .await
+        .exists(format!("{}slots:sse:a", shared.prefix))
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn with_redis_gone_live_connection_places_are_counted_on_this_instance() {
+    use pp_domain::live::ConnectionSlots;
+    use pp_store_redis::RedisConnectionSlots;
+
+    let slots = RedisConnectionSlots::new(Arc::new(
+        Redis::connect(&settings("redis://127.0.0.1:1")).unwrap(),
+    ));
+    let ttl = Duration::from_secs(30);
+    let local = bounded(slots.take("ws:ann", 1, ttl)).await.unwrap();
+    assert!(local.local);
+    assert!(bounded(slots.take("ws:ann", 1, ttl)).await.is_none());
+    bounded(slots.give_back(&local)).await;
+    assert!(bounded(slots.take("ws:ann", 1, ttl)).await.is_some());
+}

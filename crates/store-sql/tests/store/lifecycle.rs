@@ -261,10 +261,43 @@ async fn a_round_with_a_bad_item_still_commits_the_others(backend: Backend) {
     }
 }
 
+/// Items listed before titles refused control characters stay readable,
+/// listable and closable.
+async fn an_item_listed_before_the_text_rules_is_read_and_closed(backend: Backend) {
+    use sea_orm::ConnectionTrait;
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+
+    let h = Harness::new(backend).await;
+    let legacy = h.item(100, 5).await;
+    h.store
+        .database()
+        .connection()
+        .execute(
+            Query::update()
+                .table("items")
+                .value("title", "Vase\nblue \u{1b}[1m")
+                .value("description", "line\u{0b}tab")
+                .and_where(Expr::col("id").eq(legacy.item.id.as_uuid())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        h.listed(&legacy).await.item.title.as_str(),
+        "Vase\nblue \u{1b}[1m"
+    );
+    let listed = h.store.list_items(None, None, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    h.clock.advance(Duration::hours(2));
+    let round = h.auctions.close_due_items(10).await.unwrap();
+    assert!(round.failed.is_empty());
+    assert_eq!(round.closed.len(), 1);
+}
+
 on_both_backends!(
     a_due_item_closes_once_with_the_leader_as_winner,
     the_closer_takes_at_most_its_limit_oldest_first,
     an_item_is_cancelled_only_while_nobody_has_bid,
     an_unreadable_item_never_holds_up_the_ones_due_after_it,
     a_round_with_a_bad_item_still_commits_the_others,
+    an_item_listed_before_the_text_rules_is_read_and_closed,
 );
