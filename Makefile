@@ -3,7 +3,7 @@ SHELL := bash
 CARGO ?= cargo
 COVERAGE_MIN ?= 80
 
-.PHONY: help run migrate test test-rust test-web e2e web lint fmt deny cov bench bench-bids hooks services clean
+.PHONY: help run migrate test test-rust test-web e2e web lint fmt deny cov fuzz-api bench bench-bids hooks services clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ deny: ## supply chain: cargo-deny (advisories offline, licences, bans, sources),
 cov: services ## tests with line coverage; fails under $(COVERAGE_MIN) %
 	$(CARGO) llvm-cov nextest --workspace --no-tests=warn \
 		--fail-under-lines $(COVERAGE_MIN) --summary-only
+
+fuzz-api: ## API fuzzing: schemathesis, every check, on a release build (embedded default, then PostgreSQL and Redis)
+	scripts/fuzz-api.sh
 
 bench: ## accounts benchmark: /users/me req/s, login throughput, /health p99 under a login flood
 	scripts/bench.sh
