@@ -265,13 +265,11 @@ async fn a_socket_whose_client_stops_reading_is_dropped() {
 
     let app = TestApp::spawn_with(Options::default().with("WS_PING_SECS", "1")).await;
     let ann = app.user("ann@example.com").await;
-    let me: Value = app
-        .get_as("/api/v1/users/me", &ann.access)
-        .await
-        .json()
-        .await
+    let user: pp_domain::UserId = app.me(&ann.access).await["id"]
+        .as_str()
+        .unwrap()
+        .parse()
         .unwrap();
-    let user: pp_domain::UserId = me["id"].as_str().unwrap().parse().unwrap();
     let ticket = app.ticket(&ann.access).await;
     let _socket = a_socket_that_never_reads(&app.address, &ticket).await;
     assert!(metric_reaches(&app, "websocket_connections", 1.0, Duration::from_secs(5)).await);
@@ -311,13 +309,7 @@ async fn a_route_for_signed_in_callers_judges_the_token_before_the_body() {
     let app = TestApp::spawn().await;
     let ann = app.user("ann@example.com").await;
     let item = open_item(&app).await;
-    let me: Value = app
-        .get_as("/api/v1/users/me", &ann.access)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let ann_id = me["id"].as_str().unwrap().to_owned();
+    let ann_id = app.me(&ann.access).await["id"].as_str().unwrap().to_owned();
     let send = |method: Method, path: String, token: String, body: &'static str, json: bool| {
         let request = app
             .client

@@ -482,6 +482,13 @@ impl TestApp {
         }
     }
 
+    /// `GET /users/me` as the holder of `token`.
+    pub async fn me(&self, token: &str) -> Value {
+        let response = self.get_as("/api/v1/users/me", token).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
     /// A single-use WebSocket ticket for `user`.
     pub async fn ticket(&self, user: &str) -> String {
         let response = self.post_as("/api/v1/ws-ticket", user, None).await;

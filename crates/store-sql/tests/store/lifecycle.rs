@@ -160,12 +160,28 @@ async fn an_item_is_cancelled_only_while_nobody_has_bid(backend: Backend) {
     );
 }
 
-/// A tampered item (its public price no longer matches its sealed
-/// standing) stays open and is passed by; the items due after it close.
-async fn an_unreadable_item_never_holds_up_the_ones_due_after_it(backend: Backend) {
+/// Overwrites columns of `item`'s row behind the store's back, as a
+/// tampering hand or an older version of the code would have written them.
+async fn overwrite(h: &Harness, item: ItemId, columns: Vec<(&'static str, sea_orm::Value)>) {
     use sea_orm::ConnectionTrait;
     use sea_orm::sea_query::{Expr, ExprTrait, Query};
 
+    let mut update = Query::update();
+    update.table("items");
+    for (column, value) in columns {
+        update.value(column, value);
+    }
+    h.store
+        .database()
+        .connection()
+        .execute(update.and_where(Expr::col("id").eq(item.as_uuid())))
+        .await
+        .unwrap();
+}
+
+/// A tampered item (its public price no longer matches its sealed
+/// standing) stays open and is passed by; the items due after it close.
+async fn an_unreadable_item_never_holds_up_the_ones_due_after_it(backend: Backend) {
     let h = Harness::new(backend).await;
     let bad = h.item(100, 5).await;
     h.clock.advance(Duration::minutes(1));
@@ -175,17 +191,7 @@ async fn an_unreadable_item_never_holds_up_the_ones_due_after_it(backend: Backen
         .place_bid(&bidder, bad.item.id, plain(100))
         .await
         .unwrap();
-    h.store
-        .database()
-        .connection()
-        .execute(
-            Query::update()
-                .table("items")
-                .value("current_price", 90_i64)
-                .and_where(Expr::col("id").eq(bad.item.id.as_uuid())),
-        )
-        .await
-        .unwrap();
+    overwrite(&h, bad.item.id, vec![("current_price", 90_i64.into())]).await;
     h.clock.advance(Duration::hours(2));
 
     // The bad item is the oldest due: a round of one takes it first, and
@@ -227,24 +233,11 @@ async fn an_unreadable_item_never_holds_up_the_ones_due_after_it(backend: Backen
 /// A bad item in the middle of a round: the items before and after it
 /// commit in that same round.
 async fn a_round_with_a_bad_item_still_commits_the_others(backend: Backend) {
-    use sea_orm::ConnectionTrait;
-    use sea_orm::sea_query::{Expr, ExprTrait, Query};
-
     let h = Harness::new(backend).await;
     let before = h.item(100, 5).await;
     let bad = h.item(100, 5).await;
     let after = h.item(100, 5).await;
-    h.store
-        .database()
-        .connection()
-        .execute(
-            Query::update()
-                .table("items")
-                .value("current_price", 500_i64)
-                .and_where(Expr::col("id").eq(bad.item.id.as_uuid())),
-        )
-        .await
-        .unwrap();
+    overwrite(&h, bad.item.id, vec![("current_price", 500_i64.into())]).await;
     h.clock.advance(Duration::hours(2));
     let round = h.auctions.close_due_items(10).await.unwrap();
     let mut closed: Vec<ItemId> = round.closed.iter().map(|l| l.item.id).collect();
@@ -264,23 +257,17 @@ async fn a_round_with_a_bad_item_still_commits_the_others(backend: Backend) {
 /// Items listed before titles refused control characters stay readable,
 /// listable and closable.
 async fn an_item_listed_before_the_text_rules_is_read_and_closed(backend: Backend) {
-    use sea_orm::ConnectionTrait;
-    use sea_orm::sea_query::{Expr, ExprTrait, Query};
-
     let h = Harness::new(backend).await;
     let legacy = h.item(100, 5).await;
-    h.store
-        .database()
-        .connection()
-        .execute(
-            Query::update()
-                .table("items")
-                .value("title", "Vase\nblue \u{1b}[1m")
-                .value("description", "line\u{0b}tab")
-                .and_where(Expr::col("id").eq(legacy.item.id.as_uuid())),
-        )
-        .await
-        .unwrap();
+    overwrite(
+        &h,
+        legacy.item.id,
+        vec![
+            ("title", "Vase\nblue \u{1b}[1m".into()),
+            ("description", "line\u{0b}tab".into()),
+        ],
+    )
+    .await;
     assert_eq!(
         h.listed(&legacy).await.item.title.as_str(),
         "Vase\nblue \u{1b}[1m"
