@@ -13,7 +13,9 @@
    passwords. The operations are still fuzzed: PATCH on the account kept for
    it (`target`), on accounts the fuzzer registers and on unknown ids; login
    on every other address, and with the right password in the credentials
-   run.
+   run. It also leaves out `GET /ws` with a ticket the server issued: that
+   opens a WebSocket (101), which an HTTP fuzzer cannot carry on; /ws is
+   fuzzed with every other ticket and handshake.
 3. In the `credentials` run (FUZZ_CREDENTIALS_EMAIL set), the schema-valid
    cases of POST /auth/login and POST /auth/password/change carry the
    account's real e-mail address and current password, so their successful
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 
 import schemathesis
@@ -118,9 +121,22 @@ LOGIN = "POST /api/v1/auth/login"
 CHANGE = "POST /api/v1/auth/password/change"
 
 
+# A ticket the server hands out: 43 characters of unpadded URL-safe base64.
+ISSUED_TICKET = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
 @schemathesis.hook
 def filter_case(context, case) -> bool:
     label = case.operation.label
+    if label == "GET /ws":
+        # With a real ticket (schemathesis reuses the ones POST /ws-ticket
+        # answered) and the handshake headers, the documented answer is 101
+        # and the connection speaks WebSocket from then on: an HTTP client
+        # cannot judge it, and reads the socket's frames as its next
+        # answer. Every other /ws case runs: no ticket, garbage tickets,
+        # used ones, broken handshakes.
+        ticket = (case.query or {}).get("ticket")
+        return not (isinstance(ticket, str) and ISSUED_TICKET.match(ticket))
     if label == "PATCH /api/v1/users/{id}":
         return str((case.path_parameters or {}).get("id")) not in PROTECTED_IDS
     if label == LOGIN and isinstance(case.body, dict) and isinstance(case.body.get("email"), str):

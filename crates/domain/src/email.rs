@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// The longest address SMTP can carry (RFC 5321 path limit minus the brackets).
-const MAX_LEN: usize = 254;
+const MAX_LEN: usize = Email::MAX_CHARS;
 
 /// A syntactically valid e-mail address, trimmed and lower-cased.
 ///
@@ -29,6 +29,9 @@ pub enum InvalidEmail {
 }
 
 impl Email {
+    /// The longest address, in characters (RFC 5321's path limit).
+    pub const MAX_CHARS: usize = 254;
+
     /// Trims, lower-cases and checks the syntax (a domain with a top-level
     /// domain; no display name, no IP literal).
     ///

@@ -45,7 +45,8 @@ pub enum TextError {
 }
 
 impl Title {
-    const MAX_CHARS: usize = 200;
+    /// The longest title, in code points after trimming.
+    pub const MAX_CHARS: usize = 200;
 
     /// # Errors
     /// [`TextError`] when empty after trimming, longer than 200 characters,
@@ -87,7 +88,8 @@ impl Title {
 }
 
 impl Description {
-    const MAX_CHARS: usize = 10_000;
+    /// The longest description, in code points after trimming.
+    pub const MAX_CHARS: usize = 10_000;
 
     /// # Errors
     /// [`TextError::TooLong`] beyond 10,000 characters,

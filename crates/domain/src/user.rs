@@ -98,7 +98,8 @@ pub enum InvalidDisplayName {
 }
 
 impl DisplayName {
-    const MAX_CHARS: usize = 100;
+    /// The longest name, in code points after trimming.
+    pub const MAX_CHARS: usize = 100;
 
     /// # Errors
     /// [`InvalidDisplayName`] when empty after trimming, too long, or

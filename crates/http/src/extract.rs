@@ -72,7 +72,83 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })?;
     // Trailing characters after the value make the whole body malformed.
     deserializer.end().map_err(|_| malformed())?;
+    // Every body of this API is an object; serde would also fill a struct
+    // from an array of its fields in order.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::invalid_field("body", "must be a JSON object"));
+    }
     Ok(value)
+}
+
+/// A whole number of any JSON spelling: `1000` or `1000.0` (JSON has one
+/// number type, and JSON Schema's `integer` admits both), never `1000.5`.
+struct WholeNumber;
+
+impl serde::de::Visitor<'_> for WholeNumber {
+    type Value = i64;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a whole number")
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<i64, E> {
+        Ok(value)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<i64, E> {
+        i64::try_from(value)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(value), &self))
+    }
+
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)] // checked whole and in range first
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<i64, E> {
+        if value.fract() == 0.0 && value >= i64::MIN as f64 && value < i64::MAX as f64 {
+            Ok(value as i64)
+        } else {
+            Err(E::invalid_value(serde::de::Unexpected::Float(value), &self))
+        }
+    }
+}
+
+/// `deserialize_with` for an integer field that takes `1000.0` as `1000`.
+///
+/// # Errors
+/// When the value is not a whole number in `i64`'s range.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    deserializer.deserialize_any(WholeNumber)
+}
+
+/// [`whole_number`] for an optional field (with `#[serde(default)]`).
+///
+/// # Errors
+/// When the value is neither `null` nor a whole number in `i64`'s range.
+pub fn optional_whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    struct Optional;
+    impl<'de> serde::de::Visitor<'de> for Optional {
+        type Value = Option<i64>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a whole number or null")
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: serde::Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> Result<Self::Value, D::Error> {
+            whole_number(deserializer).map(Some)
+        }
+    }
+    deserializer.deserialize_option(Optional)
 }
 
 /// Parses an already-read body that is optional for its endpoint, with the
@@ -389,5 +465,42 @@ mod tests {
             ("validation_failed", "name")
         );
         assert!(parse::<Body>(b"{\"name\":\"a\"}").is_ok());
+        let array = parse::<Body>(b" [\"a\", null]").unwrap_err();
+        assert_eq!(
+            (array.code(), field_of(&array).as_str()),
+            ("validation_failed", "body")
+        );
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Price {
+        #[serde(deserialize_with = "whole_number")]
+        amount: i64,
+        #[serde(default, deserialize_with = "optional_whole_number")]
+        step: Option<i64>,
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_as_floats_and_nothing_else_may() {
+        let price = |body: &str| parse::<Price>(body.as_bytes()).map(|p| (p.amount, p.step));
+        assert_eq!(price(r#"{"amount": 1000}"#).unwrap(), (1000, None));
+        assert_eq!(
+            price(r#"{"amount": 1000.0, "step": 5.0}"#).unwrap(),
+            (1000, Some(5))
+        );
+        assert_eq!(
+            price(r#"{"amount": -3, "step": null}"#).unwrap(),
+            (-3, None)
+        );
+        for bad in [
+            r#"{"amount": 1000.5}"#,
+            r#"{"amount": 1e300}"#,
+            r#"{"amount": 18446744073709551615}"#,
+            r#"{"amount": "1000"}"#,
+            r#"{"amount": 1, "step": 0.5}"#,
+        ] {
+            assert_eq!(price(bad).unwrap_err().code(), "validation_failed", "{bad}");
+        }
     }
 }

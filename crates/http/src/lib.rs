@@ -36,12 +36,13 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         // The metrics recorder exists before the first request is counted.
         ops::prometheus();
         let web_dir = state.web_dir.clone();
+        let document = openapi::document(state.auth.policy().passwords.min_chars());
         cfg.app_data(web::Data::new(state))
             .app_data(web::PayloadConfig::new(extract::BODY_LIMIT))
             .service(at("/health", web::get().to(ops::health)))
             .service(at("/ready", web::get().to(ops::ready)))
             .service(at("/metrics", web::get().to(ops::metrics)))
-            .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi::document()))
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", document))
             .service(at(
                 "/docs",
                 web::get().to(|| async {

@@ -4,6 +4,10 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use pp_domain::auth::PasswordPolicy;
+use pp_domain::item::{Description, Title};
+use pp_domain::{DisplayName, Email, Money};
+
 use crate::{ops, problem, routes};
 
 /// The whole API.
@@ -54,7 +58,7 @@ use crate::{ops, problem, routes};
         routes::live::ClosedBody,
         routes::live::NotificationBody,
     )),
-    modifiers(&BearerAuth, &DocumentPaths, &EveryAnswer),
+    modifiers(&BearerAuth, &DocumentPaths, &EveryAnswer, &EventStreams),
     tags(
         (name = "auth", description = "Registration, login, sessions and passwords"),
         (name = "users", description = "Your account; accounts for admins"),
@@ -66,10 +70,144 @@ use crate::{ops, problem, routes};
 )]
 pub struct ApiDoc;
 
-/// The document served at `/api/openapi.json`.
+/// The document served at `/api/openapi.json`, for a server whose new
+/// passwords are at least `password_min_chars` long (`PASSWORD_MIN_LENGTH`).
 #[must_use]
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+pub fn document(password_min_chars: usize) -> utoipa::openapi::OpenApi {
+    let mut document = ApiDoc::openapi();
+    FieldRules { password_min_chars }.apply(&mut document);
+    document
+}
+
+/// Characters no one-line text may hold (what
+/// `pp_domain::validation::is_forbidden_in_text` refuses), as a regex class
+/// body: control characters, line and paragraph separators, bidirectional
+/// embeddings, overrides and isolates.
+const FORBIDDEN_IN_LINE: &str = r"\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069";
+
+/// The same for text of several lines: line breaks and tabs are allowed.
+const FORBIDDEN_IN_TEXT: &str =
+    r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069";
+
+/// What the domain checks of each request field, in the document, from the
+/// domain's own limits: a request the schema allows is one the server
+/// takes, but for rules no schema can tell (the clock, the database, a
+/// secret, a common password).
+#[derive(Debug)]
+struct FieldRules {
+    password_min_chars: usize,
+}
+
+/// A rule for one property of one schema.
+enum Rule {
+    /// One line, at least one visible character, at most `max` (after trimming).
+    Line { max: usize },
+    /// Lines, at most `max` characters.
+    Text { max: usize },
+    /// Minor units of money.
+    Money,
+    /// A new password.
+    Password,
+    /// A three-letter currency code.
+    Currency,
+    /// An address to register.
+    Email,
+}
+
+/// Every rule, by schema and property.
+const RULES: [(&str, &str, Rule); 13] = [
+    (
+        "CreateItemRequest",
+        "title",
+        Rule::Line {
+            max: Title::MAX_CHARS,
+        },
+    ),
+    (
+        "CreateItemRequest",
+        "description",
+        Rule::Text {
+            max: Description::MAX_CHARS,
+        },
+    ),
+    ("CreateItemRequest", "base_price", Rule::Money),
+    ("CreateItemRequest", "min_increment", Rule::Money),
+    ("CreateItemRequest", "currency", Rule::Currency),
+    ("BidRequest", "amount", Rule::Money),
+    ("PoisonBody", "budget", Rule::Money),
+    ("PoisonBody", "step", Rule::Money),
+    ("RegisterRequest", "email", Rule::Email),
+    ("RegisterRequest", "password", Rule::Password),
+    (
+        "RegisterRequest",
+        "display_name",
+        Rule::Line {
+            max: DisplayName::MAX_CHARS,
+        },
+    ),
+    (
+        "UpdateMeRequest",
+        "display_name",
+        Rule::Line {
+            max: DisplayName::MAX_CHARS,
+        },
+    ),
+    ("ChangePasswordRequest", "new_password", Rule::Password),
+];
+
+/// Rules on a second schema's property: `ResetRequest`'s password.
+const RESET_PASSWORD: (&str, &str) = ("ResetRequest", "new_password");
+
+impl FieldRules {
+    fn apply(&self, document: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{Schema, SchemaFormat};
+        use utoipa::openapi::{KnownFormat, RefOr};
+        let Some(components) = document.components.as_mut() else {
+            return;
+        };
+        let rules = RULES
+            .iter()
+            .map(|(schema, property, rule)| (*schema, *property, rule))
+            .chain(std::iter::once((
+                RESET_PASSWORD.0,
+                RESET_PASSWORD.1,
+                &Rule::Password,
+            )));
+        for (schema, property, rule) in rules {
+            let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) else {
+                continue;
+            };
+            let Some(RefOr::T(Schema::Object(field))) = object.properties.get_mut(property) else {
+                continue;
+            };
+            match rule {
+                Rule::Line { max } => {
+                    field.min_length = Some(1);
+                    field.max_length = Some(*max);
+                    let allowed = format!("[^{FORBIDDEN_IN_LINE}]");
+                    let visible = format!("[^\\s{FORBIDDEN_IN_LINE}]");
+                    field.pattern = Some(format!("^{allowed}*{visible}{allowed}*$"));
+                }
+                Rule::Text { max } => {
+                    field.max_length = Some(*max);
+                    field.pattern = Some(format!("^[^{FORBIDDEN_IN_TEXT}]*$"));
+                }
+                Rule::Money => {
+                    field.minimum = Some(1.into());
+                    field.maximum = Some(Money::MAX.minor_units().into());
+                }
+                Rule::Password => {
+                    field.min_length = Some(self.password_min_chars);
+                    field.max_length = Some(PasswordPolicy::MAX_CHARS);
+                }
+                Rule::Currency => field.pattern = Some(r"^\s*[A-Za-z]{3}\s*$".to_owned()),
+                Rule::Email => {
+                    field.format = Some(SchemaFormat::KnownFormat(KnownFormat::Email));
+                    field.max_length = Some(Email::MAX_CHARS);
+                }
+            }
+        }
+    }
 }
 
 struct BearerAuth;
@@ -236,6 +374,57 @@ impl Modify for EveryAnswer {
                         && let Some(content) = response.content.shift_remove("application/json")
                     {
                         response.content.insert(PROBLEM_JSON.to_owned(), content);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The events of a live stream, each as a client parses it (`event`, `id`,
+/// and `data` holding JSON): `snapshot` (the item), `price`, `closed`; and
+/// the reconnection hint (`retry`) the stream starts with.
+struct EventStreams;
+
+impl Modify for EventStreams {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let event = |name: &str, schema: &str| {
+            serde_json::json!({
+                "type": "object",
+                "required": ["event", "data"],
+                "properties": {
+                    "event": {"type": "string", "enum": [name]},
+                    "id": {"type": "string", "pattern": "^[0-9]+$"},
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": {"$ref": format!("#/components/schemas/{schema}")}
+                    },
+                    "retry": {"type": ["integer", "string"]}
+                }
+            })
+        };
+        let events = serde_json::json!({
+            "anyOf": [
+                event("snapshot", "ItemBody"),
+                event("price", "PriceBody"),
+                event("closed", "ClosedBody"),
+                {"type": "object", "required": ["retry"], "not": {"required": ["data"]}}
+            ]
+        });
+        let Ok(schema) =
+            serde_json::from_value::<utoipa::openapi::RefOr<utoipa::openapi::Schema>>(events)
+        else {
+            return;
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [&mut item.get].into_iter().flatten() {
+                for response in operation.responses.responses.values_mut() {
+                    if let utoipa::openapi::RefOr::T(response) = response
+                        && let Some(utoipa::openapi::RefOr::T(content)) =
+                            response.content.get_mut("text/event-stream")
+                    {
+                        content.schema = Some(schema.clone());
                     }
                 }
             }

@@ -955,6 +955,17 @@ impl AuthService {
     ) -> Result<TokenPair, ChangePasswordError> {
         let now = self.now();
         let user = &principal.user;
+        // A new password that breaks a rule is refused first: the request
+        // is wrong whatever the current password, and is not a guess.
+        let mut errors = Collector::default();
+        let password = self.new_password(
+            "new_password",
+            new_password,
+            user.email.as_str(),
+            &user.display_name,
+            &mut errors,
+        );
+        let password = errors.finish(password)?;
         let credentials = self
             .ports
             .users
@@ -979,15 +990,6 @@ impl AuthService {
                 return Err(ChangePasswordError::Locked { retry_after });
             }
         }
-        let mut errors = Collector::default();
-        let password = self.new_password(
-            "new_password",
-            new_password,
-            user.email.as_str(),
-            &user.display_name,
-            &mut errors,
-        );
-        let password = errors.finish(password)?;
         let hash = self.ports.hasher.hash(&password).await?;
         // A reset link mailed before would undo the change: it dies too.
         self.ports

@@ -15,7 +15,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::extract::{Admin, Authenticated, Json, PageParams, PageQuery, store_failure};
+use crate::extract::{
+    Admin, Authenticated, Json, PageParams, PageQuery, optional_whole_number, store_failure,
+    whole_number,
+};
 use crate::middleware::{LimitClass, enforce};
 use crate::problem::{ApiError, ProblemBody};
 use crate::state::AppState;
@@ -107,8 +110,10 @@ impl From<&ListedItem> for ItemBody {
 #[serde(deny_unknown_fields)]
 pub struct PoisonBody {
     /// Minor units: the most this bid will ever pay (≥ `amount`).
+    #[serde(deserialize_with = "whole_number")]
     budget: i64,
     /// Minor units: the raise used to outbid (≥ the item's `min_increment`).
+    #[serde(deserialize_with = "whole_number")]
     step: i64,
 }
 
@@ -239,8 +244,10 @@ pub struct CreateItemRequest {
     #[serde(default)]
     description: String,
     /// Minor units, ≥ 1.
+    #[serde(deserialize_with = "whole_number")]
     base_price: i64,
     /// Minor units, ≥ 1; default 100.
+    #[serde(default, deserialize_with = "optional_whole_number")]
     min_increment: Option<i64>,
     /// Three letters; default `usd`.
     currency: Option<String>,
@@ -253,6 +260,7 @@ pub struct CreateItemRequest {
 #[serde(deny_unknown_fields)]
 pub struct BidRequest {
     /// Minor units, at least the item's `minimum_next_bid`.
+    #[serde(deserialize_with = "whole_number")]
     amount: i64,
     /// Makes the bid auto-raise, up to `budget` by `step`.
     poison: Option<PoisonBody>,
@@ -411,7 +419,7 @@ pub async fn list_items(
     query: web::Query<StatusQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let status = match query.status.as_deref() {
-        None | Some("") => None,
+        None => None,
         Some("open") => Some(StatusFilter::Open),
         Some("closed") => Some(StatusFilter::Closed),
         Some("cancelled") => Some(StatusFilter::Cancelled),

@@ -465,11 +465,32 @@ impl From<&Notification> for NotificationBody {
     }
 }
 
+/// The headers of a WebSocket opening handshake (RFC 6455), which a
+/// WebSocket client sends for you.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // documents the handshake; actix-ws reads it
+pub struct Handshake {
+    /// `websocket`.
+    #[param(rename = "Upgrade", pattern = "^websocket$")]
+    upgrade: String,
+    /// `Upgrade`.
+    #[param(rename = "Connection", pattern = "^[Uu]pgrade$")]
+    connection: String,
+    /// 16 random bytes, base64 (canonical: the last digit before the
+    /// padding carries no stray bits).
+    #[param(rename = "Sec-WebSocket-Key", pattern = "^[A-Za-z0-9+/]{21}[AQgw]==$")]
+    key: String,
+    /// `13`.
+    #[param(rename = "Sec-WebSocket-Version", pattern = "^13$")]
+    version: String,
+}
+
 /// Your notifications over a WebSocket; open it with a ticket.
 #[utoipa::path(get, path = "/ws", tag = "live",
-    params(TicketQuery),
+    params(Handshake, TicketQuery),
     responses(
-        (status = 101, description = "Switching to the WebSocket; text messages are `{type, data, at}`. Pinged every 30 s; closed with 1008 once the ticket's session ends (logout, password reset, deactivation, expiry)", body = NotificationBody),
+        (status = 101, description = "Switching to the WebSocket; its text messages are `NotificationBody` JSON, `{type, data, at}`. Pinged every 30 s; closed with 1008 once the ticket's session ends (logout, password reset, deactivation, expiry)"),
         (status = 400, description = "`bad_request`: not a WebSocket upgrade (the ticket is not spent)", body = ProblemBody),
         (status = 401, description = "`invalid_ticket`: malformed, unknown, used or expired", body = ProblemBody),
         (status = 429, description = "`rate_limited` (the per-address limit), or `too_many_streams`: the account holds `SOCKETS_PER_USER` sockets open already", body = ProblemBody)))]

@@ -539,3 +539,71 @@ async fn display_names_refuse_control_characters() {
         .await;
     problem(registered, 422, "validation_failed").await;
 }
+
+/// What the API fuzzer found the server doing against its own document.
+#[tokio::test]
+async fn requests_are_judged_as_the_openapi_document_describes_them() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("lister@example.com").await;
+    let ann = app.user("ann@example.com").await;
+    // An array is not an object, whatever serde would make of it.
+    let array = app
+        .send(
+            Method::PATCH,
+            "/api/v1/users/me",
+            Some(&ann.access),
+            Some(&json!(["Ann"])),
+        )
+        .await;
+    let body = problem(array, 422, "validation_failed").await;
+    assert_eq!(body["errors"][0]["field"], "body");
+    // An empty status is not one of the three.
+    problem(
+        app.get("/api/v1/items?status=").await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    // `integer` in JSON Schema admits 1000.0; so does the server.
+    let close_at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let listed = app
+        .post_as(
+            "/api/v1/items",
+            &admin.access,
+            Some(&json!({"title": "A lamp", "base_price": 1000.0, "min_increment": 50.0, "close_at": close_at})),
+        )
+        .await;
+    assert_eq!(listed.status(), StatusCode::CREATED);
+    let item: serde_json::Value = listed.json().await.unwrap();
+    assert_eq!(
+        (&item["base_price"], &item["description"]),
+        (&json!(1000), &json!(""))
+    );
+    let fractional = app
+        .bid(
+            &ann.access,
+            item["id"].as_str().unwrap(),
+            &json!({"amount": 1000.5}),
+        )
+        .await;
+    let body = problem(fractional, 422, "validation_failed").await;
+    assert_eq!(body["errors"][0]["field"], "amount");
+    // A new password that breaks a rule is refused before the current one
+    // is checked: no guess is counted, a lock is not in the way.
+    for _ in 0..6 {
+        let change = app
+            .post_as(
+                "/api/v1/auth/password/change",
+                &ann.access,
+                Some(&json!({"current_password": "wrong", "new_password": "short"})),
+            )
+            .await;
+        problem(change, 422, "validation_failed").await;
+    }
+    assert_eq!(
+        app.login("ann@example.com", crate::support::PASSWORD)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}

@@ -1097,6 +1097,16 @@ fn a_new_password_built_from_the_address_is_refused() {
     assert!(matches!(result, Err(ChangePasswordError::Invalid(_))));
 }
 
+#[test]
+fn a_new_password_that_breaks_a_rule_is_refused_before_the_current_one_is_checked() {
+    // No store or hasher expectations: looking the account up, checking the
+    // current password or counting a guess would fail the test.
+    let p = principal(user(true, true));
+    let (svc, _, _) = Mocks::new().service(policy());
+    let result = run(svc.change_password(&p, &pw("wrong"), &pw("short"), &ctx()));
+    assert!(matches!(result, Err(ChangePasswordError::Invalid(_))));
+}
+
 // ---------------------------------------------------------------- profile and administration
 
 fn admin() -> Principal {
