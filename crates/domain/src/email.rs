@@ -38,10 +38,12 @@ impl Email {
     /// # Errors
     /// [`InvalidEmail`] naming what is wrong.
     pub fn parse(raw: &str) -> Result<Self, InvalidEmail> {
-        let normalised = raw.trim().to_lowercase();
-        if normalised.chars().count() > MAX_LEN {
+        // Counted as given: lower-casing may lengthen it (`İ` is two).
+        let trimmed = raw.trim();
+        if trimmed.chars().count() > MAX_LEN {
             return Err(InvalidEmail::TooLong);
         }
+        let normalised = trimmed.to_lowercase();
         let options = Options::default()
             .with_required_tld()
             .without_domain_literal()

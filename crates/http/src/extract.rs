@@ -46,11 +46,16 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the body is not well-formed JSON",
         )
     };
+    // Every body of this API is an object; serde would also fill a struct
+    // from an array of its fields in order.
+    let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let not_an_object = || ApiError::invalid_field("body", "must be a JSON object");
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         match inner.classify() {
+            serde_json::error::Category::Data if !object => not_an_object(),
             serde_json::error::Category::Data => {
                 let message = inner.to_string();
                 // serde_json appends " at line L column C": noise for clients.
@@ -72,10 +77,8 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })?;
     // Trailing characters after the value make the whole body malformed.
     deserializer.end().map_err(|_| malformed())?;
-    // Every body of this API is an object; serde would also fill a struct
-    // from an array of its fields in order.
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(ApiError::invalid_field("body", "must be a JSON object"));
+    if !object {
+        return Err(not_an_object());
     }
     Ok(value)
 }
@@ -465,11 +468,13 @@ mod tests {
             ("validation_failed", "name")
         );
         assert!(parse::<Body>(b"{\"name\":\"a\"}").is_ok());
-        let array = parse::<Body>(b" [\"a\", null]").unwrap_err();
-        assert_eq!(
-            (array.code(), field_of(&array).as_str()),
-            ("validation_failed", "body")
-        );
+        for not_an_object in [&b" [\"a\", null]"[..], b"[1]", b"42"] {
+            let refused = parse::<Body>(not_an_object).unwrap_err();
+            assert_eq!(
+                (refused.code(), field_of(&refused).as_str()),
+                ("validation_failed", "body")
+            );
+        }
     }
 
     #[derive(Debug, Deserialize)]

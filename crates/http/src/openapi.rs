@@ -75,9 +75,22 @@ pub struct ApiDoc;
 #[must_use]
 pub fn document(password_min_chars: usize) -> utoipa::openapi::OpenApi {
     let mut document = ApiDoc::openapi();
-    FieldRules { password_min_chars }.apply(&mut document);
+    let missed = FieldRules { password_min_chars }.apply(&mut document);
+    if !missed.is_empty() {
+        // A renamed request type or field; the unit tests catch it first.
+        tracing::error!(
+            ?missed,
+            "field rules without their field in the OpenAPI document"
+        );
+    }
     document
 }
+
+/// What `str::trim` removes (Unicode's White_Space), as a regex class body.
+/// Spelled out: `\s` means three different sets in Rust, Python (whose
+/// `re` schemathesis uses) and ECMAScript (Swagger UI's).
+const WHITE_SPACE: &str =
+    r"\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
 
 /// Characters no one-line text may hold (what
 /// `pp_domain::validation::is_forbidden_in_text` refuses), as a regex class
@@ -88,6 +101,20 @@ const FORBIDDEN_IN_LINE: &str = r"\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\
 /// The same for text of several lines: line breaks and tabs are allowed.
 const FORBIDDEN_IN_TEXT: &str =
     r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069";
+
+/// Text as the domain takes it: any white space around it (trimmed away),
+/// then — `required`, or else perhaps — up to `max` characters that start
+/// and end with a visible one and hold none of `forbidden`.
+fn text_pattern(forbidden: &str, max: usize, required: bool) -> String {
+    let (ws, f) = (WHITE_SPACE, forbidden);
+    let core = if max <= 1 {
+        format!("[^{ws}{f}]")
+    } else {
+        format!("[^{ws}{f}](?:[^{f}]{{0,{}}}[^{ws}{f}])?", max - 2)
+    };
+    let optional = if required { "" } else { "?" };
+    format!("^[{ws}]*(?:{core}){optional}[{ws}]*$")
+}
 
 /// What the domain checks of each request field, in the document, from the
 /// domain's own limits: a request the schema allows is one the server
@@ -159,11 +186,17 @@ const RULES: [(&str, &str, Rule); 13] = [
 const RESET_PASSWORD: (&str, &str) = ("ResetRequest", "new_password");
 
 impl FieldRules {
-    fn apply(&self, document: &mut utoipa::openapi::OpenApi) {
+    /// Puts every rule on its field; returns the rules whose schema or
+    /// property the document does not have.
+    fn apply(&self, document: &mut utoipa::openapi::OpenApi) -> Vec<(&'static str, &'static str)> {
         use utoipa::openapi::schema::{Schema, SchemaFormat};
         use utoipa::openapi::{KnownFormat, RefOr};
+        let mut missed = Vec::new();
         let Some(components) = document.components.as_mut() else {
-            return;
+            return RULES
+                .iter()
+                .map(|(schema, property, _)| (*schema, *property))
+                .collect();
         };
         let rules = RULES
             .iter()
@@ -174,39 +207,49 @@ impl FieldRules {
                 &Rule::Password,
             )));
         for (schema, property, rule) in rules {
-            let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) else {
-                continue;
-            };
-            let Some(RefOr::T(Schema::Object(field))) = object.properties.get_mut(property) else {
-                continue;
+            let field = match components.schemas.get_mut(schema) {
+                Some(RefOr::T(Schema::Object(object))) => match object.properties.get_mut(property)
+                {
+                    Some(RefOr::T(Schema::Object(field))) => field,
+                    _ => {
+                        missed.push((schema, property));
+                        continue;
+                    }
+                },
+                _ => {
+                    missed.push((schema, property));
+                    continue;
+                }
             };
             match rule {
+                // The length is the trimmed text's, so the pattern bounds
+                // it: a `maxLength` would count the white space around it.
                 Rule::Line { max } => {
                     field.min_length = Some(1);
-                    field.max_length = Some(*max);
-                    let allowed = format!("[^{FORBIDDEN_IN_LINE}]");
-                    let visible = format!("[^\\s{FORBIDDEN_IN_LINE}]");
-                    field.pattern = Some(format!("^{allowed}*{visible}{allowed}*$"));
+                    field.pattern = Some(text_pattern(FORBIDDEN_IN_LINE, *max, true));
                 }
                 Rule::Text { max } => {
-                    field.max_length = Some(*max);
-                    field.pattern = Some(format!("^[^{FORBIDDEN_IN_TEXT}]*$"));
+                    field.pattern = Some(text_pattern(FORBIDDEN_IN_TEXT, *max, false));
                 }
                 Rule::Money => {
-                    field.minimum = Some(1.into());
+                    field.minimum = Some(Money::MIN.minor_units().into());
                     field.maximum = Some(Money::MAX.minor_units().into());
                 }
                 Rule::Password => {
                     field.min_length = Some(self.password_min_chars);
                     field.max_length = Some(PasswordPolicy::MAX_CHARS);
                 }
-                Rule::Currency => field.pattern = Some(r"^\s*[A-Za-z]{3}\s*$".to_owned()),
+                Rule::Currency => {
+                    field.pattern =
+                        Some(format!("^[{WHITE_SPACE}]*[A-Za-z]{{3}}[{WHITE_SPACE}]*$"));
+                }
                 Rule::Email => {
                     field.format = Some(SchemaFormat::KnownFormat(KnownFormat::Email));
                     field.max_length = Some(Email::MAX_CHARS);
                 }
             }
         }
+        missed
     }
 }
 
@@ -296,7 +339,7 @@ impl Modify for EveryAnswer {
         for (path, item) in &mut openapi.paths.paths {
             let limited =
                 path.starts_with("/api/") || path.starts_with("/events/") || path == "/ws";
-            let stored = limited && path != "/ws" && path != "/api/openapi.json";
+            let stored = limited && path != "/api/openapi.json";
             for operation in [
                 &mut item.get,
                 &mut item.put,
@@ -409,14 +452,25 @@ impl Modify for EventStreams {
                 event("snapshot", "ItemBody"),
                 event("price", "PriceBody"),
                 event("closed", "ClosedBody"),
-                {"type": "object", "required": ["retry"], "not": {"required": ["data"]}}
+                {
+                    "type": "object",
+                    "required": ["retry"],
+                    "properties": {"retry": {"type": ["integer", "string"]}, "id": {"type": "string"}},
+                    "additionalProperties": false
+                }
             ]
         });
-        let Ok(schema) =
-            serde_json::from_value::<utoipa::openapi::RefOr<utoipa::openapi::Schema>>(events)
-        else {
-            return;
-        };
+        let schema =
+            match serde_json::from_value::<utoipa::openapi::RefOr<utoipa::openapi::Schema>>(events)
+            {
+                Ok(schema) => schema,
+                Err(error) => {
+                    // Only a change to the literal above can get here; the unit
+                    // tests catch it first.
+                    tracing::error!(%error, "the event-stream schema does not parse");
+                    return;
+                }
+            };
         for item in openapi.paths.paths.values_mut() {
             for operation in [&mut item.get].into_iter().flatten() {
                 for response in operation.responses.responses.values_mut() {
@@ -429,5 +483,147 @@ impl Modify for EventStreams {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pp_domain::Currency;
+
+    use super::*;
+
+    #[test]
+    fn every_field_rule_finds_its_field() {
+        let mut document = ApiDoc::openapi();
+        let missed = FieldRules {
+            password_min_chars: 15,
+        }
+        .apply(&mut document);
+        assert!(missed.is_empty(), "{missed:?}");
+    }
+
+    fn matches(pattern: &str, text: &str) -> bool {
+        regex::RegexBuilder::new(pattern)
+            .size_limit(1 << 30)
+            .build()
+            .unwrap()
+            .is_match(text)
+    }
+
+    /// Strings where trimming, Unicode white space and control characters
+    /// meet: the pattern must take exactly what the domain takes.
+    fn corpus(max: usize) -> Vec<String> {
+        let mut corpus: Vec<String> = [
+            "Lamp",
+            " Lamp ",
+            "\tLamp\t",
+            "Lamp\n",
+            "Lamp\u{2028}",
+            "Lamp\u{85}",
+            "\u{feff}",
+            "\u{1c}Lamp",
+            "La\u{1c}mp",
+            "La\tmp",
+            "La\nmp",
+            "La mp",
+            "La\u{a0}mp",
+            "\u{a0}",
+            "",
+            " ",
+            "\u{3000}",
+            "La\u{202e}mp",
+            "La\u{200f}mp",
+            "L\u{0}",
+            "\u{7f}",
+            "a",
+            "日本語のランプ",
+            "🎨",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        corpus.push("x".repeat(max));
+        corpus.push("x".repeat(max + 1));
+        corpus.push(format!("   {}   ", "x".repeat(max)));
+        corpus.push(format!("\t{}\u{2028}", "é".repeat(max)));
+        corpus.push(format!(" {} ", "y".repeat(max + 1)));
+        corpus
+    }
+
+    #[test]
+    fn the_text_patterns_take_exactly_what_the_domain_takes() {
+        let title = text_pattern(FORBIDDEN_IN_LINE, Title::MAX_CHARS, true);
+        for text in corpus(Title::MAX_CHARS) {
+            assert_eq!(
+                matches(&title, &text),
+                Title::parse(&text).is_ok(),
+                "title {text:?}"
+            );
+        }
+        let name = text_pattern(FORBIDDEN_IN_LINE, DisplayName::MAX_CHARS, true);
+        for text in corpus(DisplayName::MAX_CHARS) {
+            assert_eq!(
+                matches(&name, &text),
+                DisplayName::parse(&text).is_ok(),
+                "name {text:?}"
+            );
+        }
+        let description = text_pattern(FORBIDDEN_IN_TEXT, Description::MAX_CHARS, false);
+        for text in corpus(Description::MAX_CHARS) {
+            assert_eq!(
+                matches(&description, &text),
+                Description::parse(&text).is_ok(),
+                "description {:?}",
+                text.chars().take(20).collect::<String>()
+            );
+        }
+        let currency = format!("^[{WHITE_SPACE}]*[A-Za-z]{{3}}[{WHITE_SPACE}]*$");
+        for text in [
+            "usd",
+            " EUR\t",
+            "\u{1c}usd",
+            "\u{feff}usd",
+            "us",
+            "usdx",
+            "u d",
+            "\u{a0}jpy\u{3000}",
+        ] {
+            assert_eq!(
+                matches(&currency, text),
+                Currency::parse(text).is_ok(),
+                "currency {text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_white_space_class_is_what_trim_removes() {
+        let class = regex::Regex::new(&format!("^[{WHITE_SPACE}]$")).unwrap();
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            assert_eq!(
+                class.is_match(c.encode_utf8(&mut [0; 4])),
+                c.is_whitespace(),
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn live_streams_document_each_event() {
+        let document = serde_json::to_value(document(15)).unwrap();
+        let schema = &document["paths"]["/events/{id}"]["get"]["responses"]["200"]["content"]["text/event-stream"]
+            ["schema"];
+        let events: Vec<&serde_json::Value> = schema["anyOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|branch| &branch["properties"]["event"]["enum"][0])
+            .collect();
+        let (snapshot, price, closed) = ("snapshot".into(), "price".into(), "closed".into());
+        assert_eq!(
+            events,
+            [&snapshot, &price, &closed, &serde_json::Value::Null]
+        );
+        assert_eq!(schema["anyOf"][3]["additionalProperties"], false);
     }
 }

@@ -1,7 +1,7 @@
 //! What keeps many open live connections bounded and cheap: a cap on how
-//! many one client address (SSE) or one account (WebSocket) may hold open on
-//! this instance, and one shared database read per watched item per
-//! keep-alive instead of one per stream.
+//! many one client address (SSE) or one account (WebSocket) may hold open
+//! across every instance, and one shared database read per watched item
+//! per keep-alive on each instance instead of one per stream.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -37,8 +37,8 @@ impl std::fmt::Debug for Slots {
 
 impl Slots {
     /// At most `max` connections of `kind` per key, each held by a lease of
-    /// `ttl` that its connection renews (so a crashed instance's leases
-    /// lapse within `ttl`).
+    /// `ttl` (renewed every third of it while the connection lives, so a
+    /// crashed instance's leases lapse within `ttl`).
     #[must_use]
     pub fn new(
         port: Arc<dyn ConnectionSlots>,
@@ -54,7 +54,10 @@ impl Slots {
         }
     }
 
-    /// A place for one more connection of `key`.
+    /// A place for one more connection of `key`, renewed in the background
+    /// until the returned slot is dropped: whether or not the connection is
+    /// being written to (a client that stopped reading still holds its
+    /// place).
     ///
     /// # Errors
     /// 429 `too_many_streams` when `key` holds every place already.
@@ -70,10 +73,22 @@ impl Slots {
                 ),
             )
         })?;
+        let renewer = {
+            let (port, lease, ttl) = (Arc::clone(&self.port), lease.clone(), self.ttl);
+            tokio::spawn(async move {
+                let every = ttl / 3;
+                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                loop {
+                    tick.tick().await;
+                    port.renew(&lease, ttl).await;
+                }
+            })
+            .abort_handle()
+        };
         Ok(StreamSlot {
             port: Arc::clone(&self.port),
             lease,
-            ttl: self.ttl,
+            renewer,
         })
     }
 }
@@ -83,7 +98,7 @@ impl Slots {
 pub struct StreamSlot {
     port: Arc<dyn ConnectionSlots>,
     lease: SlotLease,
-    ttl: Duration,
+    renewer: tokio::task::AbortHandle,
 }
 
 impl std::fmt::Debug for StreamSlot {
@@ -94,15 +109,9 @@ impl std::fmt::Debug for StreamSlot {
     }
 }
 
-impl StreamSlot {
-    /// Keeps the place for another lease: at every keep-alive or ping.
-    pub async fn renew(&self) {
-        self.port.renew(&self.lease, self.ttl).await;
-    }
-}
-
 impl Drop for StreamSlot {
     fn drop(&mut self) {
+        self.renewer.abort();
         // A drop cannot wait: given back in the background. Without a
         // runtime (the process is ending) the lease simply lapses.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -223,9 +232,10 @@ mod tests {
         }
     }
 
-    /// Places counted in a plain map, to see what a slot takes and gives back.
+    /// Places counted in a plain map, to see what a slot takes, renews and
+    /// gives back.
     #[derive(Default)]
-    struct Counted(std::sync::Mutex<HashMap<String, usize>>);
+    struct Counted(std::sync::Mutex<HashMap<String, usize>>, AtomicUsize);
 
     #[async_trait::async_trait]
     impl ConnectionSlots for Counted {
@@ -241,7 +251,9 @@ mod tests {
                 }
             })
         }
-        async fn renew(&self, _: &SlotLease, _: Duration) {}
+        async fn renew(&self, _: &SlotLease, _: Duration) {
+            self.1.fetch_add(1, Ordering::SeqCst);
+        }
         async fn give_back(&self, lease: &SlotLease) {
             *self.0.lock().unwrap().get_mut(&lease.key).unwrap() -= 1;
         }
@@ -262,6 +274,23 @@ mod tests {
         tokio::task::yield_now().await;
         assert_eq!(counted.0.lock().unwrap()["sse:a"], 1);
         assert!(slots.open("a").await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_is_renewed_every_third_of_its_lease_until_it_is_dropped() {
+        let counted = Arc::new(Counted::default());
+        let slots = Slots::new(counted.clone(), "ws", 1, Duration::from_secs(30));
+        // Nobody polls anything of the connection: the renewals go on.
+        let slot = slots.open("ann").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        assert_eq!(counted.1.load(Ordering::SeqCst), 3);
+        drop(slot);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(
+            counted.1.load(Ordering::SeqCst),
+            3,
+            "no renewal after the drop"
+        );
     }
 
     #[tokio::test]

@@ -3,8 +3,8 @@
 //! while Redis is out of reach.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,17 +32,24 @@ impl MemoryConnectionSlots {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Places of `key` held now.
+    #[must_use]
+    pub fn count(&self, key: &str) -> u32 {
+        let now = Instant::now();
+        let taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
+        taken.by_key.get(key).map_or(0, |places| {
+            u32::try_from(places.values().filter(|until| **until > now).count()).unwrap_or(u32::MAX)
+        })
+    }
 }
 
 #[async_trait]
 impl ConnectionSlots for MemoryConnectionSlots {
     async fn take(&self, key: &str, max: u32, ttl: Duration) -> Option<SlotLease> {
         let now = Instant::now();
-        let Ok(mut taken) = self.taken.lock() else {
-            // A poisoned lock means a panic elsewhere; refusing every
-            // connection would turn it into an outage.
-            return None;
-        };
+        // A panic elsewhere left the map as it was: go on counting.
+        let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
         let taken = &mut *taken;
         if taken.sweep.due(taken.by_key.len()) {
             taken
@@ -65,19 +72,20 @@ impl ConnectionSlots for MemoryConnectionSlots {
     }
 
     async fn renew(&self, lease: &SlotLease, ttl: Duration) {
-        if let Ok(mut taken) = self.taken.lock() {
-            taken
-                .by_key
-                .entry(lease.key.clone())
-                .or_default()
-                .insert(lease.id.clone(), Instant::now() + ttl);
+        // Only a place still held: a lease given back (or lapsed) stays gone.
+        let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(until) = taken
+            .by_key
+            .get_mut(&lease.key)
+            .and_then(|places| places.get_mut(&lease.id))
+        {
+            *until = Instant::now() + ttl;
         }
     }
 
     async fn give_back(&self, lease: &SlotLease) {
-        if let Ok(mut taken) = self.taken.lock()
-            && let Some(places) = taken.by_key.get_mut(&lease.key)
-        {
+        let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(places) = taken.by_key.get_mut(&lease.key) {
             places.remove(&lease.id);
             if places.is_empty() {
                 taken.by_key.remove(&lease.key);
@@ -103,6 +111,10 @@ mod tests {
             "keys are independent"
         );
         slots.give_back(&first).await;
+        assert_eq!(slots.count("sse:a"), 1);
+        // A renewal racing the give-back does not bring the place back.
+        slots.renew(&first, TTL).await;
+        assert_eq!(slots.count("sse:a"), 1);
         assert!(slots.take("sse:a", 2, TTL).await.is_some());
     }
 

@@ -31,19 +31,19 @@ end
 return 1
 ";
 
-/// Push a lease's lapse `ttl` from now (taking its place again if it had
-/// lapsed meanwhile, as a connection that is still open holds one).
+/// Push a lease's lapse `ttl` from now, if it is still held: a lease given
+/// back (a renewal racing the give-back) or lapsed stays gone.
 const RENEW: &str = r"
 local key = KEYS[1]
 local ttl = tonumber(ARGV[1])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-redis.call('ZADD', key, now + ttl, ARGV[2])
+local renewed = redis.call('ZADD', key, 'XX', 'CH', now + ttl, ARGV[2])
 local keep = math.ceil(ttl / 1000)
-if redis.call('PTTL', key) < keep then
+if renewed == 1 and redis.call('PTTL', key) < keep then
   redis.call('PEXPIRE', key, keep)
 end
-return 1
+return renewed
 ";
 
 /// The [`ConnectionSlots`] port on Redis, counting on this instance alone
@@ -53,6 +53,26 @@ pub struct RedisConnectionSlots {
     take: redis::Script,
     renew: redis::Script,
     fallback: MemoryConnectionSlots,
+    outage: Outage,
+}
+
+/// When the last warning about counting alone was logged: one a minute,
+/// not one per connection opened during an outage.
+#[derive(Debug, Default)]
+struct Outage(std::sync::Mutex<Option<std::time::Instant>>);
+
+impl Outage {
+    fn starts_now(&self) -> bool {
+        let mut last = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let due = last.is_none_or(|at| at.elapsed() >= Duration::from_secs(60));
+        if due {
+            *last = Some(std::time::Instant::now());
+        }
+        due
+    }
 }
 
 impl std::fmt::Debug for RedisConnectionSlots {
@@ -72,6 +92,7 @@ impl RedisConnectionSlots {
             take: redis::Script::new(TAKE),
             renew: redis::Script::new(RENEW),
             fallback: MemoryConnectionSlots::new(),
+            outage: Outage::default(),
         }
     }
 
@@ -86,7 +107,13 @@ fn micros(ttl: Duration) -> u64 {
 
 #[async_trait]
 impl ConnectionSlots for RedisConnectionSlots {
+    /// Places this instance took on its own while Redis was out of reach
+    /// still count: Redis is given only what they leave of `max`.
     async fn take(&self, key: &str, max: u32, ttl: Duration) -> Option<SlotLease> {
+        let shared_max = max.saturating_sub(self.fallback.count(key));
+        if shared_max == 0 {
+            return None;
+        }
         let id = uuid::Uuid::new_v4().simple().to_string();
         let (redis_key, script, member) = (self.key(key), &self.take, id.clone());
         let taken = self
@@ -94,7 +121,7 @@ impl ConnectionSlots for RedisConnectionSlots {
             .run(|mut c| async move {
                 script
                     .key(redis_key)
-                    .arg(max)
+                    .arg(shared_max)
                     .arg(micros(ttl))
                     .arg(member)
                     .invoke_async::<i64>(&mut c)
@@ -109,7 +136,9 @@ impl ConnectionSlots for RedisConnectionSlots {
             }),
             Ok(_) => None,
             Err(err) => {
-                tracing::warn!(error = %err, "counting live connections on this instance alone while Redis is unreachable");
+                if self.outage.starts_now() {
+                    tracing::warn!(error = %err, "counting live connections on this instance alone while Redis is unreachable");
+                }
                 self.fallback.take(key, max, ttl).await
             }
         }
@@ -132,7 +161,8 @@ impl ConnectionSlots for RedisConnectionSlots {
             })
             .await;
         // Unrenewed, the lease lapses: the connection goes on uncounted
-        // until Redis answers again, never the other way round.
+        // (an outage longer than a lease lets extra places through), never
+        // the other way round.
         if let Err(err) = renewed {
             tracing::debug!(error = %err, "a live connection's lease could not be renewed");
         }

@@ -955,17 +955,16 @@ impl AuthService {
     ) -> Result<TokenPair, ChangePasswordError> {
         let now = self.now();
         let user = &principal.user;
-        // A new password that breaks a rule is refused first: the request
-        // is wrong whatever the current password, and is not a guess.
+        // A new password of the wrong length is refused first: the request
+        // is wrong whatever the current password, and is not a guess. The
+        // costlier strength check waits until the caller proved the
+        // current password.
         let mut errors = Collector::default();
-        let password = self.new_password(
+        errors.check(
             "new_password",
-            new_password,
-            user.email.as_str(),
-            &user.display_name,
-            &mut errors,
+            self.policy.passwords.check_length(new_password.expose()),
         );
-        let password = errors.finish(password)?;
+        errors.finish(Some(()))?;
         let credentials = self
             .ports
             .users
@@ -990,6 +989,15 @@ impl AuthService {
                 return Err(ChangePasswordError::Locked { retry_after });
             }
         }
+        let mut errors = Collector::default();
+        let password = self.new_password(
+            "new_password",
+            new_password,
+            user.email.as_str(),
+            &user.display_name,
+            &mut errors,
+        );
+        let password = errors.finish(password)?;
         let hash = self.ports.hasher.hash(&password).await?;
         // A reset link mailed before would undo the change: it dies too.
         self.ports

@@ -133,8 +133,8 @@ struct Feed {
     /// Bidding ended and its event is queued: nothing can follow.
     finished: bool,
     _counted: OpenStream,
-    /// Its place among its client's open streams, renewed at each keep-alive.
-    slot: StreamSlot,
+    /// Its place among its client's open streams.
+    _slot: StreamSlot,
 }
 
 impl Feed {
@@ -244,7 +244,6 @@ impl Feed {
                     Some(Err(_)) | None => return None,
                 },
                 _ = self.keep_alive.tick() => {
-                    self.slot.renew().await;
                     let checked = match self.shared_read().await {
                         Ok(listed) => self.catch_up(listed).await,
                         Err(error) => Err(error),
@@ -313,7 +312,7 @@ pub async fn item_events(
         finished: false,
         replaying_to: None,
         _counted: OpenStream::count(),
-        slot,
+        _slot: slot,
     };
     match resume_from {
         Some(last) if last == position && ItemEvent::closed(&listed).is_some() => {
@@ -537,7 +536,7 @@ pub async fn websocket(
             tickets: state.tickets.clone(),
             holder,
             ping_every: state.ws_ping,
-            slot,
+            _slot: slot,
         },
     ));
     Ok(response)
@@ -548,8 +547,8 @@ struct Keeper {
     tickets: TicketService,
     holder: SocketHolder,
     ping_every: Duration,
-    /// Its place among its account's open sockets, renewed at each ping.
-    slot: StreamSlot,
+    /// Its place among its account's open sockets.
+    _slot: StreamSlot,
 }
 
 /// Why a socket ended, as `websocket_closed_total` counts it.
@@ -649,7 +648,6 @@ async fn serve_socket(
                 if last_heard.elapsed() > ping_every * 2 {
                     Err(SocketEnd::MissedPings)
                 } else {
-                    keeper.slot.renew().await;
                     // A store failure is not an ended session: check again
                     // at the next ping.
                     match keeper.tickets.still_valid(&keeper.holder).await {

@@ -171,6 +171,27 @@ async fn an_address_holds_at_most_its_share_of_event_streams() {
 }
 
 #[tokio::test]
+async fn a_stream_keeps_its_place_for_as_long_as_it_is_open() {
+    let app = TestApp::spawn_with(
+        Options::default()
+            .with("LIVE_STREAMS_PER_IP", "1")
+            .with("SSE_KEEPALIVE_SECS", "1"),
+    )
+    .await;
+    let item = open_item(&app).await;
+    let (status, _held) = SseStream::open(&app.url(&format!("/events/{item}")), None).await;
+    assert_eq!(status, StatusCode::OK);
+    // Past its first lease (three keep-alives): renewed, so still counted.
+    tokio::time::sleep(Duration::from_millis(4_000)).await;
+    problem(
+        app.get(&format!("/events/{item}")).await,
+        429,
+        "too_many_streams",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn streams_open_on_other_instances_count_towards_an_addresss_share() {
     let app = TestApp::spawn_with(Options::default().with("LIVE_STREAMS_PER_IP", "2")).await;
     let other = app.sibling().await;

@@ -453,7 +453,7 @@ async fn live_connection_places_are_shared_by_instances_and_lapse_unless_renewed
     let shared = settings(&url());
     let one = RedisConnectionSlots::new(Arc::new(Redis::connect(&shared).unwrap()));
     let two = RedisConnectionSlots::new(Arc::new(Redis::connect(&shared).unwrap()));
-    let ttl = Duration::from_millis(400);
+    let ttl = Duration::from_millis(2_000);
     let first = bounded(one.take("sse:a", 2, ttl)).await.unwrap();
     let renewed = bounded(two.take("sse:a", 2, ttl)).await.unwrap();
     assert!(!first.local && !renewed.local);
@@ -462,16 +462,18 @@ async fn live_connection_places_are_shared_by_instances_and_lapse_unless_renewed
         "two instances share the count"
     );
     bounded(one.give_back(&first)).await;
-    let abandoned = bounded(two.take("sse:a", 2, ttl)).await.unwrap();
-    // Half a lease later the renewed one is pushed on; the abandoned one lapses.
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    // A renewal racing the give-back does not bring the place back.
+    bounded(one.renew(&first, ttl)).await;
+    let _abandoned = bounded(two.take("sse:a", 2, ttl)).await.unwrap();
+    // Most of a lease later the renewed one is pushed on; the abandoned one
+    // lapses with its first lease.
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
     bounded(one.renew(&renewed, ttl)).await;
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
     assert!(bounded(one.take("sse:a", 2, ttl)).await.is_some());
     assert!(bounded(one.take("sse:a", 2, ttl)).await.is_none());
-    drop(abandoned);
     // Nothing outlives its longest lease.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
     let left: i64 = raw()
         .await
         .exists(format!("{}slots:sse:a", shared.prefix))
