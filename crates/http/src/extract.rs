@@ -2,14 +2,13 @@
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
-use pp_domain::auth::service::AuthError;
-use pp_domain::auth::{Principal, RequestContext, TokenRejected};
-use pp_domain::ports::StoreError;
+use pp_domain::auth::{Principal, RequestContext};
 use serde::de::DeserializeOwned;
 
+use crate::errors::{admins_only, no_token};
 use crate::middleware::{ClientIp, RequestId};
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -279,22 +278,6 @@ impl FromRequest for Context {
     }
 }
 
-fn unauthorized(code: &'static str, detail: &str, challenge: &'static str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, code, detail).with_header(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(challenge),
-    )
-}
-
-/// Maps a store failure to 503 (busy) or 500.
-#[must_use]
-pub fn store_failure(error: &StoreError) -> ApiError {
-    match error {
-        StoreError::Busy => ApiError::unavailable(),
-        other => ApiError::internal(other),
-    }
-}
-
 /// The bearer token of `request`, if it sent one.
 fn bearer_token(request: &HttpRequest) -> Option<String> {
     request
@@ -321,29 +304,8 @@ pub(crate) async fn authenticate(request: &HttpRequest) -> Result<Principal, Api
         .app_data::<web::Data<AppState>>()
         .cloned()
         .ok_or_else(|| ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR))?;
-    let Some(token) = bearer_token(request) else {
-        return Err(unauthorized(
-            "unauthorized",
-            "send an access token as Authorization: Bearer …",
-            "Bearer",
-        ));
-    };
-    match state.auth.authenticate(&token).await {
-        Ok(principal) => Ok(principal),
-        Err(AuthError::Rejected(reason)) => {
-            tracing::debug!(%reason, "bearer token refused");
-            let detail = match reason {
-                TokenRejected::Expired => "the access token has expired; refresh it",
-                _ => "the access token is invalid or revoked",
-            };
-            Err(unauthorized(
-                "invalid_token",
-                detail,
-                "Bearer error=\"invalid_token\"",
-            ))
-        }
-        Err(AuthError::Store(error)) => Err(store_failure(&error)),
-    }
+    let token = bearer_token(request).ok_or_else(no_token)?;
+    Ok(state.auth.authenticate(&token).await?)
 }
 
 /// 403 `forbidden` unless `principal` is an admin.
@@ -354,11 +316,7 @@ pub(crate) fn admin_only(principal: &Principal) -> Result<(), ApiError> {
     if principal.is_admin() {
         Ok(())
     } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "this needs an admin account",
-        ))
+        Err(admins_only())
     }
 }
 

@@ -14,6 +14,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::routes::at;
 
 pub mod cursor;
+pub mod errors;
 pub mod extract;
 pub mod middleware;
 pub mod openapi;

@@ -1,6 +1,7 @@
 //! RFC 7807 problem details: the one shape of every error response.
 //!
-//! Handlers return [`ApiError`]; the [`render`](crate::middleware::render_problems)
+//! Handlers return [`ApiError`] (the domain's errors become one in
+//! [`crate::errors`]); the [`render`](crate::middleware::render_problems)
 //! middleware turns it (and any error actix produces itself, such as an
 //! unknown route) into `application/problem+json` with the request's id and
 //! path. Causes of 5xx answers are logged with their whole chain and never

@@ -2,18 +2,15 @@
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::StatusCode;
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use pp_domain::auth::Password;
 use pp_domain::auth::TokenPair;
-use pp_domain::auth::service::{
-    ChangePasswordError, LoginError, OneTimeError, RefreshError, RegisterError, Registration,
-};
+use pp_domain::auth::service::Registration;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::users::UserBody;
-use crate::extract::{Authenticated, Context, Json, store_failure};
+use crate::extract::{Authenticated, Context, Json};
 use crate::problem::{ApiError, ProblemBody};
 use crate::state::AppState;
 
@@ -139,18 +136,6 @@ fn accepted(message: &'static str) -> HttpResponse {
     HttpResponse::Accepted().json(Accepted { message })
 }
 
-fn one_time_error(error: OneTimeError) -> ApiError {
-    match error {
-        OneTimeError::InvalidToken => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_token",
-            "the link is invalid, used or expired; ask for a new one",
-        ),
-        OneTimeError::Invalid(errors) => ApiError::validation(&errors),
-        OneTimeError::Store(error) => store_failure(&error),
-    }
-}
-
 /// Creates an account and mails a verification link.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses(
@@ -167,16 +152,8 @@ pub async fn register(
         password: Password::presented(&body.password),
         display_name: body.display_name,
     };
-    match state.auth.register(registration).await {
-        Ok(user) => Ok(HttpResponse::Created().json(UserBody::from(&user))),
-        Err(RegisterError::Invalid(errors)) => Err(ApiError::validation(&errors)),
-        Err(RegisterError::EmailTaken) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "email_taken",
-            "an account with this e-mail address exists",
-        )),
-        Err(RegisterError::Store(error)) => Err(store_failure(&error)),
-    }
+    let user = state.auth.register(registration).await?;
+    Ok(HttpResponse::Created().json(UserBody::from(&user)))
 }
 
 /// Proves an address with the token from its verification e-mail.
@@ -188,11 +165,7 @@ pub async fn verify_email(
     state: web::Data<AppState>,
     Json(body): Json<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = state
-        .auth
-        .verify_email(&body.token)
-        .await
-        .map_err(one_time_error)?;
+    let user = state.auth.verify_email(&body.token).await?;
     Ok(HttpResponse::Ok().json(UserBody::from(&user)))
 }
 
@@ -256,26 +229,8 @@ pub async fn login(
     Json(body): Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let password = Password::presented(&body.password);
-    match state.auth.login(&body.email, &password, &context).await {
-        Ok(pair) => Ok(tokens(&pair)),
-        Err(LoginError::InvalidCredentials) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            "the e-mail address or the password is wrong",
-        )),
-        Err(LoginError::Locked { retry_after }) => Err(account_locked(retry_after)),
-        Err(LoginError::EmailNotVerified) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "email_not_verified",
-            "verify your e-mail address first; the link was mailed to you",
-        )),
-        Err(LoginError::AccountDisabled) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "account_disabled",
-            "this account has been deactivated",
-        )),
-        Err(LoginError::Store(error)) => Err(store_failure(&error)),
-    }
+    let pair = state.auth.login(&body.email, &password, &context).await?;
+    Ok(tokens(&pair))
 }
 
 /// Rotates a refresh token into a new pair. A token used twice ends its session.
@@ -305,20 +260,8 @@ pub async fn refresh(
                 "send the refresh token",
             )
         })?;
-    match state.auth.refresh(&token, &context).await {
-        Ok(pair) => Ok(tokens(&pair)),
-        Err(RefreshError::Invalid) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "the refresh token is invalid, expired or revoked; log in again",
-        )),
-        Err(RefreshError::Reused) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "token_reused",
-            "this refresh token was already used; every session descended from its login was ended",
-        )),
-        Err(RefreshError::Store(error)) => Err(store_failure(&error)),
-    }
+    let pair = state.auth.refresh(&token, &context).await?;
+    Ok(tokens(&pair))
 }
 
 fn logged_out() -> HttpResponse {
@@ -334,11 +277,7 @@ pub async fn logout(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .auth
-        .logout(&principal)
-        .await
-        .map_err(|e| store_failure(&e))?;
+    state.auth.logout(&principal).await?;
     Ok(logged_out())
 }
 
@@ -350,11 +289,7 @@ pub async fn logout_all(
     Authenticated(principal): Authenticated,
     Context(context): Context,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .auth
-        .logout_all(&principal, &context)
-        .await
-        .map_err(|e| store_failure(&e))?;
+    state.auth.logout_all(&principal, &context).await?;
     Ok(logged_out())
 }
 
@@ -388,8 +323,7 @@ pub async fn reset_password(
     state
         .auth
         .reset_password(&body.token, &password, &context)
-        .await
-        .map_err(one_time_error)?;
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -408,60 +342,9 @@ pub async fn change_password(
 ) -> Result<HttpResponse, ApiError> {
     let current = Password::presented(&body.current_password);
     let new_password = Password::presented(&body.new_password);
-    match state
+    let pair = state
         .auth
         .change_password(&principal, &current, &new_password, &context)
-        .await
-    {
-        Ok(pair) => Ok(tokens(&pair)),
-        Err(ChangePasswordError::WrongPassword) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "invalid_credentials",
-            "the current password is wrong",
-        )),
-        Err(ChangePasswordError::Locked { retry_after }) => Err(account_locked(retry_after)),
-        Err(ChangePasswordError::Invalid(errors)) => Err(ApiError::validation(&errors)),
-        Err(ChangePasswordError::Store(error)) => Err(store_failure(&error)),
-    }
-}
-
-/// 423 `account_locked` with `Retry-After` in whole seconds, rounded up so
-/// that a client waiting that long finds the lock gone (at least one).
-fn account_locked(retry_after: chrono::Duration) -> ApiError {
-    let seconds = retry_after
-        .to_std()
-        .map_or(1, crate::middleware::whole_seconds)
-        .max(1);
-    ApiError::new(
-        StatusCode::LOCKED,
-        "account_locked",
-        format!("too many wrong passwords; try again in {seconds} s or reset the password"),
-    )
-    .with_header(header::RETRY_AFTER, seconds.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use actix_web::ResponseError;
-
-    use super::*;
-
-    #[test]
-    fn a_lock_retry_after_rounds_up_to_whole_seconds() {
-        for (left_ms, header) in [
-            (59_700, "60"),
-            (60_000, "60"),
-            (1, "1"),
-            (0, "1"),
-            (-5, "1"),
-        ] {
-            let response = account_locked(chrono::Duration::milliseconds(left_ms)).error_response();
-            assert_eq!(response.status(), StatusCode::LOCKED);
-            assert_eq!(
-                response.headers().get(header::RETRY_AFTER).unwrap(),
-                header,
-                "{left_ms} ms"
-            );
-        }
-    }
+        .await?;
+    Ok(tokens(&pair))
 }

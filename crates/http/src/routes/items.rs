@@ -1,23 +1,18 @@
 //! `/items/*` and `/me/bids`: listing and cancelling items, sealed bids,
 //! your own bids, and every bid once an item has closed.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use pp_domain::engine::PoisonProblem;
 use pp_domain::item::ItemDraft;
-use pp_domain::ports::{CancelItemError, PlaceBidError};
-use pp_domain::service::{ListItemError, OwnBid, RevealError, RevealedBid};
-use pp_domain::{
-    BidOffer, BidRejection, BidState, ItemId, ItemStatus, ListedItem, Money, StatusFilter,
-};
+use pp_domain::service::{OwnBid, RevealedBid};
+use pp_domain::{BidOffer, BidState, ItemId, ItemStatus, ListedItem, Money, StatusFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::errors::{bid_not_found, bid_outcome, item_not_found};
 use crate::extract::{
-    Admin, Authenticated, Json, PageParams, PageQuery, optional_whole_number, store_failure,
-    whole_number,
+    Admin, Authenticated, Json, PageParams, PageQuery, optional_whole_number, whole_number,
 };
 use crate::middleware::{LimitClass, enforce};
 use crate::problem::{ApiError, ProblemBody};
@@ -281,10 +276,6 @@ pub struct StatusQuery {
     status: Option<String>,
 }
 
-pub(crate) fn item_not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "item_not_found", "no such item")
-}
-
 pub(crate) fn item_id(raw: &str) -> Result<ItemId, ApiError> {
     raw.parse().map_err(|_| item_not_found())
 }
@@ -316,57 +307,6 @@ fn offer_of(body: &BidRequest) -> Result<BidOffer, ApiError> {
     })
 }
 
-fn bid_error(error: PlaceBidError) -> ApiError {
-    match error {
-        PlaceBidError::ItemNotFound => item_not_found(),
-        PlaceBidError::BidderNotFound => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "this account cannot bid",
-        ),
-        PlaceBidError::Rejected(rejection) => match rejection {
-            BidRejection::AuctionClosed => ApiError::new(
-                StatusCode::CONFLICT,
-                "auction_closed",
-                "the auction is closed",
-            ),
-            BidRejection::OwnItem => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "own_item",
-                "you may not bid on an item you listed",
-            ),
-            BidRejection::EmailNotVerified => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "email_not_verified",
-                "verify your e-mail address before bidding",
-            ),
-            BidRejection::AlreadyPlaced => ApiError::new(
-                StatusCode::CONFLICT,
-                "bid_already_placed",
-                "you have already bid on this item; bids cannot be changed",
-            ),
-            BidRejection::InvalidPoison(problem) => {
-                let field = match problem {
-                    PoisonProblem::BudgetBelowAmount => "poison.budget",
-                    PoisonProblem::StepBelowIncrement { .. } => "poison.step",
-                };
-                ApiError::invalid_fields_with_code(
-                    "invalid_poison",
-                    "the poison breaks a rule",
-                    vec![(field.to_owned(), problem.to_string())],
-                )
-            }
-            BidRejection::TooLow { minimum_next_bid } => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "bid_too_low",
-                format!("the bid must be at least {minimum_next_bid}"),
-            )
-            .with_extension("minimum_next_bid", minimum_next_bid),
-        },
-        PlaceBidError::Store(error) => store_failure(&error),
-    }
-}
-
 /// The write limit (per user) of api.md: bids and item creation.
 async fn limit_writes(request: &HttpRequest, user: pp_domain::UserId) -> Result<(), ApiError> {
     enforce(request, LimitClass::Write, &format!("user:{user}")).await
@@ -394,14 +334,7 @@ pub async fn create_item(
         currency: body.currency,
         close_at: body.close_at,
     };
-    let listed = state
-        .auctions
-        .list_item(admin.user.id, draft)
-        .await
-        .map_err(|e| match e {
-            ListItemError::Invalid(errors) => ApiError::validation(&errors),
-            ListItemError::Store(error) => store_failure(&error),
-        })?;
+    let listed = state.auctions.list_item(admin.user.id, draft).await?;
     metrics::counter!("items_created_total").increment(1);
     Ok(HttpResponse::Created().json(ItemBody::from(&listed)))
 }
@@ -436,11 +369,7 @@ pub async fn list_items(
         .as_deref()
         .map(|cursor| state.cursors.decode_item(&list, cursor))
         .transpose()?;
-    let found = state
-        .auctions
-        .list_items(status, after, page.limit)
-        .await
-        .map_err(|e| store_failure(&e))?;
+    let found = state.auctions.list_items(status, after, page.limit).await?;
     Ok(HttpResponse::Ok().json(ItemPage {
         items: found.items.iter().map(ItemBody::from).collect(),
         has_more: found.next.is_some(),
@@ -459,8 +388,7 @@ pub async fn get_item(
     let listed = state
         .auctions
         .item(item_id(&path)?)
-        .await
-        .map_err(|e| store_failure(&e))?
+        .await?
         .ok_or_else(item_not_found)?;
     Ok(HttpResponse::Ok().json(ItemBody::from(&listed)))
 }
@@ -478,28 +406,7 @@ pub async fn cancel_item(
     _admin: Admin,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let cancelled = state
-        .auctions
-        .cancel_item(item_id(&path)?)
-        .await
-        .map_err(|e| match e {
-            CancelItemError::ItemNotFound => item_not_found(),
-            CancelItemError::Rejected(pp_domain::engine::CancelRejection::HasBids) => {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    "item_has_bids",
-                    "an item with bids cannot be cancelled",
-                )
-            }
-            CancelItemError::Rejected(pp_domain::engine::CancelRejection::NotOpen) => {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    "auction_closed",
-                    "the auction is already over",
-                )
-            }
-            CancelItemError::Store(error) => store_failure(&error),
-        })?;
+    let cancelled = state.auctions.cancel_item(item_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(ItemBody::from(&cancelled)))
 }
 
@@ -524,13 +431,8 @@ pub async fn place_bid(
     let item = item_id(&path)?;
     limit_writes(&request, principal.user.id).await?;
     let result = state.auctions.place_bid(&principal.user, item, offer).await;
-    let outcome = match &result {
-        Ok(_) => "accepted",
-        Err(PlaceBidError::Rejected(_)) => "rejected",
-        Err(_) => "failed",
-    };
-    metrics::counter!("bids_total", "outcome" => outcome).increment(1);
-    let accepted = result.map_err(bid_error)?;
+    metrics::counter!("bids_total", "outcome" => bid_outcome(&result)).increment(1);
+    let accepted = result?;
     let listed = accepted.listed_item();
     let view = pp_domain::engine::view_of(
         principal.user.id,
@@ -559,26 +461,12 @@ pub async fn own_bid(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let item = item_id(&path)?;
-    let own = state
-        .auctions
-        .own_bid(principal.user.id, item)
-        .await
-        .map_err(|e| store_failure(&e))?;
-    if let Some(own) = own {
+    if let Some(own) = state.auctions.own_bid(principal.user.id, item).await? {
         return Ok(HttpResponse::Ok().json(OwnBidBody::from(&own)));
     }
-    let exists = state
-        .auctions
-        .item(item)
-        .await
-        .map_err(|e| store_failure(&e))?
-        .is_some();
+    let exists = state.auctions.item(item).await?.is_some();
     Err(if exists {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "bid_not_found",
-            "you have not bid on this item",
-        )
+        bid_not_found()
     } else {
         item_not_found()
     })
@@ -606,16 +494,7 @@ pub async fn revealed_bids(
     let found = state
         .auctions
         .revealed_bids(item, after, page.limit)
-        .await
-        .map_err(|e| match e {
-            RevealError::ItemNotFound => item_not_found(),
-            RevealError::Sealed => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "bids_sealed",
-                "bids stay sealed until the auction closes",
-            ),
-            RevealError::Store(error) => store_failure(&error),
-        })?;
+        .await?;
     Ok(HttpResponse::Ok().json(RevealedBidPage {
         items: found.items.iter().map(RevealedBidBody::from).collect(),
         has_more: found.next.is_some(),
@@ -638,11 +517,7 @@ pub async fn my_bids(
         .as_deref()
         .map(|cursor| state.cursors.decode_bid(me, cursor))
         .transpose()?;
-    let found = state
-        .auctions
-        .own_bids(me, after, page.limit)
-        .await
-        .map_err(|e| store_failure(&e))?;
+    let found = state.auctions.own_bids(me, after, page.limit).await?;
     Ok(HttpResponse::Ok().json(OwnBidPage {
         items: found.items.iter().map(OwnBidBody::from).collect(),
         has_more: found.next.is_some(),

@@ -25,8 +25,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::items::{ItemBody, item_id, item_not_found};
-use crate::extract::{Authenticated, store_failure};
+use super::items::{ItemBody, item_id};
+use crate::errors::{invalid_ticket, item_not_found};
+use crate::extract::Authenticated;
 use crate::middleware::ClientIp;
 use crate::problem::{ApiError, ProblemBody};
 use crate::state::AppState;
@@ -155,8 +156,7 @@ impl Feed {
             let missed = self
                 .auctions
                 .price_events(&target.item, self.last, REPLAY_CHUNK)
-                .await
-                .map_err(|e| store_failure(&e))?;
+                .await?;
             match missed.last().map(|e| e.bid_count) {
                 Some(newest) => {
                     self.ready
@@ -203,8 +203,7 @@ impl Feed {
     async fn reread(&self) -> Result<ListedItem, ApiError> {
         self.auctions
             .item(self.listed.item.id)
-            .await
-            .map_err(|e| store_failure(&e))?
+            .await?
             .ok_or_else(|| ApiError::for_status(StatusCode::NOT_FOUND))
     }
 
@@ -214,9 +213,7 @@ impl Feed {
     async fn shared_read(&self) -> Result<ListedItem, ApiError> {
         let id = self.listed.item.id;
         self.shared
-            .item(id, || async move {
-                self.auctions.item(id).await.map_err(|e| store_failure(&e))
-            })
+            .item(id, || async move { Ok(self.auctions.item(id).await?) })
             .await?
             .ok_or_else(|| ApiError::for_status(StatusCode::NOT_FOUND))
     }
@@ -286,12 +283,7 @@ pub async fn item_events(
         .await?;
     // Subscribe before reading, so nothing published in between is missed.
     let live = state.live.item_events(id);
-    let listed = state
-        .auctions
-        .item(id)
-        .await
-        .map_err(|e| store_failure(&e))?
-        .ok_or_else(item_not_found)?;
+    let listed = state.auctions.item(id).await?.ok_or_else(item_not_found)?;
     let position = position_of(&listed);
     let resume_from = request
         .headers()
@@ -384,11 +376,7 @@ pub async fn ws_ticket(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let issued = state
-        .tickets
-        .issue(&principal)
-        .await
-        .map_err(|e| store_failure(&e))?;
+    let issued = state.tickets.issue(&principal).await?;
     Ok(HttpResponse::Created().json(TicketBody {
         ticket: issued.ticket.as_str().to_owned(),
         expires_in: issued.expires_in.num_seconds(),
@@ -499,13 +487,6 @@ pub async fn websocket(
     query: web::Query<TicketQuery>,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let invalid = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_ticket",
-            "the ticket is unknown, used or expired; get a new one from POST /api/v1/ws-ticket",
-        )
-    };
     // The handshake first: a plain GET must not spend a good ticket.
     let (response, session, messages) = actix_ws::handle(&request, body).map_err(|_| {
         ApiError::new(
@@ -518,14 +499,13 @@ pub async fn websocket(
         .ticket
         .as_deref()
         .filter(|t| !t.is_empty())
-        .ok_or_else(invalid)?;
+        .ok_or_else(invalid_ticket)?;
     // A malformed ticket is refused without a lookup.
     let holder = state
         .tickets
         .redeem(ticket)
-        .await
-        .map_err(|e| store_failure(&e))?
-        .ok_or_else(invalid)?;
+        .await?
+        .ok_or_else(invalid_ticket)?;
     let slot = state.sockets.open(&holder.user.id.to_string()).await?;
     let notifications = state.live.notifications(holder.user.id);
     actix_web::rt::spawn(serve_socket(

@@ -1,15 +1,16 @@
 //! `/users/*`: your own account, and accounts for admins.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use pp_domain::auth::service::AdminError;
 use pp_domain::{DisplayName, Role, User, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::extract::{Admin, Authenticated, Context, Json, PageParams, PageQuery, store_failure};
+use crate::errors::user_not_found;
+use crate::extract::{Admin, Authenticated, Context, Json, PageParams, PageQuery};
+use crate::problem::{ApiError, ProblemBody};
+use crate::state::AppState;
 
 /// A role as the API spells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -38,8 +39,6 @@ impl From<RoleName> for Role {
         }
     }
 }
-use crate::problem::{ApiError, ProblemBody};
-use crate::state::AppState;
 
 /// An account as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -100,13 +99,6 @@ pub struct AdminUpdateRequest {
     is_active: Option<bool>,
 }
 
-fn admin_error(error: AdminError) -> ApiError {
-    match error {
-        AdminError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such user"),
-        AdminError::Store(error) => store_failure(&error),
-    }
-}
-
 /// Your account.
 #[utoipa::path(get, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = UserBody), (status = 401, description = "`unauthorized` / `invalid_token`", body = ProblemBody)))]
@@ -124,11 +116,7 @@ pub async fn update_me(
 ) -> Result<HttpResponse, ApiError> {
     let name = DisplayName::parse(&body.display_name)
         .map_err(|e| ApiError::invalid_field("display_name", e.to_string()))?;
-    let user = state
-        .auth
-        .update_profile(&principal, name)
-        .await
-        .map_err(admin_error)?;
+    let user = state.auth.update_profile(&principal, name).await?;
     Ok(HttpResponse::Ok().json(UserBody::from(&user)))
 }
 
@@ -149,11 +137,7 @@ pub async fn list_users(
         .as_deref()
         .map(|cursor| state.cursors.decode_user(cursor))
         .transpose()?;
-    let (users, next) = state
-        .auth
-        .list_users(after, page.limit)
-        .await
-        .map_err(|e| store_failure(&e))?;
+    let (users, next) = state.auth.list_users(after, page.limit).await?;
     Ok(HttpResponse::Ok().json(UserPage {
         items: users.iter().map(UserBody::from).collect(),
         has_more: next.is_some(),
@@ -162,8 +146,7 @@ pub async fn list_users(
 }
 
 fn user_id(raw: &str) -> Result<UserId, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such user"))
+    raw.parse().map_err(|_| user_not_found())
 }
 
 /// One account (admin).
@@ -175,11 +158,7 @@ pub async fn get_user(
     _admin: Admin,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = state
-        .auth
-        .user(user_id(&path)?)
-        .await
-        .map_err(admin_error)?;
+    let user = state.auth.user(user_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(UserBody::from(&user)))
 }
 
@@ -204,7 +183,6 @@ pub async fn update_user(
             body.is_active,
             &context,
         )
-        .await
-        .map_err(admin_error)?;
+        .await?;
     Ok(HttpResponse::Ok().json(UserBody::from(&user)))
 }
