@@ -3,9 +3,14 @@
 //! An item's [`Standing`] (leader, leader's ceiling and step, price, bid count)
 //! is all that is needed to resolve a new bid, so resolution is O(1) whatever
 //! the number of bids. The store runs [`place`] while it holds the item's row
-//! lock, with `now` read after the lock was taken.
+//! lock, with `now` read after the lock was taken; a batch of bids goes
+//! through [`decide_in_order`], bid by bid.
 
 use thiserror::Error;
+
+mod batch;
+
+pub use batch::{BatchRejection, LockedBatch, decide_in_order};
 
 use crate::bid::{BidOffer, BidState, BidView};
 use crate::ids::{ItemId, UserId};

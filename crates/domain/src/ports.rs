@@ -239,7 +239,13 @@ impl BidDecision {
     /// # Errors
     /// The [`BidRejection`] that applies.
     pub fn decide(&self, locked: &LockedItem) -> Result<Placement, BidRejection> {
-        engine::place(locked, &self.command, self.clock.now())
+        engine::place(locked, &self.command, self.now())
+    }
+
+    /// The moment the bid is decided at: read while holding the item's lock.
+    #[must_use]
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 }
 

@@ -9,11 +9,11 @@
 //! other network call, no hashing, no logging. Every bid is answered after
 //! the transaction ended.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use pp_domain::engine::LockedItem;
+use pp_domain::engine::{self, BatchRejection, LockedBatch, Placement};
 use pp_domain::ports::{AcceptedBid, BidDecision, PlaceBidError, StoreError};
-use pp_domain::{Bid, BidId, ItemId};
+use pp_domain::{Bid, BidId, ItemId, UserId};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
     QueryFilter, QueryOrder, QuerySelect, Statement, Value, sea_query::Expr,
@@ -70,12 +70,6 @@ impl Drop for DrainGuard<'_> {
             self.queue.abandon();
         }
     }
-}
-
-/// An item locked by the batch, with what the batch did to it.
-struct Locked {
-    item: LockedItem,
-    changed: bool,
 }
 
 /// An accepted bid's row, to be inserted.
@@ -213,55 +207,54 @@ impl SqlStore {
         tx.finish(result).await
     }
 
+    /// The batch's transaction: lock its items → decide its bids in order
+    /// (the engine) → seal what was accepted → store → (the caller commits).
     async fn batch_in(
         &self,
         txn: &impl ConnectionTrait,
         batch: &[PendingBid],
     ) -> Result<Vec<Outcome>, TxFailure<BatchError>> {
-        let mut item_ids: Vec<Uuid> = batch
-            .iter()
-            .map(|pending| pending.decision.command().item.as_uuid())
-            .collect();
-        item_ids.sort_unstable();
-        item_ids.dedup();
-        let bidders: Vec<Uuid> = batch
-            .iter()
-            .map(|pending| pending.decision.command().bidder.as_uuid())
-            .collect();
-        let (rows, mut has_bid) = lock_items(txn, item_ids, bidders).await?;
-        let mut locked: HashMap<Uuid, Locked> = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let item = LockedItem {
-                item: item_from_row(row).map_err(TxFailure::outcome)?,
-                standing: self.standing_from_row(row).map_err(TxFailure::outcome)?,
-                bidder_has_bid: false,
-            };
-            locked.insert(
-                row.id,
-                Locked {
-                    item,
-                    changed: false,
-                },
-            );
+        let mut locked = lock_items(txn, batch).await?.into_batch(self)?;
+        let decisions = engine::decide_in_order(
+            &mut locked,
+            batch
+                .iter()
+                .map(|pending| (pending.decision.command(), pending.decision.now())),
+        );
+        let (outcomes, accepted) = self.seal_bids(batch, &locked, decisions)?;
+        if accepted.is_empty() {
+            return Ok(outcomes);
         }
+        let standings = self.seal_standings(&locked)?;
+        store_bids(txn, accepted, standings).await?;
+        Ok(outcomes)
+    }
 
+    /// Each bid's answer, and the rows of the accepted ones (sealed).
+    fn seal_bids(
+        &self,
+        batch: &[PendingBid],
+        locked: &LockedBatch,
+        decisions: Vec<Result<Placement, BatchRejection>>,
+    ) -> Result<(Vec<Outcome>, Vec<NewBid>), TxFailure<BatchError>> {
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut accepted = Vec::new();
-        for pending in batch {
+        for (pending, decision) in batch.iter().zip(decisions) {
             let command = pending.decision.command();
-            let key = (command.item.as_uuid(), command.bidder.as_uuid());
-            let Some(state) = locked.get_mut(&key.0) else {
-                outcomes.push(Err(PlaceBidError::ItemNotFound));
-                continue;
-            };
-            state.item.bidder_has_bid = has_bid.contains(&key);
-            let placement = match pending.decision.decide(&state.item) {
+            let placement = match decision {
                 Ok(placement) => placement,
-                Err(rejection) => {
+                Err(BatchRejection::ItemNotFound) => {
+                    outcomes.push(Err(PlaceBidError::ItemNotFound));
+                    continue;
+                }
+                Err(BatchRejection::Rejected(rejection)) => {
                     outcomes.push(Err(PlaceBidError::Rejected(rejection)));
                     continue;
                 }
             };
+            let item = locked
+                .item(command.item)
+                .ok_or_else(|| TxFailure::outcome(integrity("a bid was placed on no item")))?;
             let price =
                 placement.standing.public().current_price.ok_or_else(|| {
                     TxFailure::outcome(integrity("an accepted bid left no price"))
@@ -269,8 +262,8 @@ impl SqlStore {
             let at = db_time(placement.at);
             accepted.push(NewBid {
                 id: pending.bid_id.as_uuid(),
-                item_id: key.0,
-                user_id: key.1,
+                item_id: command.item.as_uuid(),
+                user_id: command.bidder.as_uuid(),
                 seq: i64::try_from(placement.seq)
                     .map_err(|_| TxFailure::outcome(integrity("bid sequence overflow")))?,
                 sealed_offer: pending.sealed_offer.clone(),
@@ -278,9 +271,6 @@ impl SqlStore {
                 sealed_price_after: seal_price(self.sealer(), command.item, placement.seq, price)
                     .map_err(TxFailure::outcome)?,
             });
-            has_bid.insert(key);
-            state.item.standing = placement.standing;
-            state.changed = true;
             outcomes.push(Ok(AcceptedBid {
                 bid: Bid {
                     id: pending.bid_id,
@@ -290,32 +280,58 @@ impl SqlStore {
                     offer: command.offer,
                     created_at: at,
                 },
-                item: state.item.item.clone(),
+                item: item.clone(),
                 placement,
             }));
         }
-        if accepted.is_empty() {
-            return Ok(outcomes);
-        }
-        let mut standings = Vec::new();
-        for (id, state) in locked.iter().filter(|(_, state)| state.changed) {
-            let item = ItemId::from_uuid(*id);
-            let leader =
-                state.item.standing.leader().ok_or_else(|| {
+        Ok((outcomes, accepted))
+    }
+
+    /// Each changed item's public price, bid count and sealed standing.
+    fn seal_standings(
+        &self,
+        locked: &LockedBatch,
+    ) -> Result<Vec<NewStanding>, TxFailure<BatchError>> {
+        locked
+            .changed()
+            .map(|(item, standing)| {
+                let leader = standing.leader().ok_or_else(|| {
                     TxFailure::outcome(integrity("an accepted bid left no leader"))
                 })?;
-            let bid_count = i64::try_from(state.item.standing.bid_count())
-                .map_err(|_| TxFailure::outcome(integrity("bid count overflow")))?;
-            let sealed = seal_leader(self.sealer(), item, leader).map_err(TxFailure::outcome)?;
-            standings.push(NewStanding {
-                item_id: *id,
-                price: leader.price.minor_units(),
-                bid_count,
-                sealed,
-            });
+                Ok(NewStanding {
+                    item_id: item.as_uuid(),
+                    price: leader.price.minor_units(),
+                    bid_count: i64::try_from(standing.bid_count())
+                        .map_err(|_| TxFailure::outcome(integrity("bid count overflow")))?,
+                    sealed: seal_leader(self.sealer(), item, leader).map_err(TxFailure::outcome)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The rows a batch locked, and which of its bidders already bid on which
+/// of its items.
+struct LockedRows {
+    items: Vec<items::Model>,
+    has_bid: HashSet<(Uuid, Uuid)>,
+}
+
+impl LockedRows {
+    /// The rows as the engine reads them: every standing unsealed and checked.
+    fn into_batch(self, store: &SqlStore) -> Result<LockedBatch, TxFailure<BatchError>> {
+        let mut batch = LockedBatch::new();
+        for row in &self.items {
+            let item = item_from_row(row).map_err(TxFailure::outcome)?;
+            batch.lock(
+                item,
+                store.standing_from_row(row).map_err(TxFailure::outcome)?,
+            );
         }
-        store_bids(txn, accepted, standings).await?;
-        Ok(outcomes)
+        for (item, bidder) in self.has_bid {
+            batch.already_bid(ItemId::from_uuid(item), UserId::from_uuid(bidder));
+        }
+        Ok(batch)
     }
 }
 
@@ -325,9 +341,18 @@ impl SqlStore {
 /// connection prepares it once; on SQLite, in process, two plain queries.
 async fn lock_items(
     txn: &impl ConnectionTrait,
-    item_ids: Vec<Uuid>,
-    bidders: Vec<Uuid>,
-) -> Result<(Vec<items::Model>, HashSet<(Uuid, Uuid)>), TxFailure<BatchError>> {
+    batch: &[PendingBid],
+) -> Result<LockedRows, TxFailure<BatchError>> {
+    let mut item_ids: Vec<Uuid> = batch
+        .iter()
+        .map(|pending| pending.decision.command().item.as_uuid())
+        .collect();
+    item_ids.sort_unstable();
+    item_ids.dedup();
+    let bidders: Vec<Uuid> = batch
+        .iter()
+        .map(|pending| pending.decision.command().bidder.as_uuid())
+        .collect();
     if txn.get_database_backend() == DbBackend::Postgres {
         let rows = txn
             .query_all_raw(Statement::from_sql_and_values(
@@ -350,7 +375,7 @@ async fn lock_items(
                 items.push(item);
             }
         }
-        return Ok((items, has_bid));
+        return Ok(LockedRows { items, has_bid });
     }
     let rows = items::Entity::find()
         .filter(items::Column::Id.is_in(item_ids.iter().copied()))
@@ -369,7 +394,10 @@ async fn lock_items(
         .await?
         .into_iter()
         .collect();
-    Ok((rows, has_bid))
+    Ok(LockedRows {
+        items: rows,
+        has_bid,
+    })
 }
 
 /// Inserts the accepted bids and writes each changed item's public price,
