@@ -1,5 +1,5 @@
-// One zod schema per form: the same rules the server checks (api.md,
-// auction-rules.md), so a mistake is shown before anything is sent. The
+// One zod schema per form: the same rules the server checks (docs/spec/api.md,
+// docs/spec/auction-rules.md), so a mistake is shown before anything is sent. The
 // form's types are inferred from them.
 import { z } from 'zod';
 

@@ -1,10 +1,10 @@
 """Schemathesis hooks of `make fuzz-api` (scripts/fuzz-api.sh).
 
 1. `filter_failure` drops a `positive_data_acceptance` failure (ST202) only
-   when the refusal is one api.md mandates for input that no JSON Schema can
+   when the refusal is one docs/spec/api.md mandates for input that no JSON Schema can
    tell apart from acceptable input: it depends on the clock, on the
    database, or on a secret; and one inferred `ensure_resource_availability`
-   failure (ST302) that is api.md's contract too (see below). Every other
+   failure (ST302) that is docs/spec/api.md's contract too (see below). Every other
    failure, and every other check on the same response, stays. The run's
    summary counts what was dropped.
 2. `filter_case` keeps the fuzzer from locking itself out: no admin
@@ -35,7 +35,7 @@ import schemathesis
 POSITIVE_DATA_ACCEPTANCE = "ST202"
 RESOURCE_AVAILABILITY = "ST302"
 
-# Refusals of schema-valid input that api.md mandates, by operation and
+# Refusals of schema-valid input that docs/spec/api.md mandates, by operation and
 # `error_code`.
 SPEC_REFUSALS = {
     # A reset or verification token is a secret the server handed out by
@@ -84,7 +84,7 @@ def filter_failure(context, failure, case, response) -> bool:
     if failure.code == RESOURCE_AVAILABILITY:
         # Schemathesis infers from the shared `{id}` that POST /items creates
         # what GET /items/{id}/bid reads; that is the caller's own bid on the
-        # item, 404 bid_not_found until there is one (api.md).
+        # item, 404 bid_not_found until there is one (docs/spec/api.md).
         return not (
             case.operation.label == "GET /api/v1/items/{id}/bid"
             and _problem(response).get("error_code") == "bid_not_found"

@@ -192,7 +192,7 @@ def main() -> int:
     print(f"{'run':<28} {'seconds':>7} {'cases':>6} {'failures':>8} {'dropped':>7} {'relogins':>8}  exit  seed")
     for name, seconds, status, cases, count, dropped, reauth, seed in rows:
         print(f"{name:<28} {seconds:>7.1f} {cases:>6} {count:>8} {dropped:>7} {reauth:>8}  {status:>4}  {seed}")
-    print("(dropped: positive_data_acceptance failures that hooks.py accepts as refusals api.md mandates)")
+    print("(dropped: positive_data_acceptance failures that hooks.py accepts as refusals docs/spec/api.md mandates)")
 
     all_runs = [name for name, *_ in rows]
     if failures:

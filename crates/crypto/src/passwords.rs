@@ -26,7 +26,7 @@ pub struct HashParams {
 }
 
 impl HashParams {
-    /// OWASP's minimum for argon2id, and api.md's floor: m=19456 KiB, t=2, p=1.
+    /// OWASP's minimum for argon2id, and docs/spec/api.md's floor: m=19456 KiB, t=2, p=1.
     pub const POLICY: HashParams = HashParams {
         memory_kib: 19_456,
         iterations: 2,

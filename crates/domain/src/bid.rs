@@ -113,7 +113,7 @@ impl BidState {
     }
 }
 
-/// A bid as its own bidder sees it (auction-rules.md, "What each bidder sees").
+/// A bid as its own bidder sees it (docs/spec/auction-rules.md, "What each bidder sees").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BidView {
     /// Leading, outbid, exhausted, won or lost.

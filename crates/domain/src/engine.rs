@@ -1,4 +1,4 @@
-//! The bid engine: `auction-rules.md` as pure functions.
+//! The bid engine: `docs/spec/auction-rules.md` as pure functions.
 //!
 //! An item's [`Standing`] (leader, leader's ceiling and step, price, bid count)
 //! is all that is needed to resolve a new bid, so resolution is O(1) whatever
@@ -254,8 +254,8 @@ pub struct Placement {
     pub at: Timestamp,
 }
 
-/// Decides a bid on a locked item at `now`: every check of auction-rules.md
-/// and api.md in the order api.md lists them, then the poison rule.
+/// Decides a bid on a locked item at `now`: every check of docs/spec/auction-rules.md
+/// and docs/spec/api.md in the order docs/spec/api.md lists them, then the poison rule.
 ///
 /// # Errors
 /// The first [`BidRejection`] that applies.

@@ -2,7 +2,7 @@
 //!
 //! The auction's rules with no I/O: amounts ([`Money`]), identifiers, e-mail
 //! addresses, items and bids, the poison-bid engine ([`engine`]) that
-//! implements `shared/spec/auction-rules.md`, the ports ([`ports`]) through
+//! implements `docs/spec/auction-rules.md`, the ports ([`ports`]) through
 //! which the outside world is reached, and the use-case services
 //! ([`service`]) written against those ports.
 //!

@@ -229,7 +229,7 @@ impl From<ListItemError> for ApiError {
     }
 }
 
-/// api.md's bid errors; which applies first is the domain's order.
+/// docs/spec/api.md's bid errors; which applies first is the domain's order.
 impl From<PlaceBidError> for ApiError {
     fn from(error: PlaceBidError) -> Self {
         match error {

@@ -74,7 +74,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     }
 }
 
-/// The headers every response carries (api.md, Conventions).
+/// The headers every response carries (docs/spec/api.md, Conventions).
 #[must_use]
 pub fn security_headers() -> DefaultHeaders {
     DefaultHeaders::new()

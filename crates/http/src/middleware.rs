@@ -352,7 +352,7 @@ pub async fn render_problems<B: MessageBody + 'static>(
     Ok(ServiceResponse::new(request, rendered).map_into_right_body())
 }
 
-/// The three limit classes of api.md.
+/// The three limit classes of docs/spec/api.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LimitClass {
     /// Every request to `/api` and `/events`, per client address.

@@ -612,7 +612,7 @@ where
     Ok(value)
 }
 
-/// api.md's default: 64 waiting hashes per core.
+/// docs/spec/api.md's default: 64 waiting hashes per core.
 fn default_hash_queue() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     cores.saturating_mul(64).min(1_000_000)

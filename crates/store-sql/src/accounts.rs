@@ -62,7 +62,7 @@ impl SqlStore {
                 UserId::from_uuid(token.user_id),
             );
             // A rotated token is a replay whatever became of its session
-            // since: api.md answers it `token_reused`, and each replay is
+            // since: docs/spec/api.md answers it `token_reused`, and each replay is
             // audited, also after the family was revoked.
             if token.spent_at.is_some() {
                 return Ok(Rotation::Reused { session, user });

@@ -1,4 +1,4 @@
-// The API's shapes (api.md), as the server sends them. Money is an integer
+// The API's shapes (docs/spec/api.md), as the server sends them. Money is an integer
 // of minor units, as on the server.
 
 export type Role = 'user' | 'admin';

@@ -1,6 +1,6 @@
 //! Accounts: the password policy, lockout, tokens, the ports the account
 //! flows need, and the [`AuthService`](service::AuthService) that implements
-//! api.md's Authentication and Users sections against them.
+//! docs/spec/api.md's Authentication and Users sections against them.
 
 pub mod lockout;
 pub mod password;

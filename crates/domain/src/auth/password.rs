@@ -1,4 +1,4 @@
-//! Passwords: the policy of api.md (NIST SP 800-63B-4 for single-factor passwords).
+//! Passwords: the policy of docs/spec/api.md (NIST SP 800-63B-4 for single-factor passwords).
 
 use std::fmt;
 

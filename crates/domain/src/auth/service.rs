@@ -1,4 +1,4 @@
-//! The account flows of api.md, written against the ports only.
+//! The account flows of docs/spec/api.md, written against the ports only.
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! Property tests: every invariant of auction-rules.md over random bid sequences.
+//! Property tests: every invariant of docs/spec/auction-rules.md over random bid sequences.
 //!
 //! The incremental O(1) engine is checked against an independent oracle: the
 //! closed form of the poison rule over the whole history (the leader is the

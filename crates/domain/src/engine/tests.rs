@@ -1,4 +1,4 @@
-//! The worked example of auction-rules.md, every rejection, views, close and cancel.
+//! The worked example of docs/spec/auction-rules.md, every rejection, views, close and cancel.
 
 use chrono::{Duration, Utc};
 
@@ -298,7 +298,7 @@ fn a_first_bid_below_the_base_price_is_too_low() {
 
 #[test]
 fn checks_run_in_the_order_the_api_lists_them() {
-    // Everything is wrong at once: the first rule in api.md's order answers.
+    // Everything is wrong at once: the first rule in docs/spec/api.md's order answers.
     let mut locked = locked(item(100, 5));
     locked.bidder_has_bid = true;
     let mut cmd = command(&locked.item, locked.item.seller, poisoned(1, 1, 1));

@@ -307,7 +307,7 @@ fn offer_of(body: &BidRequest) -> Result<BidOffer, ApiError> {
     })
 }
 
-/// The write limit (per user) of api.md: bids and item creation.
+/// The write limit (per user) of docs/spec/api.md: bids and item creation.
 async fn limit_writes(request: &HttpRequest, user: pp_domain::UserId) -> Result<(), ApiError> {
     enforce(request, LimitClass::Write, &format!("user:{user}")).await
 }

@@ -351,7 +351,7 @@ pub struct TicketBody {
     expires_in: i64,
 }
 
-/// The same stream at `/events/{id}`, outside the API's base path (api.md,
+/// The same stream at `/events/{id}`, outside the API's base path (docs/spec/api.md,
 /// Live updates): a plain `EventSource` URL that needs no version.
 #[utoipa::path(get, path = "/events/{id}", tag = "live",
     params(("id" = Uuid, Path, description = "The item's id"),

@@ -1,5 +1,5 @@
-//! Items and sealed bids over HTTP: the worked example of auction-rules.md,
-//! every rejection in api.md's order, concurrency, sealing and revealing.
+//! Items and sealed bids over HTTP: the worked example of docs/spec/auction-rules.md,
+//! every rejection in docs/spec/api.md's order, concurrency, sealing and revealing.
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! api.md's conventions: problem+json, request ids, versions, headers,
+//! docs/spec/api.md's conventions: problem+json, request ids, versions, headers,
 //! body rules, OpenAPI, metrics, CORS.
 
 use std::collections::BTreeSet;
@@ -169,7 +169,7 @@ async fn the_openapi_document_lists_every_endpoint_and_the_viewer_works_offline(
     let app = TestApp::spawn().await;
     let doc: Value = app.get("/api/openapi.json").await.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    // api.md's endpoints, every one of them, and nothing else.
+    // docs/spec/api.md's endpoints, every one of them, and nothing else.
     let expected: BTreeSet<(&str, &str)> = [
         ("/api/v1/auth/register", "post"),
         ("/api/v1/auth/verify-email", "post"),
