@@ -2,9 +2,11 @@
 //! ([`crate::batcher`]) are decided together, in arrival order, in one
 //! transaction that locks every item they are for (in id order, so
 //! concurrent batches on several instances cannot deadlock) and finds
-//! their bidders' earlier bids in one statement, then inserts every
-//! accepted bid and updates every changed item in one more (PostgreSQL;
-//! SQLite, in process, takes a few more). Inside the locks there are only
+//! their bidders' earlier bids in one statement, decides them with the
+//! domain's `engine::decide_in_order`, then inserts every accepted bid and
+//! updates every changed item in one more (PostgreSQL; SQLite, in process,
+//! takes a few more). The design, once: docs/ARCHITECTURE.md, "The bid
+//! path". Inside the locks there are only
 //! these queries, the pure decisions and AES-GCM seals (microseconds): no
 //! other network call, no hashing, no logging. Every bid is answered after
 //! the transaction ended.

@@ -5,10 +5,11 @@
 //! PostgreSQL (production) and SQLite (the embedded default); the backend is
 //! chosen at run time by the URL.
 //!
-//! The bid path is one transaction: `SELECT … FOR UPDATE` on the item (on the
-//! transaction, not the pool), unseal the standing, run the domain's decision,
-//! insert the sealed bid, update the item, commit. Deadlocks and
-//! serialization failures are retried a bounded number of times; a
+//! Bids are decided in batches, one transaction per batch: lock the
+//! batch's items (`SELECT … FOR UPDATE`, on the transaction, not the pool),
+//! decide with the domain's `engine::decide_in_order`, seal, store, commit
+//! (see `bidding.rs` and docs/ARCHITECTURE.md, "The bid path"). Deadlocks
+//! and serialization failures are retried a bounded number of times; a
 //! `lock_timeout` turns a stuck lock into `Busy` instead of a hung request.
 //! SQLite has no row locks, so there every write transaction queues on an
 //! in-process gate and begins IMMEDIATE: writers are serialized and the same
