@@ -10,7 +10,6 @@ import { dirname, join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import net from 'node:net';
 
 import AxeBuilder from '@axe-core/playwright';
 import { chromium } from 'playwright-core';
@@ -33,55 +32,63 @@ let base;
 let dataDir;
 let browser;
 
-async function freePort() {
-  return new Promise((ok, fail) => {
-    const probe = net.createServer();
-    probe.once('error', fail);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
-      probe.close(() => ok(port));
-    });
-  });
-}
+// Mailed links carry PUBLIC_URL; the tests open them on the real address.
+const PUBLIC = 'http://auction.test';
 
-function environment(port) {
+function environment() {
   return {
     ...process.env,
     DATA_DIR: dataDir,
     MAIL_DIR: join(dataDir, 'mail'),
-    BIND_ADDR: `127.0.0.1:${port}`,
-    PUBLIC_URL: `http://127.0.0.1:${port}`,
+    // Port 0: the server binds a free port itself and announces it, so no
+    // other process can take it between a probe and the bind.
+    BIND_ADDR: '127.0.0.1:0',
+    PUBLIC_URL: PUBLIC,
     WEB_DIR: join(root, 'frontend', 'dist'),
     RATE_LIMIT_GLOBAL: '100000/10s',
     RATE_LIMIT_AUTH: '100000/60s',
     RATE_LIMIT_WRITE: '100000/60s',
     ACCESS_TOKEN_TTL_SECS: String(ACCESS_TTL),
     LOG_FORMAT: 'json',
-    RUST_LOG: 'warn',
+    RUST_LOG: 'warn,poison_pill::app=info',
     DATABASE_URL: '',
     REDIS_URL: '',
   };
 }
 
+/** Starts `serve` and resolves with the port it announces it listens on. */
+function serve(env) {
+  return new Promise((ok, fail) => {
+    server = spawn(BIN, ['serve'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    server.once('error', fail);
+    server.once('exit', (code) => fail(new Error(`the server exited (${code}) before it listened`)));
+    let pending = '';
+    server.stdout.on('data', (chunk) => {
+      process.stdout.write(chunk);
+      pending += chunk.toString();
+      const lines = pending.split('\n');
+      pending = lines.pop();
+      for (const line of lines) {
+        try {
+          const { port } = JSON.parse(line);
+          if (port) ok(port);
+        } catch {
+          // not a JSON line
+        }
+      }
+    });
+  });
+}
+
 before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'pp-e2e-'));
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  const env = environment(port);
+  const env = environment();
   const admin = spawnSync(BIN, ['admin', 'create-user', '--email', 'admin@example.com', '--role', 'admin', '--verified', '--password-stdin'], {
     env,
     input: `${PASSWORD}\n`,
   });
   assert.equal(admin.status, 0, `creating the admin failed: ${admin.stderr}`);
-  server = spawn(BIN, ['serve'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
-  for (let i = 0; i < 100; i++) {
-    try {
-      if ((await fetch(`${base}/health`)).ok) break;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  base = `http://127.0.0.1:${await serve(env)}`;
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -110,9 +117,9 @@ async function mailedLink(email, kind) {
       .sort((a, b) => statSync(a).mtimeMs - statSync(b).mtimeMs)
       .map((file) => readFileSync(file, 'utf8').replace(/=\r?\n/g, '').replace(/=3D/g, '='))
       .filter((text) => text.toLowerCase().includes(`to: ${email}`))
-      .map((text) => text.match(new RegExp(`${base}/${kind}\\?token=[A-Za-z0-9_-]+`))?.[0])
+      .map((text) => text.match(new RegExp(`${PUBLIC}/${kind}\\?token=[A-Za-z0-9_-]+`))?.[0])
       .filter(Boolean);
-    if (links.length) return links.at(-1);
+    if (links.length) return links.at(-1).replace(PUBLIC, base);
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`no ${kind} link for ${email}`);

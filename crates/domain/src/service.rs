@@ -67,6 +67,24 @@ pub struct OwnBid {
     pub view: BidView,
 }
 
+/// A bid just accepted, as its bidder sees it now.
+impl From<AcceptedBid> for OwnBid {
+    fn from(accepted: AcceptedBid) -> Self {
+        let item = accepted.listed_item();
+        let view = view_of(
+            accepted.bid.bidder,
+            &accepted.bid.offer,
+            &accepted.placement.standing,
+            &item.item.status,
+        );
+        OwnBid {
+            bid: accepted.bid,
+            item,
+            view,
+        }
+    }
+}
+
 /// A bid of a closed item, as everyone may now see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RevealedBid {

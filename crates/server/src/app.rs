@@ -188,7 +188,7 @@ impl Services {
             .context("cannot apply the database migrations")?;
         let sealer = Arc::new(AesGcmSealer::new(settings.bid_sealing_key.expose_secret()));
         let mut store = SqlStore::new(database.clone(), sealer);
-        if database.backend() == sea_orm::DbBackend::Postgres {
+        if database.is_postgres() {
             let bid_pool = DatabaseConfig {
                 max_connections: BID_POOL_CONNECTIONS,
                 ..settings.database.clone()

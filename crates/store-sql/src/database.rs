@@ -156,6 +156,12 @@ impl Database {
         self.connection.get_database_backend()
     }
 
+    /// Whether this is PostgreSQL (production) rather than SQLite.
+    #[must_use]
+    pub fn is_postgres(&self) -> bool {
+        self.backend() == DbBackend::Postgres
+    }
+
     /// The raw connection, for tests and tools that inspect rows directly.
     #[must_use]
     pub fn connection(&self) -> &DatabaseConnection {

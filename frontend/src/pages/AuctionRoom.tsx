@@ -18,6 +18,7 @@ import { ProblemAlert } from '../components/ProblemAlert';
 import { afterAutoRaise, afterLosingLead, afterPrice, budgetOf, type Budget } from '../budget';
 import { useItemStream } from '../live/itemStream';
 import { useNotifications } from '../live/notifications';
+import { placeFieldErrors } from '../forms';
 import { formatMoney, parseMoney, toMajorText } from '../money';
 import { bidSchema, type BidFormInput, type BidFormOutput } from '../schemas';
 
@@ -65,21 +66,9 @@ export function BidForm({ item, onPlaced }: { item: Item; onPlaced: (bid: OwnBid
           setError('amount', { type: 'server', message: `Bid at least ${formatMoney(minimum, item.currency)}` });
           return;
         }
-        const fields: Record<string, 'amount' | 'budget' | 'step'> = {
-          amount: 'amount',
-          'poison.budget': 'budget',
-          'poison.step': 'step',
-        };
-        let placed = false;
-        for (const problem of error.problem.errors ?? []) {
-          const field = fields[problem.field];
-          if (field) {
-            setError(field, { type: 'server', message: problem.message });
-            placed = true;
-          }
-        }
-        if (placed) return;
       }
+      const fields = { amount: 'amount', 'poison.budget': 'budget', 'poison.step': 'step' } as const;
+      if (placeFieldErrors(error, setError, fields)) return;
       setFailure(error);
     }
   });

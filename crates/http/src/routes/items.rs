@@ -432,19 +432,7 @@ pub async fn place_bid(
     limit_writes(&request, principal.user.id).await?;
     let result = state.auctions.place_bid(&principal.user, item, offer).await;
     metrics::counter!("bids_total", "outcome" => bid_outcome(&result)).increment(1);
-    let accepted = result?;
-    let listed = accepted.listed_item();
-    let view = pp_domain::engine::view_of(
-        principal.user.id,
-        &accepted.bid.offer,
-        &accepted.placement.standing,
-        &listed.item.status,
-    );
-    let own = OwnBid {
-        bid: accepted.bid,
-        item: listed,
-        view,
-    };
+    let own = OwnBid::from(result?);
     Ok(HttpResponse::Created().json(BidPlaced {
         bid: OwnBidBody::from(&own),
         item: ItemBody::from(&own.item),
