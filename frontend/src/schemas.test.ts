@@ -1,4 +1,16 @@
-import { bidSchema, changePasswordSchema, itemSchema, loginSchema, registerSchema, resetSchema } from './schemas';
+import {
+  DEFAULT_PASSWORD_POLICY,
+  bidSchema,
+  changePasswordSchema as changePasswordSchemaFor,
+  itemSchema,
+  loginSchema,
+  registerSchema as registerSchemaFor,
+  resetSchema as resetSchemaFor,
+} from './schemas';
+
+const registerSchema = registerSchemaFor(DEFAULT_PASSWORD_POLICY);
+const resetSchema = resetSchemaFor(DEFAULT_PASSWORD_POLICY);
+const changePasswordSchema = changePasswordSchemaFor(DEFAULT_PASSWORD_POLICY);
 
 const messages = (result: { success: boolean; error?: { issues: { path: PropertyKey[]; message: string }[] } }) =>
   Object.fromEntries((result.error?.issues ?? []).map((issue) => [issue.path.join('.'), issue.message]));
@@ -15,6 +27,16 @@ describe('the register form', () => {
     });
     expect(messages(registerSchema.safeParse({ email: 'not an address', password: 'violet kettle drums' }))).toEqual({
       email: 'Enter a valid e-mail address',
+    });
+  });
+});
+
+describe('the password rules', () => {
+  it('are the server’s own', () => {
+    const relaxed = registerSchemaFor({ password_min_length: 10, password_max_length: 128 });
+    expect(relaxed.safeParse({ email: 'ann@example.com', password: 'x'.repeat(10) }).success).toBe(true);
+    expect(messages(relaxed.safeParse({ email: 'ann@example.com', password: 'x'.repeat(9) }))).toEqual({
+      password: 'Use at least 10 characters',
     });
   });
 });

@@ -3,28 +3,30 @@
 // form's types are inferred from them.
 import { z } from 'zod';
 
-import type { Item } from './api/types';
+import type { Item, PasswordPolicy } from './api/types';
 import { MAX_MINOR, fractionDigits, parseMoney } from './money';
 
 /** Password length is counted in Unicode code points, as on the server. */
 export const codePoints = (text: string) => [...text].length;
 
-export const PASSWORD_MIN = 15;
-export const PASSWORD_MAX = 128;
+/** The server's rules until it has told its own (GET /auth/policy). */
+export const DEFAULT_PASSWORD_POLICY: PasswordPolicy = { password_min_length: 15, password_max_length: 128 };
 
 const email = z.string().trim().min(1, 'Enter your e-mail address').pipe(z.email('Enter a valid e-mail address'));
 
-const newPassword = z
-  .string()
-  .refine((p) => codePoints(p) >= PASSWORD_MIN, `Use at least ${PASSWORD_MIN} characters`)
-  .refine((p) => codePoints(p) <= PASSWORD_MAX, `Use at most ${PASSWORD_MAX} characters`);
+const newPassword = ({ password_min_length: min, password_max_length: max }: PasswordPolicy) =>
+  z
+    .string()
+    .refine((p) => codePoints(p) >= min, `Use at least ${min} characters`)
+    .refine((p) => codePoints(p) <= max, `Use at most ${max} characters`);
 
-export const registerSchema = z.object({
-  email,
-  display_name: z.string().trim().max(100, 'Use at most 100 characters').optional(),
-  password: newPassword,
-});
-export type RegisterForm = z.infer<typeof registerSchema>;
+export const registerSchema = (policy: PasswordPolicy) =>
+  z.object({
+    email,
+    display_name: z.string().trim().max(100, 'Use at most 100 characters').optional(),
+    password: newPassword(policy),
+  });
+export type RegisterForm = z.infer<ReturnType<typeof registerSchema>>;
 
 export const loginSchema = z.object({
   email,
@@ -35,23 +37,25 @@ export type LoginForm = z.infer<typeof loginSchema>;
 export const forgotSchema = z.object({ email });
 export type ForgotForm = z.infer<typeof forgotSchema>;
 
-export const resetSchema = z
-  .object({ new_password: newPassword, confirm: z.string() })
-  .refine((f) => f.new_password === f.confirm, { path: ['confirm'], message: 'The passwords differ' });
-export type ResetForm = z.infer<typeof resetSchema>;
+export const resetSchema = (policy: PasswordPolicy) =>
+  z
+    .object({ new_password: newPassword(policy), confirm: z.string() })
+    .refine((f) => f.new_password === f.confirm, { path: ['confirm'], message: 'The passwords differ' });
+export type ResetForm = z.infer<ReturnType<typeof resetSchema>>;
 
-export const changePasswordSchema = z
-  .object({
-    current_password: z.string().min(1, 'Enter your current password'),
-    new_password: newPassword,
-    confirm: z.string(),
-  })
-  .refine((f) => f.new_password === f.confirm, { path: ['confirm'], message: 'The passwords differ' })
-  .refine((f) => f.new_password !== f.current_password, {
-    path: ['new_password'],
-    message: 'Choose a password you have not used here',
-  });
-export type ChangePasswordForm = z.infer<typeof changePasswordSchema>;
+export const changePasswordSchema = (policy: PasswordPolicy) =>
+  z
+    .object({
+      current_password: z.string().min(1, 'Enter your current password'),
+      new_password: newPassword(policy),
+      confirm: z.string(),
+    })
+    .refine((f) => f.new_password === f.confirm, { path: ['confirm'], message: 'The passwords differ' })
+    .refine((f) => f.new_password !== f.current_password, {
+      path: ['new_password'],
+      message: 'Choose a password you have not used here',
+    });
+export type ChangePasswordForm = z.infer<ReturnType<typeof changePasswordSchema>>;
 
 /** What a person typed in a money field, as minor units or what is wrong. */
 function readMoney(text: string, currency: string, label: string): { value: number } | { message: string } {

@@ -21,6 +21,7 @@ use crate::{ops, problem, routes};
         version = "1"
     ),
     paths(
+        routes::auth::policy,
         routes::auth::register,
         routes::auth::verify_email,
         routes::auth::resend_verification,

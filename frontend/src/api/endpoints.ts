@@ -1,6 +1,10 @@
 // One function per endpoint the app uses.
 import { api, accessToken, type TokenResponse } from './client';
-import type { BidPlaced, Item, ItemStatus, OwnBid, Page, Poison, RevealedBid, User } from './types';
+import type { BidPlaced, Item, ItemStatus, OwnBid, Page, PasswordPolicy, Poison, RevealedBid, User } from './types';
+
+export async function passwordPolicy() {
+  return (await api.get<PasswordPolicy>('/auth/policy')).data;
+}
 
 export async function register(body: { email: string; password: string; display_name?: string }) {
   return (await api.post<User>('/auth/register', body)).data;

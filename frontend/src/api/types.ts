@@ -3,6 +3,12 @@
 
 export type Role = 'user' | 'admin';
 
+/** What a new password must meet (GET /auth/policy). */
+export interface PasswordPolicy {
+  password_min_length: number;
+  password_max_length: number;
+}
+
 export interface User {
   id: string;
   email: string;

@@ -1,17 +1,17 @@
 // Register, verify e-mail, log in, forgot and reset password, change password.
 import { zodResolver } from '@hookform/resolvers/zod';
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { useForm } from 'react-hook-form';
 import { Link, useLocation, useNavigate, useSearchParams } from 'react-router-dom';
 
 import { ApiError } from '../api/client';
 import * as endpoints from '../api/endpoints';
 import { useAuth } from '../auth/AuthContext';
+import { passwordHint, usePasswordPolicy } from '../auth/passwordPolicy';
 import { Field } from '../components/Field';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { placeFieldErrors } from '../forms';
 import {
-  PASSWORD_MIN,
   changePasswordSchema,
   forgotSchema,
   loginSchema,
@@ -24,14 +24,13 @@ import {
   type ResetForm,
 } from '../schemas';
 
-const passwordHint = `At least ${PASSWORD_MIN} characters. A few unrelated words make a strong one.`;
 
 export function RegisterPage() {
   const [done, setDone] = useState<string | null>(null);
   const [failure, setFailure] = useState<unknown>(null);
-  const { register, handleSubmit, setError, formState } = useForm<RegisterForm>({
-    resolver: zodResolver(registerSchema),
-  });
+  const policy = usePasswordPolicy();
+  const schema = useMemo(() => registerSchema(policy), [policy]);
+  const { register, handleSubmit, setError, formState } = useForm<RegisterForm>({ resolver: zodResolver(schema) });
   const submit = handleSubmit(async (form) => {
     setFailure(null);
     try {
@@ -59,7 +58,7 @@ export function RegisterPage() {
       <form onSubmit={submit} noValidate>
         <Field label="E-mail" type="email" autoComplete="email" registration={register('email')} error={formState.errors.email?.message} />
         <Field label="Display name (optional)" autoComplete="nickname" registration={register('display_name')} error={formState.errors.display_name?.message} />
-        <Field label="Password" type="password" autoComplete="new-password" hint={passwordHint} registration={register('password')} error={formState.errors.password?.message} />
+        <Field label="Password" type="password" autoComplete="new-password" hint={passwordHint(policy)} registration={register('password')} error={formState.errors.password?.message} />
         <ProblemAlert error={failure} />
         <button type="submit" disabled={formState.isSubmitting}>
           Register
@@ -186,7 +185,9 @@ export function ResetPasswordPage() {
   const token = params.get('token') ?? '';
   const [done, setDone] = useState(false);
   const [failure, setFailure] = useState<unknown>(null);
-  const { register, handleSubmit, setError, formState } = useForm<ResetForm>({ resolver: zodResolver(resetSchema) });
+  const policy = usePasswordPolicy();
+  const schema = useMemo(() => resetSchema(policy), [policy]);
+  const { register, handleSubmit, setError, formState } = useForm<ResetForm>({ resolver: zodResolver(schema) });
   const submit = handleSubmit(async (form) => {
     setFailure(null);
     try {
@@ -205,7 +206,7 @@ export function ResetPasswordPage() {
         </p>
       ) : (
         <form onSubmit={submit} noValidate>
-          <Field label="New password" type="password" autoComplete="new-password" hint={passwordHint} registration={register('new_password')} error={formState.errors.new_password?.message} />
+          <Field label="New password" type="password" autoComplete="new-password" hint={passwordHint(policy)} registration={register('new_password')} error={formState.errors.new_password?.message} />
           <Field label="Repeat it" type="password" autoComplete="new-password" registration={register('confirm')} error={formState.errors.confirm?.message} />
           <ProblemAlert error={failure} />
           <button type="submit" disabled={formState.isSubmitting}>
@@ -220,8 +221,10 @@ export function ResetPasswordPage() {
 export function ChangePasswordPage() {
   const [done, setDone] = useState(false);
   const [failure, setFailure] = useState<unknown>(null);
+  const policy = usePasswordPolicy();
+  const schema = useMemo(() => changePasswordSchema(policy), [policy]);
   const { register, handleSubmit, setError, reset, formState } = useForm<ChangePasswordForm>({
-    resolver: zodResolver(changePasswordSchema),
+    resolver: zodResolver(schema),
   });
   const submit = handleSubmit(async (form) => {
     setFailure(null);
@@ -243,7 +246,7 @@ export function ChangePasswordPage() {
       {done && <p role="status">Password changed; your other sessions were ended.</p>}
       <form onSubmit={submit} noValidate>
         <Field label="Current password" type="password" autoComplete="current-password" registration={register('current_password')} error={formState.errors.current_password?.message} />
-        <Field label="New password" type="password" autoComplete="new-password" hint={passwordHint} registration={register('new_password')} error={formState.errors.new_password?.message} />
+        <Field label="New password" type="password" autoComplete="new-password" hint={passwordHint(policy)} registration={register('new_password')} error={formState.errors.new_password?.message} />
         <Field label="Repeat the new password" type="password" autoComplete="new-password" registration={register('confirm')} error={formState.errors.confirm?.message} />
         <ProblemAlert error={failure} />
         <button type="submit" disabled={formState.isSubmitting}>

@@ -11,7 +11,10 @@ import { AuthProvider } from '../auth/AuthContext';
 import { BidForm } from './AuctionRoom';
 import { LoginPage, RegisterPage, ResetPasswordPage } from './AuthPages';
 
-const server = setupServer(http.post('*/api/v1/auth/refresh', () => problem(401, 'invalid_token')));
+const server = setupServer(
+  http.post('*/api/v1/auth/refresh', () => problem(401, 'invalid_token')),
+  http.get('*/api/v1/auth/policy', () => HttpResponse.json({ password_min_length: 15, password_max_length: 128 })),
+);
 beforeAll(() => server.listen({ onUnhandledRequest: 'error' }));
 afterEach(() => server.resetHandlers());
 afterAll(() => server.close());
@@ -45,6 +48,16 @@ describe('the register form', () => {
     expect(screen.getByText('Use at least 15 characters')).toBeInTheDocument();
     expect(screen.getByLabelText('Password')).toHaveAttribute('aria-invalid', 'true');
     expect(sent).toBe(0);
+  });
+
+  it('asks the server how long a password must be', async () => {
+    server.use(http.get('*/api/v1/auth/policy', () => HttpResponse.json({ password_min_length: 20, password_max_length: 128 })));
+    render(wrap(<RegisterPage />));
+    expect(await screen.findByText(/At least 20 characters/)).toBeInTheDocument();
+    await userEvent.type(screen.getByLabelText('E-mail'), 'ann@example.com');
+    await userEvent.type(screen.getByLabelText('Password'), 'violet kettle drums');
+    await userEvent.click(screen.getByRole('button', { name: 'Register' }));
+    expect(await screen.findByText('Use at least 20 characters')).toBeInTheDocument();
   });
 
   it('puts the server’s 422 next to the field it names, and a taken address on the e-mail', async () => {

@@ -136,6 +136,28 @@ fn accepted(message: &'static str) -> HttpResponse {
     HttpResponse::Accepted().json(Accepted { message })
 }
 
+/// The rules a new password must meet (`PASSWORD_MIN_LENGTH`), so a client
+/// can check them before it sends one.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordPolicyBody {
+    /// The fewest characters (Unicode code points) a new password may have.
+    #[schema(example = 15)]
+    password_min_length: usize,
+    /// The most.
+    #[schema(example = 128)]
+    password_max_length: usize,
+}
+
+/// The password rules new passwords are checked against.
+#[utoipa::path(get, path = "/api/v1/auth/policy", tag = "auth",
+    responses((status = 200, body = PasswordPolicyBody)))]
+pub async fn policy(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(PasswordPolicyBody {
+        password_min_length: state.auth.policy().passwords.min_chars(),
+        password_max_length: pp_domain::auth::PasswordPolicy::MAX_CHARS,
+    })
+}
+
 /// Creates an account and mails a verification link.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses(

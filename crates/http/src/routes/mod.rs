@@ -22,6 +22,7 @@ pub fn api(cfg: &mut web::ServiceConfig) {
             "/auth/resend-verification",
             auth::resend_verification,
         ))
+        .service(at("/auth/policy", web::get().to(auth::policy)))
         .service(at("/auth/verify-email", web::post().to(auth::verify_email)))
         .service(at("/auth/refresh", web::post().to(auth::refresh)))
         .service(at("/auth/logout", user(web::post().to(auth::logout))))

@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Value, json};
 
-use crate::support::{PASSWORD, TestApp, problem, session_of};
+use crate::support::{Options, PASSWORD, TestApp, problem, session_of};
 
 #[tokio::test]
 async fn register_verify_and_login() {
@@ -493,4 +493,21 @@ async fn wrong_current_passwords_lock_the_account_as_wrong_logins_do() {
         "account_locked",
     )
     .await;
+}
+
+#[tokio::test]
+async fn the_password_policy_is_public_and_follows_the_configuration() {
+    let app = TestApp::spawn_with(Options::default().with("PASSWORD_MIN_LENGTH", "12")).await;
+    let response = app.get("/api/v1/auth/policy").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"password_min_length": 12, "password_max_length": 128})
+    );
+    // The OpenAPI document tells the same minimum.
+    let doc: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    assert_eq!(
+        doc["components"]["schemas"]["RegisterRequest"]["properties"]["password"]["minLength"],
+        12
+    );
 }

@@ -171,6 +171,7 @@ async fn the_openapi_document_lists_every_endpoint_and_the_viewer_works_offline(
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     // docs/spec/api.md's endpoints, every one of them, and nothing else.
     let expected: BTreeSet<(&str, &str)> = [
+        ("/api/v1/auth/policy", "get"),
         ("/api/v1/auth/register", "post"),
         ("/api/v1/auth/verify-email", "post"),
         ("/api/v1/auth/resend-verification", "post"),
