@@ -48,9 +48,9 @@ impl Redis {
     /// When the URL is not a Redis URL.
     pub fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
         // A rediss:// connection needs rustls's process-wide crypto provider;
-        // ring, unless the process chose one already.
+        // aws-lc-rs, unless the process chose one already.
         if rustls::crypto::CryptoProvider::get_default().is_none() {
-            let _ = rustls::crypto::ring::default_provider().install_default();
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         }
         let client = redis::Client::open(settings.url.as_str())?;
         let config = ConnectionManagerConfig::new()
