@@ -2,7 +2,9 @@
 //!
 //! [`QueuedMailer`] implements the domain's `Mailer` port: `send` only queues
 //! (so a flow that mails a link takes the same time whether or not it had
-//! anyone to mail), and a background task delivers through a [`Transport`]:
+//! anyone to mail), and a background task renders the mail (its wording is
+//! here, its plain-text and HTML layouts in `templates/`) and delivers it
+//! through a [`Transport`]:
 //! lettre's file transport (one `.eml` per message) or SMTP. Delivery is
 //! retried a few times; what still fails is logged without its body, which
 //! carries a secret link.
@@ -10,11 +12,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use askama::Template;
 use async_trait::async_trait;
-use lettre::message::{Mailbox, header::ContentType};
+use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use pp_domain::auth::ports::Mailer;
-use pp_domain::auth::tokens::OutgoingMail;
+use pp_domain::auth::tokens::{LinkMail, OneTimePurpose};
 use tokio::sync::mpsc;
 use tracing::{Instrument, Span};
 
@@ -52,7 +55,7 @@ impl Sender {
 pub struct QueuedMailer {
     /// Each message with the span it was queued in (the request's), so that
     /// what its delivery logs carries that request's id.
-    queue: mpsc::Sender<(OutgoingMail, Span)>,
+    queue: mpsc::Sender<(LinkMail, Span)>,
 }
 
 impl QueuedMailer {
@@ -74,7 +77,7 @@ impl QueuedMailer {
                     .build(),
             ),
         };
-        let (queue, mut inbox) = mpsc::channel::<(OutgoingMail, Span)>(QUEUE_CAPACITY);
+        let (queue, mut inbox) = mpsc::channel::<(LinkMail, Span)>(QUEUE_CAPACITY);
         tokio::spawn(async move {
             while let Some((mail, span)) = inbox.recv().await {
                 deliver_with_retries(&sender, &from, mail)
@@ -86,17 +89,88 @@ impl QueuedMailer {
     }
 }
 
-fn message(from: &Mailbox, mail: &OutgoingMail) -> anyhow::Result<Message> {
+/// The words of a link mail, by what the link is for.
+struct Wording {
+    subject: &'static str,
+    action: &'static str,
+    button: &'static str,
+}
+
+fn wording(purpose: OneTimePurpose) -> Wording {
+    match purpose {
+        OneTimePurpose::VerifyEmail => Wording {
+            subject: "Verify your e-mail address",
+            action: "confirm your e-mail address",
+            button: "Verify my address",
+        },
+        OneTimePurpose::ResetPassword => Wording {
+            subject: "Reset your password",
+            action: "choose a new password",
+            button: "Choose a new password",
+        },
+    }
+}
+
+/// How long a link works, in words: "1 hour", "24 hours", "30 minutes".
+fn lifetime(valid_for: chrono::Duration) -> String {
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    match (valid_for.num_hours(), valid_for.num_minutes()) {
+        (hours, minutes) if hours > 0 && minutes == hours * 60 => plural(hours, "hour"),
+        (_, minutes) => plural(minutes.max(1), "minute"),
+    }
+}
+
+/// The plain-text part.
+#[derive(Template)]
+#[template(path = "link.txt")]
+struct LinkText<'a> {
+    name: &'a str,
+    action: &'a str,
+    link: &'a str,
+    lifetime: &'a str,
+}
+
+/// The HTML part (every value escaped).
+#[derive(Template)]
+#[template(path = "link.html")]
+struct LinkHtml<'a> {
+    subject: &'a str,
+    name: &'a str,
+    action: &'a str,
+    button: &'a str,
+    link: &'a str,
+    lifetime: &'a str,
+}
+
+/// `mail` as a message: its subject, and its text as plain text and HTML.
+fn message(from: &Mailbox, mail: &LinkMail) -> anyhow::Result<Message> {
+    let words = wording(mail.purpose);
+    let lifetime = lifetime(mail.valid_for);
+    let text = LinkText {
+        name: &mail.name,
+        action: words.action,
+        link: &mail.link,
+        lifetime: &lifetime,
+    }
+    .render()?;
+    let html = LinkHtml {
+        subject: words.subject,
+        name: &mail.name,
+        action: words.action,
+        button: words.button,
+        link: &mail.link,
+        lifetime: &lifetime,
+    }
+    .render()?;
     Ok(Message::builder()
         .from(from.clone())
         .to(mail.to.as_str().parse()?)
-        .subject(mail.subject.clone())
-        .header(ContentType::TEXT_PLAIN)
-        .body(mail.body.clone())?)
+        .subject(words.subject)
+        .multipart(MultiPart::alternative_plain_html(text, html))?)
 }
 
-async fn deliver_with_retries(sender: &Sender, from: &Mailbox, mail: OutgoingMail) {
-    let subject = mail.subject.clone();
+async fn deliver_with_retries(sender: &Sender, from: &Mailbox, mail: LinkMail) {
+    let subject = wording(mail.purpose).subject;
     for attempt in 1..=ATTEMPTS {
         let outcome = match message(from, &mail) {
             Ok(message) => sender.deliver(message).await,
@@ -118,10 +192,28 @@ async fn deliver_with_retries(sender: &Sender, from: &Mailbox, mail: OutgoingMai
 
 #[async_trait]
 impl Mailer for QueuedMailer {
-    async fn send(&self, mail: OutgoingMail) -> anyhow::Result<()> {
+    async fn send(&self, mail: LinkMail) -> anyhow::Result<()> {
         self.queue.try_send((mail, Span::current())).map_err(|err| {
             tracing::error!("the mail queue is full or closed; an e-mail was dropped");
             anyhow::anyhow!("cannot queue an e-mail: {err}")
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lifetime_reads_in_hours_or_minutes() {
+        for (valid_for, words) in [
+            (chrono::Duration::hours(24), "24 hours"),
+            (chrono::Duration::hours(1), "1 hour"),
+            (chrono::Duration::minutes(30), "30 minutes"),
+            (chrono::Duration::minutes(90), "90 minutes"),
+            (chrono::Duration::seconds(10), "1 minute"),
+        ] {
+            assert_eq!(lifetime(valid_for), words);
+        }
     }
 }

@@ -5,15 +5,17 @@ use std::time::Duration;
 
 use pp_domain::Email;
 use pp_domain::auth::ports::Mailer;
-use pp_domain::auth::tokens::OutgoingMail;
+use pp_domain::auth::tokens::{LinkMail, OneTimePurpose};
 use pp_mail::{QueuedMailer, Transport};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-fn mail(to: &str) -> OutgoingMail {
-    OutgoingMail {
+fn mail(to: &str) -> LinkMail {
+    LinkMail {
         to: Email::parse(to).unwrap(),
-        subject: "Verify your e-mail address".into(),
-        body: "Open https://auction.example/verify-email?token=abc\n".into(),
+        name: "Ann <b>&</b>".into(),
+        purpose: OneTimePurpose::VerifyEmail,
+        link: "https://auction.example/verify-email?token=abc".into(),
+        valid_for: chrono::Duration::hours(24),
     }
 }
 
@@ -59,7 +61,8 @@ async fn the_file_transport_writes_one_eml_per_message() {
         |t| t.contains("From: \"Poison Pill\" <no-reply@auction.example>")
             || t.contains("From: Poison Pill <no-reply@auction.example>")
     ));
-    assert!(texts.iter().all(|t| t.contains("verify-email?token=abc")));
+    // Quoted-printable: `=` is `=3D`.
+    assert!(texts.iter().all(|t| t.contains("verify-email?token=3Dabc")));
 }
 
 /// A minimal SMTP server that records each message's data.
@@ -123,6 +126,26 @@ async fn smtp_delivers_through_a_real_conversation() {
         .unwrap();
     assert!(data.contains("To: ann@example.com"), "{data}");
     assert!(data.contains("Subject: Verify your e-mail address"));
+    // Plain text and HTML, each with the link; the HTML escapes the name.
+    let decoded = data.replace("=\n", "").replace("=3D", "=");
+    assert!(decoded.contains("multipart/alternative"), "{data}");
+    assert!(decoded.contains("text/plain") && decoded.contains("text/html"));
+    assert_eq!(
+        decoded
+            .matches("https://auction.example/verify-email?token=abc")
+            .count(),
+        3,
+        "once in the text, twice in the HTML: {decoded}"
+    );
+    assert!(
+        decoded.contains("Hello Ann <b>&</b>,"),
+        "the text as written"
+    );
+    assert!(
+        decoded.contains("Hello Ann &#60;b&#62;&#38;&#60;/b&#62;,"),
+        "{decoded}"
+    );
+    assert!(decoded.contains("for 24 hours"));
 }
 
 #[test]

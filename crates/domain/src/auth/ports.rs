@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use super::password::Password;
 use super::tokens::{
-    AccessClaims, AuditEntry, OneTimePurpose, OutgoingMail, SecretToken, TokenDigest, TokenRejected,
+    AccessClaims, AuditEntry, LinkMail, OneTimePurpose, SecretToken, TokenDigest, TokenRejected,
 };
 use crate::ids::{SessionId, TokenId, UserId};
 use crate::item::Timestamp;
@@ -118,7 +118,7 @@ pub trait Mailer: Send + Sync {
     ///
     /// # Errors
     /// When it cannot even be queued.
-    async fn send(&self, mail: OutgoingMail) -> anyhow::Result<()>;
+    async fn send(&self, mail: LinkMail) -> anyhow::Result<()>;
 }
 
 /// A refresh token to store.

@@ -13,8 +13,8 @@ use super::ports::{
     SessionStore, Verification,
 };
 use super::tokens::{
-    AccessClaims, AuditEntry, AuditEvent, OneTimePurpose, OutgoingMail, RequestContext,
-    SecretToken, TokenLifetimes, TokenPair, TokenRejected,
+    AccessClaims, AuditEntry, AuditEvent, LinkMail, OneTimePurpose, RequestContext, SecretToken,
+    TokenLifetimes, TokenPair, TokenRejected,
 };
 use crate::email::Email;
 use crate::ids::{SessionId, TokenId, UserId};
@@ -442,35 +442,25 @@ impl AuthService {
         if !issued {
             return Ok(());
         }
-        let (subject, path, what) = match purpose {
-            OneTimePurpose::VerifyEmail => (
-                "Verify your e-mail address",
-                "verify-email",
-                "confirm your e-mail address",
-            ),
-            OneTimePurpose::ResetPassword => (
-                "Reset your password",
-                "reset-password",
-                "choose a new password",
-            ),
+        let path = match purpose {
+            OneTimePurpose::VerifyEmail => "verify-email",
+            OneTimePurpose::ResetPassword => "reset-password",
         };
-        let hours = self.policy.lifetimes.of(purpose).num_hours();
-        let body = format!(
-            "Hello {name},\n\nOpen this link to {what}:\n\n{base}/{path}?token={token}\n\n\
-             The link works once, for {hours} hour(s). If you did not ask for it, ignore this e-mail.\n",
-            name = user.display_name,
-            base = self.policy.public_url,
-            token = token.plain.as_str(),
-        );
         // The mailer queues; a failure to queue is logged by the adapter and
         // must not tell the caller whether the address exists.
         let _ = self
             .ports
             .mailer
-            .send(OutgoingMail {
+            .send(LinkMail {
                 to: user.email.clone(),
-                subject: subject.to_owned(),
-                body,
+                name: user.display_name.clone(),
+                purpose,
+                link: format!(
+                    "{base}/{path}?token={token}",
+                    base = self.policy.public_url,
+                    token = token.plain.as_str(),
+                ),
+                valid_for: self.policy.lifetimes.of(purpose),
             })
             .await;
         Ok(())

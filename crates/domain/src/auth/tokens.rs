@@ -222,21 +222,27 @@ pub struct AuditEntry {
     pub detail: Option<String>,
 }
 
-/// An e-mail to send.
+/// An e-mail with a link to act on, as the domain decides it: whom, why,
+/// which link, for how long. Its wording and layout are the mail adapter's.
 #[derive(Clone, PartialEq, Eq)]
-pub struct OutgoingMail {
+pub struct LinkMail {
     /// The recipient.
     pub to: Email,
-    /// The subject line.
-    pub subject: String,
-    /// The plain-text body (it carries a secret link: never logged).
-    pub body: String,
+    /// How to greet them: their display name.
+    pub name: String,
+    /// What the link is for.
+    pub purpose: OneTimePurpose,
+    /// The link, with its secret token: never logged.
+    pub link: String,
+    /// How long the link works.
+    pub valid_for: Duration,
 }
 
-impl fmt::Debug for OutgoingMail {
+impl fmt::Debug for LinkMail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OutgoingMail")
-            .field("subject", &self.subject)
+        f.debug_struct("LinkMail")
+            .field("purpose", &self.purpose)
+            .field("valid_for", &self.valid_for)
             .finish_non_exhaustive()
     }
 }

@@ -82,7 +82,7 @@ struct Mocks {
     revocations: MockRevocationList,
     mailer: MockMailer,
     audited: Recorded<AuditEvent>,
-    mailed: Recorded<OutgoingMail>,
+    mailed: Recorded<LinkMail>,
 }
 
 impl Mocks {
@@ -138,7 +138,7 @@ impl Mocks {
     fn service(
         self,
         policy: AuthPolicy,
-    ) -> (AuthService, Recorded<AuditEvent>, Recorded<OutgoingMail>) {
+    ) -> (AuthService, Recorded<AuditEvent>, Recorded<LinkMail>) {
         let mut clock = crate::ports::MockClock::new();
         clock.expect_now().return_const(t0());
         let ports = AuthPorts {
@@ -241,11 +241,16 @@ fn registration_stores_the_hash_and_mails_a_verification_link() {
     assert_eq!(registered.email.as_str(), "ann@example.com");
     let mail = mailed.lock().unwrap()[0].clone();
     assert_eq!(mail.to.as_str(), "ann@example.com");
+    assert_eq!(mail.name, "ann");
+    assert_eq!(mail.purpose, OneTimePurpose::VerifyEmail);
+    assert_eq!(
+        mail.link,
+        "https://auction.example/verify-email?token=token-1"
+    );
+    assert_eq!(mail.valid_for, Duration::hours(24));
     assert!(
-        mail.body
-            .contains("https://auction.example/verify-email?token=token-1"),
-        "{}",
-        mail.body
+        !format!("{mail:?}").contains("token-1"),
+        "the link never prints"
     );
 }
 
@@ -865,13 +870,14 @@ fn forgot_and_resend_only_mail_accounts_that_can_use_the_link() {
     assert_eq!(mails.len(), 2);
     assert!(
         mails[0]
-            .body
-            .contains("https://auction.example/reset-password?token=")
+            .link
+            .starts_with("https://auction.example/reset-password?token=")
     );
+    assert_eq!(mails[0].valid_for, Duration::hours(1));
     assert!(
         mails[1]
-            .body
-            .contains("https://auction.example/verify-email?token=")
+            .link
+            .starts_with("https://auction.example/verify-email?token=")
     );
 }
 
