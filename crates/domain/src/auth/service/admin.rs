@@ -1,0 +1,120 @@
+//! Administration: one's own profile, and accounts for admins.
+
+use super::*;
+
+impl AuthService {
+    /// Changes the principal's display name.
+    ///
+    /// # Errors
+    /// [`AdminError::NotFound`] when the account vanished meanwhile.
+    pub async fn update_profile(
+        &self,
+        principal: &Principal,
+        display_name: DisplayName,
+    ) -> Result<User, AdminError> {
+        let changes = UserChanges {
+            display_name: Some(display_name),
+            ..UserChanges::default()
+        };
+        self.ports
+            .users
+            .update_user(principal.user.id, changes, self.now())
+            .await?
+            .ok_or(AdminError::NotFound)
+    }
+
+    /// One page of accounts, newest first, and where the next page starts.
+    ///
+    /// # Errors
+    /// Only when the store fails.
+    pub async fn list_users(
+        &self,
+        after: Option<UserCursor>,
+        limit: u32,
+    ) -> Result<(Vec<User>, Option<UserCursor>), StoreError> {
+        let mut users = self.ports.users.list_users(after, limit + 1).await?;
+        let has_more = users.len() > limit as usize;
+        users.truncate(limit as usize);
+        let next = users.last().filter(|_| has_more).map(|last| UserCursor {
+            created_at: last.created_at,
+            id: last.id,
+        });
+        Ok((users, next))
+    }
+
+    /// An account by id.
+    ///
+    /// # Errors
+    /// [`AdminError::NotFound`] for an unknown id.
+    pub async fn user(&self, id: UserId) -> Result<User, AdminError> {
+        self.ports
+            .users
+            .user_by_id(id)
+            .await?
+            .ok_or(AdminError::NotFound)
+    }
+
+    /// An admin changes an account's role or activation. Deactivating revokes
+    /// every session at once; each change is audited.
+    ///
+    /// # Errors
+    /// [`AdminError::NotFound`] for an unknown id.
+    pub async fn administer_user(
+        &self,
+        admin: &Principal,
+        id: UserId,
+        role: Option<Role>,
+        is_active: Option<bool>,
+        context: &RequestContext,
+    ) -> Result<User, AdminError> {
+        let now = self.now();
+        let before = self.user(id).await?;
+        let changes = UserChanges {
+            display_name: None,
+            role,
+            is_active,
+        };
+        let after = self
+            .ports
+            .users
+            .update_user(id, changes, now)
+            .await?
+            .ok_or(AdminError::NotFound)?;
+        let actor = Some(admin.user.id);
+        if before.role != after.role {
+            let detail = format!("{} -> {}", before.role, after.role);
+            self.audit(
+                AuditEvent::RoleChanged,
+                Some(id),
+                actor,
+                context,
+                Some(detail),
+            )
+            .await?;
+        }
+        // Whatever `before` said: another admin may have reactivated the
+        // account since, and sessions started meanwhile must end too.
+        if is_active == Some(false) {
+            self.ports
+                .sessions
+                .revoke_user_sessions(id, None, now)
+                .await?;
+        }
+        if before.is_active != after.is_active {
+            let detail = if after.is_active {
+                "activated"
+            } else {
+                "deactivated"
+            };
+            self.audit(
+                AuditEvent::ActivationChanged,
+                Some(id),
+                actor,
+                context,
+                Some(detail.into()),
+            )
+            .await?;
+        }
+        Ok(after)
+    }
+}
