@@ -264,7 +264,25 @@ pub fn place(
     command: &BidCommand,
     now: Timestamp,
 ) -> Result<Placement, BidRejection> {
-    let item = &locked.item;
+    place_on(
+        &locked.item,
+        locked.standing,
+        locked.bidder_has_bid,
+        command,
+        now,
+    )
+}
+
+/// [`place`] on an item's parts, without gathering them into a
+/// [`LockedItem`] first (a batch keeps them apart, and the item's terms
+/// are not copied for every bid).
+fn place_on(
+    item: &Item,
+    standing: Standing,
+    bidder_has_bid: bool,
+    command: &BidCommand,
+    now: Timestamp,
+) -> Result<Placement, BidRejection> {
     let offer = &command.offer;
     if !item.accepts_bids_at(now) {
         return Err(BidRejection::AuctionClosed);
@@ -275,7 +293,7 @@ pub fn place(
     if !command.bidder_may_bid {
         return Err(BidRejection::EmailNotVerified);
     }
-    if locked.bidder_has_bid {
+    if bidder_has_bid {
         return Err(BidRejection::AlreadyPlaced);
     }
     if let Some(poison) = offer.poison {
@@ -292,11 +310,11 @@ pub fn place(
             ));
         }
     }
-    let minimum_next_bid = locked.standing.public().minimum_next_bid(item);
+    let minimum_next_bid = standing.public().minimum_next_bid(item);
     if offer.amount.minor_units() < minimum_next_bid {
         return Err(BidRejection::TooLow { minimum_next_bid });
     }
-    let (standing, effect) = locked.standing.after(command.bidder, offer);
+    let (standing, effect) = standing.after(command.bidder, offer);
     Ok(Placement {
         seq: standing.bid_count,
         standing,

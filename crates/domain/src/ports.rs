@@ -17,8 +17,7 @@ use crate::auth::tokens::TokenDigest;
 use crate::bid::{Bid, BidCursor};
 use crate::email::Email;
 use crate::engine::{
-    self, BidCommand, BidRejection, CancelRejection, CloseRejection, LockedItem, Placement,
-    Standing,
+    self, BidCommand, BidRejection, CancelRejection, CloseRejection, Placement, Standing,
 };
 use crate::ids::{ItemId, SessionId, UserId};
 use crate::item::{
@@ -234,15 +233,8 @@ impl BidDecision {
         &self.command
     }
 
-    /// Runs the rules on the locked item; call only while holding its lock.
-    ///
-    /// # Errors
-    /// The [`BidRejection`] that applies.
-    pub fn decide(&self, locked: &LockedItem) -> Result<Placement, BidRejection> {
-        engine::place(locked, &self.command, self.now())
-    }
-
-    /// The moment the bid is decided at: read while holding the item's lock.
+    /// The moment the bid is decided at: read while holding the item's lock
+    /// (the store decides with [`engine::decide_in_order`]).
     #[must_use]
     pub fn now(&self) -> Timestamp {
         self.clock.now()

@@ -470,7 +470,7 @@ mod tests {
                     standing,
                     bidder_has_bid: false,
                 };
-                let placement = decision.decide(&locked)?;
+                let placement = crate::engine::place(&locked, decision.command(), decision.now())?;
                 let accepted = AcceptedBid {
                     bid: Bid {
                         id: crate::ids::BidId::generate(),

@@ -1,6 +1,9 @@
-//! Every error the domain names, as the API answers it: each status and
-//! `error_code` of the API is in this file (the problem body itself is in
-//! [`crate::problem`]). Handlers return their domain errors with `?`.
+//! Every error the domain names, as the API answers it: each domain error's
+//! status and `error_code` is in this file (the problem body itself is in
+//! [`crate::problem`]; what the HTTP layer refuses on its own — a malformed
+//! body, a bad cursor, a rate limit, too many streams — is answered where it
+//! is judged: `extract.rs`, `cursor.rs`, `middleware.rs`, `streams.rs`).
+//! Handlers return their domain errors with `?`.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -245,17 +248,6 @@ impl From<PlaceBidError> for ApiError {
     }
 }
 
-/// How a bid ended, for `bids_total`: `accepted`, `rejected` by the rules,
-/// or `failed`.
-#[must_use]
-pub fn bid_outcome<T>(result: &Result<T, PlaceBidError>) -> &'static str {
-    match result {
-        Ok(_) => "accepted",
-        Err(PlaceBidError::Rejected(_)) => "rejected",
-        Err(_) => "failed",
-    }
-}
-
 impl From<BidRejection> for ApiError {
     fn from(rejection: BidRejection) -> Self {
         match rejection {
@@ -441,6 +433,38 @@ mod tests {
         })
         .body("r", "/");
         assert_eq!(low.extensions["minimum_next_bid"], 310);
+    }
+
+    #[test]
+    fn refusals_carry_their_challenge_or_their_wait() {
+        let header = |error: ApiError, name: header::HeaderName| {
+            error
+                .error_response()
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(
+            header(no_token(), header::WWW_AUTHENTICATE).as_deref(),
+            Some("Bearer")
+        );
+        assert_eq!(
+            header(
+                AuthError::Rejected(TokenRejected::Expired).into(),
+                header::WWW_AUTHENTICATE
+            )
+            .as_deref(),
+            Some("Bearer error=\"invalid_token\"")
+        );
+        assert_eq!(
+            header(StoreError::Busy.into(), header::RETRY_AFTER).as_deref(),
+            Some("1")
+        );
+        let expired = ApiError::from(AuthError::Rejected(TokenRejected::Expired)).body("r", "/");
+        assert_eq!(expired.detail, "the access token has expired; refresh it");
+        let forged =
+            ApiError::from(AuthError::Rejected(TokenRejected::BadSignature)).body("r", "/");
+        assert_eq!(forged.detail, "the access token is invalid or revoked");
     }
 
     #[test]

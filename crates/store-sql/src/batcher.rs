@@ -1,19 +1,7 @@
-//! Hot items without a lock convoy: concurrent bids queue here and are
-//! decided together, in arrival order, in one transaction
-//! ([`crate::bidding`]).
-//!
-//! One queue per instance, whatever the item: one drainer task, while bids
-//! wait, takes up to [`MAX_BATCH`] of them at a time, runs their
-//! transaction, answers each bid after the commit, and stops when the queue
-//! is empty. A bid that arrives while a batch is in flight joins the next
-//! one, so under load batches grow by themselves and a lone bid waits for
-//! nobody. Many bids on one hot item share one lock, and bids on many items
-//! share one commit. One transaction at a time is deliberate: on PostgreSQL
-//! the commit (its WAL flush) is the dearest step, and measured over 1,000
-//! items one queue decides 20 % more bids than four queues by item id did,
-//! with a lower p99 (docs/PERFORMANCE.md). A lock held elsewhere on one
-//! item delays the batch that needs it for at most `lock_timeout`. Across
-//! instances the row locks, taken in id order, serialize the batches.
+//! The instance's one bid queue: concurrent bids wait here and a drainer
+//! takes up to [`MAX_BATCH`] at a time into one transaction
+//! ([`crate::bidding`]). Why, and how it behaves under load: the one
+//! description of the design, docs/ARCHITECTURE.md, "The bid path".
 
 use std::sync::Mutex;
 

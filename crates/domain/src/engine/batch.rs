@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{BidCommand, BidRejection, LockedItem, Placement, Standing, place};
+use super::{BidCommand, BidRejection, Placement, Standing, place_on};
 use crate::ids::{ItemId, UserId};
 use crate::item::{Item, Timestamp};
 
@@ -13,8 +13,8 @@ use crate::item::{Item, Timestamp};
 /// batch moves each item's standing forward.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LockedBatch {
-    items: HashMap<ItemId, Standing>,
-    terms: HashMap<ItemId, Item>,
+    items: HashMap<ItemId, Item>,
+    standings: HashMap<ItemId, Standing>,
     has_bid: HashSet<(ItemId, UserId)>,
     changed: Vec<ItemId>,
 }
@@ -37,8 +37,8 @@ impl LockedBatch {
 
     /// Adds a locked item and its standing.
     pub fn lock(&mut self, item: Item, standing: Standing) {
-        self.items.insert(item.id, standing);
-        self.terms.insert(item.id, item);
+        self.standings.insert(item.id, standing);
+        self.items.insert(item.id, item);
     }
 
     /// Records that `bidder` bid on `item` before the batch.
@@ -49,15 +49,15 @@ impl LockedBatch {
     /// The terms of a locked item.
     #[must_use]
     pub fn item(&self, id: ItemId) -> Option<&Item> {
-        self.terms.get(&id)
+        self.items.get(&id)
     }
 
-    /// The items whose standing the batch changed, each once with its
-    /// standing now.
+    /// The items whose standing the batch changed, each once, in the order
+    /// of their first accepted bid, with their standing now.
     pub fn changed(&self) -> impl Iterator<Item = (ItemId, &Standing)> {
         self.changed
             .iter()
-            .filter_map(|id| self.items.get(id).map(|standing| (*id, standing)))
+            .filter_map(|id| self.standings.get(id).map(|standing| (*id, standing)))
     }
 
     /// Decides one bid on the batch as it stands, and moves its item on.
@@ -67,18 +67,14 @@ impl LockedBatch {
         now: Timestamp,
     ) -> Result<Placement, BatchRejection> {
         let (Some(item), Some(standing)) = (
-            self.terms.get(&command.item),
-            self.items.get_mut(&command.item),
+            self.items.get(&command.item),
+            self.standings.get_mut(&command.item),
         ) else {
             return Err(BatchRejection::ItemNotFound);
         };
         let key = (command.item, command.bidder);
-        let locked = LockedItem {
-            item: item.clone(),
-            standing: *standing,
-            bidder_has_bid: self.has_bid.contains(&key),
-        };
-        let placement = place(&locked, command, now).map_err(BatchRejection::Rejected)?;
+        let placement = place_on(item, *standing, self.has_bid.contains(&key), command, now)
+            .map_err(BatchRejection::Rejected)?;
         *standing = placement.standing;
         self.has_bid.insert(key);
         if !self.changed.contains(&command.item) {
@@ -105,8 +101,8 @@ pub fn decide_in_order<'a>(
 mod tests {
     use proptest::prelude::*;
 
-    use super::super::replay;
     use super::super::tests::{item, money};
+    use super::super::{LockedItem, place, replay};
     use super::*;
     use crate::bid::BidOffer;
 
@@ -160,66 +156,94 @@ mod tests {
     struct Attempt {
         item: usize,
         bidder: usize,
+        may_bid: bool,
         amount: i64,
         poison: Option<(i64, i64)>,
+        /// Minutes after the items were listed (they close at 60).
+        at_minute: i64,
     }
 
     fn attempt() -> impl Strategy<Value = Attempt> {
         (
-            0usize..4,
-            0usize..6,
+            (0usize..4, 0usize..7, prop::bool::weighted(0.95)),
             1i64..=400,
             prop::option::of((0i64..=300, 1i64..=30)),
+            prop_oneof![9 => 0i64..59, 1 => 59i64..70],
         )
-            .prop_map(|(item, bidder, amount, poison)| Attempt {
-                item,
-                bidder,
-                amount,
-                poison: poison.map(|(extra, step)| (amount + extra, step)),
-            })
+            .prop_map(
+                |((item, bidder, may_bid), amount, poison, at_minute)| Attempt {
+                    item,
+                    bidder,
+                    may_bid,
+                    amount,
+                    poison: poison.map(|(extra, step)| (amount + extra, step)),
+                    at_minute,
+                },
+            )
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1_000))]
 
         /// A batch decides exactly as the bids placed one by one, each on
-        /// its item as the bids before it left it; each item's standing is
-        /// the replay of the bids accepted on it.
+        /// its item as the bids before it left it, at its own moment; each
+        /// item's standing ends as the replay of every bid ever accepted on
+        /// it (those from before the batch first).
         #[test]
         fn a_batch_decides_as_the_bids_placed_one_by_one(
+            earlier in prop::collection::vec(prop::collection::vec(100i64..=300, 0..4), 3),
             attempts in prop::collection::vec(attempt(), 1..60),
-            already in prop::collection::vec((0usize..4, 0usize..6), 0..4),
+            already in prop::collection::vec((0usize..4, 0usize..7), 0..4),
         ) {
             let items: Vec<Item> = (0..3).map(|_| item(100, 10)).collect();
-            let bidders: Vec<UserId> = (0..6).map(|_| UserId::generate()).collect();
-            let now = items[0].created_at;
+            // Bidder 6 is the items' seller.
+            let mut bidders: Vec<UserId> = (0..6).map(|_| UserId::generate()).collect();
+            let seller = UserId::generate();
+            let items: Vec<Item> = items.into_iter().map(|i| Item { seller, ..i }).collect();
+            bidders.push(seller);
+            let start = items[0].created_at;
+            // Each item starts where bids from before the batch left it.
+            let mut history: HashMap<ItemId, Vec<(UserId, BidOffer)>> = HashMap::new();
             let mut batch = LockedBatch::new();
-            for lot in &items {
-                batch.lock(lot.clone(), Standing::EMPTY);
+            let mut standings: HashMap<ItemId, Standing> = HashMap::new();
+            let mut oracle_has_bid = HashSet::new();
+            for (lot, amounts) in items.iter().zip(&earlier) {
+                let bids: Vec<(UserId, BidOffer)> = amounts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, amount)| (UserId::generate(), offer(amount + 20 * i as i64, None)))
+                    .collect();
+                let standing = replay(bids.iter().map(|(b, o)| (*b, o)));
+                for (bidder, _) in &bids {
+                    batch.already_bid(lot.id, *bidder);
+                    oracle_has_bid.insert((lot.id, *bidder));
+                }
+                batch.lock(lot.clone(), standing);
+                standings.insert(lot.id, standing);
+                history.insert(lot.id, bids);
             }
             // The fourth item is missing: its bids find nothing.
             let ids: Vec<ItemId> = items.iter().map(|i| i.id).chain([ItemId::generate()]).collect();
-            let mut oracle_has_bid = HashSet::new();
             for (lot, bidder) in &already {
                 batch.already_bid(ids[*lot], bidders[*bidder]);
                 oracle_has_bid.insert((ids[*lot], bidders[*bidder]));
             }
-            let commands: Vec<BidCommand> = attempts
+            let bids: Vec<(BidCommand, Timestamp)> = attempts
                 .iter()
-                .map(|a| BidCommand {
-                    item: ids[a.item],
-                    bidder: bidders[a.bidder],
-                    bidder_may_bid: true,
-                    offer: offer(a.amount, a.poison),
+                .map(|a| {
+                    let command = BidCommand {
+                        item: ids[a.item],
+                        bidder: bidders[a.bidder],
+                        bidder_may_bid: a.may_bid,
+                        offer: offer(a.amount, a.poison),
+                    };
+                    (command, start + chrono::Duration::minutes(a.at_minute))
                 })
                 .collect();
-            let decisions = decide_in_order(&mut batch, commands.iter().map(|c| (c, now)));
+            let decisions = decide_in_order(&mut batch, bids.iter().map(|(c, now)| (c, *now)));
 
-            // The oracle: place each alone on its item as it stands.
-            let mut standings: HashMap<ItemId, Standing> =
-                items.iter().map(|i| (i.id, Standing::EMPTY)).collect();
-            let mut accepted: HashMap<ItemId, Vec<(UserId, BidOffer)>> = HashMap::new();
-            for (command, decision) in commands.iter().zip(&decisions) {
+            // The oracle: place each alone on its item as it stands, at its moment.
+            for ((command, now), decision) in bids.iter().zip(&decisions) {
                 let Some(lot) = items.iter().find(|i| i.id == command.item) else {
                     prop_assert_eq!(decision, &Err(BatchRejection::ItemNotFound));
                     continue;
@@ -229,20 +253,29 @@ mod tests {
                     standing: standings[&lot.id],
                     bidder_has_bid: oracle_has_bid.contains(&(lot.id, command.bidder)),
                 };
-                let alone = place(&locked, command, now).map_err(BatchRejection::Rejected);
+                let alone = place(&locked, command, *now).map_err(BatchRejection::Rejected);
                 prop_assert_eq!(decision, &alone);
                 if let Ok(placement) = alone {
+                    prop_assert_eq!(placement.at, *now);
                     standings.insert(lot.id, placement.standing);
                     oracle_has_bid.insert((lot.id, command.bidder));
-                    accepted.entry(lot.id).or_default().push((command.bidder, command.offer));
+                    history.entry(lot.id).or_default().push((command.bidder, command.offer));
                 }
             }
+            let mut changed = 0;
             for (id, standing) in batch.changed() {
+                changed += 1;
                 prop_assert_eq!(standing, &standings[&id]);
-                let bids = &accepted[&id];
+                let bids = &history[&id];
                 prop_assert_eq!(replay(bids.iter().map(|(b, o)| (*b, o))), *standing);
             }
-            prop_assert_eq!(batch.changed().count(), accepted.len());
+            let accepted_items: HashSet<ItemId> = bids
+                .iter()
+                .zip(&decisions)
+                .filter(|(_, d)| d.is_ok())
+                .map(|((c, _), _)| c.item)
+                .collect();
+            prop_assert_eq!(changed, accepted_items.len());
         }
     }
 }

@@ -4,13 +4,14 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use pp_domain::item::ItemDraft;
+use pp_domain::ports::PlaceBidError;
 use pp_domain::service::{OwnBid, RevealedBid};
 use pp_domain::{BidOffer, BidState, ItemId, ItemStatus, ListedItem, Money, StatusFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::errors::{bid_not_found, bid_outcome, item_not_found};
+use crate::errors::{bid_not_found, item_not_found};
 use crate::extract::{
     Admin, Authenticated, Json, PageParams, PageQuery, optional_whole_number, whole_number,
 };
@@ -305,6 +306,16 @@ fn offer_of(body: &BidRequest) -> Result<BidOffer, ApiError> {
         Some((Some(budget), Some(step))) => BidOffer::poisoned(amount, budget, step),
         _ => BidOffer::plain(amount),
     })
+}
+
+/// How a bid ended, for `bids_total`: `accepted`, `rejected` by the rules,
+/// or `failed`.
+fn bid_outcome<T>(result: &Result<T, PlaceBidError>) -> &'static str {
+    match result {
+        Ok(_) => "accepted",
+        Err(PlaceBidError::Rejected(_)) => "rejected",
+        Err(_) => "failed",
+    }
 }
 
 /// The write limit (per user) of docs/spec/api.md: bids and item creation.

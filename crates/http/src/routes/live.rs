@@ -204,7 +204,7 @@ impl Feed {
         self.auctions
             .item(self.listed.item.id)
             .await?
-            .ok_or_else(|| ApiError::for_status(StatusCode::NOT_FOUND))
+            .ok_or_else(item_not_found)
     }
 
     /// Where the item stood at most one keep-alive ago, in a read this
@@ -215,7 +215,7 @@ impl Feed {
         self.shared
             .item(id, || async move { Ok(self.auctions.item(id).await?) })
             .await?
-            .ok_or_else(|| ApiError::for_status(StatusCode::NOT_FOUND))
+            .ok_or_else(item_not_found)
     }
 
     /// The next thing to send, or `None` when the stream ends.
