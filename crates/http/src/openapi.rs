@@ -341,9 +341,7 @@ impl Modify for EveryAnswer {
             let limited =
                 path.starts_with("/api/") || path.starts_with("/events/") || path == "/ws";
             // What answers without the database: the document, the policy.
-            let stored = limited
-                && path != "/api/openapi.json"
-                && path != "/api/v1/auth/policy";
+            let stored = limited && path != "/api/openapi.json" && path != "/api/v1/auth/policy";
             for operation in [
                 &mut item.get,
                 &mut item.put,
