@@ -494,6 +494,14 @@ mod tests {
 
     use super::*;
 
+    /// The whole contract as served, reviewed like code: a change to any
+    /// path, status, schema or rule shows in `snapshots/` (accept it with
+    /// `cargo insta review`, or `INSTA_UPDATE=always` and read the diff).
+    #[test]
+    fn the_openapi_document_is_the_reviewed_one() {
+        insta::assert_json_snapshot!("openapi", document(15));
+    }
+
     #[test]
     fn every_field_rule_finds_its_field() {
         let mut document = ApiDoc::openapi();
