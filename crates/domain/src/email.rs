@@ -110,6 +110,24 @@ mod tests {
     }
 
     #[test]
+    fn addresses_travel_as_plain_strings_normalised_and_checked_on_the_way_in() {
+        let email: Email = serde_json::from_str(r#"" Ann@Example.com ""#).unwrap();
+        assert_eq!(email.to_string(), "ann@example.com");
+        assert_eq!(
+            serde_json::to_string(&email).unwrap(),
+            r#""ann@example.com""#
+        );
+        assert_eq!(String::from(email), "ann@example.com");
+        let refused = serde_json::from_str::<Email>(r#""ann""#).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .starts_with("must be an address like name@example.com"),
+            "{refused}"
+        );
+    }
+
+    #[test]
     fn overlong_addresses_are_refused() {
         let long = format!("{}@example.com", "a".repeat(250));
         assert_eq!(Email::parse(&long), Err(InvalidEmail::TooLong));

@@ -74,11 +74,20 @@ uuid_id!(
 mod tests {
     use super::*;
 
+    /// A fresh id of each kind survives its text form and its UUID.
+    macro_rules! assert_round_trips {
+        ($($name:ident),*) => {$(
+            let id = $name::generate();
+            assert_eq!(id.to_string().parse::<$name>().ok(), Some(id));
+            assert_eq!(id.to_string(), id.as_uuid().to_string());
+            assert_eq!($name::from_uuid(id.as_uuid()), id);
+            assert!("not-a-uuid".parse::<$name>().is_err());
+        )*};
+    }
+
     #[test]
     fn ids_round_trip_through_their_text_form() {
-        let id = ItemId::generate();
-        assert_eq!(id.to_string().parse::<ItemId>().ok(), Some(id));
-        assert!("not-a-uuid".parse::<UserId>().is_err());
+        assert_round_trips!(UserId, ItemId, BidId, SessionId, TokenId);
     }
 
     #[test]

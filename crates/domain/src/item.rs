@@ -506,6 +506,58 @@ mod tests {
     }
 
     #[test]
+    fn stored_text_longer_than_ever_accepted_is_refused() {
+        assert_eq!(
+            Title::from_stored(&"a".repeat(201)),
+            Err(TextError::TooLong(200))
+        );
+        assert_eq!(
+            Description::from_stored(&"a".repeat(10_001)),
+            Err(TextError::TooLong(10_000))
+        );
+        let longest = "a".repeat(10_000);
+        assert_eq!(
+            Description::from_stored(&longest).unwrap().as_str(),
+            longest
+        );
+    }
+
+    #[test]
+    fn titles_and_descriptions_travel_as_strings_checked_on_the_way_in() {
+        let title: Title = serde_json::from_str(r#""  Lamp ""#).unwrap();
+        assert_eq!(serde_json::to_string(&title).unwrap(), r#""Lamp""#);
+        let refused = serde_json::from_str::<Title>(r#""a\nb""#).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .starts_with("must not contain control characters"),
+            "{refused}"
+        );
+        let description: Description = serde_json::from_str(r#""Brass\n""#).unwrap();
+        assert_eq!(String::from(description), "Brass");
+        assert!(serde_json::from_str::<Description>(r#""a\u0000b""#).is_err());
+    }
+
+    #[test]
+    fn a_status_filter_spells_each_status_as_the_item_stores_it() {
+        let statuses = [
+            (ItemStatus::Open, StatusFilter::Open),
+            (
+                ItemStatus::Closed(CloseOutcome::Unsold),
+                StatusFilter::Closed,
+            ),
+            (ItemStatus::Cancelled, StatusFilter::Cancelled),
+        ];
+        for (status, filter) in statuses {
+            assert_eq!(status.as_str(), filter.as_str());
+        }
+        assert_eq!(
+            statuses.map(|(_, filter)| filter.as_str()),
+            ["open", "closed", "cancelled"]
+        );
+    }
+
+    #[test]
     fn titles_count_code_points_not_bytes() {
         assert!(Title::parse(&"é".repeat(200)).is_ok());
         assert_eq!(Title::parse(&"é".repeat(201)), Err(TextError::TooLong(200)));

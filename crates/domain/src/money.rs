@@ -178,6 +178,32 @@ mod tests {
     }
 
     #[test]
+    fn money_travels_and_prints_as_its_minor_units() {
+        let price = Money::new(12_500).unwrap();
+        assert_eq!(serde_json::to_string(&price).unwrap(), "12500");
+        assert_eq!(i64::from(price), 12_500);
+        assert_eq!(price.to_string(), "12500");
+        assert_eq!(
+            MoneyOutOfRange(0).to_string(),
+            "must be a whole number of minor units between 1 and 1000000000000, got 0"
+        );
+    }
+
+    #[test]
+    fn currencies_travel_and_print_as_lower_case_codes_checked_on_the_way_in() {
+        let euro: Currency = serde_json::from_str(r#"" EUR ""#).unwrap();
+        assert_eq!(euro.to_string(), "eur");
+        assert_eq!(serde_json::to_string(&euro).unwrap(), r#""eur""#);
+        let refused = serde_json::from_str::<Currency>(r#""dollars""#).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .starts_with("must be a three-letter ISO 4217 currency code"),
+            "{refused}"
+        );
+    }
+
+    #[test]
     fn currency_codes_are_three_letters_kept_lower_case() {
         assert_eq!(
             Currency::parse(" EUR ").map(|c| c.as_str().to_owned()),

@@ -675,6 +675,93 @@ pub trait UserStore: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bid::BidOffer;
+    use crate::money::Money;
+
+    fn clock_at(now: Timestamp) -> Arc<MockClock> {
+        let mut clock = MockClock::new();
+        clock.expect_now().return_const(now);
+        Arc::new(clock)
+    }
+
+    #[test]
+    fn the_system_clock_reads_the_wall_clock() {
+        let before = chrono::Utc::now();
+        let now = SystemClock.now();
+        assert!(before <= now && now <= chrono::Utc::now());
+    }
+
+    #[test]
+    fn a_binding_authenticates_its_kind_and_row_as_every_sealed_value_was_stored() {
+        let (item, bidder) = (ItemId::generate(), UserId::generate());
+        let (item_bytes, bidder_bytes) = (item.as_uuid(), bidder.as_uuid());
+        assert_eq!(
+            SealBinding::Bid { item, bidder }.associated_data(),
+            [
+                b"poison-pill/bid/v1".as_slice(),
+                item_bytes.as_bytes(),
+                bidder_bytes.as_bytes()
+            ]
+            .concat()
+        );
+        assert_eq!(
+            SealBinding::Standing { item }.associated_data(),
+            [b"poison-pill/standing/v1".as_slice(), item_bytes.as_bytes()].concat()
+        );
+        assert_eq!(
+            SealBinding::PriceAfter { item, seq: 7 }.associated_data(),
+            [
+                b"poison-pill/price-after/v1".as_slice(),
+                item_bytes.as_bytes(),
+                &7u64.to_be_bytes()
+            ]
+            .concat()
+        );
+    }
+
+    #[test]
+    fn a_bid_decision_prints_its_item_and_bidder_but_never_the_offer() {
+        let (item, bidder) = (ItemId::generate(), UserId::generate());
+        let offer = BidOffer::poisoned(
+            Money::new(12_345).unwrap(),
+            Money::new(67_890).unwrap(),
+            Money::new(55).unwrap(),
+        );
+        let command = BidCommand {
+            item,
+            bidder,
+            bidder_may_bid: true,
+            offer,
+        };
+        let decision = BidDecision::new(command, clock_at(chrono::Utc::now()));
+        assert_eq!(
+            format!("{decision:?}"),
+            format!("BidDecision {{ item: {item:?}, bidder: {bidder:?}, .. }}")
+        );
+    }
+
+    #[test]
+    fn a_lifecycle_decision_reads_now_from_its_clock_and_prints_nothing_of_it() {
+        let now = chrono::Utc::now();
+        let decision = LifecycleDecision::new(clock_at(now));
+        assert_eq!(decision.now(), now);
+        assert_eq!(format!("{decision:?}"), "LifecycleDecision { .. }");
+    }
+
+    #[test]
+    fn a_close_round_counts_the_items_it_failed_to_read_as_taken_up() {
+        let round = CloseRound {
+            closed: vec!["lamp", "vase"],
+            failed: vec![CloseFailure {
+                item: ItemId::generate(),
+                error: StoreError::Integrity("the standing does not open".into()),
+                failures: 1,
+                retry_at: chrono::Utc::now(),
+            }],
+        };
+        assert_eq!(round.taken(), 3);
+        assert_eq!(CloseRound::<&str>::default().taken(), 0);
+    }
 
     #[test]
     fn an_unreadable_item_is_retried_after_a_minute_doubling_up_to_an_hour() {

@@ -562,18 +562,15 @@ mod tests {
             AuctionPolicy::default(),
         );
         run(svc.place_bid(&user(true, true), it.id, offer(120))).unwrap();
-        let events = recorded.events.lock().unwrap();
-        assert_eq!(events.len(), 1);
-        let ItemEvent::Price(price) = events[0] else {
-            panic!("expected a price event")
-        };
         assert_eq!(
-            (
-                price.bid_count,
-                price.current_price.minor_units(),
-                price.minimum_next_bid
-            ),
-            (2, 120, 125)
+            *recorded.events.lock().unwrap(),
+            [ItemEvent::Price(PriceEvent {
+                item: it.id,
+                current_price: Money::new(120).unwrap(),
+                minimum_next_bid: 125,
+                bid_count: 2,
+                at: t0(),
+            })]
         );
         let told = recorded.notifications.lock().unwrap();
         assert_eq!(told.len(), 1);
@@ -611,10 +608,10 @@ mod tests {
             close_at: t0(),
         };
         let result = run(svc.list_item(UserId::generate(), draft));
-        let Err(ListItemError::Invalid(errors)) = result else {
-            panic!("expected validation errors")
-        };
-        assert_eq!(errors.fields().len(), 3);
+        assert!(
+            matches!(&result, Err(ListItemError::Invalid(errors)) if errors.fields().len() == 3),
+            "{result:?}"
+        );
     }
 
     #[test]
@@ -849,8 +846,8 @@ mod tests {
         let late = it.clone();
         let mut store = MockAuctionStore::new();
         store.expect_cancel_item().returning(move |_, decision| {
-            decision.cancel(&late, &Default::default())?;
-            unreachable!("the decision refuses")
+            let refused = decision.cancel(&late, &Default::default());
+            Err(refused.expect_err("the decision refuses").into())
         });
         let (svc, recorded) = service(store, it.close_at, AuctionPolicy::default());
         assert!(matches!(
@@ -876,6 +873,19 @@ mod tests {
                 *status == Some(StatusFilter::Open) && after.is_none() && *limit == 2
             })
             .returning(move |_, _, _| Ok(vec![listed.clone()]));
+        let (newer, older) = (item(), item());
+        let cursor = ItemCursor {
+            created_at: newer.created_at,
+            id: newer.id,
+        };
+        let fetched = [newer, older].map(|item| ListedItem {
+            item,
+            standing: Default::default(),
+        });
+        store
+            .expect_list_items()
+            .withf(|status, after, limit| status.is_none() && after.is_none() && *limit == 2)
+            .returning(move |_, _, _| Ok(fetched.to_vec()));
         store
             .expect_price_history()
             .with(eq(it.id), eq(3), eq(50))
@@ -889,6 +899,13 @@ mod tests {
         let (svc, _) = service(store, t0(), AuctionPolicy::default());
         let page = run(svc.list_items(Some(StatusFilter::Open), None, 1)).unwrap();
         assert_eq!((page.items.len(), page.next), (1, None));
+        let page = run(svc.list_items(None, None, 1)).unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(
+            page.next,
+            Some(cursor),
+            "the next page starts after the last item shown"
+        );
         let replayed = run(svc.price_events(&it, 3, 50)).unwrap();
         assert_eq!(
             replayed,
@@ -899,6 +916,68 @@ mod tests {
                 bid_count: 4,
                 at: t0(),
             }]
+        );
+    }
+
+    #[test]
+    fn an_accepted_bid_is_its_bidders_own_bid_leading_at_the_new_price() {
+        let it = item();
+        let bidder = user(true, true);
+        let (svc, _) = service(
+            deciding_store(it.clone(), Standing::EMPTY),
+            t0(),
+            AuctionPolicy::default(),
+        );
+        let accepted = run(svc.place_bid(&bidder, it.id, offer(120))).unwrap();
+        let bid = accepted.bid.clone();
+        let own = OwnBid::from(accepted);
+        assert_eq!(own.bid, bid);
+        assert_eq!(own.item.item, it);
+        assert_eq!(
+            own.item.standing,
+            crate::item::PublicStanding {
+                bid_count: 1,
+                current_price: Money::new(120).ok(),
+            }
+        );
+        assert_eq!(own.view.state, crate::bid::BidState::Leading);
+        assert_eq!(own.view.effective, Money::new(120).unwrap());
+    }
+
+    #[test]
+    fn a_cancelled_items_bids_are_not_sealed() {
+        let mut cancelled = item();
+        cancelled.status = ItemStatus::Cancelled;
+        let id = cancelled.id;
+        let mut store = MockAuctionStore::new();
+        store.expect_listed_item().returning(move |_| {
+            Ok(Some(ListedItem {
+                item: cancelled.clone(),
+                standing: Default::default(),
+            }))
+        });
+        store
+            .expect_bids_in_order()
+            .with(eq(id), eq(0), eq(21))
+            .times(1)
+            .returning(|_, _, _| Ok(Vec::new()));
+        let (svc, _) = service(store, t0(), AuctionPolicy::default());
+        let page = run(svc.revealed_bids(id, 0, 20)).unwrap();
+        assert_eq!(
+            page,
+            Page {
+                items: Vec::new(),
+                next: None
+            }
+        );
+    }
+
+    #[test]
+    fn the_service_prints_its_policy_and_none_of_its_ports() {
+        let (svc, _) = service(MockAuctionStore::new(), t0(), AuctionPolicy::default());
+        assert_eq!(
+            format!("{svc:?}"),
+            "AuctionService { policy: AuctionPolicy { require_verified_email: true }, .. }"
         );
     }
 

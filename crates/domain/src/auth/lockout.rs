@@ -41,9 +41,14 @@ impl LockoutPolicy {
     #[must_use]
     pub fn lock_for(&self, consecutive: u32) -> Option<Duration> {
         let doublings = consecutive.checked_sub(self.threshold)?;
+        Some(self.lock_after(doublings))
+    }
+
+    /// The lock after the threshold's failure and `doublings` more.
+    fn lock_after(&self, doublings: u32) -> Duration {
         // 2^doublings overflows nothing before the cap: stop doubling at 2^20.
         let factor = 1i32 << doublings.min(MAX_DOUBLINGS);
-        Some((self.first * factor).min(self.cap))
+        (self.first * factor).min(self.cap)
     }
 
     /// Every failure count at which the lock changes, with that lock, in
@@ -53,9 +58,7 @@ impl LockoutPolicy {
     pub fn schedule(&self) -> Vec<(u32, Duration)> {
         let mut steps = Vec::new();
         for count in self.threshold..=self.threshold.saturating_add(MAX_DOUBLINGS) {
-            let Some(lock) = self.lock_for(count) else {
-                continue;
-            };
+            let lock = self.lock_after(count - self.threshold);
             steps.push((count, lock));
             if lock >= self.cap {
                 break;

@@ -308,6 +308,18 @@ mod tests {
     }
 
     #[test]
+    fn the_ticket_service_prints_its_lifetime_and_none_of_its_ports() {
+        let svc = service(MockTicketStore::new(), MockSessionStore::new());
+        assert_eq!(
+            format!("{svc:?}"),
+            format!(
+                "TicketService {{ lifetime: {:?}, .. }}",
+                Duration::seconds(30)
+            )
+        );
+    }
+
+    #[test]
     fn purging_asks_the_store_with_the_current_time() {
         let mut tickets = MockTicketStore::new();
         tickets

@@ -246,3 +246,65 @@ impl fmt::Debug for LinkMail {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_token_and_a_token_pair_never_print_their_secrets() {
+        let secret = SecretToken {
+            plain: Zeroizing::new("refresh-secret".into()),
+            digest: TokenDigest([0xab; 32]),
+        };
+        assert_eq!(
+            format!("{secret:?}"),
+            "SecretToken { digest: TokenDigest(abab..), .. }"
+        );
+        let pair = TokenPair {
+            access_token: "header.claims.signature".into(),
+            access_expires_in: Duration::minutes(15),
+            refresh_token: secret.plain,
+            refresh_expires_in: Duration::days(7),
+        };
+        let printed = format!("{pair:?}");
+        assert!(printed.starts_with("TokenPair { access_expires_in: "));
+        for hidden in ["header.claims.signature", "refresh-secret"] {
+            assert!(!printed.contains(hidden), "{printed}");
+        }
+    }
+
+    #[test]
+    fn purposes_and_audit_events_keep_the_names_they_are_stored_under() {
+        let purposes = [OneTimePurpose::VerifyEmail, OneTimePurpose::ResetPassword];
+        assert_eq!(
+            purposes.map(|p| p.as_str()),
+            ["verify_email", "reset_password"]
+        );
+        let events = [
+            AuditEvent::LoginSucceeded,
+            AuditEvent::LoginFailed,
+            AuditEvent::AccountLocked,
+            AuditEvent::TokenReused,
+            AuditEvent::PasswordChanged,
+            AuditEvent::PasswordReset,
+            AuditEvent::RoleChanged,
+            AuditEvent::ActivationChanged,
+            AuditEvent::LoggedOutEverywhere,
+        ];
+        assert_eq!(
+            events.map(|e| e.as_str()),
+            [
+                "login_succeeded",
+                "login_failed",
+                "account_locked",
+                "token_reused",
+                "password_changed",
+                "password_reset",
+                "role_changed",
+                "activation_changed",
+                "logged_out_everywhere",
+            ]
+        );
+    }
+}

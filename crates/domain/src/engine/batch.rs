@@ -152,6 +152,15 @@ mod tests {
         assert_eq!(changed[0].1.bid_count(), 2);
     }
 
+    #[test]
+    fn a_batch_reads_back_the_terms_of_its_locked_items_only() {
+        let lamp = item(100, 10);
+        let mut batch = LockedBatch::new();
+        batch.lock(lamp.clone(), Standing::EMPTY);
+        assert_eq!(batch.item(lamp.id), Some(&lamp));
+        assert_eq!(batch.item(ItemId::generate()), None);
+    }
+
     #[derive(Clone, Debug)]
     struct Attempt {
         item: usize,

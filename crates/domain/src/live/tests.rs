@@ -204,6 +204,31 @@ fn a_plain_leader_is_only_ever_displaced_never_defended() {
 }
 
 #[test]
+fn a_placement_without_a_leader_has_no_price_event_and_tells_nobody() {
+    // No accepted bid leaves one; a placement built by hand may.
+    let run = Run::new(100, 5);
+    let leaderless = Placement {
+        seq: 1,
+        standing: Standing::EMPTY,
+        effect: Effect::Defended { raised: true },
+        at: t0(),
+    };
+    assert_eq!(ItemEvent::after_bid(&run.item, &leaderless), None);
+    let told = notifications_after_bid(&run.item, UserId::generate(), &plain(100), &leaderless);
+    assert!(told.is_empty(), "{told:?}");
+}
+
+#[test]
+fn every_event_names_its_item() {
+    let mut run = Run::new(100, 5);
+    let (price, _) = run.bid(UserId::generate(), plain(100)).unwrap();
+    let mut listed = run.listed();
+    listed.item.status = ItemStatus::Cancelled;
+    let closed = ItemEvent::closed(&listed).unwrap();
+    assert_eq!([price.item(), closed.item()], [run.item.id; 2]);
+}
+
+#[test]
 fn open_items_have_no_closed_event_and_cancelled_ones_close_without_a_winner() {
     let run = Run::new(100, 5);
     let mut listed = run.listed();

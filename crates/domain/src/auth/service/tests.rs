@@ -273,6 +273,29 @@ fn a_taken_address_is_reported() {
     assert!(mailed.lock().unwrap().is_empty());
 }
 
+#[test]
+fn a_store_failure_at_registration_is_passed_on_and_nothing_is_mailed() {
+    let mut m = Mocks::new();
+    m.hasher
+        .expect_hash()
+        .returning(|_| Ok(PasswordHash::new("h".into())));
+    m.users
+        .expect_insert_user()
+        .returning(|_| Err(CreateUserError::Store(StoreError::Busy)));
+    m.one_time.expect_issue_one_time_token().never();
+    let (svc, _, mailed) = m.service(policy());
+    let result = run(svc.register(Registration {
+        email: "ann@example.com".into(),
+        password: pw(STRONG),
+        display_name: None,
+    }));
+    assert!(
+        matches!(result, Err(RegisterError::Store(StoreError::Busy))),
+        "{result:?}"
+    );
+    assert!(mailed.lock().unwrap().is_empty());
+}
+
 // ---------------------------------------------------------------- login
 
 #[test]
@@ -350,6 +373,30 @@ fn the_fifth_wrong_password_locks_the_account_for_a_minute() {
         *audited.lock().unwrap(),
         [AuditEvent::LoginFailed, AuditEvent::AccountLocked]
     );
+}
+
+#[test]
+fn a_wrong_password_below_the_threshold_is_counted_without_locking() {
+    let ann = user(true, true);
+    let id = ann.id;
+    let mut m = Mocks::new();
+    m.users.expect_credentials_by_email().returning(move |_| {
+        Ok(Some(credentials(
+            &ann,
+            LoginFailures {
+                consecutive: 1,
+                locked_until: None,
+            },
+        )))
+    });
+    m.hasher
+        .expect_verify()
+        .returning(|_, _| Ok(Verification::Invalid));
+    counts_failure(&mut m.users, id, 2, None);
+    let (svc, audited, _) = m.service(policy());
+    let result = run(svc.login("ann@example.com", &pw("wrong"), &ctx()));
+    assert!(matches!(result, Err(LoginError::InvalidCredentials)));
+    assert_eq!(*audited.lock().unwrap(), [AuditEvent::LoginFailed]);
 }
 
 #[test]
@@ -981,6 +1028,31 @@ fn a_reset_link_lost_to_a_concurrent_reset_is_invalid() {
 }
 
 #[test]
+fn a_store_failure_while_resetting_is_passed_on_and_nothing_is_audited() {
+    let ann = user(true, true);
+    let id = ann.id;
+    let mut m = Mocks::new();
+    m.one_time
+        .expect_peek_one_time_token()
+        .returning(move |_, _, _| Ok(Some(id)));
+    finds(&mut m.users, &ann);
+    m.hasher
+        .expect_hash()
+        .returning(|_| Ok(PasswordHash::new("h".into())));
+    m.users
+        .expect_replace_password()
+        .times(1)
+        .returning(|_| Err(ReplacePasswordError::Store(StoreError::Busy)));
+    let (svc, audited, _) = m.service(policy());
+    let result = run(svc.reset_password("tok", &pw(STRONG), &ctx()));
+    assert!(
+        matches!(result, Err(OneTimeError::Store(StoreError::Busy))),
+        "{result:?}"
+    );
+    assert!(audited.lock().unwrap().is_empty());
+}
+
+#[test]
 fn an_unknown_reset_token_is_invalid() {
     let mut m = Mocks::new();
     m.one_time
@@ -1080,6 +1152,58 @@ fn a_password_change_keeps_this_session_with_new_tokens_and_ends_the_others_and_
     let pair = run(svc.change_password(&p, &pw("the old one"), &pw(STRONG), &ctx())).unwrap();
     assert_eq!(pair.access_token, format!("jwt-for-{session}"));
     assert_eq!(*audited.lock().unwrap(), [AuditEvent::PasswordChanged]);
+}
+
+/// A password change with the right current password whose replacement
+/// the store answers with `failure`.
+fn change_meeting(
+    failure: ReplacePasswordError,
+) -> (Result<TokenPair, ChangePasswordError>, Vec<AuditEvent>) {
+    let p = principal(user(true, true));
+    let mut m = Mocks::new();
+    stored_by_id(&mut m.users, &p.user, LoginFailures::default());
+    m.hasher.expect_verify().returning(|_, _| {
+        Ok(Verification::Valid {
+            needs_rehash: false,
+        })
+    });
+    m.hasher
+        .expect_hash()
+        .returning(|_| Ok(PasswordHash::new("$argon2id$changed".into())));
+    m.users
+        .expect_replace_password()
+        .times(1)
+        .return_once(move |_| Err(failure));
+    m.sessions.expect_replace_refresh_tokens().never();
+    let (svc, audited, _) = m.service(policy());
+    let result = run(svc.change_password(&p, &pw("the old one"), &pw(STRONG), &ctx()));
+    let events = audited.lock().unwrap().clone();
+    (result, events)
+}
+
+#[test]
+fn a_password_change_the_store_fails_to_write_is_passed_on_unaudited() {
+    let (result, events) = change_meeting(ReplacePasswordError::Store(StoreError::Busy));
+    assert!(
+        matches!(result, Err(ChangePasswordError::Store(StoreError::Busy))),
+        "{result:?}"
+    );
+    assert!(events.is_empty());
+}
+
+#[test]
+fn a_store_claiming_a_change_spent_a_reset_link_fails_the_integrity_check() {
+    // A change presents no link, so no store may answer that it spent one.
+    let (result, events) = change_meeting(ReplacePasswordError::LinkSpent);
+    assert!(
+        matches!(
+            &result,
+            Err(ChangePasswordError::Store(StoreError::Integrity(why)))
+                if why == "a change spent a reset link it was not given"
+        ),
+        "{result:?}"
+    );
+    assert!(events.is_empty());
 }
 
 #[test]
@@ -1188,6 +1312,40 @@ fn deactivating_an_account_read_as_inactive_still_revokes_its_sessions() {
 }
 
 #[test]
+fn reactivating_an_account_is_audited_as_activated_and_revokes_no_session() {
+    let admin = admin();
+    let inactive = user(true, false);
+    let id = inactive.id;
+    let mut m = Mocks::new();
+    finds(&mut m.users, &inactive);
+    let active = User {
+        is_active: true,
+        ..inactive
+    };
+    m.users
+        .expect_update_user()
+        .withf(|_, changes, _| changes.is_active == Some(true) && changes.role.is_none())
+        .returning(move |_, _, _| Ok(Some(active.clone())));
+    m.sessions.expect_revoke_user_sessions().never();
+    let mut audit = MockAuditLog::new();
+    let actor = admin.user.id;
+    audit
+        .expect_record()
+        .withf(move |entry| {
+            entry.event == AuditEvent::ActivationChanged
+                && entry.user == Some(id)
+                && entry.actor == Some(actor)
+                && entry.detail.as_deref() == Some("activated")
+        })
+        .times(1)
+        .returning(|_| Ok(()));
+    m.audit = audit;
+    let (svc, _, _) = m.service(policy());
+    let updated = run(svc.administer_user(&admin, id, None, Some(true), &ctx())).unwrap();
+    assert!(updated.is_active);
+}
+
+#[test]
 fn administering_an_unknown_user_is_not_found() {
     let admin = admin();
     let mut m = Mocks::new();
@@ -1274,4 +1432,43 @@ fn the_command_line_creates_verified_admins() {
     assert_eq!((admin.role, admin.email_verified), (Role::Admin, true));
     assert!(mailed.lock().unwrap().is_empty());
     assert!(svc.policy().require_verified_email);
+}
+
+#[test]
+fn the_command_line_is_told_of_a_taken_address_and_of_a_store_failure() {
+    let mut m = Mocks::new();
+    m.hasher
+        .expect_hash()
+        .returning(|_| Ok(PasswordHash::new("h".into())));
+    // Answers popped from the end: first taken, then the store fails.
+    let mut answers = vec![
+        Err(CreateUserError::Store(StoreError::Busy)),
+        Err(CreateUserError::EmailTaken),
+    ];
+    m.users
+        .expect_insert_user()
+        .times(2)
+        .returning(move |_| answers.pop().unwrap());
+    let (svc, _, _) = m.service(policy());
+    let create = || run(svc.create_user("root@example.com", pw(STRONG), Role::Admin, true));
+    let taken = create();
+    assert!(matches!(taken, Err(RegisterError::EmailTaken)), "{taken:?}");
+    let failed = create();
+    assert!(
+        matches!(failed, Err(RegisterError::Store(StoreError::Busy))),
+        "{failed:?}"
+    );
+}
+
+#[test]
+fn the_service_prints_its_policy_and_none_of_its_ports() {
+    let (svc, _, _) = Mocks::new().service(policy());
+    let printed = format!("{svc:?}");
+    assert!(
+        printed.starts_with("AuthService { policy: AuthPolicy { ")
+            && printed.contains(r#"public_url: "https://auction.example""#)
+            && printed.ends_with(" }, .. }"),
+        "{printed}"
+    );
+    assert_eq!(format!("{:?}", svc.ports), "AuthPorts { .. }");
 }
