@@ -23,9 +23,9 @@ test: test-rust test-web e2e ## every test: Rust (unit, property, integration), 
 test-rust: services ## the Rust tests, on real PostgreSQL, SQLite and Redis
 	$(CARGO) nextest run --workspace --no-tests=warn
 
-test-web: ## the web app's unit tests (Vitest)
+test-web: ## the web app's unit tests (Vitest) with line coverage; fails under 80 %
 	scripts/web-tools.sh
-	cd frontend && npm run typecheck && npm test
+	cd frontend && npm run typecheck && npm run test:coverage
 
 web: ## build the web app into frontend/dist (served by `poison-pill serve`)
 	scripts/web-tools.sh
@@ -36,9 +36,11 @@ e2e: web ## end to end: the real server on the embedded default, driven by Chrom
 	$(CARGO) build -p poison-pill
 	cd frontend && npm run e2e
 
-lint: ## formatting and clippy (warnings are errors)
+lint: ## formatting and clippy (warnings are errors), ESLint on the web app
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+	scripts/web-tools.sh
+	cd frontend && npm run lint
 
 fmt: ## format the code
 	$(CARGO) fmt --all

@@ -1,9 +1,10 @@
 // Routes, and the providers every page relies on.
-import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
+import { type QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import type { ReactNode } from 'react';
 import { Navigate, Route, Routes, useLocation } from 'react-router-dom';
 
-import { AuthProvider, useAuth } from './auth/AuthContext';
+import { AuthProvider } from './auth/AuthContext';
+import { useAuth } from './auth/useAuth';
 import { Layout } from './components/Layout';
 import { ToastProvider } from './components/Toasts';
 import { NotificationsProvider } from './live/notifications';

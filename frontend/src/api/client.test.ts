@@ -37,7 +37,7 @@ describe('the refresh interceptor', () => {
     );
     const client = createClient();
     accessToken.set('stale');
-    const answers = await Promise.all([1, 2, 3, 4].map((n) => client.get(`/things/${n}`)));
+    const answers = await Promise.all([1, 2, 3, 4].map((n) => client.get<{ n: number }>(`/things/${n}`)));
     expect(answers.map((a) => a.data.n)).toEqual([1, 2, 3, 4]);
     expect(refreshes).toBe(1);
     expect(accessToken.get()).toBe('fresh');

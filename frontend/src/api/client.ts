@@ -119,8 +119,9 @@ export function problemOf(error: unknown): Problem {
 }
 
 export function retryAfterSeconds(error: AxiosError): number {
-  const header = error.response?.headers?.['retry-after'];
-  const seconds = Number.parseInt(String(header ?? ''), 10);
+  // A header's value comes as a string; anything else is no delay we can read.
+  const header: unknown = error.response?.headers?.['retry-after'];
+  const seconds = typeof header === 'string' || typeof header === 'number' ? Number.parseInt(String(header), 10) : Number.NaN;
   return Number.isFinite(seconds) && seconds > 0 ? seconds : 1;
 }
 

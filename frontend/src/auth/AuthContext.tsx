@@ -1,20 +1,11 @@
 // Who is logged in. The access token lives in memory (api/client.ts); on a
 // reload the session is restored through the refresh cookie.
-import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
+import { useCallback, useEffect, useMemo, useState, type ReactNode } from 'react';
 
 import { onLoggedOut, restoreSession } from '../api/client';
 import * as endpoints from '../api/endpoints';
 import type { User } from '../api/types';
-
-export interface Auth {
-  status: 'loading' | 'anonymous' | 'authenticated';
-  user: User | null;
-  login(email: string, password: string): Promise<void>;
-  logout(): Promise<void>;
-  refreshUser(): Promise<void>;
-}
-
-const AuthContext = createContext<Auth | null>(null);
+import { AuthContext, type Auth } from './useAuth';
 
 export function AuthProvider({ children }: { children: ReactNode }) {
   const [user, setUser] = useState<User | null>(null);
@@ -64,10 +55,4 @@ export function AuthProvider({ children }: { children: ReactNode }) {
 
   const value = useMemo(() => ({ status, user, login, logout, refreshUser }), [status, user, login, logout, refreshUser]);
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
-}
-
-export function useAuth(): Auth {
-  const auth = useContext(AuthContext);
-  if (!auth) throw new Error('useAuth outside AuthProvider');
-  return auth;
 }

@@ -4,7 +4,7 @@ import { useEffect, useState } from 'react';
 import { Link, NavLink, Outlet, useNavigate } from 'react-router-dom';
 
 import { onSlowDown } from '../api/client';
-import { useAuth } from '../auth/AuthContext';
+import { useAuth } from '../auth/useAuth';
 
 export function SlowDownNotice() {
   const [seconds, setSeconds] = useState(0);
@@ -25,6 +25,10 @@ export function SlowDownNotice() {
 export function Layout() {
   const { status, user, logout } = useAuth();
   const navigate = useNavigate();
+  const logOut = async () => {
+    await logout();
+    void navigate('/login');
+  };
   return (
     <>
       <a className="skip" href="#main">
@@ -46,10 +50,7 @@ export function Layout() {
               <button
                 type="button"
                 className="link"
-                onClick={async () => {
-                  await logout();
-                  navigate('/login');
-                }}
+                onClick={() => void logOut()}
               >
                 Log out {user ? `(${user.display_name})` : ''}
               </button>

@@ -1,15 +1,14 @@
 // Short messages (notifications, confirmations) in a polite live region,
 // so screen readers announce them without moving focus.
-import { createContext, useCallback, useContext, useMemo, useState, type ReactNode } from 'react';
+import { useCallback, useMemo, useState, type ReactNode } from 'react';
 
-export type ToastKind = 'info' | 'good' | 'bad';
+import { ToastContext, type ToastKind } from './useToast';
+
 interface Toast {
   id: number;
   kind: ToastKind;
   text: string;
 }
-
-const ToastContext = createContext<(text: string, kind?: ToastKind) => void>(() => {});
 
 let nextId = 1;
 
@@ -40,8 +39,4 @@ export function ToastProvider({ children }: { children: ReactNode }) {
       </div>
     </ToastContext.Provider>
   );
-}
-
-export function useToast() {
-  return useContext(ToastContext);
 }

@@ -1,5 +1,8 @@
+import { renderHook } from '@testing-library/react';
+
 import type { Item } from '../api/types';
-import { initialStreamState, parseStreamEvent, reduceStream, type StreamEvent } from './itemStream';
+import { FakeEventSource } from '../test/app';
+import { initialStreamState, parseStreamEvent, reduceStream, useItemStream, type StreamEvent } from './itemStream';
 
 const item: Item = {
   id: 'item-1',
@@ -69,5 +72,75 @@ describe('the item stream', () => {
     expect(parseStreamEvent('price', message('{', '4'))).toBeNull();
     expect(parseStreamEvent('price', message('{}', ''))).toBeNull();
     expect(parseStreamEvent('other', message('{}', '1'))).toBeNull();
+  });
+});
+
+describe('the item stream hook', () => {
+  beforeEach(() => {
+    FakeEventSource.install();
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+    vi.unstubAllGlobals();
+  });
+
+  it('follows the stream and hands each new price to the latest callback once', () => {
+    const first = vi.fn();
+    const latest = vi.fn();
+    const { result, rerender } = renderHook(({ onPrice }) => useItemStream('item-1', onPrice), { initialProps: { onPrice: first } });
+    const source = FakeEventSource.latest();
+    expect(source.url).toBe('/events/item-1');
+    expect(result.current.connected).toBe(false);
+    source.open();
+    expect(result.current.connected).toBe(true);
+
+    source.emit('snapshot', 1, { ...item, current_price: 110, bid_count: 1 });
+    expect(first).toHaveBeenCalledWith(expect.objectContaining({ item_id: 'item-1', current_price: 110 }));
+    rerender({ onPrice: latest });
+    source.emit('price', 2, price(2, 120).data);
+    source.emit('price', 2, price(2, 120).data);
+    source.emit('price', 1, price(1, 999).data);
+    expect(latest.mock.calls).toEqual([[expect.objectContaining({ current_price: 120 })]]);
+    expect(first).toHaveBeenCalledTimes(1);
+    expect(result.current.item?.current_price).toBe(120);
+  });
+
+  it('opens a new stream a while after the browser gave up, but not once bidding ended', () => {
+    const { result, unmount } = renderHook(() => useItemStream('item-1'));
+    FakeEventSource.latest().emit('snapshot', 0, item);
+    FakeEventSource.latest().fail(false); // the browser reconnects by itself
+    expect(result.current.connected).toBe(false);
+    vi.advanceTimersByTime(5000);
+    expect(FakeEventSource.instances).toHaveLength(1);
+
+    FakeEventSource.latest().fail(true); // it gave up
+    vi.advanceTimersByTime(2999);
+    expect(FakeEventSource.instances).toHaveLength(1);
+    vi.advanceTimersByTime(1);
+    expect(FakeEventSource.instances).toHaveLength(2);
+
+    const second = FakeEventSource.latest();
+    second.emit('snapshot', 3, { ...item, status: 'closed', final_price: 150 });
+    expect(result.current.ended).toBe(true);
+    second.fail(true);
+    vi.advanceTimersByTime(10_000);
+    expect(FakeEventSource.instances).toHaveLength(2);
+    unmount();
+    expect(second.readyState).toBe(FakeEventSource.CLOSED);
+  });
+
+  it('stops for good when unmounted, even with a reconnect pending', () => {
+    const { unmount } = renderHook(() => useItemStream('item-1'));
+    FakeEventSource.latest().fail(true);
+    unmount();
+    vi.advanceTimersByTime(10_000);
+    expect(FakeEventSource.instances).toHaveLength(1);
+  });
+
+  it('ignores messages it cannot read', () => {
+    const { result } = renderHook(() => useItemStream('item-1'));
+    FakeEventSource.latest().emit('snapshot', Number.NaN, item);
+    expect(result.current.item).toBeNull();
   });
 });

@@ -5,7 +5,7 @@
 // has already seen: after a reconnect EventSource sends Last-Event-ID and
 // the server replays exactly what was missed; a fresh snapshot replaces
 // the state whole.
-import { useEffect, useReducer, useRef } from 'react';
+import { useEffect, useEffectEvent, useReducer, useRef } from 'react';
 
 import type { ClosedEvent, Item, PriceEvent } from '../api/types';
 
@@ -85,8 +85,8 @@ export function parseStreamEvent(type: string, message: MessageEvent<string>): S
  */
 export function useItemStream(id: string, onPrice?: (price: PriceEvent) => void): ItemStreamState {
   const [state, dispatch] = useReducer(reduceStream, initialStreamState);
-  const priceListener = useRef(onPrice);
-  priceListener.current = onPrice;
+  // Always the callback of the latest render, without reopening the stream.
+  const onPriceEvent = useEffectEvent((price: PriceEvent) => onPrice?.(price));
   const lastApplied = useRef(-1);
 
   useEffect(() => {
@@ -105,11 +105,11 @@ export function useItemStream(id: string, onPrice?: (price: PriceEvent) => void)
           if (event.type === 'snapshot') {
             lastApplied.current = event.id;
             if (event.data.current_price !== null) {
-              priceListener.current?.({ ...event.data, item_id: event.data.id, current_price: event.data.current_price, at: '' });
+              onPriceEvent({ ...event.data, item_id: event.data.id, current_price: event.data.current_price, at: '' });
             }
           } else if (event.id > lastApplied.current) {
             lastApplied.current = event.id;
-            if (event.type === 'price') priceListener.current?.(event.data);
+            if (event.type === 'price') onPriceEvent(event.data);
           }
           if (event.type === 'closed' || (event.type === 'snapshot' && event.data.status !== 'open')) {
             ended = true;

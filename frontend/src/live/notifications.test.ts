@@ -1,6 +1,6 @@
 import type { Notification } from '../api/types';
-import { timeLeft } from '../components/Countdown';
-import { backoff, describe as describeNotification } from './notifications';
+import { timeLeft } from '../time';
+import { backoff, describe as describeNotification } from './notify';
 
 const at = '2026-01-01T00:00:00Z';
 const item_id = 'lot';

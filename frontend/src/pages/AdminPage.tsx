@@ -7,10 +7,10 @@ import { Link } from 'react-router-dom';
 
 import * as endpoints from '../api/endpoints';
 import type { Item } from '../api/types';
-import { useAuth } from '../auth/AuthContext';
+import { useAuth } from '../auth/useAuth';
 import { Field } from '../components/Field';
 import { ProblemAlert } from '../components/ProblemAlert';
-import { useToast } from '../components/Toasts';
+import { useToast } from '../components/useToast';
 import { placeFieldErrors } from '../forms';
 import { formatMoney } from '../money';
 import { itemSchema, type ItemFormInput } from '../schemas';
@@ -59,7 +59,7 @@ function CreateItem() {
     }
   });
   return (
-    <form onSubmit={submit} noValidate aria-labelledby="create-title">
+    <form onSubmit={(event) => void submit(event)} noValidate aria-labelledby="create-title">
       <h2 id="create-title">List an item</h2>
       <Field label="Title" registration={register('title')} error={formState.errors.title?.message} />
       <div className="field">

@@ -3,21 +3,21 @@
 // bid form with its poison, and after close the outcome and every bid.
 import { zodResolver } from '@hookform/resolvers/zod';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { useEffect, useMemo, useRef, useState } from 'react';
-import { useForm } from 'react-hook-form';
+import { useMemo, useState } from 'react';
+import { useForm, useWatch } from 'react-hook-form';
 import { Link, useLocation, useParams } from 'react-router-dom';
 
 import { ApiError } from '../api/client';
 import * as endpoints from '../api/endpoints';
 import type { Item, OwnBid, RevealedBid } from '../api/types';
-import { useAuth } from '../auth/AuthContext';
+import { useAuth } from '../auth/useAuth';
 import { BudgetBar } from '../components/BudgetBar';
 import { Countdown } from '../components/Countdown';
 import { Field } from '../components/Field';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { afterAutoRaise, afterLosingLead, afterPrice, budgetOf, type Budget } from '../budget';
 import { useItemStream } from '../live/itemStream';
-import { useNotifications } from '../live/notifications';
+import { useNotifications } from '../live/useNotifications';
 import { placeFieldErrors } from '../forms';
 import { formatMoney, parseMoney, toMajorText } from '../money';
 import { bidSchema, type BidFormInput, type BidFormOutput } from '../schemas';
@@ -31,14 +31,14 @@ const STATE_TEXT: Record<string, string> = {
 };
 
 /** The slider's upper end: room for several raises above the amount. */
-export function budgetCeiling(amount: number, minIncrement: number): number {
+function budgetCeiling(amount: number, minIncrement: number): number {
   return Math.max(amount * 3, amount + 50 * minIncrement);
 }
 
 export function BidForm({ item, onPlaced }: { item: Item; onPlaced: (bid: OwnBid, item: Item) => void }) {
   const schema = useMemo(() => bidSchema(item), [item]);
   const [failure, setFailure] = useState<unknown>(null);
-  const { register, handleSubmit, watch, setValue, setError, formState } = useForm<BidFormInput, unknown, BidFormOutput>({
+  const { register, handleSubmit, control, setValue, setError, formState } = useForm<BidFormInput, unknown, BidFormOutput>({
     resolver: zodResolver(schema),
     defaultValues: {
       amount: toMajorText(item.minimum_next_bid, item.currency),
@@ -47,9 +47,7 @@ export function BidForm({ item, onPlaced }: { item: Item; onPlaced: (bid: OwnBid
       step: toMajorText(item.min_increment, item.currency),
     },
   });
-  const poisoned = watch('poisoned');
-  const amountText = watch('amount');
-  const budgetText = watch('budget');
+  const [poisoned, amountText, budgetText] = useWatch({ control, name: ['poisoned', 'amount', 'budget'] });
   const amount = Math.max(item.minimum_next_bid, parseMoney(amountText, item.currency) ?? 0);
   const sliderMax = budgetCeiling(amount, item.min_increment);
   const budgetMinor = parseMoney(budgetText, item.currency) ?? amount;
@@ -74,7 +72,7 @@ export function BidForm({ item, onPlaced }: { item: Item; onPlaced: (bid: OwnBid
   });
 
   return (
-    <form onSubmit={submit} noValidate aria-labelledby="bid-title" className="bid-form">
+    <form onSubmit={(event) => void submit(event)} noValidate aria-labelledby="bid-title" className="bid-form">
       <h2 id="bid-title">Place your one sealed bid</h2>
       <p className="hint">You can bid once; a bid cannot be changed. Nobody sees it before the auction closes.</p>
       <Field
@@ -216,17 +214,19 @@ export function AuctionRoom() {
     queryFn: () => endpoints.ownBid(id),
     enabled: status === 'authenticated',
   });
-  // The stream may know a newer price than a read that started earlier.
-  const latestPrice = useRef<number | null>(null);
-  latestPrice.current = item?.current_price ?? null;
-  useEffect(() => {
+  // Each new answer of the read replaces your bid, its bar brought up to the
+  // stream's price (which may be newer than the read). Adjusted while
+  // rendering, when the answer changes, rather than in an effect a frame later.
+  const [ownRead, setOwnRead] = useState<OwnBid | null | undefined>(undefined);
+  if (own.data !== ownRead) {
+    setOwnRead(own.data);
     if (own.data !== undefined) {
       setBid(own.data);
       const loaded = own.data ? budgetOf(own.data) : null;
-      const price = latestPrice.current;
+      const price = item?.current_price ?? null;
       setBudget(own.data && loaded && price !== null ? afterPrice(own.data, loaded, price) : loaded);
     }
-  }, [own.data]);
+  }
 
   useNotifications((notification) => {
     if (notification.data.item_id !== id || !bid) return;

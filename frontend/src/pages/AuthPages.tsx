@@ -6,7 +6,7 @@ import { Link, useLocation, useNavigate, useSearchParams } from 'react-router-do
 
 import { ApiError } from '../api/client';
 import * as endpoints from '../api/endpoints';
-import { useAuth } from '../auth/AuthContext';
+import { useAuth } from '../auth/useAuth';
 import { passwordHint, usePasswordPolicy } from '../auth/passwordPolicy';
 import { Field } from '../components/Field';
 import { ProblemAlert } from '../components/ProblemAlert';
@@ -55,7 +55,7 @@ export function RegisterPage() {
   return (
     <section aria-labelledby="register-title" className="narrow">
       <h1 id="register-title">Create an account</h1>
-      <form onSubmit={submit} noValidate>
+      <form onSubmit={(event) => void submit(event)} noValidate>
         <Field label="E-mail" type="email" autoComplete="email" registration={register('email')} error={formState.errors.email?.message} />
         <Field label="Display name (optional)" autoComplete="nickname" registration={register('display_name')} error={formState.errors.display_name?.message} />
         <Field label="Password" type="password" autoComplete="new-password" hint={passwordHint(policy)} registration={register('password')} error={formState.errors.password?.message} />
@@ -120,7 +120,7 @@ export function LoginPage() {
     try {
       await login(form.email, form.password);
       const back = (location.state as { from?: string } | null)?.from ?? '/';
-      navigate(back, { replace: true });
+      void navigate(back, { replace: true });
     } catch (error) {
       if (error instanceof ApiError && error.code === 'email_not_verified') setUnverified(form.email);
       setFailure(error);
@@ -129,7 +129,7 @@ export function LoginPage() {
   return (
     <section aria-labelledby="login-title" className="narrow">
       <h1 id="login-title">Log in</h1>
-      <form onSubmit={submit} noValidate>
+      <form onSubmit={(event) => void submit(event)} noValidate>
         <Field label="E-mail" type="email" autoComplete="username" registration={register('email')} error={formState.errors.email?.message} />
         <Field label="Password" type="password" autoComplete="current-password" registration={register('password')} error={formState.errors.password?.message} />
         <ProblemAlert error={failure} />
@@ -168,7 +168,7 @@ export function ForgotPasswordPage() {
       {sent ? (
         <p role="status">If that address has an account, a reset link is on its way. It works once, for an hour.</p>
       ) : (
-        <form onSubmit={submit} noValidate>
+        <form onSubmit={(event) => void submit(event)} noValidate>
           <Field label="E-mail" type="email" autoComplete="email" registration={register('email')} error={formState.errors.email?.message} />
           <ProblemAlert error={failure} />
           <button type="submit" disabled={formState.isSubmitting}>
@@ -205,7 +205,7 @@ export function ResetPasswordPage() {
           Your password is changed and every session ended. <Link to="/login">Log in</Link>
         </p>
       ) : (
-        <form onSubmit={submit} noValidate>
+        <form onSubmit={(event) => void submit(event)} noValidate>
           <Field label="New password" type="password" autoComplete="new-password" hint={passwordHint(policy)} registration={register('new_password')} error={formState.errors.new_password?.message} />
           <Field label="Repeat it" type="password" autoComplete="new-password" registration={register('confirm')} error={formState.errors.confirm?.message} />
           <ProblemAlert error={failure} />
@@ -244,7 +244,7 @@ export function ChangePasswordPage() {
     <section aria-labelledby="change-title" className="narrow">
       <h1 id="change-title">Change your password</h1>
       {done && <p role="status">Password changed; your other sessions were ended.</p>}
-      <form onSubmit={submit} noValidate>
+      <form onSubmit={(event) => void submit(event)} noValidate>
         <Field label="Current password" type="password" autoComplete="current-password" registration={register('current_password')} error={formState.errors.current_password?.message} />
         <Field label="New password" type="password" autoComplete="new-password" hint={passwordHint(policy)} registration={register('new_password')} error={formState.errors.new_password?.message} />
         <Field label="Repeat the new password" type="password" autoComplete="new-password" registration={register('confirm')} error={formState.errors.confirm?.message} />

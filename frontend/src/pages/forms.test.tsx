@@ -1,5 +1,5 @@
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
-import { render, screen } from '@testing-library/react';
+import { fireEvent, render, screen, waitFor } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { http, HttpResponse } from 'msw';
 import { setupServer } from 'msw/node';
@@ -155,6 +155,32 @@ describe('the bid form', () => {
     await userEvent.click(screen.getByRole('button', { name: 'Place bid' }));
     expect(await screen.findByText('The step must be at least the minimum increment')).toBeInTheDocument();
     expect(placed).not.toHaveBeenCalled();
+  });
+
+  it('sets the budget with the slider, and refuses one below the amount', async () => {
+    let body: unknown = null;
+    server.use(
+      http.post('*/api/v1/items/lot/bid', async ({ request }) => {
+        body = await request.json();
+        return HttpResponse.json({ bid: { id: 'b' }, item }, { status: 201 });
+      }),
+    );
+    const placed = vi.fn();
+    render(wrap(<BidForm item={item} onPlaced={placed} />));
+    await userEvent.click(screen.getByLabelText(/Poison/));
+    await userEvent.clear(screen.getByLabelText('Amount (USD)'));
+    await userEvent.type(screen.getByLabelText('Amount (USD)'), '300');
+    await userEvent.click(screen.getByRole('button', { name: 'Place bid' }));
+    expect(await screen.findByText('The budget must be at least the amount')).toBeInTheDocument();
+    expect(placed).not.toHaveBeenCalled();
+
+    fireEvent.change(screen.getByLabelText(/Budget/), { target: { value: '45000' } });
+    expect(screen.getByText('$450.00', { selector: 'output' })).toBeInTheDocument();
+    // The slider validates as it moves: the objection goes.
+    await waitFor(() => expect(screen.queryByText('The budget must be at least the amount')).not.toBeInTheDocument());
+    await userEvent.click(screen.getByRole('button', { name: 'Place bid' }));
+    await waitFor(() => expect(placed).toHaveBeenCalled());
+    expect(body).toEqual({ amount: 30_000, poison: { budget: 45_000, step: 500 } });
   });
 
   it('shows bid_too_low with the new minimum next to the amount', async () => {

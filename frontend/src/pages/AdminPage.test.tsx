@@ -1,0 +1,112 @@
+import { screen, waitFor, within } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
+import { http, HttpResponse } from 'msw';
+
+import type { Item } from '../api/types';
+import { admin, anItem, ann, mockApi, problem, renderApp, signedIn } from '../test/app';
+
+const server = mockApi(...signedIn(admin));
+
+/** Serves `items` as the open list; returns how often it was read. */
+function openItems(items: () => Item[]) {
+  const reads = { count: 0 };
+  server.use(
+    http.get('*/api/v1/items', () => {
+      reads.count += 1;
+      return HttpResponse.json({ items: items(), next_cursor: null, has_more: false });
+    }),
+  );
+  return reads;
+}
+
+describe('the admin page', () => {
+  it('is for admins only', async () => {
+    server.use(...signedIn(ann));
+    renderApp('/admin');
+    expect(await screen.findByRole('alert')).toHaveTextContent('This page is for admins.');
+    expect(screen.queryByRole('heading', { name: 'List an item' })).not.toBeInTheDocument();
+  });
+
+  it('lists an item in minor units, closing an hour ahead by default, then clears the form', async () => {
+    const reads = openItems(() => []);
+    let body: Record<string, unknown> = {};
+    server.use(
+      http.post('*/api/v1/items', async ({ request }) => {
+        body = (await request.json()) as Record<string, unknown>;
+        return HttpResponse.json(anItem({ id: 'new', title: String(body.title) }), { status: 201 });
+      }),
+    );
+    renderApp('/admin');
+    await userEvent.type(await screen.findByLabelText('Title'), '  Chair ');
+    await userEvent.type(screen.getByLabelText('Description'), 'Oak, four legs');
+    await userEvent.clear(screen.getByLabelText('Base price'));
+    await userEvent.type(screen.getByLabelText('Base price'), '15.50');
+    await userEvent.clear(screen.getByLabelText('Minimum increment'));
+    await userEvent.type(screen.getByLabelText('Minimum increment'), '0.50');
+    const readsBefore = reads.count;
+    await userEvent.click(screen.getByRole('button', { name: 'List item' }));
+
+    expect(await screen.findByText('Listed "Chair".')).toBeInTheDocument();
+    expect(body).toMatchObject({ title: 'Chair', description: 'Oak, four legs', currency: 'usd', base_price: 1550, min_increment: 50 });
+    const ahead = Date.parse(String(body.close_at)) - Date.now();
+    expect(ahead).toBeGreaterThan(58 * 60_000);
+    expect(ahead).toBeLessThanOrEqual(60 * 60_000);
+    expect(screen.getByLabelText('Title')).toHaveValue('');
+    expect(screen.getByLabelText('Base price')).toHaveValue('1.00');
+    await waitFor(() => expect(reads.count).toBeGreaterThan(readsBefore));
+  });
+
+  it('checks the form before sending, and puts the server’s objections on their fields', async () => {
+    openItems(() => []);
+    let posts = 0;
+    server.use(
+      http.post('*/api/v1/items', () => {
+        posts += 1;
+        return problem(422, 'validation_failed', { errors: [{ field: 'title', message: 'a lot with this title is open' }] });
+      }),
+    );
+    renderApp('/admin');
+    await userEvent.clear(await screen.findByLabelText('Currency'));
+    await userEvent.type(screen.getByLabelText('Currency'), 'dollars');
+    await userEvent.click(screen.getByRole('button', { name: 'List item' }));
+    expect(await screen.findByText('Enter a title')).toBeInTheDocument();
+    expect(screen.getByText('Use a three-letter currency code, like USD')).toBeInTheDocument();
+    expect(posts).toBe(0);
+
+    await userEvent.type(screen.getByLabelText('Title'), 'Chair');
+    await userEvent.clear(screen.getByLabelText('Currency'));
+    await userEvent.type(screen.getByLabelText('Currency'), 'EUR');
+    await userEvent.click(screen.getByRole('button', { name: 'List item' }));
+    expect(await screen.findByText('a lot with this title is open')).toBeInTheDocument();
+    expect(screen.getByLabelText('Title')).toHaveAttribute('aria-invalid', 'true');
+    expect(posts).toBe(1);
+
+    server.use(http.post('*/api/v1/items', () => problem(503, 'service_unavailable')));
+    await userEvent.click(screen.getByRole('button', { name: 'List item' }));
+    expect(await screen.findByText(/the server said service_unavailable/)).toBeInTheDocument();
+  });
+
+  it('cancels an open item nobody has bid on', async () => {
+    let cancelled = false;
+    const chair = anItem({ id: 'chair', title: 'Chair', bid_count: 0, current_price: null });
+    const lamp = anItem({ id: 'lamp', title: 'Lamp', bid_count: 2, current_price: 12_000 });
+    openItems(() => (cancelled ? [lamp] : [chair, lamp]));
+    server.use(
+      http.post('*/api/v1/items/chair/cancel', () => {
+        cancelled = true;
+        return HttpResponse.json({ ...chair, status: 'cancelled' });
+      }),
+    );
+    renderApp('/admin');
+    const list = await screen.findByRole('region', { name: 'Open items' });
+    const cancelChair = await within(list).findByRole('button', { name: 'Cancel Chair' });
+    expect(within(list).getByRole('button', { name: 'Cancel Lamp' })).toBeDisabled();
+    expect(within(list).getByText(/2 bids · \$120\.00/)).toBeInTheDocument();
+    expect(within(list).getByText('0 bids')).toBeInTheDocument();
+
+    await userEvent.click(cancelChair);
+    expect(await screen.findByText('Cancelled "Chair".')).toBeInTheDocument();
+    await waitFor(() => expect(within(list).queryByRole('button', { name: 'Cancel Chair' })).not.toBeInTheDocument());
+    expect(within(list).getByRole('link', { name: 'Lamp' })).toHaveAttribute('href', '/items/lamp');
+  });
+});

@@ -1,0 +1,83 @@
+import { screen, within } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
+import { http, HttpResponse } from 'msw';
+
+import type { Item } from '../api/types';
+import { anItem, anonymous, mockApi, problem, renderApp } from '../test/app';
+
+const server = mockApi(...anonymous);
+
+/** Answers GET /items from `pages[status][cursor ?? '']`, recording each query. */
+function listing(pages: Record<string, Record<string, { items: Item[]; next_cursor: string | null }>>) {
+  const asked: string[] = [];
+  server.use(
+    http.get('*/api/v1/items', ({ request }) => {
+      const url = new URL(request.url);
+      asked.push(url.search);
+      const page = pages[url.searchParams.get('status') ?? '']?.[url.searchParams.get('cursor') ?? ''];
+      if (!page) return problem(404, 'not_found');
+      return HttpResponse.json({ ...page, has_more: page.next_cursor !== null });
+    }),
+  );
+  return asked;
+}
+
+describe('the auctions page', () => {
+  it('lists open auctions with their price, and loads more by cursor', async () => {
+    const asked = listing({
+      open: {
+        '': {
+          items: [
+            anItem({ id: 'a', title: 'Lamp', current_price: null, base_price: 10_000, bid_count: 0 }),
+            anItem({ id: 'b', title: 'Chair', current_price: 12_000, bid_count: 1 }),
+          ],
+          next_cursor: 'page-2',
+        },
+        'page-2': { items: [anItem({ id: 'c', title: 'Desk', current_price: 30_000, bid_count: 3 })], next_cursor: null },
+      },
+    });
+    renderApp('/');
+    const lamp = (await screen.findByRole('link', { name: 'Lamp' })).closest('li')!;
+    expect(lamp).toHaveTextContent('Opens at $100.00');
+    expect(lamp).toHaveTextContent(/Closes in \d+ d \d+ h/);
+    expect(screen.getByRole('link', { name: 'Chair' })).toHaveAttribute('href', '/items/b');
+    expect(screen.getByRole('link', { name: 'Chair' }).closest('li')).toHaveTextContent('$120.00 · 1 bid');
+    expect(screen.getByRole('button', { name: 'Open' })).toHaveAttribute('aria-pressed', 'true');
+
+    await userEvent.click(screen.getByRole('button', { name: 'Load more' }));
+    expect((await screen.findByRole('link', { name: 'Desk' })).closest('li')).toHaveTextContent('$300.00 · 3 bids');
+    expect(screen.getAllByRole('listitem')).toHaveLength(3);
+    expect(screen.queryByRole('button', { name: 'Load more' })).not.toBeInTheDocument();
+    expect(asked).toEqual(['?limit=20&status=open', '?limit=20&status=open&cursor=page-2']);
+  });
+
+  it('shows how closed auctions ended, and says when there are none', async () => {
+    listing({
+      open: { '': { items: [], next_cursor: null } },
+      closed: {
+        '': {
+          items: [
+            anItem({ id: 'a', title: 'Sold lamp', status: 'closed', final_price: 13_000, winner_id: 'someone' }),
+            anItem({ id: 'b', title: 'Unsold chair', status: 'closed', current_price: null, final_price: null, winner_id: null }),
+            anItem({ id: 'c', title: 'Withdrawn desk', status: 'cancelled', current_price: null }),
+          ],
+          next_cursor: null,
+        },
+      },
+    });
+    renderApp('/');
+    expect(await screen.findByText('No open auctions.')).toBeInTheDocument();
+    await userEvent.click(screen.getByRole('button', { name: 'Closed' }));
+    const cards = await screen.findAllByRole('listitem');
+    expect(screen.getByRole('button', { name: 'Closed' })).toHaveAttribute('aria-pressed', 'true');
+    expect(within(cards[0]!).getByText('Sold for $130.00')).toBeInTheDocument();
+    expect(within(cards[1]!).getByText('Closed without bids')).toBeInTheDocument();
+    expect(within(cards[2]!).getByText('Cancelled')).toBeInTheDocument();
+  });
+
+  it('shows a failed listing as a problem', async () => {
+    server.use(http.get('*/api/v1/items', () => problem(503, 'service_unavailable')));
+    renderApp('/');
+    expect(await screen.findByRole('alert')).toHaveTextContent('Problem: the server said service_unavailable');
+  });
+});
