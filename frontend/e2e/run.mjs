@@ -59,9 +59,14 @@ function environment() {
 /** Starts `serve` and resolves with the port it announces it listens on. */
 function serve(env) {
   return new Promise((ok, fail) => {
+    const late = setTimeout(() => fail(new Error('the server did not announce its port within 15 s')), 15_000);
+    const settle = (outcome) => {
+      clearTimeout(late);
+      outcome();
+    };
     server = spawn(BIN, ['serve'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-    server.once('error', fail);
-    server.once('exit', (code) => fail(new Error(`the server exited (${code}) before it listened`)));
+    server.once('error', (error) => settle(() => fail(error)));
+    server.once('exit', (code) => settle(() => fail(new Error(`the server exited (${code}) before it listened`))));
     let pending = '';
     server.stdout.on('data', (chunk) => {
       process.stdout.write(chunk);
@@ -69,11 +74,15 @@ function serve(env) {
       const lines = pending.split('\n');
       pending = lines.pop();
       for (const line of lines) {
+        let entry;
         try {
-          const { port } = JSON.parse(line);
-          if (port) ok(port);
+          entry = JSON.parse(line);
         } catch {
-          // not a JSON line
+          continue; // not a JSON line
+        }
+        // The one line `serve` writes once bound: "listening: open http://…".
+        if (typeof entry.message === 'string' && entry.message.startsWith('listening') && entry.port) {
+          settle(() => ok(entry.port));
         }
       }
     });

@@ -1,14 +1,28 @@
 // The password rules the server checks, asked once per page load.
 import { useQuery } from '@tanstack/react-query';
+import { useMemo } from 'react';
+import { z } from 'zod';
 
 import * as endpoints from '../api/endpoints';
 import type { PasswordPolicy } from '../api/types';
 import { DEFAULT_PASSWORD_POLICY } from '../schemas';
 
-/** The server's password policy; its usual one until it has answered. */
+/** What a policy answer must look like to be believed. */
+const policySchema = z.object({
+  password_min_length: z.number().int().positive(),
+  password_max_length: z.number().int().positive(),
+});
+
+/**
+ * The server's password policy; its usual one until it has answered, or if
+ * the answer is not a policy (a proxy's error page, say).
+ */
 export function usePasswordPolicy(): PasswordPolicy {
   const { data } = useQuery({ queryKey: ['password-policy'], queryFn: endpoints.passwordPolicy, staleTime: Infinity });
-  return data ?? DEFAULT_PASSWORD_POLICY;
+  return useMemo(() => {
+    const parsed = policySchema.safeParse(data);
+    return parsed.success ? parsed.data : DEFAULT_PASSWORD_POLICY;
+  }, [data]);
 }
 
 /** The hint under a new-password field. */

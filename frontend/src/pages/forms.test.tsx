@@ -50,6 +50,15 @@ describe('the register form', () => {
     expect(sent).toBe(0);
   });
 
+  it('keeps the usual rules when the policy answer is not a policy', async () => {
+    server.use(http.get('*/api/v1/auth/policy', () => HttpResponse.text('<html>bad gateway</html>')));
+    render(wrap(<RegisterPage />));
+    await userEvent.type(screen.getByLabelText('E-mail'), 'ann@example.com');
+    await userEvent.type(screen.getByLabelText('Password'), 'short');
+    await userEvent.click(screen.getByRole('button', { name: 'Register' }));
+    expect(await screen.findByText('Use at least 15 characters')).toBeInTheDocument();
+  });
+
   it('asks the server how long a password must be', async () => {
     server.use(http.get('*/api/v1/auth/policy', () => HttpResponse.json({ password_min_length: 20, password_max_length: 128 })));
     render(wrap(<RegisterPage />));
