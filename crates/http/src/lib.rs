@@ -11,7 +11,9 @@ use actix_web::middleware::{Condition, DefaultHeaders};
 use actix_web::{HttpResponse, web};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::at;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::routes::RoutedMethods;
 
 pub mod cursor;
 pub mod errors;
@@ -29,6 +31,9 @@ pub use middleware::{RateLimits, RootSpan};
 pub use ops::{MetricsSource, Probe, Probes};
 pub use state::AppState;
 
+/// The API's base path; `/api` serves the same, as the latest version.
+pub const API_BASE: &str = "/api/v1";
+
 /// Mounts every route: the API under `/api/v1` and its `/api` alias, the
 /// OpenAPI document and viewer, the live streams, the operational endpoints,
 /// and the web app's files.
@@ -38,27 +43,24 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         ops::prometheus();
         let web_dir = state.web_dir.clone();
         let document = openapi::document(state.auth.policy().passwords.min_chars());
+        let routed = RoutedMethods::of(&document);
         cfg.app_data(web::Data::new(state))
             .app_data(web::PayloadConfig::new(extract::BODY_LIMIT))
-            .service(at("/health", web::get().to(ops::health)))
-            .service(at("/ready", web::get().to(ops::ready)))
-            .service(at("/metrics", web::get().to(ops::metrics)))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", document))
-            .service(at(
-                "/docs",
-                web::get().to(|| async {
-                    HttpResponse::PermanentRedirect()
-                        .insert_header(("Location", "/docs/"))
-                        .finish()
-                }),
-            ))
-            .service(at(
-                "/events/{id}",
-                web::get().to(routes::live::root_item_events),
-            ))
-            .service(at("/ws", web::get().to(routes::live::websocket)))
-            .service(web::scope("/api/v1").configure(routes::api))
-            .service(web::scope("/api").configure(routes::api));
+            .service(web::resource("/docs").get(|| async {
+                HttpResponse::PermanentRedirect()
+                    .insert_header(("Location", "/docs/"))
+                    .finish()
+            }));
+        routes::root(&mut ServiceConfig::new(cfg));
+        for base in [API_BASE, "/api"] {
+            let routed = routed.clone();
+            cfg.service(web::scope(base).configure(|scope| {
+                routes::api(&mut ServiceConfig::new(scope));
+                scope.service(routed.refusal());
+            }));
+        }
+        cfg.service(routed.refusal());
         // Last, so that everything above wins: the web app's files, and its
         // index.html for every other path (client-side routes).
         if let Some(dir) = web_dir {

@@ -281,9 +281,12 @@ pub async fn record_metrics(
     let method = method_label(request.method()).to_owned();
     // Never an error: `render_problems`, inside, turns errors into responses.
     let response = next.call(request).await?;
+    // The refusal's catch-all pattern is what actix reports for any path
+    // no route took (it matches every path, guards aside).
     let route = response
         .request()
         .match_pattern()
+        .filter(|pattern| !pattern.ends_with(crate::routes::ANY_PATH))
         .unwrap_or_else(|| "unmatched".to_owned());
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];

@@ -8,9 +8,12 @@ use pp_domain::auth::PasswordPolicy;
 use pp_domain::item::{Description, Title};
 use pp_domain::{DisplayName, Email, Money};
 
-use crate::{ops, problem, routes};
+use utoipa_actix_web::OpenApiFactory;
 
-/// The whole API.
+use crate::{problem, routes};
+
+/// The document's frame: its description, tags and the schemas no handler
+/// names. Its paths come from the route table ([`routed`]).
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
@@ -20,46 +23,12 @@ use crate::{ops, problem, routes};
                        latest and adds `X-API-Version-Defaulted: true`.",
         version = "1"
     ),
-    paths(
-        routes::auth::policy,
-        routes::auth::register,
-        routes::auth::verify_email,
-        routes::auth::resend_verification,
-        routes::auth::login,
-        routes::auth::refresh,
-        routes::auth::logout,
-        routes::auth::logout_all,
-        routes::auth::forgot_password,
-        routes::auth::reset_password,
-        routes::auth::change_password,
-        routes::users::me,
-        routes::users::update_me,
-        routes::users::list_users,
-        routes::users::get_user,
-        routes::users::update_user,
-        routes::items::create_item,
-        routes::items::list_items,
-        routes::items::get_item,
-        routes::items::cancel_item,
-        routes::items::place_bid,
-        routes::items::own_bid,
-        routes::items::revealed_bids,
-        routes::items::my_bids,
-        routes::live::item_events,
-        routes::live::root_item_events,
-        routes::live::ws_ticket,
-        routes::live::websocket,
-        ops::health,
-        ops::ready,
-        ops::metrics,
-    ),
     components(schemas(
         problem::ProblemBody,
         problem::ProblemField,
         routes::live::ClosedBody,
         routes::live::NotificationBody,
     )),
-    modifiers(&BearerAuth, &DocumentPaths, &EveryAnswer, &EventStreams),
     tags(
         (name = "auth", description = "Registration, login, sessions and passwords"),
         (name = "users", description = "Your account; accounts for admins"),
@@ -75,7 +44,7 @@ pub struct ApiDoc;
 /// passwords are at least `password_min_chars` long (`PASSWORD_MIN_LENGTH`).
 #[must_use]
 pub fn document(password_min_chars: usize) -> utoipa::openapi::OpenApi {
-    let mut document = ApiDoc::openapi();
+    let mut document = without_field_rules();
     let missed = FieldRules { password_min_chars }.apply(&mut document);
     if !missed.is_empty() {
         // A renamed request type or field; the unit tests catch it first.
@@ -85,6 +54,46 @@ pub fn document(password_min_chars: usize) -> utoipa::openapi::OpenApi {
         );
     }
     document
+}
+
+/// The frame, the routed operations and what completes them.
+fn without_field_rules() -> utoipa::openapi::OpenApi {
+    let mut document = ApiDoc::openapi();
+    let (paths, schemas) = routed();
+    document.paths.merge(paths);
+    document
+        .components
+        .get_or_insert_with(Default::default)
+        .schemas
+        .extend(schemas);
+    // After the paths: these complete every operation.
+    let modifiers: [&dyn Modify; 4] = [&BearerAuth, &DocumentPaths, &EveryAnswer, &EventStreams];
+    for modifier in modifiers {
+        modifier.modify(&mut document);
+    }
+    document
+}
+
+/// Every routed operation and the schemas they name, read from the route
+/// table: the scopes are configured here only to collect their entries,
+/// never served.
+fn routed() -> (
+    utoipa::openapi::path::Paths,
+    Vec<(
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+    )>,
+) {
+    let mut paths = utoipa::openapi::path::Paths::new();
+    let mut schemas = Vec::new();
+    for scope in [
+        utoipa_actix_web::scope("").configure(routes::root),
+        utoipa_actix_web::scope(crate::API_BASE).configure(routes::api),
+    ] {
+        paths.merge(scope.paths());
+        scope.schemas(&mut schemas);
+    }
+    (paths, schemas)
 }
 
 /// What `str::trim` removes (Unicode's White_Space), as a regex class body.
@@ -504,7 +513,7 @@ mod tests {
 
     #[test]
     fn every_field_rule_finds_its_field() {
-        let mut document = ApiDoc::openapi();
+        let mut document = without_field_rules();
         let missed = FieldRules {
             password_min_chars: 15,
         }

@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use async_trait::async_trait;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
@@ -76,17 +76,19 @@ pub(crate) struct Readiness {
 }
 
 /// Whether the process runs.
-#[utoipa::path(get, path = "/health", tag = "operations",
+#[utoipa::path(tag = "operations",
     responses((status = 200, description = "The process runs", body = Status)))]
+#[get("/health")]
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(Status { status: "ok" })
 }
 
 /// Whether the instance can serve: 200 while every required dependency
 /// answers (`degraded` when an optional one does not), else 503.
-#[utoipa::path(get, path = "/ready", tag = "operations", responses(
+#[utoipa::path(tag = "operations", responses(
     (status = 200, description = "`ready`, or `degraded` while Redis is down (the service works without it)", body = Readiness),
     (status = 503, description = "`unavailable`: the database does not answer", body = Readiness)))]
+#[get("/ready")]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let checks = futures_util::future::join_all(state.probes.0.iter().map(|probe| async move {
         let up = actix_web::rt::time::timeout(PROBE_TIMEOUT, probe.check())
@@ -129,7 +131,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Fails only if another recorder is installed already, which this
         // process never does.
-        let _ = metrics::set_global_recorder(recorder);
+        let _ = ::metrics::set_global_recorder(recorder);
         handle
     })
 }
@@ -146,8 +148,9 @@ pub async fn metrics_upkeep() {
 }
 
 /// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+#[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     for source in &state.metrics_sources {
         source.record();

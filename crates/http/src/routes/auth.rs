@@ -2,7 +2,8 @@
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::middleware::from_fn;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use pp_domain::auth::Password;
 use pp_domain::auth::TokenPair;
 use pp_domain::auth::service::Registration;
@@ -11,6 +12,7 @@ use utoipa::ToSchema;
 
 use super::users::UserBody;
 use crate::extract::{Authenticated, Context, Json};
+use crate::middleware::{auth_limit, require_user};
 use crate::problem::{ApiError, ProblemBody};
 use crate::state::AppState;
 
@@ -149,8 +151,9 @@ pub struct PasswordPolicyBody {
 }
 
 /// The password rules new passwords are checked against.
-#[utoipa::path(get, path = "/api/v1/auth/policy", tag = "auth",
+#[utoipa::path(tag = "auth",
     responses((status = 200, body = PasswordPolicyBody)))]
+#[get("/auth/policy")]
 pub async fn policy(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(PasswordPolicyBody {
         password_min_length: state.auth.policy().passwords.min_chars(),
@@ -159,12 +162,13 @@ pub async fn policy(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Creates an account and mails a verification link.
-#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
+#[utoipa::path(tag = "auth", request_body = RegisterRequest,
     responses(
         (status = 201, description = "The account", body = UserBody),
         (status = 409, description = "`email_taken`", body = ProblemBody),
         (status = 422, description = "`validation_failed`", body = ProblemBody),
         (status = 429, description = "`rate_limited`", body = ProblemBody)))]
+#[post("/auth/register", wrap = "from_fn(auth_limit)")]
 pub async fn register(
     state: web::Data<AppState>,
     Json(body): Json<RegisterRequest>,
@@ -179,10 +183,11 @@ pub async fn register(
 }
 
 /// Proves an address with the token from its verification e-mail.
-#[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", request_body = TokenRequest,
+#[utoipa::path(tag = "auth", request_body = TokenRequest,
     responses(
         (status = 200, description = "The verified account", body = UserBody),
         (status = 400, description = "`invalid_token`: unknown, used or expired", body = ProblemBody)))]
+#[post("/auth/verify-email")]
 pub async fn verify_email(
     state: web::Data<AppState>,
     Json(body): Json<TokenRequest>,
@@ -224,8 +229,9 @@ pub const MAIL_FLOWS_AT_ONCE: usize = 64;
 
 /// Sends a new verification link if the address has an unverified account
 /// (at most `MAILS_PER_ACCOUNT_PER_HOUR` links per account).
-#[utoipa::path(post, path = "/api/v1/auth/resend-verification", tag = "auth", request_body = EmailRequest,
+#[utoipa::path(tag = "auth", request_body = EmailRequest,
     responses((status = 202, description = "Always, whether or not the address exists", body = Accepted)))]
+#[post("/auth/resend-verification", wrap = "from_fn(auth_limit)")]
 pub async fn resend_verification(
     state: web::Data<AppState>,
     Json(body): Json<EmailRequest>,
@@ -238,13 +244,14 @@ pub async fn resend_verification(
 }
 
 /// Logs in.
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+#[utoipa::path(tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, description = "Tokens; the refresh token is also set as a cookie", body = TokenResponse),
         (status = 401, description = "`invalid_credentials` (unknown address or wrong password alike)", body = ProblemBody),
         (status = 403, description = "`email_not_verified` or `account_disabled`", body = ProblemBody),
         (status = 423, description = "`account_locked`, with `Retry-After`", body = ProblemBody),
         (status = 429, description = "`rate_limited`", body = ProblemBody)))]
+#[post("/auth/login", wrap = "from_fn(auth_limit)")]
 pub async fn login(
     state: web::Data<AppState>,
     Context(context): Context,
@@ -256,10 +263,11 @@ pub async fn login(
 }
 
 /// Rotates a refresh token into a new pair. A token used twice ends its session.
-#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body(content = RefreshRequest, description = "Optional when the `refresh_token` cookie is sent"),
+#[utoipa::path(tag = "auth", request_body(content = RefreshRequest, description = "Optional when the `refresh_token` cookie is sent"),
     responses(
         (status = 200, description = "New tokens", body = TokenResponse),
         (status = 401, description = "`invalid_token`, or `token_reused` (the whole session was revoked)", body = ProblemBody)))]
+#[post("/auth/refresh")]
 pub async fn refresh(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -293,8 +301,9 @@ fn logged_out() -> HttpResponse {
 }
 
 /// Ends this session: the access token and its refresh tokens stop working.
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(tag = "auth", security(("bearer" = [])),
     responses((status = 204, description = "Logged out"), (status = 401, description = "`unauthorized` / `invalid_token`", body = ProblemBody)))]
+#[post("/auth/logout", wrap = "from_fn(require_user)")]
 pub async fn logout(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
@@ -304,8 +313,9 @@ pub async fn logout(
 }
 
 /// Ends every session of the account.
-#[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(tag = "auth", security(("bearer" = [])),
     responses((status = 204, description = "Every session ended"), (status = 401, description = "`unauthorized` / `invalid_token`", body = ProblemBody)))]
+#[post("/auth/logout-all", wrap = "from_fn(require_user)")]
 pub async fn logout_all(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
@@ -317,8 +327,9 @@ pub async fn logout_all(
 
 /// Mails a single-use reset link (valid 1 h) if the address has an account
 /// (at most `MAILS_PER_ACCOUNT_PER_HOUR` links per account).
-#[utoipa::path(post, path = "/api/v1/auth/password/forgot", tag = "auth", request_body = EmailRequest,
+#[utoipa::path(tag = "auth", request_body = EmailRequest,
     responses((status = 202, description = "Always, whether or not the address exists", body = Accepted)))]
+#[post("/auth/password/forgot", wrap = "from_fn(auth_limit)")]
 pub async fn forgot_password(
     state: web::Data<AppState>,
     Json(body): Json<EmailRequest>,
@@ -331,11 +342,12 @@ pub async fn forgot_password(
 }
 
 /// Sets a new password with a reset link's token; every session ends.
-#[utoipa::path(post, path = "/api/v1/auth/password/reset", tag = "auth", request_body = ResetRequest,
+#[utoipa::path(tag = "auth", request_body = ResetRequest,
     responses(
         (status = 204, description = "Password set; every session revoked"),
         (status = 400, description = "`invalid_token`: used or expired", body = ProblemBody),
         (status = 422, description = "`validation_failed`", body = ProblemBody)))]
+#[post("/auth/password/reset")]
 pub async fn reset_password(
     state: web::Data<AppState>,
     Context(context): Context,
@@ -350,12 +362,13 @@ pub async fn reset_password(
 }
 
 /// Changes the password; other sessions end, this one gets new tokens.
-#[utoipa::path(post, path = "/api/v1/auth/password/change", tag = "auth", security(("bearer" = [])), request_body = ChangePasswordRequest,
+#[utoipa::path(tag = "auth", security(("bearer" = [])), request_body = ChangePasswordRequest,
     responses(
         (status = 200, description = "New tokens for this session", body = TokenResponse),
         (status = 403, description = "`invalid_credentials`: the current password is wrong (counts towards the lockout, as at login)", body = ProblemBody),
         (status = 422, description = "`validation_failed`", body = ProblemBody),
         (status = 423, description = "`account_locked`, with `Retry-After`", body = ProblemBody)))]
+#[post("/auth/password/change", wrap = "from_fn(require_user)")]
 pub async fn change_password(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,

@@ -1,7 +1,8 @@
 //! `/items/*` and `/me/bids`: listing and cancelling items, sealed bids,
 //! your own bids, and every bid once an item has closed.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::middleware::from_fn;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use pp_domain::item::ItemDraft;
 use pp_domain::ports::PlaceBidError;
@@ -15,7 +16,7 @@ use crate::errors::{bid_not_found, item_not_found};
 use crate::extract::{
     Admin, Authenticated, Json, PageParams, PageQuery, optional_whole_number, whole_number,
 };
-use crate::middleware::{LimitClass, enforce};
+use crate::middleware::{LimitClass, enforce, require_admin, require_user};
 use crate::problem::{ApiError, ProblemBody};
 use crate::state::AppState;
 
@@ -324,12 +325,13 @@ async fn limit_writes(request: &HttpRequest, user: pp_domain::UserId) -> Result<
 }
 
 /// Lists an item (admin).
-#[utoipa::path(post, path = "/api/v1/items", tag = "items", security(("bearer" = [])), request_body = CreateItemRequest,
+#[utoipa::path(tag = "items", security(("bearer" = [])), request_body = CreateItemRequest,
     responses(
         (status = 201, body = ItemBody),
         (status = 403, description = "`forbidden`", body = ProblemBody),
         (status = 422, description = "`validation_failed`", body = ProblemBody),
         (status = 429, description = "`rate_limited`", body = ProblemBody)))]
+#[post("/items", wrap = "from_fn(require_admin)")]
 pub async fn create_item(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -351,12 +353,13 @@ pub async fn create_item(
 }
 
 /// Items, newest first, optionally of one status.
-#[utoipa::path(get, path = "/api/v1/items", tag = "items",
+#[utoipa::path(tag = "items",
     params(StatusQuery, PageParams),
     responses(
         (status = 200, body = ItemPage),
         (status = 400, description = "`invalid_cursor`", body = ProblemBody),
         (status = 422, description = "`validation_failed` (an unknown status)", body = ProblemBody)))]
+#[get("/items")]
 pub async fn list_items(
     state: web::Data<AppState>,
     page: PageQuery,
@@ -389,9 +392,10 @@ pub async fn list_items(
 }
 
 /// One item as the public sees it.
-#[utoipa::path(get, path = "/api/v1/items/{id}", tag = "items",
+#[utoipa::path(tag = "items",
     params(("id" = Uuid, Path, description = "The item's id")),
     responses((status = 200, body = ItemBody), (status = 404, description = "`item_not_found`", body = ProblemBody)))]
+#[get("/items/{id}")]
 pub async fn get_item(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -405,13 +409,14 @@ pub async fn get_item(
 }
 
 /// Cancels an item nobody has bid on (admin).
-#[utoipa::path(post, path = "/api/v1/items/{id}/cancel", tag = "items", security(("bearer" = [])),
+#[utoipa::path(tag = "items", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The item's id")),
     responses(
         (status = 200, body = ItemBody),
         (status = 403, description = "`forbidden`", body = ProblemBody),
         (status = 404, description = "`item_not_found`", body = ProblemBody),
         (status = 409, description = "`item_has_bids` or `auction_closed`", body = ProblemBody)))]
+#[post("/items/{id}/cancel", wrap = "from_fn(require_admin)")]
 pub async fn cancel_item(
     state: web::Data<AppState>,
     _admin: Admin,
@@ -422,7 +427,7 @@ pub async fn cancel_item(
 }
 
 /// Places your one sealed bid on an item, optionally poisoned.
-#[utoipa::path(post, path = "/api/v1/items/{id}/bid", tag = "bids", security(("bearer" = [])), request_body = BidRequest,
+#[utoipa::path(tag = "bids", security(("bearer" = [])), request_body = BidRequest,
     params(("id" = Uuid, Path, description = "The item's id")),
     responses(
         (status = 201, body = BidPlaced),
@@ -431,6 +436,7 @@ pub async fn cancel_item(
         (status = 409, description = "`auction_closed`, `bid_already_placed`", body = ProblemBody),
         (status = 422, description = "`validation_failed`, `invalid_poison`, `bid_too_low` (with `minimum_next_bid`)", body = ProblemBody),
         (status = 429, description = "`rate_limited`", body = ProblemBody)))]
+#[post("/items/{id}/bid", wrap = "from_fn(require_user)")]
 pub async fn place_bid(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -451,9 +457,10 @@ pub async fn place_bid(
 }
 
 /// Your own bid on an item.
-#[utoipa::path(get, path = "/api/v1/items/{id}/bid", tag = "bids", security(("bearer" = [])),
+#[utoipa::path(tag = "bids", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The item's id")),
     responses((status = 200, body = OwnBidBody), (status = 404, description = "`bid_not_found` or `item_not_found`", body = ProblemBody)))]
+#[get("/items/{id}/bid", wrap = "from_fn(require_user)")]
 pub async fn own_bid(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
@@ -472,12 +479,13 @@ pub async fn own_bid(
 }
 
 /// Every bid of a closed item, in arrival order; sealed while it is open.
-#[utoipa::path(get, path = "/api/v1/items/{id}/bids", tag = "bids",
+#[utoipa::path(tag = "bids",
     params(("id" = Uuid, Path, description = "The item's id"), PageParams),
     responses(
         (status = 200, body = RevealedBidPage),
         (status = 403, description = "`bids_sealed` while the auction is open", body = ProblemBody),
         (status = 404, description = "`item_not_found`", body = ProblemBody)))]
+#[get("/items/{id}/bids")]
 pub async fn revealed_bids(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -502,9 +510,10 @@ pub async fn revealed_bids(
 }
 
 /// Your bids, newest first.
-#[utoipa::path(get, path = "/api/v1/me/bids", tag = "bids", security(("bearer" = [])),
+#[utoipa::path(tag = "bids", security(("bearer" = [])),
     params(PageParams),
     responses((status = 200, body = OwnBidPage), (status = 400, description = "`invalid_cursor`", body = ProblemBody)))]
+#[get("/me/bids", wrap = "from_fn(require_user)")]
 pub async fn my_bids(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,

@@ -13,7 +13,8 @@ use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, Responder, web};
+use actix_web::middleware::from_fn;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, Responder, get, post, web};
 use actix_web_lab::sse;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -28,7 +29,7 @@ use uuid::Uuid;
 use super::items::{ItemBody, item_id};
 use crate::errors::{invalid_ticket, item_not_found};
 use crate::extract::Authenticated;
-use crate::middleware::ClientIp;
+use crate::middleware::{ClientIp, require_user};
 use crate::problem::{ApiError, ProblemBody};
 use crate::state::AppState;
 use crate::streams::{SharedReads, StreamSlot};
@@ -259,7 +260,7 @@ impl Feed {
 }
 
 /// An item's live events (no auth).
-#[utoipa::path(get, path = "/api/v1/items/{id}/events", tag = "live",
+#[utoipa::path(tag = "live",
     params(("id" = Uuid, Path, description = "The item's id"),
         ("Last-Event-ID" = Option<String>, Header, description = "The last id received, to resume")),
     responses(
@@ -267,7 +268,17 @@ impl Feed {
         (status = 204, description = "Resuming after the `closed` event: nothing will follow"),
         (status = 404, description = "`item_not_found`", body = ProblemBody),
         (status = 429, description = "`too_many_streams`: this address holds `LIVE_STREAMS_PER_IP` streams open already", body = ProblemBody)))]
+#[get("/items/{id}/events")]
 pub async fn item_events(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    stream_item_events(request, state, path).await
+}
+
+/// The stream both paths serve.
+async fn stream_item_events(
     request: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -353,7 +364,7 @@ pub struct TicketBody {
 
 /// The same stream at `/events/{id}`, outside the API's base path (docs/spec/api.md,
 /// Live updates): a plain `EventSource` URL that needs no version.
-#[utoipa::path(get, path = "/events/{id}", tag = "live",
+#[utoipa::path(tag = "live",
     params(("id" = Uuid, Path, description = "The item's id"),
         ("Last-Event-ID" = Option<String>, Header, description = "The last id received, to resume")),
     responses(
@@ -361,17 +372,19 @@ pub struct TicketBody {
         (status = 204, description = "Resuming after the `closed` event: nothing will follow"),
         (status = 404, description = "`item_not_found`", body = ProblemBody),
         (status = 429, description = "`too_many_streams`: this address holds `LIVE_STREAMS_PER_IP` streams open already", body = ProblemBody)))]
+#[get("/events/{id}")]
 pub async fn root_item_events(
     request: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    item_events(request, state, path).await
+    stream_item_events(request, state, path).await
 }
 
 /// Trades your access token for a single-use, 30-second WebSocket ticket.
-#[utoipa::path(post, path = "/api/v1/ws-ticket", tag = "live", security(("bearer" = [])),
+#[utoipa::path(tag = "live", security(("bearer" = [])),
     responses((status = 201, body = TicketBody), (status = 401, description = "`unauthorized` / `invalid_token`", body = ProblemBody)))]
+#[post("/ws-ticket", wrap = "from_fn(require_user)")]
 pub async fn ws_ticket(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
@@ -474,13 +487,14 @@ pub struct Handshake {
 }
 
 /// Your notifications over a WebSocket; open it with a ticket.
-#[utoipa::path(get, path = "/ws", tag = "live",
+#[utoipa::path(tag = "live",
     params(Handshake, TicketQuery),
     responses(
         (status = 101, description = "Switching to the WebSocket; its text messages are `NotificationBody` JSON, `{type, data, at}`. Pinged every 30 s; closed with 1008 once the ticket's session ends (logout, password reset, deactivation, expiry)"),
         (status = 400, description = "`bad_request`: not a WebSocket upgrade (the ticket is not spent)", body = ProblemBody),
         (status = 401, description = "`invalid_ticket`: malformed, unknown, used or expired", body = ProblemBody),
         (status = 429, description = "`rate_limited` (the per-address limit), or `too_many_streams`: the account holds `SOCKETS_PER_USER` sockets open already", body = ProblemBody)))]
+#[get("/ws")]
 pub async fn websocket(
     request: HttpRequest,
     state: web::Data<AppState>,

@@ -1,100 +1,151 @@
-//! The API's handlers, mounted under `/api/v1` (and `/api`, the latest).
+//! The route table: the API's handlers, mounted under `/api/v1` (and
+//! `/api`, the latest), and those outside it.
+//!
+//! Each handler declares itself once, above its function: the method and
+//! path in actix-web's route attribute (with the middleware it needs:
+//! `require_user`, `require_admin`, `auth_limit`, so the token is judged
+//! before the body is read), the answers in `#[utoipa::path]`, which reads
+//! the method and path from the route attribute. [`api`] lists the
+//! handlers and [`root`] those outside the API's base path; mounting one
+//! registers its route and its OpenAPI entry together (utoipa-actix-web),
+//! and the OpenAPI document is collected from these two lists
+//! ([`crate::openapi::document`]).
 
-use actix_web::dev::HttpServiceFactory;
-use actix_web::middleware::from_fn;
-use actix_web::{FromRequest, Handler, Resource, Responder, Route, web};
+use std::rc::Rc;
 
-use crate::middleware::{auth_limit, require_admin, require_user};
+use actix_router::{ResourceDef, Url};
+use actix_web::dev::RequestHead;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, Resource, guard, web};
+use utoipa::openapi::path::PathItem;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::ops;
 
 pub mod auth;
 pub mod items;
 pub mod live;
 pub mod users;
 
-/// Mounts every API route on `cfg` (relative to the API's base path).
-/// Routes for signed-in callers are wrapped in [`user`] or [`admin`]: the
-/// token is judged before the body is read.
-pub fn api(cfg: &mut web::ServiceConfig) {
-    cfg.service(auth_limited("/auth/register", auth::register))
-        .service(auth_limited("/auth/login", auth::login))
-        .service(auth_limited("/auth/password/forgot", auth::forgot_password))
-        .service(auth_limited(
-            "/auth/resend-verification",
-            auth::resend_verification,
-        ))
-        .service(at("/auth/policy", web::get().to(auth::policy)))
-        .service(at("/auth/verify-email", web::post().to(auth::verify_email)))
-        .service(at("/auth/refresh", web::post().to(auth::refresh)))
-        .service(at("/auth/logout", user(web::post().to(auth::logout))))
-        .service(at(
-            "/auth/logout-all",
-            user(web::post().to(auth::logout_all)),
-        ))
-        .service(at(
-            "/auth/password/reset",
-            web::post().to(auth::reset_password),
-        ))
-        .service(at(
-            "/auth/password/change",
-            user(web::post().to(auth::change_password)),
-        ))
-        .service(
-            web::resource("/users/me")
-                .route(user(web::get().to(users::me)))
-                .route(user(web::patch().to(users::update_me))),
-        )
-        .service(at("/users", admin(web::get().to(users::list_users))))
-        .service(
-            web::resource("/users/{id}")
-                .route(admin(web::get().to(users::get_user)))
-                .route(admin(web::patch().to(users::update_user))),
-        )
-        .service(
-            web::resource("/items")
-                .route(web::get().to(items::list_items))
-                .route(admin(web::post().to(items::create_item))),
-        )
-        .service(at("/items/{id}", web::get().to(items::get_item)))
-        .service(at(
-            "/items/{id}/cancel",
-            admin(web::post().to(items::cancel_item)),
-        ))
-        .service(
-            web::resource("/items/{id}/bid")
-                .route(user(web::get().to(items::own_bid)))
-                .route(user(web::post().to(items::place_bid))),
-        )
-        .service(at("/items/{id}/bids", web::get().to(items::revealed_bids)))
-        .service(at("/items/{id}/events", web::get().to(live::item_events)))
-        .service(at("/me/bids", user(web::get().to(items::my_bids))))
-        .service(at("/ws-ticket", user(web::post().to(live::ws_ticket))));
+/// Mounts every API handler on `cfg` (relative to the API's base path).
+pub fn api(cfg: &mut ServiceConfig) {
+    cfg.service(auth::policy)
+        .service(auth::register)
+        .service(auth::verify_email)
+        .service(auth::resend_verification)
+        .service(auth::login)
+        .service(auth::refresh)
+        .service(auth::logout)
+        .service(auth::logout_all)
+        .service(auth::forgot_password)
+        .service(auth::reset_password)
+        .service(auth::change_password)
+        .service(users::me)
+        .service(users::update_me)
+        .service(users::list_users)
+        .service(users::get_user)
+        .service(users::update_user)
+        .service(items::create_item)
+        .service(items::list_items)
+        .service(items::get_item)
+        .service(items::cancel_item)
+        .service(items::place_bid)
+        .service(items::own_bid)
+        .service(items::revealed_bids)
+        .service(items::my_bids)
+        .service(live::item_events)
+        .service(live::ws_ticket);
 }
 
-/// A resource of one route: another method on its path is a 405 with
-/// `Allow`, not a 404 (a route mounted straight on the config would move
-/// its method guard onto the path).
-pub(crate) fn at(path: &str, route: Route) -> Resource {
-    web::resource(path).route(route)
+/// Mounts the handlers outside the API's base path: operations, the live
+/// stream's short path and the WebSocket.
+pub fn root(cfg: &mut ServiceConfig) {
+    cfg.service(ops::health)
+        .service(ops::ready)
+        .service(ops::metrics)
+        .service(live::root_item_events)
+        .service(live::websocket);
 }
 
-/// A route for any signed-in account.
-fn user(route: Route) -> Route {
-    route.wrap(from_fn(require_user))
+/// The refusal's path pattern: any path (its guard picks the routed ones).
+pub(crate) const ANY_PATH: &str = "/{any_path:.*}";
+
+/// The methods each routed path answers, read from the OpenAPI document
+/// (which the route table fills): a request for a routed path with another
+/// method is told so, 405 with `Allow`, not 404. actix-web's route
+/// attributes put the method guard on the resource, so such a request
+/// finds no resource; [`RoutedMethods::refusal`] catches it after the rest.
+#[derive(Clone, Debug)]
+pub struct RoutedMethods(Rc<[(ResourceDef, String)]>);
+
+impl RoutedMethods {
+    /// The documented paths and their methods, and each API path's alias
+    /// under `/api`.
+    #[must_use]
+    pub fn of(document: &utoipa::openapi::OpenApi) -> Self {
+        let mut routed = Vec::new();
+        for (path, item) in &document.paths.paths {
+            let allow = allowed_methods(item).join(", ");
+            if let Some(rest) = path.strip_prefix(crate::API_BASE) {
+                routed.push((ResourceDef::new(format!("/api{rest}")), allow.clone()));
+            }
+            routed.push((ResourceDef::new(path.as_str()), allow));
+        }
+        Self(routed.into())
+    }
+
+    /// The `Allow` header for `path` (as the router sees it), if routed.
+    #[must_use]
+    pub fn allow(&self, path: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(routed, _)| routed.is_match(path))
+            .map(|(_, allow)| allow.as_str())
+    }
+
+    /// A resource for any path that takes only requests for routed paths,
+    /// to mount after every route of its scope: they reach it only when
+    /// their method is not among the path's.
+    #[must_use]
+    pub fn refusal(&self) -> Resource {
+        let (guarding, answering) = (self.clone(), self.clone());
+        web::resource(ANY_PATH)
+            .guard(guard::fn_guard(move |context| {
+                guarding.allow(&routed_path(context.head())).is_some()
+            }))
+            .to(move |request: HttpRequest| {
+                let allow = answering
+                    .allow(&routed_path(request.head()))
+                    .unwrap_or_default()
+                    .to_owned();
+                async move {
+                    HttpResponse::MethodNotAllowed()
+                        .insert_header((header::ALLOW, allow))
+                        .finish()
+                }
+            })
+    }
 }
 
-/// A route for admins only.
-fn admin(route: Route) -> Route {
-    route.wrap(from_fn(require_admin))
+/// The request's path as the router matches it (percent-decoded where
+/// that changes no meaning).
+fn routed_path(head: &RequestHead) -> String {
+    Url::new(head.uri.clone()).path().to_owned()
 }
 
-/// A POST resource under the auth rate limit (per client address).
-fn auth_limited<F, Args>(path: &str, handler: F) -> impl HttpServiceFactory + use<F, Args>
-where
-    F: Handler<Args>,
-    Args: FromRequest + 'static,
-    F::Output: Responder + 'static,
-{
-    web::resource(path)
-        .route(web::post().to(handler))
-        .wrap(from_fn(auth_limit))
+/// An operation's methods, upper case, in the order the document lists them.
+fn allowed_methods(item: &PathItem) -> Vec<&'static str> {
+    [
+        ("GET", item.get.is_some()),
+        ("PUT", item.put.is_some()),
+        ("POST", item.post.is_some()),
+        ("DELETE", item.delete.is_some()),
+        ("OPTIONS", item.options.is_some()),
+        ("HEAD", item.head.is_some()),
+        ("PATCH", item.patch.is_some()),
+        ("TRACE", item.trace.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(method, present)| present.then_some(method))
+    .collect()
 }

@@ -1,6 +1,7 @@
 //! `/users/*`: your own account, and accounts for admins.
 
-use actix_web::{HttpResponse, web};
+use actix_web::middleware::from_fn;
+use actix_web::{HttpResponse, get, patch, web};
 use chrono::{DateTime, Utc};
 use pp_domain::{DisplayName, Role, User, UserId};
 use serde::{Deserialize, Serialize};
@@ -9,6 +10,7 @@ use uuid::Uuid;
 
 use crate::errors::user_not_found;
 use crate::extract::{Admin, Authenticated, Context, Json, PageParams, PageQuery};
+use crate::middleware::{require_admin, require_user};
 use crate::problem::{ApiError, ProblemBody};
 use crate::state::AppState;
 
@@ -100,15 +102,17 @@ pub struct AdminUpdateRequest {
 }
 
 /// Your account.
-#[utoipa::path(get, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])),
+#[utoipa::path(tag = "users", security(("bearer" = [])),
     responses((status = 200, body = UserBody), (status = 401, description = "`unauthorized` / `invalid_token`", body = ProblemBody)))]
+#[get("/users/me", wrap = "from_fn(require_user)")]
 pub async fn me(Authenticated(principal): Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(UserBody::from(&principal.user))
 }
 
 /// Changes your display name; any other field is refused (422).
-#[utoipa::path(patch, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])), request_body = UpdateMeRequest,
+#[utoipa::path(tag = "users", security(("bearer" = [])), request_body = UpdateMeRequest,
     responses((status = 200, body = UserBody), (status = 422, description = "`validation_failed`, also for `role`, `email` etc.", body = ProblemBody)))]
+#[patch("/users/me", wrap = "from_fn(require_user)")]
 pub async fn update_me(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
@@ -121,12 +125,13 @@ pub async fn update_me(
 }
 
 /// Every account, newest first (admin).
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
+#[utoipa::path(tag = "users", security(("bearer" = [])),
     params(PageParams),
     responses(
         (status = 200, body = UserPage),
         (status = 400, description = "`invalid_cursor`", body = ProblemBody),
         (status = 403, description = "`forbidden`", body = ProblemBody)))]
+#[get("/users", wrap = "from_fn(require_admin)")]
 pub async fn list_users(
     state: web::Data<AppState>,
     _admin: Admin,
@@ -150,9 +155,10 @@ fn user_id(raw: &str) -> Result<UserId, ApiError> {
 }
 
 /// One account (admin).
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+#[utoipa::path(tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The account's id")),
     responses((status = 200, body = UserBody), (status = 403, description = "`forbidden`", body = ProblemBody), (status = 404, description = "`not_found`", body = ProblemBody)))]
+#[get("/users/{id}", wrap = "from_fn(require_admin)")]
 pub async fn get_user(
     state: web::Data<AppState>,
     _admin: Admin,
@@ -163,9 +169,10 @@ pub async fn get_user(
 }
 
 /// Changes an account's role or activation (admin); deactivating ends its sessions.
-#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])), request_body = AdminUpdateRequest,
+#[utoipa::path(tag = "users", security(("bearer" = [])), request_body = AdminUpdateRequest,
     params(("id" = Uuid, Path, description = "The account's id")),
     responses((status = 200, body = UserBody), (status = 403, description = "`forbidden`", body = ProblemBody), (status = 404, description = "`not_found`", body = ProblemBody), (status = 422, description = "`validation_failed`", body = ProblemBody)))]
+#[patch("/users/{id}", wrap = "from_fn(require_admin)")]
 pub async fn update_user(
     state: web::Data<AppState>,
     Admin(admin): Admin,

@@ -159,6 +159,30 @@ async fn unknown_routes_and_methods_are_problems_too() {
     problem(method, 405, "method_not_allowed").await;
 }
 
+#[tokio::test]
+async fn a_routed_path_asked_with_another_method_names_the_methods_it_takes() {
+    let app = TestApp::spawn().await;
+    let item = format!("/api/v1/items/{}", Uuid::new_v4());
+    for (method, path, allow) in [
+        (Method::DELETE, "/api/v1/users/me", "GET, PATCH"),
+        (Method::DELETE, "/api/users/me", "GET, PATCH"),
+        (Method::PUT, "/api/v1/%75sers/me", "GET, PATCH"),
+        (Method::POST, "/health", "GET"),
+        (Method::HEAD, "/metrics", "GET"),
+        (Method::GET, "/api/v1/auth/login", "POST"),
+        (Method::PATCH, item.as_str(), "GET"),
+        (Method::DELETE, "/events/some-item", "GET"),
+    ] {
+        let response = app.send(method.clone(), path, None, None).await;
+        assert_eq!(response.status().as_u16(), 405, "{method} {path}");
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
+    }
+    for path in ["/api/v1/users/me/more", "/api/nothing", "/nothing"] {
+        let response = app.send(Method::DELETE, path, None, None).await;
+        assert_eq!(response.status().as_u16(), 404, "{path}");
+    }
+}
+
 /// The methods an OpenAPI path item may name.
 const HTTP_METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
