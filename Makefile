@@ -37,11 +37,11 @@ e2e: web ## end to end: the real server on the embedded default, driven by Chrom
 	$(CARGO) build -p poison-pill
 	cd frontend && npm run e2e
 
-lint: ## formatting and clippy (warnings are errors), ESLint on the web app
+lint: ## formatting and clippy (warnings are errors), ESLint on the web app, its API types current
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 	scripts/web-tools.sh
-	cd frontend && npm run lint
+	cd frontend && npm run lint && npm run api-types:check
 
 fmt: ## format the code
 	$(CARGO) fmt --all

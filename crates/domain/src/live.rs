@@ -184,9 +184,10 @@ pub enum NotificationData {
 }
 
 impl NotificationData {
-    /// The message type as the API spells it.
-    #[must_use]
-    pub fn kind(&self) -> &'static str {
+    /// A short name, for tests to compare by (the API's spelling is the
+    /// HTTP layer's: `NotificationKind` in pp-http).
+    #[cfg(test)]
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             NotificationData::Outbid { .. } => "outbid",
             NotificationData::AutoRaised { .. } => "auto_raised",

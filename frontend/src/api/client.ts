@@ -5,6 +5,8 @@
 // problem+json.
 import axios, { AxiosError, type AxiosInstance, type InternalAxiosRequestConfig } from 'axios';
 
+import type { TokenResponse } from './types';
+
 export interface FieldProblem {
   field: string;
   message: string;
@@ -39,13 +41,6 @@ export class ApiError extends Error {
 }
 
 /** The server's token response. */
-export interface TokenResponse {
-  access_token: string;
-  token_type: 'bearer';
-  expires_in: number;
-  refresh_token: string;
-  refresh_expires_in: number;
-}
 
 type Listener = () => void;
 

@@ -1,12 +1,29 @@
 // One function per endpoint the app uses.
-import { api, accessToken, type TokenResponse } from './client';
-import type { BidPlaced, Item, ItemStatus, OwnBid, Page, PasswordPolicy, Poison, RevealedBid, User } from './types';
+import { api, accessToken } from './client';
+import type {
+  BidPlaced,
+  Item,
+  ItemPage,
+  ItemStatus,
+  LoginRequest,
+  NewItem,
+  OwnBid,
+  OwnBidPage,
+  PasswordPolicy,
+  Poison,
+  RegisterRequest,
+  RevealedBid,
+  RevealedBidPage,
+  Ticket,
+  TokenResponse,
+  User,
+} from './types';
 
 export async function passwordPolicy() {
   return (await api.get<PasswordPolicy>('/auth/policy')).data;
 }
 
-export async function register(body: { email: string; password: string; display_name?: string }) {
+export async function register(body: RegisterRequest) {
   return (await api.post<User>('/auth/register', body)).data;
 }
 
@@ -18,7 +35,7 @@ export async function resendVerification(email: string) {
   await api.post('/auth/resend-verification', { email });
 }
 
-export async function login(body: { email: string; password: string }) {
+export async function login(body: LoginRequest) {
   const tokens = (await api.post<TokenResponse>('/auth/login', body)).data;
   accessToken.set(tokens.access_token);
   return tokens;
@@ -55,21 +72,14 @@ export async function listItems(status: ItemStatus | undefined, cursor: string |
   const params: Record<string, string> = { limit: '20' };
   if (status) params.status = status;
   if (cursor) params.cursor = cursor;
-  return (await api.get<Page<Item>>('/items', { params })).data;
+  return (await api.get<ItemPage>('/items', { params })).data;
 }
 
 export async function getItem(id: string) {
   return (await api.get<Item>(`/items/${id}`)).data;
 }
 
-export async function createItem(body: {
-  title: string;
-  description: string;
-  base_price: number;
-  min_increment?: number;
-  currency?: string;
-  close_at: string;
-}) {
+export async function createItem(body: NewItem) {
   return (await api.post<Item>('/items', body)).data;
 }
 
@@ -93,7 +103,7 @@ export async function ownBid(id: string): Promise<OwnBid | null> {
 }
 
 export async function myBids(cursor: string | null) {
-  return (await api.get<Page<OwnBid>>('/me/bids', { params: cursor ? { cursor } : {} })).data;
+  return (await api.get<OwnBidPage>('/me/bids', { params: cursor ? { cursor } : {} })).data;
 }
 
 /** Every revealed bid of a closed item, in `seq` order. */
@@ -103,13 +113,13 @@ export async function revealedBids(id: string) {
   do {
     const params: Record<string, string> = { limit: '100' };
     if (cursor) params.cursor = cursor;
-    const page: Page<RevealedBid> = (await api.get<Page<RevealedBid>>(`/items/${id}/bids`, { params })).data;
+    const page: RevealedBidPage = (await api.get<RevealedBidPage>(`/items/${id}/bids`, { params })).data;
     all.push(...page.items);
-    cursor = page.next_cursor;
+    cursor = page.next_cursor ?? null;
   } while (cursor);
   return all;
 }
 
 export async function wsTicket() {
-  return (await api.post<{ ticket: string; expires_in: number }>('/ws-ticket')).data;
+  return (await api.post<Ticket>('/ws-ticket')).data;
 }

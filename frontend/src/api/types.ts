@@ -1,107 +1,38 @@
-// The API's shapes (docs/spec/api.md), as the server sends them. Money is an integer
+// The API's shapes under the names the app uses. They are generated from
+// the OpenAPI document (schema.d.ts, `npm run api-types`), so a change of
+// the server's contract shows up here as a type error. Money is an integer
 // of minor units, as on the server.
+import type { components } from './schema';
 
-export type Role = 'user' | 'admin';
+type Schemas = components['schemas'];
 
+export type Role = Schemas['RoleName'];
 /** What a new password must meet (GET /auth/policy). */
-export interface PasswordPolicy {
-  password_min_length: number;
-  password_max_length: number;
-}
+export type PasswordPolicy = Schemas['PasswordPolicyBody'];
+export type User = Schemas['UserBody'];
+export type TokenResponse = Schemas['TokenResponse'];
+export type Ticket = Schemas['TicketBody'];
 
-export interface User {
-  id: string;
-  email: string;
-  display_name: string;
-  role: Role;
-  email_verified: boolean;
-  created_at: string;
-}
+export type ItemStatus = Schemas['StatusName'];
+export type Item = Schemas['ItemBody'];
+export type ItemPage = Schemas['ItemPage'];
+export type NewItem = Schemas['CreateItemRequest'];
 
-export type ItemStatus = 'open' | 'closed' | 'cancelled';
+export type Poison = Schemas['PoisonBody'];
+export type BidState = Schemas['StateName'];
+export type OwnBid = Schemas['OwnBidBody'];
+export type OwnBidPage = Schemas['OwnBidPage'];
+export type RevealedBid = Schemas['RevealedBidBody'];
+export type RevealedBidPage = Schemas['RevealedBidPage'];
+export type BidPlaced = Schemas['BidPlaced'];
 
-export interface Item {
-  id: string;
-  title: string;
-  description: string;
-  currency: string;
-  base_price: number;
-  min_increment: number;
-  current_price: number | null;
-  minimum_next_bid: number;
-  bid_count: number;
-  close_at: string;
-  status: ItemStatus;
-  created_at: string;
-  final_price?: number | null;
-  winner_id?: string | null;
-}
+/** An SSE `price` event. */
+export type PriceEvent = Schemas['PriceBody'];
+/** An SSE `closed` event. */
+export type ClosedEvent = Schemas['ClosedBody'];
+export type NotificationType = Schemas['NotificationKind'];
+/** A message on the notifications socket. */
+export type Notification = Schemas['NotificationBody'];
 
-export interface Poison {
-  budget: number;
-  step: number;
-}
-
-export type BidState = 'leading' | 'outbid' | 'exhausted' | 'won' | 'lost';
-
-export interface OwnBid {
-  id: string;
-  item_id: string;
-  amount: number;
-  poison: Poison | null;
-  state: BidState;
-  effective: number;
-  remaining_budget: number;
-  created_at: string;
-}
-
-export interface RevealedBid {
-  seq: number;
-  bidder_id: string;
-  amount: number;
-  poison: Poison | null;
-  state: BidState;
-  effective: number;
-  created_at: string;
-}
-
-export interface Page<T> {
-  items: T[];
-  next_cursor: string | null;
-  has_more: boolean;
-}
-
-export interface BidPlaced {
-  bid: OwnBid;
-  item: Item;
-}
-
-export interface PriceEvent {
-  item_id: string;
-  current_price: number;
-  minimum_next_bid: number;
-  bid_count: number;
-  at: string;
-}
-
-export interface ClosedEvent {
-  item_id: string;
-  final_price: number | null;
-  has_winner: boolean;
-  status: 'closed' | 'cancelled';
-}
-
-export type NotificationType = 'outbid' | 'auto_raised' | 'exhausted' | 'won' | 'lost';
-
-export interface Notification {
-  type: NotificationType;
-  data: {
-    item_id: string;
-    current_price?: number;
-    minimum_next_bid?: number;
-    effective?: number;
-    remaining_budget?: number;
-    final_price?: number;
-  };
-  at: string;
-}
+export type RegisterRequest = Schemas['RegisterRequest'];
+export type LoginRequest = Schemas['LoginRequest'];

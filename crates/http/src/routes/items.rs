@@ -55,6 +55,7 @@ pub struct ItemBody {
     /// Minor units: the smallest raise over the current price.
     min_increment: i64,
     /// `null` until the first bid.
+    #[schema(required = true)]
     current_price: Option<i64>,
     /// The lowest acceptable next bid now.
     minimum_next_bid: i64,
@@ -155,6 +156,7 @@ pub struct OwnBidBody {
     id: Uuid,
     item_id: Uuid,
     amount: i64,
+    #[schema(required = true)]
     poison: Option<PoisonBody>,
     state: StateName,
     /// What the bid stands at: the price while leading or won, else its
@@ -187,6 +189,7 @@ pub struct RevealedBidBody {
     seq: u64,
     bidder_id: Uuid,
     amount: i64,
+    #[schema(required = true)]
     poison: Option<PoisonBody>,
     state: StateName,
     effective: i64,
@@ -211,6 +214,7 @@ impl From<&RevealedBid> for RevealedBidBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ItemPage {
     items: Vec<ItemBody>,
+    #[schema(required = true)]
     next_cursor: Option<String>,
     has_more: bool,
 }
@@ -219,6 +223,7 @@ pub struct ItemPage {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OwnBidPage {
     items: Vec<OwnBidBody>,
+    #[schema(required = true)]
     next_cursor: Option<String>,
     has_more: bool,
 }
@@ -227,6 +232,7 @@ pub struct OwnBidPage {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RevealedBidPage {
     items: Vec<RevealedBidBody>,
+    #[schema(required = true)]
     next_cursor: Option<String>,
     has_more: bool,
 }

@@ -64,10 +64,20 @@ impl From<&PriceEvent> for PriceBody {
 pub struct ClosedBody {
     item_id: Uuid,
     /// What the winner pays; `null` without a winner.
+    #[schema(required = true)]
     final_price: Option<i64>,
     has_winner: bool,
-    /// `closed`, or `cancelled` when an admin cancelled it.
-    status: &'static str,
+    status: ClosedStatus,
+}
+
+/// How bidding ended.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ClosedStatus {
+    /// At `close_at`.
+    Closed,
+    /// An admin cancelled the item.
+    Cancelled,
 }
 
 fn sse_event(event: &ItemEvent) -> sse::Event {
@@ -80,9 +90,9 @@ fn sse_event(event: &ItemEvent) -> sse::Event {
                 final_price: closed.final_price.map(Money::minor_units),
                 has_winner: closed.has_winner,
                 status: if closed.cancelled {
-                    "cancelled"
+                    ClosedStatus::Cancelled
                 } else {
-                    "closed"
+                    ClosedStatus::Closed
                 },
             }),
         ),
@@ -406,59 +416,103 @@ pub struct TicketQuery {
 /// A personal notification as sent on the socket.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NotificationBody {
-    /// `outbid`, `auto_raised`, `exhausted`, `won` or `lost`.
     #[serde(rename = "type")]
-    kind: &'static str,
-    /// `outbid`: `{item_id, current_price, minimum_next_bid}`; `auto_raised`:
-    /// `{item_id, effective, remaining_budget}`; `exhausted`: `{item_id,
-    /// effective, current_price, minimum_next_bid}`; `won` / `lost`:
-    /// `{item_id, final_price}`.
-    #[schema(value_type = Object)]
-    data: serde_json::Value,
+    kind: NotificationKind,
+    data: NotificationFields,
     at: DateTime<Utc>,
+}
+
+/// What a notification tells, and the figures its `data` carries besides
+/// `item_id`: `outbid`: `current_price`, `minimum_next_bid`; `auto_raised`:
+/// `effective`, `remaining_budget`; `exhausted`: `effective`,
+/// `current_price`, `minimum_next_bid`; `won` / `lost`: `final_price`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    /// Someone bid higher than you.
+    Outbid,
+    /// Your poisoned bid raised itself.
+    AutoRaised,
+    /// Your poisoned bid's budget ran out.
+    Exhausted,
+    /// The auction closed with you as the winner.
+    Won,
+    /// The auction closed with someone else as the winner.
+    Lost,
+}
+
+/// A notification's figures: the item, and those its `type` names.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationFields {
+    item_id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    current_price: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    minimum_next_bid: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    effective: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    remaining_budget: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    final_price: Option<i64>,
 }
 
 impl From<&Notification> for NotificationBody {
     fn from(notification: &Notification) -> Self {
-        use serde_json::json;
-        let item_id = notification.data.item().as_uuid();
-        let data = match notification.data {
+        let mut data = NotificationFields {
+            item_id: notification.data.item().as_uuid(),
+            current_price: None,
+            minimum_next_bid: None,
+            effective: None,
+            remaining_budget: None,
+            final_price: None,
+        };
+        let kind = match notification.data {
             NotificationData::Outbid {
                 current_price,
                 minimum_next_bid,
                 ..
-            } => json!({
-                "item_id": item_id,
-                "current_price": current_price.minor_units(),
-                "minimum_next_bid": minimum_next_bid,
-            }),
+            } => {
+                data.current_price = Some(current_price.minor_units());
+                data.minimum_next_bid = Some(minimum_next_bid);
+                NotificationKind::Outbid
+            }
             NotificationData::AutoRaised {
                 effective,
                 remaining_budget,
                 ..
-            } => json!({
-                "item_id": item_id,
-                "effective": effective.minor_units(),
-                "remaining_budget": remaining_budget,
-            }),
+            } => {
+                data.effective = Some(effective.minor_units());
+                data.remaining_budget = Some(remaining_budget);
+                NotificationKind::AutoRaised
+            }
             NotificationData::Exhausted {
                 effective,
                 current_price,
                 minimum_next_bid,
                 ..
-            } => json!({
-                "item_id": item_id,
-                "effective": effective.minor_units(),
-                "current_price": current_price.minor_units(),
-                "minimum_next_bid": minimum_next_bid,
-            }),
-            NotificationData::Won { final_price, .. }
-            | NotificationData::Lost { final_price, .. } => {
-                json!({"item_id": item_id, "final_price": final_price.minor_units()})
+            } => {
+                data.effective = Some(effective.minor_units());
+                data.current_price = Some(current_price.minor_units());
+                data.minimum_next_bid = Some(minimum_next_bid);
+                NotificationKind::Exhausted
+            }
+            NotificationData::Won { final_price, .. } => {
+                data.final_price = Some(final_price.minor_units());
+                NotificationKind::Won
+            }
+            NotificationData::Lost { final_price, .. } => {
+                data.final_price = Some(final_price.minor_units());
+                NotificationKind::Lost
             }
         };
         NotificationBody {
-            kind: notification.data.kind(),
+            kind,
             data,
             at: notification.at,
         }

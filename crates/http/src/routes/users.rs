@@ -78,6 +78,7 @@ pub struct UserPage {
     /// This page, newest first.
     items: Vec<UserBody>,
     /// Pass as `cursor` for the next page; `null` on the last.
+    #[schema(required = true)]
     next_cursor: Option<String>,
     /// Whether there is a next page.
     has_more: bool,
