@@ -31,8 +31,12 @@ pub use middleware::{RateLimits, RootSpan};
 pub use ops::{MetricsSource, Probe, Probes};
 pub use state::AppState;
 
-/// The API's base path; `/api` serves the same, as the latest version.
+/// The API's base path; [`API_ALIAS`] serves the same, as the latest version.
 pub const API_BASE: &str = "/api/v1";
+
+/// The unversioned base path: the latest version of the API, and the
+/// prefix of everything the API serves (the OpenAPI document included).
+pub const API_ALIAS: &str = "/api";
 
 /// Mounts every route: the API under `/api/v1` and its `/api` alias, the
 /// OpenAPI document and viewer, the live streams, the operational endpoints,
@@ -43,7 +47,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         ops::prometheus();
         let web_dir = state.web_dir.clone();
         let document = openapi::document(state.auth.policy().passwords.min_chars());
-        let routed = RoutedMethods::of(&document);
+        let routed = RoutedMethods::of_route_tables();
         cfg.app_data(web::Data::new(state))
             .app_data(web::PayloadConfig::new(extract::BODY_LIMIT))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", document))
@@ -52,15 +56,23 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .insert_header(("Location", "/docs/"))
                     .finish()
             }));
-        routes::root(&mut ServiceConfig::new(cfg));
-        for base in [API_BASE, "/api"] {
-            let routed = routed.clone();
-            cfg.service(web::scope(base).configure(|scope| {
-                routes::api(&mut ServiceConfig::new(scope));
-                scope.service(routed.refusal());
-            }));
+        for (base, table) in routes::TABLES {
+            if base.is_empty() {
+                table(&mut ServiceConfig::new(cfg));
+                routed.mount_refusals(base, cfg);
+                continue;
+            }
+            // The alias serves the same table; both carry the handlers'
+            // resource names, and `url_for` would name the one registered
+            // last, the alias: nothing here builds URLs by name.
+            for mounted_at in [base, API_ALIAS] {
+                let routed = routed.clone();
+                cfg.service(web::scope(mounted_at).configure(|scope| {
+                    table(&mut ServiceConfig::new(scope));
+                    routed.mount_refusals(base, scope);
+                }));
+            }
         }
-        cfg.service(routed.refusal());
         // Last, so that everything above wins: the web app's files, and its
         // index.html for every other path (client-side routes).
         if let Some(dir) = web_dir {

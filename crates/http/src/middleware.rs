@@ -173,7 +173,8 @@ fn routed_path(request: &actix_web::HttpRequest) -> &str {
 }
 
 fn is_api(path: &str) -> bool {
-    path == "/api" || path.starts_with("/api/")
+    path.strip_prefix(crate::API_ALIAS)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The live-events alias outside `/api`.
@@ -230,8 +231,8 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
 /// Whether `path` answers with credentials or the caller's own account:
 /// the auth endpoints, `/users/me` and `/ws-ticket`, under either base path.
 fn carries_credentials(path: &str) -> bool {
-    path.strip_prefix("/api/v1")
-        .or_else(|| path.strip_prefix("/api"))
+    path.strip_prefix(crate::API_BASE)
+        .or_else(|| path.strip_prefix(crate::API_ALIAS))
         .is_some_and(|rest| {
             rest.starts_with("/auth/") || rest == "/users/me" || rest == "/ws-ticket"
         })
@@ -281,12 +282,9 @@ pub async fn record_metrics(
     let method = method_label(request.method()).to_owned();
     // Never an error: `render_problems`, inside, turns errors into responses.
     let response = next.call(request).await?;
-    // The refusal's catch-all pattern is what actix reports for any path
-    // no route took (it matches every path, guards aside).
     let route = response
         .request()
         .match_pattern()
-        .filter(|pattern| !pattern.ends_with(crate::routes::ANY_PATH))
         .unwrap_or_else(|| "unmatched".to_owned());
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];

@@ -75,9 +75,9 @@ fn without_field_rules() -> utoipa::openapi::OpenApi {
 }
 
 /// Every routed operation and the schemas they name, read from the route
-/// table: the scopes are configured here only to collect their entries,
+/// tables: the scopes are configured here only to collect their entries,
 /// never served.
-fn routed() -> (
+pub(crate) fn routed() -> (
     utoipa::openapi::path::Paths,
     Vec<(
         String,
@@ -86,10 +86,8 @@ fn routed() -> (
 ) {
     let mut paths = utoipa::openapi::path::Paths::new();
     let mut schemas = Vec::new();
-    for scope in [
-        utoipa_actix_web::scope("").configure(routes::root),
-        utoipa_actix_web::scope(crate::API_BASE).configure(routes::api),
-    ] {
+    for (base, table) in routes::TABLES {
+        let scope = utoipa_actix_web::scope(base).configure(table);
         paths.merge(scope.paths());
         scope.schemas(&mut schemas);
     }

@@ -131,6 +131,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Fails only if another recorder is installed already, which this
         // process never does.
+        // `::metrics`: the crate, not the `metrics` handler of this module.
         let _ = ::metrics::set_global_recorder(recorder);
         handle
     })

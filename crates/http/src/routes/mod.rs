@@ -1,4 +1,4 @@
-//! The route table: the API's handlers, mounted under `/api/v1` (and
+//! The route tables: the API's handlers, mounted under `/api/v1` (and
 //! `/api`, the latest), and those outside it.
 //!
 //! Each handler declares itself once, above its function: the method and
@@ -9,14 +9,14 @@
 //! handlers and [`root`] those outside the API's base path; mounting one
 //! registers its route and its OpenAPI entry together (utoipa-actix-web),
 //! and the OpenAPI document is collected from these two lists
-//! ([`crate::openapi::document`]).
+//! ([`crate::openapi::document`]). A route attribute turns its function
+//! into a unit struct (the service), so code two routes share is a private
+//! function they both call.
 
 use std::rc::Rc;
 
-use actix_router::{ResourceDef, Url};
-use actix_web::dev::RequestHead;
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, Resource, guard, web};
+use actix_web::{HttpResponse, web};
 use utoipa::openapi::path::PathItem;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -67,70 +67,64 @@ pub fn root(cfg: &mut ServiceConfig) {
         .service(live::websocket);
 }
 
-/// The refusal's path pattern: any path (its guard picks the routed ones).
-pub(crate) const ANY_PATH: &str = "/{any_path:.*}";
+/// A list of handlers to mount ([`api`], [`root`]).
+pub(crate) type RouteTable = fn(&mut ServiceConfig);
 
-/// The methods each routed path answers, read from the OpenAPI document
-/// (which the route table fills): a request for a routed path with another
-/// method is told so, 405 with `Allow`, not 404. actix-web's route
-/// attributes put the method guard on the resource, so such a request
-/// finds no resource; [`RoutedMethods::refusal`] catches it after the rest.
+/// The route tables and where [`crate::configure`] and the OpenAPI
+/// document mount them: [`root`] at the root, [`api`] under the API's base
+/// path (and, served only, under [`crate::API_ALIAS`]).
+pub(crate) const TABLES: [(&str, RouteTable); 2] = [("", root), (crate::API_BASE, api)];
+
+/// The methods each routed path answers, read from the route table's
+/// OpenAPI paths: a request for a routed path with another method is told
+/// so, 405 with `Allow`, not 404. actix-web's route attributes put the
+/// method guard on the resource, so such a request finds no resource;
+/// [`RoutedMethods::mount_refusals`] adds, after a table's routes, one
+/// resource per path that takes what they leave.
 #[derive(Clone, Debug)]
-pub struct RoutedMethods(Rc<[(ResourceDef, String)]>);
+pub struct RoutedMethods(Rc<[(String, String)]>);
 
 impl RoutedMethods {
-    /// The documented paths and their methods, and each API path's alias
-    /// under `/api`.
+    /// Every routed path (as the OpenAPI document spells it, which is also
+    /// an actix-web pattern) and its methods.
     #[must_use]
-    pub fn of(document: &utoipa::openapi::OpenApi) -> Self {
-        let mut routed = Vec::new();
-        for (path, item) in &document.paths.paths {
-            let allow = allowed_methods(item).join(", ");
-            if let Some(rest) = path.strip_prefix(crate::API_BASE) {
-                routed.push((ResourceDef::new(format!("/api{rest}")), allow.clone()));
-            }
-            routed.push((ResourceDef::new(path.as_str()), allow));
-        }
+    pub fn of_route_tables() -> Self {
+        let paths = crate::openapi::routed().0;
+        let routed: Vec<_> = paths
+            .paths
+            .iter()
+            .map(|(path, item)| (path.clone(), allowed_methods(item).join(", ")))
+            .collect();
         Self(routed.into())
     }
 
-    /// The `Allow` header for `path` (as the router sees it), if routed.
-    #[must_use]
-    pub fn allow(&self, path: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(routed, _)| routed.is_match(path))
-            .map(|(_, allow)| allow.as_str())
-    }
-
-    /// A resource for any path that takes only requests for routed paths,
-    /// to mount after every route of its scope: they reach it only when
-    /// their method is not among the path's.
-    #[must_use]
-    pub fn refusal(&self) -> Resource {
-        let (guarding, answering) = (self.clone(), self.clone());
-        web::resource(ANY_PATH)
-            .guard(guard::fn_guard(move |context| {
-                guarding.allow(&routed_path(context.head())).is_some()
-            }))
-            .to(move |request: HttpRequest| {
-                let allow = answering
-                    .allow(&routed_path(request.head()))
-                    .unwrap_or_default()
-                    .to_owned();
+    /// Mounts on `cfg`, mounted at `base` (a [`TABLES`] base), a refusal
+    /// for each routed path under `base`: any method its routes left, 405
+    /// with the path's `Allow`. Matched by the same pattern as the routes,
+    /// so metrics and logs name the route.
+    pub fn mount_refusals(&self, base: &str, cfg: &mut web::ServiceConfig) {
+        for (path, allow) in self.0.iter() {
+            let relative = if base.is_empty() {
+                // The root table's paths: those outside every other base.
+                let elsewhere = TABLES
+                    .iter()
+                    .any(|(other, _)| !other.is_empty() && path.starts_with(other));
+                (!elsewhere).then_some(path.as_str())
+            } else {
+                path.strip_prefix(base)
+            };
+            let Some(relative) = relative else { continue };
+            let allow = allow.clone();
+            cfg.service(web::resource(relative).to(move || {
+                let allow = allow.clone();
                 async move {
                     HttpResponse::MethodNotAllowed()
                         .insert_header((header::ALLOW, allow))
                         .finish()
                 }
-            })
+            }));
+        }
     }
-}
-
-/// The request's path as the router matches it (percent-decoded where
-/// that changes no meaning).
-fn routed_path(head: &RequestHead) -> String {
-    Url::new(head.uri.clone()).path().to_owned()
 }
 
 /// An operation's methods, upper case, in the order the document lists them.

@@ -248,6 +248,24 @@ async fn the_sixth_login_in_a_minute_from_one_address_is_429() {
     problem(verify, 400, "invalid_token").await;
 }
 
+/// The auth limit guards what costs: a password hash, a mail, a guess at
+/// an account. A request with a method the endpoint does not take does
+/// none of that; it is told 405 and counts only towards the global limit.
+#[tokio::test]
+async fn a_wrong_method_on_an_auth_endpoint_spends_no_auth_allowance() {
+    let app = TestApp::spawn_with(Options::default().with("RATE_LIMIT_AUTH", "5/60s")).await;
+    for _ in 0..5 {
+        let response = app.get("/api/v1/auth/login").await;
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+    for _ in 0..5 {
+        let response = app.login("nobody@example.com", "whatever password").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let sixth = app.login("nobody@example.com", "whatever password").await;
+    problem(sixth, 429, "rate_limited").await;
+}
+
 /// A refused login when the global limit has just run out too: the
 /// `RateLimit-*` headers describe the auth limit that refused it, as its
 /// `Retry-After` does, not the global one.

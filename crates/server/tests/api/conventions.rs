@@ -181,6 +181,15 @@ async fn a_routed_path_asked_with_another_method_names_the_methods_it_takes() {
         let response = app.send(Method::DELETE, path, None, None).await;
         assert_eq!(response.status().as_u16(), 404, "{path}");
     }
+    // Counted under the route's own pattern, not as an unknown path.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for counted in [
+        r#"http_requests_total{method="DELETE",route="/api/v1/users/me",status="405"} 1"#,
+        r#"http_requests_total{method="DELETE",route="/api/users/me",status="405"} 1"#,
+        r#"http_requests_total{method="POST",route="/health",status="405"} 1"#,
+    ] {
+        assert!(metrics.contains(counted), "{counted} in {metrics}");
+    }
 }
 
 /// The methods an OpenAPI path item may name.
@@ -213,8 +222,11 @@ async fn the_served_openapi_document_is_the_reviewed_one_and_every_operation_is_
         .collect();
     // Every documented operation is routed: the router never answers
     // "no such route" or "no such method" to it (an unknown id is a 404 of
-    // the handler's own, with its own code).
+    // the handler's own, with its own code). Asked without a token, exactly
+    // those documented as needing one say so (the route's `require_user`
+    // or `require_admin` and its `security` agree).
     for (path, method) in &documented {
+        let secured = doc["paths"][path][method]["security"].is_array();
         let concrete = path.replace("{id}", &Uuid::new_v4().to_string());
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let response = app.send(method.clone(), &concrete, None, None).await;
@@ -231,6 +243,11 @@ async fn the_served_openapi_document_is_the_reviewed_one_and_every_operation_is_
         assert!(
             !matches!(code.as_str(), Some("not_found" | "method_not_allowed")),
             "{method} {concrete} is documented but not routed: {status} {code}"
+        );
+        assert_eq!(
+            secured,
+            code == "unauthorized",
+            "{method} {concrete}: documented secured {secured}, answered {status} {code}"
         );
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
