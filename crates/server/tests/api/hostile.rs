@@ -183,12 +183,13 @@ async fn a_stream_keeps_its_place_for_as_long_as_it_is_open() {
     assert_eq!(status, StatusCode::OK);
     // Past its first lease (three keep-alives): renewed, so still counted.
     tokio::time::sleep(Duration::from_millis(4_000)).await;
-    problem(
-        app.get(&format!("/events/{item}")).await,
-        429,
-        "too_many_streams",
-    )
-    .await;
+    refused_another_stream(&app, item).await;
+}
+
+/// The address has its share of streams open: another is refused.
+async fn refused_another_stream(app: &TestApp, item: impl std::fmt::Display) {
+    let refused = app.get(&format!("/events/{item}")).await;
+    problem(refused, 429, "too_many_streams").await;
 }
 
 #[tokio::test]
@@ -201,12 +202,7 @@ async fn streams_open_on_other_instances_count_towards_an_addresss_share() {
     assert_eq!(status, StatusCode::OK);
     let (status, _here) = SseStream::open(&app.url(&format!("/events/{item}")), None).await;
     assert_eq!(status, StatusCode::OK);
-    problem(
-        app.get(&format!("/events/{item}")).await,
-        429,
-        "too_many_streams",
-    )
-    .await;
+    refused_another_stream(&app, item).await;
 }
 
 #[tokio::test]

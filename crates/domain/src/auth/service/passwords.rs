@@ -128,16 +128,9 @@ impl AuthService {
             .user_by_id(owner)
             .await?
             .ok_or(OneTimeError::InvalidToken)?;
-        let mut errors = Collector::default();
-        let password = self.new_password(
-            "new_password",
-            new_password,
-            user.email.as_str(),
-            &user.display_name,
-            &mut errors,
-        );
-        let password = errors.finish(password)?;
-        let hash = self.ports.hasher.hash(&password).await?;
+        let hash = self
+            .replacement_hash::<OneTimeError>(new_password, &user)
+            .await?;
         // The link is spent with the replacement: of two resets at once,
         // with this link or another of the account's, one wins.
         self.ports
@@ -208,16 +201,9 @@ impl AuthService {
                 return Err(ChangePasswordError::Locked { retry_after });
             }
         }
-        let mut errors = Collector::default();
-        let password = self.new_password(
-            "new_password",
-            new_password,
-            user.email.as_str(),
-            &user.display_name,
-            &mut errors,
-        );
-        let password = errors.finish(password)?;
-        let hash = self.ports.hasher.hash(&password).await?;
+        let hash = self
+            .replacement_hash::<ChangePasswordError>(new_password, user)
+            .await?;
         // A reset link mailed before would undo the change: it dies too.
         self.ports
             .users
@@ -249,5 +235,27 @@ impl AuthService {
         )
         .await?;
         Ok(self.token_pair(user, principal.session, &token, now)?)
+    }
+
+    /// The hash of `new_password` as `user`'s next password, once it
+    /// passes every rule (a reset and a change judge it alike).
+    async fn replacement_hash<E>(
+        &self,
+        new_password: &Password,
+        user: &User,
+    ) -> Result<PasswordHash, E>
+    where
+        E: From<ValidationErrors> + From<StoreError>,
+    {
+        let mut errors = Collector::default();
+        let password = self.new_password(
+            "new_password",
+            new_password,
+            user.email.as_str(),
+            &user.display_name,
+            &mut errors,
+        );
+        let password = errors.finish(password)?;
+        Ok(self.ports.hasher.hash(&password).await?)
     }
 }
