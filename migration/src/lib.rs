@@ -19,6 +19,7 @@ mod m20261201_000008_add_bid_price_after;
 mod m20261201_000009_create_ws_tickets;
 mod m20261201_000010_bind_ws_tickets_to_sessions;
 mod m20261205_000011_add_close_retries;
+mod m20261205_000012_create_outbox;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_create_ws_tickets::Migration),
             Box::new(m20261201_000010_bind_ws_tickets_to_sessions::Migration),
             Box::new(m20261205_000011_add_close_retries::Migration),
+            Box::new(m20261205_000012_create_outbox::Migration),
         ]
     }
 }

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 use crate::auth::lockout::{FailedAttempt, LockoutPolicy};
+use crate::auth::ports::NewLink;
 use crate::auth::tokens::TokenDigest;
 use crate::bid::{Bid, BidCursor};
 use crate::email::Email;
@@ -125,6 +126,12 @@ pub enum SealBinding {
         /// The bid's arrival position.
         seq: u64,
     },
+    /// A stored e-mail (its recipient, and the secret link it may carry):
+    /// bound to its outbox row.
+    OutboxMail {
+        /// The row.
+        id: crate::outbox::OutboxId,
+    },
 }
 
 impl SealBinding {
@@ -147,6 +154,10 @@ impl SealBinding {
                 aad.extend_from_slice(b"poison-pill/price-after/v1");
                 aad.extend_from_slice(item.as_uuid().as_bytes());
                 aad.extend_from_slice(&seq.to_be_bytes());
+            }
+            SealBinding::OutboxMail { id } => {
+                aad.extend_from_slice(b"poison-pill/outbox-mail/v1");
+                aad.extend_from_slice(id.as_uuid().as_bytes());
             }
         }
         aad
@@ -558,12 +569,18 @@ pub enum ReplacePasswordError {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait UserStore: Send + Sync {
-    /// Stores a new account.
+    /// Stores a new account. With `verification`, its link and mail are
+    /// stored in the same step: an account is never left without the mail
+    /// its registration owes it.
     ///
     /// # Errors
     /// [`CreateUserError::EmailTaken`] when another account has the address
     /// (also when both are created at the same moment).
-    async fn insert_user(&self, user: NewUser) -> Result<User, CreateUserError>;
+    async fn insert_user(
+        &self,
+        user: NewUser,
+        verification: Option<NewLink>,
+    ) -> Result<User, CreateUserError>;
 
     /// The account with this id, or `None`.
     ///

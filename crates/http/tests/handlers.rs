@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{App, test};
 use pp_domain::auth::ports::{
-    MockAccessTokens, MockAuditLog, MockMailer, MockOneTimeTokenStore, MockPasswordHasher,
+    MockAccessTokens, MockAuditLog, MockOneTimeTokenStore, MockPasswordHasher,
     MockPasswordStrength, MockSecretTokens, MockSessionStore, MockTicketStore,
 };
 use pp_domain::auth::tokens::{AccessClaims, TokenRejected};
@@ -86,7 +86,6 @@ fn state(store: MockAuctionStore) -> AppState {
             access: Arc::new(access),
             secrets: Arc::new(MockSecretTokens::new()),
             revocations: Arc::new(MemoryRevocationList::new()),
-            mailer: Arc::new(MockMailer::new()),
             clock: clock.clone(),
         },
         AuthPolicy {

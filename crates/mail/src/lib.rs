@@ -1,30 +1,48 @@
 //! # Poison Pill's mail adapter
 //!
-//! [`QueuedMailer`] implements the domain's `Mailer` port: `send` only queues
-//! (so a flow that mails a link takes the same time whether or not it had
-//! anyone to mail), and a background task renders the mail (its wording is
-//! here, its plain-text and HTML layouts in `templates/`) and delivers it
-//! through a [`Transport`]:
-//! lettre's file transport (one `.eml` per message) or SMTP. Delivery is
-//! retried a few times; what still fails is logged without its body, which
-//! carries a secret link.
+//! [`MailSender`] implements the outbox's `MailDelivery` port: each call
+//! renders one message (its wording is here, its plain-text and HTML layouts
+//! in `templates/`) and hands it once to a [`Transport`]: lettre's file
+//! transport (one `.eml` per message) or SMTP. It keeps nothing and retries
+//! nothing: the outbox (`pp_domain::outbox` and its store) makes mail
+//! durable, and its worker retries what failed, by the kind of failure this
+//! adapter reports (`DeliveryError::Transient` or `Permanent`).
+//!
+//! A message's `Message-ID` is `<{outbox id}@{the sender's domain}>`, the
+//! same on every attempt, so a receiving server can tell a repeat.
+//!
+//! Both parts are written so a person can read the message as it is, in an
+//! `.eml` file or a mail server's spool: 7-bit (ASCII) or 8-bit UTF-8, never
+//! quoted-printable, so a link is never encoded (`=3D`) or split across
+//! lines. (8-bit needs a relay that offers 8BITMIME, as nearly all do;
+//! lettre refuses to send it to one that does not, a transient failure.)
+//! A link carries a secret: neither the link nor a body is ever logged or
+//! put in an error; the file transport logs each file's path, at info.
+//!
+//! Failures: an SMTP reply lettre calls permanent (5xx) and a message that
+//! cannot be written (a recipient lettre cannot address) are
+//! `DeliveryError::Permanent`; everything else (no connection, the 10 s
+//! SMTP timeout, a 4xx reply, a file that cannot be written) is
+//! `Transient`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use askama::Template;
 use async_trait::async_trait;
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use pp_domain::auth::ports::Mailer;
 use pp_domain::auth::tokens::{LinkMail, OneTimePurpose};
-use tokio::sync::mpsc;
-use tracing::{Instrument, Span};
+use pp_domain::outbox::{ClaimedMail, DeliveryError, MailDelivery, OutboxId, OutgoingMail};
+use tracing::Instrument;
 
-/// Messages waiting beyond this are refused rather than queued without bound.
-const QUEUE_CAPACITY: usize = 1_024;
-/// Delivery attempts per message.
-const ATTEMPTS: u32 = 3;
+/// How long one SMTP conversation may take before it fails (transiently).
+const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest line a part may have, its CRLF aside (RFC 5321 and 5322).
+const MAX_LINE_OCTETS: usize = 998;
+/// The most of a mail server's reply kept in an error.
+const MAX_ERROR_CHARS: usize = 300;
 
 /// Where mail goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,57 +53,142 @@ pub enum Transport {
     Smtp(String),
 }
 
-enum Sender {
-    File(AsyncFileTransport<Tokio1Executor>),
+enum Channel {
+    File {
+        transport: AsyncFileTransport<Tokio1Executor>,
+        dir: PathBuf,
+    },
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
 }
 
-impl Sender {
-    async fn deliver(&self, message: Message) -> anyhow::Result<()> {
-        match self {
-            Sender::File(transport) => transport.send(message).await.map(drop)?,
-            Sender::Smtp(transport) => transport.send(message).await.map(drop)?,
+/// The outbox's `MailDelivery` port: renders a message and sends it once,
+/// through a file or SMTP [`Transport`].
+pub struct MailSender {
+    channel: Channel,
+    from: Mailbox,
+}
+
+impl std::fmt::Debug for MailSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let transport = match &self.channel {
+            Channel::File { dir, .. } => format!("file: {}", dir.display()),
+            // The URL may hold the relay's password.
+            Channel::Smtp(_) => "smtp".to_owned(),
+        };
+        f.debug_struct("MailSender")
+            .field("transport", &transport)
+            .field("from", &self.from.to_string())
+            .finish()
+    }
+}
+
+impl MailSender {
+    /// A sender through `transport`, as `from` (a mailbox such as
+    /// `Poison Pill <no-reply@auction.example>`, whose domain also ends
+    /// every `Message-ID`). Call it inside the Tokio runtime: the SMTP
+    /// transport's connection pool starts a task that closes idle
+    /// connections. An SMTP conversation times out after 10 s.
+    ///
+    /// # Errors
+    /// When `from` is not a mailbox, the directory cannot be created, or the
+    /// SMTP URL is malformed.
+    pub fn new(transport: &Transport, from: &str) -> anyhow::Result<Self> {
+        let from: Mailbox = from.parse()?;
+        let channel = match transport {
+            Transport::File(dir) => {
+                std::fs::create_dir_all(dir)?;
+                Channel::File {
+                    transport: AsyncFileTransport::new(dir),
+                    dir: dir.clone(),
+                }
+            }
+            Transport::Smtp(url) => Channel::Smtp(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?
+                    .timeout(Some(SMTP_TIMEOUT))
+                    .build(),
+            ),
+        };
+        Ok(MailSender { channel, from })
+    }
+}
+
+#[async_trait]
+impl MailDelivery for MailSender {
+    async fn deliver(&self, claimed: &ClaimedMail) -> Result<(), DeliveryError> {
+        // Its lines carry the id of the request that caused the message.
+        let span = tracing::info_span!(
+            "mail_delivery",
+            request_id = claimed.request_id.as_deref(),
+            outbox_id = %claimed.id,
+            attempt = claimed.attempt,
+        );
+        self.send(claimed.id, &claimed.mail).instrument(span).await
+    }
+}
+
+impl MailSender {
+    async fn send(&self, id: OutboxId, mail: &OutgoingMail) -> Result<(), DeliveryError> {
+        let message = compose(&self.from, id, mail)?;
+        match &self.channel {
+            Channel::File { transport, dir } => {
+                let file = transport.send(message).await.map_err(|err| {
+                    DeliveryError::Transient(bounded(&format!(
+                        "cannot write the e-mail file: {err}"
+                    )))
+                })?;
+                // The path only: the file holds the link, a secret.
+                tracing::info!(
+                    path = %dir.join(format!("{file}.eml")).display(),
+                    outbox_id = %id,
+                    kind = mail.kind(),
+                    "wrote an e-mail"
+                );
+            }
+            Channel::Smtp(transport) => {
+                transport.send(message).await.map_err(smtp_failure)?;
+            }
         }
         Ok(())
     }
 }
 
-/// The [`Mailer`] port: a bounded queue and a delivery task.
-#[derive(Clone, Debug)]
-pub struct QueuedMailer {
-    /// Each message with the span it was queued in (the request's), so that
-    /// what its delivery logs carries that request's id.
-    queue: mpsc::Sender<(LinkMail, Span)>,
+/// An SMTP failure as the outbox sees it: permanent when the server refused
+/// the message for good (a 5xx reply), else worth another try (no
+/// connection, a timeout, a 4xx reply, a broken conversation).
+fn smtp_failure(err: lettre::transport::smtp::Error) -> DeliveryError {
+    // lettre's text is the kind, the reply code and the server's reply, or
+    // the I/O error: never the message.
+    let text = bounded(&format!("SMTP: {err}"));
+    if err.is_permanent() {
+        DeliveryError::Permanent(text)
+    } else {
+        DeliveryError::Transient(text)
+    }
 }
 
-impl QueuedMailer {
-    /// Starts the delivery task (inside the Tokio runtime) sending as `from`.
-    ///
-    /// # Errors
-    /// When `from` is not a mailbox, the directory cannot be created, or the
-    /// SMTP URL is malformed.
-    pub fn start(transport: &Transport, from: &str) -> anyhow::Result<Self> {
-        let from: Mailbox = from.parse()?;
-        let sender = match transport {
-            Transport::File(dir) => {
-                std::fs::create_dir_all(dir)?;
-                Sender::File(AsyncFileTransport::new(dir))
-            }
-            Transport::Smtp(url) => Sender::Smtp(
-                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?
-                    .timeout(Some(Duration::from_secs(10)))
-                    .build(),
-            ),
-        };
-        let (queue, mut inbox) = mpsc::channel::<(LinkMail, Span)>(QUEUE_CAPACITY);
-        tokio::spawn(async move {
-            while let Some((mail, span)) = inbox.recv().await {
-                deliver_with_retries(&sender, &from, mail)
-                    .instrument(span)
-                    .await;
-            }
-        });
-        Ok(QueuedMailer { queue })
+/// `text` on one line of at most [`MAX_ERROR_CHARS`] characters (a mail
+/// server's reply may be long or span lines).
+fn bounded(text: &str) -> String {
+    let line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    match line.char_indices().nth(MAX_ERROR_CHARS) {
+        Some((end, _)) => format!("{}…", &line[..end]),
+        None => line,
+    }
+}
+
+/// The `Message-ID` of outbox message `id` sent as `from`.
+fn message_id(from: &Mailbox, id: OutboxId) -> String {
+    format!("<{id}@{}>", from.email.domain())
+}
+
+/// `mail` as message `id` from `from`; a message that cannot be written
+/// never will be, so that failure is permanent.
+fn compose(from: &Mailbox, id: OutboxId, mail: &OutgoingMail) -> Result<Message, DeliveryError> {
+    match mail {
+        OutgoingMail::Link(link) => link_message(from, id, link),
     }
 }
 
@@ -142,8 +245,9 @@ struct LinkHtml<'a> {
     lifetime: &'a str,
 }
 
-/// `mail` as a message: its subject, and its text as plain text and HTML.
-fn message(from: &Mailbox, mail: &LinkMail) -> anyhow::Result<Message> {
+/// A link mail: its subject, and its text as plain text and HTML.
+fn link_message(from: &Mailbox, id: OutboxId, mail: &LinkMail) -> Result<Message, DeliveryError> {
+    let cannot = |what: &str| DeliveryError::Permanent(format!("cannot write the e-mail: {what}"));
     let words = wording(mail.purpose);
     let lifetime = lifetime(mail.valid_for);
     let text = LinkText {
@@ -152,7 +256,8 @@ fn message(from: &Mailbox, mail: &LinkMail) -> anyhow::Result<Message> {
         link: &mail.link,
         lifetime: &lifetime,
     }
-    .render()?;
+    .render()
+    .map_err(|_| cannot("the plain text does not render"))?;
     let html = LinkHtml {
         subject: words.subject,
         name: &mail.name,
@@ -161,47 +266,77 @@ fn message(from: &Mailbox, mail: &LinkMail) -> anyhow::Result<Message> {
         link: &mail.link,
         lifetime: &lifetime,
     }
-    .render()?;
-    Ok(Message::builder()
+    .render()
+    .map_err(|_| cannot("the HTML does not render"))?;
+    let to: Mailbox = mail
+        .to
+        .as_str()
+        .parse()
+        .map_err(|_| cannot("the recipient is not a mailbox"))?;
+    Message::builder()
+        .message_id(Some(message_id(from, id)))
         .from(from.clone())
-        .to(mail.to.as_str().parse()?)
+        .to(to)
         .subject(words.subject)
-        .multipart(MultiPart::alternative_plain_html(text, html))?)
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(readable_part(ContentType::TEXT_PLAIN, &text))
+                .singlepart(readable_part(ContentType::TEXT_HTML, &html)),
+        )
+        .map_err(|err| cannot(&err.to_string()))
 }
 
-async fn deliver_with_retries(sender: &Sender, from: &Mailbox, mail: LinkMail) {
-    let subject = wording(mail.purpose).subject;
-    for attempt in 1..=ATTEMPTS {
-        let outcome = match message(from, &mail) {
-            Ok(message) => sender.deliver(message).await,
-            Err(err) => {
-                tracing::error!(error = %err, subject, "cannot build an e-mail");
-                return;
-            }
-        };
-        match outcome {
-            Ok(()) => return,
-            Err(err) if attempt < ATTEMPTS => {
-                tracing::warn!(error = %err, attempt, subject, "e-mail delivery failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
-            }
-            Err(err) => tracing::error!(error = %err, subject, "e-mail delivery failed; giving up"),
+/// A part whose body is written as it reads: 7-bit when ASCII, else 8-bit
+/// UTF-8, with CRLF line ends; never quoted-printable, which encodes `=` as
+/// `=3D` and splits long lines with soft breaks (`SinglePart::plain` and
+/// `html` let lettre choose, and it chooses quoted-printable or base64 for
+/// any line of 76 characters or more, as a line with a link usually is).
+/// lettre will not take 7 or 8 bit for such a line either (its
+/// `Body::new_with_encoding` refuses, its part builder panics), though SMTP
+/// allows 998 octets: so the body is checked here against SMTP's own limits
+/// and handed over as it is. Only a body those limits forbid (a line over
+/// 998 octets, a NUL, a stray CR: the templates write none) is base64.
+fn readable_part(content_type: ContentType, text: &str) -> SinglePart {
+    let body = match readable_body(text) {
+        Some(body) => body,
+        None => {
+            tracing::warn!(
+                content_type = ?content_type,
+                "an e-mail part has a line over 998 octets, a NUL or a stray CR; sending it base64-encoded"
+            );
+            Body::new_with_encoding(crlf(text).into_bytes(), ContentTransferEncoding::Base64)
+                .unwrap_or_else(Body::new)
         }
-    }
+    };
+    SinglePart::builder().header(content_type).body(body)
 }
 
-#[async_trait]
-impl Mailer for QueuedMailer {
-    async fn send(&self, mail: LinkMail) -> anyhow::Result<()> {
-        self.queue.try_send((mail, Span::current())).map_err(|err| {
-            tracing::error!("the mail queue is full or closed; an e-mail was dropped");
-            anyhow::anyhow!("cannot queue an e-mail: {err}")
-        })
-    }
+/// `text` as a 7- or 8-bit body, if it fits SMTP's limits.
+fn readable_body(text: &str) -> Option<Body> {
+    let text = crlf(text);
+    let fits = !text.contains('\0')
+        && text
+            .split("\r\n")
+            .all(|line| line.len() <= MAX_LINE_OCTETS && !line.contains(['\r', '\n']));
+    let encoding = if text.is_ascii() {
+        ContentTransferEncoding::SevenBit
+    } else {
+        ContentTransferEncoding::EightBit
+    };
+    fits.then(|| Body::dangerous_pre_encoded(text.into_bytes(), encoding))
+}
+
+/// `text` with every line ended by CRLF, as a message's body is.
+fn crlf(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\n', "\r\n")
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
+    use pp_domain::Email;
+
     use super::*;
 
     #[test]
@@ -215,5 +350,118 @@ mod tests {
         ] {
             assert_eq!(lifetime(valid_for), words);
         }
+    }
+
+    /// A link as long as the real ones: a public URL and a 43-character token.
+    const LINK: &str =
+        "https://auction.example/reset-password?token=2JroQv8x_k3Lw9mZpT4bYc7HnR1sVdE6fGaUiO0jKlX";
+
+    fn link_mail(purpose: OneTimePurpose, name: &str) -> OutgoingMail {
+        OutgoingMail::Link(LinkMail {
+            to: Email::parse("ann@example.com").unwrap(),
+            name: name.into(),
+            purpose,
+            link: LINK.into(),
+            valid_for: chrono::Duration::hours(24),
+        })
+    }
+
+    fn formatted(from: &str, id: OutboxId, mail: &OutgoingMail) -> String {
+        let message = compose(&from.parse().unwrap(), id, mail).unwrap();
+        String::from_utf8(message.formatted()).unwrap()
+    }
+
+    #[test]
+    fn the_message_id_derives_from_the_outbox_id_and_the_senders_domain() {
+        let id = OutboxId::generate();
+        let mail = link_mail(OneTimePurpose::VerifyEmail, "Ann");
+        let from = "Poison Pill <no-reply@auction.example>";
+        let first = formatted(from, id, &mail);
+        let expected = format!("Message-ID: <{}@auction.example>\r\n", id.as_uuid());
+        assert!(first.contains(&expected), "{first}");
+        assert_eq!(first.matches("Message-ID:").count(), 1);
+        // A retry builds the message afresh, with the same id.
+        assert!(formatted(from, id, &mail).contains(&expected));
+        let other = formatted(from, OutboxId::generate(), &mail);
+        assert!(!other.contains(&expected));
+    }
+
+    #[test]
+    fn a_link_stays_whole_and_unencoded_in_both_parts() {
+        for purpose in [OneTimePurpose::VerifyEmail, OneTimePurpose::ResetPassword] {
+            let raw = formatted(
+                "no-reply@auction.example",
+                OutboxId::generate(),
+                &link_mail(purpose, "Ann"),
+            );
+            assert!(!raw.contains("=3D"), "{raw}");
+            assert!(!raw.contains("=\r\n"), "no soft line breaks: {raw}");
+            assert!(!raw.contains("quoted-printable"), "{raw}");
+            assert!(!raw.contains("base64"), "{raw}");
+            assert_eq!(
+                raw.matches("Content-Transfer-Encoding: 7bit").count(),
+                2,
+                "{raw}"
+            );
+            // Once on a line of its own in the text, twice in the HTML.
+            assert!(raw.contains(&format!("\r\n{LINK}\r\n")), "{raw}");
+            assert!(raw.contains(&format!("<a href=\"{LINK}\"")), "{raw}");
+            assert_eq!(raw.matches(LINK).count(), 3, "{raw}");
+            assert!(raw.contains(&format!("Subject: {}", wording(purpose).subject)));
+            assert!(raw.contains("for 24 hours."));
+            assert!(raw.split("\r\n").all(|line| line.len() <= MAX_LINE_OCTETS));
+        }
+    }
+
+    #[test]
+    fn a_name_beyond_ascii_is_sent_as_8bit_utf8() {
+        let raw = formatted(
+            "Poison Pill – Enchères <no-reply@auction.example>",
+            OutboxId::generate(),
+            &link_mail(OneTimePurpose::VerifyEmail, "Zoë Ångström 🦀 <b>"),
+        );
+        assert_eq!(
+            raw.matches("Content-Transfer-Encoding: 8bit").count(),
+            2,
+            "{raw}"
+        );
+        assert_eq!(raw.matches("charset=utf-8").count(), 2, "{raw}");
+        assert!(raw.contains("Hello Zoë Ångström 🦀 <b>,\r\n"), "{raw}");
+        assert!(raw.contains("Hello Zoë Ångström 🦀 &#60;b&#62;,"), "{raw}");
+        assert!(raw.contains(&format!("\r\n{LINK}\r\n")), "{raw}");
+        assert!(!raw.contains("=3D"), "{raw}");
+        // The sender's name is a header: an RFC 2047 encoded word (base64
+        // of "Poison Pill – Enchères" in UTF-8), the headers all ASCII.
+        let from = raw.lines().find(|line| line.starts_with("From: ")).unwrap();
+        assert_eq!(
+            from,
+            "From: =?utf-8?b?UG9pc29uIFBpbGwg4oCTIEVuY2jDqHJlcw==?= <no-reply@auction.example>"
+        );
+        let headers = &raw[..raw.find("\r\n\r\n").unwrap()];
+        assert!(headers.is_ascii(), "{headers}");
+    }
+
+    #[test]
+    fn a_body_past_smtps_line_limit_falls_back_to_base64() {
+        let ok = "a".repeat(MAX_LINE_OCTETS);
+        assert_eq!(
+            readable_body(&format!("{ok}\nb")).map(|b| b.encoding()),
+            Some(ContentTransferEncoding::SevenBit)
+        );
+        assert!(readable_body(&format!("{ok}a")).is_none());
+        assert!(readable_body("a\rb").is_none());
+        assert!(readable_body("a\0b").is_none());
+        let part = readable_part(ContentType::TEXT_PLAIN, &format!("{ok}a"));
+        let raw = String::from_utf8(part.formatted()).unwrap();
+        assert!(raw.contains("Content-Transfer-Encoding: base64"), "{raw}");
+    }
+
+    #[test]
+    fn errors_say_nothing_of_the_message_and_stay_short() {
+        let long = format!("550 {}\r\nmore", "x".repeat(1000));
+        let text = bounded(&long);
+        assert_eq!(text.chars().count(), MAX_ERROR_CHARS + 1);
+        assert!(!text.contains(['\r', '\n']));
+        assert_eq!(bounded("short"), "short");
     }
 }

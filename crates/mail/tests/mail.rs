@@ -1,72 +1,202 @@
-//! Delivery through the file transport and through a real SMTP conversation.
+//! Delivery through the file transport and through real SMTP conversations,
+//! and how each failure is reported to the outbox.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pp_domain::Email;
-use pp_domain::auth::ports::Mailer;
 use pp_domain::auth::tokens::{LinkMail, OneTimePurpose};
-use pp_mail::{QueuedMailer, Transport};
+use pp_domain::outbox::{ClaimedMail, DeliveryError, MailDelivery, OutboxId, OutgoingMail};
+use pp_mail::{MailSender, Transport};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-fn mail(to: &str) -> LinkMail {
-    LinkMail {
-        to: Email::parse(to).unwrap(),
-        name: "Ann <b>&</b>".into(),
-        purpose: OneTimePurpose::VerifyEmail,
-        link: "https://auction.example/verify-email?token=abc".into(),
-        valid_for: chrono::Duration::hours(24),
+const TOKEN: &str = "2JroQv8x_k3Lw9mZpT4bYc7HnR1sVdE6fGaUiO0jKlX";
+
+/// `mail` as a worker claims it: message `id`, first attempt.
+fn claimed(id: OutboxId, mail: OutgoingMail) -> ClaimedMail {
+    ClaimedMail {
+        id,
+        attempt: 1,
+        mail,
+        request_id: Some("req-mail".into()),
     }
 }
 
-async fn eventually<T>(mut probe: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..100 {
-        if let Some(found) = probe() {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+fn link(purpose: OneTimePurpose) -> String {
+    let path = match purpose {
+        OneTimePurpose::VerifyEmail => "verify-email",
+        OneTimePurpose::ResetPassword => "reset-password",
+    };
+    format!("https://auction.example/{path}?token={TOKEN}")
+}
+
+fn mail(to: &str, name: &str, purpose: OneTimePurpose) -> OutgoingMail {
+    OutgoingMail::Link(LinkMail {
+        to: Email::parse(to).unwrap(),
+        name: name.into(),
+        purpose,
+        link: link(purpose),
+        valid_for: chrono::Duration::hours(24),
+    })
+}
+
+/// What the code under test logs, as text.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
     }
-    panic!("never happened");
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// Captures this thread's logs until the guard drops.
+    fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish(),
+        )
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
 }
 
 #[tokio::test]
-async fn the_file_transport_writes_one_eml_per_message() {
+async fn the_file_transport_writes_a_readable_eml_per_message_and_logs_its_path() {
     let dir = tempfile::tempdir().unwrap();
-    let mailer = QueuedMailer::start(
-        &Transport::File(dir.path().join("mail")),
+    let mail_dir = dir.path().join("mail");
+    let sender = MailSender::new(
+        &Transport::File(mail_dir.clone()),
         "Poison Pill <no-reply@auction.example>",
     )
     .unwrap();
-    mailer.send(mail("ann@example.com")).await.unwrap();
-    mailer.send(mail("bob@example.com")).await.unwrap();
-    let files = eventually(|| {
-        let files: Vec<_> = std::fs::read_dir(dir.path().join("mail"))
-            .ok()?
-            .filter_map(Result::ok)
-            .collect();
-        (files.len() == 2).then_some(files)
-    })
-    .await;
-    let texts: Vec<String> = files
-        .iter()
-        .map(|f| std::fs::read_to_string(f.path()).unwrap())
+    let logs = Logs::default();
+    let _guard = logs.capture();
+    let (verify, reset) = (OutboxId::generate(), OutboxId::generate());
+    sender
+        .deliver(&claimed(
+            verify,
+            mail("ann@example.com", "Ann", OneTimePurpose::VerifyEmail),
+        ))
+        .await
+        .unwrap();
+    sender
+        .deliver(&claimed(
+            reset,
+            mail("bob@example.com", "Bøb", OneTimePurpose::ResetPassword),
+        ))
+        .await
+        .unwrap();
+
+    let files: Vec<_> = std::fs::read_dir(&mail_dir)
+        .unwrap()
+        .map(|f| f.unwrap().path())
         .collect();
+    assert_eq!(files.len(), 2);
     assert!(
         files
             .iter()
-            .all(|f| f.path().extension().is_some_and(|e| e == "eml"))
+            .all(|f| f.extension().is_some_and(|e| e == "eml"))
     );
-    assert!(texts.iter().any(|t| t.contains("To: ann@example.com")));
-    assert!(texts.iter().all(
-        |t| t.contains("From: \"Poison Pill\" <no-reply@auction.example>")
-            || t.contains("From: Poison Pill <no-reply@auction.example>")
-    ));
-    // Quoted-printable: `=` is `=3D`.
-    assert!(texts.iter().all(|t| t.contains("verify-email?token=3Dabc")));
+    for (id, to, purpose) in [
+        (verify, "ann@example.com", OneTimePurpose::VerifyEmail),
+        (reset, "bob@example.com", OneTimePurpose::ResetPassword),
+    ] {
+        let file = files
+            .iter()
+            .find(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .contains(&format!("To: {to}"))
+            })
+            .unwrap();
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(
+            text.contains("From: \"Poison Pill\" <no-reply@auction.example>")
+                || text.contains("From: Poison Pill <no-reply@auction.example>"),
+            "{text}"
+        );
+        assert!(text.contains(&format!("Message-ID: <{id}@auction.example>")));
+        // The link as a person copies it: whole, on a line of its own.
+        let link = link(purpose);
+        assert!(text.lines().any(|line| line.trim_end() == link), "{text}");
+        assert!(!text.contains("=3D") && !text.contains("=\r\n"), "{text}");
+        // The log names the file, and never the link.
+        assert!(
+            logs.text().contains(&file.display().to_string()),
+            "{}",
+            logs.text()
+        );
+    }
+    let logs = logs.text();
+    assert_eq!(logs.matches("wrote an e-mail").count(), 2, "{logs}");
+    assert!(logs.contains(" INFO "), "{logs}");
+    assert!(!logs.contains(TOKEN) && !logs.contains("token="), "{logs}");
 }
 
-/// A minimal SMTP server that records each message's data.
-async fn smtp_sink() -> (u16, tokio::sync::mpsc::Receiver<String>) {
+#[tokio::test]
+async fn a_file_that_cannot_be_written_is_a_transient_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail_dir = dir.path().join("mail");
+    let sender = MailSender::new(&Transport::File(mail_dir.clone()), "a@auction.example").unwrap();
+    std::fs::remove_dir(&mail_dir).unwrap();
+    std::fs::write(&mail_dir, "not a directory").unwrap();
+    let err = sender
+        .deliver(&claimed(
+            OutboxId::generate(),
+            mail("ann@example.com", "Ann", OneTimePurpose::VerifyEmail),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DeliveryError::Transient(_)), "{err:?}");
+    assert!(!err.to_string().contains(TOKEN), "{err}");
+}
+
+#[tokio::test]
+async fn a_message_that_cannot_be_written_is_a_permanent_failure() {
+    // The domain takes a quoted local part; lettre cannot address it.
+    let dir = tempfile::tempdir().unwrap();
+    let sender = MailSender::new(&Transport::File(dir.path().into()), "a@auction.example").unwrap();
+    let err = sender
+        .deliver(&claimed(
+            OutboxId::generate(),
+            mail(
+                "\"ann smith\"@example.com",
+                "Ann",
+                OneTimePurpose::VerifyEmail,
+            ),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DeliveryError::Permanent(_)), "{err:?}");
+    assert!(!err.to_string().contains(TOKEN), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// What a test SMTP server says to `RCPT TO`.
+#[derive(Clone, Copy)]
+enum Rcpt {
+    Accept,
+    Refuse(&'static str),
+}
+
+/// A minimal SMTP server (it offers 8BITMIME) that answers `RCPT TO` as
+/// told and records each accepted message's `MAIL FROM` line and data.
+async fn smtp_sink(rcpt: Rcpt) -> (u16, tokio::sync::mpsc::Receiver<(String, String)>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = tokio::sync::mpsc::channel(8);
@@ -77,11 +207,13 @@ async fn smtp_sink() -> (u16, tokio::sync::mpsc::Receiver<String>) {
                 let (read, mut write) = socket.into_split();
                 let mut lines = BufReader::new(read).lines();
                 write.write_all(b"220 sink ESMTP\r\n").await.unwrap();
+                let mut mail_from = String::new();
                 let mut data: Option<String> = None;
                 while let Ok(Some(line)) = lines.next_line().await {
                     if let Some(body) = data.as_mut() {
                         if line == "." {
-                            tx.send(data.take().unwrap_or_default()).await.unwrap();
+                            let body = data.take().unwrap_or_default();
+                            tx.send((mail_from.clone(), body)).await.unwrap();
                             write.write_all(b"250 OK queued\r\n").await.unwrap();
                         } else {
                             body.push_str(&line);
@@ -90,23 +222,32 @@ async fn smtp_sink() -> (u16, tokio::sync::mpsc::Receiver<String>) {
                         continue;
                     }
                     let verb = line
-                        .split_whitespace()
+                        .split([' ', ':'])
                         .next()
                         .unwrap_or("")
                         .to_ascii_uppercase();
-                    let reply: &[u8] = match verb.as_str() {
-                        "EHLO" | "HELO" => b"250 sink\r\n",
+                    let reply: String = match verb.as_str() {
+                        "EHLO" => "250-sink\r\n250 8BITMIME\r\n".into(),
+                        "HELO" => "250 sink\r\n".into(),
+                        "MAIL" => {
+                            mail_from.clone_from(&line);
+                            "250 OK\r\n".into()
+                        }
+                        "RCPT" => match rcpt {
+                            Rcpt::Accept => "250 OK\r\n".into(),
+                            Rcpt::Refuse(reply) => format!("{reply}\r\n"),
+                        },
                         "DATA" => {
                             data = Some(String::new());
-                            b"354 go ahead\r\n"
+                            "354 go ahead\r\n".into()
                         }
                         "QUIT" => {
                             write.write_all(b"221 bye\r\n").await.unwrap();
                             break;
                         }
-                        _ => b"250 OK\r\n",
+                        _ => "250 OK\r\n".into(),
                     };
-                    write.write_all(reply).await.unwrap();
+                    write.write_all(reply.as_bytes()).await.unwrap();
                 }
             });
         }
@@ -114,44 +255,129 @@ async fn smtp_sink() -> (u16, tokio::sync::mpsc::Receiver<String>) {
     (port, rx)
 }
 
+fn smtp(port: u16) -> MailSender {
+    let url = format!("smtp://127.0.0.1:{port}");
+    MailSender::new(&Transport::Smtp(url), "no-reply@auction.example").unwrap()
+}
+
 #[tokio::test]
 async fn smtp_delivers_through_a_real_conversation() {
-    let (port, mut received) = smtp_sink().await;
-    let url = format!("smtp://127.0.0.1:{port}");
-    let mailer = QueuedMailer::start(&Transport::Smtp(url), "no-reply@auction.example").unwrap();
-    mailer.send(mail("ann@example.com")).await.unwrap();
-    let data = tokio::time::timeout(Duration::from_secs(10), received.recv())
+    let (port, mut received) = smtp_sink(Rcpt::Accept).await;
+    let id = OutboxId::generate();
+    smtp(port)
+        .deliver(&claimed(
+            id,
+            mail(
+                "ann@example.com",
+                "Ann <b>&</b>",
+                OneTimePurpose::VerifyEmail,
+            ),
+        ))
+        .await
+        .unwrap();
+    let (_, data) = tokio::time::timeout(Duration::from_secs(10), received.recv())
         .await
         .unwrap()
         .unwrap();
     assert!(data.contains("To: ann@example.com"), "{data}");
     assert!(data.contains("Subject: Verify your e-mail address"));
-    // Plain text and HTML, each with the link; the HTML escapes the name.
-    let decoded = data.replace("=\n", "").replace("=3D", "=");
-    assert!(decoded.contains("multipart/alternative"), "{data}");
-    assert!(decoded.contains("text/plain") && decoded.contains("text/html"));
+    assert!(data.contains(&format!("Message-ID: <{id}@auction.example>")));
+    // Plain text and HTML, each with the link, as written (no decoding).
+    assert!(data.contains("multipart/alternative"), "{data}");
+    assert!(data.contains("text/plain") && data.contains("text/html"));
+    assert!(data.contains("Content-Transfer-Encoding: 7bit"), "{data}");
+    let link = link(OneTimePurpose::VerifyEmail);
     assert_eq!(
-        decoded
-            .matches("https://auction.example/verify-email?token=abc")
-            .count(),
+        data.matches(&link).count(),
         3,
-        "once in the text, twice in the HTML: {decoded}"
+        "once in the text, twice in the HTML: {data}"
     );
+    assert!(data.lines().any(|line| line == link), "{data}");
+    assert!(data.contains("Hello Ann <b>&</b>,"), "the text as written");
     assert!(
-        decoded.contains("Hello Ann <b>&</b>,"),
-        "the text as written"
+        data.contains("Hello Ann &#60;b&#62;&#38;&#60;/b&#62;,"),
+        "{data}"
     );
-    assert!(
-        decoded.contains("Hello Ann &#60;b&#62;&#38;&#60;/b&#62;,"),
-        "{decoded}"
-    );
-    assert!(decoded.contains("for 24 hours"));
+    assert!(data.contains("for 24 hours."));
+}
+
+#[tokio::test]
+async fn smtp_sends_a_name_beyond_ascii_as_8bitmime() {
+    let (port, mut received) = smtp_sink(Rcpt::Accept).await;
+    smtp(port)
+        .deliver(&claimed(
+            OutboxId::generate(),
+            mail("zoe@example.com", "Zoë 🦀", OneTimePurpose::ResetPassword),
+        ))
+        .await
+        .unwrap();
+    let (mail_from, data) = tokio::time::timeout(Duration::from_secs(10), received.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(mail_from.contains("BODY=8BITMIME"), "{mail_from}");
+    assert!(data.contains("Content-Transfer-Encoding: 8bit"), "{data}");
+    assert!(data.contains("Hello Zoë 🦀,"), "{data}");
+    let link = link(OneTimePurpose::ResetPassword);
+    assert!(data.lines().any(|line| line == link), "{data}");
+}
+
+#[tokio::test]
+async fn a_refusal_for_good_is_permanent() {
+    let (port, _received) = smtp_sink(Rcpt::Refuse("550 5.1.1 no such mailbox")).await;
+    let err = smtp(port)
+        .deliver(&claimed(
+            OutboxId::generate(),
+            mail("ann@example.com", "Ann", OneTimePurpose::VerifyEmail),
+        ))
+        .await
+        .unwrap_err();
+    let DeliveryError::Permanent(text) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(text.contains("550"), "{text}");
+    assert!(!text.contains(TOKEN), "{text}");
+}
+
+#[tokio::test]
+async fn a_try_later_is_transient() {
+    let (port, _received) = smtp_sink(Rcpt::Refuse("451 4.7.1 greylisted, try later")).await;
+    let err = smtp(port)
+        .deliver(&claimed(
+            OutboxId::generate(),
+            mail("ann@example.com", "Ann", OneTimePurpose::VerifyEmail),
+        ))
+        .await
+        .unwrap_err();
+    let DeliveryError::Transient(text) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(text.contains("451"), "{text}");
+    assert!(!text.contains(TOKEN), "{text}");
+}
+
+#[tokio::test]
+async fn a_server_that_is_down_is_transient() {
+    // A port that was just free: nothing listens there.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let err = smtp(port)
+        .deliver(&claimed(
+            OutboxId::generate(),
+            mail("ann@example.com", "Ann", OneTimePurpose::VerifyEmail),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DeliveryError::Transient(_)), "{err:?}");
+    assert!(!err.to_string().contains(TOKEN), "{err}");
 }
 
 #[test]
 fn a_bad_sender_or_url_is_refused_at_start() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let _guard = runtime.enter();
-    assert!(QueuedMailer::start(&Transport::File("/tmp".into()), "not a mailbox").is_err());
-    assert!(QueuedMailer::start(&Transport::Smtp("ftp://x".into()), "a@b.example").is_err());
+    assert!(MailSender::new(&Transport::File("/tmp".into()), "not a mailbox").is_err());
+    assert!(MailSender::new(&Transport::Smtp("ftp://x".into()), "a@b.example").is_err());
 }

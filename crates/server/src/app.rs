@@ -18,11 +18,12 @@ use pp_domain::auth::tokens::AuditEntry;
 use pp_domain::auth::tokens::TokenLifetimes;
 use pp_domain::auth::{AuthPolicy, AuthPorts, AuthService, LockoutPolicy, TicketService};
 use pp_domain::live::ConnectionSlots;
+use pp_domain::outbox::{OutboxWorker, RetryPolicy};
 use pp_domain::ports::{Clock, LiveEvents, StoreError, SystemClock};
 use pp_domain::service::{AuctionPolicy, AuctionService};
 use pp_http::streams::{SharedReads, Slots};
 use pp_http::{AppState, CursorCodec, MetricsSource, Probe, Probes};
-use pp_mail::QueuedMailer;
+use pp_mail::MailSender;
 use pp_store_memory::{EventHub, MemoryConnectionSlots, MemoryRateLimiter, MemoryRevocationList};
 use pp_store_redis::{
     Redis, RedisConnectionSlots, RedisLiveEvents, RedisRateLimiter, RedisRevocationList,
@@ -167,6 +168,8 @@ pub struct Services {
     pub hub: Arc<EventHub>,
     /// Places for open live connections (Redis, or this instance).
     pub slots: Arc<dyn ConnectionSlots>,
+    /// Delivers the mail outbox.
+    pub outbox: OutboxWorker,
 }
 
 impl std::fmt::Debug for Services {
@@ -207,8 +210,17 @@ impl Services {
         } = SharedState::build(settings, &hub)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
-        let mailer = QueuedMailer::start(&settings.mail.transport, &settings.mail.from)
+        let mail = MailSender::new(&settings.mail.transport, &settings.mail.from)
             .context("cannot set up mail delivery")?;
+        let outbox = OutboxWorker::new(
+            store.clone(),
+            Arc::new(mail),
+            Arc::clone(&clock),
+            RetryPolicy {
+                max_attempts: settings.mail_max_attempts,
+                ..RetryPolicy::default()
+            },
+        );
         // Computing the dummy hash takes a few tens of milliseconds of CPU.
         let (threads, queue) = (settings.hash_threads, settings.hash_queue);
         let hasher = tokio::task::spawn_blocking(move || {
@@ -229,7 +241,6 @@ impl Services {
             access: Arc::new(jwt),
             secrets: Arc::new(RandomSecretTokens),
             revocations,
-            mailer: Arc::new(mailer),
             clock: Arc::clone(&clock),
         };
         let policy = AuthPolicy {
@@ -268,7 +279,29 @@ impl Services {
             tickets,
             hub,
             slots,
+            outbox,
         })
+    }
+
+    /// Starts the background work on this runtime: closing auctions,
+    /// delivering mail, purging, and the outbox's gauges.
+    pub fn start_workers(&self) {
+        tokio::spawn(crate::workers::close_auctions(self.auctions.clone()));
+        tokio::spawn(crate::workers::purge_tickets(self.tickets.clone()));
+        tokio::spawn(crate::workers::deliver_mail(self.outbox.clone()));
+        tokio::spawn(crate::workers::outbox_gauges(self.store.clone()));
+    }
+
+    /// Gives back the outbox messages this process holds, so another
+    /// worker sends them at once rather than after the lease.
+    pub async fn release_claims(&self) {
+        match self.outbox.release().await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, "outbox messages released"),
+            Err(error) => {
+                tracing::warn!(error = %error, "releasing outbox messages failed; they are due again after the lease")
+            }
+        }
     }
 
     fn http_state(&self, settings: &Settings) -> AppState {
@@ -351,8 +384,9 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.bind_addr))?;
         let port = listener.local_addr()?.port();
         tokio::spawn(pp_http::ops::metrics_upkeep());
-        tokio::spawn(crate::workers::close_auctions(services.auctions.clone()));
-        tokio::spawn(crate::workers::purge_tickets(services.tickets.clone()));
+        if settings.run_workers {
+            services.start_workers();
+        }
         let server = HttpServer::new(move || {
             pp_http::wrap_app!(
                 App::new().configure(pp_http::configure(state.clone())),
@@ -388,6 +422,8 @@ impl Application {
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.services.release_claims().await;
+        served
     }
 }

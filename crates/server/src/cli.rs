@@ -14,9 +14,18 @@ pub struct Cli {
 /// A command.
 #[derive(Debug, Subcommand, PartialEq, Eq)]
 pub enum Command {
-    /// Run the API and its background work (the default). Applies pending
-    /// migrations first.
+    /// Run the API and its background work (the default; `RUN_WORKERS=false`
+    /// leaves the work to `worker` processes). Applies pending migrations first.
     Serve,
+    /// Run only the background work: closing auctions, delivering the
+    /// outbox's mail, purging. No HTTP. Any number may run at once.
+    Worker,
+    /// Look at the mail outbox, or hurry it.
+    Outbox {
+        /// What to do.
+        #[command(subcommand)]
+        action: OutboxAction,
+    },
     /// Apply, revert or list database migrations.
     Migrate {
         /// The direction.
@@ -52,6 +61,19 @@ pub enum AdminAction {
     },
 }
 
+/// What `outbox` does.
+#[derive(Debug, Subcommand, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxAction {
+    /// Messages by state, and how long the oldest due one has waited.
+    Status,
+    /// Make every waiting message due now (skipping its backoff).
+    Retry {
+        /// Also give dead messages a fresh set of attempts.
+        #[arg(long)]
+        dead: bool,
+    },
+}
+
 /// What `migrate` does.
 #[derive(Debug, Subcommand, Clone, Copy, PartialEq, Eq)]
 pub enum MigrateAction {
@@ -74,6 +96,27 @@ mod tests {
             Cli::parse_from(["poison-pill", "serve"]).command,
             Some(Command::Serve)
         );
+    }
+
+    #[test]
+    fn the_worker_and_the_outbox_have_their_commands() {
+        assert_eq!(
+            Cli::parse_from(["poison-pill", "worker"]).command,
+            Some(Command::Worker)
+        );
+        assert_eq!(
+            Cli::parse_from(["poison-pill", "outbox", "status"]).command,
+            Some(Command::Outbox {
+                action: OutboxAction::Status
+            })
+        );
+        assert_eq!(
+            Cli::parse_from(["poison-pill", "outbox", "retry", "--dead"]).command,
+            Some(Command::Outbox {
+                action: OutboxAction::Retry { dead: true }
+            })
+        );
+        assert!(Cli::try_parse_from(["poison-pill", "outbox", "purge"]).is_err());
     }
 
     #[test]

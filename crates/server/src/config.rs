@@ -422,6 +422,12 @@ pub struct Settings {
     /// `MAILS_PER_ACCOUNT_PER_HOUR`: verification and reset e-mails one
     /// account may be sent per hour (default 3).
     pub mails_per_account_per_hour: u32,
+    /// `RUN_WORKERS`: whether `serve` runs the background work too
+    /// (default true; false when `poison-pill worker` processes do it).
+    pub run_workers: bool,
+    /// `MAIL_MAX_ATTEMPTS`: delivery attempts before an outbox message is
+    /// dead (default 10).
+    pub mail_max_attempts: u32,
 }
 
 impl fmt::Debug for Settings {
@@ -562,6 +568,8 @@ impl Settings {
                 3,
                 1..=1_000,
             )?,
+            run_workers: env.parse::<Flag>("RUN_WORKERS", Flag(true))?.0,
+            mail_max_attempts: count_within(env, "MAIL_MAX_ATTEMPTS", 10, 1..=100)?,
         })
     }
 }
@@ -701,6 +709,8 @@ mod tests {
         );
         assert_eq!(settings.bind_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(settings.public_url.as_str(), "http://127.0.0.1:8080");
+        assert!(settings.run_workers);
+        assert_eq!(settings.mail_max_attempts, 10);
         assert!(settings.require_email_verification);
         assert_eq!(settings.rate_limits.ipv6_prefix, 64);
         assert_eq!(
@@ -756,6 +766,9 @@ mod tests {
             ("SSE_KEEPALIVE_SECS", "0"),
             ("PASSWORD_HASH_QUEUE", "0"),
             ("MAILS_PER_ACCOUNT_PER_HOUR", "0"),
+            ("RUN_WORKERS", "sometimes"),
+            ("MAIL_MAX_ATTEMPTS", "0"),
+            ("MAIL_MAX_ATTEMPTS", "101"),
         ];
         for (variable, value) in cases {
             let err = Settings::from_env(&env(&[
@@ -781,8 +794,12 @@ mod tests {
             ("PUBLIC_URL", "https://auctions.example.com/"),
             ("BIND_ADDR", " 0.0.0.0:9000 "),
             ("REDIS_URL", ""),
+            ("RUN_WORKERS", "off"),
+            ("MAIL_MAX_ATTEMPTS", "3"),
         ]))
         .unwrap();
+        assert!(!settings.run_workers);
+        assert_eq!(settings.mail_max_attempts, 3);
         assert!(!settings.require_email_verification);
         assert_eq!(settings.log_format, LogFormat::Json);
         assert_eq!(settings.public_url.as_str(), "https://auctions.example.com");

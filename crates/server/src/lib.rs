@@ -22,7 +22,7 @@ use pp_domain::auth::Password;
 use pp_domain::auth::service::RegisterError;
 use zeroize::Zeroizing;
 
-use crate::cli::{AdminAction, MigrateAction};
+use crate::cli::{AdminAction, MigrateAction, OutboxAction};
 use crate::config::{DatabaseConfig, Settings};
 
 /// Runs `poison-pill migrate …`, printing what it did.
@@ -105,5 +105,82 @@ pub async fn admin(settings: &Settings, action: AdminAction) -> anyhow::Result<(
         user.email,
         user.id
     )?;
+    Ok(())
+}
+
+/// Runs `poison-pill worker`: the background work without HTTP, until
+/// SIGINT or SIGTERM; then gives back the mail it holds.
+///
+/// # Errors
+/// When the services cannot be built.
+pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
+    let services = app::Services::build(settings).await?;
+    services.start_workers();
+    tracing::info!("worker running: closing auctions, delivering mail, purging");
+    stopped().await?;
+    tracing::info!("worker stopping");
+    services.release_claims().await;
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM (how orchestrators stop
+/// a process).
+async fn stopped() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted?,
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+/// Runs `poison-pill outbox …`, printing what it found or did.
+///
+/// # Errors
+/// When the database cannot be reached.
+pub async fn outbox(settings: &Settings, action: OutboxAction) -> anyhow::Result<()> {
+    use pp_domain::outbox::OutboxStore;
+    use pp_domain::ports::{Clock, SystemClock};
+
+    let database = app::connect(&settings.database).await?;
+    database
+        .migrate_up()
+        .await
+        .context("cannot apply the database migrations")?;
+    // Counting and rescheduling open no message: no key is needed to read
+    // them, but the store is built with one.
+    let sealer = pp_crypto::AesGcmSealer::new(secrecy::ExposeSecret::expose_secret(
+        &settings.bid_sealing_key,
+    ));
+    let store = pp_store_sql::SqlStore::new(database, std::sync::Arc::new(sealer));
+    let now = SystemClock.now();
+    let mut out = std::io::stdout().lock();
+    match action {
+        OutboxAction::Status => {
+            let status = store.status(now).await?;
+            writeln!(out, "pending {}", status.pending)?;
+            writeln!(out, "sent    {}", status.sent)?;
+            writeln!(out, "dead    {}", status.dead)?;
+            match status.oldest_due {
+                Some(due) => writeln!(
+                    out,
+                    "oldest due since {} ({} s ago)",
+                    due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    (now - due).num_seconds().max(0)
+                )?,
+                None => writeln!(out, "nothing due")?,
+            }
+        }
+        OutboxAction::Retry { dead } => {
+            let hurried = store.retry(now, dead).await?;
+            writeln!(out, "{hurried} messages due now")?;
+        }
+    }
     Ok(())
 }

@@ -45,6 +45,25 @@ fn main() -> ExitCode {
                 anyhow::Ok(())
             })
         }
+        Command::Worker => {
+            match LogFormat::from_env(&env) {
+                Ok(format) => telemetry::init(format),
+                Err(e) => return config_error(&e),
+            }
+            let settings = match Settings::from_env(&env) {
+                Ok(settings) => settings,
+                Err(e) => return config_error(&e),
+            };
+            runtime.block_on(poison_pill::worker(&settings))
+        }
+        Command::Outbox { action } => {
+            let settings = match Settings::from_env(&env) {
+                Ok(settings) => settings,
+                Err(e) => return config_error(&e),
+            };
+            telemetry::init_for_command();
+            runtime.block_on(poison_pill::outbox(&settings, action))
+        }
         Command::Admin { action } => {
             let settings = match Settings::from_env(&env) {
                 Ok(settings) => settings,

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use pp_domain::auth::ports::{
-    AuditLog, IssueCap, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore, Rotation,
+    AuditLog, IssueCap, NewLink, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore, Rotation,
     SessionStart, SessionStore,
 };
 use pp_domain::auth::tokens::{AuditEntry, OneTimePurpose, TokenDigest};
@@ -21,6 +21,29 @@ use crate::entities::{audit_log, one_time_tokens, refresh_tokens, sessions, user
 use crate::errors::store_error;
 use crate::transaction::{TxFailure, with_retries};
 use crate::users::{password_replaced, user_from_row};
+
+/// Stores a single-use token and the outbox row of the mail carrying it,
+/// inside the caller's transaction: both or neither.
+pub(crate) async fn insert_link(
+    txn: &impl ConnectionTrait,
+    token: &NewOneTimeToken,
+    mail: crate::entities::outbox::ActiveModel,
+) -> Result<(), sea_orm::DbErr> {
+    one_time_tokens::Entity::insert(one_time_tokens::ActiveModel {
+        digest: Set(token.digest.0.to_vec()),
+        user_id: Set(token.user.as_uuid()),
+        purpose: Set(token.purpose.as_str().to_owned()),
+        issued_at: Set(db_time(token.issued_at)),
+        expires_at: Set(db_time(token.expires_at)),
+        used_at: Set(None),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    crate::entities::outbox::Entity::insert(mail)
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
 
 fn refresh_row(token: &NewRefreshToken) -> refresh_tokens::ActiveModel {
     refresh_tokens::ActiveModel {
@@ -350,9 +373,12 @@ fn active_session_user_sql(backend: DbBackend) -> &'static str {
 impl SqlStore {
     async fn try_issue_one_time(
         &self,
-        token: &NewOneTimeToken,
+        link: &NewLink,
         cap: IssueCap,
     ) -> Result<bool, TxFailure<StoreError>> {
+        let token = &link.token;
+        let mail =
+            crate::outbox::mail_row(self.sealer(), &link.mail).map_err(TxFailure::outcome)?;
         let tx = self.database().begin_write().await?;
         let result = async {
             let txn = &tx.txn;
@@ -373,16 +399,7 @@ impl SqlStore {
             if recent >= u64::from(cap.at_most) {
                 return Ok(false);
             }
-            one_time_tokens::Entity::insert(one_time_tokens::ActiveModel {
-                digest: Set(token.digest.0.to_vec()),
-                user_id: Set(token.user.as_uuid()),
-                purpose: Set(token.purpose.as_str().to_owned()),
-                issued_at: Set(db_time(token.issued_at)),
-                expires_at: Set(db_time(token.expires_at)),
-                used_at: Set(None),
-            })
-            .exec_without_returning(txn)
-            .await?;
+            insert_link(txn, token, mail).await?;
             Ok(true)
         }
         .await;
@@ -392,12 +409,8 @@ impl SqlStore {
 
 #[async_trait]
 impl OneTimeTokenStore for SqlStore {
-    async fn issue_one_time_token(
-        &self,
-        token: NewOneTimeToken,
-        cap: IssueCap,
-    ) -> Result<bool, StoreError> {
-        with_retries(|| self.try_issue_one_time(&token, cap)).await
+    async fn issue_one_time_token(&self, link: NewLink, cap: IssueCap) -> Result<bool, StoreError> {
+        with_retries(|| self.try_issue_one_time(&link, cap)).await
     }
 
     async fn peek_one_time_token(

@@ -29,6 +29,7 @@ mod codec;
 mod database;
 mod entities;
 mod errors;
+mod outbox;
 mod tickets;
 mod transaction;
 mod users;

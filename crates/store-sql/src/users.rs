@@ -1,6 +1,7 @@
 //! The [`UserStore`] port on SQL.
 
 use async_trait::async_trait;
+use pp_domain::auth::ports::NewLink;
 use pp_domain::auth::{FailedAttempt, LockoutPolicy, LoginFailures};
 use pp_domain::ports::{
     CreateUserError, PasswordReplacement, ReplacePasswordError, StoreError, UserStore,
@@ -17,7 +18,7 @@ use crate::SqlStore;
 use crate::auction::db_time;
 use crate::entities::users;
 use crate::errors::{Reaction, integrity, react, store_error};
-use crate::transaction::with_retries;
+use crate::transaction::{TxFailure, with_retries};
 
 /// The update that sets a new password hash and clears failures and lock.
 pub(crate) fn password_replaced(
@@ -112,8 +113,16 @@ impl SqlStore {
 
 #[async_trait]
 impl UserStore for SqlStore {
-    async fn insert_user(&self, user: NewUser) -> Result<User, CreateUserError> {
+    async fn insert_user(
+        &self,
+        user: NewUser,
+        verification: Option<NewLink>,
+    ) -> Result<User, CreateUserError> {
         let created_at = db_time(user.created_at);
+        let mail = verification
+            .as_ref()
+            .map(|link| crate::outbox::mail_row(self.sealer(), &link.mail))
+            .transpose()?;
         let row = users::ActiveModel {
             id: Set(user.id.as_uuid()),
             email: Set(user.email.as_str().to_owned()),
@@ -127,12 +136,23 @@ impl UserStore for SqlStore {
             failed_logins: Set(0),
             locked_until: Set(None),
         };
-        let _gate = self.database().write_gate().await;
-        match users::Entity::insert(row)
-            .exec_without_returning(self.database().connection())
-            .await
-        {
-            Ok(_) => Ok(User {
+        let inserted = async {
+            let tx = self.database().begin_write().await?;
+            let result = async {
+                users::Entity::insert(row)
+                    .exec_without_returning(&tx.txn)
+                    .await?;
+                if let (Some(link), Some(mail)) = (&verification, mail) {
+                    crate::accounts::insert_link(&tx.txn, &link.token, mail).await?;
+                }
+                Ok::<_, TxFailure<CreateUserError>>(())
+            }
+            .await;
+            tx.finish(result).await
+        }
+        .await;
+        match inserted {
+            Ok(()) => Ok(User {
                 id: user.id,
                 email: user.email,
                 display_name: user.display_name,
@@ -141,8 +161,11 @@ impl UserStore for SqlStore {
                 is_active: true,
                 created_at,
             }),
-            Err(err) if react(&err) == Reaction::Duplicate => Err(CreateUserError::EmailTaken),
-            Err(err) => Err(store_error(err).into()),
+            Err(TxFailure::Db(err)) if react(&err) == Reaction::Duplicate => {
+                Err(CreateUserError::EmailTaken)
+            }
+            Err(TxFailure::Db(err)) => Err(store_error(err).into()),
+            Err(TxFailure::Outcome(err)) => Err(err),
         }
     }
 

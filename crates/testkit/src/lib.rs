@@ -2,9 +2,12 @@
 //!
 //! Real components for integration tests: a fresh PostgreSQL database per
 //! test (dropped afterwards, even when the test panics) or a fresh SQLite
-//! file, migrated; a clock tests can move; and account fixtures that skip
-//! password hashing. Used only as a dev-dependency.
+//! file, migrated; a clock tests can move; account fixtures that skip
+//! password hashing; and a real SMTP server started by the test
+//! ([`smtp::SmtpSink`]). Used only as a dev-dependency.
 #![allow(clippy::expect_used, clippy::panic)] // test support: failing loudly is the point
+
+pub mod smtp;
 
 use std::sync::{Arc, Mutex};
 
@@ -196,7 +199,7 @@ pub async fn create_user(users: &dyn UserStore, role: Role, verified: bool) -> U
         email_verified: verified,
         created_at: chrono::Utc::now(),
     };
-    users.insert_user(user).await.expect("create a user")
+    users.insert_user(user, None).await.expect("create a user")
 }
 
 /// Live events as published, kept in order for tests to read back.

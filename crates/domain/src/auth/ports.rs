@@ -1,4 +1,4 @@
-//! Ports of the account flows: hashing, tokens, sessions, audit, mail, limits.
+//! Ports of the account flows: hashing, tokens, sessions, audit, limits.
 
 use std::time::Duration as StdDuration;
 
@@ -6,10 +6,11 @@ use async_trait::async_trait;
 
 use super::password::Password;
 use super::tokens::{
-    AccessClaims, AuditEntry, LinkMail, OneTimePurpose, SecretToken, TokenDigest, TokenRejected,
+    AccessClaims, AuditEntry, OneTimePurpose, SecretToken, TokenDigest, TokenRejected,
 };
 use crate::ids::{SessionId, TokenId, UserId};
 use crate::item::Timestamp;
+use crate::outbox::NewOutboxMail;
 use crate::ports::StoreError;
 use crate::user::{PasswordHash, User};
 
@@ -106,19 +107,6 @@ pub trait RevocationList: Send + Sync {
     /// # Errors
     /// When the list is unreachable.
     async fn is_revoked(&self, token: TokenId) -> anyhow::Result<bool>;
-}
-
-/// Sends e-mail.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
-#[async_trait]
-pub trait Mailer: Send + Sync {
-    /// Hands `mail` over for delivery. Implementations should return quickly
-    /// (queue, then deliver), so that answering "we sent a link if the address
-    /// exists" takes the same time either way.
-    ///
-    /// # Errors
-    /// When it cannot even be queued.
-    async fn send(&self, mail: LinkMail) -> anyhow::Result<()>;
 }
 
 /// A refresh token to store.
@@ -264,6 +252,16 @@ pub struct NewOneTimeToken {
     pub expires_at: Timestamp,
 }
 
+/// A single-use token and the mail that carries its link, stored together
+/// (the mail in the outbox): a link is mailed if and only if it exists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewLink {
+    /// The token, by its digest.
+    pub token: NewOneTimeToken,
+    /// The mail with the token in its link.
+    pub mail: NewOutboxMail,
+}
+
 /// How many single-use tokens (so e-mails) an account may be sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IssueCap {
@@ -277,18 +275,14 @@ pub struct IssueCap {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait OneTimeTokenStore: Send + Sync {
-    /// Stores a token unless its user was issued `cap.at_most` tokens (of
-    /// any purpose) since `cap.since`; `false` when the cap refused it.
-    /// Counting and storing are one step: concurrent requests for one
-    /// account never overshoot the cap.
+    /// Stores a token and its mail unless its user was issued
+    /// `cap.at_most` tokens (of any purpose) since `cap.since`; `false`
+    /// when the cap refused it. Counting and storing are one step:
+    /// concurrent requests for one account never overshoot the cap.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
-    async fn issue_one_time_token(
-        &self,
-        token: NewOneTimeToken,
-        cap: IssueCap,
-    ) -> Result<bool, StoreError>;
+    async fn issue_one_time_token(&self, link: NewLink, cap: IssueCap) -> Result<bool, StoreError>;
 
     /// The user of a live (unused, unexpired) token for `purpose`, without using it.
     ///

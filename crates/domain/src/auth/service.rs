@@ -13,7 +13,7 @@ use thiserror::Error;
 use super::lockout::{FailedAttempt, LockoutPolicy, LoginFailures};
 use super::password::{Password, PasswordPolicy};
 use super::ports::{
-    AccessTokens, AuditLog, IssueCap, Mailer, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore,
+    AccessTokens, AuditLog, IssueCap, NewLink, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore,
     PasswordHasher, PasswordStrength, RevocationList, Rotation, SecretTokens, SessionStart,
     SessionStore, Verification,
 };
@@ -24,6 +24,7 @@ use super::tokens::{
 use crate::email::Email;
 use crate::ids::{SessionId, TokenId, UserId};
 use crate::item::Timestamp;
+use crate::outbox::{NewOutboxMail, OutgoingMail};
 use crate::ports::{
     Clock, CreateUserError, PasswordReplacement, ReplacePasswordError, StoreError, UserStore,
 };
@@ -77,8 +78,6 @@ pub struct AuthPorts {
     pub secrets: Arc<dyn SecretTokens>,
     /// The access-token blacklist.
     pub revocations: Arc<dyn RevocationList>,
-    /// Outgoing mail.
-    pub mailer: Arc<dyn Mailer>,
     /// `now`.
     pub clock: Arc<dyn Clock>,
 }

@@ -118,6 +118,14 @@ impl OneTimePurpose {
             OneTimePurpose::ResetPassword => "reset_password",
         }
     }
+
+    /// The purpose stored as `name`, if any.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        [OneTimePurpose::VerifyEmail, OneTimePurpose::ResetPassword]
+            .into_iter()
+            .find(|purpose| purpose.as_str() == name)
+    }
 }
 
 /// How long each kind of token lives.
@@ -250,6 +258,14 @@ impl fmt::Debug for LinkMail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_purpose_reads_back_from_its_stored_name() {
+        for purpose in [OneTimePurpose::VerifyEmail, OneTimePurpose::ResetPassword] {
+            assert_eq!(OneTimePurpose::parse(purpose.as_str()), Some(purpose));
+        }
+        assert_eq!(OneTimePurpose::parse("login"), None);
+    }
 
     #[test]
     fn a_secret_token_and_a_token_pair_never_print_their_secrets() {

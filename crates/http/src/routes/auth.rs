@@ -171,6 +171,7 @@ pub async fn policy(state: web::Data<AppState>) -> HttpResponse {
 #[post("/auth/register", wrap = "from_fn(auth_limit)")]
 pub async fn register(
     state: web::Data<AppState>,
+    Context(context): Context,
     Json(body): Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let registration = Registration {
@@ -178,7 +179,7 @@ pub async fn register(
         password: Password::presented(&body.password),
         display_name: body.display_name,
     };
-    let user = state.auth.register(registration).await?;
+    let user = state.auth.register(registration, &context).await?;
     Ok(HttpResponse::Created().json(UserBody::from(&user)))
 }
 
@@ -234,11 +235,12 @@ pub const MAIL_FLOWS_AT_ONCE: usize = 64;
 #[post("/auth/resend-verification", wrap = "from_fn(auth_limit)")]
 pub async fn resend_verification(
     state: web::Data<AppState>,
+    Context(context): Context,
     Json(body): Json<EmailRequest>,
 ) -> HttpResponse {
     let auth = state.auth.clone();
     after_answer(&state, "resend-verification", async move {
-        auth.resend_verification(&body.email).await
+        auth.resend_verification(&body.email, &context).await
     });
     accepted("if the address has an unverified account, a new link is on its way")
 }
@@ -332,11 +334,12 @@ pub async fn logout_all(
 #[post("/auth/password/forgot", wrap = "from_fn(auth_limit)")]
 pub async fn forgot_password(
     state: web::Data<AppState>,
+    Context(context): Context,
     Json(body): Json<EmailRequest>,
 ) -> HttpResponse {
     let auth = state.auth.clone();
     after_answer(&state, "forgot-password", async move {
-        auth.forgot_password(&body.email).await
+        auth.forgot_password(&body.email, &context).await
     });
     accepted("if the address has an account, a reset link is on its way")
 }

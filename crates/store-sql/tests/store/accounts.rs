@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use pp_domain::auth::ports::{
-    AuditLog, IssueCap, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore, Rotation,
+    AuditLog, IssueCap, NewLink, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore, Rotation,
     SessionStart, SessionStore,
 };
 use pp_domain::auth::tokens::{
@@ -21,6 +21,14 @@ use crate::support::Harness;
 
 fn digest(byte: u8) -> TokenDigest {
     TokenDigest([byte; 32])
+}
+
+/// `token` with the mail that carries its link.
+pub(crate) fn link(token: NewOneTimeToken) -> NewLink {
+    NewLink {
+        mail: crate::outbox::link_mail(token.user, token.purpose, token.issued_at),
+        token,
+    }
 }
 
 /// The first refresh token of a new session for `user`, issued now.
@@ -64,13 +72,13 @@ async fn issue_link(
     let issued = h
         .store
         .issue_one_time_token(
-            NewOneTimeToken {
+            link(NewOneTimeToken {
                 digest: digest(byte),
                 user,
                 purpose,
                 issued_at: h.clock.now(),
                 expires_at,
-            },
+            }),
             IssueCap {
                 at_most: 100,
                 since: h.clock.now() - Duration::hours(1),
@@ -393,7 +401,7 @@ async fn concurrent_links_for_one_account_never_overshoot_the_cap(backend: Backe
             let now = h.clock.now();
             h.store
                 .issue_one_time_token(
-                    NewOneTimeToken {
+                    link(NewOneTimeToken {
                         digest: digest(byte),
                         user,
                         purpose: if byte.is_multiple_of(2) {
@@ -403,7 +411,7 @@ async fn concurrent_links_for_one_account_never_overshoot_the_cap(backend: Backe
                         },
                         issued_at: now,
                         expires_at: now + Duration::hours(1),
-                    },
+                    }),
                     IssueCap {
                         at_most: 3,
                         since: now - Duration::hours(1),

@@ -11,6 +11,7 @@ mod concurrency;
 mod lifecycle;
 mod listing;
 mod migrations;
+mod outbox;
 mod sealing;
 mod users;
 

@@ -11,7 +11,7 @@ use crate::on_both_backends;
 use crate::support::{Harness, plain, poisoned};
 
 /// Every column of every row of `table`, as one text (blobs in hex).
-async fn dump(h: &Harness, table: &str) -> String {
+pub(crate) async fn dump(h: &Harness, table: &str) -> String {
     let conn = h.store.database().connection();
     let sql = match conn.get_database_backend() {
         DbBackend::Postgres => format!("SELECT row_to_json(t)::text AS row FROM {table} t"),
@@ -48,7 +48,7 @@ async fn dump(h: &Harness, table: &str) -> String {
         .to_lowercase()
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -25,7 +25,7 @@ async fn an_account_reads_back_by_id_and_by_email(backend: Backend) {
     let h = Harness::new(backend).await;
     let created = h
         .users()
-        .insert_user(new_user("Alice@Example.com"))
+        .insert_user(new_user("Alice@Example.com"), None)
         .await
         .unwrap();
     assert_eq!(created.email.as_str(), "alice@example.com");
@@ -50,7 +50,11 @@ async fn one_address_is_one_account_even_when_registered_at_once(backend: Backen
     let tasks: Vec<_> = (0..4)
         .map(|_| {
             let h = Arc::clone(&h);
-            tokio::spawn(async move { h.users().insert_user(new_user("bob@example.com")).await })
+            tokio::spawn(async move {
+                h.users()
+                    .insert_user(new_user("bob@example.com"), None)
+                    .await
+            })
         })
         .collect();
     let mut created = 0;

@@ -87,13 +87,17 @@ impl AuthService {
     ///
     /// # Errors
     /// Only when the store fails.
-    pub async fn forgot_password(&self, email: &str) -> Result<(), StoreError> {
+    pub async fn forgot_password(
+        &self,
+        email: &str,
+        context: &RequestContext,
+    ) -> Result<(), StoreError> {
         let Ok(email) = Email::parse(email) else {
             return Ok(());
         };
         match self.ports.users.user_by_email(&email).await? {
             Some(user) if user.is_active => {
-                self.issue_one_time(&user, OneTimePurpose::ResetPassword)
+                self.issue_one_time(&user, OneTimePurpose::ResetPassword, context)
                     .await
             }
             _ => Ok(()),

@@ -4,54 +4,62 @@
 use super::*;
 
 impl AuthService {
-    pub(super) async fn issue_one_time(
+    /// A new single-use link for `purpose` and the mail that carries it to
+    /// the account `user` (at `email`, greeted as `name`).
+    fn new_link(
         &self,
-        user: &User,
+        user: UserId,
+        email: &Email,
+        name: &str,
         purpose: OneTimePurpose,
-    ) -> Result<(), StoreError> {
+        context: &RequestContext,
+    ) -> NewLink {
         let now = self.now();
         let token = self.ports.secrets.generate();
-        let issued = self
-            .ports
-            .one_time
-            .issue_one_time_token(
-                NewOneTimeToken {
-                    digest: token.digest,
-                    user: user.id,
-                    purpose,
-                    issued_at: now,
-                    expires_at: now + self.policy.lifetimes.of(purpose),
-                },
-                IssueCap {
-                    at_most: self.policy.mails_per_account_per_hour,
-                    since: now - Duration::hours(1),
-                },
-            )
-            .await?;
-        if !issued {
-            return Ok(());
-        }
         let path = match purpose {
             OneTimePurpose::VerifyEmail => "verify-email",
             OneTimePurpose::ResetPassword => "reset-password",
         };
-        // The mailer queues; a failure to queue is logged by the adapter and
-        // must not tell the caller whether the address exists.
-        let _ = self
-            .ports
-            .mailer
-            .send(LinkMail {
-                to: user.email.clone(),
-                name: user.display_name.clone(),
+        let valid_for = self.policy.lifetimes.of(purpose);
+        let mail = LinkMail {
+            to: email.clone(),
+            name: name.to_owned(),
+            purpose,
+            link: format!(
+                "{base}/{path}?token={token}",
+                base = self.policy.public_url,
+                token = token.plain.as_str(),
+            ),
+            valid_for,
+        };
+        NewLink {
+            token: NewOneTimeToken {
+                digest: token.digest,
+                user,
                 purpose,
-                link: format!(
-                    "{base}/{path}?token={token}",
-                    base = self.policy.public_url,
-                    token = token.plain.as_str(),
-                ),
-                valid_for: self.policy.lifetimes.of(purpose),
-            })
-            .await;
+                issued_at: now,
+                expires_at: now + valid_for,
+            },
+            mail: NewOutboxMail::new(OutgoingMail::Link(mail), now)
+                .caused_by(context.request_id.clone()),
+        }
+    }
+
+    /// Stores a new link for `user` and its mail (the outbox delivers it),
+    /// unless the account had its share of mail this hour: then nothing,
+    /// and the caller answers alike.
+    pub(super) async fn issue_one_time(
+        &self,
+        user: &User,
+        purpose: OneTimePurpose,
+        context: &RequestContext,
+    ) -> Result<(), StoreError> {
+        let link = self.new_link(user.id, &user.email, &user.display_name, purpose, context);
+        let cap = IssueCap {
+            at_most: self.policy.mails_per_account_per_hour,
+            since: link.token.issued_at - Duration::hours(1),
+        };
+        self.ports.one_time.issue_one_time_token(link, cap).await?;
         Ok(())
     }
 
@@ -60,7 +68,11 @@ impl AuthService {
     /// # Errors
     /// [`RegisterError::Invalid`] with every broken rule,
     /// [`RegisterError::EmailTaken`] when the address has an account.
-    pub async fn register(&self, registration: Registration) -> Result<User, RegisterError> {
+    pub async fn register(
+        &self,
+        registration: Registration,
+        context: &RequestContext,
+    ) -> Result<User, RegisterError> {
         let mut errors = Collector::default();
         let email = errors.check("email", Email::parse(&registration.email));
         let name = match registration.display_name.as_deref() {
@@ -79,25 +91,34 @@ impl AuthService {
         let (email, name, password) = errors.finish((|| Some((email?, name?, password?)))())?;
 
         let hash = self.ports.hasher.hash(&password).await?;
+        let id = UserId::generate();
+        let verification = self.new_link(
+            id,
+            &email,
+            name.as_str(),
+            OneTimePurpose::VerifyEmail,
+            context,
+        );
         let user = self
             .ports
             .users
-            .insert_user(NewUser {
-                id: UserId::generate(),
-                email,
-                display_name: name.into_string(),
-                password_hash: hash,
-                role: Role::User,
-                email_verified: false,
-                created_at: self.now(),
-            })
+            .insert_user(
+                NewUser {
+                    id,
+                    email,
+                    display_name: name.into_string(),
+                    password_hash: hash,
+                    role: Role::User,
+                    email_verified: false,
+                    created_at: self.now(),
+                },
+                Some(verification),
+            )
             .await
             .map_err(|e| match e {
                 CreateUserError::EmailTaken => RegisterError::EmailTaken,
                 CreateUserError::Store(e) => RegisterError::Store(e),
             })?;
-        self.issue_one_time(&user, OneTimePurpose::VerifyEmail)
-            .await?;
         Ok(user)
     }
 
@@ -126,15 +147,18 @@ impl AuthService {
         let hash = self.ports.hasher.hash(&password).await?;
         self.ports
             .users
-            .insert_user(NewUser {
-                id: UserId::generate(),
-                email,
-                display_name: name.into_string(),
-                password_hash: hash,
-                role,
-                email_verified: verified,
-                created_at: self.now(),
-            })
+            .insert_user(
+                NewUser {
+                    id: UserId::generate(),
+                    email,
+                    display_name: name.into_string(),
+                    password_hash: hash,
+                    role,
+                    email_verified: verified,
+                    created_at: self.now(),
+                },
+                None,
+            )
             .await
             .map_err(|e| match e {
                 CreateUserError::EmailTaken => RegisterError::EmailTaken,
@@ -167,13 +191,17 @@ impl AuthService {
     ///
     /// # Errors
     /// Only when the store fails.
-    pub async fn resend_verification(&self, email: &str) -> Result<(), StoreError> {
+    pub async fn resend_verification(
+        &self,
+        email: &str,
+        context: &RequestContext,
+    ) -> Result<(), StoreError> {
         let Ok(email) = Email::parse(email) else {
             return Ok(());
         };
         match self.ports.users.user_by_email(&email).await? {
             Some(user) if user.is_active && !user.email_verified => {
-                self.issue_one_time(&user, OneTimePurpose::VerifyEmail)
+                self.issue_one_time(&user, OneTimePurpose::VerifyEmail, context)
                     .await
             }
             _ => Ok(()),

@@ -9,9 +9,8 @@ use zeroize::Zeroizing;
 use super::*;
 use crate::auth::lockout::{FailedAttempt, LoginFailures};
 use crate::auth::ports::{
-    IssueCap, MockAccessTokens, MockAuditLog, MockMailer, MockOneTimeTokenStore,
-    MockPasswordHasher, MockPasswordStrength, MockRevocationList, MockSecretTokens,
-    MockSessionStore,
+    IssueCap, MockAccessTokens, MockAuditLog, MockOneTimeTokenStore, MockPasswordHasher,
+    MockPasswordStrength, MockRevocationList, MockSecretTokens, MockSessionStore, NewLink,
 };
 use crate::auth::tokens::TokenDigest;
 use crate::ports::MockUserStore;
@@ -80,9 +79,15 @@ struct Mocks {
     access: MockAccessTokens,
     secrets: MockSecretTokens,
     revocations: MockRevocationList,
-    mailer: MockMailer,
     audited: Recorded<AuditEvent>,
     mailed: Recorded<LinkMail>,
+}
+
+/// The mail a stored link carries.
+fn link_mail(link: &NewLink) -> LinkMail {
+    match &link.mail.mail {
+        crate::outbox::OutgoingMail::Link(mail) => mail.clone(),
+    }
 }
 
 impl Mocks {
@@ -93,12 +98,6 @@ impl Mocks {
         let log = Arc::clone(&audited);
         audit.expect_record().returning(move |entry| {
             log.lock().unwrap().push(entry.event);
-            Ok(())
-        });
-        let mut mailer = MockMailer::new();
-        let outbox = Arc::clone(&mailed);
-        mailer.expect_send().returning(move |mail| {
-            outbox.lock().unwrap().push(mail);
             Ok(())
         });
         let mut secrets = MockSecretTokens::new();
@@ -129,7 +128,6 @@ impl Mocks {
             access,
             secrets,
             revocations: MockRevocationList::new(),
-            mailer,
             audited,
             mailed,
         }
@@ -151,7 +149,6 @@ impl Mocks {
             access: Arc::new(self.access),
             secrets: Arc::new(self.secrets),
             revocations: Arc::new(self.revocations),
-            mailer: Arc::new(self.mailer),
             clock: Arc::new(clock),
         };
         (AuthService::new(ports, policy), self.audited, self.mailed)
@@ -173,11 +170,14 @@ fn registration_reports_every_broken_rule_without_hashing() {
     let mut m = Mocks::new();
     m.hasher.expect_hash().never();
     let (svc, _, _) = m.service(policy());
-    let result = run(svc.register(Registration {
-        email: "not-an-address".into(),
-        password: pw("short"),
-        display_name: Some(" ".into()),
-    }));
+    let result = run(svc.register(
+        Registration {
+            email: "not-an-address".into(),
+            password: pw("short"),
+            display_name: Some(" ".into()),
+        },
+        &ctx(),
+    ));
     let Err(RegisterError::Invalid(errors)) = result else {
         panic!("{result:?}")
     };
@@ -190,11 +190,14 @@ fn a_common_password_is_refused_at_registration() {
     let mut m = Mocks::new();
     m.hasher.expect_hash().never();
     let (svc, _, _) = m.service(policy());
-    let result = run(svc.register(Registration {
-        email: "ann@example.com".into(),
-        password: pw("passwordpassword"),
-        display_name: None,
-    }));
+    let result = run(svc.register(
+        Registration {
+            email: "ann@example.com".into(),
+            password: pw("passwordpassword"),
+            display_name: None,
+        },
+        &ctx(),
+    ));
     assert!(matches!(result, Err(RegisterError::Invalid(e)) if e.fields()[0].field == "password"));
 }
 
@@ -204,39 +207,39 @@ fn registration_stores_the_hash_and_mails_a_verification_link() {
     m.hasher
         .expect_hash()
         .returning(|_| Ok(PasswordHash::new("$argon2id$new".into())));
-    m.users.expect_insert_user().returning(|new| {
-        assert_eq!(new.password_hash.as_str(), "$argon2id$new");
-        assert_eq!((new.role, new.email_verified), (Role::User, false));
-        assert_eq!(new.display_name, "ann");
-        Ok(User {
-            id: new.id,
-            email: new.email,
-            display_name: new.display_name,
-            role: new.role,
-            email_verified: false,
-            is_active: true,
-            created_at: new.created_at,
-        })
-    });
-    m.one_time
-        .expect_issue_one_time_token()
-        .withf(|t, cap| {
-            t.purpose == OneTimePurpose::VerifyEmail
-                && t.expires_at == t0() + Duration::hours(24)
-                && *cap
-                    == IssueCap {
-                        at_most: 3,
-                        since: t0() - Duration::hours(1),
-                    }
-        })
-        .times(1)
-        .returning(|_, _| Ok(true));
+    let mailed = Arc::clone(&m.mailed);
+    m.users
+        .expect_insert_user()
+        .returning(move |new, verification| {
+            let link = verification.expect("a verification link, stored with the account");
+            assert_eq!(link.token.user, new.id);
+            assert_eq!(link.token.purpose, OneTimePurpose::VerifyEmail);
+            assert_eq!(link.token.expires_at, t0() + Duration::hours(24));
+            assert_eq!(link.mail.created_at, t0());
+            mailed.lock().unwrap().push(link_mail(&link));
+            assert_eq!(new.password_hash.as_str(), "$argon2id$new");
+            assert_eq!((new.role, new.email_verified), (Role::User, false));
+            assert_eq!(new.display_name, "ann");
+            Ok(User {
+                id: new.id,
+                email: new.email,
+                display_name: new.display_name,
+                role: new.role,
+                email_verified: false,
+                is_active: true,
+                created_at: new.created_at,
+            })
+        });
+    m.one_time.expect_issue_one_time_token().never();
     let (svc, _, mailed) = m.service(policy());
-    let registered = run(svc.register(Registration {
-        email: " Ann@Example.com ".into(),
-        password: pw(STRONG),
-        display_name: None,
-    }))
+    let registered = run(svc.register(
+        Registration {
+            email: " Ann@Example.com ".into(),
+            password: pw(STRONG),
+            display_name: None,
+        },
+        &ctx(),
+    ))
     .unwrap();
     assert_eq!(registered.email.as_str(), "ann@example.com");
     let mail = mailed.lock().unwrap()[0].clone();
@@ -262,38 +265,42 @@ fn a_taken_address_is_reported() {
         .returning(|_| Ok(PasswordHash::new("h".into())));
     m.users
         .expect_insert_user()
-        .returning(|_| Err(CreateUserError::EmailTaken));
-    let (svc, _, mailed) = m.service(policy());
-    let result = run(svc.register(Registration {
-        email: "ann@example.com".into(),
-        password: pw(STRONG),
-        display_name: Some("Ann".into()),
-    }));
+        .returning(|_, _| Err(CreateUserError::EmailTaken));
+    let (svc, _, _) = m.service(policy());
+    let result = run(svc.register(
+        Registration {
+            email: "ann@example.com".into(),
+            password: pw(STRONG),
+            display_name: Some("Ann".into()),
+        },
+        &ctx(),
+    ));
     assert!(matches!(result, Err(RegisterError::EmailTaken)));
-    assert!(mailed.lock().unwrap().is_empty());
 }
 
 #[test]
-fn a_store_failure_at_registration_is_passed_on_and_nothing_is_mailed() {
+fn a_store_failure_at_registration_is_passed_on() {
     let mut m = Mocks::new();
     m.hasher
         .expect_hash()
         .returning(|_| Ok(PasswordHash::new("h".into())));
     m.users
         .expect_insert_user()
-        .returning(|_| Err(CreateUserError::Store(StoreError::Busy)));
+        .returning(|_, _| Err(CreateUserError::Store(StoreError::Busy)));
     m.one_time.expect_issue_one_time_token().never();
-    let (svc, _, mailed) = m.service(policy());
-    let result = run(svc.register(Registration {
-        email: "ann@example.com".into(),
-        password: pw(STRONG),
-        display_name: None,
-    }));
+    let (svc, _, _) = m.service(policy());
+    let result = run(svc.register(
+        Registration {
+            email: "ann@example.com".into(),
+            password: pw(STRONG),
+            display_name: None,
+        },
+        &ctx(),
+    ));
     assert!(
         matches!(result, Err(RegisterError::Store(StoreError::Busy))),
         "{result:?}"
     );
-    assert!(mailed.lock().unwrap().is_empty());
 }
 
 // ---------------------------------------------------------------- login
@@ -902,17 +909,28 @@ fn forgot_and_resend_only_mail_accounts_that_can_use_the_link() {
             _ => None,
         })
     });
+    let mailed = Arc::clone(&m.mailed);
     m.one_time
         .expect_issue_one_time_token()
         .times(2)
-        .returning(|_, _| Ok(true));
+        .returning(move |link, cap| {
+            assert_eq!(
+                cap,
+                IssueCap {
+                    at_most: 3,
+                    since: t0() - Duration::hours(1),
+                }
+            );
+            mailed.lock().unwrap().push(link_mail(&link));
+            Ok(true)
+        });
     let (svc, _, mailed) = m.service(policy());
-    run(svc.forgot_password("ann@example.com")).unwrap();
-    run(svc.forgot_password("nobody@example.com")).unwrap();
-    run(svc.forgot_password("not an address")).unwrap();
-    run(svc.resend_verification("ann@example.com")).unwrap(); // already verified: nothing
-    run(svc.resend_verification("new@example.com")).unwrap();
-    run(svc.resend_verification("bad")).unwrap();
+    run(svc.forgot_password("ann@example.com", &ctx())).unwrap();
+    run(svc.forgot_password("nobody@example.com", &ctx())).unwrap();
+    run(svc.forgot_password("not an address", &ctx())).unwrap();
+    run(svc.resend_verification("ann@example.com", &ctx())).unwrap(); // already verified: nothing
+    run(svc.resend_verification("new@example.com", &ctx())).unwrap();
+    run(svc.resend_verification("bad", &ctx())).unwrap();
     let mails = mailed.lock().unwrap();
     assert_eq!(mails.len(), 2);
     assert!(
@@ -929,7 +947,7 @@ fn forgot_and_resend_only_mail_accounts_that_can_use_the_link() {
 }
 
 #[test]
-fn past_the_hourly_cap_nothing_is_mailed_and_the_answer_is_the_same() {
+fn past_the_hourly_cap_the_answer_is_the_same() {
     let ann = user(true, true);
     let mut m = Mocks::new();
     m.users
@@ -940,14 +958,9 @@ fn past_the_hourly_cap_nothing_is_mailed_and_the_answer_is_the_same() {
         .expect_issue_one_time_token()
         .times(2)
         .returning(move |_, _| Ok(answers.pop().unwrap()));
-    let (svc, _, mailed) = m.service(policy());
-    run(svc.forgot_password("ann@example.com")).unwrap();
-    run(svc.forgot_password("ann@example.com")).unwrap();
-    assert_eq!(
-        mailed.lock().unwrap().len(),
-        1,
-        "the capped request mails nothing"
-    );
+    let (svc, _, _) = m.service(policy());
+    run(svc.forgot_password("ann@example.com", &ctx())).unwrap();
+    run(svc.forgot_password("ann@example.com", &ctx())).unwrap();
 }
 
 #[test]
@@ -1416,7 +1429,8 @@ fn the_command_line_creates_verified_admins() {
     m.hasher
         .expect_hash()
         .returning(|_| Ok(PasswordHash::new("h".into())));
-    m.users.expect_insert_user().returning(|new| {
+    m.users.expect_insert_user().returning(|new, verification| {
+        assert_eq!(verification, None, "nothing to verify, nothing mailed");
         Ok(User {
             id: new.id,
             email: new.email,
@@ -1427,10 +1441,9 @@ fn the_command_line_creates_verified_admins() {
             created_at: new.created_at,
         })
     });
-    let (svc, _, mailed) = m.service(policy());
+    let (svc, _, _) = m.service(policy());
     let admin = run(svc.create_user("root@example.com", pw(STRONG), Role::Admin, true)).unwrap();
     assert_eq!((admin.role, admin.email_verified), (Role::Admin, true));
-    assert!(mailed.lock().unwrap().is_empty());
     assert!(svc.policy().require_verified_email);
 }
 
@@ -1448,7 +1461,7 @@ fn the_command_line_is_told_of_a_taken_address_and_of_a_store_failure() {
     m.users
         .expect_insert_user()
         .times(2)
-        .returning(move |_| answers.pop().unwrap());
+        .returning(move |_, _| answers.pop().unwrap());
     let (svc, _, _) = m.service(policy());
     let create = || run(svc.create_user("root@example.com", pw(STRONG), Role::Admin, true));
     let taken = create();
