@@ -20,6 +20,7 @@ mod m20261201_000009_create_ws_tickets;
 mod m20261201_000010_bind_ws_tickets_to_sessions;
 mod m20261205_000011_add_close_retries;
 mod m20261205_000012_create_outbox;
+mod m20261205_000013_index_audit_log;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_bind_ws_tickets_to_sessions::Migration),
             Box::new(m20261205_000011_add_close_retries::Migration),
             Box::new(m20261205_000012_create_outbox::Migration),
+            Box::new(m20261205_000013_index_audit_log::Migration),
         ]
     }
 }

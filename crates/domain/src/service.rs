@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
+use crate::auth::ports::AuditLog;
+use crate::auth::tokens::{AuditEntry, AuditEvent, RequestContext};
 use crate::bid::{Bid, BidCursor, BidOffer, BidView};
 use crate::engine::{BidCommand, revealed_view, view_of};
 use crate::ids::{ItemId, UserId};
@@ -129,6 +131,7 @@ pub struct AuctionService {
     events: Arc<dyn LiveEvents>,
     clock: Arc<dyn Clock>,
     policy: AuctionPolicy,
+    audit: Option<Arc<dyn AuditLog>>,
 }
 
 impl std::fmt::Debug for AuctionService {
@@ -153,7 +156,40 @@ impl AuctionService {
             events,
             clock,
             policy,
+            audit: None,
         }
+    }
+
+    /// The same, recording item creation and cancellation in `audit`.
+    #[must_use]
+    pub fn with_audit(self, audit: Arc<dyn AuditLog>) -> Self {
+        Self {
+            audit: Some(audit),
+            ..self
+        }
+    }
+
+    /// Records what an admin did to an item, when auditing.
+    async fn audit_item(
+        &self,
+        event: AuditEvent,
+        item: ItemId,
+        actor: UserId,
+        context: &RequestContext,
+    ) -> Result<(), StoreError> {
+        let Some(audit) = &self.audit else {
+            return Ok(());
+        };
+        audit
+            .record(AuditEntry {
+                at: self.clock.now(),
+                event,
+                user: None,
+                actor: Some(actor),
+                context: context.clone(),
+                detail: Some(format!("item {item}")),
+            })
+            .await
     }
 
     /// Lists an item for `seller`.
@@ -164,9 +200,13 @@ impl AuctionService {
         &self,
         seller: UserId,
         draft: ItemDraft,
+        context: &RequestContext,
     ) -> Result<ListedItem, ListItemError> {
         let item = NewItem::parse(draft, seller, self.clock.now())?;
-        Ok(self.auctions.insert_item(item).await?)
+        let listed = self.auctions.insert_item(item).await?;
+        self.audit_item(AuditEvent::ItemCreated, listed.item.id, seller, context)
+            .await?;
+        Ok(listed)
     }
 
     /// The public view of an item, or `None`.
@@ -368,8 +408,15 @@ impl AuctionService {
     ///
     /// # Errors
     /// [`CancelItemError`] naming why not.
-    pub async fn cancel_item(&self, id: ItemId) -> Result<ListedItem, CancelItemError> {
+    pub async fn cancel_item(
+        &self,
+        id: ItemId,
+        admin: UserId,
+        context: &RequestContext,
+    ) -> Result<ListedItem, CancelItemError> {
         let cancelled = self.auctions.cancel_item(id, self.lifecycle()).await?;
+        self.audit_item(AuditEvent::ItemCancelled, id, admin, context)
+            .await?;
         if let Some(event) = ItemEvent::closed(&cancelled) {
             self.events.publish(event);
         }
@@ -607,7 +654,7 @@ mod tests {
             currency: None,
             close_at: t0(),
         };
-        let result = run(svc.list_item(UserId::generate(), draft));
+        let result = run(svc.list_item(UserId::generate(), draft, &RequestContext::default()));
         assert!(
             matches!(&result, Err(ListItemError::Invalid(errors)) if errors.fields().len() == 3),
             "{result:?}"
@@ -629,6 +676,14 @@ mod tests {
                 })
             });
         let (svc, _) = service(store, t0(), AuctionPolicy::default());
+        let audited = Arc::new(Mutex::new(Vec::new()));
+        let mut audit = crate::auth::ports::MockAuditLog::new();
+        let log = Arc::clone(&audited);
+        audit.expect_record().returning(move |entry| {
+            log.lock().unwrap().push(entry);
+            Ok(())
+        });
+        let svc = svc.with_audit(Arc::new(audit));
         let draft = ItemDraft {
             title: "Lamp".into(),
             description: String::new(),
@@ -637,8 +692,18 @@ mod tests {
             currency: Some("EUR".into()),
             close_at: t0() + Duration::days(1),
         };
-        let listed = run(svc.list_item(seller, draft)).unwrap();
+        let context = RequestContext {
+            request_id: Some("req-7".into()),
+            ip: None,
+        };
+        let listed = run(svc.list_item(seller, draft, &context)).unwrap();
         assert_eq!(listed.item.currency.as_str(), "eur");
+        let audited = audited.lock().unwrap();
+        assert_eq!(audited.len(), 1);
+        assert_eq!(audited[0].event, AuditEvent::ItemCreated);
+        assert_eq!((audited[0].user, audited[0].actor), (None, Some(seller)));
+        assert_eq!(audited[0].context, context);
+        assert_eq!(audited[0].detail, Some(format!("item {}", listed.item.id)));
     }
 
     fn record_of(
@@ -836,7 +901,17 @@ mod tests {
             })
         });
         let (svc, recorded) = service(store, t0(), AuctionPolicy::default());
-        run(svc.cancel_item(it.id)).unwrap();
+        let admin = UserId::generate();
+        let mut audit = crate::auth::ports::MockAuditLog::new();
+        audit
+            .expect_record()
+            .withf(move |entry| {
+                entry.event == AuditEvent::ItemCancelled && entry.actor == Some(admin)
+            })
+            .times(1)
+            .returning(|_| Ok(()));
+        let svc = svc.with_audit(Arc::new(audit));
+        run(svc.cancel_item(it.id, admin, &RequestContext::default())).unwrap();
         assert!(matches!(
             recorded.events.lock().unwrap()[..],
             [ItemEvent::Closed(c)] if c.cancelled && !c.has_winner
@@ -851,7 +926,7 @@ mod tests {
         });
         let (svc, recorded) = service(store, it.close_at, AuctionPolicy::default());
         assert!(matches!(
-            run(svc.cancel_item(it.id)),
+            run(svc.cancel_item(it.id, UserId::generate(), &RequestContext::default())),
             Err(CancelItemError::Rejected(
                 crate::engine::CancelRejection::NotOpen
             ))

@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
+use pp_domain::auth::tokens::AuditCursor;
 use pp_domain::{BidCursor, BidId, ItemCursor, ItemId, Timestamp, UserCursor, UserId};
 use sha2::Sha256;
 
@@ -118,6 +119,21 @@ impl CursorCodec {
     pub fn decode_user(&self, cursor: &str) -> Result<UserCursor, ApiError> {
         let (created_at, id) = self.decode_position::<UserId>("users", cursor)?;
         Ok(UserCursor { created_at, id })
+    }
+
+    /// A cursor into the audit trail (of one filter: `list` names it).
+    #[must_use]
+    pub fn encode_audit(&self, list: &str, cursor: AuditCursor) -> String {
+        self.encode_position(list, cursor.at, cursor.id)
+    }
+
+    /// The position in the audit trail.
+    ///
+    /// # Errors
+    /// 400 `invalid_cursor`, also for a cursor of another filter.
+    pub fn decode_audit(&self, list: &str, cursor: &str) -> Result<AuditCursor, ApiError> {
+        let (at, id) = self.decode_position::<uuid::Uuid>(list, cursor)?;
+        Ok(AuditCursor { at, id })
     }
 
     /// A cursor into the item list (of one status filter: `list` names it).

@@ -32,6 +32,7 @@ use crate::{problem, routes};
     tags(
         (name = "auth", description = "Registration, login, sessions and passwords"),
         (name = "users", description = "Your account; accounts for admins"),
+        (name = "audit", description = "The audit trail, for admins"),
         (name = "items", description = "Items up for auction"),
         (name = "bids", description = "Sealed bids, poisoned or plain; revealed after close"),
         (name = "live", description = "Live prices (Server-Sent Events, also at `/events/{item_id}`) and personal notifications (WebSocket)"),

@@ -14,8 +14,8 @@ use pp_crypto::{
     ZxcvbnStrength,
 };
 use pp_domain::auth::ports::{AuditLog, RateLimiter, RevocationList};
-use pp_domain::auth::tokens::AuditEntry;
 use pp_domain::auth::tokens::TokenLifetimes;
+use pp_domain::auth::tokens::{AuditCursor, AuditEntry, AuditFilter, AuditRecord};
 use pp_domain::auth::{AuthPolicy, AuthPorts, AuthService, LockoutPolicy, TicketService};
 use pp_domain::live::ConnectionSlots;
 use pp_domain::outbox::{OutboxWorker, RetryPolicy};
@@ -88,6 +88,15 @@ impl AuditLog for MeteredAuditLog {
     async fn record(&self, entry: AuditEntry) -> Result<(), StoreError> {
         metrics::counter!("auth_events_total", "event" => entry.event.as_str()).increment(1);
         self.0.record(entry).await
+    }
+
+    async fn audit_trail(
+        &self,
+        filter: AuditFilter,
+        after: Option<AuditCursor>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.0.audit_trail(filter, after, limit).await
     }
 }
 
@@ -231,11 +240,12 @@ impl Services {
             settings.jwt_secret.expose_secret().as_bytes(),
             JwtSettings::default(),
         );
+        let audit: Arc<dyn AuditLog> = Arc::new(MeteredAuditLog(store.clone()));
         let ports = AuthPorts {
             users: store.clone(),
             sessions: store.clone(),
             one_time: store.clone(),
-            audit: Arc::new(MeteredAuditLog(store.clone())),
+            audit: Arc::clone(&audit),
             hasher: Arc::new(hasher),
             strength: Arc::new(ZxcvbnStrength),
             access: Arc::new(jwt),
@@ -262,7 +272,8 @@ impl Services {
             AuctionPolicy {
                 require_verified_email: settings.require_email_verification,
             },
-        );
+        )
+        .with_audit(audit);
         let tickets = TicketService::new(
             store.clone(),
             Arc::new(RandomSecretTokens),

@@ -5,13 +5,15 @@ use pp_domain::auth::ports::{
     AuditLog, IssueCap, NewLink, NewOneTimeToken, NewRefreshToken, OneTimeTokenStore, Rotation,
     SessionStart, SessionStore,
 };
-use pp_domain::auth::tokens::{AuditEntry, OneTimePurpose, TokenDigest};
+use pp_domain::auth::tokens::{
+    AuditCursor, AuditEntry, AuditFilter, AuditRecord, OneTimePurpose, TokenDigest,
+};
 use pp_domain::ports::{PasswordReplacement, ReplacePasswordError, StoreError};
 use pp_domain::{PasswordHash, SessionId, Timestamp, User, UserId};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, QuerySelect, Statement,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
@@ -472,47 +474,66 @@ impl AuditLog for SqlStore {
         .map_err(store_error)?;
         Ok(())
     }
+
+    async fn audit_trail(
+        &self,
+        filter: AuditFilter,
+        after: Option<AuditCursor>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut query = audit_log::Entity::find()
+            .order_by_desc(audit_log::Column::At)
+            .order_by_desc(audit_log::Column::Id)
+            .limit(u64::from(limit));
+        if let Some(user) = filter.user {
+            query = query.filter(audit_log::Column::UserId.eq(user.as_uuid()));
+        }
+        if let Some(event) = filter.event {
+            query = query.filter(audit_log::Column::Event.eq(event.as_str()));
+        }
+        if let Some(cursor) = after {
+            let at = db_time(cursor.at);
+            query = query.filter(
+                Condition::any().add(audit_log::Column::At.lt(at)).add(
+                    Condition::all()
+                        .add(audit_log::Column::At.eq(at))
+                        .add(audit_log::Column::Id.lt(cursor.id)),
+                ),
+            );
+        }
+        let rows = query
+            .all(self.database().connection())
+            .await
+            .map_err(store_error)?;
+        Ok(rows.into_iter().map(audit_record).collect())
+    }
 }
 
-/// The audit log as stored, for tests and operators.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuditRecord {
-    /// The event name.
-    pub event: String,
-    /// The account concerned.
-    pub user: Option<UserId>,
-    /// The actor.
-    pub actor: Option<UserId>,
-    /// The request id.
-    pub request_id: Option<String>,
-    /// The client address.
-    pub ip: Option<String>,
-    /// The detail.
-    pub detail: Option<String>,
+fn audit_record(row: audit_log::Model) -> AuditRecord {
+    AuditRecord {
+        id: row.id,
+        at: row.at,
+        event: row.event,
+        user: row.user_id.map(UserId::from_uuid),
+        actor: row.actor_id.map(UserId::from_uuid),
+        request_id: row.request_id,
+        ip: row.ip,
+        detail: row.detail,
+    }
 }
 
 impl SqlStore {
-    /// Every audit record, oldest first.
+    /// Every audit record, oldest first (for tests).
     ///
     /// # Errors
     /// When the store fails.
     pub async fn audit_records(&self) -> Result<Vec<AuditRecord>, StoreError> {
         let rows = audit_log::Entity::find()
+            .order_by_asc(audit_log::Column::At)
+            .order_by_asc(audit_log::Column::Id)
             .all(self.database().connection())
             .await
             .map_err(store_error)?;
-        let mut rows = rows;
-        rows.sort_by_key(|r| (r.at, r.id));
-        Ok(rows
-            .into_iter()
-            .map(|r| AuditRecord {
-                event: r.event,
-                user: r.user_id.map(UserId::from_uuid),
-                actor: r.actor_id.map(UserId::from_uuid),
-                request_id: r.request_id,
-                ip: r.ip,
-                detail: r.detail,
-            })
-            .collect())
+        Ok(rows.into_iter().map(audit_record).collect())
     }
 }

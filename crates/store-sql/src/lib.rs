@@ -34,7 +34,6 @@ mod tickets;
 mod transaction;
 mod users;
 
-pub use accounts::AuditRecord;
 pub use database::{ConnectError, Database, DatabaseSettings, MigrationState};
 
 /// Both stores over one database, sealing with `sealer`.

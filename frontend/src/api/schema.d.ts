@@ -47,6 +47,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The audit trail, newest first, optionally about one account or of one
+         *     event (admin).
+         */
+        get: operations["audit_trail"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/login": {
         parameters: {
             query?: never;
@@ -571,6 +591,46 @@ export interface components {
             is_active?: boolean | null;
             role?: components["schemas"]["RoleName"] | null;
         };
+        /** @description One entry of the audit trail. Never a password, token or link. */
+        AuditEntryBody: {
+            /**
+             * Format: uuid
+             * @description Who did it, when not the account itself (an admin).
+             */
+            actor_id: string | null;
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            at: string;
+            /** @description A short detail, e.g. `user -> admin` or why a login failed. */
+            details: string | null;
+            /** @description What happened, e.g. `login_failed`, `role_changed`, `item_created`. */
+            event: string;
+            /**
+             * Format: uuid
+             * @description Its id.
+             */
+            id: string;
+            /** @description The client's address. */
+            ip: string | null;
+            /** @description The request's id (`X-Request-Id`). */
+            request_id: string | null;
+            /**
+             * Format: uuid
+             * @description The account concerned, when known.
+             */
+            user_id: string | null;
+        };
+        /** @description A page of the audit trail. */
+        AuditPage: {
+            /** @description Whether there is a next page. */
+            has_more: boolean;
+            /** @description This page, newest first. */
+            items: components["schemas"]["AuditEntryBody"][];
+            /** @description Pass as `cursor` for the next page; `null` on the last. */
+            next_cursor: string | null;
+        };
         /** @description An accepted bid and its item right after it. */
         BidPlaced: {
             bid: components["schemas"]["OwnBidBody"];
@@ -990,6 +1050,87 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    audit_trail: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+                event?: "login_succeeded" | "login_failed" | "account_locked" | "token_reused" | "password_changed" | "password_reset" | "role_changed" | "activation_changed" | "logged_out_everywhere" | "registered" | "email_verified" | "logged_out" | "item_created" | "item_cancelled";
+                /** @description Items per page, 1..=100; 20 when absent. */
+                limit?: number;
+                /** @description Only entries about this account. */
+                user_id?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            /** @description `invalid_cursor` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `unauthorized` (no token) or `invalid_token` (bad, expired or revoked), before the body is looked at */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `forbidden` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `validation_failed` (an unknown event or a malformed id) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `rate_limited`, with `Retry-After` and the `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `service_unavailable`, with `Retry-After`: the database (or password hashing) is busy or unreachable; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
     login: {
         parameters: {
             query?: never;

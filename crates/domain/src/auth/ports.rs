@@ -6,7 +6,8 @@ use async_trait::async_trait;
 
 use super::password::Password;
 use super::tokens::{
-    AccessClaims, AuditEntry, OneTimePurpose, SecretToken, TokenDigest, TokenRejected,
+    AccessClaims, AuditCursor, AuditEntry, AuditFilter, AuditRecord, OneTimePurpose, SecretToken,
+    TokenDigest, TokenRejected,
 };
 use crate::ids::{SessionId, TokenId, UserId};
 use crate::item::Timestamp;
@@ -350,6 +351,17 @@ pub trait AuditLog: Send + Sync {
     /// # Errors
     /// [`StoreError`] when the store fails.
     async fn record(&self, entry: AuditEntry) -> Result<(), StoreError>;
+
+    /// Up to `limit` entries that pass `filter`, newest first, after `after`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn audit_trail(
+        &self,
+        filter: AuditFilter,
+        after: Option<AuditCursor>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
 }
 
 /// A rate limit: at most `max` hits per sliding `window`.

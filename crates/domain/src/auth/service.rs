@@ -18,8 +18,8 @@ use super::ports::{
     SessionStore, Verification,
 };
 use super::tokens::{
-    AccessClaims, AuditEntry, AuditEvent, LinkMail, OneTimePurpose, RequestContext, SecretToken,
-    TokenLifetimes, TokenPair, TokenRejected,
+    AccessClaims, AuditCursor, AuditEntry, AuditEvent, AuditFilter, AuditRecord, LinkMail,
+    OneTimePurpose, RequestContext, SecretToken, TokenLifetimes, TokenPair, TokenRejected,
 };
 use crate::email::Email;
 use crate::ids::{SessionId, TokenId, UserId};

@@ -193,6 +193,16 @@ pub enum AuditEvent {
     ActivationChanged,
     /// The user logged out everywhere.
     LoggedOutEverywhere,
+    /// An account was registered (its e-mail not yet verified).
+    Registered,
+    /// An account proved its e-mail address.
+    EmailVerified,
+    /// A session was logged out.
+    LoggedOut,
+    /// An admin listed an item.
+    ItemCreated,
+    /// An admin cancelled an item.
+    ItemCancelled,
 }
 
 impl AuditEvent {
@@ -209,8 +219,77 @@ impl AuditEvent {
             AuditEvent::RoleChanged => "role_changed",
             AuditEvent::ActivationChanged => "activation_changed",
             AuditEvent::LoggedOutEverywhere => "logged_out_everywhere",
+            AuditEvent::Registered => "registered",
+            AuditEvent::EmailVerified => "email_verified",
+            AuditEvent::LoggedOut => "logged_out",
+            AuditEvent::ItemCreated => "item_created",
+            AuditEvent::ItemCancelled => "item_cancelled",
         }
     }
+
+    /// Every event, in the order the API lists them.
+    pub const ALL: [AuditEvent; 14] = [
+        AuditEvent::LoginSucceeded,
+        AuditEvent::LoginFailed,
+        AuditEvent::AccountLocked,
+        AuditEvent::TokenReused,
+        AuditEvent::PasswordChanged,
+        AuditEvent::PasswordReset,
+        AuditEvent::RoleChanged,
+        AuditEvent::ActivationChanged,
+        AuditEvent::LoggedOutEverywhere,
+        AuditEvent::Registered,
+        AuditEvent::EmailVerified,
+        AuditEvent::LoggedOut,
+        AuditEvent::ItemCreated,
+        AuditEvent::ItemCancelled,
+    ];
+
+    /// The event stored as `name`, if any.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|event| event.as_str() == name)
+    }
+}
+
+/// One entry of the audit trail as read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Its id (time-ordered).
+    pub id: uuid::Uuid,
+    /// When.
+    pub at: Timestamp,
+    /// What, as stored: a name this version may not know (one written by
+    /// a newer version during a rolling deploy) is still shown.
+    pub event: String,
+    /// The account concerned, when known.
+    pub user: Option<UserId>,
+    /// Who did it, when not the user (an admin).
+    pub actor: Option<UserId>,
+    /// The request's id.
+    pub request_id: Option<String>,
+    /// The client's address.
+    pub ip: Option<String>,
+    /// The short detail.
+    pub detail: Option<String>,
+}
+
+/// Which entries of the audit trail to read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only those about this account.
+    pub user: Option<UserId>,
+    /// Only this event.
+    pub event: Option<AuditEvent>,
+}
+
+/// Where a page of the audit trail continues: after this entry, newest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditCursor {
+    /// The last entry's time.
+    pub at: Timestamp,
+    /// The last entry's id (ties on the time).
+    pub id: uuid::Uuid,
 }
 
 /// One audit record.
@@ -258,6 +337,14 @@ impl fmt::Debug for LinkMail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_audit_event_reads_back_from_its_stored_name() {
+        for event in AuditEvent::ALL {
+            assert_eq!(AuditEvent::parse(event.as_str()), Some(event));
+        }
+        assert_eq!(AuditEvent::parse("coffee_made"), None);
+    }
 
     #[test]
     fn a_purpose_reads_back_from_its_stored_name() {

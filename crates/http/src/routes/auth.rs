@@ -191,9 +191,10 @@ pub async fn register(
 #[post("/auth/verify-email")]
 pub async fn verify_email(
     state: web::Data<AppState>,
+    Context(context): Context,
     Json(body): Json<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = state.auth.verify_email(&body.token).await?;
+    let user = state.auth.verify_email(&body.token, &context).await?;
     Ok(HttpResponse::Ok().json(UserBody::from(&user)))
 }
 
@@ -309,8 +310,9 @@ fn logged_out() -> HttpResponse {
 pub async fn logout(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
+    Context(context): Context,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.logout(&principal).await?;
+    state.auth.logout(&principal, &context).await?;
     Ok(logged_out())
 }
 

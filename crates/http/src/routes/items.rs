@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::errors::{bid_not_found, item_not_found};
 use crate::extract::{
-    Admin, Authenticated, Json, PageParams, PageQuery, optional_whole_number, whole_number,
+    Admin, Authenticated, Context, Json, PageParams, PageQuery, optional_whole_number, whole_number,
 };
 use crate::middleware::{LimitClass, enforce, require_admin, require_user};
 use crate::problem::{ApiError, ProblemBody};
@@ -342,6 +342,7 @@ pub async fn create_item(
     request: HttpRequest,
     state: web::Data<AppState>,
     Admin(admin): Admin,
+    Context(context): Context,
     Json(body): Json<CreateItemRequest>,
 ) -> Result<HttpResponse, ApiError> {
     limit_writes(&request, admin.user.id).await?;
@@ -353,7 +354,10 @@ pub async fn create_item(
         currency: body.currency,
         close_at: body.close_at,
     };
-    let listed = state.auctions.list_item(admin.user.id, draft).await?;
+    let listed = state
+        .auctions
+        .list_item(admin.user.id, draft, &context)
+        .await?;
     metrics::counter!("items_created_total").increment(1);
     Ok(HttpResponse::Created().json(ItemBody::from(&listed)))
 }
@@ -425,10 +429,14 @@ pub async fn get_item(
 #[post("/items/{id}/cancel", wrap = "from_fn(require_admin)")]
 pub async fn cancel_item(
     state: web::Data<AppState>,
-    _admin: Admin,
+    Admin(admin): Admin,
+    Context(context): Context,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let cancelled = state.auctions.cancel_item(item_id(&path)?).await?;
+    let cancelled = state
+        .auctions
+        .cancel_item(item_id(&path)?, admin.user.id, &context)
+        .await?;
     Ok(HttpResponse::Ok().json(ItemBody::from(&cancelled)))
 }
 

@@ -22,6 +22,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::ops;
 
+pub mod audit;
 pub mod auth;
 pub mod items;
 pub mod live;
@@ -45,6 +46,7 @@ pub fn api(cfg: &mut ServiceConfig) {
         .service(users::list_users)
         .service(users::get_user)
         .service(users::update_user)
+        .service(audit::audit_trail)
         .service(items::create_item)
         .service(items::list_items)
         .service(items::get_item)

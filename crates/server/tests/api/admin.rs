@@ -18,6 +18,7 @@ async fn a_user_is_forbidden_on_every_admin_route() {
             format!("/api/v1/users/{id}"),
             Some(json!({"role": "admin"})),
         ),
+        (Method::GET, "/api/v1/admin/audit".to_owned(), None),
     ] {
         let response = app
             .send(method.clone(), &path, Some(&user.access), body.as_ref())
@@ -220,4 +221,121 @@ async fn the_audit_log_never_holds_a_password_token_or_link() {
     ] {
         assert!(!dump.contains(secret), "{secret} in the audit log");
     }
+}
+
+#[tokio::test]
+async fn admins_read_the_audit_trail_newest_first_filtered_and_in_pages() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("ada@example.com").await;
+    let user = app.user("uma@example.com").await;
+    let uma = app.me(&user.access).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.login("uma@example.com", "a wrong password guess").await;
+    let item = app
+        .list_item(&admin.access, 100, 10, std::time::Duration::from_secs(3600))
+        .await;
+    let cancel = app
+        .post_as(&format!("/api/v1/items/{item}/cancel"), &admin.access, None)
+        .await;
+    assert_eq!(cancel.status(), StatusCode::OK);
+    let logout = app.post_as("/api/v1/auth/logout", &user.access, None).await;
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+
+    let page = |query: String| {
+        let app = &app;
+        let token = admin.access.clone();
+        async move {
+            let response = app
+                .get_as(&format!("/api/v1/admin/audit{query}"), &token)
+                .await;
+            assert_eq!(response.status(), StatusCode::OK, "{query}");
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let events = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["event"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Uma's story, newest first: registered, verified, logged in, failed, logged out.
+    let umas = page(format!("?user_id={uma}")).await;
+    assert_eq!(
+        events(&umas),
+        [
+            "logged_out",
+            "login_failed",
+            "login_succeeded",
+            "email_verified",
+            "registered"
+        ]
+    );
+    let entry = &umas["items"][0];
+    assert_eq!(entry["user_id"], uma.as_str());
+    assert!(
+        entry["request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
+    assert_eq!(entry["ip"], "127.0.0.1");
+    assert!(entry["at"].as_str().is_some() && entry["id"].as_str().is_some());
+    assert_eq!(umas["has_more"], false);
+
+    // What the admin did to items, with the admin as actor.
+    let created = page("?event=item_created".into()).await;
+    assert_eq!(events(&created), ["item_created"]);
+    assert_eq!(
+        created["items"][0]["actor_id"],
+        admin_id(&app, &admin.access).await
+    );
+    assert_eq!(
+        created["items"][0]["details"],
+        format!("item {item}").as_str()
+    );
+    let cancelled = page("?event=item_cancelled".into()).await;
+    assert_eq!(events(&cancelled), ["item_cancelled"]);
+
+    // Pages of two walk the whole trail once, newest first.
+    let everything = events(&page("?limit=100".into()).await);
+    let mut walked = Vec::new();
+    let mut query = "?limit=2".to_owned();
+    loop {
+        let this = page(query).await;
+        walked.extend(events(&this));
+        match this["next_cursor"].as_str() {
+            Some(cursor) => query = format!("?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(walked, everything);
+    assert!(everything.len() >= 10, "{everything:?}");
+
+    // Bad filters are named; a cursor of another filter is refused.
+    let unknown = app
+        .get_as("/api/v1/admin/audit?event=coffee_made", &admin.access)
+        .await;
+    let body = problem(unknown, 422, "validation_failed").await;
+    assert_eq!(body["errors"][0]["field"], "event");
+    let malformed = app
+        .get_as("/api/v1/admin/audit?user_id=nobody", &admin.access)
+        .await;
+    problem(malformed, 422, "validation_failed").await;
+    let first = page("?limit=1".into()).await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let foreign = app
+        .get_as(
+            &format!("/api/v1/admin/audit?event=registered&cursor={cursor}"),
+            &admin.access,
+        )
+        .await;
+    problem(foreign, 400, "invalid_cursor").await;
+}
+
+async fn admin_id(app: &TestApp, token: &str) -> Value {
+    app.me(token).await["id"].clone()
 }

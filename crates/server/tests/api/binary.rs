@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pp_testkit::{Backend, TestDatabase};
 
-fn poison_pill(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
+pub(crate) fn poison_pill(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_poison-pill"));
     command.args(args);
     with_env(command, dir, env)
@@ -44,7 +44,7 @@ fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     poison_pill(dir, env, args).output().unwrap()
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
@@ -263,7 +263,7 @@ async fn admin_create_user_makes_an_account_that_can_log_in() {
 /// The address the server in `log` announced it listens on, once it has.
 /// The server binds port 0 itself: a port picked by the test and bound
 /// later could be taken by then.
-async fn announced_url(log: &Path) -> String {
+pub(crate) async fn announced_url(log: &Path) -> String {
     for _ in 0..200 {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let port = text
@@ -406,7 +406,10 @@ async fn every_log_line_of_a_request_carries_its_request_id() {
 }
 
 /// The child's exit status; kills it (and fails) after `limit`.
-fn wait_at_most(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+pub(crate) fn wait_at_most(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> std::process::ExitStatus {
     let deadline = std::time::Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -421,7 +424,7 @@ fn wait_at_most(child: &mut std::process::Child, limit: Duration) -> std::proces
 }
 
 /// A child process killed when the test ends, even by a failed assertion.
-struct KillOnDrop(std::process::Child);
+pub(crate) struct KillOnDrop(pub(crate) std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {

@@ -11,6 +11,7 @@ mod conventions;
 mod health;
 mod hostile;
 mod live;
+mod outbox;
 mod sessions;
 mod support;
 mod web;

@@ -128,20 +128,33 @@ async fn an_item_is_cancelled_only_while_nobody_has_bid(backend: Backend) {
         .await
         .unwrap();
 
-    let cancelled = h.auctions.cancel_item(quiet.item.id).await.unwrap();
+    let cancelled = h
+        .auctions
+        .cancel_item(quiet.item.id, h.seller.id, &Default::default())
+        .await
+        .unwrap();
     assert_eq!(cancelled.item.status, ItemStatus::Cancelled);
     assert_eq!(h.listed(&quiet).await.item.status, ItemStatus::Cancelled);
-    let again = h.auctions.cancel_item(quiet.item.id).await;
+    let again = h
+        .auctions
+        .cancel_item(quiet.item.id, h.seller.id, &Default::default())
+        .await;
     assert!(matches!(
         again,
         Err(CancelItemError::Rejected(CancelRejection::NotOpen))
     ));
-    let has_bids = h.auctions.cancel_item(busy.item.id).await;
+    let has_bids = h
+        .auctions
+        .cancel_item(busy.item.id, h.seller.id, &Default::default())
+        .await;
     assert!(matches!(
         has_bids,
         Err(CancelItemError::Rejected(CancelRejection::HasBids))
     ));
-    let missing = h.auctions.cancel_item(ItemId::generate()).await;
+    let missing = h
+        .auctions
+        .cancel_item(ItemId::generate(), h.seller.id, &Default::default())
+        .await;
     assert!(matches!(missing, Err(CancelItemError::ItemNotFound)));
     let on_cancelled = h
         .auctions

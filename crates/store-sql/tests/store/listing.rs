@@ -19,7 +19,10 @@ async fn items_list_newest_first_by_status_in_pages(backend: Backend) {
         listed.push(h.item(100, 5).await);
         h.clock.advance(Duration::milliseconds(1));
     }
-    h.auctions.cancel_item(listed[1].item.id).await.unwrap();
+    h.auctions
+        .cancel_item(listed[1].item.id, h.seller.id, &Default::default())
+        .await
+        .unwrap();
 
     let first = h.store.list_items(None, None, 2).await.unwrap();
     let ids: Vec<_> = first.iter().map(|l| l.item.id).collect();

@@ -65,7 +65,7 @@ impl Harness {
             close_at: pp_domain::ports::Clock::now(self.clock.as_ref()) + Duration::hours(1),
         };
         self.auctions
-            .list_item(self.seller.id, draft)
+            .list_item(self.seller.id, draft, &Default::default())
             .await
             .unwrap()
     }

@@ -23,6 +23,31 @@ impl AuthService {
             .ok_or(AdminError::NotFound)
     }
 
+    /// One page of the audit trail, newest first, and where the next page
+    /// starts.
+    ///
+    /// # Errors
+    /// Only when the store fails.
+    pub async fn audit_trail(
+        &self,
+        filter: AuditFilter,
+        after: Option<AuditCursor>,
+        limit: u32,
+    ) -> Result<(Vec<AuditRecord>, Option<AuditCursor>), StoreError> {
+        let mut entries = self
+            .ports
+            .audit
+            .audit_trail(filter, after, limit + 1)
+            .await?;
+        let has_more = entries.len() > limit as usize;
+        entries.truncate(limit as usize);
+        let next = entries.last().filter(|_| has_more).map(|last| AuditCursor {
+            at: last.at,
+            id: last.id,
+        });
+        Ok((entries, next))
+    }
+
     /// One page of accounts, newest first, and where the next page starts.
     ///
     /// # Errors

@@ -119,6 +119,8 @@ impl AuthService {
                 CreateUserError::EmailTaken => RegisterError::EmailTaken,
                 CreateUserError::Store(e) => RegisterError::Store(e),
             })?;
+        self.audit(AuditEvent::Registered, Some(user.id), None, context, None)
+            .await?;
         Ok(user)
     }
 
@@ -170,7 +172,11 @@ impl AuthService {
     ///
     /// # Errors
     /// [`OneTimeError::InvalidToken`] for an unknown, used or expired token.
-    pub async fn verify_email(&self, token: &str) -> Result<User, OneTimeError> {
+    pub async fn verify_email(
+        &self,
+        token: &str,
+        context: &RequestContext,
+    ) -> Result<User, OneTimeError> {
         let now = self.now();
         let digest = self.ports.secrets.digest(token);
         let user = self
@@ -179,11 +185,15 @@ impl AuthService {
             .consume_one_time_token(digest, OneTimePurpose::VerifyEmail, now)
             .await?
             .ok_or(OneTimeError::InvalidToken)?;
-        self.ports
+        let verified = self
+            .ports
             .users
             .mark_email_verified(user, now)
             .await?
-            .ok_or(OneTimeError::InvalidToken)
+            .ok_or(OneTimeError::InvalidToken)?;
+        self.audit(AuditEvent::EmailVerified, Some(user), None, context, None)
+            .await?;
+        Ok(verified)
     }
 
     /// Sends a new verification link when the address has an unverified

@@ -223,7 +223,11 @@ impl AuthService {
     ///
     /// # Errors
     /// Only when the store fails.
-    pub async fn logout(&self, principal: &Principal) -> Result<(), StoreError> {
+    pub async fn logout(
+        &self,
+        principal: &Principal,
+        context: &RequestContext,
+    ) -> Result<(), StoreError> {
         self.ports
             .sessions
             .revoke_session(principal.session, self.now())
@@ -235,7 +239,14 @@ impl AuthService {
             .revocations
             .revoke(principal.token, principal.expires_at)
             .await;
-        Ok(())
+        self.audit(
+            AuditEvent::LoggedOut,
+            Some(principal.user.id),
+            None,
+            context,
+            None,
+        )
+        .await
     }
 
     /// Ends every session of the principal's account.

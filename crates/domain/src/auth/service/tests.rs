@@ -846,7 +846,7 @@ fn logout_revokes_the_session_and_blacklists_the_token_even_if_the_blacklist_fai
         .times(1)
         .returning(|_, _| Err(anyhow::anyhow!("redis down")));
     let (svc, _, _) = m.service(policy());
-    run(svc.logout(&p)).unwrap();
+    run(svc.logout(&p, &ctx())).unwrap();
 }
 
 #[test]
@@ -880,7 +880,7 @@ fn verify_email_uses_the_token_once() {
         .with(eq(id), eq(t0()))
         .returning(move |_, _| Ok(Some(ann.clone())));
     let (svc, _, _) = m.service(policy());
-    assert!(run(svc.verify_email("tok")).unwrap().email_verified);
+    assert!(run(svc.verify_email("tok", &ctx())).unwrap().email_verified);
 
     let mut m = Mocks::new();
     m.one_time
@@ -888,7 +888,7 @@ fn verify_email_uses_the_token_once() {
         .returning(|_, _, _| Ok(None));
     let (svc, _, _) = m.service(policy());
     assert!(matches!(
-        run(svc.verify_email("used")),
+        run(svc.verify_email("used", &ctx())),
         Err(OneTimeError::InvalidToken)
     ));
 }
