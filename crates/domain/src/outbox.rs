@@ -219,6 +219,9 @@ pub struct OutboxStatus {
     pub dead: u64,
     /// The due time of the longest-waiting message that is due now.
     pub oldest_due: Option<Timestamp>,
+    /// When the oldest waiting message was written: during an outage its
+    /// due time keeps moving, this does not.
+    pub oldest_pending: Option<Timestamp>,
 }
 
 /// Where messages wait: the table written with the change that causes them.
@@ -330,16 +333,17 @@ impl RetryPolicy {
             return None;
         }
         let doublings = attempt.saturating_sub(1).min(30);
+        let longest_ms = self.longest.num_milliseconds();
+        // Capped before the jitter, so delays at the cap still spread.
         let base_ms = self
             .first
             .num_milliseconds()
-            .saturating_mul(1_i64 << doublings);
+            .saturating_mul(1_i64 << doublings)
+            .min(longest_ms);
         // 0.8 to 1.2 of the base, in thousandths.
         let factor = 800 + i64::try_from(jitter_thousandths(id, attempt) * 400 / 1000).unwrap_or(0);
         let jittered_ms = base_ms.saturating_mul(factor) / 1000;
-        Some(Duration::milliseconds(
-            jittered_ms.min(self.longest.num_milliseconds()),
-        ))
+        Some(Duration::milliseconds(jittered_ms.min(longest_ms)))
     }
 }
 
@@ -439,7 +443,16 @@ impl OutboxWorker {
             ..DeliveryRound::default()
         };
         for message in claimed {
-            let outcome = self.delivery.deliver(&message).await;
+            // Claimed this often without an outcome: its deliveries kill or
+            // hang their worker. Not tried again.
+            let outcome = if message.attempt > self.policy.max_attempts {
+                Err(DeliveryError::Permanent(format!(
+                    "claimed {} times without an outcome",
+                    message.attempt - 1
+                )))
+            } else {
+                self.delivery.deliver(&message).await
+            };
             let now = self.clock.now();
             let settlement = match outcome {
                 Ok(()) => {

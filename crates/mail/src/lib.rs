@@ -21,8 +21,8 @@
 //!
 //! Failures: an SMTP reply lettre calls permanent (5xx) and a message that
 //! cannot be written (a recipient lettre cannot address) are
-//! `DeliveryError::Permanent`; everything else (no connection, the 10 s
-//! SMTP timeout, a 4xx reply, a file that cannot be written) is
+//! `DeliveryError::Permanent`; everything else (no connection, a delivery
+//! past its 30 s limit, a 4xx reply, a file that cannot be written) is
 //! `Transient`.
 
 use std::path::PathBuf;
@@ -37,8 +37,11 @@ use pp_domain::auth::tokens::{LinkMail, OneTimePurpose};
 use pp_domain::outbox::{ClaimedMail, DeliveryError, MailDelivery, OutboxId, OutgoingMail};
 use tracing::Instrument;
 
-/// How long one SMTP conversation may take before it fails (transiently).
+/// How long connecting to the SMTP server may take (lettre's timeout).
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one whole delivery may take before it fails (transiently):
+/// well within the outbox's lease, so a claim never lapses mid-delivery.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest line a part may have, its CRLF aside (RFC 5321 and 5322).
 const MAX_LINE_OCTETS: usize = 998;
 /// The most of a mail server's reply kept in an error.
@@ -66,6 +69,7 @@ enum Channel {
 pub struct MailSender {
     channel: Channel,
     from: Mailbox,
+    send_timeout: Duration,
 }
 
 impl std::fmt::Debug for MailSender {
@@ -87,7 +91,7 @@ impl MailSender {
     /// `Poison Pill <no-reply@auction.example>`, whose domain also ends
     /// every `Message-ID`). Call it inside the Tokio runtime: the SMTP
     /// transport's connection pool starts a task that closes idle
-    /// connections. An SMTP conversation times out after 10 s.
+    /// connections. Connecting times out after 10 s, a whole delivery after 30 s.
     ///
     /// # Errors
     /// When `from` is not a mailbox, the directory cannot be created, or the
@@ -108,7 +112,21 @@ impl MailSender {
                     .build(),
             ),
         };
-        Ok(MailSender { channel, from })
+        Ok(MailSender {
+            channel,
+            from,
+            send_timeout: SEND_TIMEOUT,
+        })
+    }
+
+    /// The same, giving up on an SMTP delivery after `limit` rather than
+    /// [`SEND_TIMEOUT`].
+    #[must_use]
+    pub fn with_send_timeout(self, limit: Duration) -> Self {
+        Self {
+            send_timeout: limit,
+            ..self
+        }
     }
 }
 
@@ -145,25 +163,59 @@ impl MailSender {
                 );
             }
             Channel::Smtp(transport) => {
-                transport.send(message).await.map_err(smtp_failure)?;
+                // A server that greets and then stalls would hold the
+                // delivery (and the worker's claim) for ever.
+                tokio::time::timeout(self.send_timeout, transport.send(message))
+                    .await
+                    .map_err(|_| {
+                        DeliveryError::Transient(format!(
+                            "SMTP: no answer within {} ms",
+                            self.send_timeout.as_millis()
+                        ))
+                    })?
+                    .map_err(smtp_failure)?;
             }
         }
         Ok(())
     }
 }
 
-/// An SMTP failure as the outbox sees it: permanent when the server refused
-/// the message for good (a 5xx reply), else worth another try (no
-/// connection, a timeout, a 4xx reply, a broken conversation).
+/// An SMTP failure as the outbox sees it. Permanent: the message itself was
+/// refused for good (550–554: no such mailbox, not allowed, too big, a bad
+/// address) or can never be sent through this relay (a client-side refusal:
+/// it lacks 8BITMIME or SMTPUTF8). Anything else is worth another try: no
+/// connection, a timeout, a 4xx, and also other 5xx replies (a refused
+/// login or sender is the relay's configuration, which an operator fixes,
+/// not the message's fault).
 fn smtp_failure(err: lettre::transport::smtp::Error) -> DeliveryError {
     // lettre's text is the kind, the reply code and the server's reply, or
-    // the I/O error: never the message.
-    let text = bounded(&format!("SMTP: {err}"));
-    if err.is_permanent() {
+    // the I/O error: never the message. The reply may echo the address.
+    let text = bounded(&redacted(&format!("SMTP: {err}")));
+    let refused_for_good = err.is_permanent()
+        && err
+            .status()
+            .is_some_and(|code| (550..=554).contains(&u16::from(code)));
+    if refused_for_good || err.is_client() {
         DeliveryError::Permanent(text)
     } else {
         DeliveryError::Transient(text)
     }
+}
+
+/// `text` with every word that holds an e-mail address replaced: a
+/// server's reply often names the recipient, and errors are stored and
+/// logged in plain text.
+fn redacted(text: &str) -> String {
+    text.split(' ')
+        .map(|word| {
+            if word.contains('@') {
+                "<address>"
+            } else {
+                word
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `text` on one line of at most [`MAX_ERROR_CHARS`] characters (a mail

@@ -340,6 +340,57 @@ async fn a_refusal_for_good_is_permanent() {
 }
 
 #[tokio::test]
+async fn a_refused_login_or_sender_is_the_relays_fault_and_transient_and_addresses_are_redacted() {
+    let (port, _received) = smtp_sink(Rcpt::Refuse(
+        "530 5.7.0 <ann@example.com> must authenticate first",
+    ))
+    .await;
+    let err = smtp(port)
+        .deliver(&claimed(
+            OutboxId::generate(),
+            mail("ann@example.com", "Ann", OneTimePurpose::VerifyEmail),
+        ))
+        .await
+        .unwrap_err();
+    let DeliveryError::Transient(text) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(text.contains("530"), "{text}");
+    assert!(!text.contains("ann@example.com"), "{text}");
+}
+
+#[tokio::test]
+async fn a_server_that_greets_and_then_stalls_is_given_up_on_in_time() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            socket
+                .write_all(b"220 stalling.example ESMTP\r\n")
+                .await
+                .unwrap();
+            held.push(socket);
+        }
+    });
+    let started = std::time::Instant::now();
+    let err = smtp(port)
+        .with_send_timeout(Duration::from_millis(500))
+        .deliver(&claimed(
+            OutboxId::generate(),
+            mail("ann@example.com", "Ann", OneTimePurpose::VerifyEmail),
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, DeliveryError::Transient(text) if text.contains("no answer")),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
 async fn a_try_later_is_transient() {
     let (port, _received) = smtp_sink(Rcpt::Refuse("451 4.7.1 greylisted, try later")).await;
     let err = smtp(port)

@@ -33,6 +33,7 @@ use pp_store_sql::{Database, DatabaseSettings, SqlStore};
 use secrecy::ExposeSecret;
 
 use crate::config::{DatabaseConfig, Settings};
+use crate::workers::Workers;
 
 /// Readiness of the database: it answers a ping.
 struct DatabaseProbe(Database);
@@ -294,13 +295,31 @@ impl Services {
         })
     }
 
-    /// Starts the background work on this runtime: closing auctions,
-    /// delivering mail, purging, and the outbox's gauges.
-    pub fn start_workers(&self) {
-        tokio::spawn(crate::workers::close_auctions(self.auctions.clone()));
-        tokio::spawn(crate::workers::purge_tickets(self.tickets.clone()));
-        tokio::spawn(crate::workers::deliver_mail(self.outbox.clone()));
-        tokio::spawn(crate::workers::outbox_gauges(self.store.clone()));
+    /// Starts the background work on this runtime, supervised: closing
+    /// auctions, delivering mail, purging.
+    #[must_use]
+    pub fn start_workers(&self) -> Workers {
+        let mut workers = Workers::new();
+        let auctions = self.auctions.clone();
+        workers.supervise("closer", move |stop| {
+            crate::workers::close_auctions(auctions.clone(), stop)
+        });
+        let tickets = self.tickets.clone();
+        workers.supervise("ticket_purge", move |stop| {
+            crate::workers::purge_tickets(tickets.clone(), stop)
+        });
+        let outbox = self.outbox.clone();
+        workers.supervise("mail", move |stop| {
+            crate::workers::deliver_mail(outbox.clone(), stop)
+        });
+        workers
+    }
+
+    /// Stops the background work (each loop between two rounds, within
+    /// `within`), then gives back the mail this process still holds.
+    pub async fn stop_workers(&self, workers: Workers, within: Duration) {
+        workers.stop(within).await;
+        self.release_claims().await;
     }
 
     /// Gives back the outbox messages this process holds, so another
@@ -360,11 +379,15 @@ impl Services {
     }
 }
 
+/// How long background loops get to finish their round at shutdown.
+pub const WORKERS_STOP_WITHIN: Duration = Duration::from_secs(20);
+
 /// A built server, bound to its port but not yet running.
 pub struct Application {
     port: u16,
     server: Server,
     services: Services,
+    workers: Option<Workers>,
 }
 
 impl std::fmt::Debug for Application {
@@ -395,8 +418,13 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.bind_addr))?;
         let port = listener.local_addr()?.port();
         tokio::spawn(pp_http::ops::metrics_upkeep());
-        if settings.run_workers {
-            services.start_workers();
+        // Read from the database: every instance can report them.
+        tokio::spawn(crate::workers::outbox_gauges(services.store.clone()));
+        let workers = settings.run_workers.then(|| services.start_workers());
+        if settings.redis.is_none() && !settings.run_workers {
+            tracing::warn!(
+                "RUN_WORKERS=false without REDIS_URL: auctions closed by a `poison-pill worker` will not reach this instance's live streams"
+            );
         }
         let server = HttpServer::new(move || {
             pp_http::wrap_app!(
@@ -412,6 +440,7 @@ impl Application {
             port,
             server,
             services,
+            workers,
         })
     }
 
@@ -434,7 +463,11 @@ impl Application {
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
-        self.services.release_claims().await;
+        if let Some(workers) = self.workers {
+            self.services
+                .stop_workers(workers, WORKERS_STOP_WITHIN)
+                .await;
+        }
         served
     }
 }

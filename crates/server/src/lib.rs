@@ -115,11 +115,18 @@ pub async fn admin(settings: &Settings, action: AdminAction) -> anyhow::Result<(
 /// When the services cannot be built.
 pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
     let services = app::Services::build(settings).await?;
-    services.start_workers();
+    if settings.redis.is_none() {
+        tracing::warn!(
+            "a worker without REDIS_URL: the auctions it closes reach only its own live subscribers (none); set REDIS_URL as the servers do"
+        );
+    }
+    let workers = services.start_workers();
     tracing::info!("worker running: closing auctions, delivering mail, purging");
     stopped().await?;
     tracing::info!("worker stopping");
-    services.release_claims().await;
+    services
+        .stop_workers(workers, app::WORKERS_STOP_WITHIN)
+        .await;
     Ok(())
 }
 
@@ -176,10 +183,19 @@ pub async fn outbox(settings: &Settings, action: OutboxAction) -> anyhow::Result
                 )?,
                 None => writeln!(out, "nothing due")?,
             }
+            if let Some(written) = status.oldest_pending {
+                writeln!(
+                    out,
+                    "oldest waiting written {} ({} s ago)",
+                    written.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    (now - written).num_seconds().max(0)
+                )?;
+            }
         }
         OutboxAction::Retry { dead } => {
             let hurried = store.retry(now, dead).await?;
-            writeln!(out, "{hurried} messages due now")?;
+            let noun = if hurried == 1 { "message" } else { "messages" };
+            writeln!(out, "{hurried} {noun} due now")?;
         }
     }
     Ok(())

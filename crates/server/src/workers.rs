@@ -5,9 +5,18 @@
 //! running: closing and delivering claim their rows with SKIP LOCKED, so
 //! each item closes once and each message goes out once (but for a worker
 //! that dies mid-delivery: at least once).
+//!
+//! Each loop is supervised ([`Workers`]): one that panics is logged,
+//! counted in `worker_restarts_total` and started again; on shutdown each
+//! is told to stop between rounds and awaited, so a message in delivery is
+//! settled before the process gives back what it still holds.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use pp_domain::auth::TicketService;
 use pp_domain::outbox::{OutboxStore, OutboxWorker};
@@ -27,11 +36,10 @@ pub const PURGE_EVERY: Duration = Duration::from_secs(60);
 /// Closes due items forever, every [`CLOSE_EVERY`]. An item that cannot be
 /// read is logged at error and counted in `auction_close_failures_total`;
 /// the store passes it by for a while, so the others keep closing.
-pub async fn close_auctions(auctions: AuctionService) {
+pub async fn close_auctions(auctions: AuctionService, mut stop: Stop) {
     let mut every = tokio::time::interval(CLOSE_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        every.tick().await;
+    while next_tick(&mut every, &mut stop).await {
         // Keep going while full batches come back: a backlog (after a
         // restart, or many items closing together) clears at once.
         loop {
@@ -66,11 +74,10 @@ pub async fn close_auctions(auctions: AuctionService) {
 }
 
 /// Purges expired WebSocket tickets forever, every [`PURGE_EVERY`].
-pub async fn purge_tickets(tickets: TicketService) {
+pub async fn purge_tickets(tickets: TicketService, mut stop: Stop) {
     let mut every = tokio::time::interval(PURGE_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        every.tick().await;
+    while next_tick(&mut every, &mut stop).await {
         if let Err(error) = tickets.purge_expired().await {
             tracing::warn!(error = %error, "purging expired tickets failed");
         }
@@ -81,9 +88,10 @@ pub async fn purge_tickets(tickets: TicketService) {
 /// being written (or of its retry time).
 pub const DELIVER_EVERY: Duration = Duration::from_millis(250);
 
-/// Messages claimed at once: each is sent before the next is, all within
-/// the claim's lease.
-const DELIVERY_BATCH: u32 = 20;
+/// Messages claimed at once: one, so the lease covers one delivery (at most
+/// `pp_mail::SEND_TIMEOUT`, well within it) and a slow relay never lets a
+/// claim lapse while its message waits its turn.
+const DELIVERY_BATCH: u32 = 1;
 
 /// How often the outbox's gauges are refreshed.
 pub const GAUGE_EVERY: Duration = Duration::from_secs(5);
@@ -91,13 +99,13 @@ pub const GAUGE_EVERY: Duration = Duration::from_secs(5);
 /// Delivers due mail forever, every [`DELIVER_EVERY`]; counts each outcome
 /// in `outbox_deliveries_total{outcome}` and logs each failure (without the
 /// message: it may carry a secret link).
-pub async fn deliver_mail(outbox: OutboxWorker) {
+pub async fn deliver_mail(outbox: OutboxWorker, mut stop: Stop) {
     let mut every = tokio::time::interval(DELIVER_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        every.tick().await;
-        // A backlog (after an outage) is worked through at once.
-        loop {
+    while next_tick(&mut every, &mut stop).await {
+        // A backlog (after an outage) is worked through at once, one
+        // message at a time, stopping between two when asked.
+        while !*stop.borrow() {
             match outbox.deliver_due(DELIVERY_BATCH).await {
                 Ok(round) => {
                     for failure in &round.failures {
@@ -139,8 +147,8 @@ pub async fn deliver_mail(outbox: OutboxWorker) {
     }
 }
 
-/// Keeps `outbox_messages{state}` and `outbox_oldest_due_seconds` current,
-/// every [`GAUGE_EVERY`].
+/// Keeps `outbox_messages{state}`, `outbox_oldest_due_seconds` and
+/// `outbox_oldest_pending_seconds` current, every [`GAUGE_EVERY`].
 pub async fn outbox_gauges(store: Arc<dyn OutboxStore>) {
     let mut every = tokio::time::interval(GAUGE_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -159,5 +167,82 @@ pub async fn outbox_gauges(store: Arc<dyn OutboxStore>) {
             }
             Err(error) => tracing::warn!(error = %error, "reading the outbox's counts failed"),
         }
+    }
+}
+
+/// Tells a loop to stop: `true` once shutdown began.
+pub type Stop = watch::Receiver<bool>;
+
+/// Waits for the next tick; `false` when asked to stop instead.
+async fn next_tick(every: &mut tokio::time::Interval, stop: &mut Stop) -> bool {
+    if *stop.borrow() {
+        return false;
+    }
+    tokio::select! {
+        _ = every.tick() => true,
+        _ = stop.changed() => false,
+    }
+}
+
+/// The background loops, supervised, until [`Workers::stop`].
+#[derive(Debug)]
+pub struct Workers {
+    stop: watch::Sender<bool>,
+    loops: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// No loops yet.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            stop: watch::channel(false).0,
+            loops: Vec::new(),
+        }
+    }
+
+    /// Runs `work` (given the stop signal), starting it again, after a
+    /// second, whenever it panics.
+    pub fn supervise<F, Fut>(&mut self, name: &'static str, work: F)
+    where
+        F: Fn(Stop) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let stop = self.stop.subscribe();
+        self.loops.push(tokio::spawn(async move {
+            loop {
+                match tokio::spawn(work(stop.clone())).await {
+                    Err(failure) if failure.is_panic() && !*stop.borrow() => {
+                        tracing::error!(
+                            worker = name,
+                            "a background loop panicked; restarting it in a second"
+                        );
+                        metrics::counter!("worker_restarts_total", "worker" => name).increment(1);
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    _ => return,
+                }
+            }
+        }));
+    }
+
+    /// Asks every loop to stop between rounds and waits up to `within` for
+    /// them; those still running then are cut off.
+    pub async fn stop(self, within: Duration) {
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + within;
+        for work in self.loops {
+            let abort = work.abort_handle();
+            if tokio::time::timeout_at(deadline, work).await.is_err() {
+                tracing::warn!("a background loop did not stop in time; cut off");
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Default for Workers {
+    fn default() -> Self {
+        Self::new()
     }
 }

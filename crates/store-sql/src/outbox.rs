@@ -299,8 +299,18 @@ impl OutboxStore for SqlStore {
             .await
             .map_err(store_error)?
             .flatten();
+        let oldest_pending: Option<Timestamp> = outbox::Entity::find()
+            .select_only()
+            .column_as(outbox::Column::CreatedAt.min(), "oldest")
+            .filter(outbox::Column::State.eq(OutboxState::Pending.as_str()))
+            .into_tuple::<Option<Timestamp>>()
+            .one(connection)
+            .await
+            .map_err(store_error)?
+            .flatten();
         let mut status = OutboxStatus {
             oldest_due,
+            oldest_pending,
             ..OutboxStatus::default()
         };
         for (state, count) in counts {

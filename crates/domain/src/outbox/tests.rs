@@ -92,10 +92,16 @@ fn the_first_retry_comes_after_about_a_second_then_the_delay_doubles_up_to_five_
     for attempt in 10..20 {
         assert!(policy.delay_after(id, attempt).unwrap() <= Duration::minutes(5));
     }
-    assert_eq!(
-        policy.delay_after(id, 19).unwrap(),
-        Duration::minutes(5),
-        "long past the cap, the jitter cannot lift it"
+    let at_the_cap: std::collections::BTreeSet<i64> = (0..40)
+        .map(|_| {
+            let delay = policy.delay_after(OutboxId::generate(), 19).unwrap();
+            assert!(delay >= Duration::minutes(4) && delay <= Duration::minutes(5));
+            delay.num_milliseconds()
+        })
+        .collect();
+    assert!(
+        at_the_cap.len() > 5,
+        "still spread at the cap: {at_the_cap:?}"
     );
 }
 
@@ -134,10 +140,10 @@ proptest! {
         let policy = RetryPolicy { max_attempts: 64, ..RetryPolicy::default() };
         let id = OutboxId::from_uuid(Uuid::from_u64_pair(0x0190_0000_0000_7000, low));
         let delay = policy.delay_after(id, attempt).unwrap().num_milliseconds();
-        let base = 1_000_i64.saturating_mul(1_i64 << (attempt - 1).min(30));
         let cap = 300_000;
+        let base = 1_000_i64.saturating_mul(1_i64 << (attempt - 1).min(30)).min(cap);
         prop_assert!(delay <= cap);
-        prop_assert!(delay >= (base * 8 / 10).min(cap));
+        prop_assert!(delay >= base * 8 / 10);
         prop_assert!(delay <= base.saturating_mul(12) / 10);
         prop_assert_eq!(policy.delay_after(id, attempt).unwrap().num_milliseconds(), delay);
     }
@@ -279,6 +285,42 @@ fn one_worker_claims_settles_and_releases_under_one_claim() {
     let claims = claims.lock().unwrap();
     assert_eq!(claims.len(), 3);
     assert!(claims.iter().all(|claim| *claim == claims[0]));
+}
+
+#[test]
+fn a_message_claimed_past_its_attempts_without_an_outcome_is_dead_untried() {
+    let seen = Seen::default();
+    // Four attempts allowed; the fifth claim means four ended in nothing.
+    let message = claimed(5);
+    let mut store = MockOutboxStore::new();
+    let handed = message.clone();
+    store
+        .expect_claim_due()
+        .return_once(move |_, _, _, _| Ok(vec![handed]));
+    let log = seen.clone();
+    store.expect_settle().returning(move |id, _, settlement| {
+        log.lock().unwrap().push((id, settlement));
+        Ok(true)
+    });
+    let mut delivery = MockMailDelivery::new();
+    delivery.expect_deliver().never();
+    let worker = OutboxWorker::new(
+        Arc::new(store),
+        Arc::new(delivery),
+        clock_at(at(0)),
+        policy(),
+    );
+    assert_eq!(run(&worker).dead, 1);
+    assert_eq!(
+        seen.lock().unwrap().as_slice(),
+        [(
+            message.id,
+            Settlement::Dead {
+                at: at(0),
+                error: "claimed 4 times without an outcome".into()
+            }
+        )]
+    );
 }
 
 #[test]

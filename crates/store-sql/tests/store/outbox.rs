@@ -257,6 +257,11 @@ async fn a_failed_message_waits_its_delay_and_an_operator_can_hurry_it(backend: 
         (1, None),
         "not due yet"
     );
+    assert_eq!(
+        status.oldest_pending,
+        Some(stored[0].created_at),
+        "waiting since it was written, whatever its due time"
+    );
     assert_eq!(last_errors(&h).await, ["connection refused"]);
     assert_eq!(h.store.retry(h.clock.now(), false).await.unwrap(), 1);
     assert_eq!(
