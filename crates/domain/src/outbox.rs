@@ -69,6 +69,14 @@ pub enum OutgoingMail {
 }
 
 impl OutgoingMail {
+    /// When what it says stops being true (a link's expiry), if ever.
+    #[must_use]
+    pub fn expires_at(&self) -> Option<Timestamp> {
+        match self {
+            OutgoingMail::Link(link) => Some(link.expires_at),
+        }
+    }
+
     /// A short, secret-free name of the kind of message, for logs, metrics
     /// and the store's plain columns.
     #[must_use]
@@ -450,6 +458,15 @@ impl OutboxWorker {
                     "claimed {} times without an outcome",
                     message.attempt - 1
                 )))
+            } else if message
+                .mail
+                .expires_at()
+                .is_some_and(|expiry| expiry <= self.clock.now())
+            {
+                // A link that no longer works is not worth a mail.
+                Err(DeliveryError::Permanent(
+                    "its link expired before it could be delivered".into(),
+                ))
             } else {
                 self.delivery.deliver(&message).await
             };

@@ -269,9 +269,14 @@ fn wording(purpose: OneTimePurpose) -> Wording {
 /// How long a link works, in words: "1 hour", "24 hours", "30 minutes".
 fn lifetime(valid_for: chrono::Duration) -> String {
     let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
-    match (valid_for.num_hours(), valid_for.num_minutes()) {
-        (hours, minutes) if hours > 0 && minutes == hours * 60 => plural(hours, "hour"),
-        (_, minutes) => plural(minutes.max(1), "minute"),
+    // To the nearest minute (a fresh link has a few milliseconds less
+    // than its full lifetime); from two hours on, whole hours, rounded
+    // down (a delayed mail never promises more than is left).
+    let minutes = (valid_for.num_seconds() + 30) / 60;
+    match minutes {
+        m if m >= 120 => plural(m / 60, "hour"),
+        60 => plural(1, "hour"),
+        m => plural(m.max(1), "minute"),
     }
 }
 
@@ -301,7 +306,7 @@ struct LinkHtml<'a> {
 fn link_message(from: &Mailbox, id: OutboxId, mail: &LinkMail) -> Result<Message, DeliveryError> {
     let cannot = |what: &str| DeliveryError::Permanent(format!("cannot write the e-mail: {what}"));
     let words = wording(mail.purpose);
-    let lifetime = lifetime(mail.valid_for);
+    let lifetime = lifetime(mail.expires_at - chrono::Utc::now());
     let text = LinkText {
         name: &mail.name,
         action: words.action,
@@ -399,6 +404,15 @@ mod tests {
             (chrono::Duration::minutes(30), "30 minutes"),
             (chrono::Duration::minutes(90), "90 minutes"),
             (chrono::Duration::seconds(10), "1 minute"),
+            (
+                chrono::Duration::hours(24) - chrono::Duration::milliseconds(3),
+                "24 hours",
+            ),
+            (chrono::Duration::minutes(60 * 23 + 50), "23 hours"),
+            (
+                chrono::Duration::minutes(59) + chrono::Duration::seconds(50),
+                "1 hour",
+            ),
         ] {
             assert_eq!(lifetime(valid_for), words);
         }
@@ -414,7 +428,7 @@ mod tests {
             name: name.into(),
             purpose,
             link: LINK.into(),
-            valid_for: chrono::Duration::hours(24),
+            expires_at: chrono::Utc::now() + chrono::Duration::hours(24),
         })
     }
 

@@ -38,7 +38,7 @@ fn mail(to: &str, name: &str, purpose: OneTimePurpose) -> OutgoingMail {
         name: name.into(),
         purpose,
         link: link(purpose),
-        valid_for: chrono::Duration::hours(24),
+        expires_at: chrono::Utc::now() + chrono::Duration::hours(24),
     })
 }
 

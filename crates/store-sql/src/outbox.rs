@@ -38,7 +38,7 @@ enum SealedMail {
         name: String,
         purpose: String,
         link: String,
-        valid_for_secs: i64,
+        expires_at: Timestamp,
     },
 }
 
@@ -50,7 +50,7 @@ impl SealedMail {
                 name: link.name.clone(),
                 purpose: link.purpose.as_str().to_owned(),
                 link: link.link.clone(),
-                valid_for_secs: link.valid_for.num_seconds(),
+                expires_at: link.expires_at,
             },
         }
     }
@@ -62,14 +62,14 @@ impl SealedMail {
                 name,
                 purpose,
                 link,
-                valid_for_secs,
+                expires_at,
             } => Ok(OutgoingMail::Link(LinkMail {
                 to: Email::parse(&to).map_err(|_| integrity("a stored mail's recipient"))?,
                 name,
                 purpose: OneTimePurpose::parse(&purpose)
                     .ok_or_else(|| integrity("a stored mail's purpose"))?,
                 link,
-                valid_for: Duration::seconds(valid_for_secs),
+                expires_at,
             })),
         }
     }

@@ -321,15 +321,16 @@ pub struct LinkMail {
     pub purpose: OneTimePurpose,
     /// The link, with its secret token: never logged.
     pub link: String,
-    /// How long the link works.
-    pub valid_for: Duration,
+    /// When the link stops working (a mail delayed by an outage says how
+    /// long it has left; one that missed it is not sent).
+    pub expires_at: Timestamp,
 }
 
 impl fmt::Debug for LinkMail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LinkMail")
             .field("purpose", &self.purpose)
-            .field("valid_for", &self.valid_for)
+            .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
 }

@@ -24,7 +24,7 @@ fn link_mail() -> OutgoingMail {
         name: "Ann".into(),
         purpose: OneTimePurpose::VerifyEmail,
         link: "http://localhost/verify-email?token=secret".into(),
-        valid_for: Duration::hours(24),
+        expires_at: at(0) + Duration::hours(24),
     })
 }
 
@@ -321,6 +321,37 @@ fn a_message_claimed_past_its_attempts_without_an_outcome_is_dead_untried() {
             }
         )]
     );
+}
+
+#[test]
+fn a_link_that_expired_while_it_waited_is_dead_unsent() {
+    let seen = Seen::default();
+    let mut message = claimed(3);
+    let OutgoingMail::Link(link) = &mut message.mail;
+    link.expires_at = at(0);
+    let mut store = MockOutboxStore::new();
+    let handed = message.clone();
+    store
+        .expect_claim_due()
+        .return_once(move |_, _, _, _| Ok(vec![handed]));
+    let log = seen.clone();
+    store.expect_settle().returning(move |id, _, settlement| {
+        log.lock().unwrap().push((id, settlement));
+        Ok(true)
+    });
+    let mut delivery = MockMailDelivery::new();
+    delivery.expect_deliver().never();
+    let worker = OutboxWorker::new(
+        Arc::new(store),
+        Arc::new(delivery),
+        clock_at(at(0)),
+        policy(),
+    );
+    assert_eq!(run(&worker).dead, 1);
+    assert!(matches!(
+        &seen.lock().unwrap()[0].1,
+        Settlement::Dead { error, .. } if error.contains("expired")
+    ));
 }
 
 #[test]

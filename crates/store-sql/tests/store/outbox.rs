@@ -29,7 +29,7 @@ pub(crate) fn link_mail(user: UserId, purpose: OneTimePurpose, now: Timestamp) -
             name: "Ann Example".into(),
             purpose,
             link: format!("https://auction.example/reset-password?token=secret-{user}"),
-            valid_for: Duration::hours(1),
+            expires_at: now + Duration::hours(1),
         }),
         now,
     )

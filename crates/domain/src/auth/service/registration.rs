@@ -30,7 +30,7 @@ impl AuthService {
                 base = self.policy.public_url,
                 token = token.plain.as_str(),
             ),
-            valid_for,
+            expires_at: now + valid_for,
         };
         NewLink {
             token: NewOneTimeToken {
