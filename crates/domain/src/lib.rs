@@ -20,6 +20,7 @@ pub mod live;
 pub mod money;
 pub mod outbox;
 pub mod ports;
+pub mod retention;
 pub mod service;
 pub mod user;
 pub mod validation;

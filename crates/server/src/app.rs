@@ -20,6 +20,7 @@ use pp_domain::auth::{AuthPolicy, AuthPorts, AuthService, LockoutPolicy, TicketS
 use pp_domain::live::ConnectionSlots;
 use pp_domain::outbox::{OutboxWorker, RetryPolicy};
 use pp_domain::ports::{Clock, LiveEvents, StoreError, SystemClock};
+use pp_domain::retention::Retention;
 use pp_domain::service::{AuctionPolicy, AuctionService};
 use pp_http::streams::{SharedReads, Slots};
 use pp_http::{AppState, CursorCodec, MetricsSource, Probe, Probes};
@@ -180,6 +181,8 @@ pub struct Services {
     pub slots: Arc<dyn ConnectionSlots>,
     /// Delivers the mail outbox.
     pub outbox: OutboxWorker,
+    /// Purges what is past retention.
+    pub retention: Retention,
 }
 
 impl std::fmt::Debug for Services {
@@ -222,6 +225,7 @@ impl Services {
 
         let mail = MailSender::new(&settings.mail.transport, &settings.mail.from)
             .context("cannot set up mail delivery")?;
+        let retention = Retention::new(store.clone(), Arc::clone(&clock), settings.retention);
         let outbox = OutboxWorker::new(
             store.clone(),
             Arc::new(mail),
@@ -292,6 +296,7 @@ impl Services {
             hub,
             slots,
             outbox,
+            retention,
         })
     }
 
@@ -311,6 +316,10 @@ impl Services {
         let outbox = self.outbox.clone();
         workers.supervise("mail", move |stop| {
             crate::workers::deliver_mail(outbox.clone(), stop)
+        });
+        let retention = self.retention.clone();
+        workers.supervise("retention", move |stop| {
+            crate::workers::purge_retained(retention.clone(), stop)
         });
         workers
     }

@@ -428,6 +428,10 @@ pub struct Settings {
     /// `MAIL_MAX_ATTEMPTS`: delivery attempts before an outbox message is
     /// dead (default 10).
     pub mail_max_attempts: u32,
+    /// `RETENTION_DAYS`, `AUDIT_RETENTION_DAYS`: how long expired sessions
+    /// and tokens, delivered mail (default 30 days) and audit entries
+    /// (default 365) are kept.
+    pub retention: pp_domain::retention::RetentionPolicy,
 }
 
 impl fmt::Debug for Settings {
@@ -570,6 +574,10 @@ impl Settings {
             )?,
             run_workers: env.parse::<Flag>("RUN_WORKERS", Flag(true))?.0,
             mail_max_attempts: count_within(env, "MAIL_MAX_ATTEMPTS", 10, 1..=100)?,
+            retention: pp_domain::retention::RetentionPolicy {
+                days: count_within(env, "RETENTION_DAYS", 30, 1..=3_650)?,
+                audit_days: count_within(env, "AUDIT_RETENTION_DAYS", 365, 1..=36_500)?,
+            },
         })
     }
 }
@@ -711,6 +719,8 @@ mod tests {
         assert_eq!(settings.public_url.as_str(), "http://127.0.0.1:8080");
         assert!(settings.run_workers);
         assert_eq!(settings.mail_max_attempts, 10);
+        assert_eq!(settings.retention.days, 30);
+        assert_eq!(settings.retention.audit_days, 365);
         assert!(settings.require_email_verification);
         assert_eq!(settings.rate_limits.ipv6_prefix, 64);
         assert_eq!(
@@ -769,6 +779,8 @@ mod tests {
             ("RUN_WORKERS", "sometimes"),
             ("MAIL_MAX_ATTEMPTS", "0"),
             ("MAIL_MAX_ATTEMPTS", "101"),
+            ("RETENTION_DAYS", "0"),
+            ("AUDIT_RETENTION_DAYS", "forever"),
         ];
         for (variable, value) in cases {
             let err = Settings::from_env(&env(&[

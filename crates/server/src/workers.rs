@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use pp_domain::auth::TicketService;
 use pp_domain::outbox::{OutboxStore, OutboxWorker};
 use pp_domain::ports::{Clock, SystemClock};
+use pp_domain::retention::Retention;
 use pp_domain::service::AuctionService;
 
 /// How often due items are looked for: an item closes within this (plus one
@@ -166,6 +167,39 @@ pub async fn outbox_gauges(store: Arc<dyn OutboxStore>) {
                 metrics::gauge!("outbox_oldest_due_seconds").set(waited);
             }
             Err(error) => tracing::warn!(error = %error, "reading the outbox's counts failed"),
+        }
+    }
+}
+
+/// How often the retention purges run.
+pub const RETAIN_EVERY: Duration = Duration::from_secs(3600);
+
+/// Rows one purge statement removes at most.
+const PURGE_BATCH: u32 = 1_000;
+
+/// Purges what is past retention, every [`RETAIN_EVERY`] (the first time
+/// at start), counting `retention_purged_total{what}`.
+pub async fn purge_retained(retention: Retention, mut stop: Stop) {
+    let mut every = tokio::time::interval(RETAIN_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    while next_tick(&mut every, &mut stop).await {
+        match retention.purge_all(PURGE_BATCH).await {
+            Ok(purged) => {
+                for (what, count) in purged {
+                    metrics::counter!("retention_purged_total", "what" => what.as_str())
+                        .increment(count);
+                    if count > 0 {
+                        tracing::info!(
+                            what = what.as_str(),
+                            count,
+                            "purged what is past retention"
+                        );
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "a retention purge failed; the next run carries on")
+            }
         }
     }
 }

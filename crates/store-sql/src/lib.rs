@@ -30,6 +30,7 @@ mod database;
 mod entities;
 mod errors;
 mod outbox;
+mod retention;
 mod tickets;
 mod transaction;
 mod users;

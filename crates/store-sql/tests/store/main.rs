@@ -12,6 +12,7 @@ mod lifecycle;
 mod listing;
 mod migrations;
 mod outbox;
+mod retention;
 mod sealing;
 mod users;
 
