@@ -734,6 +734,15 @@ mod tests {
             ]
             .concat()
         );
+        let mail = crate::outbox::OutboxId::generate();
+        assert_eq!(
+            SealBinding::OutboxMail { id: mail }.associated_data(),
+            [
+                b"poison-pill/outbox-mail/v1".as_slice(),
+                mail.as_uuid().as_bytes()
+            ]
+            .concat()
+        );
     }
 
     #[test]

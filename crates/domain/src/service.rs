@@ -662,6 +662,27 @@ mod tests {
     }
 
     #[test]
+    fn without_an_audit_log_an_item_is_listed_all_the_same() {
+        let mut store = MockAuctionStore::new();
+        store.expect_insert_item().times(1).returning(|new| {
+            Ok(ListedItem {
+                item: new.into_item(),
+                standing: Default::default(),
+            })
+        });
+        let (svc, _) = service(store, t0(), AuctionPolicy::default());
+        let draft = ItemDraft {
+            title: "Lamp".into(),
+            description: String::new(),
+            base_price: 100,
+            min_increment: None,
+            currency: None,
+            close_at: t0() + Duration::days(1),
+        };
+        assert!(run(svc.list_item(UserId::generate(), draft, &RequestContext::default())).is_ok());
+    }
+
+    #[test]
     fn a_valid_draft_is_stored_as_parsed() {
         let seller = UserId::generate();
         let mut store = MockAuctionStore::new();

@@ -120,9 +120,11 @@ pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
             "a worker without REDIS_URL: the auctions it closes reach only its own live subscribers (none); set REDIS_URL as the servers do"
         );
     }
+    // Listening before anything runs: a SIGTERM from now on stops cleanly.
+    let stop = stop_signal()?;
     let workers = services.start_workers();
     tracing::info!("worker running: closing auctions, delivering mail, purging");
-    stopped().await?;
+    stop.await;
     tracing::info!("worker stopping");
     services
         .stop_workers(workers, app::WORKERS_STOP_WITHIN)
@@ -131,20 +133,19 @@ pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
 }
 
 /// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM (how orchestrators stop
-/// a process).
-async fn stopped() -> anyhow::Result<()> {
+/// a process); listening from the call on.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    Ok(async move {
+        #[cfg(unix)]
         tokio::select! {
-            interrupted = tokio::signal::ctrl_c() => interrupted?,
+            _ = tokio::signal::ctrl_c() => {}
             _ = terminate.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await?;
-    Ok(())
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 /// Runs `poison-pill outbox …`, printing what it found or did.

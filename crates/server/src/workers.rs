@@ -245,7 +245,11 @@ impl Workers {
         let stop = self.stop.subscribe();
         self.loops.push(tokio::spawn(async move {
             loop {
-                match tokio::spawn(work(stop.clone())).await {
+                let run = tokio::spawn(work(stop.clone()));
+                // Cutting the supervisor off (a loop that did not stop in
+                // time) cuts its loop off too.
+                let _cut_with_me = AbortOnDrop(run.abort_handle());
+                match run.await {
                     Err(failure) if failure.is_panic() && !*stop.borrow() => {
                         tracing::error!(
                             worker = name,
@@ -272,6 +276,15 @@ impl Workers {
                 abort.abort();
             }
         }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -371,6 +371,22 @@ fn a_store_failure_is_an_error_and_delivers_nothing() {
 }
 
 #[test]
+fn ids_round_trip_and_a_worker_prints_only_its_policy() {
+    let id = OutboxId::generate();
+    assert_eq!(id.to_string(), id.as_uuid().to_string());
+    let claim = ClaimId::generate();
+    assert_eq!(ClaimId::from_uuid(claim.as_uuid()), claim);
+    let worker = OutboxWorker::new(
+        Arc::new(MockOutboxStore::new()),
+        Arc::new(MockMailDelivery::new()),
+        clock_at(at(0)),
+        policy(),
+    );
+    let printed = format!("{worker:?}");
+    assert!(printed.contains("max_attempts: 4"), "{printed}");
+}
+
+#[test]
 fn a_mails_kind_names_no_secret() {
     assert_eq!(link_mail().kind(), "verify_email");
 }

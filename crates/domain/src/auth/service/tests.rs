@@ -1424,6 +1424,49 @@ fn a_profile_update_changes_only_the_display_name() {
 }
 
 #[test]
+fn the_audit_trail_comes_in_pages_with_a_cursor_after_the_last_entry() {
+    let mut m = Mocks::new();
+    let record = |n: i64| AuditRecord {
+        id: uuid::Uuid::now_v7(),
+        at: t0() - Duration::seconds(n),
+        event: "login_failed".into(),
+        user: None,
+        actor: None,
+        request_id: None,
+        ip: None,
+        detail: None,
+    };
+    let stored = vec![record(1), record(2), record(3)];
+    let handed = stored.clone();
+    let filter = AuditFilter {
+        user: None,
+        event: Some(AuditEvent::LoginFailed),
+    };
+    m.audit
+        .expect_audit_trail()
+        .withf(move |f, after, limit| *f == filter && after.is_none() && *limit == 3)
+        .times(1)
+        .returning(move |_, _, _| Ok(handed.clone()));
+    m.audit
+        .expect_audit_trail()
+        .withf(|_, _, limit| *limit == 4)
+        .times(1)
+        .returning(|_, _, _| Ok(Vec::new()));
+    let (svc, _, _) = m.service(policy());
+    let (page, next) = run(svc.audit_trail(filter, None, 2)).unwrap();
+    assert_eq!(page, stored[..2]);
+    assert_eq!(
+        next,
+        Some(AuditCursor {
+            at: stored[1].at,
+            id: stored[1].id
+        })
+    );
+    let (last, none) = run(svc.audit_trail(AuditFilter::default(), next, 3)).unwrap();
+    assert!(last.is_empty() && none.is_none());
+}
+
+#[test]
 fn the_command_line_creates_verified_admins() {
     let mut m = Mocks::new();
     m.hasher
