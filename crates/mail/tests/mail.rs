@@ -322,16 +322,21 @@ async fn smtp_sends_a_name_beyond_ascii_as_8bitmime() {
     assert!(data.lines().any(|line| line == link), "{data}");
 }
 
-#[tokio::test]
-async fn a_refusal_for_good_is_permanent() {
-    let (port, _received) = smtp_sink(Rcpt::Refuse("550 5.1.1 no such mailbox")).await;
-    let err = smtp(port)
+/// What a server answering `reply` to the recipient makes of Ann's mail.
+async fn refused_with(reply: &'static str) -> DeliveryError {
+    let (port, _received) = smtp_sink(Rcpt::Refuse(reply)).await;
+    smtp(port)
         .deliver(&claimed(
             OutboxId::generate(),
             mail("ann@example.com", "Ann", OneTimePurpose::VerifyEmail),
         ))
         .await
-        .unwrap_err();
+        .unwrap_err()
+}
+
+#[tokio::test]
+async fn a_refusal_for_good_is_permanent() {
+    let err = refused_with("550 5.1.1 no such mailbox").await;
     let DeliveryError::Permanent(text) = &err else {
         panic!("{err:?}");
     };
@@ -341,17 +346,7 @@ async fn a_refusal_for_good_is_permanent() {
 
 #[tokio::test]
 async fn a_refused_login_or_sender_is_the_relays_fault_and_transient_and_addresses_are_redacted() {
-    let (port, _received) = smtp_sink(Rcpt::Refuse(
-        "530 5.7.0 <ann@example.com> must authenticate first",
-    ))
-    .await;
-    let err = smtp(port)
-        .deliver(&claimed(
-            OutboxId::generate(),
-            mail("ann@example.com", "Ann", OneTimePurpose::VerifyEmail),
-        ))
-        .await
-        .unwrap_err();
+    let err = refused_with("530 5.7.0 <ann@example.com> must authenticate first").await;
     let DeliveryError::Transient(text) = &err else {
         panic!("{err:?}");
     };
@@ -392,14 +387,7 @@ async fn a_server_that_greets_and_then_stalls_is_given_up_on_in_time() {
 
 #[tokio::test]
 async fn a_try_later_is_transient() {
-    let (port, _received) = smtp_sink(Rcpt::Refuse("451 4.7.1 greylisted, try later")).await;
-    let err = smtp(port)
-        .deliver(&claimed(
-            OutboxId::generate(),
-            mail("ann@example.com", "Ann", OneTimePurpose::VerifyEmail),
-        ))
-        .await
-        .unwrap_err();
+    let err = refused_with("451 4.7.1 greylisted, try later").await;
     let DeliveryError::Transient(text) = &err else {
         panic!("{err:?}");
     };

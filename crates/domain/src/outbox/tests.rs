@@ -287,29 +287,33 @@ fn one_worker_claims_settles_and_releases_under_one_claim() {
     assert!(claims.iter().all(|claim| *claim == claims[0]));
 }
 
+/// A worker whose store hands out `message` and records its settlement in
+/// `seen`, and whose delivery must not be called.
+fn untried(message: ClaimedMail, seen: Seen) -> OutboxWorker {
+    let mut store = MockOutboxStore::new();
+    store
+        .expect_claim_due()
+        .return_once(move |_, _, _, _| Ok(vec![message]));
+    store.expect_settle().returning(move |id, _, settlement| {
+        seen.lock().unwrap().push((id, settlement));
+        Ok(true)
+    });
+    let mut delivery = MockMailDelivery::new();
+    delivery.expect_deliver().never();
+    OutboxWorker::new(
+        Arc::new(store),
+        Arc::new(delivery),
+        clock_at(at(0)),
+        policy(),
+    )
+}
+
 #[test]
 fn a_message_claimed_past_its_attempts_without_an_outcome_is_dead_untried() {
     let seen = Seen::default();
     // Four attempts allowed; the fifth claim means four ended in nothing.
     let message = claimed(5);
-    let mut store = MockOutboxStore::new();
-    let handed = message.clone();
-    store
-        .expect_claim_due()
-        .return_once(move |_, _, _, _| Ok(vec![handed]));
-    let log = seen.clone();
-    store.expect_settle().returning(move |id, _, settlement| {
-        log.lock().unwrap().push((id, settlement));
-        Ok(true)
-    });
-    let mut delivery = MockMailDelivery::new();
-    delivery.expect_deliver().never();
-    let worker = OutboxWorker::new(
-        Arc::new(store),
-        Arc::new(delivery),
-        clock_at(at(0)),
-        policy(),
-    );
+    let worker = untried(message.clone(), seen.clone());
     assert_eq!(run(&worker).dead, 1);
     assert_eq!(
         seen.lock().unwrap().as_slice(),
@@ -329,24 +333,7 @@ fn a_link_that_expired_while_it_waited_is_dead_unsent() {
     let mut message = claimed(3);
     let OutgoingMail::Link(link) = &mut message.mail;
     link.expires_at = at(0);
-    let mut store = MockOutboxStore::new();
-    let handed = message.clone();
-    store
-        .expect_claim_due()
-        .return_once(move |_, _, _, _| Ok(vec![handed]));
-    let log = seen.clone();
-    store.expect_settle().returning(move |id, _, settlement| {
-        log.lock().unwrap().push((id, settlement));
-        Ok(true)
-    });
-    let mut delivery = MockMailDelivery::new();
-    delivery.expect_deliver().never();
-    let worker = OutboxWorker::new(
-        Arc::new(store),
-        Arc::new(delivery),
-        clock_at(at(0)),
-        policy(),
-    );
+    let worker = untried(message.clone(), seen.clone());
     assert_eq!(run(&worker).dead, 1);
     assert!(matches!(
         &seen.lock().unwrap()[0].1,
