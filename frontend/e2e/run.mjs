@@ -188,6 +188,32 @@ async function listItem(closesInSeconds, title = 'A brass lamp') {
   return (await created.json()).id;
 }
 
+/** The admin's user id, read through the API. */
+async function adminId() {
+  const login = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: 'admin@example.com', password: PASSWORD }),
+  });
+  const { access_token } = await login.json();
+  const me = await fetch(`${base}/api/v1/users/me`, { headers: { authorization: `Bearer ${access_token}` } });
+  return (await me.json()).id;
+}
+
+/** The audit table's rows as cell texts, once every row passes `each` (the filter has applied). */
+async function auditRows(page, each) {
+  for (let i = 0; i < 100; i++) {
+    const rows = await page
+      .getByRole('region', { name: 'Audit entries' })
+      .locator('tbody tr')
+      .evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent.trim())))
+      .catch(() => []);
+    if (rows.length && rows.every(each)) return rows;
+    await page.waitForTimeout(100);
+  }
+  throw new Error('the audit table never showed only the filtered entries');
+}
+
 const text = async (page, testId) => (await page.getByTestId(testId).textContent())?.trim();
 
 test('two bidders: a poisoned bid defends itself live, then the auction closes for both', async () => {
@@ -304,5 +330,32 @@ test('the other pages have no serious accessibility problems', async () => {
   await admin.getByText('Listed "A walnut chair".').waitFor();
   await admin.getByRole('button', { name: 'Cancel A walnut chair' }).click();
   await admin.getByText('Cancelled "A walnut chair".').waitFor();
+
+  // The audit trail: the admin's own logins, the registrations, who listed an item.
+  const id = await adminId();
+  await admin.getByRole('link', { name: 'Audit' }).click();
+  await admin.getByRole('heading', { name: 'Audit trail' }).waitFor();
+  await admin.getByRole('region', { name: 'Audit entries' }).waitFor();
+  await accessible(admin, 'audit trail');
+  const account = admin.getByLabel('Account (user id)');
+  await account.fill(id.slice(0, 8));
+  await admin.getByRole('button', { name: 'Filter' }).click();
+  await admin.getByText(/Enter a whole user id/).waitFor();
+  assert.equal(await account.getAttribute('aria-invalid'), 'true');
+  await accessible(admin, 'audit trail with an error');
+  await account.fill(id);
+  await admin.getByRole('button', { name: 'Filter' }).click();
+  const own = await auditRows(admin, (cells) => cells[2] === id);
+  assert.ok(own.filter((cells) => cells[1] === 'Login succeeded').length >= 2, `the admin's logins: ${JSON.stringify(own)}`);
+  await admin.getByRole('button', { name: 'Clear' }).click();
+  await admin.getByLabel('Event').selectOption({ label: 'Registered' });
+  await admin.getByRole('button', { name: 'Filter' }).click();
+  const registered = await auditRows(admin, (cells) => cells[1] === 'Registered');
+  assert.ok(registered.length >= 3, `registrations: ${JSON.stringify(registered)}`);
+  await admin.getByLabel('Event').selectOption({ label: 'Item created' });
+  await admin.getByRole('button', { name: 'Filter' }).click();
+  const created = await auditRows(admin, (cells) => cells[1] === 'Item created');
+  assert.equal(created[0][3], id, 'the admin who listed the walnut chair');
+  await accessible(admin, 'audit trail filtered');
   await context.close();
 });

@@ -11,6 +11,7 @@ import { NotificationsProvider } from './live/notifications';
 import { AdminPage } from './pages/AdminPage';
 import { AuctionRoom } from './pages/AuctionRoom';
 import { AuctionsPage } from './pages/AuctionsPage';
+import { AuditTrailPage } from './pages/AuditTrailPage';
 import {
   ChangePasswordPage,
   ForgotPasswordPage,
@@ -42,6 +43,7 @@ export function AppRoutes() {
         <Route path="account/password" element={<RequireLogin><ChangePasswordPage /></RequireLogin>} />
         <Route path="me/bids" element={<RequireLogin><MyBidsPage /></RequireLogin>} />
         <Route path="admin" element={<RequireLogin><AdminPage /></RequireLogin>} />
+        <Route path="admin/audit" element={<RequireLogin><AuditTrailPage /></RequireLogin>} />
         <Route path="*" element={<p>There is no such page. <a href="/">See the auctions</a></p>} />
       </Route>
     </Routes>

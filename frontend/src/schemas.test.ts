@@ -1,5 +1,6 @@
 import {
   DEFAULT_PASSWORD_POLICY,
+  auditFilterSchema,
   bidSchema,
   changePasswordSchema as changePasswordSchemaFor,
   itemSchema,
@@ -128,5 +129,19 @@ describe('the new-item form', () => {
     expect(messages(schema.safeParse({ ...valid, close_at: '2027-06-02T12:00:00Z' }))).toEqual({
       close_at: 'Choose a time at most a year ahead',
     });
+  });
+});
+
+describe('the audit filters', () => {
+  it('take an event the API knows and a whole user id, or nothing', () => {
+    expect(auditFilterSchema.parse({ event: '', user_id: '  ' })).toEqual({ event: '', user_id: '' });
+    expect(auditFilterSchema.parse({ event: 'login_failed', user_id: ' 0B7E4C1A-3F5D-4E2A-9C8B-1D2E3F4A5B6C ' })).toEqual({
+      event: 'login_failed',
+      user_id: '0B7E4C1A-3F5D-4E2A-9C8B-1D2E3F4A5B6C',
+    });
+    expect(auditFilterSchema.safeParse({ event: 'made_up', user_id: '' }).success).toBe(false);
+    for (const id of ['0b7e4c1a', '0b7e4c1a3f5d4e2a9c8b1d2e3f4a5b6c', '0b7e4c1a-3f5d-4e2a-9c8b-1d2e3f4a5b6g']) {
+      expect(auditFilterSchema.safeParse({ event: '', user_id: id }).success).toBe(false);
+    }
   });
 });

@@ -3,6 +3,7 @@
 // form's types are inferred from them.
 import { z } from 'zod';
 
+import { auditTrailEventValues } from './api/enums';
 import type { Item, PasswordPolicy } from './api/types';
 import { MAX_MINOR, fractionDigits, parseMoney } from './money';
 
@@ -145,3 +146,17 @@ export function itemSchema(now: () => Date = () => new Date()) {
     });
 }
 export type ItemFormInput = z.input<ReturnType<typeof itemSchema>>;
+
+/** Any UUID, as the server parses one (hyphenated, any version). */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The audit page's filters: an event the API knows, and a user id or nothing. */
+export const auditFilterSchema = z.object({
+  event: z.union([z.literal(''), z.enum(auditTrailEventValues)]),
+  user_id: z
+    .string()
+    .trim()
+    .refine((id) => id === '' || UUID.test(id), 'Enter a whole user id, like 0b7e4c1a-3f5d-4e2a-9c8b-1d2e3f4a5b6c'),
+});
+export type AuditFilterInput = z.input<typeof auditFilterSchema>;
+export type AuditFilter = z.output<typeof auditFilterSchema>;

@@ -1,6 +1,8 @@
 // One function per endpoint the app uses.
 import { api, accessToken } from './client';
 import type {
+  AuditEvent,
+  AuditPage,
   BidPlaced,
   Item,
   ItemPage,
@@ -122,4 +124,13 @@ export async function revealedBids(id: string) {
 
 export async function wsTicket() {
   return (await api.post<Ticket>('/ws-ticket')).data;
+}
+
+/** A page of the audit trail (admin), newest first, about one account or of one event. */
+export async function auditTrail(filter: { user_id?: string; event?: AuditEvent }, cursor: string | null) {
+  const params: Record<string, string> = { limit: '50' };
+  if (filter.user_id) params.user_id = filter.user_id;
+  if (filter.event) params.event = filter.event;
+  if (cursor) params.cursor = cursor;
+  return (await api.get<AuditPage>('/admin/audit', { params })).data;
 }

@@ -2,7 +2,7 @@
 // the OpenAPI document (schema.d.ts, `npm run api-types`), so a change of
 // the server's contract shows up here as a type error. Money is an integer
 // of minor units, as on the server.
-import type { components } from './schema';
+import type { components, operations } from './schema';
 
 type Schemas = components['schemas'];
 
@@ -36,3 +36,8 @@ export type Notification = Schemas['NotificationBody'];
 
 export type RegisterRequest = Schemas['RegisterRequest'];
 export type LoginRequest = Schemas['LoginRequest'];
+
+/** What the audit trail records (the `event` filter's values are in enums.ts). */
+export type AuditEvent = NonNullable<NonNullable<operations['audit_trail']['parameters']['query']>['event']>;
+export type AuditEntry = Schemas['AuditEntryBody'];
+export type AuditPage = Schemas['AuditPage'];

@@ -43,7 +43,14 @@ export function Layout() {
             Auctions
           </NavLink>
           {status === 'authenticated' && <NavLink to="/me/bids">My bids</NavLink>}
-          {user?.role === 'admin' && <NavLink to="/admin">Admin</NavLink>}
+          {user?.role === 'admin' && (
+            <>
+              <NavLink to="/admin" end>
+                Admin
+              </NavLink>
+              <NavLink to="/admin/audit">Audit</NavLink>
+            </>
+          )}
           {status === 'authenticated' ? (
             <>
               <NavLink to="/account/password">Password</NavLink>
