@@ -21,6 +21,8 @@ mod m20261201_000010_bind_ws_tickets_to_sessions;
 mod m20261205_000011_add_close_retries;
 mod m20261205_000012_create_outbox;
 mod m20261205_000013_index_audit_log;
+mod m20261205_000014_create_notifications;
+mod m20261205_000015_index_for_purges;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -43,6 +45,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000011_add_close_retries::Migration),
             Box::new(m20261205_000012_create_outbox::Migration),
             Box::new(m20261205_000013_index_audit_log::Migration),
+            Box::new(m20261205_000014_create_notifications::Migration),
+            Box::new(m20261205_000015_index_for_purges::Migration),
         ]
     }
 }

@@ -18,6 +18,7 @@ pub mod ids;
 pub mod item;
 pub mod live;
 pub mod money;
+pub mod notifications;
 pub mod outbox;
 pub mod ports;
 pub mod retention;

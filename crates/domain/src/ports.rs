@@ -25,6 +25,7 @@ use crate::item::{
     CloseOutcome, Item, ItemCursor, ListedItem, NewItem, PublicStanding, StatusFilter, Timestamp,
 };
 use crate::live::{ItemEvent, Notification, PricePoint};
+use crate::notifications::{NotificationCursor, StoredNotification};
 use crate::user::{Credentials, NewUser, PasswordHash, User, UserChanges, UserCursor};
 
 /// A failure of the storage itself, which no caller can fix by changing its request.
@@ -126,6 +127,12 @@ pub enum SealBinding {
         /// The bid's arrival position.
         seq: u64,
     },
+    /// A stored notification (its figures may include a poisoned bid's own
+    /// budget): bound to its row.
+    Notification {
+        /// The row.
+        id: uuid::Uuid,
+    },
     /// A stored e-mail (its recipient, and the secret link it may carry):
     /// bound to its outbox row.
     OutboxMail {
@@ -154,6 +161,10 @@ impl SealBinding {
                 aad.extend_from_slice(b"poison-pill/price-after/v1");
                 aad.extend_from_slice(item.as_uuid().as_bytes());
                 aad.extend_from_slice(&seq.to_be_bytes());
+            }
+            SealBinding::Notification { id } => {
+                aad.extend_from_slice(b"poison-pill/notification/v1");
+                aad.extend_from_slice(id.as_bytes());
             }
             SealBinding::OutboxMail { id } => {
                 aad.extend_from_slice(b"poison-pill/outbox-mail/v1");
@@ -520,6 +531,31 @@ pub trait AuctionStore: Send + Sync {
         id: ItemId,
         decision: LifecycleDecision,
     ) -> Result<ListedItem, CancelItemError>;
+
+    /// Up to `limit` of `user`'s stored notifications, newest first, after
+    /// `after`. (They are written by `place_bid` and `close_due_items`, in
+    /// their transactions.)
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn notifications(
+        &self,
+        user: UserId,
+        after: Option<NotificationCursor>,
+        limit: u32,
+    ) -> Result<Vec<StoredNotification>, StoreError>;
+
+    /// Marks `user`'s notification `up_to` and every older one of theirs
+    /// read at `now`; `false` when `user` has no notification `up_to`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn mark_notifications_read(
+        &self,
+        user: UserId,
+        up_to: uuid::Uuid,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Where committed live events go: to every subscriber on every instance.
@@ -733,6 +769,11 @@ mod tests {
                 &7u64.to_be_bytes()
             ]
             .concat()
+        );
+        let told = uuid::Uuid::now_v7();
+        assert_eq!(
+            SealBinding::Notification { id: told }.associated_data(),
+            [b"poison-pill/notification/v1".as_slice(), told.as_bytes()].concat()
         );
         let mail = crate::outbox::OutboxId::generate();
         assert_eq!(

@@ -15,26 +15,30 @@ use crate::ports::{Clock, StoreError};
 /// What one purge removes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Purge {
-    /// Refresh tokens that expired before the cutoff.
+    /// Refresh tokens of sessions whose every token expired before the
+    /// cutoff (a live session's spent tokens stay: they tell a replay).
     RefreshTokens,
-    /// Sessions revoked before the cutoff, or with no refresh token left
-    /// that expires after it (and no ticket): nothing can use them.
+    /// Sessions started before the cutoff with no refresh token and no
+    /// ticket left: nothing can use them.
     Sessions,
     /// Verification and reset tokens that expired before the cutoff.
     OneTimeTokens,
     /// Outbox messages sent, or given up on, before the cutoff.
     Mail,
+    /// Notifications their user read before the cutoff.
+    ReadNotifications,
     /// Audit entries written before the (audit) cutoff.
     AuditEntries,
 }
 
 impl Purge {
     /// Every purge, in the order they run (tokens before their sessions).
-    pub const ALL: [Purge; 5] = [
+    pub const ALL: [Purge; 6] = [
         Purge::RefreshTokens,
         Purge::Sessions,
         Purge::OneTimeTokens,
         Purge::Mail,
+        Purge::ReadNotifications,
         Purge::AuditEntries,
     ];
 
@@ -46,6 +50,7 @@ impl Purge {
             Purge::Sessions => "sessions",
             Purge::OneTimeTokens => "one_time_tokens",
             Purge::Mail => "mail",
+            Purge::ReadNotifications => "read_notifications",
             Purge::AuditEntries => "audit_entries",
         }
     }
@@ -199,6 +204,7 @@ mod tests {
                 (Purge::Sessions, 0),
                 (Purge::OneTimeTokens, 0),
                 (Purge::Mail, 0),
+                (Purge::ReadNotifications, 0),
                 (Purge::AuditEntries, 3),
             ]
         );

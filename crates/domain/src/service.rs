@@ -11,6 +11,7 @@ use crate::engine::{BidCommand, revealed_view, view_of};
 use crate::ids::{ItemId, UserId};
 use crate::item::{Item, ItemCursor, ItemDraft, ItemStatus, ListedItem, NewItem, StatusFilter};
 use crate::live::{ItemEvent, PriceEvent, notifications_after_bid, notifications_after_close};
+use crate::notifications::{NotificationCursor, StoredNotification};
 use crate::ports::{
     AcceptedBid, AuctionStore, BidDecision, CancelItemError, Clock, CloseRound, CommitHook,
     LifecycleDecision, LiveEvents, PlaceBidError, StoreError,
@@ -169,18 +170,21 @@ impl AuctionService {
         }
     }
 
-    /// Records what an admin did to an item, when auditing.
+    /// Records what an admin did to an item, when auditing. After the
+    /// change is stored: a failure to record it is the audit log's to
+    /// report (the adapter logs and counts it), not a reason to tell the
+    /// admin the change failed.
     async fn audit_item(
         &self,
         event: AuditEvent,
         item: ItemId,
         actor: UserId,
         context: &RequestContext,
-    ) -> Result<(), StoreError> {
+    ) {
         let Some(audit) = &self.audit else {
-            return Ok(());
+            return;
         };
-        audit
+        let _ = audit
             .record(AuditEntry {
                 at: self.clock.now(),
                 event,
@@ -189,7 +193,7 @@ impl AuctionService {
                 context: context.clone(),
                 detail: Some(format!("item {item}")),
             })
-            .await
+            .await;
     }
 
     /// Lists an item for `seller`.
@@ -205,7 +209,7 @@ impl AuctionService {
         let item = NewItem::parse(draft, seller, self.clock.now())?;
         let listed = self.auctions.insert_item(item).await?;
         self.audit_item(AuditEvent::ItemCreated, listed.item.id, seller, context)
-            .await?;
+            .await;
         Ok(listed)
     }
 
@@ -415,12 +419,47 @@ impl AuctionService {
         context: &RequestContext,
     ) -> Result<ListedItem, CancelItemError> {
         let cancelled = self.auctions.cancel_item(id, self.lifecycle()).await?;
-        self.audit_item(AuditEvent::ItemCancelled, id, admin, context)
-            .await?;
         if let Some(event) = ItemEvent::closed(&cancelled) {
             self.events.publish(event);
         }
+        self.audit_item(AuditEvent::ItemCancelled, id, admin, context)
+            .await;
         Ok(cancelled)
+    }
+
+    /// One page of `user`'s notifications, newest first.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn notifications(
+        &self,
+        user: UserId,
+        after: Option<NotificationCursor>,
+        limit: u32,
+    ) -> Result<Page<StoredNotification, NotificationCursor>, StoreError> {
+        let fetched = self
+            .auctions
+            .notifications(user, after, limit.saturating_add(1))
+            .await?;
+        Ok(Page::cut(fetched, limit, |stored| NotificationCursor {
+            at: stored.notification.at,
+            id: stored.id,
+        }))
+    }
+
+    /// Marks `user`'s notification `up_to` and every older one read;
+    /// `false` when they have no such notification.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn mark_notifications_read(
+        &self,
+        user: UserId,
+        up_to: uuid::Uuid,
+    ) -> Result<bool, StoreError> {
+        self.auctions
+            .mark_notifications_read(user, up_to, self.clock.now())
+            .await
     }
 
     fn lifecycle(&self) -> LifecycleDecision {
@@ -659,6 +698,47 @@ mod tests {
             matches!(&result, Err(ListItemError::Invalid(errors)) if errors.fields().len() == 3),
             "{result:?}"
         );
+    }
+
+    #[test]
+    fn notifications_come_in_pages_and_are_marked_read_at_the_services_time() {
+        let user = UserId::generate();
+        let stored = |n: i64| crate::notifications::StoredNotification {
+            id: uuid::Uuid::now_v7(),
+            item_title: "Lamp".into(),
+            notification: Notification {
+                user,
+                data: NotificationData::Won {
+                    item: ItemId::generate(),
+                    final_price: Money::new(100).unwrap(),
+                },
+                at: t0() - Duration::seconds(n),
+            },
+            read: false,
+        };
+        let rows = vec![stored(1), stored(2), stored(3)];
+        let handed = rows.clone();
+        let mut store = MockAuctionStore::new();
+        store
+            .expect_notifications()
+            .withf(move |who, after, limit| *who == user && after.is_none() && *limit == 3)
+            .return_once(move |_, _, _| Ok(handed));
+        let up_to = rows[1].id;
+        store
+            .expect_mark_notifications_read()
+            .withf(move |who, id, now| *who == user && *id == up_to && *now == t0())
+            .return_once(|_, _, _| Ok(true));
+        let (svc, _) = service(store, t0(), AuctionPolicy::default());
+        let page = run(svc.notifications(user, None, 2)).unwrap();
+        assert_eq!(page.items, rows[..2]);
+        assert_eq!(
+            page.next,
+            Some(crate::notifications::NotificationCursor {
+                at: rows[1].notification.at,
+                id: rows[1].id
+            })
+        );
+        assert!(run(svc.mark_notifications_read(user, up_to)).unwrap());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use pp_domain::auth::tokens::AuditCursor;
+use pp_domain::notifications::NotificationCursor;
 use pp_domain::{BidCursor, BidId, ItemCursor, ItemId, Timestamp, UserCursor, UserId};
 use sha2::Sha256;
 
@@ -119,6 +120,25 @@ impl CursorCodec {
     pub fn decode_user(&self, cursor: &str) -> Result<UserCursor, ApiError> {
         let (created_at, id) = self.decode_position::<UserId>("users", cursor)?;
         Ok(UserCursor { created_at, id })
+    }
+
+    /// A cursor into a user's notifications (`list` names the user).
+    #[must_use]
+    pub fn encode_notification(&self, list: &str, cursor: NotificationCursor) -> String {
+        self.encode_position(list, cursor.at, cursor.id)
+    }
+
+    /// The position in a user's notifications.
+    ///
+    /// # Errors
+    /// 400 `invalid_cursor`, also for another user's cursor.
+    pub fn decode_notification(
+        &self,
+        list: &str,
+        cursor: &str,
+    ) -> Result<NotificationCursor, ApiError> {
+        let (at, id) = self.decode_position::<uuid::Uuid>(list, cursor)?;
+        Ok(NotificationCursor { at, id })
     }
 
     /// A cursor into the audit trail (of one filter: `list` names it).

@@ -32,6 +32,12 @@ pub fn user_not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such user")
 }
 
+/// 404 `not_found` for a notification the caller does not have.
+#[must_use]
+pub fn notification_not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such notification")
+}
+
 /// 404 `bid_not_found`: the item exists, the caller has not bid on it.
 #[must_use]
 pub fn bid_not_found() -> ApiError {

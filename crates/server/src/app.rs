@@ -89,7 +89,15 @@ struct MeteredAuditLog(Arc<dyn AuditLog>);
 impl AuditLog for MeteredAuditLog {
     async fn record(&self, entry: AuditEntry) -> Result<(), StoreError> {
         metrics::counter!("auth_events_total", "event" => entry.event.as_str()).increment(1);
-        self.0.record(entry).await
+        let event = entry.event.as_str();
+        let recorded = self.0.record(entry).await;
+        if let Err(error) = &recorded {
+            // Some callers carry on (their change is stored): this is where
+            // the lost entry is told.
+            tracing::error!(event, error = %error, "an audit entry could not be written");
+            metrics::counter!("audit_write_failures_total").increment(1);
+        }
+        recorded
     }
 
     async fn audit_trail(

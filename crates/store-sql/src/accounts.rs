@@ -486,7 +486,12 @@ impl AuditLog for SqlStore {
             .order_by_desc(audit_log::Column::Id)
             .limit(u64::from(limit));
         if let Some(user) = filter.user {
-            query = query.filter(audit_log::Column::UserId.eq(user.as_uuid()));
+            // About the account, or done by it (an admin's actions).
+            query = query.filter(
+                Condition::any()
+                    .add(audit_log::Column::UserId.eq(user.as_uuid()))
+                    .add(audit_log::Column::ActorId.eq(user.as_uuid())),
+            );
         }
         if let Some(event) = filter.event {
             query = query.filter(audit_log::Column::Event.eq(event.as_str()));

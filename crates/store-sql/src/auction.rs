@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use chrono::SubsecRound;
 use pp_domain::engine::Standing;
 use pp_domain::item::{Description, PublicStanding, Title};
-use pp_domain::live::PricePoint;
+use pp_domain::live::{PricePoint, notifications_after_close};
+use pp_domain::notifications::{NotificationCursor, StoredNotification};
 use pp_domain::ports::{
     AcceptedBid, AuctionStore, BidDecision, BidRecord, CancelItemError, CloseFailure, CloseRound,
     ClosedItem, LifecycleDecision, PlaceBidError, StoreError,
@@ -26,6 +27,7 @@ use crate::SqlStore;
 use crate::codec::{open_leader, open_offer, open_price};
 use crate::entities::{bids, items};
 use crate::errors::{integrity, store_error};
+use crate::notifications::insert_notifications;
 use crate::transaction::{TxFailure, with_retries};
 
 /// PostgreSQL keeps microseconds; truncating before writing means what is
@@ -229,7 +231,7 @@ impl SqlStore {
                     .push(UserId::from_uuid(user));
             }
         }
-        let closed = closed
+        let closed: Vec<ClosedItem> = closed
             .into_iter()
             .map(|listed| ClosedItem {
                 bidders: bidders
@@ -238,6 +240,19 @@ impl SqlStore {
                 listed,
             })
             .collect();
+        // Won and lost, stored with the close (pushed live after commit).
+        let told: Vec<_> = closed
+            .iter()
+            .flat_map(|item| {
+                let title = item.listed.item.title.as_str();
+                notifications_after_close(&item.listed, &item.bidders, now)
+                    .into_iter()
+                    .map(move |told| (told, title.to_owned()))
+            })
+            .collect();
+        insert_notifications(txn, self.sealer(), &told)
+            .await
+            .map_err(TxFailure::outcome)?;
         Ok(CloseRound { closed, failed })
     }
 
@@ -536,5 +551,23 @@ impl AuctionStore for SqlStore {
         decision: LifecycleDecision,
     ) -> Result<ListedItem, CancelItemError> {
         with_retries(|| self.try_cancel(id, &decision)).await
+    }
+
+    async fn notifications(
+        &self,
+        user: UserId,
+        after: Option<NotificationCursor>,
+        limit: u32,
+    ) -> Result<Vec<StoredNotification>, StoreError> {
+        self.user_notifications(user, after, limit).await
+    }
+
+    async fn mark_notifications_read(
+        &self,
+        user: UserId,
+        up_to: Uuid,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.mark_read(user, up_to, now).await
     }
 }

@@ -14,6 +14,7 @@
 use std::collections::HashSet;
 
 use pp_domain::engine::{self, BatchRejection, LockedBatch, Placement};
+use pp_domain::live::{Notification, notifications_after_bid};
 use pp_domain::ports::{AcceptedBid, BidDecision, PlaceBidError, StoreError};
 use pp_domain::{Bid, BidId, ItemId, UserId};
 use sea_orm::{
@@ -29,6 +30,7 @@ use crate::batcher::{BidQueue, PendingBid};
 use crate::codec::{seal_leader, seal_offer, seal_price};
 use crate::entities::{bids, items};
 use crate::errors::{Reaction, integrity, react};
+use crate::notifications::insert_notifications;
 use crate::transaction::{MAX_ATTEMPTS, TxFailure, with_retries};
 
 type Outcome = Result<AcceptedBid, PlaceBidError>;
@@ -229,6 +231,25 @@ impl SqlStore {
         }
         let standings = self.seal_standings(&locked)?;
         store_bids(txn, accepted, standings).await?;
+        // Who each accepted bid tells, stored with it (the live push follows
+        // the commit).
+        let told: Vec<(Notification, String)> = outcomes
+            .iter()
+            .filter_map(|outcome| outcome.as_ref().ok())
+            .flat_map(|accepted| {
+                notifications_after_bid(
+                    &accepted.item,
+                    accepted.bid.bidder,
+                    &accepted.bid.offer,
+                    &accepted.placement,
+                )
+                .into_iter()
+                .map(|told| (told, accepted.item.title.as_str().to_owned()))
+            })
+            .collect();
+        insert_notifications(txn, self.sealer(), &told)
+            .await
+            .map_err(TxFailure::outcome)?;
         Ok(outcomes)
     }
 

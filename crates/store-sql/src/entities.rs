@@ -211,3 +211,26 @@ pub(crate) mod outbox {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(crate) mod notifications {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "notifications")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub user_id: Uuid,
+        pub item_id: Uuid,
+        pub item_title: String,
+        pub kind: String,
+        pub at: DateTimeUtc,
+        pub read_at: Option<DateTimeUtc>,
+        pub sealed: Vec<u8>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,19 +1,23 @@
 //! The purges ([`RetentionStore`]): each removes one bounded batch by
-//! primary key (`DELETE … WHERE key IN (SELECT key … LIMIT n)`), so no
-//! purge holds a lock on many rows or for long; the domain's `Retention`
-//! repeats them until a batch comes back short.
+//! primary key (`DELETE … WHERE condition AND key IN (SELECT key …
+//! WHERE condition LIMIT n)`, the condition repeated because PostgreSQL
+//! rechecks only the outer one on a row it had to wait for), so no purge
+//! holds a lock on many rows or for long; the domain's `Retention` repeats
+//! them until a batch comes back short.
 
 use async_trait::async_trait;
 use pp_domain::Timestamp;
 use pp_domain::outbox::OutboxState;
 use pp_domain::ports::StoreError;
 use pp_domain::retention::{Purge, RetentionStore};
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, Query, SelectStatement};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, Query, SelectStatement};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::SqlStore;
 use crate::auction::db_time;
-use crate::entities::{audit_log, one_time_tokens, outbox, refresh_tokens, sessions, ws_tickets};
+use crate::entities::{
+    audit_log, notifications, one_time_tokens, outbox, refresh_tokens, sessions, ws_tickets,
+};
 use crate::errors::store_error;
 
 /// Up to `batch` keys of `entity`'s rows that pass `condition`.
@@ -39,8 +43,22 @@ impl RetentionStore for SqlStore {
         let _gate = self.database().write_gate().await;
         let result = match purge {
             Purge::RefreshTokens => {
-                let expired = Condition::all().add(refresh_tokens::Column::ExpiresAt.lt(cutoff));
+                // Only a finished session's: a live one's spent tokens are
+                // how a replay is told from a stranger (reuse detection).
+                let finished_sessions = Query::select()
+                    .column(refresh_tokens::Column::SessionId)
+                    .from(refresh_tokens::Entity)
+                    .group_by_col(refresh_tokens::Column::SessionId)
+                    .and_having(
+                        Expr::expr(Func::max(Expr::col(refresh_tokens::Column::ExpiresAt)))
+                            .lt(cutoff),
+                    )
+                    .to_owned();
+                let expired = Condition::all()
+                    .add(refresh_tokens::Column::ExpiresAt.lt(cutoff))
+                    .add(refresh_tokens::Column::SessionId.in_subquery(finished_sessions));
                 refresh_tokens::Entity::delete_many()
+                    .filter(expired.clone())
                     .filter(refresh_tokens::Column::Digest.in_subquery(keys(
                         refresh_tokens::Entity,
                         refresh_tokens::Column::Digest,
@@ -85,6 +103,7 @@ impl RetentionStore for SqlStore {
                         .not(),
                     );
                 sessions::Entity::delete_many()
+                    .filter(dead.clone())
                     .filter(sessions::Column::Id.in_subquery(keys(
                         sessions::Entity,
                         sessions::Column::Id,
@@ -97,6 +116,7 @@ impl RetentionStore for SqlStore {
             Purge::OneTimeTokens => {
                 let expired = Condition::all().add(one_time_tokens::Column::ExpiresAt.lt(cutoff));
                 one_time_tokens::Entity::delete_many()
+                    .filter(expired.clone())
                     .filter(one_time_tokens::Column::Digest.in_subquery(keys(
                         one_time_tokens::Entity,
                         one_time_tokens::Column::Digest,
@@ -120,7 +140,11 @@ impl RetentionStore for SqlStore {
                             .add(outbox::Column::State.eq(OutboxState::Dead.as_str()))
                             .add(outbox::Column::DueAt.lt(cutoff)),
                     );
+                // Repeated outside: PostgreSQL rechecks only the outer
+                // condition of a row it waited for (one revived meanwhile
+                // by `outbox retry --dead` must stay).
                 outbox::Entity::delete_many()
+                    .filter(settled.clone())
                     .filter(outbox::Column::Id.in_subquery(keys(
                         outbox::Entity,
                         outbox::Column::Id,
@@ -130,9 +154,23 @@ impl RetentionStore for SqlStore {
                     .exec(connection)
                     .await
             }
+            Purge::ReadNotifications => {
+                let read = Condition::all().add(notifications::Column::ReadAt.lt(cutoff));
+                notifications::Entity::delete_many()
+                    .filter(read.clone())
+                    .filter(notifications::Column::Id.in_subquery(keys(
+                        notifications::Entity,
+                        notifications::Column::Id,
+                        read,
+                        batch,
+                    )))
+                    .exec(connection)
+                    .await
+            }
             Purge::AuditEntries => {
                 let old = Condition::all().add(audit_log::Column::At.lt(cutoff));
                 audit_log::Entity::delete_many()
+                    .filter(old.clone())
                     .filter(audit_log::Column::Id.in_subquery(keys(
                         audit_log::Entity,
                         audit_log::Column::Id,

@@ -381,6 +381,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/me/notifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your notifications, newest first: outbid, auto-raised, exhausted, won
+         *     and lost, kept while you were away.
+         */
+        get: operations["my_notifications"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/notifications/read": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Marks one of your notifications and every older one read. */
+        post: operations["mark_notifications_read"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users": {
         parameters: {
             query?: never;
@@ -757,6 +794,14 @@ export interface components {
             /** @description The password. */
             password: string;
         };
+        /** @description `POST /me/notifications/read`. */
+        MarkReadRequest: {
+            /**
+             * Format: uuid
+             * @description This notification and every older one are marked read.
+             */
+            up_to_id: string;
+        };
         /** @description A personal notification as sent on the socket. */
         NotificationBody: {
             /** Format: date-time */
@@ -774,6 +819,8 @@ export interface components {
             final_price?: number;
             /** Format: uuid */
             item_id: string;
+            /** @description The item's title (in the stored list; the socket names the id only). */
+            item_title?: string;
             /** Format: int64 */
             minimum_next_bid?: number;
             /** Format: int64 */
@@ -787,6 +834,15 @@ export interface components {
          * @enum {string}
          */
         NotificationKind: "outbid" | "auto_raised" | "exhausted" | "won" | "lost";
+        /** @description A page of your notifications. */
+        NotificationPage: {
+            /** @description Whether there is a next page. */
+            has_more: boolean;
+            /** @description This page, newest first. */
+            items: components["schemas"]["StoredNotificationBody"][];
+            /** @description Pass as `cursor` for the next page; `null` on the last. */
+            next_cursor: string | null;
+        };
         /** @description Your own bid and where it stands. */
         OwnBidBody: {
             /** Format: int64 */
@@ -969,6 +1025,25 @@ export interface components {
          * @enum {string}
          */
         StatusName: "open" | "closed" | "cancelled";
+        /** @description A stored notification. */
+        StoredNotificationBody: {
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            at: string;
+            /** @description The item (its id and title) and the figures the type names. */
+            data: components["schemas"]["NotificationFields"];
+            /**
+             * Format: uuid
+             * @description Its id: pass it as `up_to_id` to mark it and the older ones read.
+             */
+            id: string;
+            /** @description Whether you marked it read. */
+            read: boolean;
+            /** @description What happened. */
+            type: components["schemas"]["NotificationKind"];
+        };
         /** @description A WebSocket ticket. */
         TicketBody: {
             /**
@@ -1058,7 +1133,7 @@ export interface operations {
                 event?: "login_succeeded" | "login_failed" | "account_locked" | "token_reused" | "password_changed" | "password_reset" | "role_changed" | "activation_changed" | "logged_out_everywhere" | "registered" | "email_verified" | "logged_out" | "item_created" | "item_cancelled";
                 /** @description Items per page, 1..=100; 20 when absent. */
                 limit?: number;
-                /** @description Only entries about this account. */
+                /** @description Only entries about this account or done by it (an admin's actions). */
                 user_id?: string | null;
             };
             header?: never;
@@ -2603,6 +2678,169 @@ export interface operations {
                 };
             };
             /** @description `validation_failed`: `limit` outside 1..=100, or another parameter out of its range */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `rate_limited`, with `Retry-After` and the `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `service_unavailable`, with `Retry-After`: the database (or password hashing) is busy or unreachable; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    my_notifications: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+                /** @description Items per page, 1..=100; 20 when absent. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationPage"];
+                };
+            };
+            /** @description `invalid_cursor` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `unauthorized` (no token) or `invalid_token` (bad, expired or revoked), before the body is looked at */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `validation_failed`: `limit` outside 1..=100, or another parameter out of its range */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `rate_limited`, with `Retry-After` and the `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `service_unavailable`, with `Retry-After`: the database (or password hashing) is busy or unreachable; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    mark_notifications_read: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MarkReadRequest"];
+            };
+        };
+        responses: {
+            /** @description Marked read */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `malformed_json`: the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `unauthorized` (no token) or `invalid_token` (bad, expired or revoked), before the body is looked at */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `not_found`: you have no such notification */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `payload_too_large`: the body is over 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `unsupported_media_type`: the body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `validation_failed` */
             422: {
                 headers: {
                     [name: string]: unknown;

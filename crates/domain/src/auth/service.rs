@@ -292,6 +292,13 @@ impl AuthService {
         self.ports.clock.now()
     }
 
+    /// Records `event` after the change it reports is stored: a failure to
+    /// record it is the audit log's to report (the adapter logs and counts
+    /// it), not the caller's, whose change stands.
+    async fn audit_after(&self, event: AuditEvent, user: Option<UserId>, context: &RequestContext) {
+        let _ = self.audit(event, user, None, context, None).await;
+    }
+
     async fn audit(
         &self,
         event: AuditEvent,

@@ -70,7 +70,7 @@ pub struct AuditPage {
 /// `?user_id=&event=`.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct AuditQuery {
-    /// Only entries about this account.
+    /// Only entries about this account or done by it (an admin's actions).
     #[param(value_type = Option<Uuid>)]
     user_id: Option<String>,
     /// Only this event.

@@ -417,9 +417,9 @@ pub struct TicketQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NotificationBody {
     #[serde(rename = "type")]
-    kind: NotificationKind,
-    data: NotificationFields,
-    at: DateTime<Utc>,
+    pub(crate) kind: NotificationKind,
+    pub(crate) data: NotificationFields,
+    pub(crate) at: DateTime<Utc>,
 }
 
 /// What a notification tells, and the figures its `data` carries besides
@@ -445,6 +445,10 @@ pub enum NotificationKind {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NotificationFields {
     item_id: Uuid,
+    /// The item's title (in the stored list; the socket names the id only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub(crate) item_title: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     current_price: Option<i64>,
@@ -466,6 +470,7 @@ impl From<&Notification> for NotificationBody {
     fn from(notification: &Notification) -> Self {
         let mut data = NotificationFields {
             item_id: notification.data.item().as_uuid(),
+            item_title: None,
             current_price: None,
             minimum_next_bid: None,
             effective: None,

@@ -26,6 +26,7 @@ pub mod audit;
 pub mod auth;
 pub mod items;
 pub mod live;
+pub mod notifications;
 pub mod users;
 
 /// Mounts every API handler on `cfg` (relative to the API's base path).
@@ -56,7 +57,9 @@ pub fn api(cfg: &mut ServiceConfig) {
         .service(items::revealed_bids)
         .service(items::my_bids)
         .service(live::item_events)
-        .service(live::ws_ticket);
+        .service(live::ws_ticket)
+        .service(notifications::my_notifications)
+        .service(notifications::mark_notifications_read);
 }
 
 /// Mounts the handlers outside the API's base path: operations, the live

@@ -410,3 +410,76 @@ async fn a_resume_far_behind_replays_every_missed_event_in_order_then_goes_live(
         .map(str::trim);
     assert_eq!(open, Some("1"));
 }
+
+#[tokio::test]
+async fn an_offline_bidder_finds_what_happened_in_their_notifications_and_marks_them_read() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("ada@example.com").await;
+    let item = app
+        .list_item(&admin.access, 100, 10, Duration::from_secs(600))
+        .await;
+    let ann = app.user("ann@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    // Ann bids and goes away; Bob outbids her twice over, on two items.
+    placed(&app, &ann.access, &item, &json!({"amount": 150})).await;
+    placed(&app, &bob.access, &item, &json!({"amount": 400})).await;
+    let other = app
+        .list_item(&admin.access, 100, 10, Duration::from_secs(600))
+        .await;
+    placed(&app, &ann.access, &other, &json!({"amount": 120})).await;
+    placed(&app, &bob.access, &other, &json!({"amount": 300})).await;
+
+    let list = |token: String, query: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .get_as(&format!("/api/v1/me/notifications{query}"), &token)
+                .await;
+            assert_eq!(response.status(), StatusCode::OK);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let anns = list(ann.access.clone(), "").await;
+    let items = anns["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    let newest = &items[0];
+    assert_eq!(newest["type"], "outbid");
+    assert_eq!(newest["read"], false);
+    assert_eq!(newest["data"]["item_id"], other.as_str());
+    assert_eq!(newest["data"]["item_title"], "A painted lamp");
+    assert_eq!(newest["data"]["current_price"], 300);
+    assert_eq!(items[1]["data"]["item_id"], item.as_str());
+    assert!(
+        list(bob.access.clone(), "").await["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Pages of one, then marking the older one read leaves the newer unread.
+    let first = list(ann.access.clone(), "?limit=1").await;
+    assert_eq!(first["has_more"], true);
+    let older_id = items[1]["id"].as_str().unwrap();
+    let marked = app
+        .post_as(
+            "/api/v1/me/notifications/read",
+            &ann.access,
+            Some(&json!({"up_to_id": older_id})),
+        )
+        .await;
+    assert_eq!(marked.status(), StatusCode::NO_CONTENT);
+    let after = list(ann.access.clone(), "").await;
+    assert_eq!(after["items"][0]["read"], false);
+    assert_eq!(after["items"][1]["read"], true);
+    // Someone else's, or nobody's: 404.
+    let foreign = app
+        .post_as(
+            "/api/v1/me/notifications/read",
+            &bob.access,
+            Some(&json!({"up_to_id": older_id})),
+        )
+        .await;
+    problem(foreign, 404, "not_found").await;
+    let anonymous = app.get("/api/v1/me/notifications").await;
+    problem(anonymous, 401, "unauthorized").await;
+}

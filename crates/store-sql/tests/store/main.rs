@@ -11,6 +11,7 @@ mod concurrency;
 mod lifecycle;
 mod listing;
 mod migrations;
+mod notifications;
 mod outbox;
 mod retention;
 mod sealing;

@@ -177,6 +177,7 @@ async fn purges_remove_exactly_what_is_past_retention(backend: Backend) {
             (Purge::Sessions, 1),
             (Purge::OneTimeTokens, 3),
             (Purge::Mail, 2),
+            (Purge::ReadNotifications, 0),
             (Purge::AuditEntries, 1 + baseline_audit as u64),
         ]
     );

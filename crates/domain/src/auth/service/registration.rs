@@ -119,8 +119,8 @@ impl AuthService {
                 CreateUserError::EmailTaken => RegisterError::EmailTaken,
                 CreateUserError::Store(e) => RegisterError::Store(e),
             })?;
-        self.audit(AuditEvent::Registered, Some(user.id), None, context, None)
-            .await?;
+        self.audit_after(AuditEvent::Registered, Some(user.id), context)
+            .await;
         Ok(user)
     }
 
@@ -191,8 +191,8 @@ impl AuthService {
             .mark_email_verified(user, now)
             .await?
             .ok_or(OneTimeError::InvalidToken)?;
-        self.audit(AuditEvent::EmailVerified, Some(user), None, context, None)
-            .await?;
+        self.audit_after(AuditEvent::EmailVerified, Some(user), context)
+            .await;
         Ok(verified)
     }
 

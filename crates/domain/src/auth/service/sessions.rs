@@ -239,14 +239,9 @@ impl AuthService {
             .revocations
             .revoke(principal.token, principal.expires_at)
             .await;
-        self.audit(
-            AuditEvent::LoggedOut,
-            Some(principal.user.id),
-            None,
-            context,
-            None,
-        )
-        .await
+        self.audit_after(AuditEvent::LoggedOut, Some(principal.user.id), context)
+            .await;
+        Ok(())
     }
 
     /// Ends every session of the principal's account.
