@@ -1,12 +1,12 @@
 //! Personal notifications, stored with the bid or close that causes them so
-//! an offline user finds them later. What they say (prices, a poisoned
-//! bid's own budget) is sealed like the bids it comes from; the plain
-//! columns say whose, which item, what kind, when, and whether it was read.
+//! an offline user finds them later. What they say, their kind included
+//! (`exhausted` would tell a bid was poisoned), is sealed like the bids it
+//! comes from, at one length; the plain columns say whose, which item,
+//! when, and whether it was read.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{
-    binary, pk_uuid, string_len, text, timestamp_with_time_zone, timestamp_with_time_zone_null,
-    uuid,
+    binary, pk_uuid, text, timestamp_with_time_zone, timestamp_with_time_zone_null, uuid,
 };
 
 #[derive(DeriveMigrationName)]
@@ -19,7 +19,6 @@ enum Notifications {
     UserId,
     ItemId,
     ItemTitle,
-    Kind,
     At,
     ReadAt,
     Sealed,
@@ -38,7 +37,6 @@ impl MigrationTrait for Migration {
                     .col(uuid(Notifications::UserId))
                     .col(uuid(Notifications::ItemId))
                     .col(text(Notifications::ItemTitle))
-                    .col(string_len(Notifications::Kind, 16))
                     .col(timestamp_with_time_zone(Notifications::At))
                     .col(timestamp_with_time_zone_null(Notifications::ReadAt))
                     .col(binary(Notifications::Sealed))

@@ -8,11 +8,16 @@ use sea_orm_migration::prelude::*;
 pub struct Migration;
 
 /// (index, table, columns).
-const INDEXES: [(&str, &str, &[&str]); 6] = [
+const INDEXES: [(&str, &str, &[&str]); 7] = [
     (
         "idx_refresh_tokens_expires_at",
         "refresh_tokens",
         &["expires_at"],
+    ),
+    (
+        "idx_refresh_tokens_session_expires_at",
+        "refresh_tokens",
+        &["session_id", "expires_at"],
     ),
     (
         "idx_one_time_tokens_expires_at",

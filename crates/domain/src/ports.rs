@@ -128,10 +128,15 @@ pub enum SealBinding {
         seq: u64,
     },
     /// A stored notification (its figures may include a poisoned bid's own
-    /// budget): bound to its row.
+    /// budget): bound to its row, its user and its item, so a row moved to
+    /// another user fails to open.
     Notification {
         /// The row.
         id: uuid::Uuid,
+        /// Whose.
+        user: UserId,
+        /// About which item.
+        item: ItemId,
     },
     /// A stored e-mail (its recipient, and the secret link it may carry):
     /// bound to its outbox row.
@@ -162,9 +167,11 @@ impl SealBinding {
                 aad.extend_from_slice(item.as_uuid().as_bytes());
                 aad.extend_from_slice(&seq.to_be_bytes());
             }
-            SealBinding::Notification { id } => {
+            SealBinding::Notification { id, user, item } => {
                 aad.extend_from_slice(b"poison-pill/notification/v1");
                 aad.extend_from_slice(id.as_bytes());
+                aad.extend_from_slice(user.as_uuid().as_bytes());
+                aad.extend_from_slice(item.as_uuid().as_bytes());
             }
             SealBinding::OutboxMail { id } => {
                 aad.extend_from_slice(b"poison-pill/outbox-mail/v1");
@@ -772,8 +779,19 @@ mod tests {
         );
         let told = uuid::Uuid::now_v7();
         assert_eq!(
-            SealBinding::Notification { id: told }.associated_data(),
-            [b"poison-pill/notification/v1".as_slice(), told.as_bytes()].concat()
+            SealBinding::Notification {
+                id: told,
+                user: bidder,
+                item
+            }
+            .associated_data(),
+            [
+                b"poison-pill/notification/v1".as_slice(),
+                told.as_bytes(),
+                bidder_bytes.as_bytes(),
+                item_bytes.as_bytes()
+            ]
+            .concat()
         );
         let mail = crate::outbox::OutboxId::generate();
         assert_eq!(

@@ -250,9 +250,7 @@ impl SqlStore {
                     .map(move |told| (told, title.to_owned()))
             })
             .collect();
-        insert_notifications(txn, self.sealer(), &told)
-            .await
-            .map_err(TxFailure::outcome)?;
+        insert_notifications(txn, self.sealer(), &told).await?;
         Ok(CloseRound { closed, failed })
     }
 

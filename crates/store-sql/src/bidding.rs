@@ -247,9 +247,7 @@ impl SqlStore {
                 .map(|told| (told, accepted.item.title.as_str().to_owned()))
             })
             .collect();
-        insert_notifications(txn, self.sealer(), &told)
-            .await
-            .map_err(TxFailure::outcome)?;
+        insert_notifications(txn, self.sealer(), &told).await?;
         Ok(outcomes)
     }
 

@@ -223,7 +223,6 @@ pub(crate) mod notifications {
         pub user_id: Uuid,
         pub item_id: Uuid,
         pub item_title: String,
-        pub kind: String,
         pub at: DateTimeUtc,
         pub read_at: Option<DateTimeUtc>,
         pub sealed: Vec<u8>,

@@ -1,9 +1,10 @@
 //! Stored notifications: written in the transaction of the bid batch or
 //! the close that causes them ([`insert_notifications`]), read and marked
-//! by their user. What one says is sealed and bound to its row: an
-//! `exhausted` notice names a poisoned bid's own budget, which the bids
-//! table keeps sealed too.
+//! by their user. What one says, its kind included, is sealed at one
+//! length and bound to its row, user and item: an `exhausted` notice names
+//! a poisoned bid's own budget, which the bids table keeps sealed too.
 
+use crate::transaction::TxFailure;
 use pp_domain::live::{Notification, NotificationData};
 use pp_domain::notifications::{NotificationCursor, StoredNotification};
 use pp_domain::ports::{SealBinding, Sealer, StoreError};
@@ -20,50 +21,65 @@ use crate::auction::db_time;
 use crate::entities::notifications;
 use crate::errors::{integrity, store_error};
 
-/// The name a notification's kind is stored under.
-fn kind(data: &NotificationData) -> &'static str {
-    match data {
-        NotificationData::Outbid { .. } => "outbid",
-        NotificationData::AutoRaised { .. } => "auto_raised",
-        NotificationData::Exhausted { .. } => "exhausted",
-        NotificationData::Won { .. } => "won",
-        NotificationData::Lost { .. } => "lost",
+/// Every sealed notification is padded to this length (JSON allows the
+/// trailing spaces), so a ciphertext's length tells neither its kind nor
+/// the size of its figures. The longest, `exhausted` with 13-digit
+/// amounts, is under 200 bytes.
+const SEALED_LEN: usize = 256;
+
+/// Rows per INSERT: PostgreSQL binds at most 65,535 values per statement,
+/// and a close may tell thousands of bidders.
+const ROWS_PER_INSERT: usize = 1_000;
+
+fn binding(id: Uuid, notification: &Notification) -> SealBinding {
+    SealBinding::Notification {
+        id,
+        user: notification.user,
+        item: notification.data.item(),
     }
 }
 
 /// Stores `told`, each with the title of the item it is about, in the
-/// caller's transaction.
-pub(crate) async fn insert_notifications(
+/// caller's transaction (a database error stays retryable there).
+pub(crate) async fn insert_notifications<E: From<StoreError>>(
     txn: &impl ConnectionTrait,
     sealer: &dyn Sealer,
     told: &[(Notification, String)],
-) -> Result<(), StoreError> {
-    if told.is_empty() {
-        return Ok(());
-    }
+) -> Result<(), TxFailure<E>> {
     let mut rows = Vec::with_capacity(told.len());
     for (notification, title) in told {
         let id = Uuid::now_v7();
-        let plain = serde_json::to_vec(&notification.data)
-            .map_err(|err| integrity(format_args!("a notification cannot be encoded: {err}")))?;
+        let mut plain = serde_json::to_vec(&notification.data).map_err(|err| {
+            TxFailure::outcome(integrity(format_args!(
+                "a notification cannot be encoded: {err}"
+            )))
+        })?;
+        if plain.len() > SEALED_LEN {
+            return Err(TxFailure::outcome(integrity(
+                "a notification is too long to seal",
+            )));
+        }
+        plain.resize(SEALED_LEN, b' ');
         let sealed = sealer
-            .seal(&plain, &SealBinding::Notification { id })
-            .map_err(|err| integrity(format_args!("sealing failed: {err}")))?;
+            .seal(&plain, &binding(id, notification))
+            .map_err(|err| TxFailure::outcome(integrity(format_args!("sealing failed: {err}"))))?;
         rows.push(notifications::ActiveModel {
             id: Set(id),
             user_id: Set(notification.user.as_uuid()),
             item_id: Set(notification.data.item().as_uuid()),
             item_title: Set(title.clone()),
-            kind: Set(kind(&notification.data).to_owned()),
             at: Set(db_time(notification.at)),
             read_at: Set(None),
             sealed: Set(sealed),
         });
     }
-    notifications::Entity::insert_many(rows)
-        .exec_without_returning(txn)
-        .await
-        .map_err(store_error)?;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+        notifications::Entity::insert_many(chunk)
+            .exec_without_returning(txn)
+            .await?;
+    }
     Ok(())
 }
 
@@ -72,9 +88,17 @@ impl SqlStore {
         &self,
         row: notifications::Model,
     ) -> Result<StoredNotification, StoreError> {
+        let user = UserId::from_uuid(row.user_id);
         let plain = self
             .sealer()
-            .open(&row.sealed, &SealBinding::Notification { id: row.id })
+            .open(
+                &row.sealed,
+                &SealBinding::Notification {
+                    id: row.id,
+                    user,
+                    item: pp_domain::ItemId::from_uuid(row.item_id),
+                },
+            )
             .map_err(|err| {
                 integrity(format_args!("notification {} does not open: {err}", row.id))
             })?;
@@ -85,7 +109,7 @@ impl SqlStore {
             id: row.id,
             item_title: row.item_title,
             notification: Notification {
-                user: UserId::from_uuid(row.user_id),
+                user,
                 data,
                 at: row.at,
             },

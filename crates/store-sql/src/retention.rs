@@ -10,7 +10,7 @@ use pp_domain::Timestamp;
 use pp_domain::outbox::OutboxState;
 use pp_domain::ports::StoreError;
 use pp_domain::retention::{Purge, RetentionStore};
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, Query, SelectStatement};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::SqlStore;
@@ -45,18 +45,25 @@ impl RetentionStore for SqlStore {
             Purge::RefreshTokens => {
                 // Only a finished session's: a live one's spent tokens are
                 // how a replay is told from a stranger (reuse detection).
-                let finished_sessions = Query::select()
-                    .column(refresh_tokens::Column::SessionId)
-                    .from(refresh_tokens::Entity)
-                    .group_by_col(refresh_tokens::Column::SessionId)
-                    .and_having(
-                        Expr::expr(Func::max(Expr::col(refresh_tokens::Column::ExpiresAt)))
-                            .lt(cutoff),
-                    )
-                    .to_owned();
+                let later = Alias::new("later");
+                let session_lives_on = Expr::exists(
+                    Query::select()
+                        .expr(Expr::val(1))
+                        .from_as(refresh_tokens::Entity, later.clone())
+                        .and_where(
+                            Expr::col((later.clone(), refresh_tokens::Column::SessionId)).equals((
+                                refresh_tokens::Entity,
+                                refresh_tokens::Column::SessionId,
+                            )),
+                        )
+                        .and_where(
+                            Expr::col((later, refresh_tokens::Column::ExpiresAt)).gte(cutoff),
+                        )
+                        .to_owned(),
+                );
                 let expired = Condition::all()
                     .add(refresh_tokens::Column::ExpiresAt.lt(cutoff))
-                    .add(refresh_tokens::Column::SessionId.in_subquery(finished_sessions));
+                    .add(session_lives_on.not());
                 refresh_tokens::Entity::delete_many()
                     .filter(expired.clone())
                     .filter(refresh_tokens::Column::Digest.in_subquery(keys(

@@ -127,6 +127,27 @@ async fn purges_remove_exactly_what_is_past_retention(backend: Backend) {
     let waiting = link(&h, ann.id, 4).await;
     audit(&h, ann.id).await;
 
+    // A session that lives on: its first token expired long ago, but it
+    // was rotated into one that is still valid, so the spent one stays
+    // (presented again, it must read as a replay).
+    session(&h, ann.id, 5).await;
+    h.clock.advance(Duration::days(6));
+    let rotated = h
+        .store
+        .rotate_refresh_token(
+            TokenDigest([5; 32]),
+            TokenDigest([6; 32]),
+            h.clock.now(),
+            h.clock.now() + Duration::days(40),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        rotated,
+        pp_domain::auth::ports::Rotation::Rotated { .. }
+    ));
+    h.clock.advance(Duration::days(-6));
+
     // Now: the same again, all within retention.
     h.clock.advance(Duration::days(40));
     session(&h, ann.id, 11).await;
@@ -158,7 +179,7 @@ async fn purges_remove_exactly_what_is_past_retention(backend: Backend) {
         count(&h, "outbox").await,
         count(&h, "audit_log").await,
     );
-    assert_eq!(before, (2, 2, 4, 4, baseline_audit + 2));
+    assert_eq!(before, (3, 4, 4, 4, baseline_audit + 2));
 
     let retention = Retention::new(
         Arc::new(h.store.clone()),
@@ -181,8 +202,12 @@ async fn purges_remove_exactly_what_is_past_retention(backend: Backend) {
             (Purge::AuditEntries, 1 + baseline_audit as u64),
         ]
     );
-    assert_eq!(count(&h, "sessions").await, 1, "the live session stays");
-    assert_eq!(count(&h, "refresh_tokens").await, 1);
+    assert_eq!(count(&h, "sessions").await, 2, "the live sessions stay");
+    assert_eq!(
+        count(&h, "refresh_tokens").await,
+        3,
+        "the new session's token, and both of the rotated one's"
+    );
     assert_eq!(count(&h, "one_time_tokens").await, 1);
     // The waiting message stays, however old: it is not delivered yet.
     let status = h.store.status(h.clock.now()).await.unwrap();
