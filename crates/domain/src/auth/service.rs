@@ -295,8 +295,15 @@ impl AuthService {
     /// Records `event` after the change it reports is stored: a failure to
     /// record it is the audit log's to report (the adapter logs and counts
     /// it), not the caller's, whose change stands.
-    async fn audit_after(&self, event: AuditEvent, user: Option<UserId>, context: &RequestContext) {
-        let _ = self.audit(event, user, None, context, None).await;
+    async fn audit_after(
+        &self,
+        event: AuditEvent,
+        user: Option<UserId>,
+        actor: Option<UserId>,
+        context: &RequestContext,
+        detail: Option<String>,
+    ) {
+        let _ = self.audit(event, user, actor, context, detail).await;
     }
 
     async fn audit(

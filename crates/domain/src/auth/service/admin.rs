@@ -108,14 +108,14 @@ impl AuthService {
         let actor = Some(admin.user.id);
         if before.role != after.role {
             let detail = format!("{} -> {}", before.role, after.role);
-            self.audit(
+            self.audit_after(
                 AuditEvent::RoleChanged,
                 Some(id),
                 actor,
                 context,
                 Some(detail),
             )
-            .await?;
+            .await;
         }
         // Whatever `before` said: another admin may have reactivated the
         // account since, and sessions started meanwhile must end too.
@@ -131,14 +131,14 @@ impl AuthService {
             } else {
                 "deactivated"
             };
-            self.audit(
+            self.audit_after(
                 AuditEvent::ActivationChanged,
                 Some(id),
                 actor,
                 context,
                 Some(detail.into()),
             )
-            .await?;
+            .await;
         }
         Ok(after)
     }

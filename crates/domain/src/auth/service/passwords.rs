@@ -151,8 +151,8 @@ impl AuthService {
                 ReplacePasswordError::LinkSpent => OneTimeError::InvalidToken,
                 ReplacePasswordError::Store(err) => OneTimeError::Store(err),
             })?;
-        self.audit(AuditEvent::PasswordReset, Some(owner), None, context, None)
-            .await?;
+        self.audit_after(AuditEvent::PasswordReset, Some(owner), None, context, None)
+            .await;
         Ok(())
     }
 
@@ -230,14 +230,14 @@ impl AuthService {
             .sessions
             .replace_refresh_tokens(record, now)
             .await?;
-        self.audit(
+        self.audit_after(
             AuditEvent::PasswordChanged,
             Some(user.id),
             None,
             context,
             None,
         )
-        .await?;
+        .await;
         Ok(self.token_pair(user, principal.session, &token, now)?)
     }
 

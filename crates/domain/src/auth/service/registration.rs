@@ -119,7 +119,7 @@ impl AuthService {
                 CreateUserError::EmailTaken => RegisterError::EmailTaken,
                 CreateUserError::Store(e) => RegisterError::Store(e),
             })?;
-        self.audit_after(AuditEvent::Registered, Some(user.id), context)
+        self.audit_after(AuditEvent::Registered, Some(user.id), None, context, None)
             .await;
         Ok(user)
     }
@@ -191,7 +191,7 @@ impl AuthService {
             .mark_email_verified(user, now)
             .await?
             .ok_or(OneTimeError::InvalidToken)?;
-        self.audit_after(AuditEvent::EmailVerified, Some(user), context)
+        self.audit_after(AuditEvent::EmailVerified, Some(user), None, context, None)
             .await;
         Ok(verified)
     }

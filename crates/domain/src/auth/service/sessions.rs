@@ -239,8 +239,14 @@ impl AuthService {
             .revocations
             .revoke(principal.token, principal.expires_at)
             .await;
-        self.audit_after(AuditEvent::LoggedOut, Some(principal.user.id), context)
-            .await;
+        self.audit_after(
+            AuditEvent::LoggedOut,
+            Some(principal.user.id),
+            None,
+            context,
+            None,
+        )
+        .await;
         Ok(())
     }
 
@@ -262,13 +268,14 @@ impl AuthService {
             .revocations
             .revoke(principal.token, principal.expires_at)
             .await;
-        self.audit(
+        self.audit_after(
             AuditEvent::LoggedOutEverywhere,
             Some(principal.user.id),
             None,
             context,
             None,
         )
-        .await
+        .await;
+        Ok(())
     }
 }

@@ -832,6 +832,27 @@ fn principal(user: User) -> Principal {
 }
 
 #[test]
+fn a_stored_change_stands_when_its_audit_entry_cannot_be_written() {
+    let p = principal(user(true, true));
+    let mut m = Mocks::new();
+    m.audit = MockAuditLog::new();
+    m.audit
+        .expect_record()
+        .times(1)
+        .returning(|_| Err(StoreError::Busy));
+    m.sessions
+        .expect_revoke_session()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    m.revocations.expect_revoke().returning(|_, _| Ok(()));
+    let (svc, _, _) = m.service(policy());
+    assert!(
+        run(svc.logout(&p, &ctx())).is_ok(),
+        "the session is revoked: the logout succeeded"
+    );
+}
+
+#[test]
 fn logout_revokes_the_session_and_blacklists_the_token_even_if_the_blacklist_fails() {
     let p = principal(user(true, true));
     let mut m = Mocks::new();
