@@ -22,6 +22,7 @@ describe('the app frame', () => {
       ),
       http.post('*/api/v1/ws-ticket', () => problem(503, 'service_unavailable')),
       http.get('*/api/v1/me/bids', () => HttpResponse.json({ items: [], next_cursor: null, has_more: false })),
+      http.get('*/api/v1/me/notifications', () => HttpResponse.json({ items: [], next_cursor: null, has_more: false })),
     );
     renderApp('/me/bids');
     expect(await screen.findByRole('heading', { name: 'Log in' })).toBeInTheDocument();
@@ -34,7 +35,9 @@ describe('the app frame', () => {
     expect(await screen.findByRole('heading', { name: 'My bids' })).toBeInTheDocument();
     expect(await screen.findByText(/You have not bid yet/)).toBeInTheDocument();
     expect(sent).toEqual({ email: 'ann@example.com', password: 'violet kettle drums at dawn' });
-    expect(within(nav()).getByRole('button', { name: 'Log out (Ann)' })).toBeInTheDocument();
+    expect(within(nav()).getByRole('link', { name: 'Ann, your account' })).toHaveAttribute('href', '/account');
+    expect(within(nav()).getByRole('button', { name: 'Notifications' })).toBeInTheDocument();
+    expect(within(nav()).getByRole('button', { name: 'Log out' })).toBeInTheDocument();
     expect(within(nav()).queryByRole('link', { name: 'Admin' })).not.toBeInTheDocument();
   });
 
@@ -48,7 +51,8 @@ describe('the app frame', () => {
       }),
     );
     renderApp('/');
-    const logOut = await screen.findByRole('button', { name: 'Log out (Root)' });
+    const logOut = await screen.findByRole('button', { name: 'Log out' });
+    expect(within(nav()).getByRole('link', { name: 'Root, your account' })).toBeInTheDocument();
     expect(within(nav()).getByRole('link', { name: 'Admin' })).toHaveAttribute('href', '/admin');
     expect(within(nav()).getByRole('link', { name: 'My bids' })).toBeInTheDocument();
     expect(accessToken.get()).toBe(`token-of-${admin.id}`);
@@ -58,6 +62,7 @@ describe('the app frame', () => {
     expect(loggedOut).toBe(1);
     expect(accessToken.get()).toBeNull();
     expect(within(nav()).queryByRole('link', { name: 'My bids' })).not.toBeInTheDocument();
+    expect(within(nav()).queryByRole('button', { name: /Notifications/ })).not.toBeInTheDocument();
   });
 
   it('says so when there is no such page', async () => {

@@ -8,6 +8,7 @@ import { useAuth } from './auth/useAuth';
 import { Layout } from './components/Layout';
 import { ToastProvider } from './components/Toasts';
 import { NotificationsProvider } from './live/notifications';
+import { AccountPage } from './pages/AccountPage';
 import { AdminPage } from './pages/AdminPage';
 import { AuctionRoom } from './pages/AuctionRoom';
 import { AuctionsPage } from './pages/AuctionsPage';
@@ -40,6 +41,7 @@ export function AppRoutes() {
         <Route path="verify-email" element={<VerifyEmailPage />} />
         <Route path="forgot-password" element={<ForgotPasswordPage />} />
         <Route path="reset-password" element={<ResetPasswordPage />} />
+        <Route path="account" element={<RequireLogin><AccountPage /></RequireLogin>} />
         <Route path="account/password" element={<RequireLogin><ChangePasswordPage /></RequireLogin>} />
         <Route path="me/bids" element={<RequireLogin><MyBidsPage /></RequireLogin>} />
         <Route path="admin" element={<RequireLogin><AdminPage /></RequireLogin>} />

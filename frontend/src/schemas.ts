@@ -58,6 +58,16 @@ export const changePasswordSchema = (policy: PasswordPolicy) =>
     });
 export type ChangePasswordForm = z.infer<ReturnType<typeof changePasswordSchema>>;
 
+/** Your display name: 1 to 100 characters once trimmed, counted as the server counts them. */
+export const displayNameSchema = z.object({
+  display_name: z
+    .string()
+    .trim()
+    .min(1, 'Enter a display name')
+    .refine((name) => codePoints(name) <= 100, 'Use at most 100 characters'),
+});
+export type DisplayNameForm = z.infer<typeof displayNameSchema>;
+
 /** What a person typed in a money field, as minor units or what is wrong. */
 function readMoney(text: string, currency: string, label: string): { value: number } | { message: string } {
   const minor = parseMoney(text, currency);

@@ -9,6 +9,7 @@ import type {
   ItemStatus,
   LoginRequest,
   NewItem,
+  NotificationPage,
   OwnBid,
   OwnBidPage,
   PasswordPolicy,
@@ -18,6 +19,7 @@ import type {
   RevealedBidPage,
   Ticket,
   TokenResponse,
+  UpdateMe,
   User,
 } from './types';
 
@@ -70,6 +72,11 @@ export async function me() {
   return (await api.get<User>('/users/me')).data;
 }
 
+/** Changes your own account; the server answers with it as it now is. */
+export async function updateMe(body: UpdateMe) {
+  return (await api.patch<User>('/users/me', body)).data;
+}
+
 export async function listItems(status: ItemStatus | undefined, cursor: string | null) {
   const params: Record<string, string> = { limit: '20' };
   if (status) params.status = status;
@@ -120,6 +127,18 @@ export async function revealedBids(id: string) {
     cursor = page.next_cursor ?? null;
   } while (cursor);
   return all;
+}
+
+/** A page of your stored notifications, newest first. */
+export async function myNotifications(cursor: string | null) {
+  const params: Record<string, string> = { limit: '20' };
+  if (cursor) params.cursor = cursor;
+  return (await api.get<NotificationPage>('/me/notifications', { params })).data;
+}
+
+/** Marks the notification `up_to_id` and every older one read. */
+export async function markNotificationsRead(up_to_id: string) {
+  await api.post('/me/notifications/read', { up_to_id });
 }
 
 export async function wsTicket() {

@@ -10,6 +10,8 @@ export type Role = Schemas['RoleName'];
 /** What a new password must meet (GET /auth/policy). */
 export type PasswordPolicy = Schemas['PasswordPolicyBody'];
 export type User = Schemas['UserBody'];
+/** PATCH /users/me: what you may change of your own account. */
+export type UpdateMe = Schemas['UpdateMeRequest'];
 export type TokenResponse = Schemas['TokenResponse'];
 export type Ticket = Schemas['TicketBody'];
 
@@ -33,6 +35,9 @@ export type ClosedEvent = Schemas['ClosedBody'];
 export type NotificationType = Schemas['NotificationKind'];
 /** A message on the notifications socket. */
 export type Notification = Schemas['NotificationBody'];
+/** A notification as kept for you (GET /me/notifications): the socket's message with its id and whether you read it. */
+export type StoredNotification = Schemas['StoredNotificationBody'];
+export type NotificationPage = Schemas['NotificationPage'];
 
 export type RegisterRequest = Schemas['RegisterRequest'];
 export type LoginRequest = Schemas['LoginRequest'];

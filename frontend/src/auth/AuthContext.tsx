@@ -53,6 +53,16 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     }
   }, []);
 
-  const value = useMemo(() => ({ status, user, login, logout, refreshUser }), [status, user, login, logout, refreshUser]);
+  // The answer to a change is the account as it now is: no need to ask
+  // again. One that lands after a logout (or another login) is dropped.
+  const updateUser = useCallback(
+    (changed: User) => setUser((current) => (current?.id === changed.id ? changed : current)),
+    [],
+  );
+
+  const value = useMemo(
+    () => ({ status, user, login, logout, refreshUser, updateUser }),
+    [status, user, login, logout, refreshUser, updateUser],
+  );
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
 }

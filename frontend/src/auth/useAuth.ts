@@ -10,6 +10,8 @@ export interface Auth {
   login: (email: string, password: string) => Promise<void>;
   logout: () => Promise<void>;
   refreshUser: () => Promise<void>;
+  /** Takes the account as the server answered a change to it (PATCH /users/me). */
+  updateUser: (user: User) => void;
 }
 
 export const AuthContext = createContext<Auth | null>(null);

@@ -1,10 +1,12 @@
-// The page frame: a skip link, the navigation, the page, and a calm notice
-// while the server asks us to slow down.
+// The page frame: a skip link, the navigation (with your notifications and
+// account once logged in), the page, and a calm notice while the server
+// asks us to slow down.
 import { useEffect, useState } from 'react';
 import { Link, NavLink, Outlet, useNavigate } from 'react-router-dom';
 
 import { onSlowDown } from '../api/client';
 import { useAuth } from '../auth/useAuth';
+import { NotificationsMenu } from './NotificationsMenu';
 
 export function SlowDownNotice() {
   const [seconds, setSeconds] = useState(0);
@@ -51,15 +53,15 @@ export function Layout() {
               <NavLink to="/admin/audit">Audit</NavLink>
             </>
           )}
-          {status === 'authenticated' ? (
+          {status === 'authenticated' && user ? (
             <>
-              <NavLink to="/account/password">Password</NavLink>
-              <button
-                type="button"
-                className="link"
-                onClick={() => void logOut()}
-              >
-                Log out {user ? `(${user.display_name})` : ''}
+              <NotificationsMenu userId={user.id} />
+              {/* Your name, and where to change it (the password too). */}
+              <NavLink to="/account" aria-label={`${user.display_name}, your account`}>
+                {user.display_name}
+              </NavLink>
+              <button type="button" className="link" onClick={() => void logOut()}>
+                Log out
               </button>
             </>
           ) : (

@@ -1,0 +1,188 @@
+import { screen, waitFor, within } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
+import { http, HttpResponse, ws } from 'msw';
+
+import type { Notification, StoredNotification } from '../api/types';
+import { ann, FakeEventSource, mockApi, problem, renderApp, signedIn } from '../test/app';
+
+const server = mockApi(...signedIn(ann), http.get('*/api/v1/items', () => HttpResponse.json({ items: [], next_cursor: null, has_more: false })));
+
+const LAMP = '3f1c2b4a-0d9e-4c8b-a7f6-e5d4c3b2a1f0';
+const CHAIR = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
+
+function aNotification(over: Partial<StoredNotification> = {}): StoredNotification {
+  return {
+    id: 'n-1',
+    type: 'outbid',
+    data: { item_id: LAMP, item_title: 'A brass lamp', current_price: 13_000, minimum_next_bid: 13_500 },
+    at: '2026-03-01T12:00:00Z',
+    read: false,
+    ...over,
+  };
+}
+
+/**
+ * The server's side: `stored` (newest first) served `pageSize` to a page by
+ * position, marked read as POST /me/notifications/read says. Records what
+ * was asked.
+ */
+function notifications(stored: StoredNotification[], pageSize = 20) {
+  const asked = { pages: [] as (string | null)[], marked: [] as unknown[] };
+  server.use(
+    http.get('*/api/v1/me/notifications', ({ request }) => {
+      const cursor = new URL(request.url).searchParams.get('cursor');
+      asked.pages.push(cursor);
+      const start = Number(cursor ?? 0);
+      const next = start + pageSize < stored.length ? String(start + pageSize) : null;
+      return HttpResponse.json({ items: stored.slice(start, start + pageSize), next_cursor: next, has_more: next !== null });
+    }),
+    http.post('*/api/v1/me/notifications/read', async ({ request }) => {
+      const body = (await request.json()) as { up_to_id: string };
+      asked.marked.push(body);
+      const at = stored.findIndex((notification) => notification.id === body.up_to_id);
+      if (at < 0) return problem(404, 'not_found');
+      stored.forEach((notification, index) => {
+        if (index >= at) notification.read = true;
+      });
+      return new HttpResponse(null, { status: 204 });
+    }),
+  );
+  return asked;
+}
+
+/** The notification socket; resolves with its `send` once the app connected. */
+function notificationSocket() {
+  const link = ws.link('ws://localhost:3000/ws');
+  return new Promise<(notification: Notification) => void>((resolve) => {
+    server.use(
+      http.post('*/api/v1/ws-ticket', () => HttpResponse.json({ ticket: 'ticket-1', expires_in: 30 })),
+      link.addEventListener('connection', ({ client }) => resolve((notification) => client.send(JSON.stringify(notification)))),
+    );
+  });
+}
+
+const nav = () => screen.getByRole('navigation', { name: 'Main' });
+const menuButton = () => within(nav()).getByRole('button', { name: /^Notifications/ });
+const panel = () => screen.getByRole('region', { name: 'Your notifications' });
+
+describe('the notifications menu', () => {
+  it('counts the unread ones and lists every one as a sentence, the unread marked new', async () => {
+    notifications([
+      aNotification({ id: 'n-3', type: 'won', data: { item_id: CHAIR, item_title: 'A walnut chair', final_price: 30_500 }, at: '2026-03-03T09:00:00Z' }),
+      aNotification({ id: 'n-2', type: 'auto_raised', data: { item_id: LAMP, item_title: 'A brass lamp', effective: 15_500, remaining_budget: 4_500 } }),
+      aNotification({ id: 'n-1', read: true }),
+    ]);
+    renderApp('/');
+    const button = await within(nav()).findByRole('button', { name: 'Notifications, 2 unread' });
+    expect(button).toHaveAttribute('aria-expanded', 'false');
+    expect(screen.queryByRole('region', { name: 'Your notifications' })).not.toBeInTheDocument();
+
+    await userEvent.click(button);
+    expect(button).toHaveAttribute('aria-expanded', 'true');
+    expect(button).toHaveAttribute('aria-controls', panel().id);
+    const entries = within(panel()).getAllByRole('listitem');
+    expect(entries.map((entry) => within(entry).getByRole('paragraph').textContent)).toEqual([
+      'You won! You pay $305.00.',
+      'Your poison raised your bid to $155.00; $45.00 of budget left.',
+      'You were outbid: the price is now $130.00.',
+    ]);
+    expect(within(entries[0]!).getByRole('link', { name: 'A walnut chair' })).toHaveAttribute('href', `/items/${CHAIR}`);
+    expect(within(entries[2]!).getByRole('link', { name: 'A brass lamp' })).toHaveAttribute('href', `/items/${LAMP}`);
+    expect(entries.map((entry) => entry.classList.contains('unread'))).toEqual([true, true, false]);
+    expect(entries.map((entry) => within(entry).queryByText('New') !== null)).toEqual([true, true, false]);
+    expect(entries[0]!.querySelector('time')).toHaveAttribute('datetime', '2026-03-03T09:00:00Z');
+  });
+
+  it('marks everything up to the newest read: the count and the new marks go', async () => {
+    const asked = notifications([aNotification({ id: 'n-2' }), aNotification({ id: 'n-1' })]);
+    renderApp('/');
+    await userEvent.click(await within(nav()).findByRole('button', { name: 'Notifications, 2 unread' }));
+    await userEvent.click(within(panel()).getByRole('button', { name: 'Mark all as read' }));
+    await waitFor(() => expect(menuButton()).toHaveAccessibleName('Notifications'));
+    expect(asked.marked).toEqual([{ up_to_id: 'n-2' }]);
+    expect(within(panel()).queryByText('New')).not.toBeInTheDocument();
+    expect(within(panel()).queryByRole('button', { name: 'Mark all as read' })).not.toBeInTheDocument();
+    expect(panel().querySelectorAll('.unread')).toHaveLength(0);
+  });
+
+  it('shows a failed mark as a problem and keeps the count', async () => {
+    notifications([aNotification()]);
+    server.use(http.post('*/api/v1/me/notifications/read', () => problem(503, 'service_unavailable')));
+    renderApp('/');
+    await userEvent.click(await within(nav()).findByRole('button', { name: 'Notifications, 1 unread' }));
+    await userEvent.click(within(panel()).getByRole('button', { name: 'Mark all as read' }));
+    expect(await within(panel()).findByRole('alert')).toHaveTextContent('the server said service_unavailable');
+    expect(menuButton()).toHaveAccessibleName('Notifications, 1 unread');
+  });
+
+  it('loads more by cursor, and counts past the loaded page when all of it is unread', async () => {
+    const asked = notifications(
+      [aNotification({ id: 'n-3' }), aNotification({ id: 'n-2' }), aNotification({ id: 'n-1', type: 'lost', data: { item_id: LAMP, item_title: 'A brass lamp', final_price: 20_000 }, read: true })],
+      2,
+    );
+    renderApp('/');
+    await userEvent.click(await within(nav()).findByRole('button', { name: 'Notifications, 2+ unread' }));
+    await waitFor(() => expect(within(panel()).getAllByRole('listitem')).toHaveLength(2));
+    await userEvent.click(within(panel()).getByRole('button', { name: 'Load more' }));
+    expect(await within(panel()).findByText('The auction closed at $200.00; another bid won.')).toBeInTheDocument();
+    expect(menuButton()).toHaveAccessibleName('Notifications, 2 unread');
+    expect(within(panel()).queryByRole('button', { name: 'Load more' })).not.toBeInTheDocument();
+    expect(asked.pages.at(-1)).toBe('2');
+  });
+
+  it('counts and lists a live notification as it arrives', async () => {
+    const stored = [aNotification({ id: 'n-1', read: true })];
+    notifications(stored);
+    const connected = notificationSocket();
+    renderApp('/');
+    await userEvent.click(await within(nav()).findByRole('button', { name: 'Notifications' }));
+    await waitFor(() => expect(within(panel()).getAllByRole('listitem')).toHaveLength(1));
+    const send = await connected;
+
+    // The server stores it, then pushes it (without its stored id).
+    const live: Notification = { type: 'exhausted', data: { item_id: CHAIR, effective: 20_000, current_price: 21_000, minimum_next_bid: 21_500 }, at: '2026-03-04T10:00:00Z' };
+    stored.unshift({ ...live, id: 'n-2', data: { ...live.data, item_title: 'A walnut chair' }, read: false });
+    send(live);
+
+    await waitFor(() => expect(menuButton()).toHaveAccessibleName('Notifications, 1 unread'));
+    const entries = within(panel()).getAllByRole('listitem');
+    expect(entries).toHaveLength(2);
+    expect(entries[0]).toHaveTextContent('A walnut chair');
+    expect(entries[0]).toHaveTextContent('Your poison is spent: the price $210.00 is above your budget.');
+  });
+
+  it('closes on Escape (focus back on its button), on a click elsewhere, and on following an entry', async () => {
+    FakeEventSource.install();
+    notifications([aNotification()]);
+    server.use(http.get(`*/api/v1/items/${LAMP}/bid`, () => problem(404, 'not_found')));
+    renderApp('/');
+    const button = await within(nav()).findByRole('button', { name: 'Notifications, 1 unread' });
+    await userEvent.click(button);
+    await userEvent.keyboard('{Escape}');
+    expect(button).toHaveAttribute('aria-expanded', 'false');
+    expect(button).toHaveFocus();
+
+    await userEvent.click(button);
+    await userEvent.click(within(panel()).getByRole('heading', { name: 'Your notifications' }));
+    expect(button).toHaveAttribute('aria-expanded', 'true');
+    await userEvent.click(screen.getByRole('main'));
+    expect(button).toHaveAttribute('aria-expanded', 'false');
+
+    await userEvent.click(button);
+    await userEvent.click(within(panel()).getByRole('link', { name: 'A brass lamp' }));
+    expect(button).toHaveAttribute('aria-expanded', 'false');
+    expect((await FakeEventSource.opened()).url).toBe(`/events/${LAMP}`);
+  });
+
+  it('says when there is nothing yet, and shows a failed read as a problem', async () => {
+    renderApp('/');
+    await userEvent.click(await within(nav()).findByRole('button', { name: 'Notifications' }));
+    expect(await within(panel()).findByText(/Nothing yet/)).toBeInTheDocument();
+    expect(within(panel()).queryByRole('button', { name: 'Mark all as read' })).not.toBeInTheDocument();
+
+    server.use(http.get('*/api/v1/me/notifications', () => problem(503, 'service_unavailable')));
+    await userEvent.keyboard('{Escape}');
+    await userEvent.click(menuButton());
+    expect(await within(panel()).findByRole('alert')).toHaveTextContent('the server said service_unavailable');
+  });
+});

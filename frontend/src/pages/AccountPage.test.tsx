@@ -1,0 +1,108 @@
+import { screen, waitFor, within } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
+import { http, HttpResponse } from 'msw';
+
+import type { User } from '../api/types';
+import { admin, ann, anonymous, mockApi, problem, renderApp, signedIn } from '../test/app';
+
+const server = mockApi(...signedIn(ann));
+
+/** Answers PATCH /users/me as the server does (the name trimmed), recording each body. */
+function updates(account: User = ann) {
+  const sent: unknown[] = [];
+  server.use(
+    http.patch('*/api/v1/users/me', async ({ request }) => {
+      const body = (await request.json()) as Partial<User>;
+      sent.push(body);
+      return HttpResponse.json({ ...account, ...body, display_name: body.display_name?.trim() ?? account.display_name });
+    }),
+  );
+  return sent;
+}
+
+const nav = () => screen.getByRole('navigation', { name: 'Main' });
+
+describe('the account page', () => {
+  it('is the header’s link on your name, and shows your address and role', async () => {
+    server.use(http.get('*/api/v1/items', () => HttpResponse.json({ items: [], next_cursor: null, has_more: false })));
+    renderApp('/');
+    await userEvent.click(await within(nav()).findByRole('link', { name: 'Ann, your account' }));
+    expect(await screen.findByRole('heading', { level: 1, name: 'Your account' })).toBeInTheDocument();
+    expect(within(nav()).getByRole('link', { name: 'Ann, your account' })).toHaveClass('active');
+    const facts = screen.getAllByRole('definition').map((dd) => dd.textContent);
+    expect(facts).toEqual(['ann@example.com', 'User']);
+    expect(screen.getByLabelText('Display name')).toHaveValue('Ann');
+  });
+
+  it('says an admin is one', async () => {
+    server.use(...signedIn(admin));
+    renderApp('/account');
+    expect(await screen.findByText('Admin', { selector: 'dd' })).toBeInTheDocument();
+  });
+
+  it('changes the display name, and the header follows', async () => {
+    const sent = updates();
+    renderApp('/account');
+    const name = await screen.findByLabelText('Display name');
+    await userEvent.clear(name);
+    await userEvent.type(name, '  Ann Example ');
+    await userEvent.click(screen.getByRole('button', { name: 'Save name' }));
+    expect(await screen.findByText('Your display name is saved.')).toHaveAttribute('role', 'status');
+    expect(sent).toEqual([{ display_name: 'Ann Example' }]);
+    expect(within(nav()).getByRole('link', { name: 'Ann Example, your account' })).toHaveTextContent('Ann Example');
+    expect(name).toHaveValue('Ann Example');
+  });
+
+  it('checks the name before sending, and puts the server’s objection on the field', async () => {
+    const sent: unknown[] = [];
+    server.use(
+      http.patch('*/api/v1/users/me', async ({ request }) => {
+        sent.push(await request.json());
+        return problem(422, 'validation_failed', { errors: [{ field: 'display_name', message: 'must not contain control characters' }] });
+      }),
+    );
+    renderApp('/account');
+    const name = await screen.findByLabelText('Display name');
+    await userEvent.clear(name);
+    await userEvent.type(name, '   ');
+    await userEvent.click(screen.getByRole('button', { name: 'Save name' }));
+    expect(await screen.findByText('Enter a display name')).toBeInTheDocument();
+    expect(name).toHaveAttribute('aria-invalid', 'true');
+    await userEvent.clear(name);
+    await userEvent.type(name, 'x'.repeat(101));
+    await userEvent.click(screen.getByRole('button', { name: 'Save name' }));
+    expect(await screen.findByText('Use at most 100 characters')).toBeInTheDocument();
+    expect(sent).toHaveLength(0);
+
+    await userEvent.clear(name);
+    await userEvent.type(name, 'Ann');
+    await userEvent.click(screen.getByRole('button', { name: 'Save name' }));
+    expect(await screen.findByText('must not contain control characters')).toBeInTheDocument();
+    expect(name).toHaveAccessibleDescription(/must not contain control characters/);
+    expect(sent).toHaveLength(1);
+    expect(within(nav()).getByRole('link', { name: 'Ann, your account' })).toBeInTheDocument();
+  });
+
+  it('shows any other failure as a problem', async () => {
+    server.use(http.patch('*/api/v1/users/me', () => problem(503, 'service_unavailable')));
+    renderApp('/account');
+    await userEvent.click(await screen.findByRole('button', { name: 'Save name' }));
+    expect(await screen.findByRole('alert')).toHaveTextContent('the server said service_unavailable');
+    expect(screen.queryByText('Your display name is saved.')).not.toBeInTheDocument();
+  });
+
+  it('leads on to changing the password', async () => {
+    server.use(http.get('*/api/v1/auth/policy', () => HttpResponse.json({ password_min_length: 15, password_max_length: 128 })));
+    renderApp('/account');
+    await userEvent.click(await screen.findByRole('link', { name: 'Change your password' }));
+    expect(await screen.findByRole('heading', { name: 'Change your password' })).toBeInTheDocument();
+    // Still your account in the header.
+    await waitFor(() => expect(within(nav()).getByRole('link', { name: 'Ann, your account' })).toHaveClass('active'));
+  });
+
+  it('sends a visitor to the login', async () => {
+    server.use(...anonymous);
+    renderApp('/account');
+    expect(await screen.findByRole('heading', { name: 'Log in' })).toBeInTheDocument();
+  });
+});
