@@ -23,6 +23,7 @@ mod m20261205_000012_create_outbox;
 mod m20261205_000013_index_audit_log;
 mod m20261205_000014_create_notifications;
 mod m20261205_000015_index_for_purges;
+mod m20261205_000016_add_notify_email;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000013_index_audit_log::Migration),
             Box::new(m20261205_000014_create_notifications::Migration),
             Box::new(m20261205_000015_index_for_purges::Migration),
+            Box::new(m20261205_000016_add_notify_email::Migration),
         ]
     }
 }

@@ -518,6 +518,7 @@ mod tests {
             role: Role::User,
             email_verified: verified,
             is_active: active,
+            notify_email: true,
             created_at: t0(),
         }
     }

@@ -152,6 +152,9 @@ pub struct User {
     pub email_verified: bool,
     /// `false` once an admin deactivated it.
     pub is_active: bool,
+    /// Whether it wants e-mail notices (outbid, exhausted, won); on unless
+    /// its user turned it off.
+    pub notify_email: bool,
     /// When it was created.
     pub created_at: Timestamp,
 }
@@ -195,6 +198,8 @@ pub struct UserChanges {
     pub role: Option<Role>,
     /// Activation (by an admin).
     pub is_active: Option<bool>,
+    /// E-mail notices on or off (by the user).
+    pub notify_email: Option<bool>,
 }
 
 /// Where a page of the account list continues: after this account, newest first.

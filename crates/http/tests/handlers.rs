@@ -35,6 +35,7 @@ fn account(role: Role) -> User {
         role,
         email_verified: true,
         is_active: true,
+        notify_email: true,
         created_at: chrono::Utc::now(),
     }
 }

@@ -18,6 +18,7 @@ pub(crate) mod users {
         pub updated_at: DateTimeUtc,
         pub failed_logins: i32,
         pub locked_until: Option<DateTimeUtc>,
+        pub notify_email: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

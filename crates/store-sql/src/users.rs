@@ -46,6 +46,7 @@ pub(crate) fn user_from_row(row: &users::Model) -> Result<User, StoreError> {
             .map_err(|e| integrity(format_args!("users.role: {e}")))?,
         email_verified: row.email_verified,
         is_active: row.is_active,
+        notify_email: row.notify_email,
         created_at: row.created_at,
     })
 }
@@ -135,6 +136,7 @@ impl UserStore for SqlStore {
             updated_at: Set(created_at),
             failed_logins: Set(0),
             locked_until: Set(None),
+            notify_email: Set(true),
         };
         let inserted = async {
             let tx = self.database().begin_write().await?;
@@ -159,6 +161,7 @@ impl UserStore for SqlStore {
                 role: user.role,
                 email_verified: user.email_verified,
                 is_active: true,
+                notify_email: true,
                 created_at,
             }),
             Err(TxFailure::Db(err)) if react(&err) == Reaction::Duplicate => {
@@ -312,6 +315,9 @@ impl UserStore for SqlStore {
         }
         if let Some(active) = changes.is_active {
             update = update.col_expr(users::Column::IsActive, Expr::value(active));
+        }
+        if let Some(notify) = changes.notify_email {
+            update = update.col_expr(users::Column::NotifyEmail, Expr::value(notify));
         }
         // The row as this statement left it, not as a later read finds it
         // after another admin's change.

@@ -467,7 +467,7 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        /** Changes your display name; any other field is refused (422). */
+        /** Changes your display name or e-mail notices; any other field is refused (422). */
         patch: operations["update_me"];
         trace?: never;
     };
@@ -1081,10 +1081,15 @@ export interface components {
              */
             token_type: string;
         };
-        /** @description `PATCH /users/me`: only the display name may change. */
+        /**
+         * @description `PATCH /users/me`: the display name and e-mail notices may change;
+         *     a field left out stays as it is.
+         */
         UpdateMeRequest: {
             /** @description 1 to 100 characters. */
-            display_name: string;
+            display_name?: string | null;
+            /** @description `false` stops e-mail notices (outbid, exhausted, won). */
+            notify_email?: boolean | null;
         };
         /** @description An account as the API shows it. */
         UserBody: {
@@ -1104,6 +1109,8 @@ export interface components {
              * @description Its id.
              */
             id: string;
+            /** @description Whether it is sent e-mail notices (outbid, exhausted, won). */
+            notify_email: boolean;
             /** @description `user` or `admin`. */
             role: components["schemas"]["RoleName"];
         };

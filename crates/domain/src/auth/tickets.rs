@@ -175,6 +175,7 @@ mod tests {
             role: Role::User,
             email_verified: true,
             is_active: true,
+            notify_email: true,
             created_at: t0(),
         }
     }

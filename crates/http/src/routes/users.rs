@@ -55,6 +55,8 @@ pub struct UserBody {
     role: RoleName,
     /// Whether the address was proven.
     email_verified: bool,
+    /// Whether it is sent e-mail notices (outbid, exhausted, won).
+    notify_email: bool,
     /// When it was created.
     created_at: DateTime<Utc>,
 }
@@ -67,6 +69,7 @@ impl From<&User> for UserBody {
             display_name: user.display_name.clone(),
             role: user.role.into(),
             email_verified: user.email_verified,
+            notify_email: user.notify_email,
             created_at: user.created_at,
         }
     }
@@ -84,12 +87,15 @@ pub struct UserPage {
     has_more: bool,
 }
 
-/// `PATCH /users/me`: only the display name may change.
+/// `PATCH /users/me`: the display name and e-mail notices may change;
+/// a field left out stays as it is.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
     /// 1 to 100 characters.
-    display_name: String,
+    display_name: Option<String>,
+    /// `false` stops e-mail notices (outbid, exhausted, won).
+    notify_email: Option<bool>,
 }
 
 /// `PATCH /users/{id}` (admin): role and activation.
@@ -110,7 +116,7 @@ pub async fn me(Authenticated(principal): Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(UserBody::from(&principal.user))
 }
 
-/// Changes your display name; any other field is refused (422).
+/// Changes your display name or e-mail notices; any other field is refused (422).
 #[utoipa::path(tag = "users", security(("bearer" = [])), request_body = UpdateMeRequest,
     responses((status = 200, body = UserBody), (status = 422, description = "`validation_failed`, also for `role`, `email` etc.", body = ProblemBody)))]
 #[patch("/users/me", wrap = "from_fn(require_user)")]
@@ -119,9 +125,16 @@ pub async fn update_me(
     Authenticated(principal): Authenticated,
     Json(body): Json<UpdateMeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = DisplayName::parse(&body.display_name)
+    let name = body
+        .display_name
+        .as_deref()
+        .map(DisplayName::parse)
+        .transpose()
         .map_err(|e| ApiError::invalid_field("display_name", e.to_string()))?;
-    let user = state.auth.update_profile(&principal, name).await?;
+    let user = state
+        .auth
+        .update_profile(&principal, name, body.notify_email)
+        .await?;
     Ok(HttpResponse::Ok().json(UserBody::from(&user)))
 }
 

@@ -335,7 +335,7 @@ async fn changing_the_password_needs_the_current_one_and_ends_other_sessions_and
 }
 
 #[tokio::test]
-async fn my_profile_changes_only_its_display_name() {
+async fn my_profile_changes_only_its_display_name_and_notices() {
     let app = TestApp::spawn().await;
     let session = app.user("gus@example.com").await;
     let patch = |body: Value| {
@@ -387,6 +387,36 @@ async fn my_profile_changes_only_its_display_name() {
         "validation_failed",
     )
     .await;
+    problem(
+        patch(json!({"notify_email": "no"})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(me["notify_email"], true, "notices are on for a new account");
+    // Each field alone leaves the other as it was.
+    let quiet: Value = patch(json!({"notify_email": false}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            quiet["notify_email"].as_bool(),
+            quiet["display_name"].as_str()
+        ),
+        (Some(false), Some("Gus Grey"))
+    );
+    let unchanged = patch(json!({})).await;
+    assert_eq!(unchanged.status(), StatusCode::OK);
+    let unchanged: Value = unchanged.json().await.unwrap();
+    assert_eq!(
+        (
+            unchanged["notify_email"].as_bool(),
+            unchanged["display_name"].as_str()
+        ),
+        (Some(false), Some("Gus Grey"))
+    );
 }
 
 #[tokio::test]

@@ -845,7 +845,9 @@ async fn accounts_change_and_list_newest_first_page_by_page(backend: Backend) {
         display_name: Some(DisplayName::parse("Annie").unwrap()),
         role: Some(Role::Admin),
         is_active: None,
+        notify_email: Some(false),
     };
+    assert!(verified.notify_email, "notices are on for a new account");
     let changed = h
         .users()
         .update_user(ann.id, changes, now)
@@ -853,8 +855,12 @@ async fn accounts_change_and_list_newest_first_page_by_page(backend: Backend) {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (changed.display_name.as_str(), changed.role),
-        ("Annie", Role::Admin)
+        (
+            changed.display_name.as_str(),
+            changed.role,
+            changed.notify_email
+        ),
+        ("Annie", Role::Admin, false)
     );
     let missing = h
         .users()

@@ -3,17 +3,24 @@
 use super::*;
 
 impl AuthService {
-    /// Changes the principal's display name.
+    /// Changes what the principal may change of their own account: the
+    /// display name and e-mail notices. No change at all answers the
+    /// account as it is.
     ///
     /// # Errors
     /// [`AdminError::NotFound`] when the account vanished meanwhile.
     pub async fn update_profile(
         &self,
         principal: &Principal,
-        display_name: DisplayName,
+        display_name: Option<DisplayName>,
+        notify_email: Option<bool>,
     ) -> Result<User, AdminError> {
+        if display_name.is_none() && notify_email.is_none() {
+            return self.user(principal.user.id).await;
+        }
         let changes = UserChanges {
-            display_name: Some(display_name),
+            display_name,
+            notify_email,
             ..UserChanges::default()
         };
         self.ports
@@ -95,9 +102,9 @@ impl AuthService {
         let now = self.now();
         let before = self.user(id).await?;
         let changes = UserChanges {
-            display_name: None,
             role,
             is_active,
+            ..UserChanges::default()
         };
         let after = self
             .ports

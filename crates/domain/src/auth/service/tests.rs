@@ -28,6 +28,7 @@ fn user(verified: bool, active: bool) -> User {
         role: Role::User,
         email_verified: verified,
         is_active: active,
+        notify_email: true,
         created_at: t0(),
     }
 }
@@ -227,6 +228,7 @@ fn registration_stores_the_hash_and_mails_a_verification_link() {
                 role: new.role,
                 email_verified: false,
                 is_active: true,
+                notify_email: true,
                 created_at: new.created_at,
             })
         });
@@ -1426,22 +1428,42 @@ fn the_user_list_pages_with_a_cursor_at_the_last_item() {
 }
 
 #[test]
-fn a_profile_update_changes_only_the_display_name() {
+fn a_profile_update_changes_only_the_display_name_and_notices() {
     let p = principal(user(true, true));
     let mut m = Mocks::new();
     let renamed = User {
         display_name: "Annie".into(),
+        notify_email: false,
         ..p.user.clone()
     };
     m.users
         .expect_update_user()
         .withf(|_, changes, _| {
-            changes.role.is_none() && changes.is_active.is_none() && changes.display_name.is_some()
+            changes.role.is_none()
+                && changes.is_active.is_none()
+                && changes.display_name.is_some()
+                && changes.notify_email == Some(false)
         })
         .returning(move |_, _, _| Ok(Some(renamed.clone())));
     let (svc, _, _) = m.service(policy());
-    let updated = run(svc.update_profile(&p, DisplayName::parse("Annie").unwrap())).unwrap();
+    let updated =
+        run(svc.update_profile(&p, Some(DisplayName::parse("Annie").unwrap()), Some(false)))
+            .unwrap();
     assert_eq!(updated.display_name, "Annie");
+    assert!(!updated.notify_email);
+}
+
+#[test]
+fn a_profile_update_without_changes_writes_nothing() {
+    let p = principal(user(true, true));
+    let mut m = Mocks::new();
+    let stored = p.user.clone();
+    m.users.expect_update_user().never();
+    m.users
+        .expect_user_by_id()
+        .returning(move |_| Ok(Some(stored.clone())));
+    let (svc, _, _) = m.service(policy());
+    assert_eq!(run(svc.update_profile(&p, None, None)).unwrap(), p.user);
 }
 
 #[test]
@@ -1502,6 +1524,7 @@ fn the_command_line_creates_verified_admins() {
             role: new.role,
             email_verified: new.email_verified,
             is_active: true,
+            notify_email: true,
             created_at: new.created_at,
         })
     });
