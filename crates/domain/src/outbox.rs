@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::auth::tokens::LinkMail;
 use crate::item::Timestamp;
+use crate::notifications::NoticeMail;
 use crate::ports::{Clock, StoreError};
 
 /// How long a worker's claim on a message lasts: long enough for one
@@ -66,6 +67,8 @@ impl std::fmt::Display for OutboxId {
 pub enum OutgoingMail {
     /// A link to act on: verify an address, reset a password.
     Link(LinkMail),
+    /// News of a bid: outbid, exhausted, won.
+    Notice(NoticeMail),
 }
 
 impl OutgoingMail {
@@ -74,6 +77,17 @@ impl OutgoingMail {
     pub fn expires_at(&self) -> Option<Timestamp> {
         match self {
             OutgoingMail::Link(link) => Some(link.expires_at),
+            // Stale news is still true (and a won notice never stales).
+            OutgoingMail::Notice(_) => None,
+        }
+    }
+
+    /// The link mail it is, for tests to change or read.
+    #[cfg(test)]
+    pub(crate) fn as_link_mut(&mut self) -> Option<&mut LinkMail> {
+        match self {
+            OutgoingMail::Link(link) => Some(link),
+            OutgoingMail::Notice(_) => None,
         }
     }
 
@@ -83,6 +97,9 @@ impl OutgoingMail {
     pub fn kind(&self) -> &'static str {
         match self {
             OutgoingMail::Link(link) => link.purpose.as_str(),
+            // One name for every notice: which one it is (an `exhausted`
+            // one tells that a bid was poisoned) stays sealed.
+            OutgoingMail::Notice(_) => "notice",
         }
     }
 }

@@ -34,7 +34,10 @@ use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use pp_domain::auth::tokens::{LinkMail, OneTimePurpose};
+use pp_domain::live::NotificationData;
+use pp_domain::notifications::NoticeMail;
 use pp_domain::outbox::{ClaimedMail, DeliveryError, MailDelivery, OutboxId, OutgoingMail};
+use pp_domain::{Currency, Email, ItemId};
 use tracing::Instrument;
 
 /// How long connecting to the SMTP server may take (lettre's timeout).
@@ -69,7 +72,26 @@ enum Channel {
 pub struct MailSender {
     channel: Channel,
     from: Mailbox,
+    site: Site,
     send_timeout: Duration,
+}
+
+/// The web app's address, which links in notices lead to.
+#[derive(Clone, Debug)]
+struct Site(String);
+
+impl Site {
+    fn new(public_url: &str) -> Self {
+        Site(public_url.trim_end_matches('/').to_owned())
+    }
+
+    fn item(&self, item: ItemId) -> String {
+        format!("{}/items/{item}", self.0)
+    }
+
+    fn account(&self) -> String {
+        format!("{}/account", self.0)
+    }
 }
 
 impl std::fmt::Debug for MailSender {
@@ -82,6 +104,7 @@ impl std::fmt::Debug for MailSender {
         f.debug_struct("MailSender")
             .field("transport", &transport)
             .field("from", &self.from.to_string())
+            .field("site", &self.site.0)
             .finish()
     }
 }
@@ -89,14 +112,15 @@ impl std::fmt::Debug for MailSender {
 impl MailSender {
     /// A sender through `transport`, as `from` (a mailbox such as
     /// `Poison Pill <no-reply@auction.example>`, whose domain also ends
-    /// every `Message-ID`). Call it inside the Tokio runtime: the SMTP
+    /// every `Message-ID`), whose notices link to the web app at
+    /// `public_url` (`PUBLIC_URL`). Call it inside the Tokio runtime: the SMTP
     /// transport's connection pool starts a task that closes idle
     /// connections. Connecting times out after 10 s, a whole delivery after 30 s.
     ///
     /// # Errors
     /// When `from` is not a mailbox, the directory cannot be created, or the
     /// SMTP URL is malformed.
-    pub fn new(transport: &Transport, from: &str) -> anyhow::Result<Self> {
+    pub fn new(transport: &Transport, from: &str, public_url: &str) -> anyhow::Result<Self> {
         let from: Mailbox = from.parse()?;
         let channel = match transport {
             Transport::File(dir) => {
@@ -115,6 +139,7 @@ impl MailSender {
         Ok(MailSender {
             channel,
             from,
+            site: Site::new(public_url),
             send_timeout: SEND_TIMEOUT,
         })
     }
@@ -146,7 +171,7 @@ impl MailDelivery for MailSender {
 
 impl MailSender {
     async fn send(&self, id: OutboxId, mail: &OutgoingMail) -> Result<(), DeliveryError> {
-        let message = compose(&self.from, id, mail)?;
+        let message = compose(&self.from, &self.site, id, mail)?;
         match &self.channel {
             Channel::File { transport, dir } => {
                 let file = transport.send(message).await.map_err(|err| {
@@ -238,10 +263,20 @@ fn message_id(from: &Mailbox, id: OutboxId) -> String {
 
 /// `mail` as message `id` from `from`; a message that cannot be written
 /// never will be, so that failure is permanent.
-fn compose(from: &Mailbox, id: OutboxId, mail: &OutgoingMail) -> Result<Message, DeliveryError> {
+fn compose(
+    from: &Mailbox,
+    site: &Site,
+    id: OutboxId,
+    mail: &OutgoingMail,
+) -> Result<Message, DeliveryError> {
     match mail {
         OutgoingMail::Link(link) => link_message(from, id, link),
+        OutgoingMail::Notice(notice) => notice_message(from, site, id, notice),
     }
+}
+
+fn cannot_write(what: &str) -> DeliveryError {
+    DeliveryError::Permanent(format!("cannot write the e-mail: {what}"))
 }
 
 /// The words of a link mail, by what the link is for.
@@ -304,7 +339,6 @@ struct LinkHtml<'a> {
 
 /// A link mail: its subject, and its text as plain text and HTML.
 fn link_message(from: &Mailbox, id: OutboxId, mail: &LinkMail) -> Result<Message, DeliveryError> {
-    let cannot = |what: &str| DeliveryError::Permanent(format!("cannot write the e-mail: {what}"));
     let words = wording(mail.purpose);
     let lifetime = lifetime(mail.expires_at - chrono::Utc::now());
     let text = LinkText {
@@ -314,7 +348,7 @@ fn link_message(from: &Mailbox, id: OutboxId, mail: &LinkMail) -> Result<Message
         lifetime: &lifetime,
     }
     .render()
-    .map_err(|_| cannot("the plain text does not render"))?;
+    .map_err(|_| cannot_write("the plain text does not render"))?;
     let html = LinkHtml {
         subject: words.subject,
         name: &mail.name,
@@ -324,23 +358,162 @@ fn link_message(from: &Mailbox, id: OutboxId, mail: &LinkMail) -> Result<Message
         lifetime: &lifetime,
     }
     .render()
-    .map_err(|_| cannot("the HTML does not render"))?;
-    let to: Mailbox = mail
-        .to
+    .map_err(|_| cannot_write("the HTML does not render"))?;
+    message(from, id, &mail.to, words.subject, &text, &html)
+}
+
+/// Message `id` from `from` to `to`, its text as plain text and HTML.
+fn message(
+    from: &Mailbox,
+    id: OutboxId,
+    to: &Email,
+    subject: &str,
+    text: &str,
+    html: &str,
+) -> Result<Message, DeliveryError> {
+    let to: Mailbox = to
         .as_str()
         .parse()
-        .map_err(|_| cannot("the recipient is not a mailbox"))?;
+        .map_err(|_| cannot_write("the recipient is not a mailbox"))?;
     Message::builder()
         .message_id(Some(message_id(from, id)))
         .from(from.clone())
         .to(to)
-        .subject(words.subject)
+        .subject(subject)
         .multipart(
             MultiPart::alternative()
-                .singlepart(readable_part(ContentType::TEXT_PLAIN, &text))
-                .singlepart(readable_part(ContentType::TEXT_HTML, &html)),
+                .singlepart(readable_part(ContentType::TEXT_PLAIN, text))
+                .singlepart(readable_part(ContentType::TEXT_HTML, html)),
         )
-        .map_err(|err| cannot(&err.to_string()))
+        .map_err(|err| cannot_write(&err.to_string()))
+}
+
+/// The plain-text part of a notice.
+#[derive(Template)]
+#[template(path = "notice.txt")]
+struct NoticeText<'a> {
+    name: &'a str,
+    news: &'a str,
+    item_link: &'a str,
+    account_link: &'a str,
+}
+
+/// The HTML part of a notice (every value escaped).
+#[derive(Template)]
+#[template(path = "notice.html")]
+struct NoticeHtml<'a> {
+    subject: &'a str,
+    name: &'a str,
+    news: &'a str,
+    item_link: &'a str,
+    account_link: &'a str,
+}
+
+/// A notice's subject and its news, in one sentence or two.
+fn notice_wording(notice: &NoticeMail) -> (String, String) {
+    let title = &notice.item_title;
+    let money = |minor: i64| amount(minor, &notice.currency);
+    match notice.notice {
+        NotificationData::Outbid { current_price, .. } => (
+            format!("You were outbid on \u{201c}{title}\u{201d}"),
+            format!(
+                "Your bid on \u{201c}{title}\u{201d} no longer leads: the price is now {}.",
+                money(current_price.minor_units())
+            ),
+        ),
+        NotificationData::Exhausted {
+            effective,
+            current_price,
+            ..
+        } => (
+            format!("Your poisoned bid on \u{201c}{title}\u{201d} ran out"),
+            format!(
+                "Your poisoned bid on \u{201c}{title}\u{201d} spent its whole budget of {} and no longer leads: the price is now {}.",
+                money(effective.minor_units()),
+                money(current_price.minor_units())
+            ),
+        ),
+        NotificationData::Won { final_price, .. } => (
+            format!("You won \u{201c}{title}\u{201d}"),
+            format!(
+                "The auction of \u{201c}{title}\u{201d} closed with your bid leading: you won it for {}.",
+                money(final_price.minor_units())
+            ),
+        ),
+        // Never mailed (`NoticeMail::of`); said plainly should one be.
+        NotificationData::AutoRaised { effective, .. } => (
+            format!("Your poisoned bid on \u{201c}{title}\u{201d} was raised"),
+            format!(
+                "Your poisoned bid on \u{201c}{title}\u{201d} now stands at {}.",
+                money(effective.minor_units())
+            ),
+        ),
+        NotificationData::Lost { final_price, .. } => (
+            format!("The auction of \u{201c}{title}\u{201d} closed"),
+            format!(
+                "The auction of \u{201c}{title}\u{201d} closed with another bid leading, at {}.",
+                money(final_price.minor_units())
+            ),
+        ),
+    }
+}
+
+/// `minor` units of `currency` as people read them: "1,234.50 USD", with
+/// the currency's own number of decimals (none for JPY, three for KWD;
+/// two for a code ISO 4217 does not list, as the web app does).
+fn amount(minor: i64, currency: &Currency) -> String {
+    let code = currency.as_str().to_ascii_uppercase();
+    let decimals = iso_currency::Currency::from_code(&code)
+        .and_then(iso_currency::Currency::exponent)
+        .map_or(2, u32::from);
+    let scale = 10_i64.pow(decimals);
+    let (major, fraction) = (minor / scale, minor % scale);
+    let digits = major.to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    if decimals == 0 {
+        format!("{grouped} {code}")
+    } else {
+        format!(
+            "{grouped}.{fraction:0width$} {code}",
+            width = decimals as usize
+        )
+    }
+}
+
+/// A notice: what happened to a bid, with a link to the item's page.
+fn notice_message(
+    from: &Mailbox,
+    site: &Site,
+    id: OutboxId,
+    notice: &NoticeMail,
+) -> Result<Message, DeliveryError> {
+    let (subject, news) = notice_wording(notice);
+    let item_link = site.item(notice.notice.item());
+    let account_link = site.account();
+    let text = NoticeText {
+        name: &notice.name,
+        news: &news,
+        item_link: &item_link,
+        account_link: &account_link,
+    }
+    .render()
+    .map_err(|_| cannot_write("the plain text does not render"))?;
+    let html = NoticeHtml {
+        subject: &subject,
+        name: &notice.name,
+        news: &news,
+        item_link: &item_link,
+        account_link: &account_link,
+    }
+    .render()
+    .map_err(|_| cannot_write("the HTML does not render"))?;
+    message(from, id, &notice.to, &subject, &text, &html)
 }
 
 /// A part whose body is written as it reads: 7-bit when ASCII, else 8-bit
@@ -392,8 +565,6 @@ fn crlf(text: &str) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 
-    use pp_domain::Email;
-
     use super::*;
 
     #[test]
@@ -433,7 +604,13 @@ mod tests {
     }
 
     fn formatted(from: &str, id: OutboxId, mail: &OutgoingMail) -> String {
-        let message = compose(&from.parse().unwrap(), id, mail).unwrap();
+        let message = compose(
+            &from.parse().unwrap(),
+            &Site::new("https://auction.example/"),
+            id,
+            mail,
+        )
+        .unwrap();
         String::from_utf8(message.formatted()).unwrap()
     }
 
@@ -529,5 +706,139 @@ mod tests {
         assert_eq!(text.chars().count(), MAX_ERROR_CHARS + 1);
         assert!(!text.contains(['\r', '\n']));
         assert_eq!(bounded("short"), "short");
+    }
+
+    fn notice(title: &str, currency: &str, news: NotificationData) -> OutgoingMail {
+        OutgoingMail::Notice(NoticeMail {
+            to: Email::parse("bea@example.com").unwrap(),
+            name: "Bea".into(),
+            item_title: title.into(),
+            currency: Currency::parse(currency).unwrap(),
+            notice: news,
+        })
+    }
+
+    fn money(minor: i64) -> pp_domain::Money {
+        pp_domain::Money::new(minor).unwrap()
+    }
+
+    #[test]
+    fn amounts_read_in_major_units_with_the_currencys_decimals() {
+        let of = |minor, code| amount(minor, &Currency::parse(code).unwrap());
+        assert_eq!(of(123_450, "usd"), "1,234.50 USD");
+        assert_eq!(of(5, "eur"), "0.05 EUR");
+        assert_eq!(of(1_000_000_000_000, "usd"), "10,000,000,000.00 USD");
+        assert_eq!(of(1_500, "jpy"), "1,500 JPY");
+        assert_eq!(of(1_234, "kwd"), "1.234 KWD");
+        assert_eq!(
+            of(100, "zzz"),
+            "1.00 ZZZ",
+            "two decimals for an unlisted code"
+        );
+        assert_eq!(of(999, "usd"), "9.99 USD");
+        assert_eq!(of(100_000, "usd"), "1,000.00 USD");
+    }
+
+    #[test]
+    fn each_notice_says_what_happened_with_links_to_the_item_and_the_account() {
+        let item = ItemId::generate();
+        let item_link = format!("https://auction.example/items/{item}");
+        for (news, subject, says) in [
+            (
+                NotificationData::Outbid {
+                    item,
+                    current_price: money(15_000),
+                    minimum_next_bid: 15_500,
+                },
+                "Subject: You were outbid on",
+                "no longer leads: the price is now 150.00 USD.",
+            ),
+            (
+                NotificationData::Exhausted {
+                    item,
+                    effective: money(14_000),
+                    current_price: money(14_500),
+                    minimum_next_bid: 15_000,
+                },
+                "Subject: Your poisoned bid on",
+                "spent its whole budget of 140.00 USD and no longer leads: the price is now 145.00 USD.",
+            ),
+            (
+                NotificationData::Won {
+                    item,
+                    final_price: money(12_345_678),
+                },
+                "Subject: You won",
+                "you won it for 123,456.78 USD.",
+            ),
+            (
+                NotificationData::AutoRaised {
+                    item,
+                    effective: money(200),
+                    remaining_budget: 10,
+                },
+                "Subject: Your poisoned bid on",
+                "now stands at 2.00 USD.",
+            ),
+            (
+                NotificationData::Lost {
+                    item,
+                    final_price: money(300),
+                },
+                "Subject: The auction of",
+                "closed with another bid leading, at 3.00 USD.",
+            ),
+        ] {
+            let raw = formatted(
+                "no-reply@auction.example",
+                OutboxId::generate(),
+                &notice("Vase", "usd", news),
+            );
+            assert!(raw.contains(subject), "{raw}");
+            assert!(raw.contains(says), "{says} in {raw}");
+            assert!(raw.contains("Hello Bea,"), "{raw}");
+            assert!(raw.contains("To: bea@example.com"), "{raw}");
+            assert!(raw.contains(&format!("\r\n{item_link}\r\n")), "{raw}");
+            assert!(raw.contains(&format!("<a href=\"{item_link}\"")), "{raw}");
+            assert!(
+                raw.contains("\r\nhttps://auction.example/account\r\n"),
+                "{raw}"
+            );
+            assert!(!raw.contains("=3D") && !raw.contains("base64"), "{raw}");
+        }
+    }
+
+    #[test]
+    fn a_notice_title_is_escaped_in_html_and_whole_in_the_subject() {
+        let raw = formatted(
+            "no-reply@auction.example",
+            OutboxId::generate(),
+            &notice(
+                "Zoë's <b>vase</b>",
+                "eur",
+                NotificationData::Won {
+                    item: ItemId::generate(),
+                    final_price: money(1_000),
+                },
+            ),
+        );
+        assert!(
+            raw.contains("\u{201c}Zoë's <b>vase</b>\u{201d} closed"),
+            "{raw}"
+        );
+        assert!(raw.contains("&#60;b&#62;vase&#60;/b&#62;"), "{raw}");
+        assert!(
+            !raw.contains(
+                "<b>vase</b>\u{201d} closed with your bid leading: you won it for 10.00 EUR.</p>"
+            ),
+            "{raw}"
+        );
+        let headers = &raw[..raw.find("\r\n\r\n").unwrap()];
+        assert!(headers.is_ascii(), "an encoded subject: {headers}");
+        assert_eq!(
+            raw.matches("Content-Transfer-Encoding: 8bit").count(),
+            2,
+            "{raw}"
+        );
     }
 }

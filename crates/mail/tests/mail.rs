@@ -12,6 +12,7 @@ use pp_domain::outbox::{ClaimedMail, DeliveryError, MailDelivery, OutboxId, Outg
 use pp_mail::{MailSender, Transport};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+const SITE: &str = "https://auction.example";
 const TOKEN: &str = "2JroQv8x_k3Lw9mZpT4bYc7HnR1sVdE6fGaUiO0jKlX";
 
 /// `mail` as a worker claims it: message `id`, first attempt.
@@ -82,6 +83,7 @@ async fn the_file_transport_writes_a_readable_eml_per_message_and_logs_its_path(
     let sender = MailSender::new(
         &Transport::File(mail_dir.clone()),
         "Poison Pill <no-reply@auction.example>",
+        SITE,
     )
     .unwrap();
     let logs = Logs::default();
@@ -152,7 +154,12 @@ async fn the_file_transport_writes_a_readable_eml_per_message_and_logs_its_path(
 async fn a_file_that_cannot_be_written_is_a_transient_failure() {
     let dir = tempfile::tempdir().unwrap();
     let mail_dir = dir.path().join("mail");
-    let sender = MailSender::new(&Transport::File(mail_dir.clone()), "a@auction.example").unwrap();
+    let sender = MailSender::new(
+        &Transport::File(mail_dir.clone()),
+        "a@auction.example",
+        SITE,
+    )
+    .unwrap();
     std::fs::remove_dir(&mail_dir).unwrap();
     std::fs::write(&mail_dir, "not a directory").unwrap();
     let err = sender
@@ -170,7 +177,12 @@ async fn a_file_that_cannot_be_written_is_a_transient_failure() {
 async fn a_message_that_cannot_be_written_is_a_permanent_failure() {
     // The domain takes a quoted local part; lettre cannot address it.
     let dir = tempfile::tempdir().unwrap();
-    let sender = MailSender::new(&Transport::File(dir.path().into()), "a@auction.example").unwrap();
+    let sender = MailSender::new(
+        &Transport::File(dir.path().into()),
+        "a@auction.example",
+        SITE,
+    )
+    .unwrap();
     let err = sender
         .deliver(&claimed(
             OutboxId::generate(),
@@ -257,7 +269,7 @@ async fn smtp_sink(rcpt: Rcpt) -> (u16, tokio::sync::mpsc::Receiver<(String, Str
 
 fn smtp(port: u16) -> MailSender {
     let url = format!("smtp://127.0.0.1:{port}");
-    MailSender::new(&Transport::Smtp(url), "no-reply@auction.example").unwrap()
+    MailSender::new(&Transport::Smtp(url), "no-reply@auction.example", SITE).unwrap()
 }
 
 #[tokio::test]
@@ -417,6 +429,6 @@ async fn a_server_that_is_down_is_transient() {
 fn a_bad_sender_or_url_is_refused_at_start() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let _guard = runtime.enter();
-    assert!(MailSender::new(&Transport::File("/tmp".into()), "not a mailbox").is_err());
-    assert!(MailSender::new(&Transport::Smtp("ftp://x".into()), "a@b.example").is_err());
+    assert!(MailSender::new(&Transport::File("/tmp".into()), "not a mailbox", SITE).is_err());
+    assert!(MailSender::new(&Transport::Smtp("ftp://x".into()), "a@b.example", SITE).is_err());
 }

@@ -231,8 +231,12 @@ impl Services {
         } = SharedState::build(settings, &hub)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
-        let mail = MailSender::new(&settings.mail.transport, &settings.mail.from)
-            .context("cannot set up mail delivery")?;
+        let mail = MailSender::new(
+            &settings.mail.transport,
+            &settings.mail.from,
+            settings.public_url.as_str(),
+        )
+        .context("cannot set up mail delivery")?;
         let retention = Retention::new(store.clone(), Arc::clone(&clock), settings.retention);
         let outbox = OutboxWorker::new(
             store.clone(),

@@ -244,10 +244,9 @@ impl SqlStore {
         let told: Vec<_> = closed
             .iter()
             .flat_map(|item| {
-                let title = item.listed.item.title.as_str();
                 notifications_after_close(&item.listed, &item.bidders, now)
                     .into_iter()
-                    .map(move |told| (told, title.to_owned()))
+                    .map(move |told| (told, &item.listed.item))
             })
             .collect();
         insert_notifications(txn, self.sealer(), &told).await?;

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use pp_domain::engine::{self, BatchRejection, LockedBatch, Placement};
 use pp_domain::live::{Notification, notifications_after_bid};
 use pp_domain::ports::{AcceptedBid, BidDecision, PlaceBidError, StoreError};
-use pp_domain::{Bid, BidId, ItemId, UserId};
+use pp_domain::{Bid, BidId, Item, ItemId, UserId};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
     QueryFilter, QueryOrder, QuerySelect, Statement, Value, sea_query::Expr,
@@ -233,7 +233,7 @@ impl SqlStore {
         store_bids(txn, accepted, standings).await?;
         // Who each accepted bid tells, stored with it (the live push follows
         // the commit).
-        let told: Vec<(Notification, String)> = outcomes
+        let told: Vec<(Notification, &Item)> = outcomes
             .iter()
             .filter_map(|outcome| outcome.as_ref().ok())
             .flat_map(|accepted| {
@@ -244,7 +244,7 @@ impl SqlStore {
                     &accepted.placement,
                 )
                 .into_iter()
-                .map(|told| (told, accepted.item.title.as_str().to_owned()))
+                .map(|told| (told, &accepted.item))
             })
             .collect();
         insert_notifications(txn, self.sealer(), &told).await?;

@@ -1,14 +1,17 @@
 //! Stored notifications: written in the transaction of the bid batch or
-//! the close that causes them ([`insert_notifications`]), read and marked
-//! by their user. What one says, its kind included, is sealed at one
+//! the close that causes them ([`insert_notifications`]), with the e-mail
+//! notices they cause (in the outbox), read and marked by their user. What one says, its kind included, is sealed at one
 //! length and bound to its row, user and item: an `exhausted` notice names
 //! a poisoned bid's own budget, which the bids table keeps sealed too.
 
+use std::collections::HashMap;
+
 use crate::transaction::TxFailure;
 use pp_domain::live::{Notification, NotificationData};
-use pp_domain::notifications::{NotificationCursor, StoredNotification};
+use pp_domain::notifications::{NoticeMail, NotificationCursor, StoredNotification};
+use pp_domain::outbox::{NewOutboxMail, OutgoingMail};
 use pp_domain::ports::{SealBinding, Sealer, StoreError};
-use pp_domain::{Timestamp, UserId};
+use pp_domain::{Item, Timestamp, UserId};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
@@ -18,8 +21,10 @@ use uuid::Uuid;
 
 use crate::SqlStore;
 use crate::auction::db_time;
-use crate::entities::notifications;
+use crate::entities::{notifications, outbox, users};
 use crate::errors::{integrity, store_error};
+use crate::outbox::mail_row;
+use crate::users::user_from_row;
 
 /// Every sealed notification is padded to this length (JSON allows the
 /// trailing spaces), so a ciphertext's length tells neither its kind nor
@@ -39,15 +44,17 @@ fn binding(id: Uuid, notification: &Notification) -> SealBinding {
     }
 }
 
-/// Stores `told`, each with the title of the item it is about, in the
-/// caller's transaction (a database error stays retryable there).
+/// Stores `told`, each with the item it is about, in the caller's
+/// transaction (a database error stays retryable there): the notification
+/// rows, and the e-mail notices they cause ([`NoticeMail::of`]) in the
+/// outbox.
 pub(crate) async fn insert_notifications<E: From<StoreError>>(
     txn: &impl ConnectionTrait,
     sealer: &dyn Sealer,
-    told: &[(Notification, String)],
+    told: &[(Notification, &Item)],
 ) -> Result<(), TxFailure<E>> {
     let mut rows = Vec::with_capacity(told.len());
-    for (notification, title) in told {
+    for (notification, item) in told {
         let id = Uuid::now_v7();
         let mut plain = serde_json::to_vec(&notification.data).map_err(|err| {
             TxFailure::outcome(integrity(format_args!(
@@ -67,7 +74,7 @@ pub(crate) async fn insert_notifications<E: From<StoreError>>(
             id: Set(id),
             user_id: Set(notification.user.as_uuid()),
             item_id: Set(notification.data.item().as_uuid()),
-            item_title: Set(title.clone()),
+            item_title: Set(item.title.as_str().to_owned()),
             at: Set(db_time(notification.at)),
             read_at: Set(None),
             sealed: Set(sealed),
@@ -77,6 +84,56 @@ pub(crate) async fn insert_notifications<E: From<StoreError>>(
     while rows.peek().is_some() {
         let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
         notifications::Entity::insert_many(chunk)
+            .exec_without_returning(txn)
+            .await?;
+    }
+    insert_notices(txn, sealer, told).await
+}
+
+/// The outbox rows of the notices `told` mails: its recipients are read in
+/// the same transaction, so a notice follows the account as it is then
+/// (notices turned off a moment ago are not sent).
+async fn insert_notices<E: From<StoreError>>(
+    txn: &impl ConnectionTrait,
+    sealer: &dyn Sealer,
+    told: &[(Notification, &Item)],
+) -> Result<(), TxFailure<E>> {
+    let mailed: Vec<&(Notification, &Item)> = told
+        .iter()
+        .filter(|(notification, _)| notification.data.is_mailed())
+        .collect();
+    if mailed.is_empty() {
+        return Ok(());
+    }
+    let mut ids: Vec<Uuid> = mailed.iter().map(|(told, _)| told.user.as_uuid()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut recipients = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(ROWS_PER_INSERT) {
+        for row in users::Entity::find()
+            .filter(users::Column::Id.is_in(chunk.iter().copied()))
+            .all(txn)
+            .await?
+        {
+            let user = user_from_row(&row).map_err(TxFailure::outcome)?;
+            recipients.insert(user.id, user);
+        }
+    }
+    let mut rows = Vec::new();
+    for (notification, item) in mailed {
+        let Some(notice) = recipients
+            .get(&notification.user)
+            .and_then(|recipient| NoticeMail::of(notification, item, recipient))
+        else {
+            continue;
+        };
+        let mail = NewOutboxMail::new(OutgoingMail::Notice(notice), notification.at);
+        rows.push(mail_row(sealer, &mail).map_err(TxFailure::outcome)?);
+    }
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+        outbox::Entity::insert_many(chunk)
             .exec_without_returning(txn)
             .await?;
     }

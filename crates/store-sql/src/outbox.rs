@@ -9,14 +9,15 @@
 
 use async_trait::async_trait;
 use chrono::Duration;
-use pp_domain::Email;
-use pp_domain::Timestamp;
 use pp_domain::auth::tokens::{LinkMail, OneTimePurpose};
+use pp_domain::live::NotificationData;
+use pp_domain::notifications::NoticeMail;
 use pp_domain::outbox::{
     ClaimId, ClaimedMail, NewOutboxMail, OutboxId, OutboxState, OutboxStatus, OutboxStore,
     OutgoingMail, Settlement,
 };
 use pp_domain::ports::{SealBinding, Sealer, StoreError};
+use pp_domain::{Currency, Email, Timestamp};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,13 @@ enum SealedMail {
         link: String,
         expires_at: Timestamp,
     },
+    Notice {
+        to: String,
+        name: String,
+        item_title: String,
+        currency: String,
+        notice: NotificationData,
+    },
 }
 
 impl SealedMail {
@@ -51,6 +59,13 @@ impl SealedMail {
                 purpose: link.purpose.as_str().to_owned(),
                 link: link.link.clone(),
                 expires_at: link.expires_at,
+            },
+            OutgoingMail::Notice(notice) => SealedMail::Notice {
+                to: notice.to.as_str().to_owned(),
+                name: notice.name.clone(),
+                item_title: notice.item_title.clone(),
+                currency: notice.currency.as_str().to_owned(),
+                notice: notice.notice,
             },
         }
     }
@@ -71,9 +86,26 @@ impl SealedMail {
                 link,
                 expires_at,
             })),
+            SealedMail::Notice {
+                to,
+                name,
+                item_title,
+                currency,
+                notice,
+            } => Ok(OutgoingMail::Notice(NoticeMail {
+                to: Email::parse(&to).map_err(|_| integrity("a stored mail's recipient"))?,
+                name,
+                item_title,
+                currency: Currency::parse(&currency)
+                    .map_err(|_| integrity("a stored notice's currency"))?,
+                notice,
+            })),
         }
     }
 }
+
+/// Every sealed message is padded to a multiple of this length.
+const SEALED_BLOCK: usize = 512;
 
 /// The row that stores `mail`, due at once, to insert in the transaction
 /// of the change that causes it.
@@ -81,8 +113,12 @@ pub(crate) fn mail_row(
     sealer: &dyn Sealer,
     mail: &NewOutboxMail,
 ) -> Result<outbox::ActiveModel, StoreError> {
-    let plain = serde_json::to_vec(&SealedMail::of(&mail.mail))
+    let mut plain = serde_json::to_vec(&SealedMail::of(&mail.mail))
         .map_err(|err| integrity(format_args!("a mail cannot be encoded: {err}")))?;
+    // Padded (JSON allows trailing spaces), so a ciphertext's length tells
+    // little of what it says: not which notice (an `exhausted` one would
+    // tell a bid was poisoned), nor a name's or title's length.
+    plain.resize(plain.len().next_multiple_of(SEALED_BLOCK), b' ');
     let sealed = sealer
         .seal(&plain, &SealBinding::OutboxMail { id: mail.id })
         .map_err(|err| integrity(format_args!("sealing failed: {err}")))?;

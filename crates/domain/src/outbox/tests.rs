@@ -331,8 +331,7 @@ fn a_message_claimed_past_its_attempts_without_an_outcome_is_dead_untried() {
 fn a_link_that_expired_while_it_waited_is_dead_unsent() {
     let seen = Seen::default();
     let mut message = claimed(3);
-    let OutgoingMail::Link(link) = &mut message.mail;
-    link.expires_at = at(0);
+    message.mail.as_link_mut().unwrap().expires_at = at(0);
     let worker = untried(message.clone(), seen.clone());
     assert_eq!(run(&worker).dead, 1);
     assert!(matches!(

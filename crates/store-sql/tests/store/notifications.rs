@@ -2,8 +2,10 @@
 //! listed newest first, marked read up to one, purged once read and old.
 
 use chrono::Duration;
+use pp_domain::UserChanges;
 use pp_domain::live::NotificationData;
-use pp_domain::ports::{AuctionStore, Clock};
+use pp_domain::outbox::{ClaimId, OUTBOX_LEASE, OutboxStore, OutgoingMail, Settlement};
+use pp_domain::ports::{AuctionStore, Clock, UserStore};
 use pp_domain::retention::{Purge, RetentionStore};
 use pp_testkit::Backend;
 
@@ -133,7 +135,81 @@ async fn marking_read_reaches_back_to_older_ones_only_and_read_ones_are_purged_w
     );
 }
 
+/// Whom the due outbox messages go to, and what they say, in order; each
+/// is then settled as sent.
+async fn mailed(h: &Harness) -> Vec<(String, &'static str)> {
+    let worker = ClaimId::generate();
+    let claimed = h
+        .store
+        .claim_due(worker, h.clock.now(), OUTBOX_LEASE, 100)
+        .await
+        .unwrap();
+    for message in &claimed {
+        let sent = Settlement::Sent { at: h.clock.now() };
+        assert!(h.store.settle(message.id, worker, sent).await.unwrap());
+    }
+    claimed
+        .into_iter()
+        .map(|message| match message.mail {
+            OutgoingMail::Notice(notice) => {
+                let kind = match notice.notice {
+                    NotificationData::Outbid { .. } => "outbid",
+                    NotificationData::Exhausted { .. } => "exhausted",
+                    NotificationData::Won { .. } => "won",
+                    other => panic!("{other:?} is never mailed"),
+                };
+                assert_eq!(notice.item_title, "A lot");
+                (notice.to.as_str().to_owned(), kind)
+            }
+            OutgoingMail::Link(link) => panic!("{link:?} is not a notice"),
+        })
+        .collect()
+}
+
+async fn notices_are_mailed_with_their_cause_unless_turned_off(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let item = h.item(1_000, 100).await;
+    let id = item.item.id;
+    let [ann, bob, cat] = <[_; 3]>::try_from(h.bidders(3).await).unwrap();
+    let quiet = UserChanges {
+        notify_email: Some(false),
+        ..UserChanges::default()
+    };
+    h.store
+        .update_user(bob.id, quiet, h.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    h.auctions.place_bid(&ann, id, plain(1_200)).await.unwrap();
+    assert_eq!(mailed(&h).await, [], "nobody outbid yet");
+    // Bob's poison outbids Ann (mailed) and runs out against Cat (not
+    // mailed: Bob turned notices off).
+    h.auctions
+        .place_bid(&bob, id, poisoned(1_300, 4_321, 100))
+        .await
+        .unwrap();
+    h.auctions.place_bid(&cat, id, plain(9_000)).await.unwrap();
+    assert_eq!(
+        mailed(&h).await,
+        [(ann.email.as_str().to_owned(), "outbid")]
+    );
+    let bobs = h.store.notifications(bob.id, None, 10).await.unwrap();
+    assert!(
+        matches!(
+            bobs.as_slice(),
+            [stored] if matches!(stored.notification.data, NotificationData::Exhausted { .. })
+        ),
+        "still listed, only not mailed: {bobs:?}"
+    );
+
+    // A close mails the winner only (the losers' notices stay in the list).
+    h.clock.advance(Duration::hours(2));
+    h.auctions.close_due_items(10).await.unwrap();
+    assert_eq!(mailed(&h).await, [(cat.email.as_str().to_owned(), "won")]);
+}
+
 on_both_backends!(
+    notices_are_mailed_with_their_cause_unless_turned_off,
     a_bid_stores_who_it_tells_sealed_and_a_close_stores_won_and_lost,
     marking_read_reaches_back_to_older_ones_only_and_read_ones_are_purged_when_old,
 );

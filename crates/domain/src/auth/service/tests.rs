@@ -86,9 +86,7 @@ struct Mocks {
 
 /// The mail a stored link carries.
 fn link_mail(link: &NewLink) -> LinkMail {
-    match &link.mail.mail {
-        crate::outbox::OutgoingMail::Link(mail) => mail.clone(),
-    }
+    link.mail.mail.clone().as_link_mut().cloned().unwrap()
 }
 
 impl Mocks {
