@@ -91,6 +91,55 @@ describe('the account page', () => {
     expect(screen.queryByText('Your display name is saved.')).not.toBeInTheDocument();
   });
 
+  it('turns e-mail notices off and on, saved at once', async () => {
+    let account: User = { ...ann };
+    const sent: unknown[] = [];
+    server.use(
+      http.patch('*/api/v1/users/me', async ({ request }) => {
+        const body = (await request.json()) as Partial<User>;
+        sent.push(body);
+        account = { ...account, ...body };
+        return HttpResponse.json(account);
+      }),
+    );
+    renderApp('/account');
+    const notices = await screen.findByRole('switch', { name: 'E-mail me when I am outbid, my poisoned bid runs out, or I win' });
+    expect(notices).toBeChecked();
+    expect(notices).toHaveAccessibleDescription('Either way, every notice shows in the Notifications menu.');
+
+    await userEvent.click(notices);
+    expect(await screen.findByText('You will not be e-mailed notices.')).toHaveAttribute('role', 'status');
+    expect(notices).not.toBeChecked();
+    await userEvent.click(notices);
+    expect(await screen.findByText('You will be e-mailed notices.')).toBeInTheDocument();
+    expect(notices).toBeChecked();
+    expect(sent).toEqual([{ notify_email: false }, { notify_email: true }]);
+  });
+
+  it('shows the switch where it is going while saving, and puts it back when that fails', async () => {
+    let answer: (response: Response) => void = () => {};
+    let asked = 0;
+    server.use(
+      http.patch('*/api/v1/users/me', () => {
+        asked += 1;
+        return new Promise<Response>((resolve) => {
+          answer = resolve;
+        });
+      }),
+    );
+    renderApp('/account');
+    const notices = await screen.findByRole('switch');
+    await userEvent.click(notices);
+    expect(notices).not.toBeChecked();
+    await userEvent.click(notices); // ignored while the first is in flight
+    expect(notices).not.toBeChecked();
+    await waitFor(() => expect(asked).toBe(1));
+    answer(problem(503, 'service_unavailable'));
+    expect(await screen.findByRole('alert')).toHaveTextContent('the server said service_unavailable');
+    expect(notices).toBeChecked();
+    expect(asked).toBe(1);
+  });
+
   it('leads on to changing the password', async () => {
     server.use(http.get('*/api/v1/auth/policy', () => HttpResponse.json({ password_min_length: 15, password_max_length: 128 })));
     renderApp('/account');

@@ -1,7 +1,8 @@
 // Your account: the address and role the server knows you by, your display
-// name, and the way to change your password.
+// name, whether you are e-mailed notices, and the way to change your password.
 import { zodResolver } from '@hookform/resolvers/zod';
-import { useState } from 'react';
+import { useMutation } from '@tanstack/react-query';
+import { useId, useState } from 'react';
 import { useForm } from 'react-hook-form';
 import { Link } from 'react-router-dom';
 
@@ -52,6 +53,44 @@ function DisplayName({ user }: { user: User }) {
   );
 }
 
+/** The e-mail notices switch: saved as soon as it is flipped. */
+function EmailNotices({ user }: { user: User }) {
+  const { updateUser } = useAuth();
+  const id = useId();
+  const save = useMutation({
+    mutationFn: (notify_email: boolean) => endpoints.updateMe({ notify_email }),
+    onSuccess: updateUser,
+  });
+  // While saving, the switch shows where it is going; a failure puts it
+  // back where the server has it.
+  const on = save.isPending ? save.variables : user.notify_email;
+  return (
+    <>
+      <h2>E-mail notices</h2>
+      <div className="field checkbox">
+        <input
+          id={id}
+          type="checkbox"
+          role="switch"
+          checked={on}
+          aria-describedby={`${id}-hint`}
+          // Not disabled while saving, which would take the focus away: a
+          // flip meanwhile is ignored, the switch showing the one in flight.
+          onChange={(event) => {
+            if (!save.isPending) save.mutate(event.target.checked);
+          }}
+        />
+        <label htmlFor={id}>E-mail me when I am outbid, my poisoned bid runs out, or I win</label>
+      </div>
+      <p id={`${id}-hint`} className="hint">
+        Either way, every notice shows in the Notifications menu.
+      </p>
+      <ProblemAlert error={save.error} />
+      {save.isSuccess && <p role="status">{user.notify_email ? 'You will be e-mailed notices.' : 'You will not be e-mailed notices.'}</p>}
+    </>
+  );
+}
+
 export function AccountPage() {
   const { user } = useAuth();
   // Behind RequireLogin, and the frame waits while the session is restored.
@@ -70,6 +109,7 @@ export function AccountPage() {
         </div>
       </dl>
       <DisplayName user={user} />
+      <EmailNotices user={user} />
       <h2>Password</h2>
       <p>
         <Link to="/account/password">Change your password</Link>

@@ -17,6 +17,7 @@ export const ann: User = {
   display_name: 'Ann',
   role: 'user',
   email_verified: true,
+  notify_email: true,
   created_at: '2026-01-01T00:00:00Z',
 };
 
