@@ -240,9 +240,8 @@ impl TestApp {
         self.mailed_token(email, "reset-password", n).await
     }
 
-    /// Every link token mailed to `email` so far, oldest first, for `path`
-    /// (`verify-email` or `reset-password`).
-    pub fn mailed_tokens(&self, email: &str, path: &str) -> Vec<String> {
+    /// Every mail to `email` so far, oldest first, as text.
+    pub fn mails_to(&self, email: &str) -> Vec<String> {
         let Ok(entries) = std::fs::read_dir(&self.mail_dir) else {
             return Vec::new();
         };
@@ -261,10 +260,36 @@ impl TestApp {
             })
             .collect();
         mails.sort();
-        let marker = format!("https://auction.test/{path}?token=");
+        mails.into_iter().map(|(_, text)| text).collect()
+    }
+
+    /// Every notice (a mail about a bid, linking to its item) to `email`
+    /// so far, oldest first.
+    pub fn notices_to(&self, email: &str) -> Vec<String> {
+        let mut mails = self.mails_to(email);
+        mails.retain(|text| text.contains("https://auction.test/items/"));
         mails
+    }
+
+    /// Waits until `n` notices went to `email`, and returns them, oldest first.
+    pub async fn await_notices_to(&self, email: &str, n: usize) -> Vec<String> {
+        for _ in 0..100 {
+            let notices = self.notices_to(email);
+            if notices.len() >= n {
+                return notices;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{n} notices did not reach {email}");
+    }
+
+    /// Every link token mailed to `email` so far, oldest first, for `path`
+    /// (`verify-email` or `reset-password`).
+    pub fn mailed_tokens(&self, email: &str, path: &str) -> Vec<String> {
+        let marker = format!("https://auction.test/{path}?token=");
+        self.mails_to(email)
             .iter()
-            .filter_map(|(_, text)| {
+            .filter_map(|text| {
                 let start = text.find(&marker)? + marker.len();
                 let token: String = text[start..]
                     .chars()
