@@ -108,6 +108,16 @@ impl Currency {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// How many digits of an amount are its minor unit, by ISO 4217 (2 for
+    /// USD, 0 for JPY, 3 for KWD, 4 for CLF); 2 for a code the standard
+    /// does not list or gives none for (as ECMA-402's `CurrencyDigits`).
+    #[must_use]
+    pub fn decimals(&self) -> u32 {
+        iso_currency::Currency::from_code(&self.0.to_ascii_uppercase())
+            .and_then(iso_currency::Currency::exponent)
+            .map_or(2, u32::from)
+    }
 }
 
 impl Default for Currency {
@@ -201,6 +211,21 @@ mod tests {
                 .starts_with("must be a three-letter ISO 4217 currency code"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn a_currency_knows_its_minor_units_digits() {
+        for (code, digits) in [
+            ("usd", 2),
+            ("JPY", 0),
+            ("kwd", 3),
+            ("clf", 4),
+            ("huf", 2),
+            ("xau", 2),
+            ("zzz", 2),
+        ] {
+            assert_eq!(Currency::parse(code).unwrap().decimals(), digits, "{code}");
+        }
     }
 
     #[test]

@@ -120,6 +120,19 @@ pub fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result
     deserializer.deserialize_any(WholeNumber)
 }
 
+/// `deserialize_with` (with `#[serde(default)]`) for a field a PATCH may
+/// leave out but not set to `null`: the field has no "nothing" to set.
+///
+/// # Errors
+/// When the value is `null` or not a `T`.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 /// [`whole_number`] for an optional field (with `#[serde(default)]`).
 ///
 /// # Errors

@@ -37,7 +37,7 @@ use pp_domain::auth::tokens::{LinkMail, OneTimePurpose};
 use pp_domain::live::NotificationData;
 use pp_domain::notifications::NoticeMail;
 use pp_domain::outbox::{ClaimedMail, DeliveryError, MailDelivery, OutboxId, OutgoingMail};
-use pp_domain::{Currency, Email, ItemId};
+use pp_domain::{Currency, Email, ItemId, Money};
 use tracing::Instrument;
 
 /// How long connecting to the SMTP server may take (lettre's timeout).
@@ -412,13 +412,13 @@ struct NoticeHtml<'a> {
 /// A notice's subject and its news, in one sentence or two.
 fn notice_wording(notice: &NoticeMail) -> (String, String) {
     let title = &notice.item_title;
-    let money = |minor: i64| amount(minor, &notice.currency);
+    let money = |money: Money| amount(money, &notice.currency);
     match notice.notice {
         NotificationData::Outbid { current_price, .. } => (
             format!("You were outbid on \u{201c}{title}\u{201d}"),
             format!(
-                "Your bid on \u{201c}{title}\u{201d} no longer leads: the price is now {}.",
-                money(current_price.minor_units())
+                "Your bid on \u{201c}{title}\u{201d} is outbid: the price is now {}.",
+                money(current_price)
             ),
         ),
         NotificationData::Exhausted {
@@ -428,16 +428,16 @@ fn notice_wording(notice: &NoticeMail) -> (String, String) {
         } => (
             format!("Your poisoned bid on \u{201c}{title}\u{201d} ran out"),
             format!(
-                "Your poisoned bid on \u{201c}{title}\u{201d} spent its whole budget of {} and no longer leads: the price is now {}.",
-                money(effective.minor_units()),
-                money(current_price.minor_units())
+                "Your poisoned bid on \u{201c}{title}\u{201d} is outbid, its whole budget of {} spent: the price is now {}.",
+                money(effective),
+                money(current_price)
             ),
         ),
         NotificationData::Won { final_price, .. } => (
             format!("You won \u{201c}{title}\u{201d}"),
             format!(
                 "The auction of \u{201c}{title}\u{201d} closed with your bid leading: you won it for {}.",
-                money(final_price.minor_units())
+                money(final_price)
             ),
         ),
         // Never mailed (`NoticeMail::of`); said plainly should one be.
@@ -445,28 +445,25 @@ fn notice_wording(notice: &NoticeMail) -> (String, String) {
             format!("Your poisoned bid on \u{201c}{title}\u{201d} was raised"),
             format!(
                 "Your poisoned bid on \u{201c}{title}\u{201d} now stands at {}.",
-                money(effective.minor_units())
+                money(effective)
             ),
         ),
         NotificationData::Lost { final_price, .. } => (
             format!("The auction of \u{201c}{title}\u{201d} closed"),
             format!(
                 "The auction of \u{201c}{title}\u{201d} closed with another bid leading, at {}.",
-                money(final_price.minor_units())
+                money(final_price)
             ),
         ),
     }
 }
 
-/// `minor` units of `currency` as people read them: "1,234.50 USD", with
-/// the currency's own number of decimals (none for JPY, three for KWD;
-/// two for a code ISO 4217 does not list, as the web app does).
-fn amount(minor: i64, currency: &Currency) -> String {
-    let code = currency.as_str().to_ascii_uppercase();
-    let decimals = iso_currency::Currency::from_code(&code)
-        .and_then(iso_currency::Currency::exponent)
-        .map_or(2, u32::from);
+/// `money` in `currency` as people read it: "1,234.50 USD", with the
+/// currency's own number of decimals (none for JPY, three for KWD).
+fn amount(money: Money, currency: &Currency) -> String {
+    let decimals = currency.decimals();
     let scale = 10_i64.pow(decimals);
+    let minor = money.minor_units();
     let (major, fraction) = (minor / scale, minor % scale);
     let digits = major.to_string();
     let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
@@ -476,6 +473,7 @@ fn amount(minor: i64, currency: &Currency) -> String {
         }
         grouped.push(digit);
     }
+    let code = currency.as_str().to_ascii_uppercase();
     if decimals == 0 {
         format!("{grouped} {code}")
     } else {
@@ -724,7 +722,7 @@ mod tests {
 
     #[test]
     fn amounts_read_in_major_units_with_the_currencys_decimals() {
-        let of = |minor, code| amount(minor, &Currency::parse(code).unwrap());
+        let of = |minor, code| amount(money(minor), &Currency::parse(code).unwrap());
         assert_eq!(of(123_450, "usd"), "1,234.50 USD");
         assert_eq!(of(5, "eur"), "0.05 EUR");
         assert_eq!(of(1_000_000_000_000, "usd"), "10,000,000,000.00 USD");
@@ -751,7 +749,7 @@ mod tests {
                     minimum_next_bid: 15_500,
                 },
                 "Subject: You were outbid on",
-                "no longer leads: the price is now 150.00 USD.",
+                "is outbid: the price is now 150.00 USD.",
             ),
             (
                 NotificationData::Exhausted {
@@ -761,7 +759,7 @@ mod tests {
                     minimum_next_bid: 15_000,
                 },
                 "Subject: Your poisoned bid on",
-                "spent its whole budget of 140.00 USD and no longer leads: the price is now 145.00 USD.",
+                "is outbid, its whole budget of 140.00 USD spent: the price is now 145.00 USD.",
             ),
             (
                 NotificationData::Won {

@@ -110,13 +110,25 @@ async fn insert_notices<E: From<StoreError>>(
     ids.dedup();
     let mut recipients = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(ROWS_PER_INSERT) {
+        // Only those who may be mailed (the domain checks again).
         for row in users::Entity::find()
             .filter(users::Column::Id.is_in(chunk.iter().copied()))
+            .filter(users::Column::NotifyEmail.eq(true))
+            .filter(users::Column::EmailVerified.eq(true))
+            .filter(users::Column::IsActive.eq(true))
             .all(txn)
             .await?
         {
-            let user = user_from_row(&row).map_err(TxFailure::outcome)?;
-            recipients.insert(user.id, user);
+            // An account that does not read back is not mailed, and
+            // neither fails the bid nor holds up the close.
+            match user_from_row(&row) {
+                Ok(user) => {
+                    recipients.insert(user.id, user);
+                }
+                Err(err) => {
+                    tracing::error!(user_id = %row.id, error = %err, "an account does not read back; its notice is not mailed");
+                }
+            }
         }
     }
     let mut rows = Vec::new();

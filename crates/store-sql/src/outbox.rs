@@ -107,6 +107,11 @@ impl SealedMail {
 /// Every sealed message is padded to a multiple of this length.
 const SEALED_BLOCK: usize = 512;
 
+/// Every sealed notice is padded to this length: more than the longest can
+/// take (a 254-byte address, a name of 100 and a title of 200 characters
+/// of four bytes each, the notice's figures and the JSON around them).
+const NOTICE_SEALED_LEN: usize = 2_048;
+
 /// The row that stores `mail`, due at once, to insert in the transaction
 /// of the change that causes it.
 pub(crate) fn mail_row(
@@ -116,9 +121,16 @@ pub(crate) fn mail_row(
     let mut plain = serde_json::to_vec(&SealedMail::of(&mail.mail))
         .map_err(|err| integrity(format_args!("a mail cannot be encoded: {err}")))?;
     // Padded (JSON allows trailing spaces), so a ciphertext's length tells
-    // little of what it says: not which notice (an `exhausted` one would
-    // tell a bid was poisoned), nor a name's or title's length.
-    plain.resize(plain.len().next_multiple_of(SEALED_BLOCK), b' ');
+    // little of what it says: every notice is one length, so which one it
+    // is (an `exhausted` one would tell a bid was poisoned) stays sealed.
+    let at_least = match mail.mail {
+        OutgoingMail::Notice(_) => NOTICE_SEALED_LEN,
+        OutgoingMail::Link(_) => 0,
+    };
+    plain.resize(
+        plain.len().max(at_least).next_multiple_of(SEALED_BLOCK),
+        b' ',
+    );
     let sealed = sealer
         .seal(&plain, &SealBinding::OutboxMail { id: mail.id })
         .map_err(|err| integrity(format_args!("sealing failed: {err}")))?;
@@ -395,5 +407,67 @@ impl OutboxStore for SqlStore {
             .map_err(store_error)?
             .rows_affected;
         Ok(waiting + revived)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests fail loudly
+
+    use pp_crypto::AesGcmSealer;
+    use pp_domain::live::NotificationData;
+    use pp_domain::{Currency, Email, ItemId, Money};
+    use sea_orm::ActiveValue;
+
+    use super::*;
+
+    fn sealed_len(mail: OutgoingMail) -> usize {
+        let sealer = AesGcmSealer::new(&[7; 32]);
+        let row = mail_row(&sealer, &NewOutboxMail::new(mail, chrono::Utc::now())).unwrap();
+        match row.sealed {
+            ActiveValue::Set(Some(sealed)) => sealed.len(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn notice(name: &str, title: &str, news: NotificationData) -> OutgoingMail {
+        OutgoingMail::Notice(NoticeMail {
+            to: Email::parse("bea@example.com").unwrap(),
+            name: name.into(),
+            item_title: title.into(),
+            currency: Currency::default(),
+            notice: news,
+        })
+    }
+
+    #[test]
+    fn every_notice_seals_to_one_length_whatever_it_says() {
+        let item = ItemId::generate();
+        let money = |minor| Money::new(minor).unwrap();
+        let outbid = NotificationData::Outbid {
+            item,
+            current_price: money(1),
+            minimum_next_bid: 2,
+        };
+        let exhausted = NotificationData::Exhausted {
+            item,
+            effective: Money::MAX,
+            current_price: Money::MAX,
+            minimum_next_bid: 1_000_000_000_000,
+        };
+        let short = sealed_len(notice("B", "T", outbid));
+        // The longest a notice can be: a name of 100 and a title of 200
+        // four-byte characters, quotes escaped.
+        let longest = sealed_len(notice(&"\"".repeat(100), &"🦀".repeat(200), exhausted));
+        assert_eq!(short, longest);
+        // A link mail is padded to blocks only.
+        let link = OutgoingMail::Link(LinkMail {
+            to: Email::parse("bea@example.com").unwrap(),
+            name: "Bea".into(),
+            purpose: OneTimePurpose::VerifyEmail,
+            link: "https://auction.example/verify-email?token=x".into(),
+            expires_at: chrono::Utc::now(),
+        });
+        assert!(sealed_len(link) < short);
     }
 }

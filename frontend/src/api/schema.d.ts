@@ -751,6 +751,13 @@ export interface components {
             /** @description Three-letter code, lower case. */
             currency: string;
             /**
+             * Format: int32
+             * @description How many digits of an amount in minor units are decimals, by ISO
+             *     4217 (2 for `usd`, 0 for `jpy`; 2 for a code it does not list):
+             *     1250 minor units of `usd` read 12.50.
+             */
+            currency_decimals: number;
+            /**
              * Format: int64
              * @description `null` until the first bid.
              */
@@ -1087,9 +1094,9 @@ export interface components {
          */
         UpdateMeRequest: {
             /** @description 1 to 100 characters. */
-            display_name?: string | null;
+            display_name?: string;
             /** @description `false` stops e-mail notices (outbid, exhausted, won). */
-            notify_email?: boolean | null;
+            notify_email?: boolean;
         };
         /** @description An account as the API shows it. */
         UserBody: {

@@ -50,6 +50,10 @@ pub struct ItemBody {
     description: String,
     /// Three-letter code, lower case.
     currency: String,
+    /// How many digits of an amount in minor units are decimals, by ISO
+    /// 4217 (2 for `usd`, 0 for `jpy`; 2 for a code it does not list):
+    /// 1250 minor units of `usd` read 12.50.
+    currency_decimals: u32,
     /// Minor units: the lowest acceptable first bid.
     base_price: i64,
     /// Minor units: the smallest raise over the current price.
@@ -89,6 +93,7 @@ impl From<&ListedItem> for ItemBody {
             title: item.title.as_str().to_owned(),
             description: item.description.as_str().to_owned(),
             currency: item.currency.as_str().to_owned(),
+            currency_decimals: item.currency.decimals(),
             base_price: item.base_price.minor_units(),
             min_increment: item.min_increment.minor_units(),
             current_price: listed.standing.current_price.map(Money::minor_units),

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::errors::user_not_found;
-use crate::extract::{Admin, Authenticated, Context, Json, PageParams, PageQuery};
+use crate::extract::{Admin, Authenticated, Context, Json, PageParams, PageQuery, present};
 use crate::middleware::{require_admin, require_user};
 use crate::problem::{ApiError, ProblemBody};
 use crate::state::AppState;
@@ -93,8 +93,12 @@ pub struct UserPage {
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
     /// 1 to 100 characters.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     display_name: Option<String>,
     /// `false` stops e-mail notices (outbid, exhausted, won).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     notify_email: Option<bool>,
 }
 

@@ -387,12 +387,13 @@ async fn my_profile_changes_only_its_display_name_and_notices() {
         "validation_failed",
     )
     .await;
-    problem(
-        patch(json!({"notify_email": "no"})).await,
-        422,
-        "validation_failed",
-    )
-    .await;
+    for bad in [
+        json!({"notify_email": "no"}),
+        json!({"notify_email": null}),
+        json!({"display_name": null}),
+    ] {
+        problem(patch(bad).await, 422, "validation_failed").await;
+    }
     assert_eq!(me["notify_email"], true, "notices are on for a new account");
     // Each field alone leaves the other as it was.
     let quiet: Value = patch(json!({"notify_email": false}))
@@ -407,6 +408,19 @@ async fn my_profile_changes_only_its_display_name_and_notices() {
         ),
         (Some(false), Some("Gus Grey"))
     );
+    let both: Value = patch(json!({"display_name": "Gus", "notify_email": true}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            both["notify_email"].as_bool(),
+            both["display_name"].as_str()
+        ),
+        (Some(true), Some("Gus"))
+    );
+    patch(json!({"display_name": "Gus Grey", "notify_email": false})).await;
     let unchanged = patch(json!({})).await;
     assert_eq!(unchanged.status(), StatusCode::OK);
     let unchanged: Value = unchanged.json().await.unwrap();

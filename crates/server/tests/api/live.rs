@@ -427,7 +427,7 @@ async fn an_offline_bidder_finds_what_happened_in_their_notifications_and_marks_
     // The first time, she is mailed a notice with a link to the item.
     let notice = app.await_notices_to("ann@example.com", 1).await.remove(0);
     assert!(
-        notice.contains("no longer leads: the price is now 4.00 USD."),
+        notice.contains("is outbid: the price is now 4.00 USD."),
         "{notice}"
     );
     assert!(
