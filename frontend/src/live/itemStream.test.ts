@@ -9,6 +9,7 @@ const item: Item = {
   title: 'Lamp',
   description: '',
   currency: 'usd',
+  currency_decimals: 2,
   base_price: 100,
   min_increment: 5,
   current_price: null,

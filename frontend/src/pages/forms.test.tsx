@@ -141,6 +141,7 @@ describe('the bid form', () => {
     title: 'Lamp',
     description: '',
     currency: 'usd',
+    currency_decimals: 2,
     base_price: 10_000,
     min_increment: 500,
     current_price: 12_000,

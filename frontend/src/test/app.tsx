@@ -29,6 +29,7 @@ export function anItem(over: Partial<Item> = {}): Item {
     title: 'Lamp',
     description: 'A brass desk lamp',
     currency: 'usd',
+    currency_decimals: 2,
     base_price: 10_000,
     min_increment: 500,
     current_price: 12_000,
