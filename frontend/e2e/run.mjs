@@ -275,6 +275,102 @@ test('two bidders: a poisoned bid defends itself live, then the auction closes f
   await bob.close();
 });
 
+/** Bids a plain `amount` (major units) on `item` from `page`, and waits until it leads. */
+async function bidPlain(page, item, amount) {
+  await page.goto(`${base}/items/${item}`);
+  await page.getByTestId('current-price').waitFor();
+  await page.getByLabel('Amount (USD)').fill(amount);
+  await page.getByRole('button', { name: 'Place bid' }).click();
+  await page.getByTestId('bid-state').filter({ hasText: 'Leading' }).waitFor();
+}
+
+test('an outbid bidder finds the notice in the header menu, and marks it read', async () => {
+  const eve = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const fay = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const evePage = await registerAndVerify(eve, 'eve@example.com');
+  const fayPage = await registerAndVerify(fay, 'fay@example.com');
+  const item = await listItem(600, 'A pewter jug');
+  const nav = evePage.getByRole('navigation', { name: 'Main' });
+
+  await bidPlain(evePage, item, '100.00');
+  await nav.getByRole('button', { name: 'Notifications', exact: true }).waitFor();
+  // Fay bids higher; Eve's header counts it live, from the socket's push.
+  await bidPlain(fayPage, item, '150.00');
+  const menu = nav.getByRole('button', { name: 'Notifications, 1 unread' });
+  await menu.waitFor();
+  assert.equal((await menu.locator('.badge').textContent()).trim(), '1');
+
+  await menu.click();
+  const panel = evePage.getByRole('region', { name: 'Your notifications' });
+  const entry = panel.getByRole('listitem');
+  await entry.waitFor();
+  assert.equal(await entry.count(), 1);
+  assert.match(await entry.textContent(), /^NewA pewter jugYou were outbid: the price is now \$\d+\.\d\d\./);
+  assert.equal(await entry.getByRole('link', { name: 'A pewter jug' }).getAttribute('href'), `/items/${item}`);
+  assert.equal(await entry.evaluate((li) => li.classList.contains('unread')), true);
+  await accessible(evePage, 'notifications menu');
+  await evePage.screenshot({ path: join(screenshots, 'notifications-menu.png') });
+
+  await panel.getByRole('button', { name: 'Mark all as read' }).click();
+  await nav.getByRole('button', { name: 'Notifications', exact: true }).waitFor();
+  assert.equal(await menu.locator('.badge').count(), 0);
+  assert.equal(await panel.getByText('New', { exact: true }).count(), 0);
+
+  // Read on the server too: after a reload the list is back, still read.
+  await evePage.reload();
+  const again = nav.getByRole('button', { name: /^Notifications/ });
+  await again.click();
+  await panel.getByRole('link', { name: 'A pewter jug' }).waitFor();
+  assert.equal(await again.getAttribute('aria-label'), 'Notifications');
+  assert.equal(await panel.locator('.unread').count(), 0);
+  // Following the entry leads to the auction, and the menu closes.
+  await panel.getByRole('link', { name: 'A pewter jug' }).click();
+  await evePage.getByRole('heading', { level: 1, name: 'A pewter jug' }).waitFor();
+  assert.equal(await panel.isVisible(), false);
+
+  // The leader has nothing to hear yet; on a phone the panel spans the screen.
+  await fayPage.getByRole('button', { name: 'Notifications', exact: true }).click();
+  const fayPanel = fayPage.getByRole('region', { name: 'Your notifications' });
+  await fayPanel.getByText(/^Nothing yet/).waitFor();
+  const box = await fayPanel.boundingBox();
+  assert.ok(box.x >= 0 && box.x + box.width <= 390, `the panel on a phone: ${JSON.stringify(box)}`);
+  await accessible(fayPage, 'notifications menu on a phone');
+  await fayPage.screenshot({ path: join(screenshots, 'notifications-menu-phone.png') });
+  await eve.close();
+  await fay.close();
+});
+
+test('the account page: a new display name in the header, e-mail notices off for good', async () => {
+  const context = await browser.newContext();
+  const page = await registerAndVerify(context, 'gil@example.com');
+  // Without a display name at registration, the address's local part is one.
+  await page.getByRole('link', { name: 'gil, your account' }).click();
+  await page.getByRole('heading', { name: 'Your account' }).waitFor();
+  await page.getByText('gil@example.com').waitFor();
+  await accessible(page, 'account');
+
+  await page.getByLabel('Display name').fill('Gil Example');
+  await page.getByRole('button', { name: 'Save name' }).click();
+  await page.getByText('Your display name is saved.').waitFor();
+  const header = page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Gil Example, your account' });
+  await header.waitFor();
+  assert.equal((await header.textContent()).trim(), 'Gil Example');
+
+  const notices = page.getByRole('switch', { name: 'E-mail me when I am outbid, my poisoned bid runs out, or I win' });
+  assert.equal(await notices.isChecked(), true, 'e-mail notices are on by default');
+  await notices.click();
+  await page.getByText('You will not be e-mailed notices.').waitFor();
+  assert.equal(await notices.isChecked(), false);
+  await accessible(page, 'account, saved');
+
+  await page.reload();
+  await page.getByRole('heading', { name: 'Your account' }).waitFor();
+  assert.equal(await notices.isChecked(), false, 'still off after a reload');
+  await header.waitFor();
+  assert.equal(await page.getByLabel('Display name').inputValue(), 'Gil Example');
+  await context.close();
+});
+
 test('the access token expires and is refreshed silently; logout ends the session', async () => {
   const context = await browser.newContext();
   const page = await registerAndVerify(context, 'cat@example.com');
@@ -284,7 +380,8 @@ test('the access token expires and is refreshed silently; logout ends the sessio
   await accessible(page, 'my bids');
   await page.reload();
   await page.getByRole('link', { name: 'My bids' }).waitFor(); // the cookie restored the session
-  await page.getByRole('link', { name: 'Password' }).click();
+  await page.getByRole('link', { name: 'cat, your account' }).click();
+  await page.getByRole('link', { name: 'Change your password' }).click();
   await page.getByRole('heading', { name: 'Change your password' }).waitFor();
   await accessible(page, 'change password');
   await page.getByRole('button', { name: /Log out/ }).click();
@@ -322,7 +419,8 @@ test('the other pages have no serious accessibility problems', async () => {
   await admin.getByLabel('E-mail').fill('admin@example.com');
   await admin.getByLabel('Password').fill(PASSWORD);
   await admin.getByRole('button', { name: 'Log in' }).click();
-  await admin.getByRole('link', { name: 'Admin' }).click();
+  // Exactly: the header's link on the admin's own name ("admin, your account") holds it too.
+  await admin.getByRole('link', { name: 'Admin', exact: true }).click();
   await admin.getByRole('heading', { name: 'List an item' }).waitFor();
   await accessible(admin, 'admin');
   await admin.getByLabel('Title').fill('A walnut chair');

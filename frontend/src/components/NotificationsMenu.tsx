@@ -121,31 +121,37 @@ export function NotificationsMenu({ userId }: { userId: string }) {
           </span>
         )}
       </button>
+      {/* Always there for aria-controls to name; filled only while open, so
+          the list's text is not in the page twice (the toasts say it too). */}
       <section id={panelId} className="menu-panel" aria-labelledby={titleId} hidden={!open}>
-        <div className="menu-head">
-          <h2 id={titleId}>Your notifications</h2>
-          {unread && newest && (
-            <button type="button" className="secondary" disabled={markAllRead.isPending} onClick={() => markAllRead.mutate(newest.id)}>
-              Mark all as read
-            </button>
-          )}
-        </div>
-        <ProblemAlert error={query.error ?? markAllRead.error} />
-        {query.isPending ? (
-          <p>Loading…</p>
-        ) : notifications.length === 0 ? (
-          !query.isError && <p className="hint">Nothing yet. You hear here when you are outbid, your poison raises or runs out, and an auction you bid on closes.</p>
-        ) : (
-          <ul className="notification-list">
-            {notifications.map((notification) => (
-              <Entry key={notification.id} notification={notification} onFollow={() => setOpen(false)} />
-            ))}
-          </ul>
-        )}
-        {query.hasNextPage && (
-          <button type="button" className="secondary" onClick={() => void query.fetchNextPage()} disabled={query.isFetchingNextPage}>
-            Load more
-          </button>
+        {open && (
+          <>
+            <div className="menu-head">
+              <h2 id={titleId}>Your notifications</h2>
+              {unread && newest && (
+                <button type="button" className="secondary" disabled={markAllRead.isPending} onClick={() => markAllRead.mutate(newest.id)}>
+                  Mark all as read
+                </button>
+              )}
+            </div>
+            <ProblemAlert error={query.error ?? markAllRead.error} />
+            {query.isPending ? (
+              <p>Loading…</p>
+            ) : notifications.length === 0 ? (
+              !query.isError && <p className="hint">Nothing yet. You hear here when you are outbid, your poison raises or runs out, and an auction you bid on closes.</p>
+            ) : (
+              <ul className="notification-list">
+                {notifications.map((notification) => (
+                  <Entry key={notification.id} notification={notification} onFollow={() => setOpen(false)} />
+                ))}
+              </ul>
+            )}
+            {query.hasNextPage && (
+              <button type="button" className="secondary" onClick={() => void query.fetchNextPage()} disabled={query.isFetchingNextPage}>
+                Load more
+              </button>
+            )}
+          </>
         )}
       </section>
     </div>
