@@ -120,7 +120,16 @@ async fn marking_read_reaches_back_to_older_ones_only_and_read_ones_are_purged_w
             .unwrap(),
         "another's notification is no one's to mark"
     );
-    // Read and past retention: gone; unread: kept however old.
+    // Marking again up to the newest reads it too; the others keep the
+    // time they were first read, which retention counts from.
+    let later = now + Duration::seconds(10);
+    assert!(
+        h.store
+            .mark_notifications_read(ann.id, anns[0].id, later)
+            .await
+            .unwrap()
+    );
+    // Read and past retention: gone; unread (or read later): kept.
     let cutoff = now + Duration::seconds(1);
     assert_eq!(
         h.store
@@ -132,6 +141,53 @@ async fn marking_read_reaches_back_to_older_ones_only_and_read_ones_are_purged_w
     assert_eq!(
         h.store.notifications(ann.id, None, 10).await.unwrap().len(),
         1
+    );
+}
+
+async fn auto_raises_are_told_and_notifications_of_one_instant_page_without_loss(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let [ann, bob, cat] = <[_; 3]>::try_from(h.bidders(3).await).unwrap();
+    // Ann's poison defends two items at one instant: two auto-raises with
+    // one time, and each challenger outbid at once.
+    for challenger in [&bob, &cat] {
+        let item = h.item(1_000, 100).await;
+        h.auctions
+            .place_bid(&ann, item.item.id, poisoned(1_100, 5_000, 100))
+            .await
+            .unwrap();
+        h.auctions
+            .place_bid(challenger, item.item.id, plain(1_500))
+            .await
+            .unwrap();
+    }
+    let anns = h.store.notifications(ann.id, None, 10).await.unwrap();
+    assert_eq!(anns.len(), 2);
+    for stored in &anns {
+        assert!(
+            matches!(
+                stored.notification.data,
+                NotificationData::AutoRaised { effective, remaining_budget: 3_400, .. }
+                    if effective.minor_units() == 1_600
+            ),
+            "{stored:?}"
+        );
+    }
+    assert_eq!(anns[0].notification.at, anns[1].notification.at);
+    let first = h.store.notifications(ann.id, None, 1).await.unwrap();
+    let cursor = pp_domain::notifications::NotificationCursor {
+        at: first[0].notification.at,
+        id: first[0].id,
+    };
+    let second = h
+        .store
+        .notifications(ann.id, Some(cursor), 1)
+        .await
+        .unwrap();
+    assert_eq!([first[0].clone(), second[0].clone()], anns.as_slice());
+    let bobs = h.store.notifications(bob.id, None, 10).await.unwrap();
+    assert!(
+        matches!(bobs[..], [ref only] if matches!(only.notification.data, NotificationData::Outbid { .. })),
+        "{bobs:?}"
     );
 }
 
@@ -210,6 +266,7 @@ async fn notices_are_mailed_with_their_cause_unless_turned_off(backend: Backend)
 
 on_both_backends!(
     notices_are_mailed_with_their_cause_unless_turned_off,
+    auto_raises_are_told_and_notifications_of_one_instant_page_without_loss,
     a_bid_stores_who_it_tells_sealed_and_a_close_stores_won_and_lost,
     marking_read_reaches_back_to_older_ones_only_and_read_ones_are_purged_when_old,
 );
