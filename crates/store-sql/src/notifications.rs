@@ -14,8 +14,8 @@ use pp_domain::ports::{SealBinding, Sealer, StoreError};
 use pp_domain::{Item, Timestamp, UserId};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
@@ -90,6 +90,39 @@ pub(crate) async fn insert_notifications<E: From<StoreError>>(
     insert_notices(txn, sealer, told).await
 }
 
+/// The accounts of `ids` that may be mailed a notice (the domain checks
+/// again): on the bid path, so on PostgreSQL one statement of fixed text
+/// (an array, not an IN list), prepared once per connection.
+async fn mailable_users(
+    txn: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<Vec<users::Model>, sea_orm::DbErr> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        return users::Entity::find()
+            .from_raw_sql(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                r#"SELECT * FROM "users" WHERE "id" = ANY($1)
+                   AND "notify_email" AND "email_verified" AND "is_active""#,
+                [ids.to_vec().into()],
+            ))
+            .all(txn)
+            .await;
+    }
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(ROWS_PER_INSERT) {
+        rows.extend(
+            users::Entity::find()
+                .filter(users::Column::Id.is_in(chunk.iter().copied()))
+                .filter(users::Column::NotifyEmail.eq(true))
+                .filter(users::Column::EmailVerified.eq(true))
+                .filter(users::Column::IsActive.eq(true))
+                .all(txn)
+                .await?,
+        );
+    }
+    Ok(rows)
+}
+
 /// The outbox rows of the notices `told` mails: its recipients are read in
 /// the same transaction, so a notice follows the account as it is then
 /// (notices turned off a moment ago are not sent).
@@ -109,25 +142,15 @@ async fn insert_notices<E: From<StoreError>>(
     ids.sort_unstable();
     ids.dedup();
     let mut recipients = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(ROWS_PER_INSERT) {
-        // Only those who may be mailed (the domain checks again).
-        for row in users::Entity::find()
-            .filter(users::Column::Id.is_in(chunk.iter().copied()))
-            .filter(users::Column::NotifyEmail.eq(true))
-            .filter(users::Column::EmailVerified.eq(true))
-            .filter(users::Column::IsActive.eq(true))
-            .all(txn)
-            .await?
-        {
-            // An account that does not read back is not mailed, and
-            // neither fails the bid nor holds up the close.
-            match user_from_row(&row) {
-                Ok(user) => {
-                    recipients.insert(user.id, user);
-                }
-                Err(err) => {
-                    tracing::error!(user_id = %row.id, error = %err, "an account does not read back; its notice is not mailed");
-                }
+    for row in mailable_users(txn, &ids).await? {
+        // An account that does not read back is not mailed, and neither
+        // fails the bid nor holds up the close.
+        match user_from_row(&row) {
+            Ok(user) => {
+                recipients.insert(user.id, user);
+            }
+            Err(err) => {
+                tracing::error!(user_id = %row.id, error = %err, "an account does not read back; its notice is not mailed");
             }
         }
     }
