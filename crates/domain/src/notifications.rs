@@ -20,6 +20,8 @@ pub struct StoredNotification {
     pub id: Uuid,
     /// The title of the item it is about, as it was then.
     pub item_title: String,
+    /// The item's currency, which its amounts are in.
+    pub currency: Currency,
     /// What it says.
     pub notification: Notification,
     /// Whether its user marked it (or a newer one) read.

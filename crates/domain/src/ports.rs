@@ -552,6 +552,12 @@ pub trait AuctionStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<StoredNotification>, StoreError>;
 
+    /// How many of `user`'s notifications are unread.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn unread_notifications(&self, user: UserId) -> Result<u64, StoreError>;
+
     /// Marks `user`'s notification `up_to` and every older one of theirs
     /// read at `now`; `false` when `user` has no notification `up_to`.
     ///

@@ -447,6 +447,14 @@ impl AuctionService {
         }))
     }
 
+    /// How many of `user`'s notifications are unread.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn unread_notifications(&self, user: UserId) -> Result<u64, StoreError> {
+        self.auctions.unread_notifications(user).await
+    }
+
     /// Marks `user`'s notification `up_to` and every older one read;
     /// `false` when they have no such notification.
     ///
@@ -707,6 +715,7 @@ mod tests {
         let stored = |n: i64| crate::notifications::StoredNotification {
             id: uuid::Uuid::now_v7(),
             item_title: "Lamp".into(),
+            currency: crate::Currency::default(),
             notification: Notification {
                 user,
                 data: NotificationData::Won {
@@ -729,7 +738,12 @@ mod tests {
             .expect_mark_notifications_read()
             .withf(move |who, id, now| *who == user && *id == up_to && *now == t0())
             .return_once(|_, _, _| Ok(true));
+        store
+            .expect_unread_notifications()
+            .withf(move |who| *who == user)
+            .return_once(|_| Ok(3));
         let (svc, _) = service(store, t0(), AuctionPolicy::default());
+        assert_eq!(run(svc.unread_notifications(user)).unwrap(), 3);
         let page = run(svc.notifications(user, None, 2)).unwrap();
         assert_eq!(page.items, rows[..2]);
         assert_eq!(

@@ -559,6 +559,10 @@ impl AuctionStore for SqlStore {
         self.user_notifications(user, after, limit).await
     }
 
+    async fn unread_notifications(&self, user: UserId) -> Result<u64, StoreError> {
+        self.count_unread(user).await
+    }
+
     async fn mark_notifications_read(
         &self,
         user: UserId,

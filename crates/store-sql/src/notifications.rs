@@ -11,17 +11,17 @@ use pp_domain::live::{Notification, NotificationData};
 use pp_domain::notifications::{NoticeMail, NotificationCursor, StoredNotification};
 use pp_domain::outbox::{NewOutboxMail, OutgoingMail};
 use pp_domain::ports::{SealBinding, Sealer, StoreError};
-use pp_domain::{Item, Timestamp, UserId};
+use pp_domain::{Currency, Item, Timestamp, UserId};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
 use crate::SqlStore;
 use crate::auction::db_time;
-use crate::entities::{notifications, outbox, users};
+use crate::entities::{items, notifications, outbox, users};
 use crate::errors::{integrity, store_error};
 use crate::outbox::mail_row;
 use crate::users::user_from_row;
@@ -179,6 +179,7 @@ impl SqlStore {
     fn open_notification(
         &self,
         row: notifications::Model,
+        currency: Currency,
     ) -> Result<StoredNotification, StoreError> {
         let user = UserId::from_uuid(row.user_id);
         let plain = self
@@ -200,6 +201,7 @@ impl SqlStore {
         Ok(StoredNotification {
             id: row.id,
             item_title: row.item_title,
+            currency,
             notification: Notification {
                 user,
                 data,
@@ -230,13 +232,43 @@ impl SqlStore {
                 ),
             );
         }
-        query
-            .all(self.database().connection())
+        let connection = self.database().connection();
+        let rows = query.all(connection).await.map_err(store_error)?;
+        // Their items' currencies (a page names at most `limit` items).
+        let mut item_ids: Vec<Uuid> = rows.iter().map(|row| row.item_id).collect();
+        item_ids.sort_unstable();
+        item_ids.dedup();
+        let currencies: HashMap<Uuid, String> = items::Entity::find()
+            .select_only()
+            .column(items::Column::Id)
+            .column(items::Column::Currency)
+            .filter(items::Column::Id.is_in(item_ids))
+            .into_tuple::<(Uuid, String)>()
+            .all(connection)
             .await
             .map_err(store_error)?
             .into_iter()
-            .map(|row| self.open_notification(row))
+            .collect();
+        rows.into_iter()
+            .map(|row| {
+                let currency = currencies
+                    .get(&row.item_id)
+                    .and_then(|code| Currency::parse(code).ok())
+                    .ok_or_else(|| {
+                        integrity(format_args!("notification {}: its item's currency", row.id))
+                    })?;
+                self.open_notification(row, currency)
+            })
             .collect()
+    }
+
+    pub(crate) async fn count_unread(&self, user: UserId) -> Result<u64, StoreError> {
+        notifications::Entity::find()
+            .filter(notifications::Column::UserId.eq(user.as_uuid()))
+            .filter(notifications::Column::ReadAt.is_null())
+            .count(self.database().connection())
+            .await
+            .map_err(store_error)
     }
 
     pub(crate) async fn mark_read(

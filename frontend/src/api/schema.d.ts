@@ -818,6 +818,14 @@ export interface components {
         };
         /** @description A notification's figures: the item, and those its `type` names. */
         NotificationFields: {
+            /** @description The item's currency, lower case (in the stored list). */
+            currency?: string;
+            /**
+             * Format: int32
+             * @description How many digits of its amounts are decimals, as an item's
+             *     `currency_decimals` (in the stored list).
+             */
+            currency_decimals?: number;
             /** Format: int64 */
             current_price?: number;
             /** Format: int64 */
@@ -849,6 +857,11 @@ export interface components {
             items: components["schemas"]["StoredNotificationBody"][];
             /** @description Pass as `cursor` for the next page; `null` on the last. */
             next_cursor: string | null;
+            /**
+             * Format: int64
+             * @description How many of all your notifications are unread.
+             */
+            unread: number;
         };
         /** @description Your own bid and where it stands. */
         OwnBidBody: {
@@ -1039,7 +1052,7 @@ export interface components {
              * @description When it happened.
              */
             at: string;
-            /** @description The item (its id and title) and the figures the type names. */
+            /** @description The item (its id, title and currency) and the figures the type names. */
             data: components["schemas"]["NotificationFields"];
             /**
              * Format: uuid

@@ -449,6 +449,15 @@ pub struct NotificationFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub(crate) item_title: Option<String>,
+    /// The item's currency, lower case (in the stored list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub(crate) currency: Option<String>,
+    /// How many digits of its amounts are decimals, as an item's
+    /// `currency_decimals` (in the stored list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub(crate) currency_decimals: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     current_price: Option<i64>,
@@ -471,6 +480,8 @@ impl From<&Notification> for NotificationBody {
         let mut data = NotificationFields {
             item_id: notification.data.item().as_uuid(),
             item_title: None,
+            currency: None,
+            currency_decimals: None,
             current_price: None,
             minimum_next_bid: None,
             effective: None,

@@ -22,7 +22,7 @@ pub struct StoredNotificationBody {
     /// What happened.
     #[serde(rename = "type")]
     kind: NotificationKind,
-    /// The item (its id and title) and the figures the type names.
+    /// The item (its id, title and currency) and the figures the type names.
     data: NotificationFields,
     /// When it happened.
     at: DateTime<Utc>,
@@ -34,6 +34,8 @@ impl From<&StoredNotification> for StoredNotificationBody {
     fn from(stored: &StoredNotification) -> Self {
         let NotificationBody { kind, mut data, at } = NotificationBody::from(&stored.notification);
         data.item_title = Some(stored.item_title.clone());
+        data.currency = Some(stored.currency.as_str().to_owned());
+        data.currency_decimals = Some(stored.currency.decimals());
         StoredNotificationBody {
             id: stored.id,
             kind,
@@ -54,6 +56,8 @@ pub struct NotificationPage {
     next_cursor: Option<String>,
     /// Whether there is a next page.
     has_more: bool,
+    /// How many of all your notifications are unread.
+    unread: u64,
 }
 
 /// `POST /me/notifications/read`.
@@ -88,7 +92,9 @@ pub async fn my_notifications(
         .auctions
         .notifications(user, after, page.limit)
         .await?;
+    let unread = state.auctions.unread_notifications(user).await?;
     Ok(HttpResponse::Ok().json(NotificationPage {
+        unread,
         items: found
             .items
             .iter()

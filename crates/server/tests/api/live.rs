@@ -474,6 +474,9 @@ async fn an_offline_bidder_finds_what_happened_in_their_notifications_and_marks_
     assert_eq!(newest["data"]["item_id"], other.as_str());
     assert_eq!(newest["data"]["item_title"], "A painted lamp");
     assert_eq!(newest["data"]["current_price"], 300);
+    assert_eq!(newest["data"]["currency"], "usd");
+    assert_eq!(newest["data"]["currency_decimals"], 2);
+    assert_eq!(anns["unread"], 2);
     assert_eq!(items[1]["data"]["item_id"], item.as_str());
     let bobs = list(bob.access.clone(), "").await;
     assert_eq!(bobs["items"].as_array().unwrap().len(), 1, "{bobs}");
@@ -492,6 +495,7 @@ async fn an_offline_bidder_finds_what_happened_in_their_notifications_and_marks_
         .await;
     assert_eq!(marked.status(), StatusCode::NO_CONTENT);
     let after = list(ann.access.clone(), "").await;
+    assert_eq!(after["unread"], 1);
     assert_eq!(after["items"][0]["read"], false);
     assert_eq!(after["items"][1]["read"], true);
     // Someone else's, or nobody's: 404.

@@ -82,6 +82,8 @@ async fn marking_read_reaches_back_to_older_ones_only_and_read_ones_are_purged_w
     }
     let anns = h.store.notifications(ann.id, None, 10).await.unwrap();
     assert_eq!(anns.len(), 3);
+    assert!(anns.iter().all(|stored| stored.currency.as_str() == "usd"));
+    assert_eq!(h.store.unread_notifications(ann.id).await.unwrap(), 3);
     let page = h.store.notifications(ann.id, None, 2).await.unwrap();
     let rest = h
         .store
@@ -113,6 +115,8 @@ async fn marking_read_reaches_back_to_older_ones_only_and_read_ones_are_purged_w
         .map(|stored| stored.read)
         .collect();
     assert_eq!(read, [false, true, true]);
+    assert_eq!(h.store.unread_notifications(ann.id).await.unwrap(), 1);
+    assert_eq!(h.store.unread_notifications(bob.id).await.unwrap(), 0);
     assert!(
         !h.store
             .mark_notifications_read(bob.id, anns[0].id, now)
