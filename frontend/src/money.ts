@@ -1,27 +1,57 @@
 // Money in the app: integers of minor units, as the API has them. People
 // type and read major units ("12.50"), in the item's currency.
+//
+// How many decimals a currency has is the server's word (ISO 4217's minor
+// unit: every item carries it as `currency_decimals`), not the browser's:
+// Intl's tables (CLDR) differ for about twenty currencies (HUF, IDR, …), and
+// reading 12345 minor units of huf as 12,345 would put the page 100× off
+// the server and its mails. Intl only draws the symbol and the grouping.
 
-/** Digits after the decimal point of `currency` (2 for usd, 0 for jpy). */
-export function fractionDigits(currency: string): number {
+/** A currency as the server describes an item's: its code and its decimals. */
+export interface Currency {
+  /** Three letters, any case. */
+  code: string;
+  /** Digits after the decimal point of an amount in minor units (2 for usd, 0 for jpy). */
+  decimals: number;
+}
+
+/** The currency of an item (or anything carrying the server's two fields). */
+export function currencyOf(item: { currency: string; currency_decimals: number }): Currency {
+  return { code: item.currency, decimals: item.currency_decimals };
+}
+
+/**
+ * The browser's guess at the decimals of `code` (Intl's, 2 for a code it does
+ * not know). Only for where no server figure exists yet, such as a currency
+ * an admin is typing: it may differ from the server's (HUF).
+ */
+export function intlFractionDigits(code: string): number {
   try {
-    return new Intl.NumberFormat('en', { style: 'currency', currency: currency.toUpperCase() })
+    return new Intl.NumberFormat('en', { style: 'currency', currency: code.toUpperCase() })
       .resolvedOptions().maximumFractionDigits ?? 2;
   } catch {
     return 2;
   }
 }
 
-/** `minor` units of `currency`, formatted for people. */
-export function formatMoney(minor: number, currency: string): string {
-  const digits = fractionDigits(currency);
-  const major = minor / 10 ** digits;
+/** `code` with the browser's guess at its decimals: see `intlFractionDigits`. */
+export function guessCurrency(code: string): Currency {
+  return { code, decimals: intlFractionDigits(code) };
+}
+
+/** `minor` units of `currency`, formatted for people with the currency's own decimals. */
+export function formatMoney(minor: number, currency: Currency): string {
+  const { decimals } = currency;
+  const major = minor / 10 ** decimals;
   try {
     return new Intl.NumberFormat('en', {
       style: 'currency',
-      currency: currency.toUpperCase(),
+      currency: currency.code.toUpperCase(),
+      minimumFractionDigits: decimals,
+      maximumFractionDigits: decimals,
     }).format(major);
   } catch {
-    return `${major.toFixed(digits)} ${currency.toUpperCase()}`;
+    return `${major.toFixed(decimals)} ${currency.code.toUpperCase()}`;
   }
 }
 
@@ -29,24 +59,23 @@ export function formatMoney(minor: number, currency: string): string {
 export const MAX_MINOR = 1_000_000_000_000;
 
 /**
- * Parses what a person typed ("12", "12.5", "12.50") into minor units of
- * `currency`; `null` when it is not an amount (too many decimals, signs,
- * letters). Never rounds: "1.005" in usd is refused, not guessed.
+ * Parses what a person typed ("12", "12.5", "12.50") into minor units of a
+ * currency with `decimals` decimals; `null` when it is not an amount (too
+ * many decimals, signs, letters). Never rounds: "1.005" in usd is refused,
+ * not guessed.
  */
-export function parseMoney(text: string, currency: string): number | null {
-  const digits = fractionDigits(currency);
+export function parseMoney(text: string, decimals: number): number | null {
   const trimmed = text.trim().replace(/,/g, '');
-  const pattern = digits > 0 ? new RegExp(`^(\\d+)(?:\\.(\\d{1,${digits}}))?$`) : /^(\d+)$/;
+  const pattern = decimals > 0 ? new RegExp(`^(\\d+)(?:\\.(\\d{1,${decimals}}))?$`) : /^(\d+)$/;
   const match = pattern.exec(trimmed);
   if (!match) return null;
   const whole = match[1] ?? '0';
-  const fraction = (match[2] ?? '').padEnd(digits, '0');
+  const fraction = (match[2] ?? '').padEnd(decimals, '0');
   const minor = Number(whole + fraction);
   return Number.isSafeInteger(minor) ? minor : null;
 }
 
-/** Minor units back to what a person would type. */
-export function toMajorText(minor: number, currency: string): string {
-  const digits = fractionDigits(currency);
-  return (minor / 10 ** digits).toFixed(digits);
+/** Minor units back to what a person would type, with `decimals` decimals. */
+export function toMajorText(minor: number, decimals: number): string {
+  return (minor / 10 ** decimals).toFixed(decimals);
 }

@@ -61,7 +61,7 @@ describe('the other account forms', () => {
 });
 
 describe('the bid form', () => {
-  const item = { currency: 'usd', minimum_next_bid: 12_500, min_increment: 500 };
+  const item = { currency_decimals: 2, minimum_next_bid: 12_500, min_increment: 500 };
   const schema = bidSchema(item);
 
   it('sends a plain bid in minor units', () => {
@@ -91,6 +91,28 @@ describe('the bid form', () => {
       budget: 'Enter a budget like 12.50',
     });
   });
+
+  it("reads amounts with the server's decimals, not the browser's (huf: 2, where Intl says 0)", () => {
+    const forint = bidSchema({ currency_decimals: 2, minimum_next_bid: 10_000, min_increment: 100 });
+    expect(forint.parse({ amount: '123.45', poisoned: false, budget: '', step: '' })).toEqual({ amount: 12_345, poison: null });
+    expect(forint.parse({ amount: '150', poisoned: true, budget: '200.5', step: '1' })).toEqual({
+      amount: 15_000,
+      poison: { budget: 20_050, step: 100 },
+    });
+  });
+
+  it('asks for whole numbers without decimals, and shows as many as a currency has', () => {
+    const yen = bidSchema({ currency_decimals: 0, minimum_next_bid: 700, min_increment: 10 });
+    expect(yen.parse({ amount: '700', poisoned: false, budget: '', step: '' })).toEqual({ amount: 700, poison: null });
+    expect(messages(yen.safeParse({ amount: '700.5', poisoned: false, budget: '', step: '' }))).toEqual({
+      amount: 'Enter an amount as a whole number',
+    });
+    const dinar = bidSchema({ currency_decimals: 3, minimum_next_bid: 1_000, min_increment: 5 });
+    expect(dinar.parse({ amount: '1.005', poisoned: false, budget: '', step: '' })).toEqual({ amount: 1_005, poison: null });
+    expect(messages(dinar.safeParse({ amount: '1.0005', poisoned: false, budget: '', step: '' }))).toEqual({
+      amount: 'Enter an amount like 12.500',
+    });
+  });
 });
 
 describe('the new-item form', () => {
@@ -114,6 +136,16 @@ describe('the new-item form', () => {
       min_increment: 50,
       close_at: '2026-06-02T12:00:00.000Z',
     });
+  });
+
+  it("reads a typed currency's amounts with the browser's decimals: no item has the server's yet", () => {
+    expect(schema.parse({ ...valid, currency: 'jpy', base_price: '700', min_increment: '10' })).toMatchObject({
+      currency: 'jpy',
+      base_price: 700,
+      min_increment: 10,
+    });
+    expect(messages(schema.safeParse({ ...valid, currency: 'jpy' }))).toEqual({ min_increment: 'Enter an increment as a whole number' });
+    expect(schema.parse({ ...valid, currency: 'xyz' })).toMatchObject({ base_price: 1000, min_increment: 50 });
   });
 
   it('names every broken rule', () => {

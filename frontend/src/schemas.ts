@@ -5,7 +5,7 @@ import { z } from 'zod';
 
 import { auditTrailEventValues } from './api/enums';
 import type { Item, PasswordPolicy } from './api/types';
-import { MAX_MINOR, fractionDigits, parseMoney } from './money';
+import { MAX_MINOR, intlFractionDigits, parseMoney } from './money';
 
 /** Password length is counted in Unicode code points, as on the server. */
 export const codePoints = (text: string) => [...text].length;
@@ -68,12 +68,18 @@ export const displayNameSchema = z.object({
 });
 export type DisplayNameForm = z.infer<typeof displayNameSchema>;
 
-/** What a person typed in a money field, as minor units or what is wrong. */
-function readMoney(text: string, currency: string, label: string): { value: number } | { message: string } {
-  const minor = parseMoney(text, currency);
+/** An example amount with `decimals` decimals, as people type one ("12.50", "12.500"). */
+const example = (decimals: number) => (decimals > 0 ? `12.${'50'.padEnd(decimals, '0').slice(0, decimals)}` : '12');
+
+/**
+ * What a person typed in a money field of a currency with `decimals`
+ * decimals, as minor units or what is wrong.
+ */
+function readMoney(text: string, decimals: number, label: string): { value: number } | { message: string } {
+  const minor = parseMoney(text, decimals);
   if (minor === null) {
     return {
-      message: fractionDigits(currency) > 0 ? `Enter ${label} like 12.50` : `Enter ${label} as a whole number`,
+      message: decimals > 0 ? `Enter ${label} like ${example(decimals)}` : `Enter ${label} as a whole number`,
     };
   }
   if (minor < 1 || minor > MAX_MINOR) {
@@ -85,8 +91,8 @@ function readMoney(text: string, currency: string, label: string): { value: numb
 type Context = z.RefinementCtx;
 
 /** Reads a money field, reporting its problem on `path`; `null` when wrong. */
-function moneyField(context: Context, path: string, text: string, currency: string, label: string): number | null {
-  const read = readMoney(text, currency, label);
+function moneyField(context: Context, path: string, text: string, decimals: number, label: string): number | null {
+  const read = readMoney(text, decimals, label);
   if ('message' in read) {
     context.addIssue({ code: 'custom', path: [path], message: read.message });
     return null;
@@ -98,22 +104,24 @@ function moneyField(context: Context, path: string, text: string, currency: stri
  * The bid form of `item`: amount at least the minimum next bid; with poison,
  * a budget of at least the amount and a step of at least the item's
  * minimum increment (the server's order of checks). Every problem is
- * reported at once, each on its field.
+ * reported at once, each on its field. Amounts are read with the item's
+ * decimals as the server counts them (`currency_decimals`).
  */
-export function bidSchema(item: Pick<Item, 'currency' | 'minimum_next_bid' | 'min_increment'>) {
+export function bidSchema(item: Pick<Item, 'currency_decimals' | 'minimum_next_bid' | 'min_increment'>) {
+  const decimals = item.currency_decimals;
   return z
     .object({ amount: z.string(), poisoned: z.boolean(), budget: z.string(), step: z.string() })
     .transform((form, context) => {
-      const amount = moneyField(context, 'amount', form.amount, item.currency, 'an amount');
+      const amount = moneyField(context, 'amount', form.amount, decimals, 'an amount');
       if (amount !== null && amount < item.minimum_next_bid) {
         context.addIssue({ code: 'custom', path: ['amount'], message: 'Bid at least the minimum next bid' });
       }
       if (!form.poisoned) return amount === null ? z.NEVER : { amount, poison: null };
-      const budget = moneyField(context, 'budget', form.budget, item.currency, 'a budget');
+      const budget = moneyField(context, 'budget', form.budget, decimals, 'a budget');
       if (budget !== null && amount !== null && budget < amount) {
         context.addIssue({ code: 'custom', path: ['budget'], message: 'The budget must be at least the amount' });
       }
-      const step = moneyField(context, 'step', form.step, item.currency, 'a step');
+      const step = moneyField(context, 'step', form.step, decimals, 'a step');
       if (step !== null && step < item.min_increment) {
         context.addIssue({ code: 'custom', path: ['step'], message: 'The step must be at least the minimum increment' });
       }
@@ -124,7 +132,12 @@ export function bidSchema(item: Pick<Item, 'currency' | 'minimum_next_bid' | 'mi
 export type BidFormInput = z.input<ReturnType<typeof bidSchema>>;
 export type BidFormOutput = z.output<ReturnType<typeof bidSchema>>;
 
-/** The admin's new item, every problem reported at once on its field. */
+/**
+ * The admin's new item, every problem reported at once on its field. No
+ * item carries the server's decimals yet, so its amounts are read with the
+ * browser's (Intl's) for the typed currency, 2 for a code it does not know;
+ * the answer is the server's reading (see AdminPage).
+ */
 export function itemSchema(now: () => Date = () => new Date()) {
   return z
     .object({
@@ -145,8 +158,9 @@ export function itemSchema(now: () => Date = () => new Date()) {
       if (codePoints(description) > 10_000) issue('description', 'Use at most 10,000 characters');
       const currencyValid = /^[a-z]{3}$/.test(currency);
       if (!currencyValid) issue('currency', 'Use a three-letter currency code, like USD');
-      const base = moneyField(context, 'base_price', form.base_price, currencyValid ? currency : 'usd', 'a base price');
-      const increment = moneyField(context, 'min_increment', form.min_increment, currencyValid ? currency : 'usd', 'an increment');
+      const decimals = currencyValid ? intlFractionDigits(currency) : 2;
+      const base = moneyField(context, 'base_price', form.base_price, decimals, 'a base price');
+      const increment = moneyField(context, 'min_increment', form.min_increment, decimals, 'an increment');
       const closeAt = new Date(form.close_at);
       const ahead = closeAt.getTime() - now().getTime();
       if (!form.close_at || Number.isNaN(closeAt.getTime()) || ahead <= 0) issue('close_at', 'Choose a time in the future');

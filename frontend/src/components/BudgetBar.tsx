@@ -1,8 +1,8 @@
 // How much of a poisoned bid's budget is left, as a meter.
 import type { Budget } from '../budget';
-import { formatMoney } from '../money';
+import { formatMoney, type Currency } from '../money';
 
-export function BudgetBar({ budget, currency }: { budget: Budget; currency: string }) {
+export function BudgetBar({ budget, currency }: { budget: Budget; currency: Currency }) {
   const percent = Math.round(budget.fraction * 100);
   return (
     <div className="budget">

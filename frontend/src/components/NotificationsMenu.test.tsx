@@ -2,19 +2,20 @@ import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { http, HttpResponse, ws } from 'msw';
 
-import type { Notification, StoredNotification } from '../api/types';
+import type { Notification, NotificationPage, StoredNotification } from '../api/types';
 import { ann, FakeEventSource, mockApi, problem, renderApp, signedIn } from '../test/app';
 
 const server = mockApi(...signedIn(ann), http.get('*/api/v1/items', () => HttpResponse.json({ items: [], next_cursor: null, has_more: false })));
 
 const LAMP = '3f1c2b4a-0d9e-4c8b-a7f6-e5d4c3b2a1f0';
 const CHAIR = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
+const STOVE = '5b4a3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d';
 
 function aNotification(over: Partial<StoredNotification> = {}): StoredNotification {
   return {
     id: 'n-1',
     type: 'outbid',
-    data: { item_id: LAMP, item_title: 'A brass lamp', current_price: 13_000, minimum_next_bid: 13_500 },
+    data: { item_id: LAMP, item_title: 'A brass lamp', currency: 'usd', currency_decimals: 2, current_price: 13_000, minimum_next_bid: 13_500 },
     at: '2026-03-01T12:00:00Z',
     read: false,
     ...over,
@@ -23,8 +24,8 @@ function aNotification(over: Partial<StoredNotification> = {}): StoredNotificati
 
 /**
  * The server's side: `stored` (newest first) served `pageSize` to a page by
- * position, marked read as POST /me/notifications/read says. Records what
- * was asked.
+ * position, each page with how many of all are unread, marked read as POST
+ * /me/notifications/read says. Records what was asked.
  */
 function notifications(stored: StoredNotification[], pageSize = 20) {
   const asked = { pages: [] as (string | null)[], marked: [] as unknown[] };
@@ -34,7 +35,13 @@ function notifications(stored: StoredNotification[], pageSize = 20) {
       asked.pages.push(cursor);
       const start = Number(cursor ?? 0);
       const next = start + pageSize < stored.length ? String(start + pageSize) : null;
-      return HttpResponse.json({ items: stored.slice(start, start + pageSize), next_cursor: next, has_more: next !== null });
+      const page: NotificationPage = {
+        items: stored.slice(start, start + pageSize),
+        next_cursor: next,
+        has_more: next !== null,
+        unread: stored.filter((notification) => !notification.read).length,
+      };
+      return HttpResponse.json(page);
     }),
     http.post('*/api/v1/me/notifications/read', async ({ request }) => {
       const body = (await request.json()) as { up_to_id: string };
@@ -68,8 +75,17 @@ const panel = () => screen.getByRole('region', { name: 'Your notifications' });
 describe('the notifications menu', () => {
   it('counts the unread ones and lists every one as a sentence, the unread marked new', async () => {
     notifications([
-      aNotification({ id: 'n-3', type: 'won', data: { item_id: CHAIR, item_title: 'A walnut chair', final_price: 30_500 }, at: '2026-03-03T09:00:00Z' }),
-      aNotification({ id: 'n-2', type: 'auto_raised', data: { item_id: LAMP, item_title: 'A brass lamp', effective: 15_500, remaining_budget: 4_500 } }),
+      aNotification({
+        id: 'n-3',
+        type: 'won',
+        data: { item_id: CHAIR, item_title: 'A walnut chair', currency: 'usd', currency_decimals: 2, final_price: 30_500 },
+        at: '2026-03-03T09:00:00Z',
+      }),
+      aNotification({
+        id: 'n-2',
+        type: 'auto_raised',
+        data: { item_id: LAMP, item_title: 'A brass lamp', currency: 'usd', currency_decimals: 2, effective: 15_500, remaining_budget: 4_500 },
+      }),
       aNotification({ id: 'n-1', read: true }),
     ]);
     renderApp('/');
@@ -115,19 +131,58 @@ describe('the notifications menu', () => {
     expect(menuButton()).toHaveAccessibleName('Notifications, 1 unread');
   });
 
-  it('loads more by cursor, and counts past the loaded page when all of it is unread', async () => {
+  it("loads more by cursor, and counts every unread one as the server does, loaded or not", async () => {
     const asked = notifications(
-      [aNotification({ id: 'n-3' }), aNotification({ id: 'n-2' }), aNotification({ id: 'n-1', type: 'lost', data: { item_id: LAMP, item_title: 'A brass lamp', final_price: 20_000 }, read: true })],
+      [
+        aNotification({ id: 'n-4' }),
+        aNotification({ id: 'n-3' }),
+        aNotification({ id: 'n-2' }),
+        aNotification({ id: 'n-1', type: 'lost', data: { item_id: LAMP, item_title: 'A brass lamp', currency: 'usd', currency_decimals: 2, final_price: 20_000 }, read: true }),
+      ],
       2,
     );
     renderApp('/');
-    await userEvent.click(await within(nav()).findByRole('button', { name: 'Notifications, 2+ unread' }));
+    await userEvent.click(await within(nav()).findByRole('button', { name: 'Notifications, 3 unread' }));
     await waitFor(() => expect(within(panel()).getAllByRole('listitem')).toHaveLength(2));
+    expect(within(menuButton()).getByText('3')).toHaveClass('badge');
     await userEvent.click(within(panel()).getByRole('button', { name: 'Load more' }));
     expect(await within(panel()).findByText('The auction closed at $200.00; another bid won.')).toBeInTheDocument();
-    expect(menuButton()).toHaveAccessibleName('Notifications, 2 unread');
+    expect(menuButton()).toHaveAccessibleName('Notifications, 3 unread');
     expect(within(panel()).queryByRole('button', { name: 'Load more' })).not.toBeInTheDocument();
     expect(asked.pages.at(-1)).toBe('2');
+  });
+
+  it('clears a count beyond the loaded page when all are marked read', async () => {
+    const asked = notifications([aNotification({ id: 'n-3' }), aNotification({ id: 'n-2' }), aNotification({ id: 'n-1' })], 1);
+    renderApp('/');
+    await userEvent.click(await within(nav()).findByRole('button', { name: 'Notifications, 3 unread' }));
+    await waitFor(() => expect(within(panel()).getAllByRole('listitem')).toHaveLength(1));
+    await userEvent.click(within(panel()).getByRole('button', { name: 'Mark all as read' }));
+    await waitFor(() => expect(menuButton()).toHaveAccessibleName('Notifications'));
+    expect(asked.marked).toEqual([{ up_to_id: 'n-3' }]);
+    expect(within(menuButton()).queryByText('3')).not.toBeInTheDocument();
+  });
+
+  it("words each in its item's currency with the server's decimals, not the browser's", async () => {
+    notifications([
+      aNotification({
+        id: 'n-3',
+        type: 'outbid',
+        // The forint: 2 decimals by ISO 4217 and the server; Intl says 0.
+        data: { item_id: STOVE, item_title: 'A tiled stove', currency: 'huf', currency_decimals: 2, current_price: 12_345, minimum_next_bid: 12_845 },
+      }),
+      aNotification({ id: 'n-2', type: 'won', data: { item_id: CHAIR, item_title: 'A walnut chair', currency: 'jpy', currency_decimals: 0, final_price: 70_000 } }),
+      // One stored before notifications said their currency: read as usd.
+      aNotification({ id: 'n-1', type: 'lost', data: { item_id: LAMP, item_title: 'A brass lamp', final_price: 20_000 } }),
+    ]);
+    renderApp('/');
+    await userEvent.click(await within(nav()).findByRole('button', { name: 'Notifications, 3 unread' }));
+    await waitFor(() => expect(within(panel()).getAllByRole('listitem')).toHaveLength(3));
+    expect(within(panel()).getAllByRole('paragraph').map((p) => p.textContent)).toEqual([
+      'You were outbid: the price is now HUF\u00a0123.45.',
+      'You won! You pay ¥70,000.',
+      'The auction closed at $200.00; another bid won.',
+    ]);
   });
 
   it('counts and lists a live notification as it arrives', async () => {
@@ -141,7 +196,7 @@ describe('the notifications menu', () => {
 
     // The server stores it, then pushes it (without its stored id).
     const live: Notification = { type: 'exhausted', data: { item_id: CHAIR, effective: 20_000, current_price: 21_000, minimum_next_bid: 21_500 }, at: '2026-03-04T10:00:00Z' };
-    stored.unshift({ ...live, id: 'n-2', data: { ...live.data, item_title: 'A walnut chair' }, read: false });
+    stored.unshift({ ...live, id: 'n-2', data: { ...live.data, item_title: 'A walnut chair', currency: 'usd', currency_decimals: 2 }, read: false });
     send(live);
 
     await waitFor(() => expect(menuButton()).toHaveAccessibleName('Notifications, 1 unread'));
@@ -149,6 +204,32 @@ describe('the notifications menu', () => {
     expect(entries).toHaveLength(2);
     expect(entries[0]).toHaveTextContent('A walnut chair');
     expect(entries[0]).toHaveTextContent('Your poison is spent: the price $210.00 is above your budget.');
+  });
+
+  it("words a live toast in its item's currency once the page has seen it, else as usd", async () => {
+    const stored = [
+      aNotification({
+        id: 'n-1',
+        read: true,
+        data: { item_id: STOVE, item_title: 'A tiled stove', currency: 'huf', currency_decimals: 2, current_price: 10_000, minimum_next_bid: 10_500 },
+      }),
+    ];
+    notifications(stored);
+    const connected = notificationSocket();
+    renderApp('/');
+    // The stored list read (it names the stove's currency), the socket open.
+    await userEvent.click(await within(nav()).findByRole('button', { name: 'Notifications' }));
+    await within(panel()).findByRole('link', { name: 'A tiled stove' });
+    const send = await connected;
+    const toasts = screen.getByRole('status', { name: 'Notifications' });
+
+    send({ type: 'outbid', data: { item_id: STOVE, current_price: 15_000, minimum_next_bid: 15_500 }, at: '2026-03-04T10:00:00Z' });
+    // (Text queries read Intl's no-break space as a space.)
+    expect(await within(toasts).findByText('You were outbid: the price is now HUF 150.00.')).toBeInTheDocument();
+    // The socket names an item this page never saw: no currency at hand.
+    const unknown = '0f1e2d3c-4b5a-4968-8776-655443322110';
+    send({ type: 'won', data: { item_id: unknown, final_price: 4_200 }, at: '2026-03-04T10:01:00Z' });
+    expect(await within(toasts).findByText('You won! You pay $42.00.')).toBeInTheDocument();
   });
 
   it('closes on Escape (focus back on its button), on a click elsewhere, and on following an entry', async () => {

@@ -1,28 +1,29 @@
 // The header's notifications menu: a button with how many of your stored
-// notifications are unread, opening the list of them (GET /me/notifications,
-// newest first) below it. A live notification from the WebSocket reads the
-// list again: the socket's message carries no stored id to add it by.
+// notifications are unread (the server counts all of them, `unread`),
+// opening the list of them (GET /me/notifications, newest first) below it,
+// each worded in its item's currency. A live notification from the
+// WebSocket reads the list again: the socket's message carries no stored id
+// to add it by.
 import { useInfiniteQuery, useMutation, useQueryClient, type InfiniteData } from '@tanstack/react-query';
 import { useEffect, useId, useRef, useState } from 'react';
 import { Link } from 'react-router-dom';
 
 import * as endpoints from '../api/endpoints';
 import type { NotificationPage, StoredNotification } from '../api/types';
-import { describe } from '../live/notify';
+import { currencyInData, describe, knownCurrency, rememberCurrency } from '../live/notify';
 import { useNotifications } from '../live/useNotifications';
 import { ProblemAlert } from './ProblemAlert';
 
 type Pages = InfiniteData<NotificationPage, string | null>;
 
-/**
- * How many of the `loaded` notifications are unread, as the badge shows it:
- * "20+" when every one loaded is unread and there are `more` (marking read
- * takes a notification and every older one, so the unread are the newest).
- */
-function unreadLabel(loaded: StoredNotification[], more: boolean): string | null {
-  const unread = loaded.filter((notification) => !notification.read).length;
-  if (unread === 0) return null;
-  return more && unread === loaded.length ? `${unread}+` : String(unread);
+/** A page of stored notifications; their items' currencies kept for the live toasts. */
+async function readPage(cursor: string | null): Promise<NotificationPage> {
+  const page = await endpoints.myNotifications(cursor);
+  for (const { data } of page.items) {
+    const currency = currencyInData(data);
+    if (currency) rememberCurrency(data.item_id, currency);
+  }
+  return page;
 }
 
 function Entry({ notification, onFollow }: { notification: StoredNotification; onFollow: () => void }) {
@@ -34,8 +35,9 @@ function Entry({ notification, onFollow }: { notification: StoredNotification; o
       <Link to={`/items/${data.item_id}`} onClick={onFollow}>
         {data.item_title ?? 'The auction'}
       </Link>
-      {/* The stored data has no currency either: worded as the live toast is. */}
-      <p>{describe(notification)}</p>
+      {/* Worded as the live toast, in the item's currency with the server's
+          decimals (one stored before notices said it: as a toast would be). */}
+      <p>{describe(notification, currencyInData(data) ?? knownCurrency(data.item_id))}</p>
       <time dateTime={at}>{new Date(at).toLocaleString()}</time>
     </li>
   );
@@ -46,7 +48,7 @@ export function NotificationsMenu({ userId }: { userId: string }) {
   const queryKey = ['notifications', userId];
   const query = useInfiniteQuery({
     queryKey,
-    queryFn: ({ pageParam }) => endpoints.myNotifications(pageParam),
+    queryFn: ({ pageParam }) => readPage(pageParam),
     initialPageParam: null as string | null,
     getNextPageParam: (last) => last.next_cursor,
   });
@@ -58,10 +60,14 @@ export function NotificationsMenu({ userId }: { userId: string }) {
   const markAllRead = useMutation({
     mutationFn: (newestId: string) => endpoints.markNotificationsRead(newestId),
     onSuccess: () => {
-      // Every loaded one is the newest or older: all read now. Then read the
-      // list again, in case one arrived meanwhile.
+      // Every loaded one is the newest or older: all read now, and so is
+      // every older one not loaded. Then read the list again, in case one
+      // arrived meanwhile (its count with it).
       queryClient.setQueryData<Pages>(queryKey, (data) =>
-        data && { ...data, pages: data.pages.map((page) => ({ ...page, items: page.items.map((item) => ({ ...item, read: true })) })) },
+        data && {
+          ...data,
+          pages: data.pages.map((page) => ({ ...page, unread: 0, items: page.items.map((item) => ({ ...item, read: true })) })),
+        },
       );
       readAgain();
     },
@@ -101,7 +107,10 @@ export function NotificationsMenu({ userId }: { userId: string }) {
   };
 
   const notifications = query.data?.pages.flatMap((page) => page.items) ?? [];
-  const unread = unreadLabel(notifications, query.hasNextPage);
+  // The server's count of all of them, as of the newest page read (React
+  // Query reads the pages again from the newest).
+  const count = query.data?.pages[0]?.unread ?? 0;
+  const unread = count > 0 ? String(count) : null;
   const newest = notifications[0];
   return (
     <div className="menu" ref={menu}>

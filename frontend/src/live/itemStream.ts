@@ -8,6 +8,8 @@
 import { useEffect, useEffectEvent, useReducer, useRef } from 'react';
 
 import type { ClosedEvent, Item, PriceEvent } from '../api/types';
+import { currencyOf } from '../money';
+import { rememberCurrency } from './notify';
 
 export type StreamEvent =
   | { type: 'snapshot'; id: number; data: Item }
@@ -104,6 +106,8 @@ export function useItemStream(id: string, onPrice?: (price: PriceEvent) => void)
           if (!event) return;
           if (event.type === 'snapshot') {
             lastApplied.current = event.id;
+            // The notifications' toasts about this item speak its currency.
+            rememberCurrency(event.data.id, currencyOf(event.data));
             if (event.data.current_price !== null) {
               onPriceEvent({ ...event.data, item_id: event.data.id, current_price: event.data.current_price, at: '' });
             }

@@ -1,6 +1,6 @@
 import type { Notification } from '../api/types';
 import { timeLeft } from '../time';
-import { backoff, describe as describeNotification } from './notify';
+import { backoff, currencyInData, describe as describeNotification, knownCurrency, rememberCurrency } from './notify';
 
 const at = '2026-01-01T00:00:00Z';
 const item_id = 'lot';
@@ -15,6 +15,23 @@ describe('notifications', () => {
       [{ type: 'lost', data: { item_id, final_price: 30500 }, at }, 'The auction closed at $305.00; another bid won.'],
     ];
     for (const [notification, text] of cases) expect(describeNotification(notification)).toBe(text);
+  });
+
+  it("read in the item's currency with the server's decimals when it is known", () => {
+    const huf = { code: 'huf', decimals: 2 };
+    const outbid: Notification = { type: 'outbid', data: { item_id, current_price: 12_345 }, at };
+    expect(describeNotification(outbid, huf)).toBe('You were outbid: the price is now HUF\u00a0123.45.');
+    expect(describeNotification({ ...outbid, data: { item_id, current_price: 700 } }, { code: 'jpy', decimals: 0 })).toBe(
+      'You were outbid: the price is now ¥700.',
+    );
+    // A stored one says its currency; the socket's does not.
+    expect(currencyInData({ item_id, currency: 'huf', currency_decimals: 2 })).toEqual(huf);
+    expect(currencyInData({ item_id })).toBeNull();
+    expect(currencyInData({ item_id, currency: 'huf' })).toBeNull();
+    // An item seen before lends its currency to a later toast; another is usd.
+    rememberCurrency('stove', huf);
+    expect(knownCurrency('stove')).toEqual(huf);
+    expect(knownCurrency('never-seen')).toEqual({ code: 'usd', decimals: 2 });
   });
 
   it('reconnect after a growing pause, capped at ten seconds', () => {

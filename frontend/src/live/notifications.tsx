@@ -8,7 +8,7 @@ import { wsTicket } from '../api/endpoints';
 import type { Notification } from '../api/types';
 import { useAuth } from '../auth/useAuth';
 import { useToast } from '../components/useToast';
-import { backoff, describe } from './notify';
+import { backoff, describe, knownCurrency } from './notify';
 import { NotificationContext, type NotificationListener } from './useNotifications';
 
 export function NotificationsProvider({ children }: { children: ReactNode }) {
@@ -36,7 +36,9 @@ export function NotificationsProvider({ children }: { children: ReactNode }) {
           try {
             const notification = JSON.parse(String(message.data)) as Notification;
             const kind = notification.type === 'won' || notification.type === 'auto_raised' ? 'good' : 'info';
-            toast(describe(notification), kind);
+            // The message names its item only: its amounts are worded in the
+            // item's currency if this page has seen it (usd otherwise).
+            toast(describe(notification, knownCurrency(notification.data.item_id)), kind);
             listeners.current.forEach((listener) => listener(notification));
           } catch {
             // Not a notification: ignore it.

@@ -1,10 +1,25 @@
 // What the notifications socket needs besides React: the toast text of a
-// notification and the pause before reconnecting.
+// notification, the currencies of items seen so far (the socket's message
+// names only the item) and the pause before reconnecting.
 import type { Notification } from '../api/types';
-import { formatMoney } from '../money';
+import { formatMoney, type Currency } from '../money';
 
-/** The toast text of a notification. */
-export function describe(notification: Notification, currency = 'usd'): string {
+/** What a notification's amounts are read in when its item's currency is unknown. */
+export const FALLBACK_CURRENCY: Currency = { code: 'usd', decimals: 2 };
+
+/**
+ * The currency of a notification's item when the notification says it (a
+ * stored one carries `currency` and `currency_decimals`); `null` when it
+ * does not (the socket's).
+ */
+export function currencyInData(data: Notification['data']): Currency | null {
+  return data.currency !== undefined && data.currency_decimals !== undefined
+    ? { code: data.currency, decimals: data.currency_decimals }
+    : null;
+}
+
+/** The toast text of a notification, its amounts in `currency`. */
+export function describe(notification: Notification, currency: Currency = FALLBACK_CURRENCY): string {
   const money = (value: number | undefined) => (value === undefined ? '' : formatMoney(value, currency));
   const { data } = notification;
   switch (notification.type) {
@@ -19,6 +34,21 @@ export function describe(notification: Notification, currency = 'usd'): string {
     case 'lost':
       return `The auction closed at ${money(data.final_price)}; another bid won.`;
   }
+}
+
+// Items' currencies as the server described them, by item id: the auction
+// room's stream and the stored notifications tell them, and a live toast
+// about the same item is then worded in its currency.
+const known = new Map<string, Currency>();
+
+/** Keeps the server's `currency` of item `itemId` for the toasts. */
+export function rememberCurrency(itemId: string, currency: Currency) {
+  known.set(itemId, currency);
+}
+
+/** The currency of item `itemId` if one was seen; else the fallback (usd, 2 decimals). */
+export function knownCurrency(itemId: string): Currency {
+  return known.get(itemId) ?? FALLBACK_CURRENCY;
 }
 
 /** A reconnect pause that grows to 10 s. */

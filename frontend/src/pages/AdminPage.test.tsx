@@ -33,7 +33,10 @@ describe('the admin page', () => {
     server.use(
       http.post('*/api/v1/items', async ({ request }) => {
         body = (await request.json()) as Record<string, unknown>;
-        return HttpResponse.json(anItem({ id: 'new', title: String(body.title) }), { status: 201 });
+        return HttpResponse.json(
+          anItem({ id: 'new', title: String(body.title), base_price: Number(body.base_price), min_increment: Number(body.min_increment) }),
+          { status: 201 },
+        );
       }),
     );
     renderApp('/admin');
@@ -46,7 +49,7 @@ describe('the admin page', () => {
     const readsBefore = reads.count;
     await userEvent.click(screen.getByRole('button', { name: 'List item' }));
 
-    expect(await screen.findByText('Listed "Chair".')).toBeInTheDocument();
+    expect(await screen.findByText('Listed "Chair": opens at $15.50, raised by at least $0.50.')).toBeInTheDocument();
     expect(body).toMatchObject({ title: 'Chair', description: 'Oak, four legs', currency: 'usd', base_price: 1550, min_increment: 50 });
     const ahead = Date.parse(String(body.close_at)) - Date.now();
     expect(ahead).toBeGreaterThan(58 * 60_000);
@@ -54,6 +57,30 @@ describe('the admin page', () => {
     expect(screen.getByLabelText('Title')).toHaveValue('');
     expect(screen.getByLabelText('Base price')).toHaveValue('1.00');
     await waitFor(() => expect(reads.count).toBeGreaterThan(readsBefore));
+  });
+
+  it("says what was listed with the server's decimals, which the form could only guess", async () => {
+    openItems(() => []);
+    let body: Record<string, unknown> = {};
+    server.use(
+      http.post('*/api/v1/items', async ({ request }) => {
+        body = (await request.json()) as Record<string, unknown>;
+        // The forint has 2 decimals by ISO 4217 and the server; Intl says 0.
+        const listed = { currency: 'huf', currency_decimals: 2, base_price: Number(body.base_price), min_increment: Number(body.min_increment) };
+        return HttpResponse.json(anItem({ id: 'new', title: String(body.title), ...listed }), { status: 201 });
+      }),
+    );
+    renderApp('/admin');
+    await userEvent.type(await screen.findByLabelText('Title'), 'Stove');
+    await userEvent.clear(screen.getByLabelText('Currency'));
+    await userEvent.type(screen.getByLabelText('Currency'), 'HUF');
+    await userEvent.clear(screen.getByLabelText('Base price'));
+    await userEvent.type(screen.getByLabelText('Base price'), '1500');
+    await userEvent.clear(screen.getByLabelText('Minimum increment'));
+    await userEvent.type(screen.getByLabelText('Minimum increment'), '10');
+    await userEvent.click(screen.getByRole('button', { name: 'List item' }));
+    expect(await screen.findByText('Listed "Stove": opens at HUF 15.00, raised by at least HUF 0.10.')).toBeInTheDocument();
+    expect(body).toMatchObject({ currency: 'huf', base_price: 1500, min_increment: 10 });
   });
 
   it('checks the form before sending, and puts the server’s objections on their fields', async () => {
@@ -90,7 +117,8 @@ describe('the admin page', () => {
     let cancelled = false;
     const chair = anItem({ id: 'chair', title: 'Chair', bid_count: 0, current_price: null });
     const lamp = anItem({ id: 'lamp', title: 'Lamp', bid_count: 2, current_price: 12_000 });
-    openItems(() => (cancelled ? [lamp] : [chair, lamp]));
+    const stove = anItem({ id: 'stove', title: 'Stove', bid_count: 1, current_price: 12_345, currency: 'huf', currency_decimals: 2 });
+    openItems(() => (cancelled ? [lamp, stove] : [chair, lamp, stove]));
     server.use(
       http.post('*/api/v1/items/chair/cancel', () => {
         cancelled = true;
@@ -103,6 +131,7 @@ describe('the admin page', () => {
     expect(within(list).getByRole('button', { name: 'Cancel Lamp' })).toBeDisabled();
     expect(within(list).getByText(/2 bids · \$120\.00/)).toBeInTheDocument();
     expect(within(list).getByText('0 bids')).toBeInTheDocument();
+    expect(within(list).getByText(/1 bid · HUF\s123\.45/)).toBeInTheDocument();
 
     await userEvent.click(cancelChair);
     expect(await screen.findByText('Cancelled "Chair".')).toBeInTheDocument();

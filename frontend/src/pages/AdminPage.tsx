@@ -12,7 +12,7 @@ import { Field } from '../components/Field';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { useToast } from '../components/useToast';
 import { placeFieldErrors } from '../forms';
-import { formatMoney } from '../money';
+import { currencyOf, formatMoney } from '../money';
 import { itemSchema, type ItemFormInput } from '../schemas';
 
 /** A `datetime-local` value `minutes` from now. */
@@ -43,7 +43,13 @@ function CreateItem() {
     setFailure(null);
     try {
       const item = await endpoints.createItem(form);
-      toast(`Listed "${item.title}".`, 'good');
+      // Said with the server's reading of the amounts: its decimals for the
+      // currency may differ from the browser's the form read them with.
+      const currency = currencyOf(item);
+      toast(
+        `Listed "${item.title}": opens at ${formatMoney(item.base_price, currency)}, raised by at least ${formatMoney(item.min_increment, currency)}.`,
+        'good',
+      );
       reset({ ...form, title: '', description: '', base_price: '1.00', min_increment: '1.00', currency: 'USD', close_at: localInMinutes(60) });
       await queryClient.invalidateQueries({ queryKey: ['items'] });
     } catch (error) {
@@ -104,7 +110,7 @@ function OpenItems() {
             <Link to={`/items/${item.id}`}>{item.title}</Link>{' '}
             <span className="hint">
               {item.bid_count} bid{item.bid_count === 1 ? '' : 's'}
-              {item.current_price !== null && ` · ${formatMoney(item.current_price, item.currency)}`}
+              {item.current_price !== null && ` · ${formatMoney(item.current_price, currencyOf(item))}`}
             </span>{' '}
             <button
               type="button"

@@ -233,6 +233,29 @@ describe('the auction room', () => {
     expect(text('bid-state')).toBe('Won at $125.00');
   });
 
+  it("shows every amount with the server's decimals, the live toasts too (huf: 2, where the browser says 0)", async () => {
+    server.use(...signedIn(ann));
+    const forint = { currency: 'huf', currency_decimals: 2 };
+    yourBid(() => aBid({ amount: 12_500, poison: { budget: 20_000, step: 500 }, state: 'leading', effective: 12_345, remaining_budget: 7_655 }));
+    const socket = notificationSocket();
+    renderApp('/items/lot');
+    const stream = await FakeEventSource.opened();
+    stream.emit('snapshot', 1, anItem({ ...forint, current_price: 12_345, minimum_next_bid: 12_845 }));
+    // Intl puts a no-break space between the code and the amount.
+    expect(text('current-price')).toBe('HUF\u00a0123.45');
+    expect(text('minimum-next-bid')).toBe('HUF\u00a0128.45');
+    expect(await screen.findByRole('region', { name: 'Your bid' })).toHaveTextContent(
+      'HUF 125.00 with poison up to HUF 200.00 in steps of HUF 5.00',
+    );
+    expect(text('budget-left')).toBe('HUF\u00a075.00 of HUF\u00a075.00 poison left');
+
+    // The socket's message names no currency: the room's item says it.
+    const send = await socket;
+    send({ type: 'auto_raised', data: { item_id: 'lot', effective: 16_000, remaining_budget: 4_000 }, at: '' });
+    expect(await screen.findByText('Your poison raised your bid to HUF 160.00; HUF 40.00 of budget left.')).toBeInTheDocument();
+    expect(text('budget-left')).toBe('HUF\u00a040.00 of HUF\u00a075.00 poison left');
+  });
+
   it('shows a failed read of your bid', async () => {
     server.use(...signedIn(ann), http.get('*/api/v1/items/lot/bid', () => problem(500, 'internal')));
     renderApp('/items/lot');

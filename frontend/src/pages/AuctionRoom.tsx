@@ -19,7 +19,7 @@ import { afterAutoRaise, afterLosingLead, afterPrice, budgetOf, type Budget } fr
 import { useItemStream } from '../live/itemStream';
 import { useNotifications } from '../live/useNotifications';
 import { placeFieldErrors } from '../forms';
-import { formatMoney, parseMoney, toMajorText } from '../money';
+import { currencyOf, formatMoney, parseMoney, toMajorText, type Currency } from '../money';
 import { bidSchema, type BidFormInput, type BidFormOutput } from '../schemas';
 
 const STATE_TEXT: Record<string, string> = {
@@ -37,20 +37,23 @@ function budgetCeiling(amount: number, minIncrement: number): number {
 
 export function BidForm({ item, onPlaced }: { item: Item; onPlaced: (bid: OwnBid, item: Item) => void }) {
   const schema = useMemo(() => bidSchema(item), [item]);
+  // Amounts read and written with the server's decimals for the item's currency.
+  const currency = currencyOf(item);
+  const decimals = item.currency_decimals;
   const [failure, setFailure] = useState<unknown>(null);
   const { register, handleSubmit, control, setValue, setError, formState } = useForm<BidFormInput, unknown, BidFormOutput>({
     resolver: zodResolver(schema),
     defaultValues: {
-      amount: toMajorText(item.minimum_next_bid, item.currency),
+      amount: toMajorText(item.minimum_next_bid, decimals),
       poisoned: false,
-      budget: toMajorText(item.minimum_next_bid * 2, item.currency),
-      step: toMajorText(item.min_increment, item.currency),
+      budget: toMajorText(item.minimum_next_bid * 2, decimals),
+      step: toMajorText(item.min_increment, decimals),
     },
   });
   const [poisoned, amountText, budgetText] = useWatch({ control, name: ['poisoned', 'amount', 'budget'] });
-  const amount = Math.max(item.minimum_next_bid, parseMoney(amountText, item.currency) ?? 0);
+  const amount = Math.max(item.minimum_next_bid, parseMoney(amountText, decimals) ?? 0);
   const sliderMax = budgetCeiling(amount, item.min_increment);
-  const budgetMinor = parseMoney(budgetText, item.currency) ?? amount;
+  const budgetMinor = parseMoney(budgetText, decimals) ?? amount;
 
   const submit = handleSubmit(async (form) => {
     setFailure(null);
@@ -61,7 +64,7 @@ export function BidForm({ item, onPlaced }: { item: Item; onPlaced: (bid: OwnBid
       if (error instanceof ApiError) {
         if (error.code === 'bid_too_low') {
           const minimum = Number(error.problem.minimum_next_bid);
-          setError('amount', { type: 'server', message: `Bid at least ${formatMoney(minimum, item.currency)}` });
+          setError('amount', { type: 'server', message: `Bid at least ${formatMoney(minimum, currency)}` });
           return;
         }
       }
@@ -78,7 +81,7 @@ export function BidForm({ item, onPlaced }: { item: Item; onPlaced: (bid: OwnBid
       <Field
         label={`Amount (${item.currency.toUpperCase()})`}
         inputMode="decimal"
-        hint={`At least ${formatMoney(item.minimum_next_bid, item.currency)}`}
+        hint={`At least ${formatMoney(item.minimum_next_bid, currency)}`}
         registration={register('amount')}
         error={formState.errors.amount?.message}
       />
@@ -98,14 +101,14 @@ export function BidForm({ item, onPlaced }: { item: Item; onPlaced: (bid: OwnBid
               max={sliderMax}
               step={item.min_increment}
               value={Math.min(Math.max(budgetMinor, amount), sliderMax)}
-              aria-valuetext={formatMoney(budgetMinor, item.currency)}
+              aria-valuetext={formatMoney(budgetMinor, currency)}
               aria-describedby="budget-value"
               onChange={(event) =>
-                setValue('budget', toMajorText(Number(event.target.value), item.currency), { shouldValidate: true })
+                setValue('budget', toMajorText(Number(event.target.value), decimals), { shouldValidate: true })
               }
             />
             <output id="budget-value" htmlFor="budget">
-              {formatMoney(budgetMinor, item.currency)}
+              {formatMoney(budgetMinor, currency)}
             </output>
             {formState.errors.budget?.message && (
               <p className="error" role="alert">
@@ -116,7 +119,7 @@ export function BidForm({ item, onPlaced }: { item: Item; onPlaced: (bid: OwnBid
           <Field
             label={`Step (${item.currency.toUpperCase()})`}
             inputMode="decimal"
-            hint={`How much to raise by; at least ${formatMoney(item.min_increment, item.currency)}`}
+            hint={`How much to raise by; at least ${formatMoney(item.min_increment, currency)}`}
             registration={register('step')}
             error={formState.errors.step?.message}
           />
@@ -130,7 +133,7 @@ export function BidForm({ item, onPlaced }: { item: Item; onPlaced: (bid: OwnBid
   );
 }
 
-function YourBid({ bid, budget, currency }: { bid: OwnBid; budget: Budget; currency: string }) {
+function YourBid({ bid, budget, currency }: { bid: OwnBid; budget: Budget; currency: Currency }) {
   return (
     <section aria-labelledby="yours-title" className="yours">
       <h2 id="yours-title">Your bid</h2>
@@ -154,6 +157,7 @@ function bidderName(id: string, me: string | undefined): string {
 }
 
 function Revealed({ bids, item, me }: { bids: RevealedBid[]; item: Item; me: string | undefined }) {
+  const currency = currencyOf(item);
   return (
     <section aria-labelledby="revealed-title">
       <h2 id="revealed-title">Every bid, in arrival order</h2>
@@ -176,14 +180,14 @@ function Revealed({ bids, item, me }: { bids: RevealedBid[]; item: Item; me: str
                 <tr key={bid.seq} data-testid="revealed-bid">
                   <td>{bid.seq}</td>
                   <td>{bidderName(bid.bidder_id, me)}</td>
-                  <td>{formatMoney(bid.amount, item.currency)}</td>
+                  <td>{formatMoney(bid.amount, currency)}</td>
                   <td>
                     {bid.poison
-                      ? `up to ${formatMoney(bid.poison.budget, item.currency)}, step ${formatMoney(bid.poison.step, item.currency)}`
+                      ? `up to ${formatMoney(bid.poison.budget, currency)}, step ${formatMoney(bid.poison.step, currency)}`
                       : '—'}
                   </td>
                   <td>
-                    {bid.state === 'won' ? 'Won' : 'Lost'} at {formatMoney(bid.effective, item.currency)}
+                    {bid.state === 'won' ? 'Won' : 'Lost'} at {formatMoney(bid.effective, currency)}
                   </td>
                 </tr>
               ))}
@@ -260,6 +264,7 @@ export function AuctionRoom() {
     return <p>{stream.connected ? 'Loading…' : 'Connecting…'}</p>;
   }
   const price = item.current_price;
+  const currency = currencyOf(item);
   return (
     <article aria-labelledby="item-title" className="room">
       <h1 id="item-title">{item.title}</h1>
@@ -268,12 +273,12 @@ export function AuctionRoom() {
         <div>
           <dt>Current price</dt>
           <dd aria-live="polite" aria-atomic="true" data-testid="current-price">
-            {price === null ? 'No bids yet' : formatMoney(price, item.currency)}
+            {price === null ? 'No bids yet' : formatMoney(price, currency)}
           </dd>
         </div>
         <div>
           <dt>Minimum next bid</dt>
-          <dd data-testid="minimum-next-bid">{formatMoney(item.minimum_next_bid, item.currency)}</dd>
+          <dd data-testid="minimum-next-bid">{formatMoney(item.minimum_next_bid, currency)}</dd>
         </div>
         <div>
           <dt>Bids</dt>
@@ -293,7 +298,7 @@ export function AuctionRoom() {
           <p>
             {item.final_price === null || item.final_price === undefined
               ? 'Closed without a winner.'
-              : `Sold for ${formatMoney(item.final_price, item.currency)}${
+              : `Sold for ${formatMoney(item.final_price, currency)}${
                   winner ? ` to ${bidderName(winner, user?.id)}` : ''
                 }.`}
           </p>
@@ -301,7 +306,7 @@ export function AuctionRoom() {
         </section>
       )}
 
-      {bid && budget && <YourBid bid={bid} budget={budget} currency={item.currency} />}
+      {bid && budget && <YourBid bid={bid} budget={budget} currency={currency} />}
 
       {item.status === 'open' && !bid && status === 'authenticated' && user?.id !== undefined && own.isFetched && (
         <BidForm

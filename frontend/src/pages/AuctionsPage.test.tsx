@@ -33,7 +33,15 @@ describe('the auctions page', () => {
           ],
           next_cursor: 'page-2',
         },
-        'page-2': { items: [anItem({ id: 'c', title: 'Desk', current_price: 30_000, bid_count: 3 })], next_cursor: null },
+        'page-2': {
+          items: [
+            anItem({ id: 'c', title: 'Desk', current_price: 30_000, bid_count: 3 }),
+            // The server's decimals, not the browser's: huf has 2 by ISO 4217 (Intl says 0).
+            anItem({ id: 'd', title: 'Stove', currency: 'huf', currency_decimals: 2, current_price: 12_345, bid_count: 2 }),
+            anItem({ id: 'e', title: 'Kettle', currency: 'jpy', currency_decimals: 0, current_price: null, base_price: 700, bid_count: 0 }),
+          ],
+          next_cursor: null,
+        },
       },
     });
     renderApp('/');
@@ -46,7 +54,9 @@ describe('the auctions page', () => {
 
     await userEvent.click(screen.getByRole('button', { name: 'Load more' }));
     expect((await screen.findByRole('link', { name: 'Desk' })).closest('li')).toHaveTextContent('$300.00 · 3 bids');
-    expect(screen.getAllByRole('listitem')).toHaveLength(3);
+    expect(screen.getByRole('link', { name: 'Stove' }).closest('li')).toHaveTextContent('HUF 123.45 · 2 bids');
+    expect(screen.getByRole('link', { name: 'Kettle' }).closest('li')).toHaveTextContent('Opens at ¥700');
+    expect(screen.getAllByRole('listitem')).toHaveLength(5);
     expect(screen.queryByRole('button', { name: 'Load more' })).not.toBeInTheDocument();
     expect(asked).toEqual(['?limit=20&status=open', '?limit=20&status=open&cursor=page-2']);
   });

@@ -7,9 +7,10 @@ import { listItems } from '../api/endpoints';
 import type { Item, ItemStatus } from '../api/types';
 import { Countdown } from '../components/Countdown';
 import { ProblemAlert } from '../components/ProblemAlert';
-import { formatMoney } from '../money';
+import { currencyOf, formatMoney } from '../money';
 
 function ItemCard({ item }: { item: Item }) {
+  const currency = currencyOf(item);
   return (
     <li className="card">
       <h2>
@@ -17,8 +18,8 @@ function ItemCard({ item }: { item: Item }) {
       </h2>
       <p>
         {item.current_price === null
-          ? `Opens at ${formatMoney(item.base_price, item.currency)}`
-          : `${formatMoney(item.current_price, item.currency)} · ${item.bid_count} bid${item.bid_count === 1 ? '' : 's'}`}
+          ? `Opens at ${formatMoney(item.base_price, currency)}`
+          : `${formatMoney(item.current_price, currency)} · ${item.bid_count} bid${item.bid_count === 1 ? '' : 's'}`}
       </p>
       <p className="hint">
         {item.status === 'open' ? (
@@ -26,7 +27,7 @@ function ItemCard({ item }: { item: Item }) {
             Closes in <Countdown until={item.close_at} />
           </>
         ) : item.status === 'closed' ? (
-          item.winner_id ? `Sold for ${formatMoney(item.final_price ?? 0, item.currency)}` : 'Closed without bids'
+          item.winner_id ? `Sold for ${formatMoney(item.final_price ?? 0, currency)}` : 'Closed without bids'
         ) : (
           'Cancelled'
         )}

@@ -6,8 +6,10 @@ import { myBids } from '../api/endpoints';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { toMajorText } from '../money';
 
-// A bid does not carry its item's currency; amounts show in major units.
-const amount = (minor: number) => toMajorText(minor, 'usd');
+// A bid does not carry its item's currency nor its decimals (and reading
+// every item would spend the rate limit): amounts show in major units as if
+// with 2 decimals, the fallback where the server gives no figure.
+const amount = (minor: number) => toMajorText(minor, 2);
 
 export function MyBidsPage() {
   const query = useInfiniteQuery({

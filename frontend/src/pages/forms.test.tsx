@@ -202,6 +202,40 @@ describe('the bid form', () => {
     expect(await screen.findByText('Bid at least $130.00')).toBeInTheDocument();
   });
 
+  it("reads and writes amounts with the server's decimals: huf has 2, though the browser says 0", async () => {
+    const stove: Item = { ...item, currency: 'huf', currency_decimals: 2, minimum_next_bid: 12_345, min_increment: 100 };
+    let body: unknown = null;
+    server.use(
+      http.post('*/api/v1/items/lot/bid', async ({ request }) => {
+        body = await request.json();
+        return HttpResponse.json({ bid: { id: 'b' }, item: stove }, { status: 201 });
+      }),
+    );
+    const placed = vi.fn();
+    render(wrap(<BidForm item={stove} onPlaced={placed} />));
+    expect(screen.getByLabelText('Amount (HUF)')).toHaveValue('123.45');
+    expect(screen.getByText('At least HUF 123.45')).toBeInTheDocument();
+    await userEvent.click(screen.getByLabelText(/Poison/));
+    expect(screen.getByLabelText('Step (HUF)')).toHaveValue('1.00');
+    await userEvent.clear(screen.getByLabelText('Amount (HUF)'));
+    await userEvent.type(screen.getByLabelText('Amount (HUF)'), '150.5');
+    fireEvent.change(screen.getByLabelText(/Budget/), { target: { value: '30000' } });
+    expect(screen.getByText('HUF 300.00', { selector: 'output' })).toBeInTheDocument();
+    await userEvent.click(screen.getByRole('button', { name: 'Place bid' }));
+    await waitFor(() => expect(placed).toHaveBeenCalled());
+    expect(body).toEqual({ amount: 15_050, poison: { budget: 30_000, step: 100 } });
+  });
+
+  it('asks for whole amounts of a currency without decimals', async () => {
+    const yen: Item = { ...item, currency: 'jpy', currency_decimals: 0, minimum_next_bid: 700, min_increment: 10 };
+    render(wrap(<BidForm item={yen} onPlaced={vi.fn()} />));
+    expect(screen.getByLabelText('Amount (JPY)')).toHaveValue('700');
+    await userEvent.clear(screen.getByLabelText('Amount (JPY)'));
+    await userEvent.type(screen.getByLabelText('Amount (JPY)'), '700.50');
+    await userEvent.click(screen.getByRole('button', { name: 'Place bid' }));
+    expect(await screen.findByText('Enter an amount as a whole number')).toBeInTheDocument();
+  });
+
   it('sends a poisoned bid in minor units and hands back the placed bid', async () => {
     let body: unknown = null;
     server.use(

@@ -79,7 +79,7 @@ export function signedIn(user: User) {
     // The notification socket asks for a ticket; no socket answers by default.
     http.post('*/api/v1/ws-ticket', () => problem(503, 'service_unavailable')),
     // The header's notifications menu reads them; none by default.
-    http.get('*/api/v1/me/notifications', () => HttpResponse.json({ items: [], next_cursor: null, has_more: false })),
+    http.get('*/api/v1/me/notifications', () => HttpResponse.json({ items: [], next_cursor: null, has_more: false, unread: 0 })),
   ];
 }
 
