@@ -165,8 +165,8 @@ async function registerAndVerify(context, email) {
   return page;
 }
 
-/** Lists an item through the API as the admin; its id. */
-async function listItem(closesInSeconds, title = 'A brass lamp') {
+/** Lists an item through the API as the admin, in `currency`; its id. */
+async function listItem(closesInSeconds, title = 'A brass lamp', currency = 'usd') {
   const login = await fetch(`${base}/api/v1/auth/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -179,6 +179,7 @@ async function listItem(closesInSeconds, title = 'A brass lamp') {
     body: JSON.stringify({
       title,
       description: 'Brass, 1920s, works.',
+      currency,
       base_price: 10000,
       min_increment: 500,
       close_at: new Date(Date.now() + closesInSeconds * 1000).toISOString(),
@@ -275,11 +276,11 @@ test('two bidders: a poisoned bid defends itself live, then the auction closes f
   await bob.close();
 });
 
-/** Bids a plain `amount` (major units) on `item` from `page`, and waits until it leads. */
-async function bidPlain(page, item, amount) {
+/** Bids a plain `amount` (major units of `currency`) on `item` from `page`, and waits until it leads. */
+async function bidPlain(page, item, amount, currency = 'USD') {
   await page.goto(`${base}/items/${item}`);
   await page.getByTestId('current-price').waitFor();
-  await page.getByLabel('Amount (USD)').fill(amount);
+  await page.getByLabel(`Amount (${currency})`).fill(amount);
   await page.getByRole('button', { name: 'Place bid' }).click();
   await page.getByTestId('bid-state').filter({ hasText: 'Leading' }).waitFor();
 }
@@ -289,23 +290,29 @@ test('an outbid bidder finds the notice in the header menu, and marks it read', 
   const fay = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   const evePage = await registerAndVerify(eve, 'eve@example.com');
   const fayPage = await registerAndVerify(fay, 'fay@example.com');
-  const item = await listItem(600, 'A pewter jug');
+  // In forints: 2 decimals by ISO 4217 and the server, none by the browser's
+  // Intl. Amounts are typed, shown and told with the server's.
+  const item = await listItem(600, 'A pewter jug', 'huf');
   const nav = evePage.getByRole('navigation', { name: 'Main' });
 
-  await bidPlain(evePage, item, '100.00');
+  await bidPlain(evePage, item, '100.00', 'HUF');
+  await evePage.getByTestId('current-price').filter({ hasText: /^HUF\s100\.00$/ }).waitFor();
   await nav.getByRole('button', { name: 'Notifications', exact: true }).waitFor();
   // Fay bids higher; Eve's header counts it live, from the socket's push.
-  await bidPlain(fayPage, item, '150.00');
+  await bidPlain(fayPage, item, '150.00', 'HUF');
   const menu = nav.getByRole('button', { name: 'Notifications, 1 unread' });
   await menu.waitFor();
   assert.equal((await menu.locator('.badge').textContent()).trim(), '1');
+  // The live toast: the socket names no currency, the room's item does.
+  await evePage.getByText(/^You were outbid: the price is now HUF\s\d+\.\d\d\.$/).waitFor();
 
   await menu.click();
   const panel = evePage.getByRole('region', { name: 'Your notifications' });
   const entry = panel.getByRole('listitem');
   await entry.waitFor();
   assert.equal(await entry.count(), 1);
-  assert.match(await entry.textContent(), /^NewA pewter jugYou were outbid: the price is now \$\d+\.\d\d\./);
+  // The stored notice says its item's currency and decimals.
+  assert.match(await entry.textContent(), /^NewA pewter jugYou were outbid: the price is now HUF\s\d+\.\d\d\./);
   assert.equal(await entry.getByRole('link', { name: 'A pewter jug' }).getAttribute('href'), `/items/${item}`);
   assert.equal(await entry.evaluate((li) => li.classList.contains('unread')), true);
   await accessible(evePage, 'notifications menu');
@@ -425,7 +432,8 @@ test('the other pages have no serious accessibility problems', async () => {
   await accessible(admin, 'admin');
   await admin.getByLabel('Title').fill('A walnut chair');
   await admin.getByRole('button', { name: 'List item' }).click();
-  await admin.getByText('Listed "A walnut chair".').waitFor();
+  // Told with the server's reading of the amounts.
+  await admin.getByText('Listed "A walnut chair": opens at $1.00, raised by at least $1.00.').waitFor();
   await admin.getByRole('button', { name: 'Cancel A walnut chair' }).click();
   await admin.getByText('Cancelled "A walnut chair".').waitFor();
 
