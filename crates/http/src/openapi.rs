@@ -348,8 +348,12 @@ impl Modify for EveryAnswer {
         for (path, item) in &mut openapi.paths.paths {
             let limited =
                 path.starts_with("/api/") || path.starts_with("/events/") || path == "/ws";
-            // What answers without the database: the document, the policy.
-            let stored = limited && path != "/api/openapi.json" && path != "/api/v1/auth/policy";
+            // What answers without the database: the document, the policy,
+            // a currency's digits.
+            let stored = limited
+                && path != "/api/openapi.json"
+                && path != "/api/v1/auth/policy"
+                && path != "/api/v1/currencies/{code}";
             for operation in [
                 &mut item.get,
                 &mut item.put,

@@ -260,6 +260,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/currencies/{code}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * How amounts in a currency are written, before any item has it (a form
+         *     that lists an item converts what is typed with it).
+         */
+        get: operations["currency"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/items": {
         parameters: {
             query?: never;
@@ -730,6 +750,18 @@ export interface components {
             /** @description 1–200 characters. */
             title: string;
         };
+        /** @description A currency and how its amounts are written. */
+        CurrencyBody: {
+            /** @description Three letters, lower case. */
+            code: string;
+            /**
+             * Format: int32
+             * @description How many digits of an amount in minor units are decimals, by ISO
+             *     4217 (2 for a code it does not list): what an item in this currency
+             *     will carry as `currency_decimals`.
+             */
+            decimals: number;
+        };
         /** @description An address to send a link to. */
         EmailRequest: {
             /** @description The address. */
@@ -869,6 +901,13 @@ export interface components {
             amount: number;
             /** Format: date-time */
             created_at: string;
+            /** @description The item's currency, lower case, which the amounts are in. */
+            currency: string;
+            /**
+             * Format: int32
+             * @description How many digits of those amounts are decimals (as an item's).
+             */
+            currency_decimals: number;
             /**
              * Format: int64
              * @description What the bid stands at: the price while leading or won, else its
@@ -2037,6 +2076,46 @@ export interface operations {
             };
             /** @description `service_unavailable`, with `Retry-After`: the database (or password hashing) is busy or unreachable; try again */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    currency: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Three letters, either case */
+                code: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CurrencyBody"];
+                };
+            };
+            /** @description `validation_failed`: not three letters */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `rate_limited`, with `Retry-After` and the `RateLimit-*` headers */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

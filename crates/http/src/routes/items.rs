@@ -160,6 +160,10 @@ fn poison_of(offer: &BidOffer) -> Option<PoisonBody> {
 pub struct OwnBidBody {
     id: Uuid,
     item_id: Uuid,
+    /// The item's currency, lower case, which the amounts are in.
+    currency: String,
+    /// How many digits of those amounts are decimals (as an item's).
+    currency_decimals: u32,
     amount: i64,
     #[schema(required = true)]
     poison: Option<PoisonBody>,
@@ -177,6 +181,8 @@ impl From<&OwnBid> for OwnBidBody {
         OwnBidBody {
             id: own.bid.id.as_uuid(),
             item_id: own.bid.item.as_uuid(),
+            currency: own.item.item.currency.as_str().to_owned(),
+            currency_decimals: own.item.item.currency.decimals(),
             amount: own.bid.offer.amount.minor_units(),
             poison: poison_of(&own.bid.offer),
             state: own.view.state.into(),
@@ -365,6 +371,34 @@ pub async fn create_item(
         .await?;
     metrics::counter!("items_created_total").increment(1);
     Ok(HttpResponse::Created().json(ItemBody::from(&listed)))
+}
+
+/// A currency and how its amounts are written.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CurrencyBody {
+    /// Three letters, lower case.
+    code: String,
+    /// How many digits of an amount in minor units are decimals, by ISO
+    /// 4217 (2 for a code it does not list): what an item in this currency
+    /// will carry as `currency_decimals`.
+    decimals: u32,
+}
+
+/// How amounts in a currency are written, before any item has it (a form
+/// that lists an item converts what is typed with it).
+#[utoipa::path(tag = "items",
+    params(("code" = String, Path, description = "Three letters, either case")),
+    responses(
+        (status = 200, body = CurrencyBody),
+        (status = 422, description = "`validation_failed`: not three letters", body = ProblemBody)))]
+#[get("/currencies/{code}")]
+pub async fn currency(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let currency = pp_domain::Currency::parse(&path)
+        .map_err(|err| ApiError::invalid_field("code", err.to_string()))?;
+    Ok(HttpResponse::Ok().json(CurrencyBody {
+        code: currency.as_str().to_owned(),
+        decimals: currency.decimals(),
+    }))
 }
 
 /// Items, newest first, optionally of one status.

@@ -48,6 +48,7 @@ pub fn api(cfg: &mut ServiceConfig) {
         .service(users::get_user)
         .service(users::update_user)
         .service(audit::audit_trail)
+        .service(items::currency)
         .service(items::create_item)
         .service(items::list_items)
         .service(items::get_item)

@@ -744,6 +744,8 @@ async fn admins_list_and_cancel_items_and_everyone_browses_them() {
         .unwrap();
     assert_eq!(mine["items"][0]["item_id"], ids[3].as_str());
     assert_eq!(mine["items"][0]["remaining_budget"], 300);
+    assert_eq!(mine["items"][0]["currency"], "usd");
+    assert_eq!(mine["items"][0]["currency_decimals"], 2);
     let rest: Value = app
         .get_as(
             &format!(
@@ -802,4 +804,28 @@ async fn the_write_limit_allows_three_bids_or_listings_a_minute_per_user() {
         app.bid(&other, &items[0], &plain(500)).await.status(),
         StatusCode::CREATED
     );
+}
+
+#[tokio::test]
+async fn a_currency_says_its_decimals_before_any_item_has_it() {
+    let app = TestApp::spawn().await;
+    for (code, expected) in [
+        ("usd", json!({"code": "usd", "decimals": 2})),
+        ("JPY", json!({"code": "jpy", "decimals": 0})),
+        ("huf", json!({"code": "huf", "decimals": 2})),
+        ("kwd", json!({"code": "kwd", "decimals": 3})),
+        ("zzz", json!({"code": "zzz", "decimals": 2})),
+    ] {
+        let response = app.get(&format!("/api/v1/currencies/{code}")).await;
+        assert_eq!(response.status(), StatusCode::OK, "{code}");
+        assert_eq!(response.json::<Value>().await.unwrap(), expected);
+    }
+    for bad in ["us", "usdd", "u%24d"] {
+        problem(
+            app.get(&format!("/api/v1/currencies/{bad}")).await,
+            422,
+            "validation_failed",
+        )
+        .await;
+    }
 }
