@@ -28,9 +28,10 @@ use crate::SqlStore;
 use crate::auction::{db_time, item_from_row};
 use crate::batcher::{BidQueue, PendingBid};
 use crate::codec::{seal_leader, seal_offer, seal_price};
+use crate::entities::notifications;
 use crate::entities::{bids, items};
 use crate::errors::{Reaction, integrity, react};
-use crate::notifications::insert_notifications;
+use crate::notifications::{insert_notices, insert_notification_rows, notification_rows};
 use crate::transaction::{MAX_ATTEMPTS, TxFailure, with_retries};
 
 type Outcome = Result<AcceptedBid, PlaceBidError>;
@@ -230,9 +231,8 @@ impl SqlStore {
             return Ok(outcomes);
         }
         let standings = self.seal_standings(&locked)?;
-        store_bids(txn, accepted, standings).await?;
         // Who each accepted bid tells, stored with it (the live push follows
-        // the commit).
+        // the commit), and mailed a notice if they take them.
         let told: Vec<(Notification, &Item)> = outcomes
             .iter()
             .filter_map(|outcome| outcome.as_ref().ok())
@@ -247,7 +247,9 @@ impl SqlStore {
                 .map(|told| (told, &accepted.item))
             })
             .collect();
-        insert_notifications(txn, self.sealer(), &told).await?;
+        let notifications = notification_rows(self.sealer(), &told).map_err(TxFailure::outcome)?;
+        store_bids(txn, accepted, standings, notifications).await?;
+        insert_notices(txn, self.sealer(), &told).await?;
         Ok(outcomes)
     }
 
@@ -421,14 +423,16 @@ async fn lock_items(
     })
 }
 
-/// Inserts the accepted bids and writes each changed item's public price,
-/// bid count and sealed standing. On PostgreSQL one statement of fixed text
-/// does both (the insert as a data-modifying `WITH`); on SQLite, in process,
-/// one insert and one update per item.
+/// Inserts the accepted bids and the notifications they cause, and writes
+/// each changed item's public price, bid count and sealed standing. On
+/// PostgreSQL one statement of fixed text does it all (the inserts as
+/// data-modifying `WITH`s); on SQLite, in process, one insert and one
+/// update per item, then the notifications.
 async fn store_bids(
     txn: &impl ConnectionTrait,
     accepted: Vec<NewBid>,
     standings: Vec<NewStanding>,
+    told: Vec<notifications::Model>,
 ) -> Result<(), TxFailure<BatchError>> {
     let stored = if txn.get_database_backend() == DbBackend::Postgres {
         // One array per column: the statement's text stays the same
@@ -445,12 +449,21 @@ async fn store_bids(
             array(&standings, |standing| standing.price),
             array(&standings, |standing| standing.bid_count),
             array(&standings, |standing| standing.sealed.clone()),
+            array(&told, |told| told.id),
+            array(&told, |told| told.user_id),
+            array(&told, |told| told.item_id),
+            array(&told, |told| told.item_title.clone()),
+            array(&told, |told| told.at),
+            array(&told, |told| told.sealed.clone()),
         ];
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             r#"WITH inserted AS (
                  INSERT INTO "bids" ("id", "item_id", "user_id", "seq", "sealed_offer", "created_at", "sealed_price_after")
                  SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::bytea[], $6::timestamptz[], $7::bytea[])
+               ), told AS (
+                 INSERT INTO "notifications" ("id", "user_id", "item_id", "item_title", "at", "sealed")
+                 SELECT * FROM unnest($12::uuid[], $13::uuid[], $14::uuid[], $15::text[], $16::timestamptz[], $17::bytea[])
                )
                UPDATE "items" AS i SET "current_price" = v.price, "bid_count" = v.bid_count, "sealed_standing" = v.sealed
                FROM unnest($8::uuid[], $9::bigint[], $10::bigint[], $11::bytea[]) AS v(id, price, bid_count, sealed)
@@ -460,7 +473,7 @@ async fn store_bids(
         .await
         .map(drop)
     } else {
-        store_bids_one_by_one(txn, accepted, standings).await
+        store_bids_one_by_one(txn, accepted, standings, told).await
     };
     match stored {
         Err(err) if react(&err) == Reaction::Duplicate => {
@@ -474,6 +487,7 @@ async fn store_bids_one_by_one(
     txn: &impl ConnectionTrait,
     accepted: Vec<NewBid>,
     standings: Vec<NewStanding>,
+    told: Vec<notifications::Model>,
 ) -> Result<(), sea_orm::DbErr> {
     bids::Entity::insert_many(accepted.into_iter().map(|row| bids::ActiveModel {
         id: Set(row.id),
@@ -495,7 +509,7 @@ async fn store_bids_one_by_one(
             .exec(txn)
             .await?;
     }
-    Ok(())
+    insert_notification_rows(txn, told).await
 }
 
 /// One column of `rows` as a PostgreSQL array parameter.

@@ -14,8 +14,8 @@ use pp_domain::ports::{SealBinding, Sealer, StoreError};
 use pp_domain::{Currency, Item, Timestamp, UserId};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement,
 };
 use uuid::Uuid;
 
@@ -44,6 +44,55 @@ fn binding(id: Uuid, notification: &Notification) -> SealBinding {
     }
 }
 
+/// The sealed rows of `told`, each with the item it is about.
+pub(crate) fn notification_rows(
+    sealer: &dyn Sealer,
+    told: &[(Notification, &Item)],
+) -> Result<Vec<notifications::Model>, StoreError> {
+    let mut rows = Vec::with_capacity(told.len());
+    for (notification, item) in told {
+        let id = Uuid::now_v7();
+        let mut plain = serde_json::to_vec(&notification.data)
+            .map_err(|err| integrity(format_args!("a notification cannot be encoded: {err}")))?;
+        if plain.len() > SEALED_LEN {
+            return Err(integrity("a notification is too long to seal"));
+        }
+        plain.resize(SEALED_LEN, b' ');
+        let sealed = sealer
+            .seal(&plain, &binding(id, notification))
+            .map_err(|err| integrity(format_args!("sealing failed: {err}")))?;
+        rows.push(notifications::Model {
+            id,
+            user_id: notification.user.as_uuid(),
+            item_id: notification.data.item().as_uuid(),
+            item_title: item.title.as_str().to_owned(),
+            at: db_time(notification.at),
+            read_at: None,
+            sealed,
+        });
+    }
+    Ok(rows)
+}
+
+/// Inserts `rows` in the caller's transaction, in statements of at most
+/// [`ROWS_PER_INSERT`] rows.
+pub(crate) async fn insert_notification_rows(
+    txn: &impl ConnectionTrait,
+    rows: Vec<notifications::Model>,
+) -> Result<(), sea_orm::DbErr> {
+    let mut rows = rows
+        .into_iter()
+        .map(notifications::ActiveModel::from)
+        .peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+        notifications::Entity::insert_many(chunk)
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Stores `told`, each with the item it is about, in the caller's
 /// transaction (a database error stays retryable there): the notification
 /// rows, and the e-mail notices they cause ([`NoticeMail::of`]) in the
@@ -53,40 +102,8 @@ pub(crate) async fn insert_notifications<E: From<StoreError>>(
     sealer: &dyn Sealer,
     told: &[(Notification, &Item)],
 ) -> Result<(), TxFailure<E>> {
-    let mut rows = Vec::with_capacity(told.len());
-    for (notification, item) in told {
-        let id = Uuid::now_v7();
-        let mut plain = serde_json::to_vec(&notification.data).map_err(|err| {
-            TxFailure::outcome(integrity(format_args!(
-                "a notification cannot be encoded: {err}"
-            )))
-        })?;
-        if plain.len() > SEALED_LEN {
-            return Err(TxFailure::outcome(integrity(
-                "a notification is too long to seal",
-            )));
-        }
-        plain.resize(SEALED_LEN, b' ');
-        let sealed = sealer
-            .seal(&plain, &binding(id, notification))
-            .map_err(|err| TxFailure::outcome(integrity(format_args!("sealing failed: {err}"))))?;
-        rows.push(notifications::ActiveModel {
-            id: Set(id),
-            user_id: Set(notification.user.as_uuid()),
-            item_id: Set(notification.data.item().as_uuid()),
-            item_title: Set(item.title.as_str().to_owned()),
-            at: Set(db_time(notification.at)),
-            read_at: Set(None),
-            sealed: Set(sealed),
-        });
-    }
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
-        notifications::Entity::insert_many(chunk)
-            .exec_without_returning(txn)
-            .await?;
-    }
+    let rows = notification_rows(sealer, told).map_err(TxFailure::outcome)?;
+    insert_notification_rows(txn, rows).await?;
     insert_notices(txn, sealer, told).await
 }
 
@@ -123,10 +140,11 @@ async fn mailable_users(
     Ok(rows)
 }
 
-/// The outbox rows of the notices `told` mails: its recipients are read in
-/// the same transaction, so a notice follows the account as it is then
-/// (notices turned off a moment ago are not sent).
-async fn insert_notices<E: From<StoreError>>(
+/// The outbox rows of the notices `told` mails, in the caller's
+/// transaction: its recipients are read in the same transaction, so a
+/// notice follows the account as it is then (notices turned off a moment
+/// ago are not sent).
+pub(crate) async fn insert_notices<E: From<StoreError>>(
     txn: &impl ConnectionTrait,
     sealer: &dyn Sealer,
     told: &[(Notification, &Item)],
