@@ -93,17 +93,31 @@ describe('the app frame', () => {
 });
 
 describe('my bids', () => {
-  it('lists each bid with its state and poison, page by page', async () => {
+  it("lists each bid with its state and poison in its item's currency, page by page", async () => {
     server.use(
       ...signedIn(ann),
       http.get('*/api/v1/me/bids', ({ request }) => {
         const cursor = new URL(request.url).searchParams.get('cursor');
         return cursor === 'next'
-          ? HttpResponse.json({ items: [aBid({ id: 'b3', item_id: 'desk', amount: 5_000, state: 'won' })], next_cursor: null, has_more: false })
+          ? HttpResponse.json({
+              items: [aBid({ id: 'b3', item_id: 'desk/7', currency: 'jpy', currency_decimals: 0, amount: 5_000, state: 'won' })],
+              next_cursor: null,
+              has_more: false,
+            })
           : HttpResponse.json({
               items: [
                 aBid({ id: 'b1', item_id: 'lamp', amount: 12_500, state: 'leading' }),
-                aBid({ id: 'b2', item_id: 'chair', amount: 20_000, poison: { budget: 30_000, step: 500 }, remaining_budget: 8_000, state: 'outbid' }),
+                // The forint: 2 decimals by ISO 4217 and the server; Intl says 0.
+                aBid({
+                  id: 'b2',
+                  item_id: 'chair',
+                  currency: 'huf',
+                  currency_decimals: 2,
+                  amount: 20_000,
+                  poison: { budget: 30_050, step: 500 },
+                  remaining_budget: 8_000,
+                  state: 'outbid',
+                }),
               ],
               next_cursor: 'next',
               has_more: true,
@@ -114,13 +128,16 @@ describe('my bids', () => {
     const table = await screen.findByRole('region', { name: 'Your bids' });
     const rows = within(table).getAllByRole('row').slice(1);
     expect(rows.map((row) => row.textContent)).toEqual([
-      'Open the auction125.00leading—',
-      'Open the auction200.00 (poison up to 300.00)outbid80.00',
+      'Open the auction$125.00leading—',
+      'Open the auctionHUF\u00a0200.00 (poison up to HUF\u00a0300.50)outbidHUF\u00a080.00',
     ]);
     expect(within(rows[1]!).getByRole('link')).toHaveAttribute('href', '/items/chair');
 
     await userEvent.click(screen.getByRole('button', { name: 'Load more' }));
     expect(await screen.findByText('won')).toBeInTheDocument();
+    const won = within(table).getAllByRole('row').at(-1)!;
+    expect(won).toHaveTextContent('¥5,000');
+    expect(within(won).getByRole('link')).toHaveAttribute('href', '/items/desk%2F7');
     expect(screen.queryByRole('button', { name: 'Load more' })).not.toBeInTheDocument();
   });
 

@@ -4,6 +4,8 @@ import { afterAutoRaise, afterLosingLead, afterPrice, budgetOf } from './budget'
 const poisoned: OwnBid = {
   id: 'b',
   item_id: 'i',
+  currency: 'usd',
+  currency_decimals: 2,
   amount: 125,
   poison: { budget: 200, step: 5 },
   state: 'leading',

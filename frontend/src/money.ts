@@ -2,7 +2,8 @@
 // type and read major units ("12.50"), in the item's currency.
 //
 // How many decimals a currency has is the server's word (ISO 4217's minor
-// unit: every item carries it as `currency_decimals`), not the browser's:
+// unit: every item and own bid carries it as `currency_decimals`, and
+// GET /currencies/{code} tells it for an item being listed), not the browser's:
 // Intl's tables (CLDR) differ for about twenty currencies (HUF, IDR, …), and
 // reading 12345 minor units of huf as 12,345 would put the page 100× off
 // the server and its mails. Intl only draws the symbol and the grouping.
@@ -18,25 +19,6 @@ export interface Currency {
 /** The currency of an item (or anything carrying the server's two fields). */
 export function currencyOf(item: { currency: string; currency_decimals: number }): Currency {
   return { code: item.currency, decimals: item.currency_decimals };
-}
-
-/**
- * The browser's guess at the decimals of `code` (Intl's, 2 for a code it does
- * not know). Only for where no server figure exists yet, such as a currency
- * an admin is typing: it may differ from the server's (HUF).
- */
-export function intlFractionDigits(code: string): number {
-  try {
-    return new Intl.NumberFormat('en', { style: 'currency', currency: code.toUpperCase() })
-      .resolvedOptions().maximumFractionDigits ?? 2;
-  } catch {
-    return 2;
-  }
-}
-
-/** `code` with the browser's guess at its decimals: see `intlFractionDigits`. */
-export function guessCurrency(code: string): Currency {
-  return { code, decimals: intlFractionDigits(code) };
 }
 
 /** `minor` units of `currency`, formatted for people with the currency's own decimals. */

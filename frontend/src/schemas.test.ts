@@ -117,7 +117,9 @@ describe('the bid form', () => {
 
 describe('the new-item form', () => {
   const now = new Date('2026-06-01T12:00:00Z');
-  const schema = itemSchema(() => now);
+  // The server's decimals (GET /currencies/{code}), as the form has looked them up.
+  const server: Record<string, number> = { eur: 2, jpy: 0, huf: 2, xyz: 2 };
+  const schema = itemSchema((code) => server[code] ?? null, () => now);
   const valid = {
     title: ' Lamp ',
     description: 'Brass',
@@ -138,7 +140,7 @@ describe('the new-item form', () => {
     });
   });
 
-  it("reads a typed currency's amounts with the browser's decimals: no item has the server's yet", () => {
+  it("reads a typed currency's amounts with the server's decimals, not the browser's", () => {
     expect(schema.parse({ ...valid, currency: 'jpy', base_price: '700', min_increment: '10' })).toMatchObject({
       currency: 'jpy',
       base_price: 700,
@@ -146,6 +148,20 @@ describe('the new-item form', () => {
     });
     expect(messages(schema.safeParse({ ...valid, currency: 'jpy' }))).toEqual({ min_increment: 'Enter an increment as a whole number' });
     expect(schema.parse({ ...valid, currency: 'xyz' })).toMatchObject({ base_price: 1000, min_increment: 50 });
+    // The forint: 2 decimals by ISO 4217 and the server, none by Intl. 1000
+    // is 1000.00 forints, as the item will show it, and fillér are allowed.
+    expect(new Intl.NumberFormat('en', { style: 'currency', currency: 'HUF' }).resolvedOptions().maximumFractionDigits).toBe(0);
+    expect(schema.parse({ ...valid, currency: 'HUF', base_price: '1000', min_increment: '10.50' })).toMatchObject({
+      currency: 'huf',
+      base_price: 100_000,
+      min_increment: 1_050,
+    });
+  });
+
+  it('reads no amount while the currency is not looked up, and says so on the currency', () => {
+    expect(messages(schema.safeParse({ ...valid, currency: 'sek', base_price: 'a' }))).toEqual({
+      currency: 'Could not look up how amounts in SEK are written; try again',
+    });
   });
 
   it('names every broken rule', () => {

@@ -5,7 +5,7 @@ import { z } from 'zod';
 
 import { auditTrailEventValues } from './api/enums';
 import type { Item, PasswordPolicy } from './api/types';
-import { MAX_MINOR, intlFractionDigits, parseMoney } from './money';
+import { MAX_MINOR, parseMoney } from './money';
 
 /** Password length is counted in Unicode code points, as on the server. */
 export const codePoints = (text: string) => [...text].length;
@@ -133,12 +133,14 @@ export type BidFormInput = z.input<ReturnType<typeof bidSchema>>;
 export type BidFormOutput = z.output<ReturnType<typeof bidSchema>>;
 
 /**
- * The admin's new item, every problem reported at once on its field. No
- * item carries the server's decimals yet, so its amounts are read with the
- * browser's (Intl's) for the typed currency, 2 for a code it does not know;
- * the answer is the server's reading (see AdminPage).
+ * The admin's new item, every problem reported at once on its field. Its
+ * amounts are read with the server's decimals for the typed currency
+ * (`decimalsOf`, from GET /currencies/{code}: the HUF has 2 there, none by
+ * Intl), never the browser's guess; while they are unknown (not looked up
+ * yet, or the lookup failed) the amounts cannot be read and the currency
+ * field says so. A code that is not three letters reads them with 2.
  */
-export function itemSchema(now: () => Date = () => new Date()) {
+export function itemSchema(decimalsOf: (code: string) => number | null, now: () => Date = () => new Date()) {
   return z
     .object({
       title: z.string(),
@@ -157,10 +159,15 @@ export function itemSchema(now: () => Date = () => new Date()) {
       else if (codePoints(title) > 200) issue('title', 'Use at most 200 characters');
       if (codePoints(description) > 10_000) issue('description', 'Use at most 10,000 characters');
       const currencyValid = /^[a-z]{3}$/.test(currency);
+      // A code that is no currency at all: its amounts are still checked (as
+      // with 2 decimals), so every problem shows at once.
+      const decimals = currencyValid ? decimalsOf(currency) : 2;
       if (!currencyValid) issue('currency', 'Use a three-letter currency code, like USD');
-      const decimals = currencyValid ? intlFractionDigits(currency) : 2;
-      const base = moneyField(context, 'base_price', form.base_price, decimals, 'a base price');
-      const increment = moneyField(context, 'min_increment', form.min_increment, decimals, 'an increment');
+      else if (decimals === null) {
+        issue('currency', `Could not look up how amounts in ${currency.toUpperCase()} are written; try again`);
+      }
+      const base = decimals === null ? null : moneyField(context, 'base_price', form.base_price, decimals, 'a base price');
+      const increment = decimals === null ? null : moneyField(context, 'min_increment', form.min_increment, decimals, 'an increment');
       const closeAt = new Date(form.close_at);
       const ahead = closeAt.getTime() - now().getTime();
       if (!form.close_at || Number.isNaN(closeAt.getTime()) || ahead <= 0) issue('close_at', 'Choose a time in the future');
@@ -170,6 +177,7 @@ export function itemSchema(now: () => Date = () => new Date()) {
     });
 }
 export type ItemFormInput = z.input<ReturnType<typeof itemSchema>>;
+export type ItemFormOutput = z.output<ReturnType<typeof itemSchema>>;
 
 /** Any UUID, as the server parses one (hyphenated, any version). */
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -4,6 +4,7 @@ import type {
   AuditEvent,
   AuditPage,
   BidPlaced,
+  CurrencyInfo,
   Item,
   ItemPage,
   ItemStatus,
@@ -77,6 +78,11 @@ export async function updateMe(body: UpdateMe) {
   return (await api.patch<User>('/users/me', body)).data;
 }
 
+/** How amounts in currency `code` are written (its decimals), as the server reads them. */
+export async function currency(code: string) {
+  return (await api.get<CurrencyInfo>(`/currencies/${encodeURIComponent(code)}`)).data;
+}
+
 export async function listItems(status: ItemStatus | undefined, cursor: string | null) {
   const params: Record<string, string> = { limit: '20' };
   if (status) params.status = status;
@@ -85,7 +91,7 @@ export async function listItems(status: ItemStatus | undefined, cursor: string |
 }
 
 export async function getItem(id: string) {
-  return (await api.get<Item>(`/items/${id}`)).data;
+  return (await api.get<Item>(`/items/${encodeURIComponent(id)}`)).data;
 }
 
 export async function createItem(body: NewItem) {
@@ -93,18 +99,18 @@ export async function createItem(body: NewItem) {
 }
 
 export async function cancelItem(id: string) {
-  return (await api.post<Item>(`/items/${id}/cancel`)).data;
+  return (await api.post<Item>(`/items/${encodeURIComponent(id)}/cancel`)).data;
 }
 
 export async function placeBid(id: string, amount: number, poison: Poison | null) {
   const body = poison ? { amount, poison } : { amount };
-  return (await api.post<BidPlaced>(`/items/${id}/bid`, body)).data;
+  return (await api.post<BidPlaced>(`/items/${encodeURIComponent(id)}/bid`, body)).data;
 }
 
 /** Your bid on an item, or `null` when you have none. */
 export async function ownBid(id: string): Promise<OwnBid | null> {
   try {
-    return (await api.get<OwnBid>(`/items/${id}/bid`)).data;
+    return (await api.get<OwnBid>(`/items/${encodeURIComponent(id)}/bid`)).data;
   } catch (error) {
     if ((error as { status?: number }).status === 404) return null;
     throw error;
@@ -122,7 +128,7 @@ export async function revealedBids(id: string) {
   do {
     const params: Record<string, string> = { limit: '100' };
     if (cursor) params.cursor = cursor;
-    const page: RevealedBidPage = (await api.get<RevealedBidPage>(`/items/${id}/bids`, { params })).data;
+    const page: RevealedBidPage = (await api.get<RevealedBidPage>(`/items/${encodeURIComponent(id)}/bids`, { params })).data;
     all.push(...page.items);
     cursor = page.next_cursor ?? null;
   } while (cursor);

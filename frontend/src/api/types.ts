@@ -19,6 +19,8 @@ export type ItemStatus = Schemas['StatusName'];
 export type Item = Schemas['ItemBody'];
 export type ItemPage = Schemas['ItemPage'];
 export type NewItem = Schemas['CreateItemRequest'];
+/** GET /currencies/{code}: a currency's decimals as the server reads amounts in it. */
+export type CurrencyInfo = Schemas['CurrencyBody'];
 
 export type Poison = Schemas['PoisonBody'];
 export type BidState = Schemas['StateName'];

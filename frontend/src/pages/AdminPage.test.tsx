@@ -5,7 +5,14 @@ import { http, HttpResponse } from 'msw';
 import type { Item } from '../api/types';
 import { admin, anItem, ann, mockApi, problem, renderApp, signedIn } from '../test/app';
 
-const server = mockApi(...signedIn(admin));
+/** The server's decimals by ISO 4217 (2 for a code it does not list). */
+const ISO: Record<string, number> = { usd: 2, eur: 2, huf: 2, jpy: 0 };
+const currencies = http.get('*/api/v1/currencies/:code', ({ params }) => {
+  const code = String(params.code);
+  return HttpResponse.json({ code, decimals: ISO[code] ?? 2 });
+});
+
+const server = mockApi(...signedIn(admin), currencies);
 
 /** Serves `items` as the open list; returns how often it was read. */
 function openItems(items: () => Item[]) {
@@ -59,15 +66,57 @@ describe('the admin page', () => {
     await waitFor(() => expect(reads.count).toBeGreaterThan(readsBefore));
   });
 
-  it("says what was listed with the server's decimals, which the form could only guess", async () => {
+  it("reads the amounts with the server's decimals for the typed currency, not the browser's", async () => {
     openItems(() => []);
     let body: Record<string, unknown> = {};
     server.use(
       http.post('*/api/v1/items', async ({ request }) => {
         body = (await request.json()) as Record<string, unknown>;
-        // The forint has 2 decimals by ISO 4217 and the server; Intl says 0.
         const listed = { currency: 'huf', currency_decimals: 2, base_price: Number(body.base_price), min_increment: Number(body.min_increment) };
         return HttpResponse.json(anItem({ id: 'new', title: String(body.title), ...listed }), { status: 201 });
+      }),
+    );
+    renderApp('/admin');
+    await userEvent.type(await screen.findByLabelText('Title'), 'Stove');
+    const currency = screen.getByLabelText('Currency');
+    expect(await screen.findByText('Amounts in USD have 2 decimals: 1000 is $1,000.00.')).toBeInTheDocument();
+    await userEvent.clear(currency);
+    await userEvent.type(currency, 'HUF');
+    // The forint has 2 decimals by ISO 4217 and the server; Intl says 0.
+    expect(await screen.findByText('Amounts in HUF have 2 decimals: 1000 is HUF 1,000.00.')).toBeInTheDocument();
+    expect(currency).toHaveAccessibleDescription(/^Amounts in HUF have 2 decimals: 1000 is HUF\s1,000\.00\.$/);
+    await userEvent.clear(screen.getByLabelText('Base price'));
+    await userEvent.type(screen.getByLabelText('Base price'), '1000');
+    await userEvent.clear(screen.getByLabelText('Minimum increment'));
+    await userEvent.type(screen.getByLabelText('Minimum increment'), '10.50');
+    await userEvent.click(screen.getByRole('button', { name: 'List item' }));
+    expect(await screen.findByText('Listed "Stove": opens at HUF 1,000.00, raised by at least HUF 10.50.')).toBeInTheDocument();
+    expect(body).toMatchObject({ currency: 'huf', base_price: 100_000, min_increment: 1_050 });
+
+    await userEvent.clear(currency);
+    await userEvent.type(currency, 'jpy');
+    expect(await screen.findByText('Amounts in JPY are whole numbers.')).toBeInTheDocument();
+  });
+
+  it('lists nothing until the currency is looked up: it waits for the answer, and asks again after a failure', async () => {
+    openItems(() => []);
+    let posted: Record<string, unknown> | null = null;
+    server.use(
+      http.post('*/api/v1/items', async ({ request }) => {
+        posted = (await request.json()) as Record<string, unknown>;
+        return HttpResponse.json(anItem({ id: 'new', title: 'Stove', currency: 'huf', currency_decimals: 2 }), { status: 201 });
+      }),
+    );
+    let lookups = 0;
+    let answer: (response: Response) => void = () => {};
+    server.use(
+      http.get('*/api/v1/currencies/:code', ({ params }) => {
+        if (params.code !== 'huf') return HttpResponse.json({ code: params.code, decimals: 2 });
+        lookups += 1;
+        if (lookups === 1) return problem(503, 'service_unavailable');
+        return new Promise<Response>((resolve) => {
+          answer = resolve;
+        });
       }),
     );
     renderApp('/admin');
@@ -75,12 +124,36 @@ describe('the admin page', () => {
     await userEvent.clear(screen.getByLabelText('Currency'));
     await userEvent.type(screen.getByLabelText('Currency'), 'HUF');
     await userEvent.clear(screen.getByLabelText('Base price'));
-    await userEvent.type(screen.getByLabelText('Base price'), '1500');
-    await userEvent.clear(screen.getByLabelText('Minimum increment'));
-    await userEvent.type(screen.getByLabelText('Minimum increment'), '10');
+    await userEvent.type(screen.getByLabelText('Base price'), '1000');
+    expect(await screen.findByText('Could not look up how amounts in HUF are written; List item tries again.')).toBeInTheDocument();
+    expect(lookups).toBe(1);
+
+    // Submitting asks again and waits for the answer before reading the amounts.
     await userEvent.click(screen.getByRole('button', { name: 'List item' }));
-    expect(await screen.findByText('Listed "Stove": opens at HUF 15.00, raised by at least HUF 0.10.')).toBeInTheDocument();
-    expect(body).toMatchObject({ currency: 'huf', base_price: 1500, min_increment: 10 });
+    await waitFor(() => expect(lookups).toBe(2));
+    expect(screen.getByText('Looking up how amounts in HUF are written…')).toBeInTheDocument();
+    expect(posted).toBeNull();
+    answer(HttpResponse.json({ code: 'huf', decimals: 2 }));
+    expect(await screen.findByText(/^Listed "Stove"/)).toBeInTheDocument();
+    expect(posted).toMatchObject({ currency: 'huf', base_price: 100_000 });
+  });
+
+  it('says on the currency when its lookup failed, and sends nothing', async () => {
+    openItems(() => []);
+    let posts = 0;
+    server.use(
+      http.get('*/api/v1/currencies/:code', () => problem(503, 'service_unavailable')),
+      http.post('*/api/v1/items', () => {
+        posts += 1;
+        return problem(500, 'internal');
+      }),
+    );
+    renderApp('/admin');
+    await userEvent.type(await screen.findByLabelText('Title'), 'Stove');
+    await userEvent.click(screen.getByRole('button', { name: 'List item' }));
+    expect(await screen.findByText('Could not look up how amounts in USD are written; try again')).toBeInTheDocument();
+    expect(screen.getByLabelText('Currency')).toHaveAttribute('aria-invalid', 'true');
+    expect(posts).toBe(0);
   });
 
   it('checks the form before sending, and puts the server’s objections on their fields', async () => {

@@ -4,12 +4,12 @@ import { Link } from 'react-router-dom';
 
 import { myBids } from '../api/endpoints';
 import { ProblemAlert } from '../components/ProblemAlert';
-import { toMajorText } from '../money';
+import type { OwnBid } from '../api/types';
+import { currencyOf, formatMoney } from '../money';
 
-// A bid does not carry its item's currency nor its decimals (and reading
-// every item would spend the rate limit): amounts show in major units as if
-// with 2 decimals, the fallback where the server gives no figure.
-const amount = (minor: number) => toMajorText(minor, 2);
+// Each bid carries its item's currency and the server's decimals for it
+// (reading every item would spend the rate limit).
+const money = (bid: OwnBid, minor: number) => formatMoney(minor, currencyOf(bid));
 
 export function MyBidsPage() {
   const query = useInfiniteQuery({
@@ -44,14 +44,14 @@ export function MyBidsPage() {
               {bids.map((bid) => (
                 <tr key={bid.id}>
                   <td>
-                    <Link to={`/items/${bid.item_id}`}>Open the auction</Link>
+                    <Link to={`/items/${encodeURIComponent(bid.item_id)}`}>Open the auction</Link>
                   </td>
                   <td>
-                    {amount(bid.amount)}
-                    {bid.poison && ` (poison up to ${amount(bid.poison.budget)})`}
+                    {money(bid, bid.amount)}
+                    {bid.poison && ` (poison up to ${money(bid, bid.poison.budget)})`}
                   </td>
                   <td>{bid.state}</td>
-                  <td>{bid.poison ? amount(bid.remaining_budget) : '—'}</td>
+                  <td>{bid.poison ? money(bid, bid.remaining_budget) : '—'}</td>
                 </tr>
               ))}
             </tbody>

@@ -46,6 +46,8 @@ export function aBid(over: Partial<OwnBid> = {}): OwnBid {
   return {
     id: 'bid-1',
     item_id: 'lot',
+    currency: 'usd',
+    currency_decimals: 2,
     amount: 12_500,
     poison: null,
     state: 'leading',
