@@ -1,4 +1,4 @@
-import { screen, within } from '@testing-library/react';
+import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { http, HttpResponse } from 'msw';
 
@@ -41,7 +41,7 @@ describe('the app frame', () => {
     expect(within(nav()).queryByRole('link', { name: 'Admin' })).not.toBeInTheDocument();
   });
 
-  it('logs out: the server forgets the session, the token goes, the login page shows', async () => {
+  it('logs out: the server forgets the session, the token goes, nothing read for the user stays, the login page shows', async () => {
     let loggedOut = 0;
     server.use(
       ...signedIn(admin),
@@ -50,8 +50,10 @@ describe('the app frame', () => {
         return new HttpResponse(null, { status: 204 });
       }),
     );
-    renderApp('/');
+    const { queryClient } = renderApp('/');
     const logOut = await screen.findByRole('button', { name: 'Log out' });
+    const notifications = () => queryClient.getQueryCache().findAll({ queryKey: ['notifications'] });
+    await waitFor(() => expect(notifications()).toHaveLength(1));
     expect(within(nav()).getByRole('link', { name: 'Root, your account' })).toBeInTheDocument();
     expect(within(nav()).getByRole('link', { name: 'Admin' })).toHaveAttribute('href', '/admin');
     expect(within(nav()).getByRole('link', { name: 'My bids' })).toBeInTheDocument();
@@ -63,6 +65,7 @@ describe('the app frame', () => {
     expect(accessToken.get()).toBeNull();
     expect(within(nav()).queryByRole('link', { name: 'My bids' })).not.toBeInTheDocument();
     expect(within(nav()).queryByRole('button', { name: /Notifications/ })).not.toBeInTheDocument();
+    await waitFor(() => expect(notifications()).toHaveLength(0));
   });
 
   it('says so when there is no such page', async () => {

@@ -1,15 +1,31 @@
 // Who is logged in. The access token lives in memory (api/client.ts); on a
 // reload the session is restored through the refresh cookie.
-import { useCallback, useEffect, useMemo, useState, type ReactNode } from 'react';
+import { useQueryClient } from '@tanstack/react-query';
+import { useCallback, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 
 import { onLoggedOut, restoreSession } from '../api/client';
 import * as endpoints from '../api/endpoints';
-import type { User } from '../api/types';
+import type { UpdateMe, User } from '../api/types';
 import { AuthContext, type Auth } from './useAuth';
 
 export function AuthProvider({ children }: { children: ReactNode }) {
   const [user, setUser] = useState<User | null>(null);
   const [status, setStatus] = useState<Auth['status']>('loading');
+  const queryClient = useQueryClient();
+
+  // Logged out (by the button, or the session ended): nothing read for the
+  // last user stays in memory on a shared computer. Run after the render
+  // that unmounted what showed it (the menu, the pages behind the login), so
+  // those queries are inactive and go; the active ones left are what a
+  // public page shows anyone, and stay with it.
+  const wasIn = useRef(false);
+  useEffect(() => {
+    if (status === 'authenticated') wasIn.current = true;
+    if (status !== 'anonymous' || !wasIn.current) return;
+    wasIn.current = false;
+    queryClient.removeQueries({ type: 'inactive' });
+    queryClient.getMutationCache().clear();
+  }, [status, queryClient]);
 
   const refreshUser = useCallback(async () => {
     const current = await endpoints.me();
@@ -54,9 +70,19 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   }, []);
 
   // The answer to a change is the account as it now is: no need to ask
-  // again. One that lands after a logout (or another login) is dropped.
+  // again. Only the fields the change sent are taken from it: answers to
+  // two changes may land out of order (a slow name save after a flip of
+  // notify_email), and the late one would put back the earlier state of
+  // the other field. One that lands after a logout (or another login) is
+  // dropped.
   const updateUser = useCallback(
-    (changed: User) => setUser((current) => (current?.id === changed.id ? changed : current)),
+    (sent: UpdateMe, answer: User) =>
+      setUser((current) => {
+        if (current?.id !== answer.id) return current;
+        const next: User = { ...current };
+        for (const field of Object.keys(sent) as (keyof UpdateMe)[]) Object.assign(next, { [field]: answer[field] });
+        return next;
+      }),
     [],
   );
 

@@ -2,7 +2,7 @@
 // provides it.
 import { createContext, useContext } from 'react';
 
-import type { User } from '../api/types';
+import type { UpdateMe, User } from '../api/types';
 
 export interface Auth {
   status: 'loading' | 'anonymous' | 'authenticated';
@@ -10,8 +10,12 @@ export interface Auth {
   login: (email: string, password: string) => Promise<void>;
   logout: () => Promise<void>;
   refreshUser: () => Promise<void>;
-  /** Takes the account as the server answered a change to it (PATCH /users/me). */
-  updateUser: (user: User) => void;
+  /**
+   * Takes from the server's answer to a change (PATCH /users/me) only the
+   * fields that request `sent`: another change's answer may land later and
+   * would otherwise put back what this one changed.
+   */
+  updateUser: (sent: UpdateMe, answer: User) => void;
 }
 
 export const AuthContext = createContext<Auth | null>(null);

@@ -140,6 +140,52 @@ describe('the account page', () => {
     expect(asked).toBe(1);
   });
 
+  it('keeps the switch where it was saved when a slow name save answers after it', async () => {
+    // The server as it is: each answer is the account after that change.
+    let account: User = { ...ann };
+    let releaseName: () => void = () => {};
+    server.use(
+      http.patch('*/api/v1/users/me', async ({ request }) => {
+        const body = (await request.json()) as Partial<User>;
+        account = { ...account, ...body };
+        const answer = { ...account };
+        // The name's answer is held back until after the switch's.
+        if (body.display_name !== undefined) await new Promise<void>((resolve) => (releaseName = resolve));
+        return HttpResponse.json(answer);
+      }),
+    );
+    renderApp('/account');
+    const name = await screen.findByLabelText('Display name');
+    await userEvent.clear(name);
+    await userEvent.type(name, 'Ann Example');
+    await userEvent.click(screen.getByRole('button', { name: 'Save name' }));
+    await waitFor(() => expect(account.display_name).toBe('Ann Example'));
+
+    const notices = screen.getByRole('switch');
+    await userEvent.click(notices);
+    expect(await screen.findByText('You will not be e-mailed notices.')).toBeInTheDocument();
+    // The name's answer, older (notify_email still on), lands last.
+    releaseName();
+    expect(await screen.findByText('Your display name is saved.')).toBeInTheDocument();
+    expect(within(nav()).getByRole('link', { name: 'Ann Example, your account' })).toBeInTheDocument();
+    expect(notices).not.toBeChecked();
+    expect(screen.getByText('You will not be e-mailed notices.')).toBeInTheDocument();
+  });
+
+  it('keeps its status lines in place, changing only their words, and drops "saved" once the name changes', async () => {
+    updates();
+    renderApp('/account');
+    const name = await screen.findByLabelText('Display name');
+    const form = name.closest('form')!;
+    const status = within(form).getByRole('status');
+    expect(status).toBeEmptyDOMElement();
+    await userEvent.click(screen.getByRole('button', { name: 'Save name' }));
+    await waitFor(() => expect(status).toHaveTextContent('Your display name is saved.'));
+    await userEvent.type(name, 'x');
+    expect(status).toBeEmptyDOMElement();
+    expect(within(form).getByRole('status')).toBe(status);
+  });
+
   it('leads on to changing the password', async () => {
     server.use(http.get('*/api/v1/auth/policy', () => HttpResponse.json({ password_min_length: 15, password_max_length: 128 })));
     renderApp('/account');

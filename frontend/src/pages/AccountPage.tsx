@@ -26,8 +26,9 @@ function DisplayName({ user }: { user: User }) {
     setSaved(false);
     setFailure(null);
     try {
-      const changed = await endpoints.updateMe({ display_name: form.display_name });
-      updateUser(changed);
+      const sent = { display_name: form.display_name };
+      const changed = await endpoints.updateMe(sent);
+      updateUser(sent, changed);
       // The server's spelling (trimmed) is the one kept.
       reset({ display_name: changed.display_name });
       setSaved(true);
@@ -41,11 +42,15 @@ function DisplayName({ user }: { user: User }) {
         label="Display name"
         autoComplete="nickname"
         hint="Shown in the header; up to 100 characters."
-        registration={register('display_name')}
+        // A change after saving is not saved: the word goes.
+        registration={register('display_name', { onChange: () => setSaved(false) })}
         error={formState.errors.display_name?.message}
       />
       <ProblemAlert error={failure} />
-      {saved && <p role="status">Your display name is saved.</p>}
+      {/* Always there, so a screen reader hears its text change. */}
+      <p role="status" className="status">
+        {saved ? 'Your display name is saved.' : ''}
+      </p>
       <button type="submit" disabled={formState.isSubmitting}>
         Save name
       </button>
@@ -59,7 +64,7 @@ function EmailNotices({ user }: { user: User }) {
   const id = useId();
   const save = useMutation({
     mutationFn: (notify_email: boolean) => endpoints.updateMe({ notify_email }),
-    onSuccess: updateUser,
+    onSuccess: (answer, notify_email) => updateUser({ notify_email }, answer),
   });
   // While saving, the switch shows where it is going; a failure puts it
   // back where the server has it.
@@ -86,7 +91,10 @@ function EmailNotices({ user }: { user: User }) {
         Either way, every notice shows in the Notifications menu.
       </p>
       <ProblemAlert error={save.error} />
-      {save.isSuccess && <p role="status">{user.notify_email ? 'You will be e-mailed notices.' : 'You will not be e-mailed notices.'}</p>}
+      {/* Always there, its text changing; what this switch saved, as the server answered it. */}
+      <p role="status" className="status">
+        {save.isSuccess ? (save.data.notify_email ? 'You will be e-mailed notices.' : 'You will not be e-mailed notices.') : ''}
+      </p>
     </>
   );
 }

@@ -103,16 +103,17 @@ export function mockApi(...handlers: (RequestHandler | WebSocketHandler)[]) {
   return server;
 }
 
-/** The whole app (routes, providers, layout) at `path`. */
+/** The whole app (routes, providers, layout) at `path`, and its query cache. */
 export function renderApp(path: string) {
   const queryClient = new QueryClient({
     defaultOptions: { queries: { retry: false, refetchOnWindowFocus: false } },
   });
-  return render(
+  const rendered = render(
     <MemoryRouter initialEntries={[path]}>
       <App queryClient={queryClient} />
     </MemoryRouter>,
   );
+  return { ...rendered, queryClient };
 }
 
 type MessageListener = (message: MessageEvent<string>) => void;
