@@ -9,6 +9,11 @@
 set -euo pipefail
 PORT=${BENCH_PORT:-18081}
 ITEMS=${BENCH_ITEMS:-1000}
+# The bid path alone: the notices the bids cause are written to the outbox
+# in their transactions, but delivered by a worker elsewhere (as a
+# deployment at scale runs `poison-pill worker`). RUN_WORKERS=true measures
+# one box doing both (docs/PERFORMANCE.md).
+export RUN_WORKERS=${RUN_WORKERS:-false}
 . "$(dirname "$0")/bench/server.sh"
 . scripts/bench/pgbench.sh
 cargo build --release -q -p poison-pill --example bench_bids
