@@ -215,6 +215,11 @@ async function auditRows(page, each) {
   throw new Error('the audit table never showed only the filtered entries');
 }
 
+/** Waits until the page's notifications socket is open (the header's menu says so), so a push reaches it. */
+async function socketOpen(page) {
+  await page.getByRole('navigation', { name: 'Main' }).locator('.menu[data-live="connected"]').waitFor();
+}
+
 const text = async (page, testId) => (await page.getByTestId(testId).textContent())?.trim();
 
 test('two bidders: a poisoned bid defends itself live, then the auction closes for both', async () => {
@@ -235,6 +240,7 @@ test('two bidders: a poisoned bid defends itself live, then the auction closes f
   await annPage.getByLabel('Step (USD)').fill('10.00');
   await annPage.getByRole('button', { name: 'Place bid' }).click();
   await annPage.getByTestId('bid-state').filter({ hasText: 'Leading at $100.00' }).waitFor();
+  await socketOpen(annPage); // the live notices below come through it
   assert.equal(await text(annPage, 'budget-left'), '$100.00 of $100.00 poison left');
   await accessible(annPage, 'auction room with a bid');
 
@@ -298,6 +304,8 @@ test('an outbid bidder finds the notice in the header menu, and marks it read', 
   await bidPlain(evePage, item, '100.00', 'HUF');
   await evePage.getByTestId('current-price').filter({ hasText: /^HUF\s100\.00$/ }).waitFor();
   await nav.getByRole('button', { name: 'Notifications', exact: true }).waitFor();
+  // Eve's socket is open before Fay bids, so the push (and its toast) reach her.
+  await socketOpen(evePage);
   // Fay bids higher; Eve's header counts it live, from the socket's push.
   await bidPlain(fayPage, item, '150.00', 'HUF');
   const menu = nav.getByRole('button', { name: 'Notifications, 1 unread' });

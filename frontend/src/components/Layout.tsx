@@ -57,7 +57,7 @@ export function Layout() {
             <>
               <NotificationsMenu userId={user.id} />
               {/* Your name, and where to change it (the password too). */}
-              <NavLink to="/account" aria-label={`${user.display_name}, your account`}>
+              <NavLink to="/account" className="account-name" aria-label={`${user.display_name}, your account`} title={user.display_name}>
                 {user.display_name}
               </NavLink>
               <button type="button" className="link" onClick={() => void logOut()}>

@@ -1,4 +1,4 @@
-import { screen, waitFor, within } from '@testing-library/react';
+import { act, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { http, HttpResponse, ws } from 'msw';
 
@@ -109,19 +109,86 @@ describe('the notifications menu', () => {
     expect(entries[0]!.querySelector('time')).toHaveAttribute('datetime', '2026-03-03T09:00:00Z');
   });
 
-  it('marks everything up to the newest read: the count and the new marks go', async () => {
+  it('marks everything up to the newest read at once, before the list is read again: the count and the new marks go', async () => {
     const asked = notifications([aNotification({ id: 'n-2' }), aNotification({ id: 'n-1' })]);
     renderApp('/');
     await userEvent.click(await within(nav()).findByRole('button', { name: 'Notifications, 2 unread' }));
-    await userEvent.click(within(panel()).getByRole('button', { name: 'Mark all as read' }));
+    await within(panel()).findAllByRole('listitem');
+    // The list is not read again until the test says so: what shows is the
+    // app's own update of what it had.
+    let readAgain: () => void = () => {};
+    const held = new Promise<void>((resolve) => (readAgain = resolve));
+    const reads = asked.pages.length;
+    server.use(
+      http.get('*/api/v1/me/notifications', async () => {
+        await held;
+        return HttpResponse.json({ items: [], next_cursor: null, has_more: false, unread: 0 });
+      }),
+    );
+    await userEvent.tab(); // onto "Mark all as read"
+    await userEvent.keyboard('{Enter}');
     await waitFor(() => expect(menuButton()).toHaveAccessibleName('Notifications'));
     expect(asked.marked).toEqual([{ up_to_id: 'n-2' }]);
+    expect(asked.pages).toHaveLength(reads);
     expect(within(panel()).queryByText('New')).not.toBeInTheDocument();
     expect(within(panel()).queryByRole('button', { name: 'Mark all as read' })).not.toBeInTheDocument();
     expect(panel().querySelectorAll('.unread')).toHaveLength(0);
+    // The focus was on the button that went: it is on the panel's heading,
+    // and the change is said.
+    expect(within(panel()).getByRole('heading', { name: 'Your notifications' })).toHaveFocus();
+    expect(within(screen.getByRole('navigation', { name: 'Main' })).getByText('All marked as read')).toHaveAttribute('role', 'status');
+    act(() => readAgain());
   });
 
-  it('shows a failed mark as a problem and keeps the count', async () => {
+  it('marks read only what it sent: a notice that arrives meanwhile stays new', async () => {
+    const stored = [aNotification({ id: 'n-2' }), aNotification({ id: 'n-1' })];
+    const asked = notifications(stored);
+    let answerMark: () => void = () => {};
+    server.use(
+      http.post('*/api/v1/me/notifications/read', async ({ request }) => {
+        const body = (await request.json()) as { up_to_id: string };
+        asked.marked.push(body);
+        await new Promise<void>((resolve) => (answerMark = resolve));
+        stored.forEach((notification, index) => {
+          if (index >= stored.findIndex((n) => n.id === body.up_to_id)) notification.read = true;
+        });
+        return new HttpResponse(null, { status: 204 });
+      }),
+    );
+    const connected = notificationSocket();
+    renderApp('/');
+    await userEvent.click(await within(nav()).findByRole('button', { name: 'Notifications, 2 unread' }));
+    await within(panel()).findAllByRole('listitem');
+    const send = await connected;
+    await userEvent.click(within(panel()).getByRole('button', { name: 'Mark all as read' }));
+    await waitFor(() => expect(asked.marked).toHaveLength(1));
+    // A busy button says so, and keeps the focus.
+    expect(within(panel()).getByRole('button', { name: 'Mark all as read' })).toHaveAttribute('aria-disabled', 'true');
+
+    // While the mark is on its way a newer one is stored and pushed; the list shows it.
+    const live: Notification = { type: 'won', data: { item_id: CHAIR, final_price: 30_500 }, at: '2026-03-04T10:00:00Z' };
+    stored.unshift({ ...live, id: 'n-3', data: { ...live.data, item_title: 'A walnut chair', currency: 'usd', currency_decimals: 2 }, read: false });
+    send(live);
+    await waitFor(() => expect(within(panel()).getAllByRole('listitem')).toHaveLength(3));
+    // The list is not read again after the mark until the test says so.
+    let readAgain: () => void = () => {};
+    const held = new Promise<void>((resolve) => (readAgain = resolve));
+    server.use(
+      http.get('*/api/v1/me/notifications', async () => {
+        await held;
+        return HttpResponse.json({ items: [], next_cursor: null, has_more: false, unread: 0 });
+      }),
+    );
+    answerMark();
+    await waitFor(() => expect(menuButton()).toHaveAccessibleName('Notifications, 1 unread'));
+    const entries = within(panel()).getAllByRole('listitem');
+    expect(entries.map((entry) => entry.classList.contains('unread'))).toEqual([true, false, false]);
+    expect(within(entries[0]!).getByText('New')).toBeInTheDocument();
+    expect(asked.marked).toEqual([{ up_to_id: 'n-2' }]);
+    act(() => readAgain());
+  });
+
+  it('shows a failed mark as a problem and keeps the count; reopened, the old failure is gone', async () => {
     notifications([aNotification()]);
     server.use(http.post('*/api/v1/me/notifications/read', () => problem(503, 'service_unavailable')));
     renderApp('/');
@@ -129,14 +196,18 @@ describe('the notifications menu', () => {
     await userEvent.click(within(panel()).getByRole('button', { name: 'Mark all as read' }));
     expect(await within(panel()).findByRole('alert')).toHaveTextContent('the server said service_unavailable');
     expect(menuButton()).toHaveAccessibleName('Notifications, 1 unread');
+    await userEvent.click(menuButton());
+    await userEvent.click(menuButton());
+    await within(panel()).findByRole('listitem');
+    expect(within(panel()).queryByRole('alert')).not.toBeInTheDocument();
   });
 
-  it("loads more by cursor, and counts every unread one as the server does, loaded or not", async () => {
+  it("loads more by cursor (the focus on the first new entry), counts every unread one as the server does, and keeps one page once closed", async () => {
     const asked = notifications(
       [
         aNotification({ id: 'n-4' }),
         aNotification({ id: 'n-3' }),
-        aNotification({ id: 'n-2' }),
+        aNotification({ id: 'n-2', data: { item_id: STOVE, item_title: 'A tiled stove', currency: 'usd', currency_decimals: 2, current_price: 13_000 } }),
         aNotification({ id: 'n-1', type: 'lost', data: { item_id: LAMP, item_title: 'A brass lamp', currency: 'usd', currency_decimals: 2, final_price: 20_000 }, read: true }),
       ],
       2,
@@ -150,6 +221,17 @@ describe('the notifications menu', () => {
     expect(menuButton()).toHaveAccessibleName('Notifications, 3 unread');
     expect(within(panel()).queryByRole('button', { name: 'Load more' })).not.toBeInTheDocument();
     expect(asked.pages.at(-1)).toBe('2');
+    // The button went with the last page: the focus is on what it brought.
+    await waitFor(() => expect(within(panel()).getByRole('link', { name: 'A tiled stove' })).toHaveFocus());
+
+    // Closed, one page is kept: reopening reads that one again, not both.
+    await userEvent.keyboard('{Escape}');
+    const reads = asked.pages.length;
+    await userEvent.click(menuButton());
+    await waitFor(() => expect(asked.pages.length).toBe(reads + 1));
+    expect(asked.pages.at(-1)).toBeNull();
+    expect(within(panel()).getAllByRole('listitem')).toHaveLength(2);
+    expect(within(panel()).getByRole('button', { name: 'Load more' })).toBeInTheDocument();
   });
 
   it('clears a count beyond the loaded page when all are marked read', async () => {
@@ -221,7 +303,7 @@ describe('the notifications menu', () => {
     await userEvent.click(await within(nav()).findByRole('button', { name: 'Notifications' }));
     await within(panel()).findByRole('link', { name: 'A tiled stove' });
     const send = await connected;
-    const toasts = screen.getByRole('status', { name: 'Notifications' });
+    const toasts = screen.getByRole('status', { name: 'Live updates' });
 
     send({ type: 'outbid', data: { item_id: STOVE, current_price: 15_000, minimum_next_bid: 15_500 }, at: '2026-03-04T10:00:00Z' });
     // (Text queries read Intl's no-break space as a space.)
@@ -232,13 +314,17 @@ describe('the notifications menu', () => {
     expect(await within(toasts).findByText('You won! You pay $42.00.')).toBeInTheDocument();
   });
 
-  it('closes on Escape (focus back on its button), on a click elsewhere, and on following an entry', async () => {
+  it('closes on Escape (focus back on its button), on a click elsewhere, on the focus leaving it, and on following an entry', async () => {
     FakeEventSource.install();
     notifications([aNotification()]);
     server.use(http.get(`*/api/v1/items/${LAMP}/bid`, () => problem(404, 'not_found')));
     renderApp('/');
     const button = await within(nav()).findByRole('button', { name: 'Notifications, 1 unread' });
     await userEvent.click(button);
+    await within(panel()).findByRole('listitem');
+    // Into the panel by keyboard, so Escape has the focus to bring back.
+    await userEvent.tab();
+    expect(within(panel()).getByRole('button', { name: 'Mark all as read' })).toHaveFocus();
     await userEvent.keyboard('{Escape}');
     expect(button).toHaveAttribute('aria-expanded', 'false');
     expect(button).toHaveFocus();
@@ -249,10 +335,52 @@ describe('the notifications menu', () => {
     await userEvent.click(screen.getByRole('main'));
     expect(button).toHaveAttribute('aria-expanded', 'false');
 
+    // Tabbing out of it (backwards, onto the link before it) closes it.
+    await userEvent.click(button);
+    await userEvent.tab({ shift: true });
+    expect(within(nav()).getByRole('link', { name: 'My bids' })).toHaveFocus();
+    expect(button).toHaveAttribute('aria-expanded', 'false');
+
     await userEvent.click(button);
     await userEvent.click(within(panel()).getByRole('link', { name: 'A brass lamp' }));
     expect(button).toHaveAttribute('aria-expanded', 'false');
     expect((await FakeEventSource.opened()).url).toBe(`/events/${LAMP}`);
+  });
+
+  it('leaves the focus alone on an Escape from outside it, and on one handled already', async () => {
+    notifications([aNotification()]);
+    renderApp('/');
+    const button = await within(nav()).findByRole('button', { name: 'Notifications, 1 unread' });
+    await userEvent.click(button);
+    const text = await within(panel()).findByText('You were outbid: the price is now $130.00.');
+    // Handled by someone else first (a dialog of the page's own): not ours.
+    const handled = (event: KeyboardEvent) => event.preventDefault();
+    document.addEventListener('keydown', handled, { capture: true });
+    await userEvent.keyboard('{Escape}');
+    document.removeEventListener('keydown', handled, { capture: true });
+    expect(button).toHaveAttribute('aria-expanded', 'true');
+    // A click on the panel's text leaves the focus nowhere: Escape closes,
+    // and does not pull the focus to the button.
+    await userEvent.click(text);
+    expect(document.body).toHaveFocus();
+    await userEvent.keyboard('{Escape}');
+    expect(button).toHaveAttribute('aria-expanded', 'false');
+    expect(button).not.toHaveFocus();
+  });
+
+  it('reads the list again when the socket connects: a notice sent while it was down is counted', async () => {
+    const stored: StoredNotification[] = [];
+    const asked = notifications(stored);
+    renderApp('/');
+    // No socket yet (the ticket is refused); the list read once, empty.
+    await within(nav()).findByRole('button', { name: 'Notifications' });
+    expect(asked.pages).toHaveLength(1);
+    // A notice stored meanwhile: pushed to no one.
+    stored.unshift(aNotification({ id: 'n-1' }));
+    // The socket comes up on its next try, and the list is read again.
+    void notificationSocket();
+    expect(await within(nav()).findByRole('button', { name: 'Notifications, 1 unread' }, { timeout: 3000 })).toBeInTheDocument();
+    await waitFor(() => expect(nav().querySelector('.menu')).toHaveAttribute('data-live', 'connected'));
   });
 
   it('says when there is nothing yet, and shows a failed read as a problem', async () => {

@@ -1,5 +1,6 @@
 // Short messages (notifications, confirmations) in a polite live region,
-// so screen readers announce them without moving focus.
+// so screen readers announce them without moving focus. It is named "Live
+// updates": "Notifications" is the header's menu.
 import { useCallback, useMemo, useState, type ReactNode } from 'react';
 
 import { ToastContext, type ToastKind } from './useToast';
@@ -27,7 +28,7 @@ export function ToastProvider({ children }: { children: ReactNode }) {
   return (
     <ToastContext.Provider value={value}>
       {children}
-      <div className="toasts" role="status" aria-live="polite" aria-label="Notifications">
+      <div className="toasts" role="status" aria-live="polite" aria-label="Live updates">
         {toasts.map((toast) => (
           <div key={toast.id} className={`toast toast-${toast.kind}`}>
             <span>{toast.text}</span>

@@ -2,7 +2,9 @@
 // POST /ws-ticket opens it, a closed socket is reopened with a fresh ticket
 // after a pause, and every message is shown as a toast and handed to
 // whoever listens (the auction room updates its budget bar from them).
-import { useCallback, useEffect, useRef, type ReactNode } from 'react';
+// Whether it is open is told too: the header's menu reads the stored
+// notices again when it (re)opens, as one sent meanwhile reached no one.
+import { useCallback, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 
 import { wsTicket } from '../api/endpoints';
 import type { Notification } from '../api/types';
@@ -15,6 +17,7 @@ export function NotificationsProvider({ children }: { children: ReactNode }) {
   const { status } = useAuth();
   const toast = useToast();
   const listeners = useRef(new Set<NotificationListener>());
+  const [connected, setConnected] = useState(false);
 
   useEffect(() => {
     if (status !== 'authenticated') return;
@@ -31,6 +34,7 @@ export function NotificationsProvider({ children }: { children: ReactNode }) {
         socket = new WebSocket(`${scheme}://${window.location.host}/ws?ticket=${encodeURIComponent(ticket)}`);
         socket.onopen = () => {
           attempt = 0;
+          if (!stopped) setConnected(true);
         };
         socket.onmessage = (message) => {
           try {
@@ -45,7 +49,10 @@ export function NotificationsProvider({ children }: { children: ReactNode }) {
           }
         };
         socket.onclose = () => {
-          if (!stopped) timer = setTimeout(() => void connect(), backoff(attempt++));
+          // A socket this effect closed itself says nothing of the next one.
+          if (stopped) return;
+          setConnected(false);
+          timer = setTimeout(() => void connect(), backoff(attempt++));
         };
       } catch {
         if (!stopped) timer = setTimeout(() => void connect(), backoff(attempt++));
@@ -56,6 +63,7 @@ export function NotificationsProvider({ children }: { children: ReactNode }) {
       stopped = true;
       clearTimeout(timer);
       socket?.close();
+      setConnected(false);
     };
   }, [status, toast]);
 
@@ -65,6 +73,7 @@ export function NotificationsProvider({ children }: { children: ReactNode }) {
       listeners.current.delete(listener);
     };
   }, []);
-  return <NotificationContext.Provider value={subscribe}>{children}</NotificationContext.Provider>;
+  const channel = useMemo(() => ({ subscribe, connected }), [subscribe, connected]);
+  return <NotificationContext.Provider value={channel}>{children}</NotificationContext.Provider>;
 }
 
