@@ -4,7 +4,7 @@ CARGO ?= cargo
 COVERAGE_MIN ?= 90
 DOMAIN_COVERAGE_MIN ?= 100
 
-.PHONY: help run migrate test test-rust test-web e2e web lint fmt deny cov fuzz-api bench bench-bids hooks services smtp-sink clean
+.PHONY: help run migrate test test-rust test-web e2e web lint lint-deploy fmt deny cov fuzz-api bench bench-bids hooks services smtp-sink clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ lint: ## formatting and clippy (warnings are errors), ESLint on the web app, its
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 	scripts/web-tools.sh
 	cd frontend && npm run lint && npm run api-types:check
+
+lint-deploy: ## the deployment files, offline: hadolint, the compose schema, Kubernetes schemas (strict) and the deployment's invariants (installs its tools in a virtualenv)
+	scripts/lint-deploy.sh
 
 fmt: ## format the code
 	$(CARGO) fmt --all

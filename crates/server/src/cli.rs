@@ -20,6 +20,10 @@ pub enum Command {
     /// Run only the background work: closing auctions, delivering the
     /// outbox's mail, purging. No HTTP. Any number may run at once.
     Worker,
+    /// Ask the server on this host (`BIND_ADDR`) whether it runs: exits 0
+    /// when `/health` answers 200 within 3 s, else 1. For a container's
+    /// HEALTHCHECK, where there is no curl.
+    Health,
     /// Look at the mail outbox, or hurry it.
     Outbox {
         /// What to do.
@@ -117,6 +121,14 @@ mod tests {
             })
         );
         assert!(Cli::try_parse_from(["poison-pill", "outbox", "purge"]).is_err());
+    }
+
+    #[test]
+    fn health_is_a_command() {
+        assert_eq!(
+            Cli::parse_from(["poison-pill", "health"]).command,
+            Some(Command::Health)
+        );
     }
 
     #[test]

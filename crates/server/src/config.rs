@@ -103,6 +103,14 @@ impl Environment {
     }
 }
 
+/// `BIND_ADDR`: where the server listens (default `127.0.0.1:8080`).
+///
+/// # Errors
+/// [`ConfigError`] when it is not a socket address.
+pub fn bind_addr(env: &Environment) -> Result<SocketAddr, ConfigError> {
+    env.parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))
+}
+
 /// Where the database is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DatabaseUrl {
@@ -487,7 +495,7 @@ impl Settings {
     /// [`ConfigError`] naming the first missing or malformed variable.
     pub fn from_env(env: &Environment) -> Result<Self, ConfigError> {
         let database = DatabaseConfig::from_env(env)?;
-        let bind_addr = env.parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
+        let bind_addr = bind_addr(env)?;
         let default_public = PublicUrl(format!("http://{bind_addr}"));
         let public_url = env.parse("PUBLIC_URL", default_public)?;
         let Flag(require_email_verification) =

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod health;
 pub mod telemetry;
 pub mod workers;
 

@@ -56,6 +56,13 @@ fn main() -> ExitCode {
             };
             runtime.block_on(poison_pill::worker(&settings))
         }
+        Command::Health => {
+            let addr = match poison_pill::config::bind_addr(&env) {
+                Ok(addr) => addr,
+                Err(e) => return config_error(&e),
+            };
+            poison_pill::health::check(addr, std::time::Duration::from_secs(3))
+        }
         Command::Outbox { action } => {
             let settings = match Settings::from_env(&env) {
                 Ok(settings) => settings,

@@ -142,6 +142,9 @@ async fn serve_on_a_fresh_directory_runs_the_embedded_default() {
         .send()
         .await
         .map(|r| r.status());
+    // `health` (a container's HEALTHCHECK) finds it at its address.
+    let bind = url.trim_start_matches("http://").to_owned();
+    let health = run(dir.path(), &[("BIND_ADDR", &bind)], &["health"]);
     // SIGTERM: the server drains and exits cleanly.
     Command::new("kill")
         .arg("-TERM")
@@ -152,7 +155,12 @@ async fn serve_on_a_fresh_directory_runs_the_embedded_default() {
 
     assert!(healthy, "the server never answered /health");
     assert_eq!(ready.unwrap(), 200);
+    assert!(health.status.success(), "{health:?}");
     assert!(exit.success(), "{exit:?}");
+    // Once it is gone, `health` says so.
+    let gone = run(dir.path(), &[("BIND_ADDR", &bind)], &["health"]);
+    assert_eq!(gone.status.code(), Some(1), "{gone:?}");
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("cannot reach"));
     let data = dir.path().join("data");
     assert!(data.join("poison-pill.db").exists());
     for secret in ["jwt-secret", "bid-sealing-key"] {
