@@ -9,11 +9,12 @@
 //! but required for PostgreSQL) and each error must name the exact variable,
 //! which generic loaders report in their own key spelling.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Mutex;
 
 use std::time::Duration;
 
@@ -48,8 +49,10 @@ impl ConfigError {
 }
 
 /// The variables as read: the process environment over the `.env` file.
-#[derive(Clone, Debug, Default)]
-pub struct Environment(HashMap<String, String>);
+/// It remembers which names the configuration asked for: that is the
+/// configuration's own list, which `.env.example` is checked against.
+#[derive(Debug, Default)]
+pub struct Environment(HashMap<String, String>, Mutex<BTreeSet<&'static str>>);
 
 impl Environment {
     /// The process environment, over `.env` in the working directory if present.
@@ -69,7 +72,7 @@ impl Environment {
             Err(e) => return Err(ConfigError::new(".env", e)),
         }
         vars.extend(std::env::vars());
-        Ok(Environment(vars))
+        Ok(Environment(vars, Mutex::default()))
     }
 
     /// Exactly these variables (for tests and tools).
@@ -81,11 +84,21 @@ impl Environment {
             vars.into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
+            Mutex::default(),
         )
     }
 
+    /// Every variable asked for so far, by name.
+    #[must_use]
+    pub fn names_read(&self) -> BTreeSet<&'static str> {
+        self.1.lock().map(|names| names.clone()).unwrap_or_default()
+    }
+
     /// The variable's value; an empty value counts as unset.
-    fn get(&self, name: &str) -> Option<&str> {
+    fn get(&self, name: &'static str) -> Option<&str> {
+        if let Ok(mut names) = self.1.lock() {
+            names.insert(name);
+        }
         self.0
             .get(name)
             .map(String::as_str)
@@ -714,6 +727,57 @@ mod tests {
 
     const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     const JWT: &str = "a-jwt-secret-that-is-long-enough-for-hs256";
+
+    /// The variables `.env.example` names, in its order.
+    fn example_names() -> Vec<String> {
+        include_str!("../../../.env.example")
+            .lines()
+            .filter_map(|line| line.strip_prefix("# ")?.split_once('='))
+            .map(|(name, _)| name.to_owned())
+            .filter(|name| {
+                name.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            })
+            .collect()
+    }
+
+    #[test]
+    fn env_example_lists_exactly_the_variables_the_configuration_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let data = data.to_str().unwrap();
+        // Each branch that reads a variable of its own: the embedded
+        // default, and PostgreSQL with Redis and SMTP.
+        let embedded = env(&[("DATA_DIR", data)]);
+        Settings::from_env(&embedded).unwrap();
+        LogFormat::from_env(&embedded).unwrap();
+        let production = env(&[
+            ("DATABASE_URL", "postgres://db/pp"),
+            ("JWT_SECRET", JWT),
+            ("BID_SEALING_KEY", KEY),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("MAIL_TRANSPORT", "smtp"),
+            ("SMTP_URL", "smtp://127.0.0.1:2525"),
+        ]);
+        Settings::from_env(&production).unwrap();
+        let mut read: BTreeSet<&str> = embedded.names_read();
+        read.extend(production.names_read());
+        // Read by tracing's own filter, not through the configuration.
+        read.insert("RUST_LOG");
+        let listed: BTreeSet<String> = example_names().into_iter().collect();
+        let listed: BTreeSet<&str> = listed.iter().map(String::as_str).collect();
+        assert_eq!(
+            read.difference(&listed).collect::<Vec<_>>(),
+            Vec::<&&str>::new(),
+            "read but missing from .env.example"
+        );
+        assert_eq!(
+            listed.difference(&read).collect::<Vec<_>>(),
+            Vec::<&&str>::new(),
+            "in .env.example but never read"
+        );
+        assert_eq!(example_names().len(), listed.len(), "each listed once");
+    }
 
     #[test]
     fn nothing_set_means_the_embedded_default_with_generated_secrets() {

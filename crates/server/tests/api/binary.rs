@@ -524,3 +524,34 @@ async fn admin_create_user_prompts_twice_without_echo() {
     assert!(shown.contains("created admin pat@example.com"), "{shown}");
     assert!(!shown.contains(secret), "the password was echoed: {shown}");
 }
+
+#[test]
+fn settings_come_from_the_environment_over_dot_env_over_the_default() {
+    // `health` says which address it tried: nothing listens on ports 1–3.
+    let tried = |dir: &Path, env: &[(&str, &str)]| {
+        let out = run(dir, env, &["health"]);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        text(&out.stderr)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let default = run(dir.path(), &[], &["health"]);
+    assert!(
+        default.status.success() || text(&default.stderr).contains("127.0.0.1:8080"),
+        "the default address: {default:?}"
+    );
+    std::fs::write(dir.path().join(".env"), "BIND_ADDR=127.0.0.1:2\n").unwrap();
+    assert!(
+        tried(dir.path(), &[]).contains("127.0.0.1:2"),
+        "the file over the default"
+    );
+    let from_env = tried(dir.path(), &[("BIND_ADDR", "127.0.0.1:3")]);
+    assert!(
+        from_env.contains("127.0.0.1:3"),
+        "the environment over the file: {from_env}"
+    );
+    // A malformed file stops it with a configuration error naming it.
+    std::fs::write(dir.path().join(".env"), "BIND_ADDR='unclosed\n").unwrap();
+    let malformed = run(dir.path(), &[], &["health"]);
+    assert_eq!(malformed.status.code(), Some(78), "{malformed:?}");
+    assert!(text(&malformed.stderr).contains(".env"), "{malformed:?}");
+}
