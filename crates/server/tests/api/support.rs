@@ -254,6 +254,10 @@ impl TestApp {
                     decode_mail(&std::fs::read_to_string(e.path()).ok()?),
                 ))
             })
+            // A file still being written is not a mail yet (its token
+            // would be cut short): a whole one ends with the closing
+            // boundary of its parts.
+            .filter(|(_, text)| text.trim_end().ends_with("--"))
             .filter(|(_, text)| {
                 text.lines()
                     .any(|l| l.eq_ignore_ascii_case(&format!("to: {email}")))
