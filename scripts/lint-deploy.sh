@@ -35,3 +35,6 @@ echo "lint-deploy: kubernetes-validate --strict (Kubernetes $K8S_VERSION)" >&2
 
 echo "lint-deploy: the deployment's invariants" >&2
 "$VENV/bin/python" scripts/deploy_invariants.py deploy/k8s/*.yaml
+
+echo "lint-deploy: the GitHub workflow schema .github/workflows/ci.yml" >&2
+"$VENV/bin/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/ci.yml
