@@ -387,14 +387,21 @@ pub struct CurrencyBody {
 /// How amounts in a currency are written, before any item has it (a form
 /// that lists an item converts what is typed with it).
 #[utoipa::path(tag = "items",
-    params(("code" = String, Path, description = "Three letters, either case")),
+    params(("code" = String, Path, pattern = "^[A-Za-z]{3}$", description = "Three letters, either case")),
     responses(
         (status = 200, body = CurrencyBody),
         (status = 422, description = "`validation_failed`: not three letters", body = ProblemBody)))]
 #[get("/currencies/{code}")]
 pub async fn currency(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    // Exactly the three letters: a path takes no padding (the domain's
+    // parse trims what a form sends).
+    let exact = path.len() == 3 && path.bytes().all(|b| b.is_ascii_alphabetic());
     let currency = pp_domain::Currency::parse(&path)
-        .map_err(|err| ApiError::invalid_field("code", err.to_string()))?;
+        .ok()
+        .filter(|_| exact)
+        .ok_or_else(|| {
+            ApiError::invalid_field("code", pp_domain::money::InvalidCurrency.to_string())
+        })?;
     Ok(HttpResponse::Ok().json(CurrencyBody {
         code: currency.as_str().to_owned(),
         decimals: currency.decimals(),

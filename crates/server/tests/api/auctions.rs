@@ -820,7 +820,7 @@ async fn a_currency_says_its_decimals_before_any_item_has_it() {
         assert_eq!(response.status(), StatusCode::OK, "{code}");
         assert_eq!(response.json::<Value>().await.unwrap(), expected);
     }
-    for bad in ["us", "usdd", "u%24d"] {
+    for bad in ["us", "usdd", "u%24d", "0", "%20usd"] {
         problem(
             app.get(&format!("/api/v1/currencies/{bad}")).await,
             422,
