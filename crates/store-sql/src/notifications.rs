@@ -14,14 +14,14 @@ use pp_domain::ports::{SealBinding, Sealer, StoreError};
 use pp_domain::{Currency, Item, Timestamp, UserId};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
 use crate::SqlStore;
 use crate::auction::db_time;
-use crate::entities::{items, notifications, outbox, users};
+use crate::entities::{items, notifications, users};
 use crate::errors::{integrity, store_error};
 use crate::outbox::mail_row;
 use crate::users::user_from_row;
@@ -76,21 +76,29 @@ pub(crate) fn notification_rows(
 
 /// Inserts `rows` in the caller's transaction, in statements of at most
 /// [`ROWS_PER_INSERT`] rows.
-pub(crate) async fn insert_notification_rows(
+async fn insert_in_chunks<A>(
     txn: &impl ConnectionTrait,
-    rows: Vec<notifications::Model>,
-) -> Result<(), sea_orm::DbErr> {
-    let mut rows = rows
-        .into_iter()
-        .map(notifications::ActiveModel::from)
-        .peekable();
+    rows: impl IntoIterator<Item = A>,
+) -> Result<(), sea_orm::DbErr>
+where
+    A: ActiveModelTrait + Send,
+{
+    let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
-        notifications::Entity::insert_many(chunk)
+        let chunk: Vec<A> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+        A::Entity::insert_many(chunk)
             .exec_without_returning(txn)
             .await?;
     }
     Ok(())
+}
+
+/// Inserts the notification `rows` in the caller's transaction.
+pub(crate) async fn insert_notification_rows(
+    txn: &impl ConnectionTrait,
+    rows: Vec<notifications::Model>,
+) -> Result<(), sea_orm::DbErr> {
+    insert_in_chunks(txn, rows.into_iter().map(notifications::ActiveModel::from)).await
 }
 
 /// Stores `told`, each with the item it is about, in the caller's
@@ -183,13 +191,7 @@ pub(crate) async fn insert_notices<E: From<StoreError>>(
         let mail = NewOutboxMail::new(OutgoingMail::Notice(notice), notification.at);
         rows.push(mail_row(sealer, &mail).map_err(TxFailure::outcome)?);
     }
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
-        outbox::Entity::insert_many(chunk)
-            .exec_without_returning(txn)
-            .await?;
-    }
+    insert_in_chunks(txn, rows).await?;
     Ok(())
 }
 
