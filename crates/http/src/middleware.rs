@@ -239,9 +239,10 @@ fn carries_credentials(path: &str) -> bool {
 }
 
 /// `Cache-Control: no-store` on answers that carry tokens or the caller's
-/// account (no browser or shared cache may keep them, errors included), and
+/// account (no browser or shared cache may keep them, errors included),
 /// `Strict-Transport-Security` on every answer when the public URL is
-/// `https` (then plain HTTP is never right).
+/// `https` (then plain HTTP is never right), and `Connection: close` on
+/// every answer once the process is stopping.
 ///
 /// # Errors
 /// Only what the inner services return.
@@ -250,10 +251,17 @@ pub async fn response_policy(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let no_store = carries_credentials(routed_path(request.request()));
-    let hsts = request
-        .app_data::<web::Data<AppState>>()
-        .is_some_and(|state| state.hsts);
+    let state = request.app_data::<web::Data<AppState>>().cloned();
+    let hsts = state.as_ref().is_some_and(|state| state.hsts);
     let mut response = next.call(request).await?;
+    if state.is_some_and(|state| state.stopping.is_cancelled()) {
+        // Stopping: no further request on this connection, so its client
+        // opens a new one, to another instance, instead of racing the close.
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    }
     let headers = response.headers_mut();
     if no_store {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -67,7 +67,8 @@ pub(crate) struct Status {
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Readiness {
     /// `ready`; `degraded` while an optional dependency (Redis) is down;
-    /// `unavailable` (503) while a required one (the database) is.
+    /// `unavailable` (503) while a required one (the database) is;
+    /// `stopping` (503, no checks) once the process is shutting down.
     #[schema(value_type = String, example = "ready")]
     status: &'static str,
     /// Each dependency: `up` or `down`.
@@ -84,12 +85,19 @@ pub async fn health() -> HttpResponse {
 }
 
 /// Whether the instance can serve: 200 while every required dependency
-/// answers (`degraded` when an optional one does not), else 503.
+/// answers (`degraded` when an optional one does not), else 503; 503 too
+/// from the moment the process is stopping, whatever its dependencies.
 #[utoipa::path(tag = "operations", responses(
     (status = 200, description = "`ready`, or `degraded` while Redis is down (the service works without it)", body = Readiness),
-    (status = 503, description = "`unavailable`: the database does not answer", body = Readiness)))]
+    (status = 503, description = "`unavailable`: the database does not answer; `stopping`: the process is shutting down (SIGTERM) and finishing what is in flight", body = Readiness)))]
 #[get("/ready")]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    if state.stopping.is_cancelled() {
+        return HttpResponse::ServiceUnavailable().json(Readiness {
+            status: "stopping",
+            checks: std::collections::BTreeMap::new(),
+        });
+    }
     let checks = futures_util::future::join_all(state.probes.0.iter().map(|probe| async move {
         let up = actix_web::rt::time::timeout(PROBE_TIMEOUT, probe.check())
             .await

@@ -7,6 +7,7 @@ use pp_domain::auth::ports::RateLimiter;
 use pp_domain::auth::{AuthService, TicketService};
 use pp_domain::live::LiveSubscriptions;
 use pp_domain::service::AuctionService;
+use tokio_util::sync::CancellationToken;
 
 use crate::cursor::CursorCodec;
 use crate::middleware::RateLimits;
@@ -57,6 +58,11 @@ pub struct AppState {
     /// Places for the mail flows that run after their answer (see
     /// [`MAIL_FLOWS_AT_ONCE`](crate::routes::auth::MAIL_FLOWS_AT_ONCE)).
     pub mail_flows: Arc<tokio::sync::Semaphore>,
+    /// Cancelled when the process begins to stop (SIGTERM): `/ready`
+    /// answers 503, live streams end (SSE with a `retry:` hint, WebSockets
+    /// with 1001), and every answer closes its connection, so clients move
+    /// to another instance while in-flight requests finish here.
+    pub stopping: CancellationToken,
 }
 
 impl std::fmt::Debug for AppState {

@@ -8,9 +8,15 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
 use pp_domain::live::{ConnectionSlots, SlotLease};
 use pp_domain::{ItemId, ListedItem};
+use tokio_util::sync::CancellationToken;
 
 use crate::problem::ApiError;
 
@@ -117,6 +123,68 @@ impl Drop for StreamSlot {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let (port, lease) = (Arc::clone(&self.port), self.lease.clone());
             runtime.spawn(async move { port.give_back(&lease).await });
+        }
+    }
+}
+
+/// An SSE body that, when it ends because the process is stopping, ends
+/// with a `retry:` field: browsers reconnect (to another instance, with
+/// `Last-Event-ID`) after a delay drawn per stream, so the subscribers of a
+/// stopping instance do not all arrive elsewhere in the same instant.
+pub struct EndsWithRetry {
+    inner: BoxBody,
+    stopping: CancellationToken,
+    ended: bool,
+}
+
+impl std::fmt::Debug for EndsWithRetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndsWithRetry")
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The range the reconnection delay a stopping instance hands out is drawn from.
+pub const RECONNECT_SPREAD_MS: std::ops::RangeInclusive<u64> = 500..=3000;
+
+impl EndsWithRetry {
+    /// `inner`, followed by a `retry:` field if it ends once `stopping` is
+    /// cancelled.
+    #[must_use]
+    pub fn new(inner: BoxBody, stopping: CancellationToken) -> Self {
+        EndsWithRetry {
+            inner,
+            stopping,
+            ended: false,
+        }
+    }
+}
+
+impl MessageBody for EndsWithRetry {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(None) => {
+                self.ended = true;
+                if !self.stopping.is_cancelled() {
+                    return Poll::Ready(None);
+                }
+                let delay = rand::random_range(RECONNECT_SPREAD_MS);
+                Poll::Ready(Some(Ok(Bytes::from(format!("retry: {delay}\n\n")))))
+            }
+            other => other,
         }
     }
 }

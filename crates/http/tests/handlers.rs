@@ -129,6 +129,7 @@ fn state(store: MockAuctionStore) -> AppState {
         keep_alive_reads: Arc::new(SharedReads::new(Duration::from_secs(15))),
         hsts: false,
         mail_flows: Arc::new(tokio::sync::Semaphore::new(4)),
+        stopping: tokio_util::sync::CancellationToken::new(),
     }
 }
 

@@ -1,8 +1,10 @@
 //! The composition root: builds every adapter from the settings and binds
 //! the HTTP server. Nothing here decides anything; it only wires.
 
+use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -32,6 +34,7 @@ use pp_store_redis::{
 };
 use pp_store_sql::{Database, DatabaseSettings, SqlStore};
 use secrecy::ExposeSecret;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{DatabaseConfig, Settings};
 use crate::workers::Workers;
@@ -191,6 +194,8 @@ pub struct Services {
     pub outbox: OutboxWorker,
     /// Purges what is past retention.
     pub retention: Retention,
+    /// Cancelled when the process begins to stop.
+    pub stopping: CancellationToken,
 }
 
 impl std::fmt::Debug for Services {
@@ -309,6 +314,7 @@ impl Services {
             slots,
             outbox,
             retention,
+            stopping: CancellationToken::new(),
         })
     }
 
@@ -396,12 +402,64 @@ impl Services {
             mail_flows: Arc::new(tokio::sync::Semaphore::new(
                 pp_http::routes::auth::MAIL_FLOWS_AT_ONCE,
             )),
+            stopping: self.stopping.clone(),
         }
     }
 }
 
-/// How long background loops get to finish their round at shutdown.
-pub const WORKERS_STOP_WITHIN: Duration = Duration::from_secs(20);
+/// How long an idle HTTP/1.1 connection is kept open for its next request.
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+/// The HTTP connections open now: each connection's own data holds a
+/// [`ConnectionGuard`], dropped when the connection ends.
+#[derive(Clone, Debug, Default)]
+struct OpenConnections(Arc<AtomicUsize>);
+
+/// Counts one open connection for as long as it lives.
+struct ConnectionGuard(OpenConnections);
+
+impl OpenConnections {
+    fn opened(&self) -> ConnectionGuard {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!("http_connections_open").increment(1.0);
+        ConnectionGuard(self.clone())
+    }
+
+    fn count(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        (self.0).0.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!("http_connections_open").decrement(1.0);
+    }
+}
+
+/// The two phases of a stop within `timeout`: first the connections are
+/// let go on their own (each closes after its next answer, an idle one at
+/// its keep-alive), then actix stops what is left, waiting for in-flight
+/// requests. In whole seconds, as actix takes its part.
+fn stop_phases(timeout: Duration) -> (Duration, Duration) {
+    let total = timeout.as_secs().max(1);
+    let let_go = (KEEP_ALIVE.as_secs() + 1).min(total / 2);
+    (
+        Duration::from_secs(let_go),
+        Duration::from_secs(total - let_go),
+    )
+}
+
+/// Makes the kernel refuse connections to `listener` from now on, and
+/// reset those waiting in its backlog, while the connections already
+/// accepted carry on. (actix's pause only stops taking them: the kernel
+/// would go on completing handshakes that nobody answers.)
+fn refuse_connections(listener: &TcpListener) {
+    // On a listening socket, Linux's shutdown(SHUT_RD) stops the listening.
+    if let Err(error) = rustix::net::shutdown(listener, rustix::net::Shutdown::Read) {
+        tracing::warn!(error = %error, "could not close the listener early; it closes when the server stops");
+    }
+}
 
 /// A built server, bound to its port but not yet running.
 pub struct Application {
@@ -409,6 +467,10 @@ pub struct Application {
     server: Server,
     services: Services,
     workers: Option<Workers>,
+    shutdown_timeout: Duration,
+    /// The listening socket (a second handle to it), closed first on a stop.
+    listener: TcpListener,
+    connections: OpenConnections,
 }
 
 impl std::fmt::Debug for Application {
@@ -447,13 +509,24 @@ impl Application {
                 "RUN_WORKERS=false without REDIS_URL: auctions closed by a `poison-pill worker` will not reach this instance's live streams"
             );
         }
+        let connections = OpenConnections::default();
+        let counted = connections.clone();
+        let listening = listener.try_clone()?;
         let server = HttpServer::new(move || {
             pp_http::wrap_app!(
                 App::new().configure(pp_http::configure(state.clone())),
                 pp_http::cors(&origins)
             )
         })
-        .listen(listener)?
+        .on_connect(move |_, data| {
+            data.insert(counted.opened());
+        })
+        .keep_alive(KEEP_ALIVE)
+        // The signals are ours (`serve_until`): readiness, the live streams
+        // and the connections must hear of the stop before actix's own.
+        .disable_signals()
+        .shutdown_timeout(stop_phases(settings.shutdown_timeout).1.as_secs())
+        .listen(listening)?
         .run();
         let url = format!("http://{}:{port}", settings.bind_addr.ip());
         tracing::info!(port, %url, "listening: open {url}");
@@ -462,6 +535,9 @@ impl Application {
             server,
             services,
             workers,
+            shutdown_timeout: settings.shutdown_timeout,
+            listener,
+            connections,
         })
     }
 
@@ -478,17 +554,93 @@ impl Application {
     }
 
     /// Serves until the process is asked to stop (SIGINT/SIGTERM), then
-    /// finishes in-flight requests.
+    /// stops gracefully (see [`Application::serve_until`]).
+    ///
+    /// # Errors
+    /// When the signals cannot be listened to, or the server fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let stop = crate::stop_signal()?;
+        self.serve_until(stop).await
+    }
+
+    /// Serves until `stop` resolves, then stops within the shutdown
+    /// timeout: `/ready` answers 503 and the listener closes at once, live
+    /// streams end (SSE with a `retry:` hint, WebSockets with 1001), every
+    /// answer from then on closes its connection, in-flight requests and
+    /// the background loops finish (cut off at the timeout), and the mail
+    /// this process holds is given back. See [`stop_phases`].
     ///
     /// # Errors
     /// When the server fails.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let served = self.server.await;
-        if let Some(workers) = self.workers {
-            self.services
-                .stop_workers(workers, WORKERS_STOP_WITHIN)
-                .await;
+    pub async fn serve_until(self, stop: impl Future<Output = ()>) -> std::io::Result<()> {
+        let Application {
+            server,
+            services,
+            workers,
+            shutdown_timeout,
+            listener,
+            connections,
+            ..
+        } = self;
+        let handle = server.handle();
+        let mut server = std::pin::pin!(server);
+        tokio::select! {
+            served = &mut server => {
+                // The server failed on its own: the loops stop too.
+                if let Some(workers) = workers {
+                    services.stop_workers(workers, shutdown_timeout).await;
+                }
+                return served;
+            }
+            () = stop => {}
         }
+        tracing::info!(
+            timeout_secs = shutdown_timeout.as_secs(),
+            "stopping: no new connections; finishing what is in flight"
+        );
+        services.stopping.cancel();
+        // Closing an idle connection races the request its client may be
+        // sending on it, which would be lost: rather, every connection is
+        // let go on its own first, closing after its next answer
+        // (`Connection: close`) or at its keep-alive.
+        let (let_go_within, _) = stop_phases(shutdown_timeout);
+        let http = async {
+            handle.pause().await;
+            refuse_connections(&listener);
+            let let_go_by = tokio::time::Instant::now() + let_go_within;
+            while connections.count() > 0 && tokio::time::Instant::now() < let_go_by {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            handle.stop(true).await;
+        };
+        // The loops get most of the time, so that giving back the mail
+        // still fits in it.
+        let loops_within = shutdown_timeout.mul_f64(0.9);
+        let loops = async {
+            if let Some(workers) = workers {
+                services.stop_workers(workers, loops_within).await;
+            }
+        };
+        // The server future carries out the pause and the stop.
+        let (served, (), ()) = tokio::join!(server, http, loops);
+        tracing::info!("stopped");
         served
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stop_lets_connections_go_past_a_keep_alive_then_gives_actix_the_rest() {
+        let phases = |secs| {
+            let (let_go, actix) = stop_phases(Duration::from_secs(secs));
+            (let_go.as_secs(), actix.as_secs())
+        };
+        assert_eq!(phases(20), (6, 14));
+        assert_eq!(phases(10), (5, 5));
+        assert_eq!(phases(3), (1, 2));
+        assert_eq!(phases(1), (0, 1));
     }
 }

@@ -446,6 +446,9 @@ pub struct Settings {
     /// `RUN_WORKERS`: whether `serve` runs the background work too
     /// (default true; false when `poison-pill worker` processes do it).
     pub run_workers: bool,
+    /// `SHUTDOWN_TIMEOUT_SECS`: how long a stopping process gives
+    /// in-flight requests and background loops to finish (default 20).
+    pub shutdown_timeout: Duration,
     /// `MAIL_MAX_ATTEMPTS`: delivery attempts before an outbox message is
     /// dead (default 10).
     pub mail_max_attempts: u32,
@@ -594,6 +597,7 @@ impl Settings {
                 1..=1_000,
             )?,
             run_workers: env.parse::<Flag>("RUN_WORKERS", Flag(true))?.0,
+            shutdown_timeout: seconds_within(env, "SHUTDOWN_TIMEOUT_SECS", 20, 1..=3600)?,
             mail_max_attempts: count_within(env, "MAIL_MAX_ATTEMPTS", 10, 1..=100)?,
             retention: pp_domain::retention::RetentionPolicy {
                 days: count_within(env, "RETENTION_DAYS", 30, 1..=3_650)?,
@@ -790,6 +794,7 @@ mod tests {
         assert_eq!(settings.bind_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(settings.public_url.as_str(), "http://127.0.0.1:8080");
         assert!(settings.run_workers);
+        assert_eq!(settings.shutdown_timeout, Duration::from_secs(20));
         assert_eq!(settings.mail_max_attempts, 10);
         assert_eq!(settings.retention.days, 30);
         assert_eq!(settings.retention.audit_days, 365);
@@ -849,6 +854,8 @@ mod tests {
             ("PASSWORD_HASH_QUEUE", "0"),
             ("MAILS_PER_ACCOUNT_PER_HOUR", "0"),
             ("RUN_WORKERS", "sometimes"),
+            ("SHUTDOWN_TIMEOUT_SECS", "0"),
+            ("SHUTDOWN_TIMEOUT_SECS", "1h"),
             ("MAIL_MAX_ATTEMPTS", "0"),
             ("MAIL_MAX_ATTEMPTS", "101"),
             ("RETENTION_DAYS", "0"),
@@ -880,9 +887,11 @@ mod tests {
             ("REDIS_URL", ""),
             ("RUN_WORKERS", "off"),
             ("MAIL_MAX_ATTEMPTS", "3"),
+            ("SHUTDOWN_TIMEOUT_SECS", " 45 "),
         ]))
         .unwrap();
         assert!(!settings.run_workers);
+        assert_eq!(settings.shutdown_timeout, Duration::from_secs(45));
         assert_eq!(settings.mail_max_attempts, 3);
         assert!(!settings.require_email_verification);
         assert_eq!(settings.log_format, LogFormat::Json);

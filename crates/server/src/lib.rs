@@ -128,14 +128,14 @@ pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
     stop.await;
     tracing::info!("worker stopping");
     services
-        .stop_workers(workers, app::WORKERS_STOP_WITHIN)
+        .stop_workers(workers, settings.shutdown_timeout)
         .await;
     Ok(())
 }
 
 /// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM (how orchestrators stop
 /// a process); listening from the call on.
-fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+pub(crate) fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     Ok(async move {

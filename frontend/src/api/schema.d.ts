@@ -605,7 +605,8 @@ export interface paths {
         };
         /**
          * Whether the instance can serve: 200 while every required dependency
-         *     answers (`degraded` when an optional one does not), else 503.
+         *     answers (`degraded` when an optional one does not), else 503; 503 too
+         *     from the moment the process is stopping, whatever its dependencies.
          */
         get: operations["ready"];
         put?: never;
@@ -1009,7 +1010,8 @@ export interface components {
             checks: Record<string, never>;
             /**
              * @description `ready`; `degraded` while an optional dependency (Redis) is down;
-             *     `unavailable` (503) while a required one (the database) is.
+             *     `unavailable` (503) while a required one (the database) is;
+             *     `stopping` (503, no checks) once the process is shutting down.
              * @example ready
              */
             status: string;
@@ -3544,7 +3546,7 @@ export interface operations {
                     "application/json": components["schemas"]["Readiness"];
                 };
             };
-            /** @description `unavailable`: the database does not answer */
+            /** @description `unavailable`: the database does not answer; `stopping`: the process is shutting down (SIGTERM) and finishing what is in flight */
             503: {
                 headers: {
                     [name: string]: unknown;

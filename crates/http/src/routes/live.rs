@@ -23,6 +23,7 @@ use pp_domain::live::{ItemEvent, LiveStream, Notification, NotificationData, Pri
 use pp_domain::service::AuctionService;
 use pp_domain::{ListedItem, Money};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -32,7 +33,7 @@ use crate::extract::Authenticated;
 use crate::middleware::{ClientIp, require_user};
 use crate::problem::{ApiError, ProblemBody};
 use crate::state::AppState;
-use crate::streams::{SharedReads, StreamSlot};
+use crate::streams::{EndsWithRetry, SharedReads, StreamSlot};
 
 /// Price events fetched per replay query.
 const REPLAY_CHUNK: u32 = 500;
@@ -144,6 +145,8 @@ struct Feed {
     ready: VecDeque<sse::Event>,
     /// Bidding ended and its event is queued: nothing can follow.
     finished: bool,
+    /// Ends the stream when the process begins to stop.
+    stopping: CancellationToken,
     _counted: OpenStream,
     /// Its place among its client's open streams.
     _slot: StreamSlot,
@@ -244,7 +247,11 @@ impl Feed {
                 }
                 continue;
             }
+            let stopping = self.stopping.clone();
             let outcome = tokio::select! {
+                // The client reconnects, with Last-Event-ID, to an instance
+                // that stays: nothing is missed.
+                () = stopping.cancelled() => return None,
                 live = self.live.next() => match live {
                     Some(Ok(event)) => self.take(event).await,
                     // Fell behind, or the hub went away: the client
@@ -324,6 +331,7 @@ async fn stream_item_events(
         ready: VecDeque::new(),
         finished: false,
         replaying_to: None,
+        stopping: state.stopping.clone(),
         _counted: OpenStream::count(),
         _slot: slot,
     };
@@ -355,6 +363,8 @@ async fn stream_item_events(
     let mut response = sse::Sse::from_stream(stream)
         .with_retry_duration(Duration::from_secs(2))
         .respond_to(&request)
+        .map_into_boxed_body()
+        .map_body(|_, body| EndsWithRetry::new(body, state.stopping.clone()))
         .map_into_boxed_body();
     response.headers_mut().insert(
         actix_web::http::header::HeaderName::from_static("x-accel-buffering"),
@@ -600,6 +610,7 @@ pub async fn websocket(
             tickets: state.tickets.clone(),
             holder,
             ping_every: state.ws_ping,
+            stopping: state.stopping.clone(),
             _slot: slot,
         },
     ));
@@ -611,6 +622,8 @@ struct Keeper {
     tickets: TicketService,
     holder: SocketHolder,
     ping_every: Duration,
+    /// Closes the socket (1001) when the process begins to stop.
+    stopping: CancellationToken,
     /// Its place among its account's open sockets.
     _slot: StreamSlot,
 }
@@ -628,6 +641,8 @@ enum SocketEnd {
     MissedPings,
     /// Its session ended (logout, reset, deactivation, expiry).
     SessionEnded,
+    /// The process is stopping.
+    Stopping,
 }
 
 impl SocketEnd {
@@ -638,6 +653,7 @@ impl SocketEnd {
             SocketEnd::FellBehind => "fell_behind",
             SocketEnd::MissedPings => "missed_pings",
             SocketEnd::SessionEnded => "session_ended",
+            SocketEnd::Stopping => "stopping",
         }
     }
 
@@ -653,6 +669,11 @@ impl SocketEnd {
             SocketEnd::SessionEnded => (
                 actix_ws::CloseCode::Policy,
                 "the session ended; log in again",
+            ),
+            // 1001 Going Away: the client reconnects, to another instance.
+            SocketEnd::Stopping => (
+                actix_ws::CloseCode::Away,
+                "the server is restarting; reconnect with a new ticket",
             ),
         };
         Some(actix_ws::CloseReason {
@@ -690,6 +711,7 @@ async fn serve_socket(
     let mut last_heard = Instant::now();
     let end = loop {
         let outcome = tokio::select! {
+            () = keeper.stopping.cancelled() => Err(SocketEnd::Stopping),
             notification = notifications.next() => match notification {
                 Some(Ok(notification)) => {
                     let text = serde_json::to_string(&NotificationBody::from(&notification)).unwrap_or_default();

@@ -13,5 +13,6 @@ mod hostile;
 mod live;
 mod outbox;
 mod sessions;
+mod shutdown;
 mod support;
 mod web;

@@ -637,6 +637,24 @@ impl Notifications {
         }
     }
 
+    /// The code of the close frame the server sends within `wait`
+    /// (notifications before it are passed over); `None` if none comes.
+    pub async fn close_code_within(&mut self, wait: Duration) -> Option<u16> {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .ok()??
+            {
+                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
     /// The next notification, or `None` if none comes within `wait`.
     pub async fn next_within(&mut self, wait: Duration) -> Option<Value> {
         use futures::StreamExt;
