@@ -12,6 +12,7 @@ use pp_domain::PasswordHash;
 use pp_domain::auth::Password;
 use pp_domain::auth::ports::{PasswordHasher, PasswordStrength, Verification};
 use pp_domain::ports::StoreError;
+use tracing::Instrument;
 use zeroize::Zeroizing;
 
 /// argon2id cost parameters.
@@ -270,6 +271,7 @@ impl PasswordHasher for Argon2Hasher {
         let params = self.params.params().map_err(internal)?;
         self.pool
             .run(move || hash_new(&params, secret.as_bytes()).map(PasswordHash::new))
+            .instrument(tracing::info_span!("password.hash"))
             .await?
     }
 
@@ -292,6 +294,7 @@ impl PasswordHasher for Argon2Hasher {
                 let parsed = argon2::PasswordHash::new(&phc).map_err(internal)?;
                 matches(&parsed, secret.as_bytes())
             })
+            .instrument(tracing::info_span!("password.verify"))
             .await??;
         Ok(if matches && known {
             Verification::Valid { needs_rehash }

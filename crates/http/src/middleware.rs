@@ -146,21 +146,50 @@ impl RootSpanBuilder for RootSpan {
             .get::<ClientIp>()
             .map(|ip| ip.0.to_string())
             .unwrap_or_default();
-        tracing::info_span!(
+        let route = request.match_pattern();
+        let route = route.as_deref().unwrap_or("unmatched");
+        let span = tracing::info_span!(
             "HTTP request",
+            otel.name = %format_args!("{} {route}", request.method()),
+            otel.kind = "server",
             request_id = %request_id,
             http.method = %request.method(),
+            http.route = %route,
             http.target = %request.path(),
             http.client_ip = %client_ip,
             http.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
             exception.message = tracing::field::Empty,
             exception.details = tracing::field::Empty,
-        )
+        );
+        // A caller's W3C `traceparent` makes this span a child of its trace.
+        // Without trace export there is no propagator and no parent (and
+        // `set_parent` fails harmlessly).
+        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.extract(&TraceHeaders(request.headers()))
+        });
+        let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, parent);
+        span
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
         DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
+/// A request's headers, as OpenTelemetry's propagators read them.
+struct TraceHeaders<'a>(&'a actix_web::http::header::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for TraceHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0
+            .keys()
+            .map(actix_web::http::header::HeaderName::as_str)
+            .collect()
     }
 }
 

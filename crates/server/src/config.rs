@@ -193,6 +193,49 @@ impl LogFormat {
     }
 }
 
+/// Where traces are exported: `OTEL_EXPORTER_OTLP_ENDPOINT` (the
+/// collector's OTLP/HTTP base URL) and `OTEL_SERVICE_NAME`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceExport {
+    /// Where spans are posted: the endpoint with `/v1/traces`, as the
+    /// OpenTelemetry specification builds it from the base URL.
+    pub traces_url: String,
+    /// `service.name` of every span (default `poison-pill`).
+    pub service_name: String,
+}
+
+impl TraceExport {
+    /// `None` (no export) unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the endpoint is not an `http://` URL.
+    pub fn from_env(env: &Environment) -> Result<Option<Self>, ConfigError> {
+        const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+        let service_name = env
+            .get("OTEL_SERVICE_NAME")
+            .map_or("poison-pill", str::trim)
+            .to_owned();
+        let Some(endpoint) = env.get(ENDPOINT).map(str::trim) else {
+            return Ok(None);
+        };
+        let url = url::Url::parse(endpoint).map_err(|e| ConfigError::new(ENDPOINT, e))?;
+        match url.scheme() {
+            "http" => {}
+            "https" => {
+                return Err(ConfigError::new(
+                    ENDPOINT,
+                    "https is not built in: export to a collector beside the instance over http (e.g. http://otel-collector:4318), which forwards over TLS",
+                ));
+            }
+            _ => return Err(ConfigError::new(ENDPOINT, "must be an http:// URL")),
+        }
+        Ok(Some(TraceExport {
+            traces_url: format!("{}/v1/traces", endpoint.trim_end_matches('/')),
+            service_name,
+        }))
+    }
+}
+
 /// A boolean setting: true/false, 1/0, yes/no, on/off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Flag(bool);
@@ -746,6 +789,31 @@ mod tests {
     }
 
     #[test]
+    fn traces_are_exported_only_to_an_http_endpoint_given() {
+        assert_eq!(TraceExport::from_env(&env(&[])).unwrap(), None);
+        let export = TraceExport::from_env(&env(&[(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            " http://collector:4318/ ",
+        )]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(export.traces_url, "http://collector:4318/v1/traces");
+        assert_eq!(export.service_name, "poison-pill");
+        let named = TraceExport::from_env(&env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            ("OTEL_SERVICE_NAME", "auctions-eu"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(named.service_name, "auctions-eu");
+        for bad in ["https://c:4318", "c:4318", "grpc://c:4317", "not a url"] {
+            let err =
+                TraceExport::from_env(&env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", bad)])).unwrap_err();
+            assert_eq!(err.variable, "OTEL_EXPORTER_OTLP_ENDPOINT", "{bad}");
+        }
+    }
+
+    #[test]
     fn env_example_lists_exactly_the_variables_the_configuration_reads() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
@@ -755,6 +823,7 @@ mod tests {
         let embedded = env(&[("DATA_DIR", data)]);
         Settings::from_env(&embedded).unwrap();
         LogFormat::from_env(&embedded).unwrap();
+        TraceExport::from_env(&embedded).unwrap();
         let production = env(&[
             ("DATABASE_URL", "postgres://db/pp"),
             ("JWT_SECRET", JWT),
@@ -762,8 +831,10 @@ mod tests {
             ("REDIS_URL", "redis://127.0.0.1:6379"),
             ("MAIL_TRANSPORT", "smtp"),
             ("SMTP_URL", "smtp://127.0.0.1:2525"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
         ]);
         Settings::from_env(&production).unwrap();
+        TraceExport::from_env(&production).unwrap();
         let mut read: BTreeSet<&str> = embedded.names_read();
         read.extend(production.names_read());
         // Read by tracing's own filter, not through the configuration.

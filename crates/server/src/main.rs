@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use poison_pill::app::Application;
 use poison_pill::cli::{Cli, Command};
-use poison_pill::config::{DatabaseConfig, Environment, LogFormat, Settings};
+use poison_pill::config::{DatabaseConfig, Environment, LogFormat, Settings, TraceExport};
 use poison_pill::telemetry;
 
 /// Exit status for a configuration problem (as `sysexits.h`'s `EX_CONFIG`).
@@ -27,34 +27,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            match LogFormat::from_env(&env) {
-                Ok(format) => telemetry::init(format),
-                Err(e) => return config_error(&e),
-            }
+    let command = cli.command.unwrap_or(Command::Serve);
+    let only_workers = command == Command::Worker;
+    let outcome = match command {
+        Command::Serve | Command::Worker => {
+            let telemetry = match observe(&env, &runtime) {
+                Ok(telemetry) => telemetry,
+                Err(code) => return code,
+            };
             let settings = match Settings::from_env(&env) {
                 Ok(settings) => settings,
                 Err(e) => return config_error(&e),
             };
-            runtime.block_on(async {
+            let outcome = runtime.block_on(async {
+                if only_workers {
+                    return poison_pill::worker(&settings).await;
+                }
                 Application::build(settings)
                     .await?
                     .run_until_stopped()
                     .await?;
                 anyhow::Ok(())
-            })
-        }
-        Command::Worker => {
-            match LogFormat::from_env(&env) {
-                Ok(format) => telemetry::init(format),
-                Err(e) => return config_error(&e),
-            }
-            let settings = match Settings::from_env(&env) {
-                Ok(settings) => settings,
-                Err(e) => return config_error(&e),
-            };
-            runtime.block_on(poison_pill::worker(&settings))
+            });
+            telemetry.shutdown();
+            outcome
         }
         Command::Health => {
             let addr = match poison_pill::config::bind_addr(&env) {
@@ -95,6 +91,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs, and traces where `OTEL_EXPORTER_OTLP_ENDPOINT` says.
+fn observe(
+    env: &Environment,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<telemetry::Telemetry, ExitCode> {
+    let format = LogFormat::from_env(env).map_err(|e| config_error(&e))?;
+    let export = TraceExport::from_env(env).map_err(|e| config_error(&e))?;
+    telemetry::init(format, export.as_ref(), runtime.handle()).map_err(|e| {
+        eprintln!("poison-pill: cannot set up trace export: {e:#}");
+        ExitCode::FAILURE
+    })
 }
 
 fn config_error(error: &poison_pill::config::ConfigError) -> ExitCode {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 /// How to reach Redis.
 #[derive(Clone, Debug)]
@@ -89,7 +90,10 @@ impl Redis {
         {
             anyhow::bail!("redis failed less than {BACKOFF:?} ago");
         }
-        let outcome = match tokio::time::timeout(self.timeout, command(self.manager.clone())).await
+        let span = tracing::info_span!("redis.command", db.system.name = "redis");
+        let outcome = match tokio::time::timeout(self.timeout, command(self.manager.clone()))
+            .instrument(span)
+            .await
         {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => Err(anyhow::Error::new(err)),

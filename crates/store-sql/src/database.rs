@@ -94,6 +94,10 @@ pub(crate) struct WriteTransaction {
     // Declared first so it is dropped (rolled back) before the gate opens.
     pub(crate) txn: DatabaseTransaction,
     _gate: Option<OwnedMutexGuard<()>>,
+    /// Open from the wait for the gate to the commit or rollback: a trace
+    /// shows how long the transaction held its locks. Never entered, so the
+    /// lines logged meanwhile stay in their request's span.
+    _span: tracing::Span,
 }
 
 impl Database {
@@ -267,6 +271,14 @@ impl Database {
     /// Begins a transaction that will write. On SQLite it first queues on
     /// the write gate and then begins IMMEDIATE, taking the file's write lock.
     pub(crate) async fn begin_write(&self) -> Result<WriteTransaction, DbErr> {
+        let span = tracing::info_span!(
+            "db.transaction",
+            db.system.name = if self.write_gate.is_some() {
+                "sqlite"
+            } else {
+                "postgresql"
+            }
+        );
         let gate = self.write_gate().await;
         let txn = if gate.is_some() {
             self.connection
@@ -278,7 +290,11 @@ impl Database {
         } else {
             self.connection.begin().await?
         };
-        Ok(WriteTransaction { txn, _gate: gate })
+        Ok(WriteTransaction {
+            txn,
+            _gate: gate,
+            _span: span,
+        })
     }
 }
 

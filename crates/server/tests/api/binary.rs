@@ -44,6 +44,33 @@ fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     poison_pill(dir, env, args).output().unwrap()
 }
 
+/// Makes an admin account with `admin create-user`, as an operator would.
+pub(crate) fn create_admin(dir: &Path, env: &[(&str, &str)], email: &str) {
+    use std::io::Write;
+    let mut create = poison_pill(
+        dir,
+        env,
+        &[
+            "admin",
+            "create-user",
+            "--email",
+            email,
+            "--role",
+            "admin",
+            "--verified",
+            "--password-stdin",
+        ],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    writeln!(create.stdin.take().unwrap(), "{}", crate::support::PASSWORD).unwrap();
+    let created = create.wait_with_output().unwrap();
+    assert!(created.status.success(), "{}", text(&created.stderr));
+}
+
 pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

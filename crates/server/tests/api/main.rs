@@ -15,4 +15,5 @@ mod outbox;
 mod sessions;
 mod shutdown;
 mod support;
+mod traces;
 mod web;

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use pp_testkit::{Backend, TestDatabase};
 use serde_json::{Value, json};
 
-use crate::binary::{announced_url, poison_pill, text};
+use crate::binary::{announced_url, create_admin, poison_pill};
 use crate::support::{JWT_SECRET, Notifications, PASSWORD, SEALING_KEY};
 
 /// What became of one request sent while the server was stopping.
@@ -50,7 +50,7 @@ async fn send(request: reqwest::RequestBuilder) -> Outcome {
     }
 }
 
-fn sigterm(child: &Child) {
+pub(crate) fn sigterm(child: &Child) {
     let sent = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -59,7 +59,10 @@ fn sigterm(child: &Child) {
 }
 
 /// Waits up to `limit` for the child to exit.
-async fn exit_within(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+pub(crate) async fn exit_within(
+    child: &mut Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait().unwrap() {
@@ -72,8 +75,6 @@ async fn exit_within(child: &mut Child, limit: Duration) -> Option<std::process:
 
 #[tokio::test]
 async fn sigterm_under_load_finishes_what_is_in_flight_ends_streams_and_exits_zero() {
-    use std::io::Write;
-
     let database = TestDatabase::create(Backend::Postgres).await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
@@ -87,28 +88,7 @@ async fn sigterm_under_load_finishes_what_is_in_flight_ends_streams_and_exits_ze
         ("RATE_LIMIT_AUTH", "100000/1m"),
         ("RATE_LIMIT_GLOBAL", "100000/1m"),
     ];
-    let mut create = poison_pill(
-        dir.path(),
-        &env,
-        &[
-            "admin",
-            "create-user",
-            "--email",
-            "root@example.com",
-            "--role",
-            "admin",
-            "--verified",
-            "--password-stdin",
-        ],
-    )
-    .stdin(Stdio::piped())
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    writeln!(create.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    let created = create.wait_with_output().unwrap();
-    assert!(created.status.success(), "{}", text(&created.stderr));
+    create_admin(dir.path(), &env, "root@example.com");
 
     let log_path = dir.path().join("server.log");
     let mut server = poison_pill(dir.path(), &env, &["serve"])
