@@ -54,7 +54,8 @@ fn well_formed_request_id(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// Gives the request its id and echoes it on the response.
+/// Gives the request its id and echoes it on the response; with error
+/// reports on, tags what is reported from within it with the id.
 ///
 /// # Errors
 /// Only what the inner services return.
@@ -69,7 +70,15 @@ pub async fn request_id(
         .filter(|v| well_formed_request_id(v))
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
     request.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = next.call(request).await?;
+    // With error reports on, the request gets a hub of its own: a report
+    // from within it (a 5xx cause, a panic) is tagged with its id.
+    let mut response = if sentry_core::Hub::main().client().is_some() {
+        let hub = std::sync::Arc::new(sentry_core::Hub::new_from_top(sentry_core::Hub::main()));
+        hub.configure_scope(|scope| scope.set_tag("request_id", &id));
+        sentry_core::SentryFutureExt::bind_hub(next.call(request), hub).await?
+    } else {
+        next.call(request).await?
+    };
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
@@ -283,7 +292,9 @@ pub async fn response_policy(
     let state = request.app_data::<web::Data<AppState>>().cloned();
     let hsts = state.as_ref().is_some_and(|state| state.hsts);
     let mut response = next.call(request).await?;
-    if state.is_some_and(|state| state.stopping.is_cancelled()) {
+    if state.is_some_and(|state| state.stopping.is_cancelled())
+        && response.status() != StatusCode::SWITCHING_PROTOCOLS
+    {
         // Stopping: no further request on this connection, so its client
         // opens a new one, to another instance, instead of racing the close.
         response

@@ -147,13 +147,16 @@ impl ApiError {
         )
     }
 
-    /// A 500 whose cause is logged (whole chain) and never shown.
+    /// A 500 whose cause is logged (whole chain), reported, and never shown.
     #[must_use]
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
         let chain: Vec<String> = std::iter::successors(Some(cause), |e| e.source())
             .map(ToString::to_string)
             .collect();
         tracing::error!(error.chain = ?chain, "request failed: {}", chain.join(": "));
+        // Reported where `SENTRY_DSN` says (tagged with the request's id by
+        // its hub); nothing happens without it.
+        sentry_core::capture_error(cause);
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",

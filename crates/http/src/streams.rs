@@ -5,11 +5,10 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::http::StatusCode;
@@ -325,6 +324,43 @@ mod tests {
         async fn give_back(&self, lease: &SlotLease) {
             *self.0.lock().unwrap().get_mut(&lease.key).unwrap() -= 1;
         }
+    }
+
+    /// Everything `body` yields, as text, and whether it failed.
+    async fn drained(body: EndsWithRetry) -> (String, bool) {
+        let mut body = std::pin::pin!(body);
+        let mut text = String::new();
+        while let Some(chunk) = std::future::poll_fn(|cx| body.as_mut().poll_next(cx)).await {
+            match chunk {
+                Ok(bytes) => text.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => return (text, true),
+            }
+        }
+        (text, false)
+    }
+
+    #[tokio::test]
+    async fn a_stream_ends_with_a_retry_hint_only_when_the_process_is_stopping() {
+        let running = CancellationToken::new();
+        let body = EndsWithRetry::new(BoxBody::new("data: a\n\n"), running);
+        assert_eq!(drained(body).await, ("data: a\n\n".to_owned(), false));
+
+        let stopping = CancellationToken::new();
+        stopping.cancel();
+        let body = EndsWithRetry::new(BoxBody::new("data: a\n\n"), stopping.clone());
+        let (text, failed) = drained(body).await;
+        assert!(!failed);
+        let tail = text.strip_prefix("data: a\n\nretry: ").unwrap();
+        let delay: u64 = tail.strip_suffix("\n\n").unwrap().parse().unwrap();
+        assert!(RECONNECT_SPREAD_MS.contains(&delay), "{delay}");
+
+        // An error is passed on, and nothing follows it but the tail.
+        let failing = futures_util::stream::iter([Err::<Bytes, _>(std::io::Error::other("cut"))]);
+        let body = EndsWithRetry::new(
+            BoxBody::new(actix_web::body::BodyStream::new(failing)),
+            stopping,
+        );
+        assert!(drained(body).await.1);
     }
 
     #[tokio::test]

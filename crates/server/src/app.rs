@@ -196,6 +196,9 @@ pub struct Services {
     pub retention: Retention,
     /// Cancelled when the process begins to stop.
     pub stopping: CancellationToken,
+    /// Places for the mail flows that run after their answer; a stop waits
+    /// until every place is back.
+    mail_flows: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Services {
@@ -315,6 +318,9 @@ impl Services {
             outbox,
             retention,
             stopping: CancellationToken::new(),
+            mail_flows: Arc::new(tokio::sync::Semaphore::new(
+                pp_http::routes::auth::MAIL_FLOWS_AT_ONCE,
+            )),
         })
     }
 
@@ -343,10 +349,19 @@ impl Services {
     }
 
     /// Stops the background work (each loop between two rounds, within
-    /// `within`), then gives back the mail this process still holds.
+    /// nine tenths of `within`), then gives back the mail this process
+    /// still holds, all within `within`.
     pub async fn stop_workers(&self, workers: Workers, within: Duration) {
-        workers.stop(within).await;
-        self.release_claims().await;
+        let deadline = tokio::time::Instant::now() + within;
+        workers.stop(within.mul_f64(0.9)).await;
+        if tokio::time::timeout_at(deadline, self.release_claims())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "giving back the outbox messages took too long; they are due again after the lease"
+            );
+        }
     }
 
     /// Gives back the outbox messages this process holds, so another
@@ -399,9 +414,7 @@ impl Services {
             ),
             keep_alive_reads: Arc::new(SharedReads::new(settings.sse_keep_alive)),
             hsts: settings.public_url.is_https(),
-            mail_flows: Arc::new(tokio::sync::Semaphore::new(
-                pp_http::routes::auth::MAIL_FLOWS_AT_ONCE,
-            )),
+            mail_flows: Arc::clone(&self.mail_flows),
             stopping: self.stopping.clone(),
         }
     }
@@ -604,21 +617,33 @@ impl Application {
         // let go on its own first, closing after its next answer
         // (`Connection: close`) or at its keep-alive.
         let (let_go_within, _) = stop_phases(shutdown_timeout);
+        let deadline = tokio::time::Instant::now() + shutdown_timeout;
         let http = async {
-            handle.pause().await;
-            refuse_connections(&listener);
             let let_go_by = tokio::time::Instant::now() + let_go_within;
+            handle.pause().await;
+            // The accept thread acts on the pause after it answers; and a
+            // connection it handed over just before is counted only once a
+            // worker takes it up.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            refuse_connections(&listener);
             while connections.count() > 0 && tokio::time::Instant::now() < let_go_by {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
+            // A mail flow runs after its answer has gone, on the workers
+            // that are about to stop: the mail it queues was promised.
+            let flows =
+                u32::try_from(pp_http::routes::auth::MAIL_FLOWS_AT_ONCE).unwrap_or(u32::MAX);
+            if tokio::time::timeout_at(deadline, services.mail_flows.acquire_many(flows))
+                .await
+                .is_err()
+            {
+                tracing::warn!("mail flows still running at the timeout are cut off");
+            }
             handle.stop(true).await;
         };
-        // The loops get most of the time, so that giving back the mail
-        // still fits in it.
-        let loops_within = shutdown_timeout.mul_f64(0.9);
         let loops = async {
             if let Some(workers) = workers {
-                services.stop_workers(workers, loops_within).await;
+                services.stop_workers(workers, shutdown_timeout).await;
             }
         };
         // The server future carries out the pause and the stop.

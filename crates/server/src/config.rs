@@ -236,6 +236,20 @@ impl TraceExport {
     }
 }
 
+/// Where error reports go: `SENTRY_DSN`, or `None` (no reports).
+///
+/// # Errors
+/// [`ConfigError`] when it is not a DSN.
+pub fn error_reports(env: &Environment) -> Result<Option<sentry::types::Dsn>, ConfigError> {
+    env.get("SENTRY_DSN")
+        .map(|dsn| {
+            dsn.trim()
+                .parse()
+                .map_err(|e| ConfigError::new("SENTRY_DSN", e))
+        })
+        .transpose()
+}
+
 /// A boolean setting: true/false, 1/0, yes/no, on/off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Flag(bool);
@@ -814,6 +828,20 @@ mod tests {
     }
 
     #[test]
+    fn errors_are_reported_only_to_a_dsn_given() {
+        assert_eq!(error_reports(&env(&[])).unwrap(), None);
+        let dsn = error_reports(&env(&[(
+            "SENTRY_DSN",
+            " https://key@o1.ingest.example.com/42 ",
+        )]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(dsn.project_id().value(), "42");
+        let err = error_reports(&env(&[("SENTRY_DSN", "not a dsn")])).unwrap_err();
+        assert_eq!(err.variable, "SENTRY_DSN");
+    }
+
+    #[test]
     fn env_example_lists_exactly_the_variables_the_configuration_reads() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
@@ -824,6 +852,7 @@ mod tests {
         Settings::from_env(&embedded).unwrap();
         LogFormat::from_env(&embedded).unwrap();
         TraceExport::from_env(&embedded).unwrap();
+        error_reports(&embedded).unwrap();
         let production = env(&[
             ("DATABASE_URL", "postgres://db/pp"),
             ("JWT_SECRET", JWT),

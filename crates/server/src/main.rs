@@ -17,6 +17,11 @@ fn main() -> ExitCode {
         Ok(env) => env,
         Err(e) => return config_error(&e),
     };
+    // First: every thread started from here on reports through it.
+    let _reports = match poison_pill::config::error_reports(&env) {
+        Ok(dsn) => dsn.map(telemetry::report_errors),
+        Err(e) => return config_error(&e),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

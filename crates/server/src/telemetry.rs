@@ -278,6 +278,79 @@ impl<P: SpanProcessor> SpanProcessor for BoundedQueue<P> {
     }
 }
 
+/// How long reports still queued may take to leave at exit (and a panic's
+/// report before the panicking thread goes on).
+const REPORTS_FLUSH: Duration = Duration::from_secs(2);
+
+/// Sends error reports to `dsn` from now until the returned guard is
+/// dropped (which sends what is still queued): the cause of every 500
+/// (`pp_http`'s `ApiError::internal`) and every panic, tagged with the
+/// request's id where there is one. Call it first thing in `main`, before
+/// any thread that could report starts.
+///
+/// No personal data leaves: no request (URL, headers, cookies, body), no
+/// user or address, no breadcrumbs; in the messages, e-mail addresses and
+/// token-like strings are [`redact`]ed.
+pub fn report_errors(dsn: sentry::types::Dsn) -> sentry::ClientInitGuard {
+    // Non-exhaustive: set field by field.
+    let mut options = sentry::ClientOptions::default();
+    options.dsn = Some(dsn);
+    options.release = Some(concat!("poison-pill@", env!("CARGO_PKG_VERSION")).into());
+    options.send_default_pii = false;
+    options.shutdown_timeout = REPORTS_FLUSH;
+    options.before_send = Some(Arc::new(|mut event| {
+        scrub(&mut event);
+        Some(event)
+    }));
+    sentry::init(options)
+}
+
+/// Takes out of a report what could identify a person.
+fn scrub(event: &mut sentry::protocol::Event<'static>) {
+    event.request = None;
+    event.user = None;
+    event.breadcrumbs.values.clear();
+    event.extra.clear();
+    if let Some(message) = &mut event.message {
+        *message = redact(message);
+    }
+    if let Some(logentry) = &mut event.logentry {
+        logentry.message = redact(&logentry.message);
+        logentry.params.clear();
+    }
+    for exception in &mut event.exception.values {
+        if let Some(value) = &mut exception.value {
+            *value = redact(value);
+        }
+    }
+}
+
+/// `text` with every e-mail address and every token-like string (a JWT,
+/// or a run of 40 or more URL-safe base64 characters: refresh tokens,
+/// tickets, secrets) replaced by `[redacted]`. Ids (UUIDs) stay: they name
+/// rows, not people.
+#[must_use]
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let secret = word.contains('@') || word.starts_with("eyJ") || word.len() >= 40;
+        out.push_str(if secret { "[redacted]" } else { word.as_str() });
+        word.clear();
+    };
+    for c in text.chars() {
+        // An address or a token: letters, digits and what either is made of.
+        if c.is_alphanumeric() || matches!(c, '@' | '.' | '_' | '-' | '+' | '%' | '=' | '/') {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 /// Adds the current span's W3C `traceparent` to the headers of an outgoing
 /// HTTP request, so the service called joins the trace. Without trace
 /// export it adds nothing.
@@ -293,6 +366,50 @@ mod tests {
     use opentelemetry::propagation::TextMapPropagator as _;
 
     use super::*;
+
+    #[test]
+    fn addresses_and_tokens_are_redacted_and_ids_kept() {
+        assert_eq!(
+            redact("duplicate key (email)=(ann.lee+x@example.com) already exists"),
+            "duplicate key (email)=([redacted]) already exists"
+        );
+        assert_eq!(
+            redact("bearer eyJhbGciOiJIUzI1NiJ9.e30.abc rejected"),
+            "bearer [redacted] rejected"
+        );
+        let refresh = "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5d2FsZG8";
+        assert_eq!(redact(&format!("token {refresh}")), "token [redacted]");
+        let item = "item 0193a8f2-7c1e-7a55-9c61-3f1b2a9d4e10 cannot be read: timeout";
+        assert_eq!(redact(item), item);
+        assert_eq!(redact(""), "");
+    }
+
+    #[test]
+    fn a_report_keeps_no_request_user_or_breadcrumb() {
+        let mut event = sentry::protocol::Event {
+            request: Some(sentry::protocol::Request::default()),
+            user: Some(sentry::protocol::User::default()),
+            message: Some("login of bob@example.com failed".into()),
+            ..sentry::protocol::Event::default()
+        };
+        event
+            .breadcrumbs
+            .values
+            .push(sentry::protocol::Breadcrumb::default());
+        event.exception.values.push(sentry::protocol::Exception {
+            ty: "Error".into(),
+            value: Some("no account bob@example.com".into()),
+            ..sentry::protocol::Exception::default()
+        });
+        scrub(&mut event);
+        assert!(event.request.is_none() && event.user.is_none());
+        assert!(event.breadcrumbs.values.is_empty());
+        assert_eq!(event.message.as_deref(), Some("login of [redacted] failed"));
+        assert_eq!(
+            event.exception.values[0].value.as_deref(),
+            Some("no account [redacted]")
+        );
+    }
 
     #[test]
     fn an_outgoing_request_carries_the_trace_of_the_span_it_is_made_in() {

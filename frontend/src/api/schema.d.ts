@@ -3581,7 +3581,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Switching to the WebSocket; its text messages are `NotificationBody` JSON, `{type, data, at}`. Pinged every 30 s; closed with 1008 once the ticket's session ends (logout, password reset, deactivation, expiry) */
+            /** @description Switching to the WebSocket; its text messages are `NotificationBody` JSON, `{type, data, at}`. Pinged every 30 s; closed with 1008 once the ticket's session ends (logout, password reset, deactivation, expiry), and with 1001 when the instance stops (reconnect with a new ticket) */
             101: {
                 headers: {
                     [name: string]: unknown;
@@ -3615,7 +3615,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemBody"];
                 };
             };
-            /** @description `service_unavailable`, with `Retry-After`: the database (or password hashing) is busy or unreachable; try again */
+            /** @description `service_unavailable`: the instance is stopping; the ticket is not spent, try another */
             503: {
                 headers: {
                     [name: string]: unknown;

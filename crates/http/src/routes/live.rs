@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
+use actix_web::body::BoxBody;
 use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, Responder, get, post, web};
@@ -238,7 +239,7 @@ impl Feed {
             if let Some(event) = self.ready.pop_front() {
                 return Some(event);
             }
-            if self.finished {
+            if self.finished || self.stopping.is_cancelled() {
                 return None;
             }
             if self.replaying_to.is_some() {
@@ -363,8 +364,7 @@ async fn stream_item_events(
     let mut response = sse::Sse::from_stream(stream)
         .with_retry_duration(Duration::from_secs(2))
         .respond_to(&request)
-        .map_into_boxed_body()
-        .map_body(|_, body| EndsWithRetry::new(body, state.stopping.clone()))
+        .map_body(|_, body| EndsWithRetry::new(BoxBody::new(body), state.stopping.clone()))
         .map_into_boxed_body();
     response.headers_mut().insert(
         actix_web::http::header::HeaderName::from_static("x-accel-buffering"),
@@ -570,10 +570,11 @@ pub struct Handshake {
 #[utoipa::path(tag = "live",
     params(Handshake, TicketQuery),
     responses(
-        (status = 101, description = "Switching to the WebSocket; its text messages are `NotificationBody` JSON, `{type, data, at}`. Pinged every 30 s; closed with 1008 once the ticket's session ends (logout, password reset, deactivation, expiry)"),
+        (status = 101, description = "Switching to the WebSocket; its text messages are `NotificationBody` JSON, `{type, data, at}`. Pinged every 30 s; closed with 1008 once the ticket's session ends (logout, password reset, deactivation, expiry), and with 1001 when the instance stops (reconnect with a new ticket)"),
         (status = 400, description = "`bad_request`: not a WebSocket upgrade (the ticket is not spent)", body = ProblemBody),
         (status = 401, description = "`invalid_ticket`: malformed, unknown, used or expired", body = ProblemBody),
-        (status = 429, description = "`rate_limited` (the per-address limit), or `too_many_streams`: the account holds `SOCKETS_PER_USER` sockets open already", body = ProblemBody)))]
+        (status = 429, description = "`rate_limited` (the per-address limit), or `too_many_streams`: the account holds `SOCKETS_PER_USER` sockets open already", body = ProblemBody),
+        (status = 503, description = "`service_unavailable`: the instance is stopping; the ticket is not spent, try another", body = ProblemBody)))]
 #[get("/ws")]
 pub async fn websocket(
     request: HttpRequest,
@@ -594,6 +595,10 @@ pub async fn websocket(
         .as_deref()
         .filter(|t| !t.is_empty())
         .ok_or_else(invalid_ticket)?;
+    // Stopping: the ticket is kept for the instance the client tries next.
+    if state.stopping.is_cancelled() {
+        return Err(ApiError::unavailable());
+    }
     // A malformed ticket is refused without a lookup.
     let holder = state
         .tickets

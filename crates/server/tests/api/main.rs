@@ -12,6 +12,7 @@ mod health;
 mod hostile;
 mod live;
 mod outbox;
+mod reports;
 mod sessions;
 mod shutdown;
 mod support;

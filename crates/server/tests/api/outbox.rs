@@ -773,3 +773,41 @@ async fn a_worker_stopped_mid_delivery_sends_its_message_once() {
     verification_token(&mails[0]);
     sink.stop().await;
 }
+
+#[tokio::test]
+async fn serve_stopped_mid_delivery_gives_back_the_mail_it_holds_within_its_timeout() {
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let mut sink = SmtpSink::start().await;
+    let setup = Setup::postgres(&database, &sink);
+    // One process serving and delivering, as the embedded default runs.
+    let mut server = setup
+        .serve("server", &[("SHUTDOWN_TIMEOUT_SECS", "3")])
+        .await;
+    // The mail server takes the connection and never answers: the delivery
+    // cannot finish before the stop's timeout.
+    let sink_pid = sink.pid().unwrap();
+    signal(sink_pid, "STOP");
+    server.register("quinn@example.com").await;
+    let deadline = Instant::now() + ARRIVAL;
+    while claimed(&database).await == 0 {
+        assert!(Instant::now() < deadline, "{}", server.process.output());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let started = Instant::now();
+    signal(server.process.child.0.id(), "TERM");
+    let exit = wait_at_most(&mut server.process.child.0, Duration::from_secs(20));
+    let took = started.elapsed();
+    signal(sink_pid, "CONT");
+    assert!(exit.success(), "{exit:?}\n{}", server.process.output());
+    assert!(
+        took < Duration::from_millis(4500),
+        "took {took:?} to stop\n{}",
+        server.process.output()
+    );
+    // Cut off, the delivery's message was given back, due again at once.
+    assert_eq!(claimed(&database).await, 0, "{}", server.process.output());
+    let printed = setup.outbox(&["status"]).await;
+    assert!(printed.contains("pending"), "{printed}");
+    sink.stop().await;
+}
