@@ -380,7 +380,22 @@ pub async fn render_problems<B: MessageBody + 'static>(
         .response()
         .error()
         .and_then(|error| error.as_error::<ApiError>().cloned())
-        .unwrap_or_else(|| ApiError::for_status(status));
+        .unwrap_or_else(|| {
+            // A 500 that no `ApiError::internal` reported (actix's own, or
+            // an extractor's): reported here, by what actix says of it.
+            if status == StatusCode::INTERNAL_SERVER_ERROR {
+                let cause = response
+                    .response()
+                    .error()
+                    .map_or_else(|| "no cause given".to_owned(), ToString::to_string);
+                tracing::error!(%cause, "request failed without an error of ours");
+                sentry_core::capture_message(
+                    &format!("request failed: {cause}"),
+                    sentry_core::Level::Error,
+                );
+            }
+            ApiError::for_status(status)
+        });
     let request_id = response
         .request()
         .extensions()

@@ -208,7 +208,7 @@ impl TraceExport {
     /// `None` (no export) unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
     ///
     /// # Errors
-    /// [`ConfigError`] when the endpoint is not an `http://` URL.
+    /// [`ConfigError`] when the endpoint is not an `http://` or `https://` URL.
     pub fn from_env(env: &Environment) -> Result<Option<Self>, ConfigError> {
         const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
         let service_name = env
@@ -219,15 +219,11 @@ impl TraceExport {
             return Ok(None);
         };
         let url = url::Url::parse(endpoint).map_err(|e| ConfigError::new(ENDPOINT, e))?;
-        match url.scheme() {
-            "http" => {}
-            "https" => {
-                return Err(ConfigError::new(
-                    ENDPOINT,
-                    "https is not built in: export to a collector beside the instance over http (e.g. http://otel-collector:4318), which forwards over TLS",
-                ));
-            }
-            _ => return Err(ConfigError::new(ENDPOINT, "must be an http:// URL")),
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(ConfigError::new(
+                ENDPOINT,
+                "must be an http:// or https:// URL, e.g. http://otel-collector:4318",
+            ));
         }
         Ok(Some(TraceExport {
             traces_url: format!("{}/v1/traces", endpoint.trim_end_matches('/')),
@@ -803,7 +799,7 @@ mod tests {
     }
 
     #[test]
-    fn traces_are_exported_only_to_an_http_endpoint_given() {
+    fn traces_are_exported_only_to_an_http_or_https_endpoint_given() {
         assert_eq!(TraceExport::from_env(&env(&[])).unwrap(), None);
         let export = TraceExport::from_env(&env(&[(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -820,7 +816,14 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(named.service_name, "auctions-eu");
-        for bad in ["https://c:4318", "c:4318", "grpc://c:4317", "not a url"] {
+        let secure = TraceExport::from_env(&env(&[(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "https://otlp.example.com",
+        )]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(secure.traces_url, "https://otlp.example.com/v1/traces");
+        for bad in ["c:4318", "grpc://c:4317", "not a url", "http://"] {
             let err =
                 TraceExport::from_env(&env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", bad)])).unwrap_err();
             assert_eq!(err.variable, "OTEL_EXPORTER_OTLP_ENDPOINT", "{bad}");

@@ -89,6 +89,9 @@ fn main() -> ExitCode {
             runtime.block_on(poison_pill::migrate(&config, action))
         }
     };
+    // A task still running (a password hash, a stuck read) must not hold
+    // the exit past the shutdown's own timeout.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

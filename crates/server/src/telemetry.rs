@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{Context, global};
-use opentelemetry_http::{Bytes, HttpClient, HttpError, hyper::HyperClient};
+use opentelemetry_http::{Bytes, HttpClient, HttpError};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -29,6 +29,7 @@ use opentelemetry_sdk::trace::{
 };
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -40,8 +41,7 @@ const QUEUE_SPANS: usize = 2048;
 const BATCH_SPANS: usize = 512;
 /// How often the queue is exported.
 const EXPORT_EVERY: Duration = Duration::from_secs(5);
-/// How long one export request may take. Below the SDK's fixed 5 s flush
-/// wait, so a flush at shutdown sees its export finish or fail.
+/// How long one export request may take, its answer's body included.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the spans still queued at exit may take to leave.
 const FLUSH_AT_EXIT: Duration = Duration::from_secs(4);
@@ -103,8 +103,10 @@ pub fn init_for_command() {
 
 /// Whether this call installed the global subscriber.
 fn install(format: LogFormat, to_stderr: bool, provider: Option<&SdkTracerProvider>) -> bool {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    // Each output its own filter: `RUST_LOG=warn` quiets the log, not the
+    // traces.
+    let default_filter = || EnvFilter::new("info,sqlx=warn,sea_orm=warn");
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter());
     let writer =
         tracing_subscriber::fmt::writer::BoxMakeWriter::new(move || -> Box<dyn std::io::Write> {
             if to_stderr {
@@ -121,15 +123,22 @@ fn install(format: LogFormat, to_stderr: bool, provider: Option<&SdkTracerProvid
             .with_tracked_inactivity(false)
             .with_threads(false)
             .with_location(false)
+            .with_filter(default_filter())
     });
     let lines = tracing_subscriber::fmt::layer().with_writer(writer);
-    let registry = tracing_subscriber::registry().with(filter).with(traces);
+    let registry = tracing_subscriber::registry().with(traces);
     match format {
         LogFormat::Json => registry
-            .with(lines.json().flatten_event(true).with_current_span(true))
+            .with(
+                lines
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_filter(filter),
+            )
             .try_init()
             .is_ok(),
-        LogFormat::Pretty => registry.with(lines).try_init().is_ok(),
+        LogFormat::Pretty => registry.with(lines.with_filter(filter)).try_init().is_ok(),
     }
 }
 
@@ -144,7 +153,10 @@ fn tracer_provider(
         .with_protocol(Protocol::HttpBinary)
         .with_endpoint(export.traces_url.clone())
         .with_http_client(OnRuntime {
-            client: HyperClient::with_default_connector(EXPORT_TIMEOUT, None),
+            client: reqwest::Client::builder()
+                .timeout(EXPORT_TIMEOUT)
+                .connect_timeout(EXPORT_TIMEOUT)
+                .build()?,
             runtime,
         })
         .build()?;
@@ -176,10 +188,10 @@ fn tracer_provider(
 }
 
 /// The exporter's HTTP client, its requests run on the server's runtime:
-/// the SDK exports from a thread of its own, where hyper finds no reactor.
+/// the SDK exports from a thread of its own, where reqwest finds no reactor.
 #[derive(Debug, Clone)]
 struct OnRuntime {
-    client: HyperClient,
+    client: reqwest::Client,
     runtime: tokio::runtime::Handle,
 }
 
@@ -302,7 +314,33 @@ pub fn report_errors(dsn: sentry::types::Dsn) -> sentry::ClientInitGuard {
         scrub(&mut event);
         Some(event)
     }));
-    sentry::init(options)
+    // The defaults but the panic integration, whose hook waits for the
+    // report to be sent (up to the flush timeout) on the panicking thread:
+    // an actix worker, all of whose connections would wait with it.
+    options.default_integrations = false;
+    options.integrations = vec![
+        Arc::new(sentry::integrations::backtrace::AttachStacktraceIntegration),
+        Arc::new(sentry::integrations::contexts::ContextIntegration::default()),
+        Arc::new(sentry::integrations::backtrace::ProcessStacktraceIntegration),
+    ];
+    let guard = sentry::init(options);
+    report_panics();
+    guard
+}
+
+/// Reports every panic (tagged by the hub of the request it happened in),
+/// queued for the transport's own thread, then runs the hook installed
+/// before (which prints it).
+fn report_panics() {
+    static HOOKED: std::sync::Once = std::sync::Once::new();
+    HOOKED.call_once(|| {
+        let panics = sentry::integrations::panic::PanicIntegration::new();
+        let next = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            sentry::capture_event(panics.event_from_panic_info(info));
+            next(info);
+        }));
+    });
 }
 
 /// Takes out of a report what could identify a person.

@@ -203,10 +203,12 @@ pub async fn verify_email(
 /// known and an unknown address, so the answer's timing tells nothing.
 /// At most [`MAIL_FLOWS_AT_ONCE`] run at once; past that a flow is dropped
 /// (and counted) rather than queued without bound: its caller may ask
-/// again. Its log lines keep the request's span (and id).
+/// again. Its log lines carry the request's id (`request_id`), and so do
+/// its error reports.
 fn after_answer(
     state: &AppState,
     flow: &'static str,
+    request_id: Option<&str>,
     work: impl std::future::Future<Output = Result<(), pp_domain::ports::StoreError>> + 'static,
 ) {
     use tracing::Instrument;
@@ -215,15 +217,20 @@ fn after_answer(
         tracing::warn!(flow, "too many mail flows at once; this one was dropped");
         return;
     };
-    actix_web::rt::spawn(
+    // A span of its own naming the request, not the request's: that one
+    // ends with its answer, as its trace should show.
+    let span = tracing::info_span!(parent: None, "mail_flow", flow, request_id);
+    span.follows_from(tracing::Span::current());
+    actix_web::rt::spawn(sentry_core::SentryFutureExt::bind_hub(
         async move {
             if let Err(error) = work.await {
                 tracing::error!(%error, flow, "a mail flow failed after its request was answered");
             }
             drop(permit);
         }
-        .instrument(tracing::Span::current()),
-    );
+        .instrument(span),
+        sentry_core::Hub::current(),
+    ));
 }
 
 /// Mail flows (forgot, resend) that may run at once on an instance.
@@ -240,9 +247,13 @@ pub async fn resend_verification(
     Json(body): Json<EmailRequest>,
 ) -> HttpResponse {
     let auth = state.auth.clone();
-    after_answer(&state, "resend-verification", async move {
-        auth.resend_verification(&body.email, &context).await
-    });
+    let request_id = context.request_id.clone();
+    after_answer(
+        &state,
+        "resend-verification",
+        request_id.as_deref(),
+        async move { auth.resend_verification(&body.email, &context).await },
+    );
     accepted("if the address has an unverified account, a new link is on its way")
 }
 
@@ -340,9 +351,13 @@ pub async fn forgot_password(
     Json(body): Json<EmailRequest>,
 ) -> HttpResponse {
     let auth = state.auth.clone();
-    after_answer(&state, "forgot-password", async move {
-        auth.forgot_password(&body.email, &context).await
-    });
+    let request_id = context.request_id.clone();
+    after_answer(
+        &state,
+        "forgot-password",
+        request_id.as_deref(),
+        async move { auth.forgot_password(&body.email, &context).await },
+    );
     accepted("if the address has an account, a reset link is on its way")
 }
 
