@@ -24,6 +24,7 @@ mod m20261205_000013_index_audit_log;
 mod m20261205_000014_create_notifications;
 mod m20261205_000015_index_for_purges;
 mod m20261205_000016_add_notify_email;
+mod m20261205_000017_add_outbox_trace_parent;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000014_create_notifications::Migration),
             Box::new(m20261205_000015_index_for_purges::Migration),
             Box::new(m20261205_000016_add_notify_email::Migration),
+            Box::new(m20261205_000017_add_outbox_trace_parent::Migration),
         ]
     }
 }

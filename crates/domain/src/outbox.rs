@@ -116,6 +116,9 @@ pub struct NewOutboxMail {
     /// The id of the request that caused it, so its delivery's log lines
     /// can be found with the request's.
     pub request_id: Option<String>,
+    /// The W3C `traceparent` of the request that caused it: its delivery
+    /// is traced as part of that request's trace.
+    pub trace_parent: Option<String>,
 }
 
 impl NewOutboxMail {
@@ -127,13 +130,18 @@ impl NewOutboxMail {
             mail,
             created_at: now,
             request_id: None,
+            trace_parent: None,
         }
     }
 
-    /// The same, caused by the request `request_id`.
+    /// The same, caused by the request `context` describes.
     #[must_use]
-    pub fn caused_by(self, request_id: Option<String>) -> Self {
-        Self { request_id, ..self }
+    pub fn caused_by(self, context: &crate::auth::tokens::RequestContext) -> Self {
+        Self {
+            request_id: context.request_id.clone(),
+            trace_parent: context.trace_parent.clone(),
+            ..self
+        }
     }
 }
 
@@ -207,6 +215,8 @@ pub struct ClaimedMail {
     pub mail: OutgoingMail,
     /// The request that caused it, if one did.
     pub request_id: Option<String>,
+    /// That request's W3C `traceparent`, when it was traced.
+    pub trace_parent: Option<String>,
 }
 
 /// What became of a claimed message.

@@ -810,7 +810,7 @@ mod tests {
         };
         let context = RequestContext {
             request_id: Some("req-7".into()),
-            ip: None,
+            ..RequestContext::default()
         };
         let listed = run(svc.list_item(seller, draft, &context)).unwrap();
         assert_eq!(listed.item.currency.as_str(), "eur");

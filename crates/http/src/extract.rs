@@ -287,8 +287,21 @@ impl FromRequest for Context {
         std::future::ready(Ok(Context(RequestContext {
             request_id: extensions.get::<RequestId>().map(|id| id.0.clone()),
             ip: extensions.get::<ClientIp>().map(|ip| ip.0),
+            trace_parent: trace_parent(),
         })))
     }
+}
+
+/// The W3C `traceparent` of the current span (the request's), when traces
+/// are exported; `None` otherwise.
+fn trace_parent() -> Option<String> {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let context = tracing::Span::current().context();
+    let mut carrier = std::collections::HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut carrier);
+    });
+    carrier.remove("traceparent")
 }
 
 /// The bearer token of `request`, if it sent one.

@@ -158,13 +158,23 @@ impl MailSender {
 #[async_trait]
 impl MailDelivery for MailSender {
     async fn deliver(&self, claimed: &ClaimedMail) -> Result<(), DeliveryError> {
-        // Its lines carry the id of the request that caused the message.
+        // Its lines carry the id of the request that caused the message,
+        // and its span joins that request's trace.
         let span = tracing::info_span!(
             "mail_delivery",
             request_id = claimed.request_id.as_deref(),
             outbox_id = %claimed.id,
             attempt = claimed.attempt,
         );
+        if let Some(trace_parent) = &claimed.trace_parent {
+            let carrier =
+                std::collections::HashMap::from([("traceparent".to_owned(), trace_parent.clone())]);
+            let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+                propagator.extract(&carrier)
+            });
+            // Fails harmlessly where traces are not exported.
+            let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, parent);
+        }
         self.send(claimed.id, &claimed.mail).instrument(span).await
     }
 }

@@ -22,6 +22,7 @@ fn claimed(id: OutboxId, mail: OutgoingMail) -> ClaimedMail {
         attempt: 1,
         mail,
         request_id: Some("req-mail".into()),
+        trace_parent: None,
     }
 }
 

@@ -205,6 +205,7 @@ pub(crate) mod outbox {
         pub last_error: Option<String>,
         pub request_id: Option<String>,
         pub sealed: Option<Vec<u8>>,
+        pub trace_parent: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

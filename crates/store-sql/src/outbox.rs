@@ -146,6 +146,7 @@ pub(crate) fn mail_row(
         sent_at: Set(None),
         last_error: Set(None),
         request_id: Set(mail.request_id.clone()),
+        trace_parent: Set(mail.trace_parent.clone()),
         sealed: Set(Some(sealed)),
     })
 }
@@ -250,6 +251,7 @@ impl OutboxStore for SqlStore {
                     attempt,
                     mail,
                     request_id: row.request_id.clone(),
+                    trace_parent: row.trace_parent.clone(),
                 }),
                 // A message that cannot be read never will be: dead at once,
                 // so it does not come back every lease.

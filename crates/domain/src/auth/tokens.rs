@@ -170,6 +170,9 @@ pub struct RequestContext {
     pub request_id: Option<String>,
     /// The client's address (after trusted-proxy resolution).
     pub ip: Option<IpAddr>,
+    /// The W3C `traceparent` of the request's span, when traces are
+    /// exported: what the request causes later (its mail) joins its trace.
+    pub trace_parent: Option<String>,
 }
 
 /// What the audit log records. Never a password, token or link.

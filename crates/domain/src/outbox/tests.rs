@@ -34,6 +34,7 @@ fn claimed(attempt: u32) -> ClaimedMail {
         attempt,
         mail: link_mail(),
         request_id: Some("req-1".into()),
+        trace_parent: None,
     }
 }
 

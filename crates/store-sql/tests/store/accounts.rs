@@ -901,6 +901,7 @@ async fn the_audit_log_keeps_who_what_and_where(backend: Backend) {
         context: RequestContext {
             request_id: Some("req-1".into()),
             ip: "203.0.113.9".parse().ok(),
+            trace_parent: None,
         },
         detail: Some("user -> admin".into()),
     };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use pp_domain::auth::ports::{IssueCap, NewLink, NewOneTimeToken, OneTimeTokenStore};
-use pp_domain::auth::tokens::{LinkMail, OneTimePurpose, TokenDigest};
+use pp_domain::auth::tokens::{LinkMail, OneTimePurpose, RequestContext, TokenDigest};
 use pp_domain::outbox::{
     ClaimId, NewOutboxMail, OUTBOX_LEASE, OutboxId, OutboxStatus, OutboxStore, OutgoingMail,
     Settlement,
@@ -107,7 +107,11 @@ async fn a_registrations_mail_is_stored_with_the_account_sealed_and_claimed_as_w
     let h = Harness::new(backend).await;
     let id = UserId::generate();
     let now = h.clock.now();
-    let mail = link_mail(id, OneTimePurpose::VerifyEmail, now);
+    let mail = link_mail(id, OneTimePurpose::VerifyEmail, now).caused_by(&RequestContext {
+        request_id: Some("req-9".into()),
+        trace_parent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+        ..RequestContext::default()
+    });
     let new_user = |email: &str| NewUser {
         id,
         email: Email::parse(email).unwrap(),
@@ -146,6 +150,9 @@ async fn a_registrations_mail_is_stored_with_the_account_sealed_and_claimed_as_w
     assert_eq!(claimed.len(), 1);
     assert_eq!((claimed[0].id, claimed[0].attempt), (mail.id, 1));
     assert_eq!(claimed[0].mail, mail.mail);
+    // Its delivery is told which request (and trace) it belongs to.
+    assert_eq!(claimed[0].request_id, mail.request_id);
+    assert_eq!(claimed[0].trace_parent, mail.trace_parent);
 
     // A second account at the address: neither it, nor its link, nor its mail.
     let other = NewLink {

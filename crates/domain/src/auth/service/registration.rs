@@ -40,8 +40,7 @@ impl AuthService {
                 issued_at: now,
                 expires_at: now + valid_for,
             },
-            mail: NewOutboxMail::new(OutgoingMail::Link(mail), now)
-                .caused_by(context.request_id.clone()),
+            mail: NewOutboxMail::new(OutgoingMail::Link(mail), now).caused_by(context),
         }
     }
 
