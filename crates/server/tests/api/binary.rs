@@ -46,6 +46,13 @@ fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
 
 /// Makes an admin account with `admin create-user`, as an operator would.
 pub(crate) fn create_admin(dir: &Path, env: &[(&str, &str)], email: &str) {
+    let created = create_admin_with(dir, env, email, crate::support::PASSWORD);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+}
+
+/// What `admin create-user` of an admin `email` with `password` on stdin
+/// printed and exited with.
+fn create_admin_with(dir: &Path, env: &[(&str, &str)], email: &str, password: &str) -> Output {
     use std::io::Write;
     let mut create = poison_pill(
         dir,
@@ -62,13 +69,53 @@ pub(crate) fn create_admin(dir: &Path, env: &[(&str, &str)], email: &str) {
         ],
     )
     .stdin(Stdio::piped())
-    .stdout(Stdio::null())
+    .stdout(Stdio::piped())
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    writeln!(create.stdin.take().unwrap(), "{}", crate::support::PASSWORD).unwrap();
-    let created = create.wait_with_output().unwrap();
-    assert!(created.status.success(), "{}", text(&created.stderr));
+    writeln!(create.stdin.take().unwrap(), "{password}").unwrap();
+    create.wait_with_output().unwrap()
+}
+
+/// A `poison-pill serve` a test started, logging JSON lines to a file.
+pub(crate) struct Served {
+    pub(crate) child: std::process::Child,
+    pub(crate) url: String,
+    log: std::path::PathBuf,
+}
+
+impl Served {
+    /// Starts `serve` in `dir` with exactly `env` and waits until it says
+    /// where it listens.
+    pub(crate) async fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        let log = dir.join("server.log");
+        let child = poison_pill(dir, env, &["serve"])
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = announced_url(&log).await;
+        Served { child, url, log }
+    }
+
+    /// Reads its log so far, whenever called.
+    pub(crate) fn log_reader(&self) -> impl Fn() -> String + use<> {
+        let log = self.log.clone();
+        move || std::fs::read_to_string(&log).unwrap_or_default()
+    }
+}
+
+/// Logs `email` in (with the tests' password) on `url`; the access token.
+pub(crate) async fn login(client: &reqwest::Client, url: &str, email: &str) -> String {
+    let login = client
+        .post(format!("{url}/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": crate::support::PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200, "logging {email} in");
+    let body: serde_json::Value = login.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
 }
 
 pub(crate) fn text(bytes: &[u8]) -> String {
@@ -212,34 +259,10 @@ fn admin_env(database: &TestDatabase) -> [(&'static str, &str); 4] {
 
 #[tokio::test]
 async fn admin_create_user_makes_an_account_that_can_log_in() {
-    use std::io::Write;
-
     let database = TestDatabase::create(Backend::Postgres).await;
     let dir = tempfile::tempdir().unwrap();
     let env = admin_env(&database);
-    let create = |email: &'static str, password: &'static str| {
-        let mut child = poison_pill(
-            dir.path(),
-            &env,
-            &[
-                "admin",
-                "create-user",
-                "--email",
-                email,
-                "--role",
-                "admin",
-                "--verified",
-                "--password-stdin",
-            ],
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let create = |email: &str, password: &str| create_admin_with(dir.path(), &env, email, password);
     let created = create("Root@Example.com", crate::support::PASSWORD);
     assert!(created.status.success(), "{}", text(&created.stderr));
     assert!(

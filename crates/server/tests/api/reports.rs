@@ -2,7 +2,6 @@
 //! a local endpoint posing as it) as Sentry envelopes, tagged with the
 //! request's id and carrying no personal data.
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use pp_testkit::{Backend, TestDatabase};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use crate::binary::{announced_url, poison_pill};
+use crate::binary::{Served, login};
 use crate::shutdown::{exit_within, sigterm};
 use crate::support::{JWT_SECRET, PASSWORD, SEALING_KEY};
 
@@ -83,14 +82,9 @@ async fn the_cause_of_a_500_is_reported_with_the_request_id_and_nothing_personal
         ("SENTRY_DSN", dsn.as_str()),
         ("SHUTDOWN_TIMEOUT_SECS", "5"),
     ];
-    let log_path = dir.path().join("server.log");
-    let mut server = poison_pill(dir.path(), &env, &["serve"])
-        .stdout(std::fs::File::create(&log_path).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = announced_url(&log_path).await;
-    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let served = Served::start(dir.path(), &env).await;
+    let log = served.log_reader();
+    let (mut server, url) = (served.child, served.url);
 
     let client = reqwest::Client::new();
     let email = "ann.reporting@example.com";
@@ -102,17 +96,7 @@ async fn the_cause_of_a_500_is_reported_with_the_request_id_and_nothing_personal
         .await
         .unwrap();
     assert_eq!(registered.status(), 201);
-    let login = client
-        .post(format!("{url}/api/v1/auth/login"))
-        .json(&credentials)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 200);
-    let token = login.json::<serde_json::Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = login(&client, &url, email).await;
     assert!(
         events(&received, Duration::from_millis(300))
             .await

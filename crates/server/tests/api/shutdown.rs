@@ -1,7 +1,7 @@
 //! Stopping gracefully: the binary under load, sent SIGTERM as an
 //! orchestrator sends it.
 
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,7 @@ use futures::StreamExt;
 use pp_testkit::{Backend, TestDatabase};
 use serde_json::{Value, json};
 
-use crate::binary::{announced_url, create_admin, poison_pill};
+use crate::binary::{Served, create_admin, login};
 use crate::support::{JWT_SECRET, Notifications, PASSWORD, SEALING_KEY};
 
 /// What became of one request sent while the server was stopping.
@@ -90,28 +90,14 @@ async fn sigterm_under_load_finishes_what_is_in_flight_ends_streams_and_exits_ze
     ];
     create_admin(dir.path(), &env, "root@example.com");
 
-    let log_path = dir.path().join("server.log");
-    let mut server = poison_pill(dir.path(), &env, &["serve"])
-        .stdout(std::fs::File::create(&log_path).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = announced_url(&log_path).await;
-    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let served = Served::start(dir.path(), &env).await;
+    let log = served.log_reader();
+    let (mut server, url) = (served.child, served.url);
 
     // An item, a stream of it, and a socket, open before the stop.
     let client = reqwest::Client::new();
     let credentials = json!({"email": "root@example.com", "password": PASSWORD});
-    let login: Value = client
-        .post(format!("{url}/api/v1/auth/login"))
-        .json(&credentials)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_owned();
+    let token = login(&client, &url, "root@example.com").await;
     let close_at = chrono::Utc::now() + chrono::Duration::hours(1);
     let item: Value = client
         .post(format!("{url}/api/v1/items"))

@@ -2,7 +2,6 @@
 //! here a receiver that decodes them with the protocol's own types.
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use pp_testkit::{Backend, TestDatabase};
 use prost::Message;
 use serde_json::json;
 
-use crate::binary::{announced_url, create_admin, poison_pill};
+use crate::binary::{Served, create_admin};
 use crate::shutdown::{exit_within, sigterm};
 use crate::support::{JWT_SECRET, PASSWORD, SEALING_KEY};
 
@@ -135,14 +134,9 @@ async fn a_request_with_a_traceparent_is_exported_as_part_of_that_trace_with_its
         ("SHUTDOWN_TIMEOUT_SECS", "5"),
     ];
     create_admin(dir.path(), &env, "root@example.com");
-    let log_path = dir.path().join("server.log");
-    let mut server = poison_pill(dir.path(), &env, &["serve"])
-        .stdout(std::fs::File::create(&log_path).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = announced_url(&log_path).await;
-    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let served = Served::start(dir.path(), &env).await;
+    let log = served.log_reader();
+    let (mut server, url) = (served.child, served.url);
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let caller_span = "00f067aa0ba902b7";
@@ -278,14 +272,9 @@ async fn a_collector_that_is_down_costs_dropped_spans_not_requests() {
         ("RATE_LIMIT_GLOBAL", "100000/1m"),
         ("SHUTDOWN_TIMEOUT_SECS", "5"),
     ];
-    let log_path = dir.path().join("server.log");
-    let mut server = poison_pill(dir.path(), &env, &["serve"])
-        .stdout(std::fs::File::create(&log_path).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = announced_url(&log_path).await;
-    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let served = Served::start(dir.path(), &env).await;
+    let log = served.log_reader();
+    let (mut server, url) = (served.child, served.url);
     let client = reqwest::Client::new();
     for _ in 0..20 {
         let items = client
