@@ -376,6 +376,34 @@ impl Services {
         }
     }
 
+    /// The operational endpoints alone (`/health`, `/ready`, `/metrics`) on
+    /// `BIND_ADDR`, for a process that serves no API (`poison-pill worker`):
+    /// what its probes and the metrics scraper need. Returns the server
+    /// (not yet polled) and its port.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub fn serve_operations(&self, settings: &Settings) -> anyhow::Result<(Server, u16)> {
+        let state = self.http_state(settings);
+        let listener = TcpListener::bind(settings.bind_addr)
+            .with_context(|| format!("cannot listen on {}", settings.bind_addr))?;
+        let port = listener.local_addr()?.port();
+        pp_http::ops::prometheus();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(actix_web::web::Data::new(state.clone()))
+                .service(pp_http::ops::health)
+                .service(pp_http::ops::ready)
+                .service(pp_http::ops::metrics)
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(listener)?
+        .run();
+        Ok((server, port))
+    }
+
     fn http_state(&self, settings: &Settings) -> AppState {
         let mut probes = Probes::default().with(Arc::new(DatabaseProbe(self.database.clone())));
         if let Some(redis) = &self.redis {

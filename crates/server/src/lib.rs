@@ -109,11 +109,12 @@ pub async fn admin(settings: &Settings, action: AdminAction) -> anyhow::Result<(
     Ok(())
 }
 
-/// Runs `poison-pill worker`: the background work without HTTP, until
-/// SIGINT or SIGTERM; then gives back the mail it holds.
+/// Runs `poison-pill worker`: the background work without the API, until
+/// SIGINT or SIGTERM; then gives back the mail it holds. Its probes and
+/// metrics (`/health`, `/ready`, `/metrics`) are served on `BIND_ADDR`.
 ///
 /// # Errors
-/// When the services cannot be built.
+/// When the services cannot be built or the address cannot be bound.
 pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
     let services = app::Services::build(settings).await?;
     if settings.redis.is_none() {
@@ -123,13 +124,36 @@ pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
     }
     // Listening before anything runs: a SIGTERM from now on stops cleanly.
     let stop = stop_signal()?;
+    let (operations, port) = services.serve_operations(settings)?;
+    let operations_handle = operations.handle();
+    let mut operations = std::pin::pin!(operations);
+    tokio::spawn(pp_http::ops::metrics_upkeep());
+    tokio::spawn(workers::outbox_gauges(services.store.clone()));
     let workers = services.start_workers();
-    tracing::info!("worker running: closing auctions, delivering mail, purging");
-    stop.await;
+    tracing::info!(
+        port,
+        "worker running: closing auctions, delivering mail, purging"
+    );
+    tracing::info!(
+        port,
+        "probes and metrics listening (/health, /ready, /metrics)"
+    );
+    let operations_ended = tokio::select! {
+        () = stop => false,
+        served = &mut operations => {
+            tracing::error!(outcome = ?served, "the probes' server stopped; stopping the worker");
+            true
+        }
+    };
     tracing::info!("worker stopping");
-    services
-        .stop_workers(workers, settings.shutdown_timeout)
-        .await;
+    services.stopping.cancel();
+    let loops = services.stop_workers(workers, settings.shutdown_timeout);
+    if operations_ended {
+        loops.await;
+    } else {
+        drop(operations_handle.stop(true));
+        let ((), _) = tokio::join!(loops, operations);
+    }
     Ok(())
 }
 

@@ -660,12 +660,38 @@ async fn two_workers_on_postgresql_never_deliver_one_message_twice() {
 }
 
 #[tokio::test]
-async fn a_worker_stops_cleanly_on_sigterm() {
+async fn a_worker_serves_its_probes_and_metrics_and_stops_cleanly_on_sigterm() {
     let setup = Setup::new(&[], None);
     let mut worker = setup.worker("worker", &[]).await;
-    // "worker running" is logged just before the SIGTERM handler is set up
-    // (`poison_pill::worker`): leave it the moment to do so.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Its probes and metrics, on BIND_ADDR; no API.
+    let running = worker
+        .wait_for_line(|line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("worker running"))
+        })
+        .await;
+    let url = format!("http://127.0.0.1:{}", running["port"]);
+    let client = reqwest::Client::new();
+    let status = |path: &'static str| {
+        let (client, url) = (client.clone(), url.clone());
+        async move { client.get(format!("{url}{path}")).send().await.unwrap() }
+    };
+    assert_eq!(status("/health").await.status(), StatusCode::OK);
+    assert_eq!(status("/ready").await.status(), StatusCode::OK);
+    assert_eq!(
+        status("/api/v1/items").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = status("/metrics").await.text().await.unwrap();
+        if metrics.contains("outbox_messages{state=\"pending\"}") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no outbox gauge: {metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let started = Instant::now();
     let exit = worker.terminate(Duration::from_secs(10));
     assert!(exit.success(), "{exit:?}\n{}", worker.output());
