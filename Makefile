@@ -4,7 +4,7 @@ CARGO ?= cargo
 COVERAGE_MIN ?= 90
 DOMAIN_COVERAGE_MIN ?= 100
 
-.PHONY: help run migrate test test-rust test-web e2e web lint lint-deploy fmt deny cov fuzz-api bench bench-bids hooks services smtp-sink clean
+.PHONY: help run migrate test test-rust test-web e2e web lint lint-deploy fmt deny cov fuzz-api chaos bench bench-bids hooks services smtp-sink clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -64,6 +64,12 @@ cov: services smtp-sink ## tests with line coverage; fails under $(COVERAGE_MIN)
 
 fuzz-api: ## API fuzzing: schemathesis, every check, on a release build (embedded default, then PostgreSQL and Redis)
 	scripts/fuzz-api.sh
+
+chaos: smtp-sink ## the chaos suite: faults on a seeded schedule under load, then the history checked (CHAOS_SEED replays, CHAOS_PROFILE=long)
+	$(CARGO) build -p poison-pill -p pp-chaos
+	SMTP_SINK_PYTHON=$${SMTP_SINK_PYTHON:-$$HOME/.cache/poison-pill/smtp-venv/bin/python} \
+	POISON_PILL_BIN=$${CARGO_TARGET_DIR:-target}/debug/poison-pill \
+	$${CARGO_TARGET_DIR:-target}/debug/pp-chaos
 
 bench: ## accounts benchmark: /users/me req/s, login throughput, /health p99 under a login flood
 	scripts/bench.sh

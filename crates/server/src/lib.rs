@@ -138,22 +138,27 @@ pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
         port,
         "probes and metrics listening (/health, /ready, /metrics)"
     );
-    let operations_ended = tokio::select! {
-        () = stop => false,
-        served = &mut operations => {
-            tracing::error!(outcome = ?served, "the probes' server stopped; stopping the worker");
-            true
-        }
+    let failed = tokio::select! {
+        () = stop => None,
+        served = &mut operations => Some(served),
     };
     tracing::info!("worker stopping");
     services.stopping.cancel();
     let loops = services.stop_workers(workers, settings.shutdown_timeout);
-    if operations_ended {
+    if let Some(served) = failed {
         loops.await;
-    } else {
-        drop(operations_handle.stop(true));
-        let ((), _) = tokio::join!(loops, operations);
+        anyhow::bail!("the probes' server stopped: {served:?}");
     }
+    // The probes answer (`/ready`: 503, stopping) and the last counters can
+    // be scraped until the loops are done.
+    let (_, served) = tokio::join!(
+        async {
+            loops.await;
+            operations_handle.stop(true).await;
+        },
+        operations
+    );
+    served.context("the probes' server failed")?;
     Ok(())
 }
 

@@ -161,10 +161,13 @@ pub async fn outbox_gauges(store: Arc<dyn OutboxStore>) {
                 for (state, count) in [("pending", status.pending), ("dead", status.dead)] {
                     metrics::gauge!("outbox_messages", "state" => state).set(count as f64);
                 }
-                let waited = status.oldest_due.map_or(0.0, |due| {
-                    (now - due).num_milliseconds().max(0) as f64 / 1000.0
-                });
-                metrics::gauge!("outbox_oldest_due_seconds").set(waited);
+                let age = |since: Option<pp_domain::Timestamp>| {
+                    since.map_or(0.0, |at| {
+                        (now - at).num_milliseconds().max(0) as f64 / 1000.0
+                    })
+                };
+                metrics::gauge!("outbox_oldest_due_seconds").set(age(status.oldest_due));
+                metrics::gauge!("outbox_oldest_pending_seconds").set(age(status.oldest_pending));
             }
             Err(error) => tracing::warn!(error = %error, "reading the outbox's counts failed"),
         }

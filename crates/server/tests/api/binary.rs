@@ -89,19 +89,33 @@ impl Served {
     /// where it listens.
     pub(crate) async fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
         let log = dir.join("server.log");
+        let file = std::fs::File::create(&log).unwrap();
+        // Start-up errors go to stderr: into the log too.
         let child = poison_pill(dir, env, &["serve"])
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
             .spawn()
             .unwrap();
         let url = announced_url(&log).await;
         Served { child, url, log }
     }
 
+    /// Kills it (when a test fails before stopping it).
+    fn drop_child(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Reads its log so far, whenever called.
     pub(crate) fn log_reader(&self) -> impl Fn() -> String + use<> {
         let log = self.log.clone();
         move || std::fs::read_to_string(&log).unwrap_or_default()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.drop_child();
     }
 }
 
@@ -322,7 +336,8 @@ async fn admin_create_user_makes_an_account_that_can_log_in() {
 /// The server binds port 0 itself: a port picked by the test and bound
 /// later could be taken by then.
 pub(crate) async fn announced_url(log: &Path) -> String {
-    for _ in 0..200 {
+    // Migrations and the dummy hash at start take a while on two cores.
+    for _ in 0..600 {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let port = text
             .lines()

@@ -686,7 +686,9 @@ async fn a_worker_serves_its_probes_and_metrics_and_stops_cleanly_on_sigterm() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let metrics = status("/metrics").await.text().await.unwrap();
-        if metrics.contains("outbox_messages{state=\"pending\"}") {
+        if metrics.contains("outbox_messages{state=\"pending\"}")
+            && metrics.contains("outbox_oldest_pending_seconds")
+        {
             break;
         }
         assert!(Instant::now() < deadline, "no outbox gauge: {metrics}");

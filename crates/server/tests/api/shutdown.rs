@@ -90,9 +90,10 @@ async fn sigterm_under_load_finishes_what_is_in_flight_ends_streams_and_exits_ze
     ];
     create_admin(dir.path(), &env, "root@example.com");
 
-    let served = Served::start(dir.path(), &env).await;
+    let mut served = Served::start(dir.path(), &env).await;
     let log = served.log_reader();
-    let (mut server, url) = (served.child, served.url);
+    let url = served.url.clone();
+    let server = &mut served.child;
 
     // An item, a stream of it, and a socket, open before the stop.
     let client = reqwest::Client::new();
@@ -174,7 +175,7 @@ async fn sigterm_under_load_finishes_what_is_in_flight_ends_streams_and_exits_ze
         .collect();
     tokio::time::sleep(Duration::from_millis(800)).await;
     started_stop.set(Instant::now()).unwrap();
-    sigterm(&server);
+    sigterm(server);
 
     // Soon no new connection is taken.
     let stopped_at = *started_stop.get().unwrap();
@@ -248,7 +249,7 @@ async fn sigterm_under_load_finishes_what_is_in_flight_ends_streams_and_exits_ze
     // Within SHUTDOWN_TIMEOUT_SECS of the signal (and a moment to exit).
     let limit =
         (stopped_at + Duration::from_millis(10_500)).saturating_duration_since(Instant::now());
-    let exit = exit_within(&mut server, limit).await;
+    let exit = exit_within(server, limit).await;
     let exit = exit.unwrap_or_else(|| {
         let _ = server.kill();
         panic!("still running 10 s after SIGTERM:\n{}", log())

@@ -134,9 +134,10 @@ async fn a_request_with_a_traceparent_is_exported_as_part_of_that_trace_with_its
         ("SHUTDOWN_TIMEOUT_SECS", "5"),
     ];
     create_admin(dir.path(), &env, "root@example.com");
-    let served = Served::start(dir.path(), &env).await;
+    let mut served = Served::start(dir.path(), &env).await;
     let log = served.log_reader();
-    let (mut server, url) = (served.child, served.url);
+    let url = served.url.clone();
+    let server = &mut served.child;
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let caller_span = "00f067aa0ba902b7";
@@ -188,8 +189,8 @@ async fn a_request_with_a_traceparent_is_exported_as_part_of_that_trace_with_its
     }
 
     // Stopping sends what is still queued.
-    sigterm(&server);
-    let exit = exit_within(&mut server, Duration::from_secs(15))
+    sigterm(server);
+    let exit = exit_within(server, Duration::from_secs(15))
         .await
         .unwrap_or_else(|| panic!("still running:\n{}", log()));
     assert!(exit.success(), "{}", log());
@@ -272,9 +273,10 @@ async fn a_collector_that_is_down_costs_dropped_spans_not_requests() {
         ("RATE_LIMIT_GLOBAL", "100000/1m"),
         ("SHUTDOWN_TIMEOUT_SECS", "5"),
     ];
-    let served = Served::start(dir.path(), &env).await;
+    let mut served = Served::start(dir.path(), &env).await;
     let log = served.log_reader();
-    let (mut server, url) = (served.child, served.url);
+    let url = served.url.clone();
+    let server = &mut served.child;
     let client = reqwest::Client::new();
     for _ in 0..20 {
         let items = client
@@ -307,8 +309,8 @@ async fn a_collector_that_is_down_costs_dropped_spans_not_requests() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(dropped >= 20.0, "dropped {dropped}\n{}", log());
-    sigterm(&server);
-    let exit = exit_within(&mut server, Duration::from_secs(15))
+    sigterm(server);
+    let exit = exit_within(server, Duration::from_secs(15))
         .await
         .unwrap_or_else(|| panic!("still running:\n{}", log()));
     assert!(exit.success(), "{}", log());

@@ -1,0 +1,552 @@
+//! # pp-chaos
+//!
+//! Runs Poison Pill as production does (three `serve` instances with
+//! `RUN_WORKERS=false` and one `worker`, on a PostgreSQL cluster and a
+//! Redis of the harness's own, mail to a real SMTP sink), drives real
+//! clients against it round-robin while faults strike on a seeded
+//! schedule, and then checks the clients' history against what was stored,
+//! in the manner of Jepsen's checkers.
+//!
+//! `CHAOS_SEED` replays a run (the seed is printed first);
+//! `CHAOS_PROFILE=long` runs longer with more clients; `POISON_PILL_BIN`
+//! names the binary under test. `make chaos` builds and runs it.
+
+mod checker;
+mod history;
+mod instances;
+mod load;
+mod proxy;
+mod services;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rand::{RngExt, SeedableRng};
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+use crate::checker::{ClosedItem, StoredBid};
+use crate::history::{FaultWindow, History};
+use crate::instances::Instance;
+use crate::load::{Balancer, Bidder, answer_of, millis};
+
+/// How big and how long a run is.
+#[derive(Clone, Copy, Debug)]
+struct Profile {
+    load_for: Duration,
+    bidders: usize,
+    hot_items: usize,
+    cold_items: usize,
+    subscribers_per_hot_item: usize,
+    /// The pause between two faults, drawn from this range (ms).
+    fault_every: (u64, u64),
+}
+
+const SHORT: Profile = Profile {
+    load_for: Duration::from_secs(120),
+    bidders: 40,
+    hot_items: 3,
+    cold_items: 40,
+    subscribers_per_hot_item: 3,
+    fault_every: (6_000, 12_000),
+};
+
+const LONG: Profile = Profile {
+    load_for: Duration::from_secs(900),
+    bidders: 120,
+    hot_items: 5,
+    cold_items: 200,
+    subscribers_per_hot_item: 6,
+    fault_every: (5_000, 15_000),
+};
+
+const PASSWORD: &str = "violet kettle drums at dawn";
+const ADMIN: &str = "admin@chaos.test";
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("chaos: the harness failed: {error:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)]
+async fn run() -> anyhow::Result<bool> {
+    let seed: u64 = match std::env::var("CHAOS_SEED") {
+        Ok(seed) => seed.trim().parse().context("CHAOS_SEED: a whole number")?,
+        Err(_) => rand::random(),
+    };
+    let long = std::env::var("CHAOS_PROFILE").is_ok_and(|p| p == "long");
+    let profile = if long { LONG } else { SHORT };
+    println!(
+        "chaos: seed {seed} (replay with CHAOS_SEED={seed}), profile {}",
+        if long { "long" } else { "short" }
+    );
+    let binary = PathBuf::from(
+        std::env::var("POISON_PILL_BIN")
+            .context("POISON_PILL_BIN: the poison-pill binary to test")?,
+    );
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+
+    let work = tempfile::Builder::new().prefix("pp-chaos").tempdir()?;
+    let logs = work.path().join("logs");
+    std::fs::create_dir_all(&logs)?;
+    println!("chaos: logs in {}", logs.display());
+    let postgres = services::Postgres::start().await?;
+    postgres.create_database("chaos").await?;
+    let mut redis = services::Redis::start().await?;
+    let proxy = proxy::StallingProxy::start(redis.port).await?;
+    let sink = pp_testkit::smtp::SmtpSink::start().await;
+
+    let env: Vec<(String, String)> = [
+        ("DATABASE_URL", postgres.url("chaos")),
+        ("REDIS_URL", format!("redis://127.0.0.1:{}", proxy.port)),
+        ("REDIS_KEY_PREFIX", "chaos:".to_owned()),
+        (
+            "JWT_SECRET",
+            "chaos-jwt-secret-that-is-long-enough-0123456789".to_owned(),
+        ),
+        (
+            "BID_SEALING_KEY",
+            "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=".to_owned(),
+        ),
+        ("MAIL_TRANSPORT", "smtp".to_owned()),
+        ("SMTP_URL", sink.url()),
+        ("PUBLIC_URL", "http://chaos.test".to_owned()),
+        ("LOG_FORMAT", "json".to_owned()),
+        ("REQUIRE_EMAIL_VERIFICATION", "false".to_owned()),
+        ("RATE_LIMIT_GLOBAL", "10000000/10s".to_owned()),
+        ("RATE_LIMIT_AUTH", "10000000/60s".to_owned()),
+        ("RATE_LIMIT_WRITE", "10000000/60s".to_owned()),
+        ("LIVE_STREAMS_PER_IP", "100000".to_owned()),
+        ("SHUTDOWN_TIMEOUT_SECS", "5".to_owned()),
+        ("DATA_DIR", work.path().join("data").display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+
+    create_admin(&binary, &env).await?;
+    let mut apis = Vec::new();
+    for n in 1..=3 {
+        let mut env = env.clone();
+        env.push(("RUN_WORKERS".to_owned(), "false".to_owned()));
+        apis.push(Instance::new(
+            &format!("api-{n}"),
+            binary.clone(),
+            &["serve"],
+            env,
+            logs.clone(),
+        )?);
+    }
+    let mut worker = Instance::new(
+        "worker",
+        binary.clone(),
+        &["worker"],
+        env.clone(),
+        logs.clone(),
+    )?;
+    for api in &mut apis {
+        api.start().await?;
+    }
+    worker.start().await?;
+    let balancer = Arc::new(Balancer::new(apis.iter().map(Instance::url).collect()));
+
+    // The items, closing a little after the load ends.
+    let admin = login(&balancer, ADMIN).await?;
+    let closes_at = chrono::Utc::now()
+        + chrono::Duration::from_std(profile.load_for + Duration::from_secs(20))?;
+    let mut items = Vec::new();
+    for n in 0..profile.hot_items + profile.cold_items {
+        items.push(list_item(&balancer, &admin, n, closes_at).await?);
+    }
+    let items = Arc::new(items);
+    let mut bidders = Vec::new();
+    for n in 0..profile.bidders {
+        bidders.push(register(&balancer, &format!("bidder-{n}@chaos.test")).await?);
+    }
+    println!(
+        "chaos: {} items ({} hot), {} bidders, {} s of load under faults",
+        items.len(),
+        profile.hot_items,
+        bidders.len(),
+        profile.load_for.as_secs()
+    );
+
+    let history = Arc::new(History::default());
+    let started = Instant::now();
+    let until = started + profile.load_for;
+    let mut clients = Vec::new();
+    for (n, bidder) in bidders.into_iter().enumerate() {
+        clients.push(tokio::spawn(load::bid(
+            bidder,
+            Arc::clone(&items),
+            profile.hot_items,
+            Arc::clone(&balancer),
+            Arc::clone(&history),
+            seed ^ (n as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            until,
+        )));
+    }
+    let mut subscribers = Vec::new();
+    let follow_until = until + Duration::from_secs(120);
+    for item in items.iter().take(profile.hot_items) {
+        for _ in 0..profile.subscribers_per_hot_item {
+            subscribers.push(tokio::spawn(load::subscribe(
+                *item,
+                Arc::clone(&balancer),
+                Arc::clone(&history),
+                follow_until,
+            )));
+        }
+    }
+
+    // Faults, on the seeded schedule, while the load runs.
+    while Instant::now() + Duration::from_secs(10) < until {
+        tokio::time::sleep(millis(
+            &mut rng,
+            profile.fault_every.0,
+            profile.fault_every.1,
+        ))
+        .await;
+        let from = Instant::now();
+        let (kind, target) = match rng.random_range(0..7_u8) {
+            0 => {
+                let api = &mut apis[rng.random_range(0..3)];
+                api.kill().await?;
+                tokio::time::sleep(millis(&mut rng, 500, 3_000)).await;
+                api.start().await?;
+                ("kill -9 instance", api.name.clone())
+            }
+            1 => {
+                let api = &mut apis[rng.random_range(0..3)];
+                let exit = api.terminate(Duration::from_secs(15)).await?;
+                if exit != Some(0) {
+                    bail!("{} exited with {exit:?} after SIGTERM", api.name);
+                }
+                api.start().await?;
+                ("SIGTERM instance", api.name.clone())
+            }
+            2 => {
+                let api = &apis[rng.random_range(0..3)];
+                api.pause()?;
+                tokio::time::sleep(millis(&mut rng, 1_000, 4_000)).await;
+                api.resume()?;
+                ("SIGSTOP instance", api.name.clone())
+            }
+            3 => {
+                postgres.restart_fast().await?;
+                ("PostgreSQL fast restart", "postgres".to_owned())
+            }
+            4 => {
+                redis.kill_and_restart(millis(&mut rng, 200, 2_000)).await?;
+                ("Redis killed, restarted empty", "redis".to_owned())
+            }
+            5 => {
+                proxy.stall(true);
+                tokio::time::sleep(millis(&mut rng, 1_000, 4_000)).await;
+                proxy.stall(false);
+                ("Redis stalled", "redis".to_owned())
+            }
+            _ => {
+                worker.kill().await?;
+                tokio::time::sleep(millis(&mut rng, 500, 2_000)).await;
+                worker.start().await?;
+                ("kill -9 worker", "worker".to_owned())
+            }
+        };
+        history.fault(FaultWindow {
+            kind,
+            target,
+            from,
+            to: Instant::now(),
+        });
+    }
+    for client in clients {
+        client.await?;
+    }
+    // The worker killed as the items close, then back.
+    let closing_in = (closes_at - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(closing_in + Duration::from_millis(100)).await;
+    let from = Instant::now();
+    worker.kill().await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    worker.start().await?;
+    history.fault(FaultWindow {
+        kind: "kill -9 worker at closing time",
+        target: "worker".to_owned(),
+        from,
+        to: Instant::now(),
+    });
+
+    let closed = read_closed_items(&balancer, &items).await?;
+    for subscriber in subscribers {
+        subscriber.await?;
+    }
+
+    let attempts = history.bids.lock().map(|b| b.clone()).unwrap_or_default();
+    let subscriptions = history
+        .subscriptions
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    let faults = history.faults.lock().map(|f| f.clone()).unwrap_or_default();
+    let acknowledged = attempts
+        .iter()
+        .filter(|a| matches!(a.answer, history::Answer::Status(201, _)))
+        .count();
+    let unanswered = attempts
+        .iter()
+        .filter(|a| matches!(a.answer, history::Answer::None(_)))
+        .count();
+    println!(
+        "\nchaos: {} bid requests: {acknowledged} acknowledged, {unanswered} unanswered (either outcome allowed)",
+        attempts.len()
+    );
+    println!(
+        "\n{:<32} {:>8} {:>10} {:>13} {:>10}",
+        "fault", "injected", "requests", "availability", "recovery"
+    );
+    for (kind, row) in checker::table(&attempts, &faults) {
+        let availability = if row.requests == 0 {
+            100.0
+        } else {
+            row.correct as f64 * 100.0 / row.requests as f64
+        };
+        println!(
+            "{kind:<32} {:>8} {:>10} {availability:>12.1}% {:>9.1}s",
+            row.injected,
+            row.requests,
+            row.recovery.as_secs_f64()
+        );
+        for (wrong, count) in &row.wrong {
+            println!("    {count:>5} × {wrong}");
+        }
+    }
+    for fault in &faults {
+        log_line(&format!(
+            "fault {} on {} for {:.1} s",
+            fault.kind,
+            fault.target,
+            (fault.to - fault.from).as_secs_f64()
+        ));
+    }
+    let verdicts = [
+        checker::acknowledged_bids_are_stored(&attempts, &closed),
+        checker::replays_reproduce_outcomes(&closed),
+        checker::streams_have_no_gap_or_repeat(&subscriptions, &closed),
+    ];
+    println!();
+    for verdict in &verdicts {
+        println!(
+            "{} {}",
+            if verdict.passed() { "PASS" } else { "FAIL" },
+            verdict.name
+        );
+        for failure in verdict.failures.iter().take(10) {
+            println!("    {failure}");
+        }
+    }
+    let failed = verdicts.iter().filter(|v| !v.passed()).count();
+    println!(
+        "\n{} passed, {failed} failed (seed {seed})",
+        verdicts.len() - failed
+    );
+    for api in &mut apis {
+        let _ = api.terminate(Duration::from_secs(15)).await;
+    }
+    let _ = worker.terminate(Duration::from_secs(15)).await;
+    drop(sink);
+    if failed > 0 || std::env::var_os("CHAOS_KEEP_LOGS").is_some() {
+        // Keep the logs of a failing run (or when asked).
+        println!("chaos: logs kept in {}", work.keep().display());
+    }
+    Ok(failed == 0)
+}
+
+/// A line of the harness's own, on stderr (stdout holds the report).
+#[allow(clippy::print_stderr)]
+fn log_line(line: &str) {
+    eprintln!("chaos: {line}");
+}
+
+/// `poison-pill admin create-user` of the admin, as an operator would.
+async fn create_admin(binary: &PathBuf, env: &[(String, String)]) -> anyhow::Result<()> {
+    let mut child = tokio::process::Command::new(binary)
+        .args([
+            "admin",
+            "create-user",
+            "--email",
+            ADMIN,
+            "--role",
+            "admin",
+            "--verified",
+            "--password-stdin",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(format!("{PASSWORD}\n").as_bytes()).await?;
+    }
+    let output = child.wait_with_output().await?;
+    if !output.status.success() {
+        bail!(
+            "admin create-user: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Sends a setup request until it is answered (an instance may be down).
+async fn setup_request(
+    balancer: &Balancer,
+    request: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+) -> anyhow::Result<(u16, Value)> {
+    let client = load::client(Duration::from_secs(10));
+    for _ in 0..20 {
+        let (_, url) = balancer.next();
+        if let (history::Answer::Status(status, _), Some(body)) =
+            answer_of(request(&client, url)).await
+        {
+            return Ok((status, body));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("a setup request was never answered")
+}
+
+async fn login(balancer: &Balancer, email: &str) -> anyhow::Result<String> {
+    let (status, body) = setup_request(balancer, |client, url| {
+        client
+            .post(format!("{url}/api/v1/auth/login"))
+            .json(&json!({"email": email, "password": PASSWORD}))
+    })
+    .await?;
+    if status != 200 {
+        bail!("login of {email}: {status} {body}");
+    }
+    body["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .context("no access token")
+}
+
+async fn register(balancer: &Balancer, email: &str) -> anyhow::Result<Bidder> {
+    let (status, body) = setup_request(balancer, |client, url| {
+        client
+            .post(format!("{url}/api/v1/auth/register"))
+            .json(&json!({"email": email, "password": PASSWORD}))
+    })
+    .await?;
+    if status != 201 {
+        bail!("registration of {email}: {status} {body}");
+    }
+    let id = body["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .context("no user id")?;
+    Ok(Bidder {
+        id,
+        token: login(balancer, email).await?,
+    })
+}
+
+async fn list_item(
+    balancer: &Balancer,
+    admin: &str,
+    n: usize,
+    closes_at: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<uuid::Uuid> {
+    let (status, body) = setup_request(balancer, |client, url| {
+        client
+            .post(format!("{url}/api/v1/items"))
+            .bearer_auth(admin)
+            .json(&json!({
+                "title": format!("Lot {n}"),
+                "base_price": 100,
+                "min_increment": 10,
+                "close_at": closes_at.to_rfc3339(),
+            }))
+    })
+    .await?;
+    if status != 201 {
+        bail!("listing an item: {status} {body}");
+    }
+    body["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .context("no item id")
+}
+
+/// Waits for every item to close, then reads its revealed bids.
+async fn read_closed_items(
+    balancer: &Balancer,
+    items: &[uuid::Uuid],
+) -> anyhow::Result<Vec<ClosedItem>> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut closed = Vec::new();
+    for item in items {
+        let body = loop {
+            let (status, body) = setup_request(balancer, |client, url| {
+                client.get(format!("{url}/api/v1/items/{item}"))
+            })
+            .await?;
+            if status == 200 && body["status"] == "closed" {
+                break body;
+            }
+            if Instant::now() > deadline {
+                bail!("item {item} did not close: {body}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        let mut bids = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let (status, page) = setup_request(balancer, |client, url| {
+                // Cursors are URL-safe already.
+                let after = cursor
+                    .as_deref()
+                    .map(|c| format!("&cursor={c}"))
+                    .unwrap_or_default();
+                client.get(format!("{url}/api/v1/items/{item}/bids?limit=100{after}"))
+            })
+            .await?;
+            if status != 200 {
+                bail!("revealed bids of {item}: {status} {page}");
+            }
+            bids.extend(
+                page["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(StoredBid::of),
+            );
+            match page["next_cursor"].as_str() {
+                Some(next) if page["has_more"] == true => cursor = Some(next.to_owned()),
+                _ => break,
+            }
+        }
+        closed.push(ClosedItem {
+            id: *item,
+            bids,
+            final_price: body["final_price"].as_i64(),
+            winner: body["winner_id"].as_str().and_then(|w| w.parse().ok()),
+        });
+    }
+    Ok(closed)
+}
