@@ -197,6 +197,73 @@ pub fn streams_have_no_gap_or_repeat(
     verdict
 }
 
+/// Every registration answered 201 got its mail at least once, and the
+/// copies of one message (a delivery retried after a crash) share one
+/// `Message-ID`.
+pub fn registrations_are_mailed(
+    registrations: &[crate::history::Registration],
+    mails: &[pp_testkit::smtp::ReceivedMail],
+) -> Verdict {
+    let mut verdict = Verdict::new("every registration's mail arrives, copies share a Message-ID");
+    for registration in registrations {
+        if registration.answer != Answer::Status(201, None) {
+            continue;
+        }
+        let to_them: Vec<&pp_testkit::smtp::ReceivedMail> = mails
+            .iter()
+            .filter(|mail| {
+                mail.recipients
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(&registration.email))
+            })
+            .collect();
+        if to_them.is_empty() {
+            verdict
+                .failures
+                .push(format!("no mail to {}", registration.email));
+        }
+        let ids: std::collections::BTreeSet<_> =
+            to_them.iter().map(|m| m.message_id.clone()).collect();
+        if ids.len() > 1 {
+            verdict.failures.push(format!(
+                "{} mails to {} with {} Message-IDs",
+                to_them.len(),
+                registration.email,
+                ids.len()
+            ));
+        }
+    }
+    verdict
+}
+
+/// No access token was accepted after its logout, during the run or after
+/// it (by then Redis, which holds the blacklist, was restarted empty).
+pub async fn revoked_tokens_stay_refused(
+    revoked: &[String],
+    accepted_during_run: &[String],
+    balancer: &crate::load::Balancer,
+) -> Verdict {
+    let mut verdict = Verdict::new("a logged-out access token is refused ever after");
+    verdict.failures.extend(accepted_during_run.iter().cloned());
+    let client = crate::load::client(std::time::Duration::from_secs(10));
+    for token in revoked {
+        let (instance, url) = balancer.next();
+        if let Ok(me) = client
+            .get(format!("{url}/api/v1/users/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            && me.status().is_success()
+        {
+            verdict.failures.push(format!(
+                "instance {} took a logged-out token after the run",
+                instance + 1
+            ));
+        }
+    }
+    verdict
+}
+
 /// One row of the table: a fault kind.
 #[derive(Debug, Default)]
 pub struct FaultRow {

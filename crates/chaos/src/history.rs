@@ -63,10 +63,22 @@ pub struct FaultWindow {
     pub to: Instant,
 }
 
+/// One registration: the address, and how it was answered.
+#[derive(Clone, Debug)]
+pub struct Registration {
+    pub email: String,
+    pub answer: Answer,
+}
+
 /// Everything recorded during a run.
 #[derive(Debug, Default)]
 pub struct History {
     pub bids: Mutex<Vec<BidAttempt>>,
+    pub registrations: Mutex<Vec<Registration>>,
+    /// Access tokens logged out (answered 204), to be refused ever after.
+    pub revoked: Mutex<Vec<String>>,
+    /// A revoked token accepted (the instance, and when).
+    pub accepted_after_revocation: Mutex<Vec<String>>,
     pub subscriptions: Mutex<Vec<Subscription>>,
     pub faults: Mutex<Vec<FaultWindow>>,
 }
@@ -75,6 +87,12 @@ impl History {
     pub fn bid(&self, attempt: BidAttempt) {
         if let Ok(mut bids) = self.bids.lock() {
             bids.push(attempt);
+        }
+    }
+
+    pub fn registration(&self, registration: Registration) {
+        if let Ok(mut registrations) = self.registrations.lock() {
+            registrations.push(registration);
         }
     }
 

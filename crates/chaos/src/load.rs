@@ -144,6 +144,114 @@ pub async fn bid(
     }
 }
 
+/// Registers a new account every second or two until `until`: each
+/// answered 201 is owed its verification mail, whatever crashes meanwhile.
+pub async fn register(balancer: Arc<Balancer>, history: Arc<History>, seed: u64, until: Instant) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let client = client(Duration::from_secs(10));
+    let mut n = 0;
+    while Instant::now() < until {
+        n += 1;
+        let email = format!("newcomer-{n}-{seed:x}@chaos.test");
+        let (_, url) = balancer.next();
+        let (answer, _) = answer_of(
+            client
+                .post(format!("{url}/api/v1/auth/register"))
+                .json(&json!({"email": email, "password": "violet kettle drums at dawn"})),
+        )
+        .await;
+        history.registration(crate::history::Registration { email, answer });
+        tokio::time::sleep(Duration::from_millis(rng.random_range(800..2_000))).await;
+    }
+}
+
+/// The `refresh_token` cookie a response sets.
+fn refresh_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("refresh_token="))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Sessions until `until`: log in, rotate the refresh token, log out, and
+/// check at once (on the next instance) that the logged-out access token
+/// is refused; every logged-out token is recorded, to be refused ever
+/// after (the checker tries them all again after the faults).
+pub async fn sessions(
+    emails: Vec<String>,
+    balancer: Arc<Balancer>,
+    history: Arc<History>,
+    seed: u64,
+    until: Instant,
+) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let client = client(Duration::from_secs(10));
+    while Instant::now() < until && !emails.is_empty() {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(300..1_000))).await;
+        let email = &emails[rng.random_range(0..emails.len())];
+        let (_, url) = balancer.next();
+        let Ok(login) = client
+            .post(format!("{url}/api/v1/auth/login"))
+            .json(&json!({"email": email, "password": "violet kettle drums at dawn"}))
+            .send()
+            .await
+        else {
+            continue;
+        };
+        let Some(refresh) = refresh_cookie(&login) else {
+            continue;
+        };
+        let (_, url) = balancer.next();
+        let Ok(rotated) = client
+            .post(format!("{url}/api/v1/auth/refresh"))
+            .json(&json!({"refresh_token": refresh}))
+            .send()
+            .await
+        else {
+            continue;
+        };
+        if rotated.status() != 200 {
+            continue;
+        }
+        let Ok(body) = rotated.json::<Value>().await else {
+            continue;
+        };
+        let Some(access) = body["access_token"].as_str().map(str::to_owned) else {
+            continue;
+        };
+        let (_, url) = balancer.next();
+        let logged_out = client
+            .post(format!("{url}/api/v1/auth/logout"))
+            .bearer_auth(&access)
+            .send()
+            .await;
+        if !logged_out.is_ok_and(|r| r.status() == 204) {
+            continue;
+        }
+        if let Ok(mut revoked) = history.revoked.lock() {
+            revoked.push(access.clone());
+        }
+        let (instance, url) = balancer.next();
+        if let Ok(me) = client
+            .get(format!("{url}/api/v1/users/me"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            && me.status().is_success()
+            && let Ok(mut accepted) = history.accepted_after_revocation.lock()
+        {
+            accepted.push(format!(
+                "instance {} took a token just logged out",
+                instance + 1
+            ));
+        }
+    }
+}
+
 /// Follows `item`'s live events until its `closed` event (or `until`),
 /// reconnecting with `Last-Event-ID` to the next instance whenever the
 /// stream breaks.

@@ -172,6 +172,9 @@ async fn run() -> anyhow::Result<bool> {
     for n in 0..profile.bidders {
         bidders.push(register(&balancer, &format!("bidder-{n}@chaos.test")).await?);
     }
+    let emails: Vec<String> = (0..profile.bidders)
+        .map(|n| format!("bidder-{n}@chaos.test"))
+        .collect();
     println!(
         "chaos: {} items ({} hot), {} bidders, {} s of load under faults",
         items.len(),
@@ -195,6 +198,19 @@ async fn run() -> anyhow::Result<bool> {
             until,
         )));
     }
+    clients.push(tokio::spawn(load::sessions(
+        emails,
+        Arc::clone(&balancer),
+        Arc::clone(&history),
+        seed.rotate_left(7),
+        until,
+    )));
+    clients.push(tokio::spawn(load::register(
+        Arc::clone(&balancer),
+        Arc::clone(&history),
+        seed,
+        until,
+    )));
     let mut subscribers = Vec::new();
     let follow_until = until + Duration::from_secs(120);
     for item in items.iter().take(profile.hot_items) {
@@ -293,6 +309,24 @@ async fn run() -> anyhow::Result<bool> {
         subscriber.await?;
     }
 
+    // Mail owed is delivered within a minute of the last fault.
+    let registrations = history
+        .registrations
+        .lock()
+        .map(|r| r.clone())
+        .unwrap_or_default();
+    let owed = registrations
+        .iter()
+        .filter(|r| r.answer == history::Answer::Status(201, None))
+        .count();
+    let mail_by = Instant::now() + Duration::from_secs(60);
+    let mails = loop {
+        let mails = sink.messages();
+        if mails.len() >= owed || Instant::now() > mail_by {
+            break mails;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     let attempts = history.bids.lock().map(|b| b.clone()).unwrap_or_default();
     let subscriptions = history
         .subscriptions
@@ -311,6 +345,11 @@ async fn run() -> anyhow::Result<bool> {
     println!(
         "\nchaos: {} bid requests: {acknowledged} acknowledged, {unanswered} unanswered (either outcome allowed)",
         attempts.len()
+    );
+    println!(
+        "chaos: {} registrations, {owed} answered 201; {} mails received",
+        registrations.len(),
+        mails.len()
     );
     println!(
         "\n{:<32} {:>8} {:>10} {:>13} {:>10}",
@@ -344,6 +383,21 @@ async fn run() -> anyhow::Result<bool> {
         checker::acknowledged_bids_are_stored(&attempts, &closed),
         checker::replays_reproduce_outcomes(&closed),
         checker::streams_have_no_gap_or_repeat(&subscriptions, &closed),
+        checker::registrations_are_mailed(&registrations, &mails),
+        checker::revoked_tokens_stay_refused(
+            &history
+                .revoked
+                .lock()
+                .map(|r| r.clone())
+                .unwrap_or_default(),
+            &history
+                .accepted_after_revocation
+                .lock()
+                .map(|a| a.clone())
+                .unwrap_or_default(),
+            &balancer,
+        )
+        .await,
     ];
     println!();
     for verdict in &verdicts {
