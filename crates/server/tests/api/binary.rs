@@ -44,6 +44,24 @@ fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     poison_pill(dir, env, args).output().unwrap()
 }
 
+/// What `serve` (or a command) needs on `database`, logging JSON lines to
+/// stdout and mail to `./mail`, listening on a free port; then `extra`.
+pub(crate) fn served_env<'a>(
+    database: &'a TestDatabase,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![
+        ("DATABASE_URL", database.url.as_str()),
+        ("JWT_SECRET", crate::support::JWT_SECRET),
+        ("BID_SEALING_KEY", crate::support::SEALING_KEY),
+        ("MAIL_DIR", "mail"),
+        ("BIND_ADDR", "127.0.0.1:0"),
+        ("LOG_FORMAT", "json"),
+    ];
+    env.extend_from_slice(extra);
+    env
+}
+
 /// Makes an admin account with `admin create-user`, as an operator would.
 pub(crate) fn create_admin(dir: &Path, env: &[(&str, &str)], email: &str) {
     let created = create_admin_with(dir, env, email, crate::support::PASSWORD);

@@ -10,9 +10,9 @@ use pp_testkit::{Backend, TestDatabase};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use crate::binary::{Served, login};
+use crate::binary::{Served, login, served_env};
 use crate::shutdown::{exit_within, sigterm};
-use crate::support::{JWT_SECRET, PASSWORD, SEALING_KEY};
+use crate::support::PASSWORD;
 
 /// A Sentry ingest endpoint for project 42 on a free port: the DSN to give,
 /// and every envelope body it received.
@@ -71,17 +71,14 @@ async fn the_cause_of_a_500_is_reported_with_the_request_id_and_nothing_personal
     let (dsn, received) = sentry_host().await;
     let database = TestDatabase::create(Backend::Postgres).await;
     let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("DATABASE_URL", database.url.as_str()),
-        ("JWT_SECRET", JWT_SECRET),
-        ("BID_SEALING_KEY", SEALING_KEY),
-        ("MAIL_DIR", "mail"),
-        ("BIND_ADDR", "127.0.0.1:0"),
-        ("LOG_FORMAT", "json"),
-        ("REQUIRE_EMAIL_VERIFICATION", "false"),
-        ("SENTRY_DSN", dsn.as_str()),
-        ("SHUTDOWN_TIMEOUT_SECS", "5"),
-    ];
+    let env = served_env(
+        &database,
+        &[
+            ("REQUIRE_EMAIL_VERIFICATION", "false"),
+            ("SENTRY_DSN", dsn.as_str()),
+            ("SHUTDOWN_TIMEOUT_SECS", "5"),
+        ],
+    );
     let mut served = Served::start(dir.path(), &env).await;
     let log = served.log_reader();
     let url = served.url.clone();

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use pp_testkit::{Backend, TestDatabase};
 use serde_json::{Value, json};
 
-use crate::binary::{Served, create_admin, login};
+use crate::binary::{Served, create_admin, login, served_env};
 use crate::support::{JWT_SECRET, Notifications, PASSWORD, SEALING_KEY};
 
 /// What became of one request sent while the server was stopping.
@@ -77,17 +77,14 @@ pub(crate) async fn exit_within(
 async fn sigterm_under_load_finishes_what_is_in_flight_ends_streams_and_exits_zero() {
     let database = TestDatabase::create(Backend::Postgres).await;
     let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("DATABASE_URL", database.url.as_str()),
-        ("JWT_SECRET", JWT_SECRET),
-        ("BID_SEALING_KEY", SEALING_KEY),
-        ("MAIL_DIR", "mail"),
-        ("BIND_ADDR", "127.0.0.1:0"),
-        ("LOG_FORMAT", "json"),
-        ("SHUTDOWN_TIMEOUT_SECS", "10"),
-        ("RATE_LIMIT_AUTH", "100000/1m"),
-        ("RATE_LIMIT_GLOBAL", "100000/1m"),
-    ];
+    let env = served_env(
+        &database,
+        &[
+            ("SHUTDOWN_TIMEOUT_SECS", "10"),
+            ("RATE_LIMIT_AUTH", "100000/1m"),
+            ("RATE_LIMIT_GLOBAL", "100000/1m"),
+        ],
+    );
     create_admin(dir.path(), &env, "root@example.com");
 
     let mut served = Served::start(dir.path(), &env).await;

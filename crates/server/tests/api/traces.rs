@@ -15,9 +15,9 @@ use pp_testkit::{Backend, TestDatabase};
 use prost::Message;
 use serde_json::json;
 
-use crate::binary::{Served, create_admin};
+use crate::binary::{Served, create_admin, served_env};
 use crate::shutdown::{exit_within, sigterm};
-use crate::support::{JWT_SECRET, PASSWORD, SEALING_KEY};
+use crate::support::PASSWORD;
 
 /// One span as the collector received it.
 #[derive(Clone, Debug)]
@@ -120,19 +120,16 @@ async fn a_request_with_a_traceparent_is_exported_as_part_of_that_trace_with_its
     let database = TestDatabase::create(Backend::Postgres).await;
     let dir = tempfile::tempdir().unwrap();
     let redis_prefix = format!("pp-test:{}:", uuid::Uuid::new_v4().simple());
-    let env = [
-        ("DATABASE_URL", database.url.as_str()),
-        ("JWT_SECRET", JWT_SECRET),
-        ("BID_SEALING_KEY", SEALING_KEY),
-        ("MAIL_DIR", "mail"),
-        ("BIND_ADDR", "127.0.0.1:0"),
-        ("LOG_FORMAT", "json"),
-        ("REDIS_URL", "redis://127.0.0.1:6379"),
-        ("REDIS_KEY_PREFIX", redis_prefix.as_str()),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector_url.as_str()),
-        ("OTEL_SERVICE_NAME", "auctions-under-test"),
-        ("SHUTDOWN_TIMEOUT_SECS", "5"),
-    ];
+    let env = served_env(
+        &database,
+        &[
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("REDIS_KEY_PREFIX", redis_prefix.as_str()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", collector_url.as_str()),
+            ("OTEL_SERVICE_NAME", "auctions-under-test"),
+            ("SHUTDOWN_TIMEOUT_SECS", "5"),
+        ],
+    );
     create_admin(dir.path(), &env, "root@example.com");
     let mut served = Served::start(dir.path(), &env).await;
     let log = served.log_reader();
@@ -262,17 +259,14 @@ async fn a_collector_that_is_down_costs_dropped_spans_not_requests() {
     let database = TestDatabase::create(Backend::Postgres).await;
     let dir = tempfile::tempdir().unwrap();
     // Nothing listens on port 1.
-    let env = [
-        ("DATABASE_URL", database.url.as_str()),
-        ("JWT_SECRET", JWT_SECRET),
-        ("BID_SEALING_KEY", SEALING_KEY),
-        ("MAIL_DIR", "mail"),
-        ("BIND_ADDR", "127.0.0.1:0"),
-        ("LOG_FORMAT", "json"),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1"),
-        ("RATE_LIMIT_GLOBAL", "100000/1m"),
-        ("SHUTDOWN_TIMEOUT_SECS", "5"),
-    ];
+    let env = served_env(
+        &database,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1"),
+            ("RATE_LIMIT_GLOBAL", "100000/1m"),
+            ("SHUTDOWN_TIMEOUT_SECS", "5"),
+        ],
+    );
     let mut served = Served::start(dir.path(), &env).await;
     let log = served.log_reader();
     let url = served.url.clone();
