@@ -157,7 +157,7 @@ pub async fn register(balancer: Arc<Balancer>, history: Arc<History>, seed: u64,
         let (answer, _) = answer_of(
             client
                 .post(format!("{url}/api/v1/auth/register"))
-                .json(&json!({"email": email, "password": "violet kettle drums at dawn"})),
+                .json(&json!({"email": email, "password": crate::PASSWORD})),
         )
         .await;
         history.registration(crate::history::Registration { email, answer });
@@ -196,7 +196,7 @@ pub async fn sessions(
         let (_, url) = balancer.next();
         let Ok(login) = client
             .post(format!("{url}/api/v1/auth/login"))
-            .json(&json!({"email": email, "password": "violet kettle drums at dawn"}))
+            .json(&json!({"email": email, "password": crate::PASSWORD}))
             .send()
             .await
         else {

@@ -53,12 +53,17 @@ fn postgres_bin() -> anyhow::Result<PathBuf> {
 /// Runs a PostgreSQL tool as the `postgres` account when the harness runs
 /// as root (the server refuses to run as root).
 fn as_postgres(tool: &Path) -> Command {
+    Command::from(as_postgres_blocking(tool))
+}
+
+/// [`as_postgres`], for where nothing can be awaited (a drop).
+fn as_postgres_blocking(tool: &Path) -> std::process::Command {
     if rustix::process::getuid().is_root() {
-        let mut command = Command::new("runuser");
+        let mut command = std::process::Command::new("runuser");
         command.args(["-u", "postgres", "--"]).arg(tool);
         command
     } else {
-        Command::new(tool)
+        std::process::Command::new(tool)
     }
 }
 
@@ -168,22 +173,12 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let _ = std::process::Command::new(if rustix::process::getuid().is_root() {
-            "runuser"
-        } else {
-            "true"
-        })
-        .args(if rustix::process::getuid().is_root() {
-            vec!["-u", "postgres", "--"]
-        } else {
-            vec![]
-        })
-        .arg(self.bin.join("pg_ctl"))
-        .args(["stop", "-m", "immediate", "-D"])
-        .arg(self.dir.path().join("data"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+        let _ = as_postgres_blocking(&self.bin.join("pg_ctl"))
+            .args(["stop", "-m", "immediate", "-D"])
+            .arg(self.dir.path().join("data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 

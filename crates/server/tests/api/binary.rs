@@ -150,6 +150,20 @@ pub(crate) async fn login(client: &reqwest::Client, url: &str, email: &str) -> S
     body["access_token"].as_str().unwrap().to_owned()
 }
 
+/// A single-use WebSocket ticket for the holder of `token`.
+pub(crate) async fn ws_ticket(client: &reqwest::Client, url: &str, token: &str) -> String {
+    let ticket: serde_json::Value = client
+        .post(format!("{url}/api/v1/ws-ticket"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    ticket["ticket"].as_str().unwrap().to_owned()
+}
+
 pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

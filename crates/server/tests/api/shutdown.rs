@@ -9,7 +9,7 @@ use futures::StreamExt;
 use pp_testkit::{Backend, TestDatabase};
 use serde_json::{Value, json};
 
-use crate::binary::{Served, create_admin, login, served_env};
+use crate::binary::{Served, create_admin, login, served_env, ws_ticket};
 use crate::support::{JWT_SECRET, Notifications, PASSWORD, SEALING_KEY};
 
 /// What became of one request sent while the server was stopping.
@@ -125,18 +125,8 @@ async fn sigterm_under_load_finishes_what_is_in_flight_ends_streams_and_exits_ze
         }
         Ok(body)
     });
-    let ticket: Value = client
-        .post(format!("{url}/api/v1/ws-ticket"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut socket = Notifications::open(&url, ticket["ticket"].as_str().unwrap())
-        .await
-        .unwrap();
+    let ticket = ws_ticket(&client, &url, &token).await;
+    let mut socket = Notifications::open(&url, &ticket).await.unwrap();
 
     // Load: clients logging in (a password hash each: slow enough to be in
     // flight when the signal comes) on connections of their own, each
@@ -299,29 +289,13 @@ async fn once_stopping_ready_answers_503_and_every_answer_closes_its_connection(
         .await
         .unwrap();
     assert_eq!(registered.status(), 201);
-    let login: Value = client
-        .post(format!("{url}/api/v1/auth/login"))
-        .json(&credentials)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ticket: Value = client
-        .post(format!("{url}/api/v1/ws-ticket"))
-        .bearer_auth(login["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = login(&client, &url, "sam@example.com").await;
+    let ticket = ws_ticket(&client, &url, &token).await;
 
     stopping.cancel();
     // A socket is not opened on a stopping instance (and its ticket, not
     // spent, may be tried on another).
-    let refused = Notifications::open(&url, ticket["ticket"].as_str().unwrap()).await;
+    let refused = Notifications::open(&url, &ticket).await;
     assert_eq!(refused.err(), Some(503));
     let ready = client.get(format!("{url}/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
