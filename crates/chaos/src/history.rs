@@ -14,6 +14,11 @@ pub enum Answer {
 }
 
 impl Answer {
+    /// A 2xx answer.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Answer::Status(200..=299, _))
+    }
+
     /// A success, or a refusal the API documents (4xx, or 503 with its
     /// problem code): the service worked as it should.
     pub fn is_correct(&self) -> bool {
@@ -44,6 +49,8 @@ pub struct BidAttempt {
 pub struct Seen {
     pub event: String,
     pub id: u64,
+    /// When it arrived.
+    pub at: Instant,
 }
 
 /// One subscriber's whole history across its reconnects.
@@ -70,6 +77,19 @@ pub struct Registration {
     pub answer: Answer,
 }
 
+/// Two rotations of one refresh token sent at once to two instances: at
+/// most one may succeed, and the family is then revoked.
+#[derive(Clone, Debug)]
+pub struct RefreshRace {
+    pub sent: Instant,
+    pub answers: [Answer; 2],
+    /// A successor issued by the race, tried after it: how it was answered
+    /// (it belongs to a revoked family, so only a refusal is right).
+    pub successor_after: Option<Answer>,
+    /// The successor's access token on `/users/me` after the race.
+    pub access_after: Option<Answer>,
+}
+
 /// Everything recorded during a run.
 #[derive(Debug, Default)]
 pub struct History {
@@ -81,6 +101,7 @@ pub struct History {
     pub accepted_after_revocation: Mutex<Vec<String>>,
     pub subscriptions: Mutex<Vec<Subscription>>,
     pub faults: Mutex<Vec<FaultWindow>>,
+    pub refresh_races: Mutex<Vec<RefreshRace>>,
 }
 
 impl History {
@@ -99,6 +120,12 @@ impl History {
     pub fn fault(&self, window: FaultWindow) {
         if let Ok(mut faults) = self.faults.lock() {
             faults.push(window);
+        }
+    }
+
+    pub fn refresh_race(&self, race: RefreshRace) {
+        if let Ok(mut races) = self.refresh_races.lock() {
+            races.push(race);
         }
     }
 

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use rand::{Rng, RngExt, SeedableRng};
 use serde_json::{Value, json};
 
-use crate::history::{Answer, BidAttempt, History, Seen, Subscription};
+use crate::history::{Answer, BidAttempt, History, RefreshRace, Seen, Subscription};
 
 /// The instances' URLs, handed out in turn.
 #[derive(Debug)]
@@ -180,7 +180,8 @@ fn refresh_cookie(response: &reqwest::Response) -> Option<String> {
 /// Sessions until `until`: log in, rotate the refresh token, log out, and
 /// check at once (on the next instance) that the logged-out access token
 /// is refused; every logged-out token is recorded, to be refused ever
-/// after (the checker tries them all again after the faults).
+/// after (the checker tries them all again after the faults). Three
+/// sessions in ten instead rotate their refresh token twice at once.
 pub async fn sessions(
     emails: Vec<String>,
     balancer: Arc<Balancer>,
@@ -205,6 +206,10 @@ pub async fn sessions(
         let Some(refresh) = refresh_cookie(&login) else {
             continue;
         };
+        if rng.random_bool(0.3) {
+            history.refresh_race(race_refresh(&client, &balancer, &refresh).await);
+            continue;
+        }
         let (_, url) = balancer.next();
         let Ok(rotated) = client
             .post(format!("{url}/api/v1/auth/refresh"))
@@ -249,6 +254,56 @@ pub async fn sessions(
                 instance + 1
             ));
         }
+    }
+}
+
+/// Rotates `refresh` on two instances at once (a stolen token used by
+/// the thief and the owner together), then tries what the rotation that
+/// won issued: the family was revoked by the loser, so both are refused.
+async fn race_refresh(client: &reqwest::Client, balancer: &Balancer, refresh: &str) -> RefreshRace {
+    let rotate = |url: &str| {
+        client
+            .post(format!("{url}/api/v1/auth/refresh"))
+            .json(&json!({"refresh_token": refresh}))
+    };
+    let sent = Instant::now();
+    let ((first, first_body), (second, second_body)) = futures_util::future::join(
+        answer_of(rotate(balancer.next().1)),
+        answer_of(rotate(balancer.next().1)),
+    )
+    .await;
+    let issued = [first_body, second_body]
+        .into_iter()
+        .flatten()
+        .find(|body| body["access_token"].is_string());
+    let (mut successor_after, mut access_after) = (None, None);
+    if let Some(issued) = issued {
+        let (_, url) = balancer.next();
+        successor_after = Some(
+            answer_of(
+                client
+                    .post(format!("{url}/api/v1/auth/refresh"))
+                    .json(&json!({"refresh_token": issued["refresh_token"]})),
+            )
+            .await
+            .0,
+        );
+        let (_, url) = balancer.next();
+        access_after = Some(
+            answer_of(
+                client
+                    .get(format!("{url}/api/v1/users/me"))
+                    .bearer_auth(issued["access_token"].as_str().unwrap_or_default()),
+            )
+            .await
+            .0,
+        );
+    }
+    RefreshRace {
+        sent,
+        answers: [first, second],
+        successor_after,
+        access_after,
     }
 }
 
@@ -311,7 +366,11 @@ pub async fn subscribe(
                 if let (Some(event), Some(id)) = (event, id) {
                     last = Some(id);
                     closed = event == "closed";
-                    subscription.seen.push(Seen { event, id });
+                    subscription.seen.push(Seen {
+                        event,
+                        id,
+                        at: Instant::now(),
+                    });
                     if closed {
                         break 'stream;
                     }

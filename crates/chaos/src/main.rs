@@ -17,7 +17,9 @@ mod instances;
 mod load;
 mod proxy;
 mod services;
+mod stored;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,7 +29,7 @@ use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use crate::checker::{ClosedItem, StoredBid};
+use crate::checker::Timeline;
 use crate::history::{FaultWindow, History};
 use crate::instances::Instance;
 use crate::load::{Balancer, Bidder, answer_of, millis};
@@ -40,6 +42,9 @@ struct Profile {
     hot_items: usize,
     cold_items: usize,
     subscribers_per_hot_item: usize,
+    /// Cold items followed live, one subscriber each: quiet streams that
+    /// must survive on keep-alives alone.
+    followed_cold_items: usize,
     /// The pause between two faults, drawn from this range (ms).
     fault_every: (u64, u64),
 }
@@ -50,6 +55,7 @@ const SHORT: Profile = Profile {
     hot_items: 3,
     cold_items: 40,
     subscribers_per_hot_item: 3,
+    followed_cold_items: 6,
     fault_every: (6_000, 12_000),
 };
 
@@ -59,6 +65,7 @@ const LONG: Profile = Profile {
     hot_items: 5,
     cold_items: 200,
     subscribers_per_hot_item: 6,
+    followed_cold_items: 30,
     fault_every: (5_000, 15_000),
 };
 
@@ -175,6 +182,12 @@ async fn run() -> anyhow::Result<bool> {
     let emails: Vec<String> = (0..profile.bidders)
         .map(|n| format!("bidder-{n}@chaos.test"))
         .collect();
+    verify_addresses(&balancer, &sink, &emails).await?;
+    let accounts: Vec<(uuid::Uuid, String)> = bidders
+        .iter()
+        .map(|b| b.id)
+        .zip(emails.iter().cloned())
+        .collect();
     println!(
         "chaos: {} items ({} hot), {} bidders, {} s of load under faults",
         items.len(),
@@ -213,15 +226,24 @@ async fn run() -> anyhow::Result<bool> {
     )));
     let mut subscribers = Vec::new();
     let follow_until = until + Duration::from_secs(120);
-    for item in items.iter().take(profile.hot_items) {
-        for _ in 0..profile.subscribers_per_hot_item {
-            subscribers.push(tokio::spawn(load::subscribe(
-                *item,
-                Arc::clone(&balancer),
-                Arc::clone(&history),
-                follow_until,
-            )));
-        }
+    let followed = items
+        .iter()
+        .take(profile.hot_items)
+        .flat_map(|item| std::iter::repeat_n(*item, profile.subscribers_per_hot_item))
+        .chain(
+            items
+                .iter()
+                .skip(profile.hot_items)
+                .take(profile.followed_cold_items)
+                .copied(),
+        );
+    for item in followed {
+        subscribers.push(tokio::spawn(load::subscribe(
+            item,
+            Arc::clone(&balancer),
+            Arc::clone(&history),
+            follow_until,
+        )));
     }
 
     // Faults, on the seeded schedule, while the load runs.
@@ -304,25 +326,48 @@ async fn run() -> anyhow::Result<bool> {
         to: Instant::now(),
     });
 
-    let closed = read_closed_items(&balancer, &items).await?;
+    let closed = stored::read_closed_items(&balancer, &items).await?;
     for subscriber in subscribers {
         subscriber.await?;
     }
 
-    // Mail owed is delivered within a minute of the last fault.
+    // Mail owed is delivered within a minute of the last fault: each
+    // registration's, and each winner's notice.
     let registrations = history
         .registrations
         .lock()
         .map(|r| r.clone())
         .unwrap_or_default();
-    let owed = registrations
+    let titles: HashMap<uuid::Uuid, String> = items
+        .iter()
+        .enumerate()
+        .map(|(n, item)| (*item, format!("Lot {n}")))
+        .collect();
+    let addresses: HashMap<uuid::Uuid, String> = accounts.iter().cloned().collect();
+    let owed: Vec<(&str, Option<String>)> = registrations
         .iter()
         .filter(|r| r.answer == history::Answer::Status(201, None))
-        .count();
+        .map(|r| (r.email.as_str(), None))
+        .chain(closed.iter().filter_map(|item| {
+            let address = addresses.get(&item.winner?)?;
+            Some((
+                address.as_str(),
+                Some(checker::winner_subject(titles.get(&item.id)?)),
+            ))
+        }))
+        .collect();
     let mail_by = Instant::now() + Duration::from_secs(60);
     let mails = loop {
         let mails = sink.messages();
-        if mails.len() >= owed || Instant::now() > mail_by {
+        let arrived = owed.iter().all(|(to, subject)| {
+            mails.iter().any(|mail| {
+                mail.recipients.iter().any(|r| r.eq_ignore_ascii_case(to))
+                    && subject
+                        .as_deref()
+                        .is_none_or(|s| mail.subject.as_deref() == Some(s))
+            })
+        });
+        if arrived || Instant::now() > mail_by {
             break mails;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -347,24 +392,29 @@ async fn run() -> anyhow::Result<bool> {
         attempts.len()
     );
     println!(
-        "chaos: {} registrations, {owed} answered 201; {} mails received",
+        "chaos: {} registrations, {} answered 201; {} mails received",
         registrations.len(),
+        registrations
+            .iter()
+            .filter(|r| r.answer == history::Answer::Status(201, None))
+            .count(),
         mails.len()
     );
     println!(
-        "\n{:<32} {:>8} {:>10} {:>13} {:>10}",
-        "fault", "injected", "requests", "availability", "recovery"
+        "\n{:<32} {:>8} {:>8} {:>6} {:>5} {:>5} {:>6} {:>7} {:>9}",
+        "fault", "injected", "requests", "acked", "lost", "dup", "stale", "avail", "recovery"
     );
-    for (kind, row) in checker::table(&attempts, &faults) {
-        let availability = if row.requests == 0 {
-            100.0
-        } else {
-            row.correct as f64 * 100.0 / row.requests as f64
-        };
+    let rows = checker::table(&attempts, &closed, &subscriptions, &faults);
+    for (kind, row) in &rows {
         println!(
-            "{kind:<32} {:>8} {:>10} {availability:>12.1}% {:>9.1}s",
+            "{kind:<32} {:>8} {:>8} {:>6} {:>5} {:>5} {:>6} {:>6.1}% {:>8.1}s",
             row.injected,
             row.requests,
+            row.acknowledged,
+            row.lost,
+            row.duplicated,
+            row.stale_events,
+            row.availability(),
             row.recovery.as_secs_f64()
         );
         for (wrong, count) in &row.wrong {
@@ -379,10 +429,38 @@ async fn run() -> anyhow::Result<bool> {
             (fault.to - fault.from).as_secs_f64()
         ));
     }
+    let timeline = Timeline {
+        started,
+        faults: &faults,
+    };
+    let notices = stored::read_notices(&balancer, &accounts).await?;
+    let races = history
+        .refresh_races
+        .lock()
+        .map(|r| r.clone())
+        .unwrap_or_default();
+    println!(
+        "chaos: {} refresh tokens rotated twice at once: {} once, {} not at all",
+        races.len(),
+        races
+            .iter()
+            .filter(|r| r.answers.iter().filter(|a| a.is_success()).count() == 1)
+            .count(),
+        races
+            .iter()
+            .filter(|r| !r.answers.iter().any(history::Answer::is_success))
+            .count()
+    );
     let verdicts = [
-        checker::acknowledged_bids_are_stored(&attempts, &closed),
+        checker::acknowledged_bids_are_stored(&attempts, &closed, timeline),
         checker::replays_reproduce_outcomes(&closed),
-        checker::streams_have_no_gap_or_repeat(&subscriptions, &closed),
+        checker::streams_have_no_gap_or_repeat(&subscriptions, &closed, timeline),
+        checker::items_close_once(&closed, &notices, &mails, &titles, &addresses),
+        checker::refresh_families_stay_chains(
+            &races,
+            &stored::forked_families(&postgres.url("chaos")).await?,
+            timeline,
+        ),
         checker::registrations_are_mailed(&registrations, &mails),
         checker::revoked_tokens_stay_refused(
             &history
@@ -412,8 +490,13 @@ async fn run() -> anyhow::Result<bool> {
     }
     let failed = verdicts.iter().filter(|v| !v.passed()).count();
     println!(
-        "\n{} passed, {failed} failed (seed {seed})",
-        verdicts.len() - failed
+        "\n{} passed, {failed} failed (seed {seed}{})",
+        verdicts.len() - failed,
+        if failed > 0 {
+            format!("; replay with CHAOS_SEED={seed}")
+        } else {
+            String::new()
+        }
     );
     for api in &mut apis {
         let _ = api.terminate(Duration::from_secs(15)).await;
@@ -467,7 +550,7 @@ async fn create_admin(binary: &PathBuf, env: &[(String, String)]) -> anyhow::Res
 }
 
 /// Sends a setup request until it is answered (an instance may be down).
-async fn setup_request(
+pub(crate) async fn setup_request(
     balancer: &Balancer,
     request: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
 ) -> anyhow::Result<(u16, Value)> {
@@ -484,7 +567,7 @@ async fn setup_request(
     bail!("a setup request was never answered")
 }
 
-async fn login(balancer: &Balancer, email: &str) -> anyhow::Result<String> {
+pub(crate) async fn login(balancer: &Balancer, email: &str) -> anyhow::Result<String> {
     let (status, body) = setup_request(balancer, |client, url| {
         client
             .post(format!("{url}/api/v1/auth/login"))
@@ -520,6 +603,41 @@ async fn register(balancer: &Balancer, email: &str) -> anyhow::Result<Bidder> {
     })
 }
 
+/// Follows the link of each address's verification mail, as its owner
+/// would: notices (a won auction) are mailed to proven addresses only.
+async fn verify_addresses(
+    balancer: &Balancer,
+    sink: &pp_testkit::smtp::SmtpSink,
+    emails: &[String],
+) -> anyhow::Result<()> {
+    let mails = sink.wait_for(emails.len(), Duration::from_secs(60)).await;
+    for email in emails {
+        let token = mails
+            .iter()
+            .filter(|mail| {
+                mail.recipients
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(email))
+            })
+            .flat_map(|mail| mail.links())
+            .find_map(|link| {
+                link.split_once("/verify-email?token=")
+                    .map(|(_, token)| token.to_owned())
+            })
+            .with_context(|| format!("no verification link mailed to {email}"))?;
+        let (status, body) = setup_request(balancer, |client, url| {
+            client
+                .post(format!("{url}/api/v1/auth/verify-email"))
+                .json(&json!({ "token": token }))
+        })
+        .await?;
+        if status != 200 {
+            bail!("verifying {email}: {status} {body}");
+        }
+    }
+    Ok(())
+}
+
 async fn list_item(
     balancer: &Balancer,
     admin: &str,
@@ -545,62 +663,4 @@ async fn list_item(
         .as_str()
         .and_then(|id| id.parse().ok())
         .context("no item id")
-}
-
-/// Waits for every item to close, then reads its revealed bids.
-async fn read_closed_items(
-    balancer: &Balancer,
-    items: &[uuid::Uuid],
-) -> anyhow::Result<Vec<ClosedItem>> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut closed = Vec::new();
-    for item in items {
-        let body = loop {
-            let (status, body) = setup_request(balancer, |client, url| {
-                client.get(format!("{url}/api/v1/items/{item}"))
-            })
-            .await?;
-            if status == 200 && body["status"] == "closed" {
-                break body;
-            }
-            if Instant::now() > deadline {
-                bail!("item {item} did not close: {body}");
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        };
-        let mut bids = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let (status, page) = setup_request(balancer, |client, url| {
-                // Cursors are URL-safe already.
-                let after = cursor
-                    .as_deref()
-                    .map(|c| format!("&cursor={c}"))
-                    .unwrap_or_default();
-                client.get(format!("{url}/api/v1/items/{item}/bids?limit=100{after}"))
-            })
-            .await?;
-            if status != 200 {
-                bail!("revealed bids of {item}: {status} {page}");
-            }
-            bids.extend(
-                page["items"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(StoredBid::of),
-            );
-            match page["next_cursor"].as_str() {
-                Some(next) if page["has_more"] == true => cursor = Some(next.to_owned()),
-                _ => break,
-            }
-        }
-        closed.push(ClosedItem {
-            id: *item,
-            bids,
-            final_price: body["final_price"].as_i64(),
-            winner: body["winner_id"].as_str().and_then(|w| w.parse().ok()),
-        });
-    }
-    Ok(closed)
 }
