@@ -25,6 +25,7 @@ mod m20261205_000014_create_notifications;
 mod m20261205_000015_index_for_purges;
 mod m20261205_000016_add_notify_email;
 mod m20261205_000017_add_outbox_trace_parent;
+mod m20261205_000018_create_identities;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000015_index_for_purges::Migration),
             Box::new(m20261205_000016_add_notify_email::Migration),
             Box::new(m20261205_000017_add_outbox_trace_parent::Migration),
+            Box::new(m20261205_000018_create_identities::Migration),
         ]
     }
 }

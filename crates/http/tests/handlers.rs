@@ -87,6 +87,7 @@ fn state(store: MockAuctionStore) -> AppState {
             access: Arc::new(access),
             secrets: Arc::new(MockSecretTokens::new()),
             revocations: Arc::new(MemoryRevocationList::new()),
+            identities: Arc::new(pp_domain::auth::identities::MockIdentityStore::new()),
             clock: clock.clone(),
         },
         AuthPolicy {

@@ -276,6 +276,7 @@ impl Services {
             access: Arc::new(jwt),
             secrets: Arc::new(RandomSecretTokens),
             revocations,
+            identities: store.clone(),
             clock: Arc::clone(&clock),
         };
         let policy = AuthPolicy {

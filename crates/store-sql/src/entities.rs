@@ -19,6 +19,28 @@ pub(crate) mod users {
         pub failed_logins: i32,
         pub locked_until: Option<DateTimeUtc>,
         pub notify_email: bool,
+        pub password_set: bool,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod identities {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "identities")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub provider: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub subject: String,
+        pub user_id: Uuid,
+        pub email: Option<String>,
+        pub linked_at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -179,6 +201,7 @@ pub(crate) mod ws_tickets {
         pub digest: Vec<u8>,
         pub session_id: Uuid,
         pub expires_at: DateTimeUtc,
+        pub purpose: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -29,6 +29,7 @@ mod codec;
 mod database;
 mod entities;
 mod errors;
+mod identities;
 mod notifications;
 mod outbox;
 mod retention;

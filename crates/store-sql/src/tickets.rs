@@ -1,9 +1,10 @@
-//! The [`TicketStore`] port on SQL: WebSocket tickets as digests in
-//! `ws_tickets`, each with the session it was issued in. Redeeming deletes the row, so a ticket works exactly once,
+//! The [`TicketStore`] port on SQL: tickets (for a WebSocket, or to link an
+//! identity) as digests in `ws_tickets`, each with its purpose and the
+//! session it was issued in. Redeeming deletes the row, so a ticket works exactly once,
 //! on whichever instance the socket reaches.
 
 use async_trait::async_trait;
-use pp_domain::auth::ports::TicketStore;
+use pp_domain::auth::ports::{TicketPurpose, TicketStore};
 use pp_domain::auth::tokens::TokenDigest;
 use pp_domain::ports::StoreError;
 use pp_domain::{SessionId, Timestamp};
@@ -19,6 +20,7 @@ impl TicketStore for SqlStore {
     async fn issue_ticket(
         &self,
         digest: TokenDigest,
+        purpose: TicketPurpose,
         session: SessionId,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
@@ -27,6 +29,7 @@ impl TicketStore for SqlStore {
             digest: Set(digest.0.to_vec()),
             session_id: Set(session.as_uuid()),
             expires_at: Set(db_time(expires_at)),
+            purpose: Set(purpose.as_str().to_owned()),
         })
         .exec_without_returning(self.database().connection())
         .await
@@ -37,6 +40,7 @@ impl TicketStore for SqlStore {
     async fn redeem_ticket(
         &self,
         digest: TokenDigest,
+        purpose: TicketPurpose,
         now: Timestamp,
     ) -> Result<Option<SessionId>, StoreError> {
         // One conditional DELETE: of two concurrent redemptions only one
@@ -45,6 +49,7 @@ impl TicketStore for SqlStore {
         let redeemed = ws_tickets::Entity::delete_many()
             .filter(ws_tickets::Column::Digest.eq(digest.0.to_vec()))
             .filter(ws_tickets::Column::ExpiresAt.gt(now))
+            .filter(ws_tickets::Column::Purpose.eq(purpose.as_str()))
             .exec_with_returning(self.database().connection())
             .await
             .map_err(store_error)?;

@@ -1,6 +1,7 @@
 //! The [`UserStore`] port on SQL.
 
 use async_trait::async_trait;
+use pp_domain::auth::identities::NewIdentity;
 use pp_domain::auth::ports::NewLink;
 use pp_domain::auth::{FailedAttempt, LockoutPolicy, LoginFailures};
 use pp_domain::ports::{
@@ -27,12 +28,81 @@ pub(crate) fn password_replaced(
 ) -> sea_orm::UpdateMany<users::Entity> {
     users::Entity::update_many()
         .col_expr(users::Column::PasswordHash, Expr::value(hash.as_str()))
+        .col_expr(users::Column::PasswordSet, Expr::value(true))
         .col_expr(users::Column::FailedLogins, Expr::value(0))
         .col_expr(
             users::Column::LockedUntil,
             Expr::value(Option::<Timestamp>::None),
         )
         .col_expr(users::Column::UpdatedAt, Expr::value(db_time(at)))
+}
+
+impl SqlStore {
+    /// Stores a new account with, in the same transaction, its verification
+    /// link (a registration) or its first identity (a provider sign-in: then
+    /// the account has no password it knows).
+    pub(crate) async fn insert_account(
+        &self,
+        user: NewUser,
+        verification: Option<NewLink>,
+        identity: Option<&NewIdentity>,
+    ) -> Result<User, CreateUserError> {
+        let created_at = db_time(user.created_at);
+        let mail = verification
+            .as_ref()
+            .map(|link| crate::outbox::mail_row(self.sealer(), &link.mail))
+            .transpose()?;
+        let row = users::ActiveModel {
+            id: Set(user.id.as_uuid()),
+            email: Set(user.email.as_str().to_owned()),
+            display_name: Set(user.display_name.clone()),
+            password_hash: Set(user.password_hash.as_str().to_owned()),
+            role: Set(user.role.as_str().to_owned()),
+            email_verified: Set(user.email_verified),
+            is_active: Set(true),
+            created_at: Set(created_at),
+            updated_at: Set(created_at),
+            failed_logins: Set(0),
+            locked_until: Set(None),
+            notify_email: Set(true),
+            password_set: Set(identity.is_none()),
+        };
+        let inserted = async {
+            let tx = self.database().begin_write().await?;
+            let result = async {
+                users::Entity::insert(row)
+                    .exec_without_returning(&tx.txn)
+                    .await?;
+                if let (Some(link), Some(mail)) = (&verification, mail) {
+                    crate::accounts::insert_link(&tx.txn, &link.token, mail).await?;
+                }
+                if let Some(identity) = identity {
+                    crate::identities::insert_identity(&tx.txn, identity).await?;
+                }
+                Ok::<_, TxFailure<CreateUserError>>(())
+            }
+            .await;
+            tx.finish(result).await
+        }
+        .await;
+        match inserted {
+            Ok(()) => Ok(User {
+                id: user.id,
+                email: user.email,
+                display_name: user.display_name,
+                role: user.role,
+                email_verified: user.email_verified,
+                is_active: true,
+                notify_email: true,
+                created_at,
+            }),
+            Err(TxFailure::Db(err)) if react(&err) == Reaction::Duplicate => {
+                Err(CreateUserError::EmailTaken)
+            }
+            Err(TxFailure::Db(err)) => Err(store_error(err).into()),
+            Err(TxFailure::Outcome(err)) => Err(err),
+        }
+    }
 }
 
 pub(crate) fn user_from_row(row: &users::Model) -> Result<User, StoreError> {
@@ -119,57 +189,7 @@ impl UserStore for SqlStore {
         user: NewUser,
         verification: Option<NewLink>,
     ) -> Result<User, CreateUserError> {
-        let created_at = db_time(user.created_at);
-        let mail = verification
-            .as_ref()
-            .map(|link| crate::outbox::mail_row(self.sealer(), &link.mail))
-            .transpose()?;
-        let row = users::ActiveModel {
-            id: Set(user.id.as_uuid()),
-            email: Set(user.email.as_str().to_owned()),
-            display_name: Set(user.display_name.clone()),
-            password_hash: Set(user.password_hash.as_str().to_owned()),
-            role: Set(user.role.as_str().to_owned()),
-            email_verified: Set(user.email_verified),
-            is_active: Set(true),
-            created_at: Set(created_at),
-            updated_at: Set(created_at),
-            failed_logins: Set(0),
-            locked_until: Set(None),
-            notify_email: Set(true),
-        };
-        let inserted = async {
-            let tx = self.database().begin_write().await?;
-            let result = async {
-                users::Entity::insert(row)
-                    .exec_without_returning(&tx.txn)
-                    .await?;
-                if let (Some(link), Some(mail)) = (&verification, mail) {
-                    crate::accounts::insert_link(&tx.txn, &link.token, mail).await?;
-                }
-                Ok::<_, TxFailure<CreateUserError>>(())
-            }
-            .await;
-            tx.finish(result).await
-        }
-        .await;
-        match inserted {
-            Ok(()) => Ok(User {
-                id: user.id,
-                email: user.email,
-                display_name: user.display_name,
-                role: user.role,
-                email_verified: user.email_verified,
-                is_active: true,
-                notify_email: true,
-                created_at,
-            }),
-            Err(TxFailure::Db(err)) if react(&err) == Reaction::Duplicate => {
-                Err(CreateUserError::EmailTaken)
-            }
-            Err(TxFailure::Db(err)) => Err(store_error(err).into()),
-            Err(TxFailure::Outcome(err)) => Err(err),
-        }
+        self.insert_account(user, verification, None).await
     }
 
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {

@@ -2,6 +2,7 @@
 //! flows need, and the [`AuthService`](service::AuthService) that implements
 //! docs/spec/api.md's Authentication and Users sections against them.
 
+pub mod identities;
 pub mod lockout;
 pub mod password;
 pub mod ports;

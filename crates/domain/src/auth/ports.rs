@@ -309,29 +309,53 @@ pub trait OneTimeTokenStore: Send + Sync {
     ) -> Result<Option<UserId>, StoreError>;
 }
 
-/// WebSocket tickets: single-use, short-lived, stored as digests.
+/// What a ticket opens: a ticket issued for one never works for the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TicketPurpose {
+    /// A WebSocket of personal notifications.
+    Socket,
+    /// A flow linking an OpenID identity to the ticket's account.
+    LinkIdentity,
+}
+
+impl TicketPurpose {
+    /// The purpose as stored.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketPurpose::Socket => "socket",
+            TicketPurpose::LinkIdentity => "link",
+        }
+    }
+}
+
+/// Tickets: single-use, short-lived, session-bound, stored as digests.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait TicketStore: Send + Sync {
-    /// Stores a ticket issued in `session`, valid until `expires_at`.
+    /// Stores a ticket for `purpose` issued in `session`, valid until
+    /// `expires_at`.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
     async fn issue_ticket(
         &self,
         digest: TokenDigest,
+        purpose: TicketPurpose,
         session: SessionId,
         expires_at: Timestamp,
     ) -> Result<(), StoreError>;
 
-    /// Uses a ticket: of two concurrent redemptions only one gets its
-    /// session; an unknown, used or expired ticket gives `None`.
+    /// Uses a ticket for `purpose`: of two concurrent redemptions only one
+    /// gets its session; an unknown, used or expired ticket, or one issued
+    /// for another purpose, gives `None`.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
     async fn redeem_ticket(
         &self,
         digest: TokenDigest,
+        purpose: TicketPurpose,
         now: Timestamp,
     ) -> Result<Option<SessionId>, StoreError>;
 

@@ -2,7 +2,8 @@
 //! the service, its policy, ports and errors here, and one file per flow in
 //! `service/`: `sessions.rs` (login, refresh, logout, bearer tokens),
 //! `registration.rs` (register, verify, the mailed links), `passwords.rs`
-//! (the checked password and its lockout, forgot, reset, change) and
+//! (the checked password and its lockout, forgot, reset, change),
+//! `oidc.rs` (sign-in and linking through OpenID providers) and
 //! `admin.rs` (the profile and accounts).
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use crate::user::{
 use crate::validation::{Collector, ValidationErrors};
 
 mod admin;
+mod oidc;
 mod passwords;
 mod registration;
 mod sessions;
@@ -78,6 +80,8 @@ pub struct AuthPorts {
     pub secrets: Arc<dyn SecretTokens>,
     /// The access-token blacklist.
     pub revocations: Arc<dyn RevocationList>,
+    /// Identities linked from OpenID providers.
+    pub identities: Arc<dyn super::identities::IdentityStore>,
     /// `now`.
     pub clock: Arc<dyn Clock>,
 }

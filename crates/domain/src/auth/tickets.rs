@@ -15,7 +15,7 @@ use chrono::Duration;
 use zeroize::Zeroizing;
 
 use super::Principal;
-use super::ports::{SecretTokens, SessionStore, TicketStore};
+use super::ports::{SecretTokens, SessionStore, TicketPurpose, TicketStore};
 use crate::ids::SessionId;
 use crate::ports::{Clock, StoreError};
 use crate::user::User;
@@ -85,23 +85,59 @@ impl TicketService {
         }
     }
 
-    /// A new ticket for the authenticated user's session.
+    /// How long a ticket to link an identity works: 60 seconds, the time
+    /// to leave for the provider and come back is not in it (the ticket is
+    /// spent when the flow starts).
+    pub const LINK_LIFETIME: Duration = Duration::seconds(60);
+
+    /// A new WebSocket ticket for the authenticated user's session.
     ///
     /// # Errors
     /// When the store fails.
     pub async fn issue(&self, principal: &Principal) -> Result<IssuedTicket, StoreError> {
+        self.issue_for(principal, TicketPurpose::Socket, self.lifetime)
+            .await
+    }
+
+    /// A new ticket that starts linking an OpenID identity to the
+    /// authenticated user's account: a browser leaves for the provider by a
+    /// top-level navigation, which carries no `Authorization` header.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn issue_link(&self, principal: &Principal) -> Result<IssuedTicket, StoreError> {
+        self.issue_for(principal, TicketPurpose::LinkIdentity, Self::LINK_LIFETIME)
+            .await
+    }
+
+    async fn issue_for(
+        &self,
+        principal: &Principal,
+        purpose: TicketPurpose,
+        lifetime: Duration,
+    ) -> Result<IssuedTicket, StoreError> {
         let secret = self.secrets.generate();
         self.tickets
             .issue_ticket(
                 secret.digest,
+                purpose,
                 principal.session,
-                self.clock.now() + self.lifetime,
+                self.clock.now() + lifetime,
             )
             .await?;
         Ok(IssuedTicket {
             ticket: secret.plain,
-            expires_in: self.lifetime,
+            expires_in: lifetime,
         })
+    }
+
+    /// The active account a link ticket was issued for, using the ticket
+    /// up; `None` as for [`redeem`](Self::redeem).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn redeem_link(&self, ticket: &str) -> Result<Option<SocketHolder>, StoreError> {
+        self.redeem_for(ticket, TicketPurpose::LinkIdentity).await
     }
 
     /// The active account and live session a ticket was issued in, using
@@ -111,11 +147,23 @@ impl TicketService {
     /// # Errors
     /// When the store fails.
     pub async fn redeem(&self, ticket: &str) -> Result<Option<SocketHolder>, StoreError> {
+        self.redeem_for(ticket, TicketPurpose::Socket).await
+    }
+
+    async fn redeem_for(
+        &self,
+        ticket: &str,
+        purpose: TicketPurpose,
+    ) -> Result<Option<SocketHolder>, StoreError> {
         if !self.secrets.well_formed(ticket) {
             return Ok(None);
         }
         let digest = self.secrets.digest(ticket);
-        let Some(session) = self.tickets.redeem_ticket(digest, self.clock.now()).await? else {
+        let Some(session) = self
+            .tickets
+            .redeem_ticket(digest, purpose, self.clock.now())
+            .await?
+        else {
             return Ok(None);
         };
         Ok(self
@@ -210,11 +258,12 @@ mod tests {
             .expect_issue_ticket()
             .with(
                 eq(TokenDigest([7; 32])),
+                eq(TicketPurpose::Socket),
                 eq(session),
                 eq(t0() + Duration::seconds(30)),
             )
             .times(1)
-            .returning(|_, _, _| Ok(()));
+            .returning(|_, _, _, _| Ok(()));
         let svc = service(tickets, MockSessionStore::new());
         let principal = Principal {
             user: account(),
@@ -229,6 +278,48 @@ mod tests {
     }
 
     #[test]
+    fn a_link_ticket_lives_a_minute_and_is_redeemed_only_as_one() {
+        let user = account();
+        let session = SessionId::generate();
+        let mut tickets = MockTicketStore::new();
+        tickets
+            .expect_issue_ticket()
+            .with(
+                eq(TokenDigest([7; 32])),
+                eq(TicketPurpose::LinkIdentity),
+                eq(session),
+                eq(t0() + Duration::seconds(60)),
+            )
+            .times(1)
+            .returning(|_, _, _, _| Ok(()));
+        tickets
+            .expect_redeem_ticket()
+            .with(
+                eq(TokenDigest([7; 32])),
+                eq(TicketPurpose::LinkIdentity),
+                eq(t0()),
+            )
+            .times(1)
+            .returning(move |_, _, _| Ok(Some(session)));
+        let mut sessions = MockSessionStore::new();
+        let holder = user.clone();
+        sessions
+            .expect_active_session_user()
+            .returning(move |_| Ok(Some(holder.clone())));
+        let svc = service(tickets, sessions);
+        let principal = Principal {
+            user: user.clone(),
+            session,
+            token: TokenId::generate(),
+            expires_at: t0() + Duration::minutes(15),
+        };
+        let issued = futures_executor::block_on(svc.issue_link(&principal)).unwrap();
+        assert_eq!(issued.expires_in, Duration::seconds(60));
+        let redeemed = futures_executor::block_on(svc.redeem_link("the-ticket")).unwrap();
+        assert_eq!(redeemed, Some(SocketHolder { user, session }));
+    }
+
+    #[test]
     fn a_redeemed_ticket_names_its_live_session_and_nothing_else_does() {
         let user = account();
         let (live, ended) = (SessionId::generate(), SessionId::generate());
@@ -236,9 +327,13 @@ mod tests {
         let mut redemptions = vec![Some(ended), Some(live)];
         tickets
             .expect_redeem_ticket()
-            .with(eq(TokenDigest([7; 32])), eq(t0()))
-            .returning(move |_, _| Ok(redemptions.pop().flatten()));
-        tickets.expect_redeem_ticket().returning(|_, _| Ok(None));
+            .with(
+                eq(TokenDigest([7; 32])),
+                eq(TicketPurpose::Socket),
+                eq(t0()),
+            )
+            .returning(move |_, _, _| Ok(redemptions.pop().flatten()));
+        tickets.expect_redeem_ticket().returning(|_, _, _| Ok(None));
         let mut sessions = MockSessionStore::new();
         let holder = user.clone();
         sessions

@@ -206,6 +206,16 @@ pub enum AuditEvent {
     ItemCreated,
     /// An admin cancelled an item.
     ItemCancelled,
+    /// A sign-in through an OpenID provider succeeded (the detail says
+    /// when it created the account).
+    OidcLogin,
+    /// A sign-in or link through an OpenID provider was refused (the
+    /// detail names the provider and why).
+    OidcLoginFailed,
+    /// An identity was linked to the account.
+    OidcLinked,
+    /// An identity was unlinked from the account.
+    OidcUnlinked,
 }
 
 impl AuditEvent {
@@ -227,11 +237,15 @@ impl AuditEvent {
             AuditEvent::LoggedOut => "logged_out",
             AuditEvent::ItemCreated => "item_created",
             AuditEvent::ItemCancelled => "item_cancelled",
+            AuditEvent::OidcLogin => "oidc_login",
+            AuditEvent::OidcLoginFailed => "oidc_login_failed",
+            AuditEvent::OidcLinked => "oidc_linked",
+            AuditEvent::OidcUnlinked => "oidc_unlinked",
         }
     }
 
     /// Every event, in the order the API lists them.
-    pub const ALL: [AuditEvent; 14] = [
+    pub const ALL: [AuditEvent; 18] = [
         AuditEvent::LoginSucceeded,
         AuditEvent::LoginFailed,
         AuditEvent::AccountLocked,
@@ -246,6 +260,10 @@ impl AuditEvent {
         AuditEvent::LoggedOut,
         AuditEvent::ItemCreated,
         AuditEvent::ItemCancelled,
+        AuditEvent::OidcLogin,
+        AuditEvent::OidcLoginFailed,
+        AuditEvent::OidcLinked,
+        AuditEvent::OidcUnlinked,
     ];
 
     /// The event stored as `name`, if any.

@@ -3,7 +3,7 @@
 
 use chrono::Duration;
 use pp_domain::SessionId;
-use pp_domain::auth::ports::{NewRefreshToken, SessionStore, TicketStore};
+use pp_domain::auth::ports::{NewRefreshToken, SessionStore, TicketPurpose, TicketStore};
 use pp_domain::auth::tokens::TokenDigest;
 use pp_domain::ports::{AuctionStore, LifecycleDecision};
 use pp_domain::{BidCursor, ItemCursor, ItemStatus, StatusFilter};
@@ -204,26 +204,62 @@ async fn a_ticket_is_redeemed_once_and_never_after_it_expires(backend: Backend) 
     let live = TokenDigest([1; 32]);
     let stale = TokenDigest([2; 32]);
     h.store
-        .issue_ticket(live, session, now + Duration::seconds(30))
+        .issue_ticket(
+            live,
+            TicketPurpose::Socket,
+            session,
+            now + Duration::seconds(30),
+        )
         .await
         .unwrap();
     h.store
-        .issue_ticket(stale, session, now + Duration::seconds(30))
+        .issue_ticket(
+            stale,
+            TicketPurpose::Socket,
+            session,
+            now + Duration::seconds(30),
+        )
         .await
         .unwrap();
 
     let (first, second) = tokio::join!(
-        h.store.redeem_ticket(live, now),
-        h.store.redeem_ticket(live, now)
+        h.store.redeem_ticket(live, TicketPurpose::Socket, now),
+        h.store.redeem_ticket(live, TicketPurpose::Socket, now)
     );
     let winners: Vec<_> = [first.unwrap(), second.unwrap()]
         .into_iter()
         .flatten()
         .collect();
     assert_eq!(winners, vec![session], "two redemptions, one socket");
+
+    // A ticket opens only what it was issued for.
+    let link = TokenDigest([3; 32]);
+    h.store
+        .issue_ticket(
+            link,
+            TicketPurpose::LinkIdentity,
+            session,
+            now + Duration::seconds(60),
+        )
+        .await
+        .unwrap();
     assert_eq!(
         h.store
-            .redeem_ticket(stale, now + Duration::seconds(31))
+            .redeem_ticket(link, TicketPurpose::Socket, now)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        h.store
+            .redeem_ticket(link, TicketPurpose::LinkIdentity, now)
+            .await
+            .unwrap(),
+        Some(session)
+    );
+    assert_eq!(
+        h.store
+            .redeem_ticket(stale, TicketPurpose::Socket, now + Duration::seconds(31))
             .await
             .unwrap(),
         None
@@ -235,7 +271,13 @@ async fn a_ticket_is_redeemed_once_and_never_after_it_expires(backend: Backend) 
             .unwrap(),
         1
     );
-    assert_eq!(h.store.redeem_ticket(stale, now).await.unwrap(), None);
+    assert_eq!(
+        h.store
+            .redeem_ticket(stale, TicketPurpose::Socket, now)
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 on_both_backends!(

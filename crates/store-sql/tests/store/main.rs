@@ -8,6 +8,7 @@ mod support;
 mod accounts;
 mod bidding;
 mod concurrency;
+mod identities;
 mod lifecycle;
 mod listing;
 mod migrations;

@@ -7,6 +7,10 @@ use mockall::predicate::{always, eq};
 use zeroize::Zeroizing;
 
 use super::*;
+use crate::auth::identities::{
+    LinkOutcome, MockIdentityStore, NewAccountOutcome, OidcError, ProviderName, UnlinkError,
+    UnlinkOutcome, VerifiedIdentity,
+};
 use crate::auth::lockout::{FailedAttempt, LoginFailures};
 use crate::auth::ports::{
     IssueCap, MockAccessTokens, MockAuditLog, MockOneTimeTokenStore, MockPasswordHasher,
@@ -80,6 +84,7 @@ struct Mocks {
     access: MockAccessTokens,
     secrets: MockSecretTokens,
     revocations: MockRevocationList,
+    identities: MockIdentityStore,
     audited: Recorded<AuditEvent>,
     mailed: Recorded<LinkMail>,
 }
@@ -127,6 +132,7 @@ impl Mocks {
             access,
             secrets,
             revocations: MockRevocationList::new(),
+            identities: MockIdentityStore::new(),
             audited,
             mailed,
         }
@@ -148,6 +154,7 @@ impl Mocks {
             access: Arc::new(self.access),
             secrets: Arc::new(self.secrets),
             revocations: Arc::new(self.revocations),
+            identities: Arc::new(self.identities),
             clock: Arc::new(clock),
         };
         (AuthService::new(ports, policy), self.audited, self.mailed)
@@ -1569,4 +1576,244 @@ fn the_service_prints_its_policy_and_none_of_its_ports() {
         "{printed}"
     );
     assert_eq!(format!("{:?}", svc.ports), "AuthPorts { .. }");
+}
+
+// ---------------------------------------------------------------- OpenID
+
+fn vouched(email: Option<&str>, verified: bool) -> VerifiedIdentity {
+    VerifiedIdentity {
+        provider: ProviderName::parse("corp").unwrap(),
+        subject: "sub-1".into(),
+        email: email.map(str::to_owned),
+        email_verified: verified,
+        name: Some("Ann Provider".into()),
+    }
+}
+
+/// A session starts for `user` against its stored hash.
+fn sessions_start(m: &mut Mocks, user: &User) {
+    let creds = credentials(user, LoginFailures::default());
+    m.users
+        .expect_credentials_by_email()
+        .returning(move |_| Ok(Some(creds.clone())));
+    m.sessions
+        .expect_start_session()
+        .returning(|_, _| Ok(SessionStart::Started));
+}
+
+#[test]
+fn a_linked_identity_signs_in_to_its_account_and_is_audited() {
+    let ann = user(true, true);
+    let mut m = Mocks::new();
+    let id = ann.id;
+    m.identities
+        .expect_account_of()
+        .returning(move |_, _| Ok(Some(id)));
+    m.identities.expect_create_account_with_identity().never();
+    let found = ann.clone();
+    m.users
+        .expect_user_by_id()
+        .returning(move |_| Ok(Some(found.clone())));
+    sessions_start(&mut m, &ann);
+    let (svc, audited, _) = m.service(policy());
+    let pair = run(svc.sign_in_with(&vouched(None, false), &ctx())).unwrap();
+    assert!(pair.access_token.starts_with("jwt-for-"));
+    assert_eq!(*audited.lock().unwrap(), [AuditEvent::OidcLogin]);
+}
+
+#[test]
+fn a_first_sign_in_creates_a_verified_account_with_an_unknowable_password() {
+    let mut m = Mocks::new();
+    m.identities.expect_account_of().returning(|_, _| Ok(None));
+    let created: Arc<Mutex<Option<User>>> = Arc::default();
+    let stored = Arc::clone(&created);
+    m.users.expect_credentials_by_email().returning(move |_| {
+        // Nobody has the address; once created, the session reads it back.
+        Ok(stored
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|u| credentials(u, LoginFailures::default())))
+    });
+    m.hasher.expect_hash().times(1).returning(|secret| {
+        assert!(secret.expose().starts_with("token-"), "a generated secret");
+        Ok(PasswordHash::new("$argon2id$unknowable".into()))
+    });
+    let keep = Arc::clone(&created);
+    m.identities
+        .expect_create_account_with_identity()
+        .times(1)
+        .returning(move |new, identity| {
+            assert!(new.email_verified);
+            assert_eq!(new.email.as_str(), "ann@example.com");
+            assert_eq!(new.display_name, "Ann Provider");
+            assert_eq!(new.role, Role::User);
+            assert_eq!(
+                (identity.subject.as_str(), identity.user),
+                ("sub-1", new.id)
+            );
+            let user = User {
+                id: new.id,
+                email: new.email,
+                display_name: new.display_name,
+                role: new.role,
+                email_verified: true,
+                is_active: true,
+                notify_email: true,
+                created_at: new.created_at,
+            };
+            *keep.lock().unwrap() = Some(user.clone());
+            Ok(NewAccountOutcome::Created(user))
+        });
+    let made = Arc::clone(&created);
+    m.users
+        .expect_user_by_id()
+        .returning(move |_| Ok(made.lock().unwrap().clone()));
+    m.sessions
+        .expect_start_session()
+        .times(1)
+        .returning(|_, _| Ok(SessionStart::Started));
+    let (svc, audited, _) = m.service(policy());
+    run(svc.sign_in_with(&vouched(Some("Ann@Example.com"), true), &ctx())).unwrap();
+    assert_eq!(*audited.lock().unwrap(), [AuditEvent::OidcLogin]);
+}
+
+#[test]
+fn a_new_identity_never_joins_an_existing_account_by_its_address() {
+    let ann = user(true, true);
+    let mut m = Mocks::new();
+    m.identities.expect_account_of().returning(|_, _| Ok(None));
+    m.identities.expect_create_account_with_identity().never();
+    m.identities.expect_link_identity().never();
+    let creds = credentials(&ann, LoginFailures::default());
+    m.users
+        .expect_credentials_by_email()
+        .returning(move |_| Ok(Some(creds.clone())));
+    let (svc, audited, _) = m.service(policy());
+    let refused = run(svc.sign_in_with(&vouched(Some("ann@example.com"), true), &ctx()));
+    assert!(matches!(refused, Err(OidcError::AccountExists)));
+    assert_eq!(*audited.lock().unwrap(), [AuditEvent::OidcLoginFailed]);
+}
+
+#[test]
+fn an_unverified_or_missing_address_creates_nothing() {
+    for identity in [vouched(Some("ann@example.com"), false), vouched(None, true)] {
+        let mut m = Mocks::new();
+        m.identities.expect_account_of().returning(|_, _| Ok(None));
+        m.identities.expect_create_account_with_identity().never();
+        m.users.expect_credentials_by_email().never();
+        let (svc, audited, _) = m.service(policy());
+        let refused = run(svc.sign_in_with(&identity, &ctx()));
+        assert!(matches!(refused, Err(OidcError::EmailNotVerified)));
+        assert_eq!(*audited.lock().unwrap(), [AuditEvent::OidcLoginFailed]);
+    }
+}
+
+#[test]
+fn a_concurrent_first_sign_in_ends_in_the_account_it_created() {
+    let ann = user(true, true);
+    let mut m = Mocks::new();
+    let id = ann.id;
+    let mut lookups = vec![Some(id), None];
+    m.identities
+        .expect_account_of()
+        .returning(move |_, _| Ok(lookups.pop().flatten()));
+    m.hasher
+        .expect_hash()
+        .returning(|_| Ok(PasswordHash::new("$argon2id$x".into())));
+    m.identities
+        .expect_create_account_with_identity()
+        .times(1)
+        .returning(|_, _| Ok(NewAccountOutcome::IdentityInUse));
+    let creds = credentials(&ann, LoginFailures::default());
+    let mut first = true;
+    m.users.expect_credentials_by_email().returning(move |_| {
+        // The address is free at the first look, then the other sign-in
+        // created the account.
+        let found = (!first).then(|| creds.clone());
+        first = false;
+        Ok(found)
+    });
+    let found = ann.clone();
+    m.users
+        .expect_user_by_id()
+        .returning(move |_| Ok(Some(found.clone())));
+    m.sessions
+        .expect_start_session()
+        .returning(|_, _| Ok(SessionStart::Started));
+    let (svc, _, _) = m.service(policy());
+    run(svc.sign_in_with(&vouched(Some("ann@example.com"), true), &ctx())).unwrap();
+}
+
+#[test]
+fn a_deactivated_account_cannot_sign_in_through_a_provider() {
+    let ann = user(true, false);
+    let mut m = Mocks::new();
+    let id = ann.id;
+    m.identities
+        .expect_account_of()
+        .returning(move |_, _| Ok(Some(id)));
+    m.users
+        .expect_user_by_id()
+        .returning(move |_| Ok(Some(ann.clone())));
+    m.sessions.expect_start_session().never();
+    let (svc, audited, _) = m.service(policy());
+    let refused = run(svc.sign_in_with(&vouched(None, false), &ctx()));
+    assert!(matches!(refused, Err(OidcError::AccountDisabled)));
+    assert_eq!(*audited.lock().unwrap(), [AuditEvent::OidcLoginFailed]);
+}
+
+#[test]
+fn linking_reports_an_identity_of_another_account_and_a_second_of_one_provider() {
+    for (outcome, expected) in [
+        (LinkOutcome::Linked, Ok(())),
+        (LinkOutcome::AlreadyLinked, Ok(())),
+        (LinkOutcome::InUse, Err("identity_in_use")),
+        (LinkOutcome::ProviderTaken, Err("provider_already_linked")),
+    ] {
+        let mut m = Mocks::new();
+        m.identities
+            .expect_link_identity()
+            .times(1)
+            .returning(move |_| Ok(outcome));
+        let (svc, audited, _) = m.service(policy());
+        let result = run(svc.link_identity(UserId::generate(), &vouched(None, false), &ctx()));
+        assert_eq!(result.map_err(|e| e.code()), expected);
+        let event = if expected.is_ok() {
+            AuditEvent::OidcLinked
+        } else {
+            AuditEvent::OidcLoginFailed
+        };
+        assert_eq!(*audited.lock().unwrap(), [event]);
+    }
+}
+
+#[test]
+fn unlinking_the_last_way_to_sign_in_is_refused() {
+    let principal = Principal {
+        user: user(true, true),
+        session: SessionId::generate(),
+        token: TokenId::generate(),
+        expires_at: t0(),
+    };
+    let corp = ProviderName::parse("corp").unwrap();
+    for (outcome, audited_events) in [
+        (UnlinkOutcome::Unlinked, vec![AuditEvent::OidcUnlinked]),
+        (UnlinkOutcome::NotLinked, vec![]),
+        (UnlinkOutcome::LastMethod, vec![]),
+    ] {
+        let mut m = Mocks::new();
+        m.identities
+            .expect_unlink_identity()
+            .times(1)
+            .returning(move |_, _| Ok(outcome));
+        let (svc, audited, _) = m.service(policy());
+        let result = run(svc.unlink_identity(&principal, &corp, &ctx()));
+        match outcome {
+            UnlinkOutcome::Unlinked => assert!(result.is_ok()),
+            UnlinkOutcome::NotLinked => assert!(matches!(result, Err(UnlinkError::NotLinked))),
+            UnlinkOutcome::LastMethod => assert!(matches!(result, Err(UnlinkError::LastMethod))),
+        }
+        assert_eq!(*audited.lock().unwrap(), audited_events);
+    }
 }

@@ -1,0 +1,254 @@
+//! Sign-in with OpenID Connect, once the provider's ID token was validated
+//! (the adapter's work): which account an identity signs in to, the account
+//! a first sign-in creates, explicit linking, and unlinking.
+
+use super::*;
+use crate::auth::identities::{
+    LinkOutcome, LinkedIdentity, NewAccountOutcome, NewIdentity, OidcError, ProviderName,
+    UnlinkError, UnlinkOutcome, VerifiedIdentity, vouched_email,
+};
+
+impl AuthService {
+    /// Signs in with a provider's identity: to the account it is linked
+    /// to, or, the first time, to a new verified account, when the provider
+    /// verified the address and no account has it. Nothing is ever linked
+    /// to an existing account by its address (`account_exists`): its owner
+    /// signs in and links explicitly. Audited either way.
+    ///
+    /// # Errors
+    /// [`OidcError`] naming why; the refusal is audited.
+    pub async fn sign_in_with(
+        &self,
+        identity: &VerifiedIdentity,
+        context: &RequestContext,
+    ) -> Result<TokenPair, OidcError> {
+        let outcome = self.try_sign_in_with(identity, context).await;
+        if let Err(refusal) = &outcome {
+            self.audit_oidc_refusal(&identity.provider, refusal.code(), None, context)
+                .await;
+        }
+        outcome
+    }
+
+    async fn try_sign_in_with(
+        &self,
+        identity: &VerifiedIdentity,
+        context: &RequestContext,
+    ) -> Result<TokenPair, OidcError> {
+        // Two attempts: a concurrent first sign-in of the same identity may
+        // link it between the lookup and the creation.
+        for _ in 0..2 {
+            if let Some(user) = self
+                .ports
+                .identities
+                .account_of(&identity.provider, &identity.subject)
+                .await?
+            {
+                return self
+                    .start_provider_session(user, identity, None, context)
+                    .await;
+            }
+            let email = vouched_email(identity)?;
+            if self
+                .ports
+                .users
+                .credentials_by_email(&email)
+                .await?
+                .is_some()
+            {
+                return Err(OidcError::AccountExists);
+            }
+            let now = self.now();
+            // An account made this way has no password anyone knows: the
+            // hash of a random secret thrown away, until a reset sets one.
+            let unknowable = self.ports.secrets.generate();
+            let password_hash = self
+                .ports
+                .hasher
+                .hash(&Password::presented(&unknowable.plain))
+                .await?;
+            let display_name = identity
+                .name
+                .as_deref()
+                .and_then(|name| DisplayName::parse(name).ok())
+                .unwrap_or_else(|| DisplayName::from_email(&email))
+                .into_string();
+            let user = NewUser {
+                id: UserId::generate(),
+                email,
+                display_name,
+                password_hash,
+                role: Role::User,
+                email_verified: true,
+                created_at: now,
+            };
+            let link = NewIdentity::of(identity, user.id, now);
+            match self
+                .ports
+                .identities
+                .create_account_with_identity(user, link)
+                .await?
+            {
+                NewAccountOutcome::Created(user) => {
+                    return self
+                        .start_provider_session(
+                            user.id,
+                            identity,
+                            Some("account created".into()),
+                            context,
+                        )
+                        .await;
+                }
+                NewAccountOutcome::EmailTaken => return Err(OidcError::AccountExists),
+                NewAccountOutcome::IdentityInUse => {}
+            }
+        }
+        Err(OidcError::IdentityInUse)
+    }
+
+    async fn start_provider_session(
+        &self,
+        user: UserId,
+        identity: &VerifiedIdentity,
+        detail: Option<String>,
+        context: &RequestContext,
+    ) -> Result<TokenPair, OidcError> {
+        let Some(account) = self.ports.users.user_by_id(user).await? else {
+            return Err(OidcError::IdentityInUse);
+        };
+        if !account.is_active {
+            return Err(OidcError::AccountDisabled);
+        }
+        // The session store starts a session against the stored hash (so a
+        // password reset committing meanwhile wins); a provider sign-in
+        // does not depend on the password, so it reads the current one.
+        for _ in 0..2 {
+            let Some(credentials) = self
+                .ports
+                .users
+                .credentials_by_email(&account.email)
+                .await?
+            else {
+                return Err(OidcError::IdentityInUse);
+            };
+            if let Some(pair) = self
+                .start_session(&credentials.user, &credentials.password_hash)
+                .await?
+            {
+                let detail = match detail {
+                    Some(detail) => format!("{}; {detail}", identity.provider),
+                    None => identity.provider.to_string(),
+                };
+                self.audit(
+                    AuditEvent::OidcLogin,
+                    Some(user),
+                    None,
+                    context,
+                    Some(detail),
+                )
+                .await?;
+                return Ok(pair);
+            }
+        }
+        Err(OidcError::AccountDisabled)
+    }
+
+    /// Links `identity` to `user`'s account (the holder of a link ticket);
+    /// starts no session. Audited either way.
+    ///
+    /// # Errors
+    /// [`OidcError::IdentityInUse`] when another account has it,
+    /// [`OidcError::ProviderAlreadyLinked`] when the account has another
+    /// identity of that provider.
+    pub async fn link_identity(
+        &self,
+        user: UserId,
+        identity: &VerifiedIdentity,
+        context: &RequestContext,
+    ) -> Result<(), OidcError> {
+        let link = NewIdentity::of(identity, user, self.now());
+        let refusal = match self.ports.identities.link_identity(link).await? {
+            LinkOutcome::Linked | LinkOutcome::AlreadyLinked => {
+                self.audit(
+                    AuditEvent::OidcLinked,
+                    Some(user),
+                    None,
+                    context,
+                    Some(identity.provider.to_string()),
+                )
+                .await?;
+                return Ok(());
+            }
+            LinkOutcome::InUse => OidcError::IdentityInUse,
+            LinkOutcome::ProviderTaken => OidcError::ProviderAlreadyLinked,
+        };
+        self.audit_oidc_refusal(&identity.provider, refusal.code(), Some(user), context)
+            .await;
+        Err(refusal)
+    }
+
+    /// Audits a refused provider sign-in or link: the provider and the
+    /// code the callback redirects with (`invalid_state`, `invalid_token`,
+    /// `provider_error`, or an [`OidcError`]'s).
+    pub async fn audit_oidc_refusal(
+        &self,
+        provider: &ProviderName,
+        code: &str,
+        user: Option<UserId>,
+        context: &RequestContext,
+    ) {
+        self.audit_after(
+            AuditEvent::OidcLoginFailed,
+            user,
+            None,
+            context,
+            Some(format!("{provider}: {code}")),
+        )
+        .await;
+    }
+
+    /// The identities linked to the signed-in account.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn identities(
+        &self,
+        principal: &Principal,
+    ) -> Result<Vec<LinkedIdentity>, StoreError> {
+        self.ports.identities.identities_of(principal.user.id).await
+    }
+
+    /// Unlinks the signed-in account's identity of `provider`, unless it is
+    /// the account's last way to sign in. Audited.
+    ///
+    /// # Errors
+    /// [`UnlinkError`] naming why.
+    pub async fn unlink_identity(
+        &self,
+        principal: &Principal,
+        provider: &ProviderName,
+        context: &RequestContext,
+    ) -> Result<(), UnlinkError> {
+        let user = principal.user.id;
+        match self
+            .ports
+            .identities
+            .unlink_identity(user, provider)
+            .await?
+        {
+            UnlinkOutcome::Unlinked => {
+                self.audit_after(
+                    AuditEvent::OidcUnlinked,
+                    Some(user),
+                    None,
+                    context,
+                    Some(provider.to_string()),
+                )
+                .await;
+                Ok(())
+            }
+            UnlinkOutcome::NotLinked => Err(UnlinkError::NotLinked),
+            UnlinkOutcome::LastMethod => Err(UnlinkError::LastMethod),
+        }
+    }
+}
