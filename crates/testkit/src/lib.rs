@@ -3,10 +3,12 @@
 //! Real components for integration tests: a fresh PostgreSQL database per
 //! test (dropped afterwards, even when the test panics) or a fresh SQLite
 //! file, migrated; a clock tests can move; account fixtures that skip
-//! password hashing; and a real SMTP server started by the test
-//! ([`smtp::SmtpSink`]). Used only as a dev-dependency.
+//! password hashing; a real SMTP server started by the test
+//! ([`smtp::SmtpSink`]); and a real OpenID provider ([`idp::Idp`]). Used
+//! only as a dev-dependency.
 #![allow(clippy::expect_used, clippy::panic)] // test support: failing loudly is the point
 
+pub mod idp;
 pub mod smtp;
 
 use std::sync::{Arc, Mutex};

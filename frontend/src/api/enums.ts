@@ -21,4 +21,8 @@ export const auditTrailEventValues = [
   'logged_out',
   'item_created',
   'item_cancelled',
+  'oidc_login',
+  'oidc_login_failed',
+  'oidc_linked',
+  'oidc_unlinked',
 ] as const satisfies readonly NonNullable<Query<'audit_trail'>['event']>[];

@@ -1198,7 +1198,7 @@ export interface operations {
             query?: {
                 /** @description `next_cursor` of the previous page. */
                 cursor?: string;
-                event?: "login_succeeded" | "login_failed" | "account_locked" | "token_reused" | "password_changed" | "password_reset" | "role_changed" | "activation_changed" | "logged_out_everywhere" | "registered" | "email_verified" | "logged_out" | "item_created" | "item_cancelled";
+                event?: "login_succeeded" | "login_failed" | "account_locked" | "token_reused" | "password_changed" | "password_reset" | "role_changed" | "activation_changed" | "logged_out_everywhere" | "registered" | "email_verified" | "logged_out" | "item_created" | "item_cancelled" | "oidc_login" | "oidc_login_failed" | "oidc_linked" | "oidc_unlinked";
                 /** @description Items per page, 1..=100; 20 when absent. */
                 limit?: number;
                 /** @description Only entries about this account or done by it (an admin's actions). */

@@ -207,6 +207,104 @@ pub trait IdentityStore: Send + Sync {
     ) -> Result<UnlinkOutcome, StoreError>;
 }
 
+/// A provider offered on the sign-in pages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderInfo {
+    /// Its name (in paths).
+    pub name: ProviderName,
+    /// The button's text.
+    pub label: String,
+}
+
+/// What a started sign-in keeps until the provider sends the browser back:
+/// the HTTP layer holds it in a short-lived cookie only the server can read.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PendingSignIn {
+    /// The provider it went to.
+    pub provider: ProviderName,
+    /// The `state` sent, to compare with the one returned.
+    pub state: String,
+    /// The `nonce` the ID token must carry.
+    pub nonce: String,
+    /// The PKCE verifier of the challenge sent.
+    pub pkce_verifier: String,
+}
+
+impl std::fmt::Debug for PendingSignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingSignIn")
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A started sign-in: where to send the browser, and what to keep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignInStart {
+    /// The provider's authorization URL.
+    pub url: String,
+    /// What the callback needs.
+    pub pending: PendingSignIn,
+}
+
+/// Why a provider gave no identity.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum ProviderFailure {
+    /// No provider of that name is configured.
+    #[error("no such provider")]
+    UnknownProvider,
+    /// Its discovery document or keys could not be fetched (yet).
+    #[error("the provider is unavailable: {0}")]
+    Unavailable(String),
+    /// It refused the code, or answered with an error.
+    #[error("the provider refused: {0}")]
+    Refused(String),
+    /// Its ID token failed a check (signature, issuer, audience, expiry,
+    /// nonce, authorized party).
+    #[error("the ID token is not valid: {0}")]
+    InvalidToken(String),
+}
+
+impl ProviderFailure {
+    /// The code the callback redirects with.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProviderFailure::UnknownProvider => "unknown_provider",
+            ProviderFailure::Unavailable(_) => "provider_unavailable",
+            ProviderFailure::Refused(_) => "provider_error",
+            ProviderFailure::InvalidToken(_) => "invalid_token",
+        }
+    }
+}
+
+/// The configured OpenID providers: the authorization code flow with PKCE,
+/// `state` and `nonce`, and the checked ID token at the end.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait IdentityProviders: Send + Sync {
+    /// The providers, in configuration order.
+    fn providers(&self) -> Vec<ProviderInfo>;
+
+    /// Starts a sign-in with `provider`.
+    ///
+    /// # Errors
+    /// [`ProviderFailure::UnknownProvider`], or `Unavailable` while its
+    /// discovery has not succeeded.
+    async fn start(&self, provider: &ProviderName) -> Result<SignInStart, ProviderFailure>;
+
+    /// Exchanges `code` for tokens and checks the ID token against
+    /// `pending`. The caller has compared the returned `state` already.
+    ///
+    /// # Errors
+    /// [`ProviderFailure`] naming why.
+    async fn finish(
+        &self,
+        code: &str,
+        pending: &PendingSignIn,
+    ) -> Result<VerifiedIdentity, ProviderFailure>;
+}
+
 /// Why a sign-in or link through a provider was refused: each is a short
 /// code the callback redirects with (`/auth/complete?error=CODE`).
 #[derive(Debug, Error)]
@@ -326,6 +424,37 @@ mod tests {
                 vouched_email(&refused),
                 Err(OidcError::EmailNotVerified)
             ));
+        }
+    }
+
+    #[test]
+    fn every_provider_failure_has_its_redirect_code_and_a_pending_sign_in_hides_its_secrets() {
+        let codes = [
+            ProviderFailure::UnknownProvider,
+            ProviderFailure::Unavailable("down".into()),
+            ProviderFailure::Refused("invalid_grant".into()),
+            ProviderFailure::InvalidToken("nonce".into()),
+        ]
+        .map(|f| f.code());
+        assert_eq!(
+            codes,
+            [
+                "unknown_provider",
+                "provider_unavailable",
+                "provider_error",
+                "invalid_token"
+            ]
+        );
+        let pending = PendingSignIn {
+            provider: ProviderName::parse("corp").unwrap(),
+            state: "the-state".into(),
+            nonce: "the-nonce".into(),
+            pkce_verifier: "the-verifier".into(),
+        };
+        let printed = format!("{pending:?}");
+        assert!(printed.contains("corp"));
+        for secret in ["the-state", "the-nonce", "the-verifier"] {
+            assert!(!printed.contains(secret), "{printed}");
         }
     }
 

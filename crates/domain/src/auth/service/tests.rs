@@ -1817,3 +1817,95 @@ fn unlinking_the_last_way_to_sign_in_is_refused() {
         assert_eq!(*audited.lock().unwrap(), audited_events);
     }
 }
+
+#[test]
+fn an_identity_linked_twice_meanwhile_or_lost_with_its_account_ends_in_a_refusal() {
+    // Every creation loses to a concurrent one, yet no lookup finds it.
+    let mut m = Mocks::new();
+    m.identities.expect_account_of().returning(|_, _| Ok(None));
+    m.users
+        .expect_credentials_by_email()
+        .returning(|_| Ok(None));
+    m.hasher
+        .expect_hash()
+        .returning(|_| Ok(PasswordHash::new("$argon2id$x".into())));
+    m.identities
+        .expect_create_account_with_identity()
+        .times(2)
+        .returning(|_, _| Ok(NewAccountOutcome::IdentityInUse));
+    let (svc, _, _) = m.service(policy());
+    let refused = run(svc.sign_in_with(&vouched(Some("ann@example.com"), true), &ctx()));
+    assert!(matches!(refused, Err(OidcError::IdentityInUse)));
+
+    // The identity's account is gone, or its address no longer reads back.
+    let ann = user(true, true);
+    for account_found in [false, true] {
+        let mut m = Mocks::new();
+        let id = ann.id;
+        m.identities
+            .expect_account_of()
+            .returning(move |_, _| Ok(Some(id)));
+        let found = ann.clone();
+        m.users
+            .expect_user_by_id()
+            .returning(move |_| Ok(account_found.then(|| found.clone())));
+        m.users
+            .expect_credentials_by_email()
+            .returning(|_| Ok(None));
+        m.sessions.expect_start_session().never();
+        let (svc, _, _) = m.service(policy());
+        let refused = run(svc.sign_in_with(&vouched(None, false), &ctx()));
+        assert!(matches!(refused, Err(OidcError::IdentityInUse)));
+    }
+}
+
+#[test]
+fn a_password_replaced_at_every_attempt_starts_no_provider_session() {
+    let ann = user(true, true);
+    let mut m = Mocks::new();
+    let id = ann.id;
+    m.identities
+        .expect_account_of()
+        .returning(move |_, _| Ok(Some(id)));
+    let found = ann.clone();
+    m.users
+        .expect_user_by_id()
+        .returning(move |_| Ok(Some(found.clone())));
+    let creds = credentials(&ann, LoginFailures::default());
+    m.users
+        .expect_credentials_by_email()
+        .returning(move |_| Ok(Some(creds.clone())));
+    m.sessions
+        .expect_start_session()
+        .times(2)
+        .returning(|_, _| Ok(SessionStart::Stale));
+    let (svc, audited, _) = m.service(policy());
+    let refused = run(svc.sign_in_with(&vouched(None, false), &ctx()));
+    assert!(matches!(refused, Err(OidcError::AccountDisabled)));
+    assert_eq!(*audited.lock().unwrap(), [AuditEvent::OidcLoginFailed]);
+}
+
+#[test]
+fn an_accounts_identities_are_read_from_the_store() {
+    let ann = user(true, true);
+    let mut m = Mocks::new();
+    let linked = crate::auth::identities::LinkedIdentity {
+        provider: ProviderName::parse("corp").unwrap(),
+        subject: "sub-1".into(),
+        email: None,
+        linked_at: t0(),
+    };
+    let listed = vec![linked.clone()];
+    m.identities
+        .expect_identities_of()
+        .with(eq(ann.id))
+        .returning(move |_| Ok(listed.clone()));
+    let (svc, _, _) = m.service(policy());
+    let principal = Principal {
+        user: ann,
+        session: SessionId::generate(),
+        token: TokenId::generate(),
+        expires_at: t0(),
+    };
+    assert_eq!(run(svc.identities(&principal)).unwrap(), [linked]);
+}
