@@ -357,7 +357,16 @@ impl IdentityProviders for OidcProviders {
                 CsrfToken::new_random,
                 Nonce::new_random,
             )
-            .add_scopes(provider.settings.scopes.iter().cloned().map(Scope::new))
+            // openidconnect adds `openid` itself.
+            .add_scopes(
+                provider
+                    .settings
+                    .scopes
+                    .iter()
+                    .filter(|scope| *scope != "openid")
+                    .cloned()
+                    .map(Scope::new),
+            )
             .set_pkce_challenge(challenge)
             .url();
         Ok(SignInStart {

@@ -169,14 +169,15 @@ impl AuthService {
         let link = NewIdentity::of(identity, user, self.now());
         let refusal = match self.ports.identities.link_identity(link).await? {
             LinkOutcome::Linked | LinkOutcome::AlreadyLinked => {
-                self.audit(
+                // The link stands whatever becomes of its audit entry.
+                self.audit_after(
                     AuditEvent::OidcLinked,
                     Some(user),
                     None,
                     context,
                     Some(identity.provider.to_string()),
                 )
-                .await?;
+                .await;
                 return Ok(());
             }
             LinkOutcome::InUse => OidcError::IdentityInUse,

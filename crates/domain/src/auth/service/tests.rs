@@ -1909,3 +1909,23 @@ fn an_accounts_identities_are_read_from_the_store() {
     };
     assert_eq!(run(svc.identities(&principal)).unwrap(), [linked]);
 }
+
+#[test]
+fn an_address_taken_between_the_lookup_and_the_creation_is_account_exists() {
+    let mut m = Mocks::new();
+    m.identities.expect_account_of().returning(|_, _| Ok(None));
+    m.users
+        .expect_credentials_by_email()
+        .returning(|_| Ok(None));
+    m.hasher
+        .expect_hash()
+        .returning(|_| Ok(PasswordHash::new("$argon2id$x".into())));
+    m.identities
+        .expect_create_account_with_identity()
+        .times(1)
+        .returning(|_, _| Ok(NewAccountOutcome::EmailTaken));
+    let (svc, audited, _) = m.service(policy());
+    let refused = run(svc.sign_in_with(&vouched(Some("ann@example.com"), true), &ctx()));
+    assert!(matches!(refused, Err(OidcError::AccountExists)));
+    assert_eq!(*audited.lock().unwrap(), [AuditEvent::OidcLoginFailed]);
+}
