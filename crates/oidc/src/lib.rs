@@ -75,6 +75,9 @@ const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(60);
 /// At most one key-set fetch a minute per provider: an attacker's tokens
 /// with made-up key ids must not turn us into a load generator.
 const JWKS_REFRESH_EVERY: Duration = Duration::from_secs(60);
+/// At most one on-demand discovery every few seconds per provider while it
+/// is down: sign-in attempts must not each wait for their own.
+const DISCOVERY_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 type Client = CoreClient<
     EndpointSet,
@@ -93,6 +96,8 @@ struct Discovered {
     algorithms: Vec<CoreJwsSigningAlgorithm>,
     /// The key set, and when it was fetched.
     keys: RwLock<(Arc<CoreJsonWebKeySet>, Instant)>,
+    /// Held while the key set is fetched again: one fetch at a time.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -101,6 +106,10 @@ struct Provider {
     issuer: IssuerUrl,
     redirect: RedirectUrl,
     discovered: RwLock<Option<Arc<Discovered>>>,
+    /// Held while discovering, with when the last attempt began: requests
+    /// that find the provider undiscovered share one attempt at a time, and
+    /// at most one every few seconds.
+    attempt: tokio::sync::Mutex<Option<Instant>>,
 }
 
 /// The configured providers.
@@ -135,13 +144,7 @@ impl OidcProviders {
             let name = settings.name.to_string();
             let issuer = IssuerUrl::new(settings.issuer.clone())
                 .map_err(|e| SettingsError::Issuer(name.clone(), e.to_string()))?;
-            let loopback = match issuer.url().host() {
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                Some(url::Host::Domain(domain)) => domain == "localhost",
-                None => false,
-            };
-            if issuer.url().scheme() != "https" && !loopback {
+            if !secure_or_loopback(issuer.url()) {
                 return Err(SettingsError::InsecureIssuer(name));
             }
             let redirect = RedirectUrl::new(format!(
@@ -154,6 +157,7 @@ impl OidcProviders {
                 issuer,
                 redirect,
                 discovered: RwLock::new(None),
+                attempt: tokio::sync::Mutex::new(None),
             });
         }
         Ok(OidcProviders { providers, http })
@@ -167,18 +171,27 @@ impl OidcProviders {
             if read(&provider.discovered).is_some() {
                 continue;
             }
-            match self.discover_one(provider).await {
-                Ok(discovered) => {
-                    tracing::info!(provider = %provider.settings.name, "OIDC provider discovered");
-                    write(&provider.discovered, Some(Arc::new(discovered)));
-                }
-                Err(error) => {
-                    tracing::warn!(provider = %provider.settings.name, %error, "OIDC discovery failed; retrying in the background");
-                    all = false;
-                }
-            }
+            let mut attempt = provider.attempt.lock().await;
+            *attempt = Some(Instant::now());
+            all &= self.attempt_discovery(provider).await.is_ok();
         }
         all
+    }
+
+    /// One discovery of `provider`, kept when it succeeds; logged either way.
+    async fn attempt_discovery(&self, provider: &Provider) -> Result<Arc<Discovered>, String> {
+        match self.discover_one(provider).await {
+            Ok(discovered) => {
+                tracing::info!(provider = %provider.settings.name, "OIDC provider discovered");
+                let discovered = Arc::new(discovered);
+                write(&provider.discovered, Some(Arc::clone(&discovered)));
+                Ok(discovered)
+            }
+            Err(error) => {
+                tracing::warn!(provider = %provider.settings.name, %error, "OIDC discovery failed; retrying in the background");
+                Err(error)
+            }
+        }
     }
 
     /// Discovers in the background until every provider answered: once
@@ -224,6 +237,9 @@ impl OidcProviders {
             .cloned()
             .ok_or("the provider publishes no token endpoint")?;
         let jwks_uri = metadata.jwks_uri().clone();
+        if !secure_or_loopback(token_uri.url()) || !secure_or_loopback(jwks_uri.url()) {
+            return Err("the provider's token endpoint or key set is not https".into());
+        }
         let keys = metadata.jwks().clone();
         let client = CoreClient::from_provider_metadata(
             metadata,
@@ -240,6 +256,7 @@ impl OidcProviders {
             jwks_uri,
             algorithms,
             keys: RwLock::new((Arc::new(keys), Instant::now())),
+            refreshing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -255,14 +272,21 @@ impl OidcProviders {
             return Ok(discovered);
         }
         // Not yet: one attempt now, so a provider that came back is usable
-        // before the background retry's next turn.
-        let discovered = Arc::new(
-            self.discover_one(provider)
-                .await
-                .map_err(ProviderFailure::Unavailable)?,
-        );
-        write(&provider.discovered, Some(Arc::clone(&discovered)));
-        Ok(discovered)
+        // before the background retry's next turn; shared by whoever asks
+        // meanwhile, and not repeated within a few seconds.
+        let mut attempt = provider.attempt.lock().await;
+        if let Some(discovered) = read(&provider.discovered) {
+            return Ok(discovered);
+        }
+        if attempt.is_some_and(|at| at.elapsed() < DISCOVERY_RETRY_AFTER) {
+            return Err(ProviderFailure::Unavailable(
+                "discovery failed moments ago".into(),
+            ));
+        }
+        *attempt = Some(Instant::now());
+        self.attempt_discovery(provider)
+            .await
+            .map_err(ProviderFailure::Unavailable)
     }
 
     /// The ID-token checks, against `keys`.
@@ -295,7 +319,9 @@ impl OidcProviders {
     /// Fetches the key set again unless it was fetched within the last
     /// minute; true when it was.
     async fn refresh_keys(&self, discovered: &Discovered) -> Result<bool, ProviderFailure> {
-        if read(&discovered.keys).1.elapsed() < JWKS_REFRESH_EVERY {
+        let _one_at_a_time = discovered.refreshing.lock().await;
+        let fetched = read(&discovered.keys).1;
+        if fetched.elapsed() < JWKS_REFRESH_EVERY {
             return Ok(false);
         }
         let keys = CoreJsonWebKeySet::fetch_async(&discovered.jwks_uri, &self.http)
@@ -320,6 +346,18 @@ impl OidcProviders {
             }
         }
     }
+}
+
+/// `https`, or any scheme on a loopback host (local providers and tests):
+/// the client secret and the codes cross this connection.
+fn secure_or_loopback(url: &url::Url) -> bool {
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(domain)) => domain == "localhost",
+        None => false,
+    };
+    url.scheme() == "https" || loopback
 }
 
 /// An error and its causes on one line.
@@ -413,27 +451,30 @@ impl IdentityProviders for OidcProviders {
         };
         let claims = match check(read(&discovered.keys).0) {
             // A key we do not hold: the provider may have rotated its keys.
+            // Fetched again within the last minute: try again later (a
+            // rotation is rare, a flood of made-up key ids is not).
             Err(ClaimsVerificationError::SignatureVerification(
                 SignatureVerificationError::NoMatchingKey,
-            )) if self.refresh_keys(&discovered).await? => check(read(&discovered.keys).0),
+            )) => {
+                if !self.refresh_keys(&discovered).await? {
+                    return Err(ProviderFailure::Unavailable(
+                        "the ID token's signing key is not published yet".into(),
+                    ));
+                }
+                check(read(&discovered.keys).0)
+            }
             checked => checked,
         }
         .map_err(|e| ProviderFailure::InvalidToken(error_chain(&e)))?;
-        // The library leaves `azp` to us (OpenID Connect Core 3.1.3.7).
-        let client_id = provider.settings.client_id.as_str();
-        match claims.authorized_party() {
-            Some(azp) if azp.as_str() != client_id => {
-                return Err(ProviderFailure::InvalidToken(format!(
-                    "authorized party {} is not this client",
-                    azp.as_str()
-                )));
-            }
-            None if claims.audiences().len() > 1 => {
-                return Err(ProviderFailure::InvalidToken(
-                    "several audiences and no authorized party".into(),
-                ));
-            }
-            _ => {}
+        // openidconnect refuses audiences beside ours; `azp` is ours to
+        // check (OpenID Connect Core 3.1.3.7).
+        if let Some(azp) = claims.authorized_party()
+            && azp.as_str() != provider.settings.client_id
+        {
+            return Err(ProviderFailure::InvalidToken(format!(
+                "authorized party {} is not this client",
+                azp.as_str()
+            )));
         }
         Ok(VerifiedIdentity {
             provider: pending.provider.clone(),

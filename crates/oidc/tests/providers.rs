@@ -153,12 +153,13 @@ async fn a_rotated_signing_key_is_fetched_when_a_token_names_it() {
     let idp = idp().await;
     let providers = provider_with(&idp, "poison-pill").await;
     idp.rotate_key(true).await;
-    // Within a minute of the last fetch the set is not fetched again …
+    // Within a minute of the last fetch the set is not fetched again: try
+    // again later …
     let start = providers.start(&corp()).await.unwrap();
     let code = code_for(&start, "ann").await;
     let refused = providers.finish(&code, &start.pending).await;
     assert!(
-        matches!(&refused, Err(ProviderFailure::InvalidToken(_))),
+        matches!(&refused, Err(ProviderFailure::Unavailable(_))),
         "{refused:?}"
     );
     // … after it, an unknown key id fetches it once.
@@ -229,4 +230,64 @@ async fn an_unknown_provider_or_an_insecure_issuer_is_refused() {
     ] {
         assert!(OidcProviders::new(vec![settings(loopback, "x")], PUBLIC_URL, http()).is_ok());
     }
+}
+
+/// Signs in with the provider's next ID token forged as `spec`.
+async fn forged(idp: &Idp, providers: &OidcProviders, spec: serde_json::Value) -> ProviderFailure {
+    let start = providers.start(&corp()).await.unwrap();
+    let code = code_for(&start, "ann").await;
+    idp.forge_next_id_token(spec.clone()).await;
+    match providers.finish(&code, &start.pending).await {
+        Ok(identity) => panic!("{spec} gave {identity:?}"),
+        Err(failure) => failure,
+    }
+}
+
+#[tokio::test]
+async fn every_kind_of_bad_id_token_is_refused() {
+    use serde_json::json;
+    let idp = idp().await;
+    let providers = provider_with(&idp, "poison-pill").await;
+    // The forgery itself is sound: unchanged claims re-signed pass.
+    let start = providers.start(&corp()).await.unwrap();
+    let code = code_for(&start, "ann").await;
+    idp.forge_next_id_token(json!({})).await;
+    providers.finish(&code, &start.pending).await.unwrap();
+
+    for (spec, why) in [
+        (json!({"claims": {"aud": "another-app"}}), "audience"),
+        (
+            json!({"claims": {"aud": ["poison-pill", "another-app"]}}),
+            "audience",
+        ),
+        (
+            json!({"claims": {"azp": "another-app"}}),
+            "authorized party",
+        ),
+        (json!({"claims": {"iss": "http://evil.test"}}), "issuer"),
+        (json!({"claims": {"nonce": "another"}}), "nonce"),
+        (json!({"claims": {"nonce": null}}), "nonce"),
+        (json!({"shift": {"exp": -7200, "iat": -7200}}), "expired"),
+        (json!({"shift": {"iat": -3600}}), "issued too long ago"),
+        (json!({"shift": {"iat": 3600}}), "issued in the future"),
+        (json!({"sign": "none"}), "alg none"),
+        (
+            json!({"sign": "hs256_public"}),
+            "HMAC keyed with the public key",
+        ),
+    ] {
+        let failure = forged(&idp, &providers, spec.clone()).await;
+        assert!(
+            matches!(failure, ProviderFailure::InvalidToken(_)),
+            "{why} ({spec}): {failure:?}"
+        );
+    }
+    // A key the provider never published: once the set was fetched again
+    // and still lacks it, the token is invalid.
+    providers.forget_key_fetch_time();
+    let failure = forged(&idp, &providers, json!({"sign": "foreign"})).await;
+    assert!(
+        matches!(failure, ProviderFailure::InvalidToken(_)),
+        "{failure:?}"
+    );
 }

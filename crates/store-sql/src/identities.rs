@@ -106,19 +106,23 @@ impl IdentityStore for SqlStore {
         user: NewUser,
         identity: NewIdentity,
     ) -> Result<NewAccountOutcome, StoreError> {
+        let email = user.email.clone();
         match self.insert_account(user, None, Some(&identity)).await {
             Ok(user) => Ok(NewAccountOutcome::Created(user)),
             // A duplicate is the address or the identity: whichever a
-            // concurrent sign-in or registration stored first.
+            // concurrent sign-in or registration stored first. Read after
+            // the fact: if neither is there any more (unlinked, say), the
+            // caller looks the identity up again and retries.
             Err(CreateUserError::EmailTaken) => {
                 if self
                     .identity_row(&identity.provider, &identity.subject)
                     .await?
-                    .is_some()
+                    .is_none()
+                    && self.user_row_by_email(&email).await?.is_some()
                 {
-                    Ok(NewAccountOutcome::IdentityInUse)
-                } else {
                     Ok(NewAccountOutcome::EmailTaken)
+                } else {
+                    Ok(NewAccountOutcome::IdentityInUse)
                 }
             }
             Err(CreateUserError::Store(err)) => Err(err),
@@ -126,26 +130,39 @@ impl IdentityStore for SqlStore {
     }
 
     async fn link_identity(&self, identity: NewIdentity) -> Result<LinkOutcome, StoreError> {
-        let inserted = {
-            let _gate = self.database().write_gate().await;
-            insert_identity(self.database().connection(), &identity).await
-        };
-        match inserted {
-            Ok(()) => Ok(LinkOutcome::Linked),
-            Err(err) if react(&err) == Reaction::Duplicate => {
-                match self
-                    .identity_row(&identity.provider, &identity.subject)
-                    .await?
-                {
-                    Some(row) if row.user_id == identity.user.as_uuid() => {
-                        Ok(LinkOutcome::AlreadyLinked)
-                    }
-                    Some(_) => Ok(LinkOutcome::InUse),
-                    None => Ok(LinkOutcome::ProviderTaken),
-                }
+        // Twice: a conflicting row that is gone by the time it is looked
+        // for (unlinked meanwhile) leaves nothing to report, so try again.
+        for _ in 0..2 {
+            let inserted = {
+                let _gate = self.database().write_gate().await;
+                insert_identity(self.database().connection(), &identity).await
+            };
+            match inserted {
+                Ok(()) => return Ok(LinkOutcome::Linked),
+                Err(err) if react(&err) == Reaction::Duplicate => {}
+                Err(err) => return Err(store_error(err)),
             }
-            Err(err) => Err(store_error(err)),
+            if let Some(row) = self
+                .identity_row(&identity.provider, &identity.subject)
+                .await?
+            {
+                return Ok(if row.user_id == identity.user.as_uuid() {
+                    LinkOutcome::AlreadyLinked
+                } else {
+                    LinkOutcome::InUse
+                });
+            }
+            let taken = identities::Entity::find()
+                .filter(identities::Column::UserId.eq(identity.user.as_uuid()))
+                .filter(identities::Column::Provider.eq(identity.provider.as_str()))
+                .one(self.database().connection())
+                .await
+                .map_err(store_error)?;
+            if taken.is_some() {
+                return Ok(LinkOutcome::ProviderTaken);
+            }
         }
+        Ok(LinkOutcome::InUse)
     }
 
     async fn identities_of(&self, user: UserId) -> Result<Vec<LinkedIdentity>, StoreError> {

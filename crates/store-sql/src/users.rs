@@ -141,7 +141,10 @@ impl SqlStore {
             .map_err(store_error)
     }
 
-    async fn user_row_by_email(&self, email: &Email) -> Result<Option<users::Model>, StoreError> {
+    pub(crate) async fn user_row_by_email(
+        &self,
+        email: &Email,
+    ) -> Result<Option<users::Model>, StoreError> {
         users::Entity::find()
             .filter(users::Column::Email.eq(email.as_str()))
             .one(self.database().connection())

@@ -22,6 +22,13 @@
 //                         Optional JSON body {"drop_old": true} removes old keys.
 //                         Response: {"kid": "<new kid>", "kids": [...published kids]}
 //   GET  /_test/state     {"issuer", "kids", "clients":[ids], "accounts":[subs]}
+//   POST /_test/forge     the NEXT token response carries a forged ID token:
+//                         {"claims": {…}} overrides claims (null removes one),
+//                         {"shift": {"exp": -3600}} adds seconds to time claims,
+//                         {"sign": "provider" | "foreign" | "none" | "hs256_public"}
+//                         signs it with the provider's key (default), a key not
+//                         in the JWKS, no signature (alg none), or HMAC-SHA256
+//                         keyed with the provider's public key (PEM).
 
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
@@ -359,6 +366,7 @@ function buildProvider(issuer) {
       console.error('idp: renderError', out, error?.message);
     },
   });
+  provider.use(forgery());
   provider.use(interactions(provider));
   provider.on('server_error', (ctx, err) => console.error('idp: server_error', err));
   return provider;
@@ -383,6 +391,55 @@ function sendJson(res, status, body) {
   res.end(JSON.stringify(body));
 }
 
+// ------------------------------------------------------------- forgery --
+// One-shot: the next token response's id_token is replaced, so relying-party
+// tests can present every kind of bad token through the real code flow.
+
+let pendingForge = null;
+
+function forgeIdToken(token, spec) {
+  const [h, p] = token.split('.');
+  const original = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'));
+  const payload = JSON.parse(Buffer.from(p, 'base64url').toString('utf8'));
+  for (const [claim, value] of Object.entries(spec.claims ?? {})) {
+    if (value === null) delete payload[claim];
+    else payload[claim] = value;
+  }
+  const now = Math.floor(Date.now() / 1000);
+  for (const [claim, seconds] of Object.entries(spec.shift ?? {})) {
+    payload[claim] = (payload[claim] ?? now) + seconds;
+  }
+  const encode = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const sign = spec.sign ?? 'provider';
+  if (sign === 'none') {
+    return `${encode({ alg: 'none', typ: 'JWT' })}.${encode(payload)}.`;
+  }
+  if (sign === 'hs256_public') {
+    const header = { alg: 'HS256', typ: 'JWT', kid: original.kid };
+    const input = `${encode(header)}.${encode(payload)}`;
+    const publicPem = crypto.createPublicKey({ key: jwks.keys[0], format: 'jwk' })
+      .export({ type: 'spki', format: 'pem' });
+    const mac = crypto.createHmac('sha256', publicPem).update(input).digest('base64url');
+    return `${input}.${mac}`;
+  }
+  const key = sign === 'foreign' ? spec.foreignKey : jwks.keys[0];
+  const header = { alg: 'RS256', typ: 'JWT', kid: key.kid };
+  const input = `${encode(header)}.${encode(payload)}`;
+  const signature = crypto.sign('sha256', Buffer.from(input), crypto.createPrivateKey({ key, format: 'jwk' }));
+  return `${input}.${signature.toString('base64url')}`;
+}
+
+function forgery() {
+  return async (ctx, next) => {
+    await next();
+    if (pendingForge && ctx.path === '/token' && ctx.body && typeof ctx.body === 'object' && ctx.body.id_token) {
+      const spec = pendingForge;
+      pendingForge = null;
+      ctx.body = { ...ctx.body, id_token: forgeIdToken(ctx.body.id_token, spec) };
+    }
+  };
+}
+
 async function admin(req, res) {
   const path = new URL(req.url, issuer).pathname;
   if (path === '/_test/rotate' && req.method === 'POST') {
@@ -392,6 +449,12 @@ async function admin(req, res) {
     const next = buildProvider(issuer); // same issuer, clients, cookie keys, shared store
     handler = next.callback();
     return sendJson(res, 200, { kid: key.kid, kids: jwks.keys.map((k) => k.kid) });
+  }
+  if (path === '/_test/forge' && req.method === 'POST') {
+    const spec = await readJson(req);
+    if (spec.sign === 'foreign') spec.foreignKey = await newSigningKey();
+    pendingForge = spec;
+    return sendJson(res, 200, { armed: true });
   }
   if (path === '/_test/state' && req.method === 'GET') {
     return sendJson(res, 200, {

@@ -173,6 +173,24 @@ impl Idp {
         answer["kid"].as_str().unwrap_or_default().to_owned()
     }
 
+    /// Arms a one-shot forgery: the next token response carries an ID
+    /// token changed as `spec` says (`{"claims": {…}}`, `{"shift": {"exp":
+    /// -3600}}`, `{"sign": "foreign" | "none" | "hs256_public"}`; see
+    /// `idp/idp.mjs`), so a relying party meets each kind of bad token
+    /// through the real code flow.
+    ///
+    /// # Panics
+    /// When the provider does not answer.
+    pub async fn forge_next_id_token(&self, spec: Value) {
+        let answer = reqwest::Client::new()
+            .post(format!("{}/_test/forge", self.issuer))
+            .json(&spec)
+            .send()
+            .await
+            .expect("arm the provider's forgery");
+        assert!(answer.status().is_success(), "forge: {}", answer.status());
+    }
+
     /// Stops the provider (its port is free again).
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
@@ -200,13 +218,21 @@ impl Browserless {
     /// Never in practice (a client with a cookie store builds).
     #[must_use]
     pub fn new() -> Self {
-        Browserless {
-            client: reqwest::Client::builder()
+        Self::with_client(
+            reqwest::Client::builder()
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("a client with cookies"),
-        }
+        )
+    }
+
+    /// A browser on `client`, whose cookie store it shares (the test's
+    /// requests to the application and the provider then carry one jar).
+    /// `client` must not follow redirects.
+    #[must_use]
+    pub fn with_client(client: reqwest::Client) -> Self {
+        Browserless { client }
     }
 
     /// Follows `authorize_url`, signing in as `login` with `password` when
@@ -217,13 +243,15 @@ impl Browserless {
     /// # Panics
     /// When the provider's pages do not lead there within a few steps.
     pub async fn authorize(&self, authorize_url: &str, login: &str, password: &str) -> String {
-        let origin = {
-            let url = reqwest::Url::parse(authorize_url).expect("an absolute authorization URL");
-            url.origin().ascii_serialization()
-        };
+        let origin = reqwest::Url::parse(authorize_url)
+            .expect("an absolute authorization URL")
+            .origin();
+        let at_provider =
+            |url: &str| reqwest::Url::parse(url).is_ok_and(|url| url.origin() == origin);
+        let origin = origin.ascii_serialization();
         let mut next = authorize_url.to_owned();
         for _ in 0..10 {
-            if !next.starts_with(&origin) {
+            if !at_provider(&next) {
                 return next;
             }
             let mut response = self

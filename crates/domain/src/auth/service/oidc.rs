@@ -24,7 +24,14 @@ impl AuthService {
     ) -> Result<TokenPair, OidcError> {
         let outcome = self.try_sign_in_with(identity, context).await;
         if let Err(refusal) = &outcome {
-            self.audit_oidc_refusal(&identity.provider, refusal.code(), None, context)
+            let user = self
+                .ports
+                .identities
+                .account_of(&identity.provider, &identity.subject)
+                .await
+                .ok()
+                .flatten();
+            self.audit_oidc_refusal(&identity.provider, refusal.code(), None, user, context)
                 .await;
         }
         outcome
@@ -113,24 +120,17 @@ impl AuthService {
         detail: Option<String>,
         context: &RequestContext,
     ) -> Result<TokenPair, OidcError> {
-        let Some(account) = self.ports.users.user_by_id(user).await? else {
-            return Err(OidcError::IdentityInUse);
-        };
-        if !account.is_active {
-            return Err(OidcError::AccountDisabled);
-        }
         // The session store starts a session against the stored hash (so a
         // password reset committing meanwhile wins); a provider sign-in
-        // does not depend on the password, so it reads the current one.
+        // does not depend on the password, so it reads the current one,
+        // and tries again if a reset slipped in between.
         for _ in 0..2 {
-            let Some(credentials) = self
-                .ports
-                .users
-                .credentials_by_email(&account.email)
-                .await?
-            else {
+            let Some(credentials) = self.ports.users.credentials_by_id(user).await? else {
                 return Err(OidcError::IdentityInUse);
             };
+            if !credentials.user.is_active {
+                return Err(OidcError::AccountDisabled);
+            }
             if let Some(pair) = self
                 .start_session(&credentials.user, &credentials.password_hash)
                 .await?
@@ -153,57 +153,87 @@ impl AuthService {
         Err(OidcError::AccountDisabled)
     }
 
-    /// Links `identity` to `user`'s account (the holder of a link ticket);
-    /// starts no session. Audited either way.
+    /// Links `identity` to the account of the session that asked for the
+    /// link (a link ticket's holder), if that session is still live and its
+    /// account active: the provider's round trip takes minutes, and a
+    /// logout or password reset meanwhile must win. Starts no session.
+    /// Audited either way.
     ///
     /// # Errors
-    /// [`OidcError::IdentityInUse`] when another account has it,
-    /// [`OidcError::ProviderAlreadyLinked`] when the account has another
-    /// identity of that provider.
+    /// [`OidcError::InvalidTicket`] when the session ended or the account
+    /// was deactivated, [`OidcError::IdentityInUse`] when another account
+    /// has the identity, [`OidcError::ProviderAlreadyLinked`] when the
+    /// account has another identity of that provider.
     pub async fn link_identity(
         &self,
         user: UserId,
+        session: SessionId,
         identity: &VerifiedIdentity,
         context: &RequestContext,
     ) -> Result<(), OidcError> {
-        let link = NewIdentity::of(identity, user, self.now());
-        let refusal = match self.ports.identities.link_identity(link).await? {
-            LinkOutcome::Linked | LinkOutcome::AlreadyLinked => {
-                // The link stands whatever becomes of its audit entry.
-                self.audit_after(
-                    AuditEvent::OidcLinked,
-                    Some(user),
-                    None,
-                    context,
-                    Some(identity.provider.to_string()),
-                )
-                .await;
-                return Ok(());
+        let live = self
+            .ports
+            .sessions
+            .active_session_user(session)
+            .await?
+            .is_some_and(|holder| holder.id == user);
+        let refusal = if live {
+            let link = NewIdentity::of(identity, user, self.now());
+            match self.ports.identities.link_identity(link).await? {
+                LinkOutcome::Linked | LinkOutcome::AlreadyLinked => {
+                    // The link stands whatever becomes of its audit entry.
+                    self.audit_after(
+                        AuditEvent::OidcLinked,
+                        Some(user),
+                        None,
+                        context,
+                        Some(identity.provider.to_string()),
+                    )
+                    .await;
+                    return Ok(());
+                }
+                LinkOutcome::InUse => OidcError::IdentityInUse,
+                LinkOutcome::ProviderTaken => OidcError::ProviderAlreadyLinked,
             }
-            LinkOutcome::InUse => OidcError::IdentityInUse,
-            LinkOutcome::ProviderTaken => OidcError::ProviderAlreadyLinked,
+        } else {
+            OidcError::InvalidTicket
         };
-        self.audit_oidc_refusal(&identity.provider, refusal.code(), Some(user), context)
-            .await;
+        self.audit_oidc_refusal(
+            &identity.provider,
+            refusal.code(),
+            Some("linking"),
+            Some(user),
+            context,
+        )
+        .await;
         Err(refusal)
     }
 
-    /// Audits a refused provider sign-in or link: the provider and the
-    /// code the callback redirects with (`invalid_state`, `invalid_token`,
-    /// `provider_error`, or an [`OidcError`]'s).
+    /// Audits a refused provider sign-in or link: the provider, the code
+    /// the callback redirects with (`invalid_state`, `invalid_token`,
+    /// `provider_error`, or an [`OidcError`]'s), why in more words when
+    /// known (a token check's failure, say), and the account when known.
     pub async fn audit_oidc_refusal(
         &self,
         provider: &ProviderName,
         code: &str,
+        reason: Option<&str>,
         user: Option<UserId>,
         context: &RequestContext,
     ) {
+        let mut detail = format!("{provider}: {code}");
+        if let Some(reason) = reason {
+            detail.push_str(" (");
+            // Bounded: a provider's error text is not ours to store whole.
+            detail.extend(reason.chars().take(200));
+            detail.push(')');
+        }
         self.audit_after(
             AuditEvent::OidcLoginFailed,
             user,
             None,
             context,
-            Some(format!("{provider}: {code}")),
+            Some(detail),
         )
         .await;
     }

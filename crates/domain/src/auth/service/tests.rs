@@ -1590,30 +1590,41 @@ fn vouched(email: Option<&str>, verified: bool) -> VerifiedIdentity {
     }
 }
 
-/// A session starts for `user` against its stored hash.
+/// `user`'s credentials read by id, and a session that starts.
 fn sessions_start(m: &mut Mocks, user: &User) {
     let creds = credentials(user, LoginFailures::default());
     m.users
-        .expect_credentials_by_email()
+        .expect_credentials_by_id()
         .returning(move |_| Ok(Some(creds.clone())));
     m.sessions
         .expect_start_session()
         .returning(|_, _| Ok(SessionStart::Started));
 }
 
+/// The identity belongs to `user`.
+fn linked_to(m: &mut Mocks, user: UserId) {
+    m.identities
+        .expect_account_of()
+        .returning(move |_, _| Ok(Some(user)));
+}
+
+/// A new identity whose address nobody has: account creation is attempted.
+fn unknown_identity(m: &mut Mocks) {
+    m.identities.expect_account_of().returning(|_, _| Ok(None));
+    m.users
+        .expect_credentials_by_email()
+        .returning(|_| Ok(None));
+    m.hasher
+        .expect_hash()
+        .returning(|_| Ok(PasswordHash::new("$argon2id$unknowable".into())));
+}
+
 #[test]
 fn a_linked_identity_signs_in_to_its_account_and_is_audited() {
     let ann = user(true, true);
     let mut m = Mocks::new();
-    let id = ann.id;
-    m.identities
-        .expect_account_of()
-        .returning(move |_, _| Ok(Some(id)));
+    linked_to(&mut m, ann.id);
     m.identities.expect_create_account_with_identity().never();
-    let found = ann.clone();
-    m.users
-        .expect_user_by_id()
-        .returning(move |_| Ok(Some(found.clone())));
     sessions_start(&mut m, &ann);
     let (svc, audited, _) = m.service(policy());
     let pair = run(svc.sign_in_with(&vouched(None, false), &ctx())).unwrap();
@@ -1624,21 +1635,8 @@ fn a_linked_identity_signs_in_to_its_account_and_is_audited() {
 #[test]
 fn a_first_sign_in_creates_a_verified_account_with_an_unknowable_password() {
     let mut m = Mocks::new();
-    m.identities.expect_account_of().returning(|_, _| Ok(None));
+    unknown_identity(&mut m);
     let created: Arc<Mutex<Option<User>>> = Arc::default();
-    let stored = Arc::clone(&created);
-    m.users.expect_credentials_by_email().returning(move |_| {
-        // Nobody has the address; once created, the session reads it back.
-        Ok(stored
-            .lock()
-            .unwrap()
-            .as_ref()
-            .map(|u| credentials(u, LoginFailures::default())))
-    });
-    m.hasher.expect_hash().times(1).returning(|secret| {
-        assert!(secret.expose().starts_with("token-"), "a generated secret");
-        Ok(PasswordHash::new("$argon2id$unknowable".into()))
-    });
     let keep = Arc::clone(&created);
     m.identities
         .expect_create_account_with_identity()
@@ -1648,6 +1646,7 @@ fn a_first_sign_in_creates_a_verified_account_with_an_unknowable_password() {
             assert_eq!(new.email.as_str(), "ann@example.com");
             assert_eq!(new.display_name, "Ann Provider");
             assert_eq!(new.role, Role::User);
+            assert_eq!(new.password_hash.as_str(), "$argon2id$unknowable");
             assert_eq!(
                 (identity.subject.as_str(), identity.user),
                 ("sub-1", new.id)
@@ -1666,9 +1665,13 @@ fn a_first_sign_in_creates_a_verified_account_with_an_unknowable_password() {
             Ok(NewAccountOutcome::Created(user))
         });
     let made = Arc::clone(&created);
-    m.users
-        .expect_user_by_id()
-        .returning(move |_| Ok(made.lock().unwrap().clone()));
+    m.users.expect_credentials_by_id().returning(move |_| {
+        Ok(made
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|u| credentials(u, LoginFailures::default())))
+    });
     m.sessions
         .expect_start_session()
         .times(1)
@@ -1676,6 +1679,28 @@ fn a_first_sign_in_creates_a_verified_account_with_an_unknowable_password() {
     let (svc, audited, _) = m.service(policy());
     run(svc.sign_in_with(&vouched(Some("Ann@Example.com"), true), &ctx())).unwrap();
     assert_eq!(*audited.lock().unwrap(), [AuditEvent::OidcLogin]);
+}
+
+#[test]
+fn a_nameless_identity_is_named_after_its_address() {
+    let mut m = Mocks::new();
+    unknown_identity(&mut m);
+    m.identities
+        .expect_create_account_with_identity()
+        .times(1)
+        .returning(|new, _| {
+            assert_eq!(new.display_name, "ann");
+            Ok(NewAccountOutcome::EmailTaken)
+        });
+    let (svc, _, _) = m.service(policy());
+    let nameless = VerifiedIdentity {
+        name: None,
+        ..vouched(Some("ann@example.com"), true)
+    };
+    assert!(matches!(
+        run(svc.sign_in_with(&nameless, &ctx())),
+        Err(OidcError::AccountExists)
+    ));
 }
 
 #[test]
@@ -1689,6 +1714,20 @@ fn a_new_identity_never_joins_an_existing_account_by_its_address() {
     m.users
         .expect_credentials_by_email()
         .returning(move |_| Ok(Some(creds.clone())));
+    let (svc, audited, _) = m.service(policy());
+    let refused = run(svc.sign_in_with(&vouched(Some("ann@example.com"), true), &ctx()));
+    assert!(matches!(refused, Err(OidcError::AccountExists)));
+    assert_eq!(*audited.lock().unwrap(), [AuditEvent::OidcLoginFailed]);
+}
+
+#[test]
+fn an_address_taken_between_the_lookup_and_the_creation_is_account_exists() {
+    let mut m = Mocks::new();
+    unknown_identity(&mut m);
+    m.identities
+        .expect_create_account_with_identity()
+        .times(1)
+        .returning(|_, _| Ok(NewAccountOutcome::EmailTaken));
     let (svc, audited, _) = m.service(policy());
     let refused = run(svc.sign_in_with(&vouched(Some("ann@example.com"), true), &ctx()));
     assert!(matches!(refused, Err(OidcError::AccountExists)));
@@ -1718,6 +1757,9 @@ fn a_concurrent_first_sign_in_ends_in_the_account_it_created() {
     m.identities
         .expect_account_of()
         .returning(move |_, _| Ok(lookups.pop().flatten()));
+    m.users
+        .expect_credentials_by_email()
+        .returning(|_| Ok(None));
     m.hasher
         .expect_hash()
         .returning(|_| Ok(PasswordHash::new("$argon2id$x".into())));
@@ -1725,37 +1767,44 @@ fn a_concurrent_first_sign_in_ends_in_the_account_it_created() {
         .expect_create_account_with_identity()
         .times(1)
         .returning(|_, _| Ok(NewAccountOutcome::IdentityInUse));
-    let creds = credentials(&ann, LoginFailures::default());
-    let mut first = true;
-    m.users.expect_credentials_by_email().returning(move |_| {
-        // The address is free at the first look, then the other sign-in
-        // created the account.
-        let found = (!first).then(|| creds.clone());
-        first = false;
-        Ok(found)
-    });
-    let found = ann.clone();
-    m.users
-        .expect_user_by_id()
-        .returning(move |_| Ok(Some(found.clone())));
-    m.sessions
-        .expect_start_session()
-        .returning(|_, _| Ok(SessionStart::Started));
+    sessions_start(&mut m, &ann);
     let (svc, _, _) = m.service(policy());
     run(svc.sign_in_with(&vouched(Some("ann@example.com"), true), &ctx())).unwrap();
+}
+
+#[test]
+fn an_identity_linked_twice_meanwhile_or_lost_with_its_account_ends_in_a_refusal() {
+    // Every creation loses to a concurrent one, yet no lookup finds it.
+    let mut m = Mocks::new();
+    unknown_identity(&mut m);
+    m.identities
+        .expect_create_account_with_identity()
+        .times(2)
+        .returning(|_, _| Ok(NewAccountOutcome::IdentityInUse));
+    let (svc, _, _) = m.service(policy());
+    let refused = run(svc.sign_in_with(&vouched(Some("ann@example.com"), true), &ctx()));
+    assert!(matches!(refused, Err(OidcError::IdentityInUse)));
+
+    // The identity's account is gone.
+    let mut m = Mocks::new();
+    linked_to(&mut m, UserId::generate());
+    m.users.expect_credentials_by_id().returning(|_| Ok(None));
+    m.sessions.expect_start_session().never();
+    let (svc, audited, _) = m.service(policy());
+    let refused = run(svc.sign_in_with(&vouched(None, false), &ctx()));
+    assert!(matches!(refused, Err(OidcError::IdentityInUse)));
+    assert_eq!(*audited.lock().unwrap(), [AuditEvent::OidcLoginFailed]);
 }
 
 #[test]
 fn a_deactivated_account_cannot_sign_in_through_a_provider() {
     let ann = user(true, false);
     let mut m = Mocks::new();
-    let id = ann.id;
-    m.identities
-        .expect_account_of()
-        .returning(move |_, _| Ok(Some(id)));
+    linked_to(&mut m, ann.id);
+    let creds = credentials(&ann, LoginFailures::default());
     m.users
-        .expect_user_by_id()
-        .returning(move |_| Ok(Some(ann.clone())));
+        .expect_credentials_by_id()
+        .returning(move |_| Ok(Some(creds.clone())));
     m.sessions.expect_start_session().never();
     let (svc, audited, _) = m.service(policy());
     let refused = run(svc.sign_in_with(&vouched(None, false), &ctx()));
@@ -1764,7 +1813,28 @@ fn a_deactivated_account_cannot_sign_in_through_a_provider() {
 }
 
 #[test]
+fn a_password_replaced_at_every_attempt_starts_no_provider_session() {
+    let ann = user(true, true);
+    let mut m = Mocks::new();
+    linked_to(&mut m, ann.id);
+    let creds = credentials(&ann, LoginFailures::default());
+    m.users
+        .expect_credentials_by_id()
+        .returning(move |_| Ok(Some(creds.clone())));
+    m.sessions
+        .expect_start_session()
+        .times(2)
+        .returning(|_, _| Ok(SessionStart::Stale));
+    let (svc, audited, _) = m.service(policy());
+    let refused = run(svc.sign_in_with(&vouched(None, false), &ctx()));
+    assert!(matches!(refused, Err(OidcError::AccountDisabled)));
+    assert_eq!(*audited.lock().unwrap(), [AuditEvent::OidcLoginFailed]);
+}
+
+#[test]
 fn linking_reports_an_identity_of_another_account_and_a_second_of_one_provider() {
+    let ann = user(true, true);
+    let session = SessionId::generate();
     for (outcome, expected) in [
         (LinkOutcome::Linked, Ok(())),
         (LinkOutcome::AlreadyLinked, Ok(())),
@@ -1772,12 +1842,17 @@ fn linking_reports_an_identity_of_another_account_and_a_second_of_one_provider()
         (LinkOutcome::ProviderTaken, Err("provider_already_linked")),
     ] {
         let mut m = Mocks::new();
+        let holder = ann.clone();
+        m.sessions
+            .expect_active_session_user()
+            .with(eq(session))
+            .returning(move |_| Ok(Some(holder.clone())));
         m.identities
             .expect_link_identity()
             .times(1)
             .returning(move |_| Ok(outcome));
         let (svc, audited, _) = m.service(policy());
-        let result = run(svc.link_identity(UserId::generate(), &vouched(None, false), &ctx()));
+        let result = run(svc.link_identity(ann.id, session, &vouched(None, false), &ctx()));
         assert_eq!(result.map_err(|e| e.code()), expected);
         let event = if expected.is_ok() {
             AuditEvent::OidcLinked
@@ -1786,6 +1861,46 @@ fn linking_reports_an_identity_of_another_account_and_a_second_of_one_provider()
         };
         assert_eq!(*audited.lock().unwrap(), [event]);
     }
+}
+
+#[test]
+fn a_link_whose_session_ended_meanwhile_links_nothing() {
+    let ann = user(true, true);
+    for holder in [None, Some(user(true, true))] {
+        let mut m = Mocks::new();
+        m.sessions
+            .expect_active_session_user()
+            .returning(move |_| Ok(holder.clone()));
+        m.identities.expect_link_identity().never();
+        let (svc, audited, _) = m.service(policy());
+        let refused =
+            run(svc.link_identity(ann.id, SessionId::generate(), &vouched(None, false), &ctx()));
+        assert!(matches!(refused, Err(OidcError::InvalidTicket)));
+        assert_eq!(*audited.lock().unwrap(), [AuditEvent::OidcLoginFailed]);
+    }
+}
+
+#[test]
+fn a_refusal_is_audited_with_its_reason_bounded() {
+    let mut m = Mocks::new();
+    let details: Recorded<Option<String>> = Arc::default();
+    let seen = Arc::clone(&details);
+    let mut audit = MockAuditLog::new();
+    audit.expect_record().returning(move |entry| {
+        seen.lock().unwrap().push(entry.detail);
+        Ok(())
+    });
+    m.audit = audit;
+    let (svc, _, _) = m.service(policy());
+    let corp = ProviderName::parse("corp").unwrap();
+    run(svc.audit_oidc_refusal(&corp, "invalid_token", Some(&"x".repeat(500)), None, &ctx()));
+    run(svc.audit_oidc_refusal(&corp, "invalid_state", None, None, &ctx()));
+    let details = details.lock().unwrap();
+    assert_eq!(
+        details[0].as_deref(),
+        Some(format!("corp: invalid_token ({})", "x".repeat(200)).as_str())
+    );
+    assert_eq!(details[1].as_deref(), Some("corp: invalid_state"));
 }
 
 #[test]
@@ -1819,73 +1934,6 @@ fn unlinking_the_last_way_to_sign_in_is_refused() {
 }
 
 #[test]
-fn an_identity_linked_twice_meanwhile_or_lost_with_its_account_ends_in_a_refusal() {
-    // Every creation loses to a concurrent one, yet no lookup finds it.
-    let mut m = Mocks::new();
-    m.identities.expect_account_of().returning(|_, _| Ok(None));
-    m.users
-        .expect_credentials_by_email()
-        .returning(|_| Ok(None));
-    m.hasher
-        .expect_hash()
-        .returning(|_| Ok(PasswordHash::new("$argon2id$x".into())));
-    m.identities
-        .expect_create_account_with_identity()
-        .times(2)
-        .returning(|_, _| Ok(NewAccountOutcome::IdentityInUse));
-    let (svc, _, _) = m.service(policy());
-    let refused = run(svc.sign_in_with(&vouched(Some("ann@example.com"), true), &ctx()));
-    assert!(matches!(refused, Err(OidcError::IdentityInUse)));
-
-    // The identity's account is gone, or its address no longer reads back.
-    let ann = user(true, true);
-    for account_found in [false, true] {
-        let mut m = Mocks::new();
-        let id = ann.id;
-        m.identities
-            .expect_account_of()
-            .returning(move |_, _| Ok(Some(id)));
-        let found = ann.clone();
-        m.users
-            .expect_user_by_id()
-            .returning(move |_| Ok(account_found.then(|| found.clone())));
-        m.users
-            .expect_credentials_by_email()
-            .returning(|_| Ok(None));
-        m.sessions.expect_start_session().never();
-        let (svc, _, _) = m.service(policy());
-        let refused = run(svc.sign_in_with(&vouched(None, false), &ctx()));
-        assert!(matches!(refused, Err(OidcError::IdentityInUse)));
-    }
-}
-
-#[test]
-fn a_password_replaced_at_every_attempt_starts_no_provider_session() {
-    let ann = user(true, true);
-    let mut m = Mocks::new();
-    let id = ann.id;
-    m.identities
-        .expect_account_of()
-        .returning(move |_, _| Ok(Some(id)));
-    let found = ann.clone();
-    m.users
-        .expect_user_by_id()
-        .returning(move |_| Ok(Some(found.clone())));
-    let creds = credentials(&ann, LoginFailures::default());
-    m.users
-        .expect_credentials_by_email()
-        .returning(move |_| Ok(Some(creds.clone())));
-    m.sessions
-        .expect_start_session()
-        .times(2)
-        .returning(|_, _| Ok(SessionStart::Stale));
-    let (svc, audited, _) = m.service(policy());
-    let refused = run(svc.sign_in_with(&vouched(None, false), &ctx()));
-    assert!(matches!(refused, Err(OidcError::AccountDisabled)));
-    assert_eq!(*audited.lock().unwrap(), [AuditEvent::OidcLoginFailed]);
-}
-
-#[test]
 fn an_accounts_identities_are_read_from_the_store() {
     let ann = user(true, true);
     let mut m = Mocks::new();
@@ -1908,24 +1956,4 @@ fn an_accounts_identities_are_read_from_the_store() {
         expires_at: t0(),
     };
     assert_eq!(run(svc.identities(&principal)).unwrap(), [linked]);
-}
-
-#[test]
-fn an_address_taken_between_the_lookup_and_the_creation_is_account_exists() {
-    let mut m = Mocks::new();
-    m.identities.expect_account_of().returning(|_, _| Ok(None));
-    m.users
-        .expect_credentials_by_email()
-        .returning(|_| Ok(None));
-    m.hasher
-        .expect_hash()
-        .returning(|_| Ok(PasswordHash::new("$argon2id$x".into())));
-    m.identities
-        .expect_create_account_with_identity()
-        .times(1)
-        .returning(|_, _| Ok(NewAccountOutcome::EmailTaken));
-    let (svc, audited, _) = m.service(policy());
-    let refused = run(svc.sign_in_with(&vouched(Some("ann@example.com"), true), &ctx()));
-    assert!(matches!(refused, Err(OidcError::AccountExists)));
-    assert_eq!(*audited.lock().unwrap(), [AuditEvent::OidcLoginFailed]);
 }
