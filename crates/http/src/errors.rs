@@ -103,6 +103,25 @@ fn account_locked(retry_after: chrono::Duration) -> ApiError {
 }
 
 /// 503 (busy or unreachable, with `Retry-After`) or 500 (logged, opaque).
+impl From<pp_domain::auth::identities::UnlinkError> for ApiError {
+    fn from(err: pp_domain::auth::identities::UnlinkError) -> Self {
+        use pp_domain::auth::identities::UnlinkError;
+        match err {
+            UnlinkError::NotLinked => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no identity of this provider is linked to your account",
+            ),
+            UnlinkError::LastMethod => ApiError::new(
+                StatusCode::CONFLICT,
+                "last_sign_in_method",
+                "it is your only way to sign in: set a password (reset it by e-mail) or link another provider first",
+            ),
+            UnlinkError::Store(err) => err.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {

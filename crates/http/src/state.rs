@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use ipnet::IpNet;
+use pp_domain::auth::identities::IdentityProviders;
 use pp_domain::auth::ports::RateLimiter;
 use pp_domain::auth::{AuthService, TicketService};
 use pp_domain::live::LiveSubscriptions;
@@ -22,8 +23,12 @@ pub struct AppState {
     pub auth: AuthService,
     /// Items and bids.
     pub auctions: AuctionService,
-    /// WebSocket tickets.
+    /// WebSocket and link tickets.
     pub tickets: TicketService,
+    /// The configured OpenID providers.
+    pub identity_providers: Arc<dyn IdentityProviders>,
+    /// Encrypts the OpenID flow cookie.
+    pub flow_key: crate::routes::oidc::FlowKey,
     /// Live events to subscribe to.
     pub live: Arc<dyn LiveSubscriptions>,
     /// Rate-limit counters.

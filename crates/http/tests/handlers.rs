@@ -115,6 +115,8 @@ fn state(store: MockAuctionStore) -> AppState {
             Arc::new(MockSessionStore::new()),
             clock,
         ),
+        identity_providers: Arc::new(pp_domain::auth::identities::MockIdentityProviders::new()),
+        flow_key: pp_http::routes::oidc::FlowKey::derive_from(&[7; 32]),
         live: hub,
         limiter: Arc::new(MemoryRateLimiter::new()),
         limits: RateLimits::default(),

@@ -27,6 +27,7 @@ use pp_domain::service::{AuctionPolicy, AuctionService};
 use pp_http::streams::{SharedReads, Slots};
 use pp_http::{AppState, CursorCodec, MetricsSource, Probe, Probes};
 use pp_mail::MailSender;
+use pp_oidc::{OidcProviders, ProviderHttp};
 use pp_store_memory::{EventHub, MemoryConnectionSlots, MemoryRateLimiter, MemoryRevocationList};
 use pp_store_redis::{
     Redis, RedisConnectionSlots, RedisLiveEvents, RedisRateLimiter, RedisRevocationList,
@@ -129,6 +130,9 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Database> {
 /// a spare covers a connection being replaced.
 const BID_POOL_CONNECTIONS: u32 = 2;
 
+/// How long a request to an OpenID provider may take.
+const OIDC_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What instances share: Redis when configured, else this process's twins.
 struct SharedState {
     redis: Option<Arc<Redis>>,
@@ -184,8 +188,10 @@ pub struct Services {
     pub limiter: Arc<dyn RateLimiter>,
     /// Items and bids.
     pub auctions: AuctionService,
-    /// WebSocket tickets.
+    /// WebSocket and link tickets.
     pub tickets: TicketService,
+    /// The configured OpenID providers (discovered by `serve`).
+    pub identity_providers: Arc<OidcProviders>,
     /// This instance's live subscribers.
     pub hub: Arc<EventHub>,
     /// Places for open live connections (Redis, or this instance).
@@ -306,6 +312,14 @@ impl Services {
             store.clone(),
             clock,
         );
+        let identity_providers = Arc::new(
+            OidcProviders::new(
+                settings.oidc.clone(),
+                settings.public_url.as_str(),
+                ProviderHttp::new(OIDC_TIMEOUT).context("cannot set up the OpenID client")?,
+            )
+            .context("OIDC_PROVIDERS")?,
+        );
         Ok(Services {
             database,
             store,
@@ -314,6 +328,7 @@ impl Services {
             limiter,
             auctions,
             tickets,
+            identity_providers,
             hub,
             slots,
             outbox,
@@ -414,6 +429,10 @@ impl Services {
             auth: self.auth.clone(),
             auctions: self.auctions.clone(),
             tickets: self.tickets.clone(),
+            identity_providers: self.identity_providers.clone(),
+            flow_key: pp_http::routes::oidc::FlowKey::derive_from(
+                settings.jwt_secret.expose_secret().as_bytes(),
+            ),
             live: self.hub.clone(),
             limiter: Arc::clone(&self.limiter),
             limits: settings.rate_limits,
@@ -530,6 +549,9 @@ impl Application {
     /// When the database cannot be reached or migrated, or the address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let services = Services::build(&settings).await?;
+        // A provider that is down now is retried in the background: it
+        // never keeps the API from starting.
+        services.identity_providers.spawn_discovery();
         let state = services.http_state(&settings);
         if state.web_dir.is_none() {
             tracing::warn!(

@@ -94,6 +94,16 @@ impl Environment {
         self.1.lock().map(|names| names.clone()).unwrap_or_default()
     }
 
+    /// A variable whose name is made at run time (`OIDC_{NAME}_ISSUER`):
+    /// not recorded among the names read, since `.env.example` lists such
+    /// families by their pattern.
+    fn get_made(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+
     /// The variable's value; an empty value counts as unset.
     fn get(&self, name: &'static str) -> Option<&str> {
         if let Ok(mut names) = self.1.lock() {
@@ -509,6 +519,8 @@ pub struct Settings {
     /// and tokens, delivered mail (default 30 days) and audit entries
     /// (default 365) are kept.
     pub retention: pp_domain::retention::RetentionPolicy,
+    /// `OIDC_PROVIDERS` and each provider's `OIDC_{NAME}_*`.
+    pub oidc: Vec<pp_oidc::ProviderSettings>,
 }
 
 impl fmt::Debug for Settings {
@@ -656,8 +668,76 @@ impl Settings {
                 days: count_within(env, "RETENTION_DAYS", 30, 1..=3_650)?,
                 audit_days: count_within(env, "AUDIT_RETENTION_DAYS", 365, 1..=36_500)?,
             },
+            oidc: oidc_providers(env)?,
         })
     }
+}
+
+/// `OIDC_PROVIDERS=name,…` and, for each, `OIDC_{NAME}_ISSUER`,
+/// `_CLIENT_ID`, `_CLIENT_SECRET` (required), `_SCOPES` (default `openid
+/// email profile`) and `_LABEL` (default: the name, capitalised). Errors
+/// name the exact variable in their text (the family is `OIDC_PROVIDERS`).
+fn oidc_providers(env: &Environment) -> Result<Vec<pp_oidc::ProviderSettings>, ConfigError> {
+    const PROVIDERS: &str = "OIDC_PROVIDERS";
+    let Some(names) = env.get(PROVIDERS) else {
+        return Ok(Vec::new());
+    };
+    let mut providers: Vec<pp_oidc::ProviderSettings> = Vec::new();
+    for raw in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let name = pp_domain::auth::identities::ProviderName::parse(raw)
+            .map_err(|e| ConfigError::new(PROVIDERS, e))?;
+        if providers.iter().any(|p| p.name == name) {
+            return Err(ConfigError::new(
+                PROVIDERS,
+                format!("{name} is listed twice"),
+            ));
+        }
+        let upper = name.as_str().to_ascii_uppercase();
+        let variable = |suffix: &str| format!("OIDC_{upper}_{suffix}");
+        let required = |suffix: &str| {
+            let variable = variable(suffix);
+            env.get_made(&variable)
+                .map(|v| v.trim().to_owned())
+                .ok_or_else(|| {
+                    ConfigError::new(PROVIDERS, format!("{variable} must be set for {name}"))
+                })
+        };
+        let issuer = required("ISSUER")?;
+        let client_id = required("CLIENT_ID")?;
+        let client_secret = SecretString::from(required("CLIENT_SECRET")?);
+        let scopes: Vec<String> = env
+            .get_made(&variable("SCOPES"))
+            .unwrap_or("openid email profile")
+            .split([' ', ','])
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if !scopes.iter().any(|s| s == "openid") {
+            return Err(ConfigError::new(
+                PROVIDERS,
+                format!("{} must include openid", variable("SCOPES")),
+            ));
+        }
+        let label = env.get_made(&variable("LABEL")).map_or_else(
+            || {
+                let mut chars = name.as_str().chars();
+                chars
+                    .next()
+                    .map(|first| first.to_uppercase().chain(chars).collect())
+                    .unwrap_or_default()
+            },
+            |label| label.trim().to_owned(),
+        );
+        providers.push(pp_oidc::ProviderSettings {
+            name,
+            label,
+            issuer,
+            client_id,
+            client_secret,
+            scopes,
+        });
+    }
+    Ok(providers)
 }
 
 fn access_token_ttl(env: &Environment) -> Result<Duration, ConfigError> {
@@ -796,6 +876,55 @@ mod tests {
                     .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
             })
             .collect()
+    }
+
+    #[test]
+    fn openid_providers_are_read_with_their_defaults_and_every_gap_is_named() {
+        let base = [
+            ("DATA_DIR", "/tmp/pp-oidc-config-test"),
+            ("OIDC_PROVIDERS", "corp, gitlab"),
+            ("OIDC_CORP_ISSUER", "https://sso.corp.example"),
+            ("OIDC_CORP_CLIENT_ID", "pp"),
+            ("OIDC_CORP_CLIENT_SECRET", "s3cret"),
+            ("OIDC_CORP_LABEL", "Corp SSO"),
+            ("OIDC_GITLAB_ISSUER", "https://gitlab.com"),
+            ("OIDC_GITLAB_CLIENT_ID", "pp-gl"),
+            ("OIDC_GITLAB_CLIENT_SECRET", "gl-secret"),
+            ("OIDC_GITLAB_SCOPES", "openid email"),
+        ];
+        let providers = oidc_providers(&env(&base)).unwrap();
+        let summary: Vec<(&str, &str, &str, Vec<&str>)> = providers
+            .iter()
+            .map(|p| {
+                (
+                    p.name.as_str(),
+                    p.label.as_str(),
+                    p.client_id.as_str(),
+                    p.scopes.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("corp", "Corp SSO", "pp", vec!["openid", "email", "profile"]),
+                ("gitlab", "Gitlab", "pp-gl", vec!["openid", "email"]),
+            ]
+        );
+        assert!(oidc_providers(&env(&[])).unwrap().is_empty());
+        let with = |changes: &[(&'static str, &'static str)]| {
+            let mut vars: Vec<(&str, &str)> = base
+                .iter()
+                .copied()
+                .filter(|(k, _)| !changes.iter().any(|(c, _)| c == k))
+                .collect();
+            vars.extend(changes.iter().copied().filter(|(_, v)| !v.is_empty()));
+            oidc_providers(&env(&vars)).unwrap_err().problem
+        };
+        assert!(with(&[("OIDC_GITLAB_CLIENT_SECRET", "")]).contains("OIDC_GITLAB_CLIENT_SECRET"));
+        assert!(with(&[("OIDC_PROVIDERS", "Corp")]).contains("Corp"));
+        assert!(with(&[("OIDC_PROVIDERS", "corp,corp")]).contains("twice"));
+        assert!(with(&[("OIDC_GITLAB_SCOPES", "email profile")]).contains("openid"));
     }
 
     #[test]

@@ -343,6 +343,20 @@ impl SessionStore for SqlStore {
             .transpose()
     }
 
+    async fn session_of_refresh_token(
+        &self,
+        digest: TokenDigest,
+        now: Timestamp,
+    ) -> Result<Option<SessionId>, StoreError> {
+        let token = refresh_tokens::Entity::find_by_id(digest.0.to_vec())
+            .filter(refresh_tokens::Column::SpentAt.is_null())
+            .filter(refresh_tokens::Column::ExpiresAt.gt(db_time(now)))
+            .one(self.database().connection())
+            .await
+            .map_err(store_error)?;
+        Ok(token.map(|t| SessionId::from_uuid(t.session_id)))
+    }
+
     async fn session_renewable(
         &self,
         session: SessionId,

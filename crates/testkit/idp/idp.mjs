@@ -28,7 +28,9 @@
 //                         {"sign": "provider" | "foreign" | "none" | "hs256_public"}
 //                         signs it with the provider's key (default), a key not
 //                         in the JWKS, no signature (alg none), or HMAC-SHA256
-//                         keyed with the provider's public key (PEM).
+//                         keyed with the provider's public key (PEM);
+//                         {"sign": "foreign", "keep_kid": true} signs with a
+//                         foreign key under the published key's id.
 
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
@@ -423,7 +425,8 @@ function forgeIdToken(token, spec) {
     return `${input}.${mac}`;
   }
   const key = sign === 'foreign' ? spec.foreignKey : jwks.keys[0];
-  const header = { alg: 'RS256', typ: 'JWT', kid: key.kid };
+  // keep_kid: a foreign key under the published key's id (a forged signature).
+  const header = { alg: 'RS256', typ: 'JWT', kid: spec.keep_kid ? original.kid : key.kid };
   const input = `${encode(header)}.${encode(payload)}`;
   const signature = crypto.sign('sha256', Buffer.from(input), crypto.createPrivateKey({ key, format: 'jwk' }));
   return `${input}.${signature.toString('base64url')}`;

@@ -225,6 +225,18 @@ pub trait SessionStore: Send + Sync {
     /// [`StoreError`] when the store fails.
     async fn active_session_user(&self, session: SessionId) -> Result<Option<User>, StoreError>;
 
+    /// The session of a live (unspent, unexpired) refresh token, without
+    /// using it: proves that a request comes from the browser holding that
+    /// session's refresh cookie.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn session_of_refresh_token(
+        &self,
+        digest: TokenDigest,
+        now: Timestamp,
+    ) -> Result<Option<SessionId>, StoreError>;
+
     /// Whether `session` can still be renewed at `now`: it holds a refresh
     /// token that is neither spent nor expired. A session that cannot is
     /// over even if nobody revoked it.

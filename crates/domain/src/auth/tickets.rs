@@ -131,13 +131,31 @@ impl TicketService {
         })
     }
 
-    /// The active account a link ticket was issued for, using the ticket
-    /// up; `None` as for [`redeem`](Self::redeem).
+    /// The active account and live session a link ticket was issued in,
+    /// using the ticket up — only when `refresh_token` (the browser's
+    /// refresh cookie, which a cross-site page cannot make it send) belongs
+    /// to that same session: a ticket alone, slipped into someone else's
+    /// browser, links nothing. `None` as for [`redeem`](Self::redeem), or
+    /// without that cookie.
     ///
     /// # Errors
     /// When the store fails.
-    pub async fn redeem_link(&self, ticket: &str) -> Result<Option<SocketHolder>, StoreError> {
-        self.redeem_for(ticket, TicketPurpose::LinkIdentity).await
+    pub async fn redeem_link(
+        &self,
+        ticket: &str,
+        refresh_token: Option<&str>,
+    ) -> Result<Option<SocketHolder>, StoreError> {
+        let Some(refresh) = refresh_token.filter(|r| self.secrets.well_formed(r)) else {
+            return Ok(None);
+        };
+        let Some(holder) = self.redeem_for(ticket, TicketPurpose::LinkIdentity).await? else {
+            return Ok(None);
+        };
+        let browser_session = self
+            .sessions
+            .session_of_refresh_token(self.secrets.digest(refresh), self.clock.now())
+            .await?;
+        Ok((browser_session == Some(holder.session)).then_some(holder))
     }
 
     /// The active account and live session a ticket was issued in, using
@@ -306,6 +324,9 @@ mod tests {
         sessions
             .expect_active_session_user()
             .returning(move |_| Ok(Some(holder.clone())));
+        sessions
+            .expect_session_of_refresh_token()
+            .returning(move |_, _| Ok(Some(session)));
         let svc = service(tickets, sessions);
         let principal = Principal {
             user: user.clone(),
@@ -315,8 +336,41 @@ mod tests {
         };
         let issued = futures_executor::block_on(svc.issue_link(&principal)).unwrap();
         assert_eq!(issued.expires_in, Duration::seconds(60));
-        let redeemed = futures_executor::block_on(svc.redeem_link("the-ticket")).unwrap();
+        let redeemed =
+            futures_executor::block_on(svc.redeem_link("the-ticket", Some("the-cookie"))).unwrap();
         assert_eq!(redeemed, Some(SocketHolder { user, session }));
+    }
+
+    #[test]
+    fn a_link_ticket_needs_the_refresh_cookie_of_its_own_session() {
+        let user = account();
+        let (session, other) = (SessionId::generate(), SessionId::generate());
+        for (cookie, browser_session) in [(None, None), (Some("the-cookie"), Some(other))] {
+            let mut tickets = MockTicketStore::new();
+            tickets
+                .expect_redeem_ticket()
+                .returning(move |_, _, _| Ok(Some(session)));
+            let mut sessions = MockSessionStore::new();
+            let holder = user.clone();
+            sessions
+                .expect_active_session_user()
+                .returning(move |_| Ok(Some(holder.clone())));
+            sessions
+                .expect_session_of_refresh_token()
+                .returning(move |_, _| Ok(browser_session));
+            let svc = service(tickets, sessions);
+            let refused =
+                futures_executor::block_on(svc.redeem_link("the-ticket", cookie)).unwrap();
+            assert_eq!(refused, None, "{cookie:?} of {browser_session:?}");
+        }
+        // An unknown ticket with the right cookie is nothing either.
+        let mut tickets = MockTicketStore::new();
+        tickets.expect_redeem_ticket().returning(|_, _, _| Ok(None));
+        let svc = service(tickets, MockSessionStore::new());
+        assert_eq!(
+            futures_executor::block_on(svc.redeem_link("the-ticket", Some("the-cookie"))).unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -111,7 +111,7 @@ pub struct Accepted {
     message: &'static str,
 }
 
-fn refresh_cookie(value: &str, max_age_secs: i64) -> Cookie<'static> {
+pub(crate) fn refresh_cookie(value: &str, max_age_secs: i64) -> Cookie<'static> {
     Cookie::build(REFRESH_COOKIE, value.to_owned())
         .http_only(true)
         .secure(true)

@@ -27,6 +27,7 @@ pub mod auth;
 pub mod items;
 pub mod live;
 pub mod notifications;
+pub mod oidc;
 pub mod users;
 
 /// Mounts every API handler on `cfg` (relative to the API's base path).
@@ -42,6 +43,12 @@ pub fn api(cfg: &mut ServiceConfig) {
         .service(auth::forgot_password)
         .service(auth::reset_password)
         .service(auth::change_password)
+        .service(oidc::providers)
+        .service(oidc::start)
+        .service(oidc::callback)
+        .service(oidc::link_ticket)
+        .service(oidc::my_identities)
+        .service(oidc::unlink_identity)
         .service(users::me)
         .service(users::update_me)
         .service(users::list_users)
