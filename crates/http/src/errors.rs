@@ -102,7 +102,7 @@ fn account_locked(retry_after: chrono::Duration) -> ApiError {
     .with_header(header::RETRY_AFTER, seconds.to_string())
 }
 
-/// 503 (busy or unreachable, with `Retry-After`) or 500 (logged, opaque).
+/// 404 `not_found` (no such identity linked), 409 `last_sign_in_method`.
 impl From<pp_domain::auth::identities::UnlinkError> for ApiError {
     fn from(err: pp_domain::auth::identities::UnlinkError) -> Self {
         use pp_domain::auth::identities::UnlinkError;
@@ -122,6 +122,7 @@ impl From<pp_domain::auth::identities::UnlinkError> for ApiError {
     }
 }
 
+/// 503 (busy or unreachable, with `Retry-After`) or 500 (logged, opaque).
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {

@@ -267,12 +267,16 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
 }
 
 /// Whether `path` answers with credentials or the caller's own account:
-/// the auth endpoints, `/users/me` and `/ws-ticket`, under either base path.
+/// the auth endpoints, `/users/me` and what is under it (`/identities`),
+/// and `/ws-ticket`, under either base path.
 fn carries_credentials(path: &str) -> bool {
     path.strip_prefix(crate::API_BASE)
         .or_else(|| path.strip_prefix(crate::API_ALIAS))
         .is_some_and(|rest| {
-            rest.starts_with("/auth/") || rest == "/users/me" || rest == "/ws-ticket"
+            rest.starts_with("/auth/")
+                || rest == "/users/me"
+                || rest.starts_with("/users/me/")
+                || rest == "/ws-ticket"
         })
 }
 
@@ -741,6 +745,7 @@ mod tests {
             "/api/auth/refresh",
             "/api/v1/users/me",
             "/api/users/me",
+            "/api/v1/users/me/identities",
             "/api/v1/ws-ticket",
         ] {
             assert!(carries_credentials(path), "{path}");

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreIdTokenVerifier,
+    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreIdTokenVerifier,
     CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreTokenResponse,
 };
 use openidconnect::{
@@ -384,17 +384,23 @@ impl IdentityProviders for OidcProviders {
             .collect()
     }
 
-    async fn start(&self, name: &ProviderName) -> Result<SignInStart, ProviderFailure> {
+    async fn start(
+        &self,
+        name: &ProviderName,
+        reauthenticate: bool,
+    ) -> Result<SignInStart, ProviderFailure> {
         let provider = self.provider(name)?;
         let discovered = self.discovered(provider).await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let (url, state, nonce) = discovered
-            .client
-            .authorize_url(
-                CoreAuthenticationFlow::AuthorizationCode,
-                CsrfToken::new_random,
-                Nonce::new_random,
-            )
+        let mut request = discovered.client.authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        );
+        if reauthenticate {
+            request = request.add_prompt(CoreAuthPrompt::Login);
+        }
+        let (url, state, nonce) = request
             // openidconnect adds `openid` itself.
             .add_scopes(
                 provider

@@ -79,7 +79,7 @@ async fn a_sign_in_yields_the_identity_the_provider_vouched_for() {
     let idp = idp().await;
     let providers = provider_with(&idp, "poison-pill").await;
     assert_eq!(providers.providers()[0].label, "Corp SSO");
-    let start = providers.start(&corp()).await.unwrap();
+    let start = providers.start(&corp(), false).await.unwrap();
     assert!(start.url.starts_with(idp.issuer()));
     for param in [
         "code_challenge_method=S256",
@@ -104,7 +104,7 @@ async fn a_sign_in_yields_the_identity_the_provider_vouched_for() {
     );
 
     // An address the provider did not verify says so.
-    let start = providers.start(&corp()).await.unwrap();
+    let start = providers.start(&corp(), false).await.unwrap();
     let code = code_for(&start, "uma").await;
     let identity = providers.finish(&code, &start.pending).await.unwrap();
     assert!(!identity.email_verified);
@@ -115,7 +115,7 @@ async fn a_wrong_nonce_a_wrong_verifier_or_another_clients_code_gets_no_identity
     let idp = idp().await;
     let providers = provider_with(&idp, "poison-pill").await;
 
-    let start = providers.start(&corp()).await.unwrap();
+    let start = providers.start(&corp(), false).await.unwrap();
     let code = code_for(&start, "ann").await;
     let other_nonce = PendingSignIn {
         nonce: "a-nonce-from-another-start".into(),
@@ -127,7 +127,7 @@ async fn a_wrong_nonce_a_wrong_verifier_or_another_clients_code_gets_no_identity
         "{refused:?}"
     );
 
-    let start = providers.start(&corp()).await.unwrap();
+    let start = providers.start(&corp(), false).await.unwrap();
     let code = code_for(&start, "ann").await;
     let other_verifier = PendingSignIn {
         pkce_verifier: "x".repeat(64),
@@ -140,7 +140,7 @@ async fn a_wrong_nonce_a_wrong_verifier_or_another_clients_code_gets_no_identity
 
     // A code issued to another client of the same provider.
     let another = provider_with(&idp, "another-app").await;
-    let theirs = another.start(&corp()).await.unwrap();
+    let theirs = another.start(&corp(), false).await.unwrap();
     let code = code_for(&theirs, "ann").await;
     assert!(matches!(
         providers.finish(&code, &theirs.pending).await,
@@ -155,7 +155,7 @@ async fn a_rotated_signing_key_is_fetched_when_a_token_names_it() {
     idp.rotate_key(true).await;
     // Within a minute of the last fetch the set is not fetched again: try
     // again later …
-    let start = providers.start(&corp()).await.unwrap();
+    let start = providers.start(&corp(), false).await.unwrap();
     let code = code_for(&start, "ann").await;
     let refused = providers.finish(&code, &start.pending).await;
     assert!(
@@ -164,7 +164,7 @@ async fn a_rotated_signing_key_is_fetched_when_a_token_names_it() {
     );
     // … after it, an unknown key id fetches it once.
     providers.forget_key_fetch_time();
-    let start = providers.start(&corp()).await.unwrap();
+    let start = providers.start(&corp(), false).await.unwrap();
     let code = code_for(&start, "ann").await;
     providers.finish(&code, &start.pending).await.unwrap();
 }
@@ -186,7 +186,7 @@ async fn a_provider_down_at_start_up_is_used_once_it_answers() {
     );
     assert!(!providers.discover().await);
     assert!(matches!(
-        providers.start(&corp()).await,
+        providers.start(&corp(), false).await,
         Err(ProviderFailure::Unavailable(_))
     ));
     let background = providers.spawn_discovery();
@@ -200,7 +200,7 @@ async fn a_provider_down_at_start_up_is_used_once_it_answers() {
         .await
         .expect("discovered within 30 s")
         .unwrap();
-    let start = providers.start(&corp()).await.unwrap();
+    let start = providers.start(&corp(), false).await.unwrap();
     let code = code_for(&start, "ann").await;
     providers.finish(&code, &start.pending).await.unwrap();
     idp.stop().await;
@@ -210,7 +210,7 @@ async fn a_provider_down_at_start_up_is_used_once_it_answers() {
 async fn an_unknown_provider_or_an_insecure_issuer_is_refused() {
     let providers = OidcProviders::new(vec![], PUBLIC_URL, http()).unwrap();
     assert!(matches!(
-        providers.start(&corp()).await,
+        providers.start(&corp(), false).await,
         Err(ProviderFailure::UnknownProvider)
     ));
     for issuer in ["http://idp.example.com", "not a url"] {
@@ -234,7 +234,7 @@ async fn an_unknown_provider_or_an_insecure_issuer_is_refused() {
 
 /// Signs in with the provider's next ID token forged as `spec`.
 async fn forged(idp: &Idp, providers: &OidcProviders, spec: serde_json::Value) -> ProviderFailure {
-    let start = providers.start(&corp()).await.unwrap();
+    let start = providers.start(&corp(), false).await.unwrap();
     let code = code_for(&start, "ann").await;
     idp.forge_next_id_token(spec.clone()).await;
     match providers.finish(&code, &start.pending).await {
@@ -249,7 +249,7 @@ async fn every_kind_of_bad_id_token_is_refused() {
     let idp = idp().await;
     let providers = provider_with(&idp, "poison-pill").await;
     // The forgery itself is sound: unchanged claims re-signed pass.
-    let start = providers.start(&corp()).await.unwrap();
+    let start = providers.start(&corp(), false).await.unwrap();
     let code = code_for(&start, "ann").await;
     idp.forge_next_id_token(json!({})).await;
     providers.finish(&code, &start.pending).await.unwrap();

@@ -1624,25 +1624,31 @@ export interface operations {
     };
     callback: {
         parameters: {
-            query?: {
-                /** @description The authorization code. */
-                code?: string | null;
-                /** @description The provider's refusal, instead of a code. */
-                error?: string | null;
-                /** @description The `state` sent. */
-                state?: string | null;
-            };
+            query?: never;
             header?: never;
             path: {
+                /** @description The authorization code. */
+                code: string | null;
+                /** @description The provider's refusal, instead of a code. */
+                error: string | null;
                 /** @description The provider */
                 name: string;
+                /** @description The `state` sent. */
+                state: string | null;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description To `/auth/complete` (signed in: the refresh cookie is set), `?linked=NAME`, or `?error=CODE`: `invalid_state`, `invalid_token`, `provider_error`, `provider_unavailable`, `email_not_verified`, `account_exists`, `identity_in_use`, `provider_already_linked`, `account_disabled`, `invalid_ticket` */
+            /** @description To `/auth/complete` (signed in: the refresh cookie is set), `?linked=NAME`, or `?error=CODE`: `invalid_state`, `invalid_token`, `provider_error`, `provider_unavailable`, `email_not_verified`, `account_exists`, `identity_in_use`, `provider_already_linked`, `account_disabled`, `invalid_ticket`, `server_error` */
             302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description From the unversioned `/api` path to `/api/v1` */
+            308: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1657,7 +1663,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemBody"];
                 };
             };
-            /** @description `rate_limited` */
+            /** @description `rate_limited`, with `Retry-After` and the `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1698,6 +1704,13 @@ export interface operations {
         responses: {
             /** @description To the provider; or to `/auth/complete?error=provider_unavailable` or `invalid_ticket` */
             302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description From the unversioned `/api` path to `/api/v1` */
+            308: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -286,12 +286,19 @@ pub trait IdentityProviders: Send + Sync {
     /// The providers, in configuration order.
     fn providers(&self) -> Vec<ProviderInfo>;
 
-    /// Starts a sign-in with `provider`.
+    /// Starts a sign-in with `provider`; `reauthenticate` makes the
+    /// provider ask the person to sign in again even if it has a session
+    /// (`prompt=login`): a link must take the identity of whoever is at the
+    /// keyboard, not of whoever last used the provider in this browser.
     ///
     /// # Errors
     /// [`ProviderFailure::UnknownProvider`], or `Unavailable` while its
     /// discovery has not succeeded.
-    async fn start(&self, provider: &ProviderName) -> Result<SignInStart, ProviderFailure>;
+    async fn start(
+        &self,
+        provider: &ProviderName,
+        reauthenticate: bool,
+    ) -> Result<SignInStart, ProviderFailure>;
 
     /// Exchanges `code` for tokens and checks the ID token against
     /// `pending`. The caller has compared the returned `state` already.

@@ -127,8 +127,50 @@ fn complete(state: &AppState, query: &str) -> String {
     format!("{}/auth/complete{query}", state.auth.policy().public_url)
 }
 
-fn provider_of(name: &str) -> Result<ProviderName, ApiError> {
-    ProviderName::parse(name).map_err(|_| provider_not_found())
+/// A configured provider's name, or 404.
+fn provider_of(state: &AppState, name: &str) -> Result<ProviderName, ApiError> {
+    ProviderName::parse(name)
+        .ok()
+        .filter(|name| {
+            state
+                .identity_providers
+                .providers()
+                .iter()
+                .any(|p| p.name == *name)
+        })
+        .ok_or_else(provider_not_found)
+}
+
+/// The flow's cookies and redirect URI live under `/api/v1`: a flow begun
+/// or ended on the unversioned alias (`/api/…`) is sent there (308) rather
+/// than failing for want of its cookies.
+fn on_versioned_path(request: &HttpRequest) -> Option<HttpResponse> {
+    let path = request.path();
+    if path.starts_with(crate::API_BASE) {
+        return None;
+    }
+    let rest = path.strip_prefix(crate::API_ALIAS)?;
+    let query = request.query_string();
+    let target = if query.is_empty() {
+        format!("{}{rest}", crate::API_BASE)
+    } else {
+        format!("{}{rest}?{query}", crate::API_BASE)
+    };
+    Some(
+        HttpResponse::PermanentRedirect()
+            .insert_header((header::LOCATION, target))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish(),
+    )
+}
+
+/// The provider's `error` as it may be stored: the characters RFC 6749
+/// allows in an error code, at most 64.
+fn provider_error_text(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| matches!(c, ' '..='!' | '#'..='[' | ']'..='~'))
+        .take(64)
+        .collect()
 }
 
 fn provider_not_found() -> ApiError {
@@ -179,6 +221,7 @@ pub struct StartQuery {
 #[utoipa::path(tag = "auth", params(("name" = String, Path, description = "The provider"), StartQuery),
     responses(
         (status = 302, description = "To the provider; or to `/auth/complete?error=provider_unavailable` or `invalid_ticket`"),
+        (status = 308, description = "From the unversioned `/api` path to `/api/v1`"),
         (status = 404, description = "`provider_not_found`", body = ProblemBody),
         (status = 429, description = "`rate_limited`", body = ProblemBody)))]
 #[get("/auth/oidc/{name}/start", wrap = "from_fn(auth_limit)")]
@@ -189,38 +232,44 @@ pub async fn start(
     path: web::Path<String>,
     query: web::Query<StartQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let provider = provider_of(&path)?;
+    if let Some(moved) = on_versioned_path(&request) {
+        return Ok(moved);
+    }
+    let provider = provider_of(&state, &path)?;
+    let refuse = |code: &'static str, reason: String| {
+        let state = state.clone();
+        let provider = provider.clone();
+        let context = context.clone();
+        async move { refused(&state, &provider, code, Some(&reason), None, &context).await }
+    };
     // The provider first: one that is down must not use up a link ticket.
-    let started = match state.identity_providers.start(&provider).await {
+    // A link makes the provider ask who is at the keyboard again.
+    let started = match state
+        .identity_providers
+        .start(&provider, query.link.is_some())
+        .await
+    {
         Ok(started) => started,
         Err(ProviderFailure::UnknownProvider) => return Err(provider_not_found()),
-        Err(failure) => {
-            return Ok(refused(
-                &state,
-                &provider,
-                failure.code(),
-                Some(&failure.to_string()),
-                None,
-                &context,
-            )
-            .await);
-        }
+        Err(failure) => return Ok(refuse(failure.code(), failure.to_string()).await),
     };
     let link = match &query.link {
         None => None,
         Some(ticket) => {
             let refresh = request.cookie(REFRESH_COOKIE).map(|c| c.value().to_owned());
-            match state
-                .tickets
-                .redeem_link(ticket, refresh.as_deref())
-                .await?
-            {
-                Some(holder) => Some((holder.user.id.as_uuid(), holder.session.as_uuid())),
-                None => {
-                    let code = OidcError::InvalidTicket.code();
-                    return Ok(
-                        refused(&state, &provider, code, Some("linking"), None, &context).await,
-                    );
+            let reason = if refresh.is_none() {
+                "no refresh cookie with the link ticket"
+            } else {
+                "link ticket unknown, used, expired or of another session"
+            };
+            match state.tickets.redeem_link(ticket, refresh.as_deref()).await {
+                Ok(Some(holder)) => Some((holder.user.id.as_uuid(), holder.session.as_uuid())),
+                Ok(None) => {
+                    return Ok(refuse(OidcError::InvalidTicket.code(), reason.into()).await);
+                }
+                Err(error) => {
+                    tracing::error!(%error, "redeeming a link ticket failed");
+                    return Ok(refuse("server_error", "the store failed".into()).await);
                 }
             }
         }
@@ -272,67 +321,52 @@ pub struct CallbackQuery {
 /// web app's `/auth/complete` (`?linked=NAME`, or `?error=CODE`).
 #[utoipa::path(tag = "auth", params(("name" = String, Path, description = "The provider"), CallbackQuery),
     responses(
-        (status = 302, description = "To `/auth/complete` (signed in: the refresh cookie is set), `?linked=NAME`, or `?error=CODE`: `invalid_state`, `invalid_token`, `provider_error`, `provider_unavailable`, `email_not_verified`, `account_exists`, `identity_in_use`, `provider_already_linked`, `account_disabled`, `invalid_ticket`"),
-        (status = 404, description = "`provider_not_found`", body = ProblemBody),
-        (status = 429, description = "`rate_limited`", body = ProblemBody)))]
-#[get("/auth/oidc/{name}/callback", wrap = "from_fn(auth_limit)")]
+        (status = 302, description = "To `/auth/complete` (signed in: the refresh cookie is set), `?linked=NAME`, or `?error=CODE`: `invalid_state`, `invalid_token`, `provider_error`, `provider_unavailable`, `email_not_verified`, `account_exists`, `identity_in_use`, `provider_already_linked`, `account_disabled`, `invalid_ticket`, `server_error`"),
+        (status = 308, description = "From the unversioned `/api` path to `/api/v1`"),
+        (status = 404, description = "`provider_not_found`", body = ProblemBody)))]
+// Not under the auth rate limit: `start` paid for the flow, and a 429 here
+// would come after the person signed in at the provider.
+#[get("/auth/oidc/{name}/callback")]
 pub async fn callback(
     request: HttpRequest,
     state: web::Data<AppState>,
     Context(context): Context,
     path: web::Path<String>,
-    query: web::Query<CallbackQuery>,
+    query: Result<web::Query<CallbackQuery>, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    let provider = provider_of(&path)?;
+    if let Some(moved) = on_versioned_path(&request) {
+        return Ok(moved);
+    }
+    let provider = provider_of(&state, &path)?;
     let flow = read_flow(&request, &state.flow_key).filter(|f| f.provider == provider.as_str());
-    let Some(flow) = flow else {
-        return Ok(refused(
-            &state,
-            &provider,
-            "invalid_state",
-            Some("no flow cookie"),
-            None,
-            &context,
-        )
-        .await);
-    };
     let link = flow
-        .link
+        .as_ref()
+        .and_then(|f| f.link)
         .map(|(user, session)| (UserId::from_uuid(user), SessionId::from_uuid(session)));
-    let link_user = link.map(|(user, _)| user);
-    let returned = query.state.as_deref().unwrap_or_default();
+    let refuse = |code: &'static str, reason: String| {
+        let state = state.clone();
+        let provider = provider.clone();
+        let context = context.clone();
+        let user = link.map(|(user, _)| user);
+        async move { refused(&state, &provider, code, Some(&reason), user, &context).await }
+    };
+    let Some(flow) = flow else {
+        return Ok(refuse("invalid_state", "no flow cookie".into()).await);
+    };
+    let Ok(query) = query else {
+        return Ok(refuse("invalid_state", "malformed query".into()).await);
+    };
+    let Some(returned) = query.state.as_deref() else {
+        return Ok(refuse("invalid_state", "no state".into()).await);
+    };
     if !bool::from(returned.as_bytes().ct_eq(flow.state.as_bytes())) {
-        return Ok(refused(
-            &state,
-            &provider,
-            "invalid_state",
-            Some("state differs"),
-            link_user,
-            &context,
-        )
-        .await);
+        return Ok(refuse("invalid_state", "state differs".into()).await);
     }
     if let Some(error) = &query.error {
-        return Ok(refused(
-            &state,
-            &provider,
-            "provider_error",
-            Some(error),
-            link_user,
-            &context,
-        )
-        .await);
+        return Ok(refuse("provider_error", provider_error_text(error)).await);
     }
     let Some(code) = query.code.as_deref() else {
-        return Ok(refused(
-            &state,
-            &provider,
-            "provider_error",
-            Some("no code"),
-            link_user,
-            &context,
-        )
-        .await);
+        return Ok(refuse("provider_error", "no code".into()).await);
     };
     let pending = PendingSignIn {
         provider: provider.clone(),
@@ -342,17 +376,11 @@ pub async fn callback(
     };
     let identity = match state.identity_providers.finish(code, &pending).await {
         Ok(identity) => identity,
-        Err(failure) => {
-            return Ok(refused(
-                &state,
-                &provider,
-                failure.code(),
-                Some(&failure.to_string()),
-                link_user,
-                &context,
-            )
-            .await);
+        // Removed from the configuration during the flow.
+        Err(ProviderFailure::UnknownProvider) => {
+            return Ok(refuse("provider_error", "no longer configured".into()).await);
         }
+        Err(failure) => return Ok(refuse(failure.code(), failure.to_string()).await),
     };
     // The domain audits its own refusals.
     let outcome = match link {

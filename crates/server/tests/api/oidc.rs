@@ -91,8 +91,36 @@ async fn start(app: &TestApp, link: Option<(&str, Option<&str>)>) -> (String, St
     }
     let response = request.send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(response.headers()["cache-control"], "no-store");
     let flow = set_cookie(&response, "oidc_flow").unwrap_or_default();
+    if !flow.is_empty() {
+        let attributes = cookie_line(&response, "oidc_flow");
+        for attribute in [
+            "HttpOnly",
+            "Secure",
+            "SameSite=Lax",
+            "Path=/api/v1/auth/oidc/corp/callback",
+            "Max-Age=600",
+        ] {
+            assert!(
+                attributes.contains(attribute),
+                "{attribute} in {attributes}"
+            );
+        }
+    }
     (location(&response), flow)
+}
+
+/// The whole `Set-Cookie` line of `name`.
+fn cookie_line(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The callback, as the browser reaches it: `back` is where the provider
@@ -105,6 +133,12 @@ async fn callback(app: &TestApp, back: &str, flow: &str) -> Ended {
     }
     let response = request.send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FOUND);
+    // Every callback clears the flow cookie, on its path.
+    let cleared = cookie_line(&response, "oidc_flow");
+    assert!(
+        cleared.contains("Max-Age=0") && cleared.contains("Path=/api/v1/auth/oidc/corp/callback"),
+        "{cleared}"
+    );
     Ended {
         location: location(&response),
         refresh: set_cookie(&response, "refresh_token"),
@@ -252,6 +286,12 @@ async fn an_identity_is_linked_explicitly_signs_in_to_that_account_and_is_unlink
     assert!(refused.ends_with("?error=invalid_ticket"), "{refused}");
 
     let ticket = link_ticket(&app, &bob).await;
+    let (at_provider, _) = start(&app, Some((&ticket, Some(&bob.refresh)))).await;
+    assert!(
+        at_provider.contains("prompt=login"),
+        "a link asks who is there: {at_provider}"
+    );
+    let ticket = link_ticket(&app, &bob).await;
     let linked = flow(&app, "dan", Some((&ticket, Some(&bob.refresh)))).await;
     assert_eq!(
         linked.location,
@@ -294,8 +334,8 @@ async fn the_last_way_to_sign_in_cannot_be_unlinked() {
 }
 
 /// A flow whose callback must refuse with `code`, starting no session and
-/// leaving an audit entry.
-async fn refused_with(app: &TestApp, ended: Ended, code: &str, failures_before: usize) {
+/// leaving one audit entry naming the code and `reason`.
+async fn refused_with(app: &TestApp, ended: Ended, code: &str, reason: &str) {
     assert!(
         ended.location.ends_with(&format!("?error={code}")),
         "{} should end in {code}",
@@ -303,70 +343,96 @@ async fn refused_with(app: &TestApp, ended: Ended, code: &str, failures_before: 
     );
     assert!(ended.refresh.is_none(), "no session after {code}");
     let failures = audited(app, "oidc_login_failed").await;
-    assert_eq!(failures.len(), failures_before + 1, "{failures:?}");
-    assert!(failures.iter().any(|d| d.contains(code)), "{failures:?}");
+    let newest = failures.last().cloned().unwrap_or_default();
+    assert!(
+        newest.contains(code) && newest.contains(reason),
+        "the newest refusal {newest:?} names {code} and {reason}"
+    );
+}
+
+/// Where the provider sends a browser that signed in as Ann.
+async fn back_from_provider(at_provider: &str) -> String {
+    Browserless::new()
+        .authorize(at_provider, "ann", "ann-password")
+        .await
 }
 
 #[tokio::test]
 async fn every_attack_at_the_callback_is_refused_and_audited() {
     let idp = provider_on(0).await;
     let app = app_for(idp.issuer()).await;
-    let mut failures = 0;
+    let logins_before = audited(&app, "oidc_login").await.len();
 
-    // No flow cookie, or a state that is not the one sent.
+    // No flow cookie; a state that is not the one sent; none; no code.
     let (at_provider, cookie) = start(&app, None).await;
-    let back = Browserless::new()
-        .authorize(&at_provider, "ann", "ann-password")
-        .await;
+    let back = back_from_provider(&at_provider).await;
     refused_with(
         &app,
         callback(&app, &back, "").await,
         "invalid_state",
-        failures,
+        "no flow cookie",
     )
     .await;
-    failures += 1;
     let tampered = back.replace("state=", "state=x");
     refused_with(
         &app,
         callback(&app, &tampered, &cookie).await,
         "invalid_state",
-        failures,
+        "state differs",
     )
     .await;
-    failures += 1;
-
-    // The code once more: the provider refuses it.
-    let (at_provider, cookie) = start(&app, None).await;
-    let back = Browserless::new()
-        .authorize(&at_provider, "ann", "ann-password")
-        .await;
+    let url = reqwest::Url::parse(&back).unwrap();
+    let without = |dropped: &str| {
+        let mut url = url.clone();
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| k != dropped)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(kept);
+        url.to_string()
+    };
+    refused_with(
+        &app,
+        callback(&app, &without("state"), &cookie).await,
+        "invalid_state",
+        "no state",
+    )
+    .await;
+    refused_with(
+        &app,
+        callback(&app, &without("code"), &cookie).await,
+        "provider_error",
+        "no code",
+    )
+    .await;
+    assert_eq!(audited(&app, "oidc_login").await.len(), logins_before);
+    // The same cookie and the untouched URL still sign in: the refusals
+    // above were for what was changed.
     assert!(callback(&app, &back, &cookie).await.refresh.is_some());
+    // That code once more: the provider refuses it.
     refused_with(
         &app,
         callback(&app, &back, &cookie).await,
         "provider_error",
-        failures,
+        "invalid_grant",
     )
     .await;
-    failures += 1;
 
     // A code the provider issued to another client.
     let (at_provider, cookie) = start(&app, None).await;
     let theirs = at_provider.replace("client_id=poison-pill", "client_id=another-app");
-    let back = Browserless::new()
-        .authorize(&theirs, "ann", "ann-password")
-        .await;
+    let back = back_from_provider(&theirs).await;
+    assert!(back.contains("code=") && !back.contains("error="), "{back}");
     refused_with(
         &app,
         callback(&app, &back, &cookie).await,
         "provider_error",
-        failures,
+        "invalid_grant",
     )
     .await;
-    failures += 1;
 
-    // The provider's own refusal.
+    // The provider's own refusal, its text kept to what an error code may hold.
     let (at_provider, cookie) = start(&app, None).await;
     let state = reqwest::Url::parse(&at_provider)
         .unwrap()
@@ -374,39 +440,115 @@ async fn every_attack_at_the_callback_is_refused_and_audited() {
         .find(|(k, _)| k == "state")
         .map(|(_, v)| v.into_owned())
         .unwrap();
-    let denied = format!("{CALLBACK}?error=access_denied&state={state}");
+    let denied = format!("{CALLBACK}?error=access_denied%0A%22forged%22&state={state}");
     refused_with(
         &app,
         callback(&app, &denied, &cookie).await,
         "provider_error",
-        failures,
+        "access_denied",
     )
     .await;
-    failures += 1;
+    let newest = audited(&app, "oidc_login_failed").await.pop().unwrap();
+    assert!(
+        !newest.contains('\n') && !newest.contains('"'),
+        "{newest:?}"
+    );
 
-    // ID tokens that fail a check.
-    for spec in [
-        json!({"claims": {"nonce": "another"}}),
-        json!({"claims": {"aud": "another-app"}}),
-        json!({"shift": {"exp": -7200, "iat": -7200}}),
-        json!({"sign": "foreign", "keep_kid": true}),
-        json!({"sign": "none"}),
-        json!({"sign": "hs256_public"}),
+    // ID tokens that fail a check; the forgery itself is sound (a token
+    // re-signed unchanged signs in).
+    let (at_provider, cookie) = start(&app, None).await;
+    let back = back_from_provider(&at_provider).await;
+    idp.forge_next_id_token(json!({})).await;
+    assert!(callback(&app, &back, &cookie).await.refresh.is_some());
+    let logins_before = audited(&app, "oidc_login").await.len();
+    for (spec, reason) in [
+        (json!({"claims": {"nonce": "another"}}), "once"),
+        (json!({"claims": {"aud": "another-app"}}), "udience"),
+        (json!({"shift": {"exp": -7200, "iat": -7200}}), "xpire"),
+        (json!({"sign": "foreign", "keep_kid": true}), "ignature"),
+        (json!({"sign": "none"}), "ID token"),
+        (json!({"sign": "hs256_public"}), "ID token"),
     ] {
         let (at_provider, cookie) = start(&app, None).await;
-        let back = Browserless::new()
-            .authorize(&at_provider, "ann", "ann-password")
-            .await;
+        let back = back_from_provider(&at_provider).await;
         idp.forge_next_id_token(spec).await;
         refused_with(
             &app,
             callback(&app, &back, &cookie).await,
             "invalid_token",
-            failures,
+            reason,
         )
         .await;
-        failures += 1;
     }
+    // A key the provider never published, right after the keys were
+    // fetched: not known yet, so "try again", still no session.
+    let (at_provider, cookie) = start(&app, None).await;
+    let back = back_from_provider(&at_provider).await;
+    idp.forge_next_id_token(json!({"sign": "foreign"})).await;
+    refused_with(
+        &app,
+        callback(&app, &back, &cookie).await,
+        "provider_unavailable",
+        "not published",
+    )
+    .await;
+    assert_eq!(audited(&app, "oidc_login").await.len(), logins_before);
+}
+
+#[tokio::test]
+async fn a_link_refused_at_the_callback_links_nothing() {
+    let idp = provider_on(0).await;
+    let app = app_for(idp.issuer()).await;
+    // Ann's identity already has an account of its own.
+    let ann = flow(&app, "ann", None).await;
+    assert!(ann.refresh.is_some());
+    let bob = app.user("bob@example.com").await;
+    let ticket = link_ticket(&app, &bob).await;
+    let ended = flow(&app, "ann", Some((&ticket, Some(&bob.refresh)))).await;
+    refused_with(&app, ended, "identity_in_use", "linking").await;
+    assert!(identities(&app, &bob).await.is_empty());
+
+    // Bob logs out while at the provider: the link no longer holds.
+    let ticket = link_ticket(&app, &bob).await;
+    let (at_provider, cookie) = start(&app, Some((&ticket, Some(&bob.refresh)))).await;
+    let back = Browserless::new()
+        .authorize(&at_provider, "dan", "dan-password")
+        .await;
+    let logout = app.post_as("/api/v1/auth/logout", &bob.access, None).await;
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    refused_with(
+        &app,
+        callback(&app, &back, &cookie).await,
+        "invalid_ticket",
+        "linking",
+    )
+    .await;
+    let again = app.session("bob@example.com").await;
+    assert!(identities(&app, &again).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_unversioned_paths_send_the_flow_to_v1_and_identities_are_never_cached() {
+    let idp = provider_on(0).await;
+    let app = app_for(idp.issuer()).await;
+    let moved = app
+        .client
+        .get(app.url("/api/auth/oidc/corp/start?link=abc"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(location(&moved), "/api/v1/auth/oidc/corp/start?link=abc");
+    let unknown = app.get("/api/v1/auth/oidc/nobody/start").await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let unknown = app
+        .get("/api/v1/auth/oidc/nobody/callback?code=x&state=y")
+        .await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert!(audited(&app, "oidc_login_failed").await.is_empty());
+    let bob = app.user("bob@example.com").await;
+    let listed = app.get_as("/api/v1/users/me/identities", &bob.access).await;
+    assert_eq!(listed.headers()["cache-control"], "no-store");
 }
 
 #[tokio::test]

@@ -171,42 +171,53 @@ impl AuthService {
         identity: &VerifiedIdentity,
         context: &RequestContext,
     ) -> Result<(), OidcError> {
+        let outcome = self.try_link(user, session, identity, context).await;
+        if let Err(refusal) = &outcome {
+            self.audit_oidc_refusal(
+                &identity.provider,
+                refusal.code(),
+                Some("linking"),
+                Some(user),
+                context,
+            )
+            .await;
+        }
+        outcome
+    }
+
+    async fn try_link(
+        &self,
+        user: UserId,
+        session: SessionId,
+        identity: &VerifiedIdentity,
+        context: &RequestContext,
+    ) -> Result<(), OidcError> {
         let live = self
             .ports
             .sessions
             .active_session_user(session)
             .await?
             .is_some_and(|holder| holder.id == user);
-        let refusal = if live {
-            let link = NewIdentity::of(identity, user, self.now());
-            match self.ports.identities.link_identity(link).await? {
-                LinkOutcome::Linked | LinkOutcome::AlreadyLinked => {
-                    // The link stands whatever becomes of its audit entry.
-                    self.audit_after(
-                        AuditEvent::OidcLinked,
-                        Some(user),
-                        None,
-                        context,
-                        Some(identity.provider.to_string()),
-                    )
-                    .await;
-                    return Ok(());
-                }
-                LinkOutcome::InUse => OidcError::IdentityInUse,
-                LinkOutcome::ProviderTaken => OidcError::ProviderAlreadyLinked,
+        if !live {
+            return Err(OidcError::InvalidTicket);
+        }
+        let link = NewIdentity::of(identity, user, self.now());
+        match self.ports.identities.link_identity(link).await? {
+            LinkOutcome::Linked | LinkOutcome::AlreadyLinked => {
+                // The link stands whatever becomes of its audit entry.
+                self.audit_after(
+                    AuditEvent::OidcLinked,
+                    Some(user),
+                    None,
+                    context,
+                    Some(identity.provider.to_string()),
+                )
+                .await;
+                Ok(())
             }
-        } else {
-            OidcError::InvalidTicket
-        };
-        self.audit_oidc_refusal(
-            &identity.provider,
-            refusal.code(),
-            Some("linking"),
-            Some(user),
-            context,
-        )
-        .await;
-        Err(refusal)
+            LinkOutcome::InUse => Err(OidcError::IdentityInUse),
+            LinkOutcome::ProviderTaken => Err(OidcError::ProviderAlreadyLinked),
+        }
     }
 
     /// Audits a refused provider sign-in or link: the provider, the code
