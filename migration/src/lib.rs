@@ -26,6 +26,8 @@ mod m20261205_000015_index_for_purges;
 mod m20261205_000016_add_notify_email;
 mod m20261205_000017_add_outbox_trace_parent;
 mod m20261205_000018_create_identities;
+mod m20261205_000019_add_outbox_urgency;
+mod m20261205_000020_create_second_factors;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -53,6 +55,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000016_add_notify_email::Migration),
             Box::new(m20261205_000017_add_outbox_trace_parent::Migration),
             Box::new(m20261205_000018_create_identities::Migration),
+            Box::new(m20261205_000019_add_outbox_urgency::Migration),
+            Box::new(m20261205_000020_create_second_factors::Migration),
         ]
     }
 }

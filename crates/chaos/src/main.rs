@@ -331,8 +331,10 @@ async fn run() -> anyhow::Result<bool> {
         subscriber.await?;
     }
 
-    // Mail owed is delivered within a minute of the last fault: each
-    // registration's, and each winner's notice.
+    // Mail owed arrives: each registration's, and each winner's notice.
+    // The outbox may still be draining a backlog of bid news after a long
+    // run, so the wait lasts while mail keeps arriving and gives up after
+    // a minute with none: late is told from lost.
     let registrations = history
         .registrations
         .lock()
@@ -356,22 +358,7 @@ async fn run() -> anyhow::Result<bool> {
             ))
         }))
         .collect();
-    let mail_by = Instant::now() + Duration::from_secs(60);
-    let mails = loop {
-        let mails = sink.messages();
-        let arrived = owed.iter().all(|(to, subject)| {
-            mails.iter().any(|mail| {
-                mail.recipients.iter().any(|r| r.eq_ignore_ascii_case(to))
-                    && subject
-                        .as_deref()
-                        .is_none_or(|s| mail.subject.as_deref() == Some(s))
-            })
-        });
-        if arrived || Instant::now() > mail_by {
-            break mails;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let mails = wait_for_owed_mail(&sink, &owed).await;
     let attempts = history.bids.lock().map(|b| b.clone()).unwrap_or_default();
     let subscriptions = history
         .subscriptions
@@ -601,6 +588,47 @@ async fn register(balancer: &Balancer, email: &str) -> anyhow::Result<Bidder> {
         id,
         token: login(balancer, email).await?,
     })
+}
+
+/// How long the sink may go without a new message before owed mail that
+/// has not arrived counts as lost.
+const MAIL_SILENCE: Duration = Duration::from_secs(60);
+
+/// The sink's messages once every `owed` one (recipient, and subject when
+/// given) has arrived, or once none has arrived for [`MAIL_SILENCE`].
+#[allow(clippy::print_stdout)]
+async fn wait_for_owed_mail(
+    sink: &pp_testkit::smtp::SmtpSink,
+    owed: &[(&str, Option<String>)],
+) -> Vec<pp_testkit::smtp::ReceivedMail> {
+    let mut seen = usize::MAX;
+    let mut last_arrival = Instant::now();
+    let mut mails = Vec::new();
+    loop {
+        let count = sink.count();
+        if count != seen {
+            seen = count;
+            last_arrival = Instant::now();
+            mails = sink.messages();
+            let arrived = owed.iter().all(|(to, subject)| {
+                mails.iter().any(|mail| {
+                    mail.recipients.iter().any(|r| r.eq_ignore_ascii_case(to))
+                        && subject
+                            .as_deref()
+                            .is_none_or(|s| mail.subject.as_deref() == Some(s))
+                })
+            });
+            if arrived {
+                return mails;
+            }
+        }
+        if last_arrival.elapsed() > MAIL_SILENCE {
+            println!("chaos: no mail for {MAIL_SILENCE:?}; {seen} received");
+            return mails;
+        }
+        // Reading tens of thousands of messages takes a while: not too often.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
 }
 
 /// Follows the link of each address's verification mail, as its owner

@@ -118,6 +118,7 @@ mod tests {
             email_verified: true,
             is_active: true,
             notify_email: true,
+            totp_enabled: false,
             created_at: Utc::now(),
         }
     }
@@ -190,6 +191,7 @@ mod tests {
         for unwilling in [
             User {
                 notify_email: false,
+                totp_enabled: false,
                 ..bea.clone()
             },
             User {

@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::auth::tokens::LinkMail;
 use crate::item::Timestamp;
+use crate::live::NotificationData;
 use crate::notifications::NoticeMail;
 use crate::ports::{Clock, StoreError};
 
@@ -91,6 +92,26 @@ impl OutgoingMail {
         }
     }
 
+    /// How soon it should go out, ahead of older messages: a backlog of
+    /// bid news (a busy auction mails every plain bid overtaken) must not
+    /// hold back a link someone is waiting for, or a winner's notice.
+    #[must_use]
+    pub fn urgency(&self) -> MailUrgency {
+        match self {
+            OutgoingMail::Link(_) => MailUrgency::Awaited,
+            // Won and lost notices are written when an item closes, which
+            // the row's time tells already; which one it is stays sealed.
+            OutgoingMail::Notice(notice) => match notice.notice {
+                NotificationData::Won { .. } | NotificationData::Lost { .. } => {
+                    MailUrgency::Closing
+                }
+                NotificationData::Outbid { .. }
+                | NotificationData::AutoRaised { .. }
+                | NotificationData::Exhausted { .. } => MailUrgency::News,
+            },
+        }
+    }
+
     /// A short, secret-free name of the kind of message, for logs, metrics
     /// and the store's plain columns.
     #[must_use]
@@ -100,6 +121,30 @@ impl OutgoingMail {
             // One name for every notice: which one it is (an `exhausted`
             // one tells that a bid was poisoned) stays sealed.
             OutgoingMail::Notice(_) => "notice",
+        }
+    }
+}
+
+/// The order in which due messages are delivered: every message of an
+/// urgency before any of the next, oldest first within one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MailUrgency {
+    /// Someone is waiting for it: a verification or reset link.
+    Awaited,
+    /// An item's outcome: won or lost.
+    Closing,
+    /// News of bidding: outbid, auto-raised, exhausted.
+    News,
+}
+
+impl MailUrgency {
+    /// Its rank as stored: lower goes first.
+    #[must_use]
+    pub const fn rank(self) -> i16 {
+        match self {
+            MailUrgency::Awaited => 0,
+            MailUrgency::Closing => 1,
+            MailUrgency::News => 2,
         }
     }
 }

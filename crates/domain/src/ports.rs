@@ -144,6 +144,12 @@ pub enum SealBinding {
         /// The row.
         id: crate::outbox::OutboxId,
     },
+    /// An account's TOTP secret: bound to its account, so a secret copied
+    /// to another account's row fails to open.
+    TotpSecret {
+        /// The account.
+        user: UserId,
+    },
 }
 
 impl SealBinding {
@@ -176,6 +182,10 @@ impl SealBinding {
             SealBinding::OutboxMail { id } => {
                 aad.extend_from_slice(b"poison-pill/outbox-mail/v1");
                 aad.extend_from_slice(id.as_uuid().as_bytes());
+            }
+            SealBinding::TotpSecret { user } => {
+                aad.extend_from_slice(b"poison-pill/totp-secret/v1");
+                aad.extend_from_slice(user.as_uuid().as_bytes());
             }
         }
         aad
@@ -805,6 +815,14 @@ mod tests {
             [
                 b"poison-pill/outbox-mail/v1".as_slice(),
                 mail.as_uuid().as_bytes()
+            ]
+            .concat()
+        );
+        assert_eq!(
+            SealBinding::TotpSecret { user: bidder }.associated_data(),
+            [
+                b"poison-pill/totp-secret/v1".as_slice(),
+                bidder_bytes.as_bytes()
             ]
             .concat()
         );

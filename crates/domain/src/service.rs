@@ -527,6 +527,7 @@ mod tests {
             email_verified: verified,
             is_active: active,
             notify_email: true,
+            totp_enabled: false,
             created_at: t0(),
         }
     }

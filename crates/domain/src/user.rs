@@ -155,6 +155,8 @@ pub struct User {
     /// Whether it wants e-mail notices (outbid, exhausted, won); on unless
     /// its user turned it off.
     pub notify_email: bool,
+    /// Whether its logins need a second factor (a confirmed TOTP secret).
+    pub totp_enabled: bool,
     /// When it was created.
     pub created_at: Timestamp,
 }

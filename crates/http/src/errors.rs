@@ -11,7 +11,7 @@ use pp_domain::BidRejection;
 use pp_domain::auth::TokenRejected;
 use pp_domain::auth::service::{
     AdminError, AuthError, ChangePasswordError, LoginError, OneTimeError, RefreshError,
-    RegisterError,
+    RegisterError, SecondFactorError,
 };
 use pp_domain::engine::{CancelRejection, PoisonProblem};
 use pp_domain::ports::{CancelItemError, PlaceBidError, StoreError};
@@ -183,12 +183,58 @@ impl From<LoginError> for ApiError {
                 "email_not_verified",
                 "verify your e-mail address first; the link was mailed to you",
             ),
-            LoginError::AccountDisabled => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "account_disabled",
-                "this account has been deactivated",
-            ),
+            LoginError::AccountDisabled => account_disabled(),
+            LoginError::SecondFactorRequired(issued) => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "mfa_required",
+                "the password is right; enter the code from your authenticator app",
+            )
+            .with_extension("challenge", issued.challenge.as_str())
+            .with_extension("expires_in", issued.expires_in.num_seconds()),
             LoginError::Store(error) => error.into(),
+        }
+    }
+}
+
+fn account_disabled() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "account_disabled",
+        "this account has been deactivated",
+    )
+}
+
+impl From<SecondFactorError> for ApiError {
+    fn from(error: SecondFactorError) -> Self {
+        match error {
+            SecondFactorError::InvalidChallenge => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_challenge",
+                "the login is unknown, finished or more than 5 minutes old; log in again",
+            ),
+            SecondFactorError::InvalidCode => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "invalid_code",
+                "the code is wrong or was used already",
+            ),
+            SecondFactorError::WrongPassword => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "invalid_credentials",
+                "the password is wrong",
+            ),
+            SecondFactorError::Locked { retry_after } => account_locked(retry_after),
+            SecondFactorError::AlreadyEnabled => ApiError::new(
+                StatusCode::CONFLICT,
+                "mfa_already_enabled",
+                "the second factor is already on",
+            ),
+            SecondFactorError::NotEnabled => ApiError::new(
+                StatusCode::CONFLICT,
+                "mfa_not_enabled",
+                "the second factor is not on (or its set-up expired: start again)",
+            ),
+            SecondFactorError::AccountDisabled => account_disabled(),
+            SecondFactorError::Store(error) => error.into(),
         }
     }
 }
@@ -402,6 +448,43 @@ mod tests {
                 (423, "account_locked"),
             ),
             (answer(AdminError::NotFound), (404, "not_found")),
+            (
+                answer(LoginError::SecondFactorRequired(
+                    pp_domain::auth::second_factor::IssuedChallenge {
+                        challenge: "c".to_owned().into(),
+                        expires_in: chrono::Duration::minutes(5),
+                    },
+                )),
+                (401, "mfa_required"),
+            ),
+            (
+                answer(SecondFactorError::InvalidChallenge),
+                (401, "invalid_challenge"),
+            ),
+            (
+                answer(SecondFactorError::InvalidCode),
+                (403, "invalid_code"),
+            ),
+            (
+                answer(SecondFactorError::WrongPassword),
+                (403, "invalid_credentials"),
+            ),
+            (
+                answer(SecondFactorError::Locked { retry_after: no() }),
+                (423, "account_locked"),
+            ),
+            (
+                answer(SecondFactorError::AlreadyEnabled),
+                (409, "mfa_already_enabled"),
+            ),
+            (
+                answer(SecondFactorError::NotEnabled),
+                (409, "mfa_not_enabled"),
+            ),
+            (
+                answer(SecondFactorError::AccountDisabled),
+                (403, "account_disabled"),
+            ),
             (
                 answer(AuthError::Rejected(TokenRejected::Expired)),
                 (401, "invalid_token"),

@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
+use pp_domain::auth::service::AdminRefusal;
 use pp_domain::auth::{Principal, RequestContext};
 use serde::de::DeserializeOwned;
 
@@ -334,15 +335,24 @@ pub(crate) async fn authenticate(request: &HttpRequest) -> Result<Principal, Api
     Ok(state.auth.authenticate(&token).await?)
 }
 
-/// 403 `forbidden` unless `principal` is an admin.
+/// 403 `forbidden` unless `principal` is an admin; 403
+/// `mfa_enrolment_required` for an admin without a second factor where
+/// `REQUIRE_ADMIN_2FA` asks for one.
 ///
 /// # Errors
-/// That 403.
-pub(crate) fn admin_only(principal: &Principal) -> Result<(), ApiError> {
-    if principal.is_admin() {
-        Ok(())
-    } else {
-        Err(admins_only())
+/// Those 403s, or 500 without the app's state.
+pub(crate) fn admin_only(request: &HttpRequest, principal: &Principal) -> Result<(), ApiError> {
+    let state = request
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR))?;
+    match state.auth.admin_access(principal) {
+        Ok(()) => Ok(()),
+        Err(AdminRefusal::NotAdmin) => Err(admins_only()),
+        Err(AdminRefusal::SecondFactorRequired) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "mfa_enrolment_required",
+            "admin actions need your second factor on: turn it on in your profile",
+        )),
     }
 }
 
@@ -386,7 +396,7 @@ impl FromRequest for Admin {
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         std::future::ready(principal_of(request).and_then(|principal| {
-            admin_only(&principal)?;
+            admin_only(request, &principal)?;
             Ok(Admin(principal))
         }))
     }

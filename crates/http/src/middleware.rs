@@ -645,7 +645,7 @@ async fn authenticate_first<B: MessageBody + 'static>(
         .await
         .and_then(|principal| {
             if admins_only {
-                crate::extract::admin_only(&principal)?;
+                crate::extract::admin_only(request.request(), &principal)?;
             }
             Ok(principal)
         });

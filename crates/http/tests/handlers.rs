@@ -36,6 +36,7 @@ fn account(role: Role) -> User {
         email_verified: true,
         is_active: true,
         notify_email: true,
+        totp_enabled: false,
         created_at: chrono::Utc::now(),
     }
 }
@@ -88,6 +89,8 @@ fn state(store: MockAuctionStore) -> AppState {
             secrets: Arc::new(MockSecretTokens::new()),
             revocations: Arc::new(MemoryRevocationList::new()),
             identities: Arc::new(pp_domain::auth::identities::MockIdentityStore::new()),
+            second_factors: Arc::new(pp_domain::auth::second_factor::MockSecondFactorStore::new()),
+            codes: Arc::new(pp_domain::auth::second_factor::MockOneTimeCodes::new()),
             clock: clock.clone(),
         },
         AuthPolicy {
@@ -97,6 +100,7 @@ fn state(store: MockAuctionStore) -> AppState {
             require_verified_email: true,
             public_url: "https://auction.test".into(),
             mails_per_account_per_hour: 3,
+            require_admin_second_factor: false,
         },
     );
     let hub = EventHub::new();

@@ -13,7 +13,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use pp_crypto::{
     AesGcmSealer, Argon2Hasher, HashParams, JwtAccessTokens, JwtSettings, RandomSecretTokens,
-    ZxcvbnStrength,
+    TotpCodes, ZxcvbnStrength,
 };
 use pp_domain::auth::ports::{AuditLog, RateLimiter, RevocationList};
 use pp_domain::auth::tokens::TokenLifetimes;
@@ -283,6 +283,8 @@ impl Services {
             secrets: Arc::new(RandomSecretTokens),
             revocations,
             identities: store.clone(),
+            second_factors: store.clone(),
+            codes: Arc::new(TotpCodes),
             clock: Arc::clone(&clock),
         };
         let policy = AuthPolicy {
@@ -296,6 +298,7 @@ impl Services {
             require_verified_email: settings.require_email_verification,
             public_url: settings.public_url.as_str().to_owned(),
             mails_per_account_per_hour: settings.mails_per_account_per_hour,
+            require_admin_second_factor: settings.require_admin_second_factor,
         };
         let auctions = AuctionService::new(
             store.clone(),

@@ -470,6 +470,8 @@ pub struct Settings {
     pub bid_sealing_key: SecretBox<[u8; 32]>,
     /// `REQUIRE_EMAIL_VERIFICATION`.
     pub require_email_verification: bool,
+    /// `REQUIRE_ADMIN_2FA`: admin routes need a second factor on.
+    pub require_admin_second_factor: bool,
     /// `LOG_FORMAT`.
     pub log_format: LogFormat,
     /// `REDIS_URL` and friends; `None` means in-process.
@@ -533,6 +535,10 @@ impl fmt::Debug for Settings {
                 "require_email_verification",
                 &self.require_email_verification,
             )
+            .field(
+                "require_admin_second_factor",
+                &self.require_admin_second_factor,
+            )
             .field("log_format", &self.log_format)
             .field("redis", &self.redis.as_ref().map(|r| &r.prefix))
             .field("rate_limits", &self.rate_limits)
@@ -581,6 +587,7 @@ impl Settings {
         let public_url = env.parse("PUBLIC_URL", default_public)?;
         let Flag(require_email_verification) =
             env.parse("REQUIRE_EMAIL_VERIFICATION", Flag(true))?;
+        let Flag(require_admin_second_factor) = env.parse("REQUIRE_ADMIN_2FA", Flag(false))?;
         let log_format = LogFormat::from_env(env)?;
 
         let embedded = matches!(database.url, DatabaseUrl::Sqlite(_));
@@ -636,6 +643,7 @@ impl Settings {
             jwt_secret,
             bid_sealing_key,
             require_email_verification,
+            require_admin_second_factor,
             log_format,
             redis,
             rate_limits,

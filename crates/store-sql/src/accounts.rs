@@ -19,7 +19,9 @@ use uuid::Uuid;
 
 use crate::SqlStore;
 use crate::auction::db_time;
-use crate::entities::{audit_log, one_time_tokens, refresh_tokens, sessions, users};
+use crate::entities::{
+    audit_log, mfa_challenges, one_time_tokens, refresh_tokens, sessions, users,
+};
 use crate::errors::store_error;
 use crate::transaction::{TxFailure, with_retries};
 use crate::users::{password_replaced, user_from_row};
@@ -191,6 +193,12 @@ impl SqlStore {
                 sessions = sessions.filter(sessions::Column::Id.ne(keep.as_uuid()));
             }
             sessions.exec(&tx.txn).await?;
+            // A login waiting for its second factor followed the old
+            // password.
+            mfa_challenges::Entity::delete_many()
+                .filter(mfa_challenges::Column::UserId.eq(user))
+                .exec(&tx.txn)
+                .await?;
             Ok(())
         }
         .await;

@@ -33,6 +33,7 @@ mod identities;
 mod notifications;
 mod outbox;
 mod retention;
+mod second_factors;
 mod tickets;
 mod transaction;
 mod users;

@@ -147,6 +147,7 @@ pub(crate) fn mail_row(
         last_error: Set(None),
         request_id: Set(mail.request_id.clone()),
         trace_parent: Set(mail.trace_parent.clone()),
+        urgency: Set(mail.mail.urgency().rank()),
         sealed: Set(Some(sealed)),
     })
 }
@@ -190,6 +191,7 @@ impl SqlStore {
             let due = outbox::Entity::find()
                 .filter(outbox::Column::State.eq(OutboxState::Pending.as_str()))
                 .filter(outbox::Column::DueAt.lte(db_time(now)))
+                .order_by_asc(outbox::Column::Urgency)
                 .order_by_asc(outbox::Column::DueAt)
                 .limit(u64::from(limit))
                 .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)

@@ -66,6 +66,7 @@ impl SqlStore {
             locked_until: Set(None),
             notify_email: Set(true),
             password_set: Set(identity.is_none()),
+            totp_enabled: Set(false),
         };
         let inserted = async {
             let tx = self.database().begin_write().await?;
@@ -94,6 +95,7 @@ impl SqlStore {
                 email_verified: user.email_verified,
                 is_active: true,
                 notify_email: true,
+                totp_enabled: false,
                 created_at,
             }),
             Err(TxFailure::Db(err)) if react(&err) == Reaction::Duplicate => {
@@ -117,6 +119,7 @@ pub(crate) fn user_from_row(row: &users::Model) -> Result<User, StoreError> {
         email_verified: row.email_verified,
         is_active: row.is_active,
         notify_email: row.notify_email,
+        totp_enabled: row.totp_enabled,
         created_at: row.created_at,
     })
 }

@@ -186,6 +186,22 @@ impl SmtpSink {
         self.process = Some(process);
     }
 
+    /// How many messages have arrived so far (cheaper than reading them).
+    ///
+    /// # Panics
+    /// When the directory cannot be read.
+    #[must_use]
+    pub fn count(&self) -> usize {
+        std::fs::read_dir(self.dir.path())
+            .expect("read the SMTP sink's directory")
+            .filter(|entry| {
+                entry
+                    .as_ref()
+                    .is_ok_and(|entry| entry.path().extension().is_some_and(|ext| ext == "eml"))
+            })
+            .count()
+    }
+
     /// Every message received so far, in arrival order.
     ///
     /// # Panics

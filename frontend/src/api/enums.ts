@@ -25,4 +25,6 @@ export const auditTrailEventValues = [
   'oidc_login_failed',
   'oidc_linked',
   'oidc_unlinked',
+  'second_factor_enabled',
+  'second_factor_disabled',
 ] as const satisfies readonly NonNullable<Query<'audit_trail'>['event']>[];

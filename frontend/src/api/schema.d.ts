@@ -118,6 +118,62 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/mfa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Completes a login with its second factor. */
+        post: operations["complete_login"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/mfa/totp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's second factor. */
+        get: operations["totp_status"];
+        put?: never;
+        /**
+         * Starts turning the second factor on: a new secret (replacing one not
+         *     yet confirmed). Logins change only once a first code confirms it.
+         */
+        post: operations["begin_totp"];
+        /** Turns the second factor off. */
+        delete: operations["disable_totp"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/mfa/totp/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Confirms the secret with a first code: the second factor is on. */
+        post: operations["confirm_totp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/oidc/{name}/callback": {
         parameters: {
             query?: never;
@@ -801,6 +857,11 @@ export interface components {
             /** @description Pass as `cursor` for the next page; `null` on the last. */
             next_cursor: string | null;
         };
+        /** @description `POST /auth/mfa/totp`. */
+        BeginTotpRequest: {
+            /** @description The account's password. */
+            password: string;
+        };
         /** @description An accepted bid and its item right after it. */
         BidPlaced: {
             bid: components["schemas"]["OwnBidBody"];
@@ -839,6 +900,29 @@ export interface components {
          * @enum {string}
          */
         ClosedStatus: "closed" | "cancelled";
+        /** @description `POST /auth/mfa`: the challenge and exactly one of the two codes. */
+        CompleteLoginRequest: {
+            /** @description The `challenge` of the login's `mfa_required` answer. */
+            challenge: string;
+            /**
+             * @description The six digits the authenticator app shows now.
+             * @example 123456
+             */
+            code?: string | null;
+            /**
+             * @description One of the account's recovery codes, instead of `code`.
+             * @example 7k3m-q9zd-x2ra-hf0c
+             */
+            recovery_code?: string | null;
+        };
+        /** @description `POST /auth/mfa/totp/confirm`. */
+        ConfirmTotpRequest: {
+            /**
+             * @description The six digits the authenticator app shows now.
+             * @example 123456
+             */
+            code: string;
+        };
         /** @description `POST /items` (admin). */
         CreateItemRequest: {
             /**
@@ -874,6 +958,15 @@ export interface components {
              *     will carry as `currency_decimals`.
              */
             decimals: number;
+        };
+        /** @description `DELETE /auth/mfa/totp`: exactly one proof. */
+        DisableTotpRequest: {
+            /** @description A current code. */
+            code?: string | null;
+            /** @description The account's password. */
+            password?: string | null;
+            /** @description A recovery code. */
+            recovery_code?: string | null;
         };
         /** @description An address to send a link to. */
         EmailRequest: {
@@ -1169,6 +1262,11 @@ export interface components {
              */
             status: string;
         };
+        /** @description The recovery codes, shown once. */
+        RecoveryCodesBody: {
+            /** @description Ten codes, each good for one login without the app. */
+            recovery_codes: string[];
+        };
         /** @description `POST /auth/refresh`: the token in the body, or the `refresh_token` cookie. */
         RefreshRequest: {
             /** @description The refresh token (when not sent as the cookie). */
@@ -1295,6 +1393,26 @@ export interface components {
              */
             token_type: string;
         };
+        /** @description A new secret for an authenticator app, shown once. */
+        TotpEnrolmentBody: {
+            /** @description `otpauth://totp/...`, to show as a QR code. */
+            otpauth_uri: string;
+            /**
+             * @description The secret in base32, to type in.
+             * @example JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP
+             */
+            secret: string;
+        };
+        /** @description Where the caller's second factor stands. */
+        TotpStatusBody: {
+            /** @description Whether logins need a code. */
+            enabled: boolean;
+            /**
+             * Format: int32
+             * @description Unused recovery codes.
+             */
+            recovery_codes_left: number;
+        };
         /**
          * @description `PATCH /users/me`: the display name and e-mail notices may change;
          *     a field left out stays as it is.
@@ -1351,7 +1469,7 @@ export interface operations {
             query?: {
                 /** @description `next_cursor` of the previous page. */
                 cursor?: string;
-                event?: "login_succeeded" | "login_failed" | "account_locked" | "token_reused" | "password_changed" | "password_reset" | "role_changed" | "activation_changed" | "logged_out_everywhere" | "registered" | "email_verified" | "logged_out" | "item_created" | "item_cancelled" | "oidc_login" | "oidc_login_failed" | "oidc_linked" | "oidc_unlinked";
+                event?: "login_succeeded" | "login_failed" | "account_locked" | "token_reused" | "password_changed" | "password_reset" | "role_changed" | "activation_changed" | "logged_out_everywhere" | "registered" | "email_verified" | "logged_out" | "item_created" | "item_cancelled" | "oidc_login" | "oidc_login_failed" | "oidc_linked" | "oidc_unlinked" | "second_factor_enabled" | "second_factor_disabled";
                 /** @description Items per page, 1..=100; 20 when absent. */
                 limit?: number;
                 /** @description Only entries about this account or done by it (an admin's actions). */
@@ -1458,7 +1576,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemBody"];
                 };
             };
-            /** @description `invalid_credentials` (unknown address or wrong password alike) */
+            /** @description `invalid_credentials` (unknown address or wrong password alike), or `mfa_required` when the password was right and the account's second factor completes the login: its `challenge` and `expires_in` (seconds) go to `POST /auth/mfa` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1595,6 +1713,489 @@ export interface operations {
             };
             /** @description `unauthorized` / `invalid_token` */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `rate_limited`, with `Retry-After` and the `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `service_unavailable`, with `Retry-After`: the database (or password hashing) is busy or unreachable; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    complete_login: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CompleteLoginRequest"];
+            };
+        };
+        responses: {
+            /** @description Tokens, as a login's; the refresh token is also set as a cookie */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenResponse"];
+                };
+            };
+            /** @description `malformed_json`: the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `invalid_challenge` (unknown, used or older than 5 minutes: log in again) or `invalid_code` (wrong or used already; counts towards the lockout, the challenge stays open) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `account_disabled` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `payload_too_large`: the body is over 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `unsupported_media_type`: the body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `validation_failed`: not exactly one of `code` and `recovery_code` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `account_locked`, with `Retry-After` */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `rate_limited` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `service_unavailable`, with `Retry-After`: the database (or password hashing) is busy or unreachable; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    totp_status: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Its status */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TotpStatusBody"];
+                };
+            };
+            /** @description `unauthorized` (no token) or `invalid_token` (bad, expired or revoked), before the body is looked at */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `rate_limited`, with `Retry-After` and the `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `service_unavailable`, with `Retry-After`: the database (or password hashing) is busy or unreachable; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    begin_totp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BeginTotpRequest"];
+            };
+        };
+        responses: {
+            /** @description The secret, shown this once */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TotpEnrolmentBody"];
+                };
+            };
+            /** @description `malformed_json`: the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `unauthorized` (no token) or `invalid_token` (bad, expired or revoked), before the body is looked at */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `invalid_credentials`: the password is wrong (counts towards the lockout) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `mfa_already_enabled` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `payload_too_large`: the body is over 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `unsupported_media_type`: the body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `validation_failed`, naming each field that breaks a rule (also an unknown or missing one) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `account_locked`, with `Retry-After` */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `rate_limited`, with `Retry-After` and the `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `service_unavailable`, with `Retry-After`: the database (or password hashing) is busy or unreachable; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    disable_totp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DisableTotpRequest"];
+            };
+        };
+        responses: {
+            /** @description Off; the recovery codes are gone */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `malformed_json`: the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `unauthorized` (no token) or `invalid_token` (bad, expired or revoked), before the body is looked at */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `invalid_credentials` or `invalid_code` (counts towards the lockout) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `mfa_not_enabled` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `payload_too_large`: the body is over 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `unsupported_media_type`: the body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `validation_failed`: not exactly one of `password`, `code` and `recovery_code` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `account_locked`, with `Retry-After` */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `rate_limited`, with `Retry-After` and the `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `service_unavailable`, with `Retry-After`: the database (or password hashing) is busy or unreachable; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    confirm_totp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConfirmTotpRequest"];
+            };
+        };
+        responses: {
+            /** @description The recovery codes, shown this once */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryCodesBody"];
+                };
+            };
+            /** @description `malformed_json`: the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `unauthorized` (no token) or `invalid_token` (bad, expired or revoked), before the body is looked at */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `invalid_code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `mfa_already_enabled`, or `mfa_not_enabled` (no secret to confirm: start again) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `payload_too_large`: the body is over 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `unsupported_media_type`: the body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `validation_failed`, naming each field that breaks a rule (also an unknown or missing one) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -6,6 +6,7 @@ pub mod identities;
 pub mod lockout;
 pub mod password;
 pub mod ports;
+pub mod second_factor;
 pub mod service;
 pub mod tickets;
 pub mod tokens;

@@ -4,6 +4,7 @@
 //! `registration.rs` (register, verify, the mailed links), `passwords.rs`
 //! (the checked password and its lockout, forgot, reset, change),
 //! `oidc.rs` (sign-in and linking through OpenID providers) and
+//! `second_factor.rs` (TOTP enrolment and challenged logins) and
 //! `admin.rs` (the profile and accounts).
 
 use std::sync::Arc;
@@ -38,7 +39,10 @@ mod admin;
 mod oidc;
 mod passwords;
 mod registration;
+mod second_factor;
 mod sessions;
+
+pub use second_factor::{AdminRefusal, SecondFactorOff};
 
 /// Deployment choices for the account flows.
 #[derive(Clone, Debug)]
@@ -57,6 +61,9 @@ pub struct AuthPolicy {
     /// (`MAILS_PER_ACCOUNT_PER_HOUR`); past it a request is answered alike
     /// and nothing is sent, so nobody can flood someone's inbox.
     pub mails_per_account_per_hour: u32,
+    /// Admins must have a second factor on to use admin routes
+    /// (`REQUIRE_ADMIN_2FA`); they may still log in to enrol.
+    pub require_admin_second_factor: bool,
 }
 
 /// Everything the account flows talk to.
@@ -82,6 +89,10 @@ pub struct AuthPorts {
     pub revocations: Arc<dyn RevocationList>,
     /// Identities linked from OpenID providers.
     pub identities: Arc<dyn super::identities::IdentityStore>,
+    /// Second factors, recovery codes and login challenges.
+    pub second_factors: Arc<dyn super::second_factor::SecondFactorStore>,
+    /// TOTP codes and recovery codes.
+    pub codes: Arc<dyn super::second_factor::OneTimeCodes>,
     /// `now`.
     pub clock: Arc<dyn Clock>,
 }
@@ -142,6 +153,42 @@ pub enum LoginError {
     /// The address must be verified first.
     #[error("verify your e-mail address first")]
     EmailNotVerified,
+    /// An admin deactivated the account.
+    #[error("the account is deactivated")]
+    AccountDisabled,
+    /// The password was right; the account's second factor completes the
+    /// login, with this challenge.
+    #[error("a second factor is required")]
+    SecondFactorRequired(super::second_factor::IssuedChallenge),
+    /// Infrastructure failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a second-factor step failed.
+#[derive(Debug, Error)]
+pub enum SecondFactorError {
+    /// The login challenge is unknown, used or expired: log in again.
+    #[error("the login challenge is invalid or expired")]
+    InvalidChallenge,
+    /// The code or recovery code is wrong or was used already.
+    #[error("the code is wrong or was used already")]
+    InvalidCode,
+    /// The password is wrong.
+    #[error("the password is wrong")]
+    WrongPassword,
+    /// Too many wrong passwords or codes: locked for this long.
+    #[error("the account is locked")]
+    Locked {
+        /// Until the lock lifts.
+        retry_after: Duration,
+    },
+    /// The second factor is on already.
+    #[error("the second factor is already on")]
+    AlreadyEnabled,
+    /// The second factor is not on (or there is no enrolment to confirm).
+    #[error("the second factor is not on")]
+    NotEnabled,
     /// An admin deactivated the account.
     #[error("the account is deactivated")]
     AccountDisabled,
@@ -213,6 +260,8 @@ enum PasswordCheck {
 enum CheckPlace {
     Login,
     PasswordChange,
+    SecondFactor,
+    SecondFactorSetup,
 }
 
 impl CheckPlace {
@@ -220,6 +269,8 @@ impl CheckPlace {
         match self {
             CheckPlace::Login => "locked",
             CheckPlace::PasswordChange => "locked, at password change",
+            CheckPlace::SecondFactor => "locked, at second factor",
+            CheckPlace::SecondFactorSetup => "locked, at second-factor settings",
         }
     }
 
@@ -227,6 +278,8 @@ impl CheckPlace {
         match self {
             CheckPlace::Login => "wrong password",
             CheckPlace::PasswordChange => "wrong current password",
+            CheckPlace::SecondFactor => "wrong second-factor code",
+            CheckPlace::SecondFactorSetup => "wrong password, at second-factor settings",
         }
     }
 }

@@ -242,6 +242,7 @@ mod tests {
             email_verified: true,
             is_active: true,
             notify_email: true,
+            totp_enabled: false,
             created_at: t0(),
         }
     }

@@ -216,6 +216,10 @@ pub enum AuditEvent {
     OidcLinked,
     /// An identity was unlinked from the account.
     OidcUnlinked,
+    /// The account turned its second factor on.
+    SecondFactorEnabled,
+    /// The account turned its second factor off.
+    SecondFactorDisabled,
 }
 
 impl AuditEvent {
@@ -241,11 +245,13 @@ impl AuditEvent {
             AuditEvent::OidcLoginFailed => "oidc_login_failed",
             AuditEvent::OidcLinked => "oidc_linked",
             AuditEvent::OidcUnlinked => "oidc_unlinked",
+            AuditEvent::SecondFactorEnabled => "second_factor_enabled",
+            AuditEvent::SecondFactorDisabled => "second_factor_disabled",
         }
     }
 
     /// Every event, in the order the API lists them.
-    pub const ALL: [AuditEvent; 18] = [
+    pub const ALL: [AuditEvent; 20] = [
         AuditEvent::LoginSucceeded,
         AuditEvent::LoginFailed,
         AuditEvent::AccountLocked,
@@ -264,6 +270,8 @@ impl AuditEvent {
         AuditEvent::OidcLoginFailed,
         AuditEvent::OidcLinked,
         AuditEvent::OidcUnlinked,
+        AuditEvent::SecondFactorEnabled,
+        AuditEvent::SecondFactorDisabled,
     ];
 
     /// The event stored as `name`, if any.

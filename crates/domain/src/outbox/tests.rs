@@ -377,3 +377,56 @@ fn ids_round_trip_and_a_worker_prints_only_its_policy() {
 fn a_mails_kind_names_no_secret() {
     assert_eq!(link_mail().kind(), "verify_email");
 }
+
+fn notice_mail(notice: NotificationData) -> OutgoingMail {
+    OutgoingMail::Notice(NoticeMail {
+        to: Email::parse("ann@example.com").unwrap(),
+        name: "Ann".into(),
+        item_title: "Lamp".into(),
+        currency: crate::Currency::default(),
+        notice,
+    })
+}
+
+#[test]
+fn links_go_before_outcomes_and_outcomes_before_bid_news() {
+    let item = crate::ItemId::generate();
+    let price = crate::Money::new(500).unwrap();
+    let outbid = NotificationData::Outbid {
+        item,
+        current_price: price,
+        minimum_next_bid: 600,
+    };
+    let raised = NotificationData::AutoRaised {
+        item,
+        effective: price,
+        remaining_budget: 100,
+    };
+    let exhausted = NotificationData::Exhausted {
+        item,
+        effective: price,
+        current_price: price,
+        minimum_next_bid: 600,
+    };
+    let won = NotificationData::Won {
+        item,
+        final_price: price,
+    };
+    let lost = NotificationData::Lost {
+        item,
+        final_price: price,
+    };
+    assert_eq!(link_mail().urgency(), MailUrgency::Awaited);
+    for closing in [won, lost] {
+        assert_eq!(notice_mail(closing).urgency(), MailUrgency::Closing);
+    }
+    for news in [outbid, raised, exhausted] {
+        assert_eq!(notice_mail(news).urgency(), MailUrgency::News);
+    }
+    let ranks = [
+        MailUrgency::Awaited.rank(),
+        MailUrgency::Closing.rank(),
+        MailUrgency::News.rank(),
+    ];
+    assert!(ranks.is_sorted_by(|a, b| a < b), "{ranks:?}");
+}

@@ -121,7 +121,7 @@ pub(crate) fn refresh_cookie(value: &str, max_age_secs: i64) -> Cookie<'static> 
         .finish()
 }
 
-fn tokens(pair: &TokenPair) -> HttpResponse {
+pub(crate) fn tokens(pair: &TokenPair) -> HttpResponse {
     let refresh_secs = pair.refresh_expires_in.num_seconds();
     HttpResponse::Ok()
         .cookie(refresh_cookie(&pair.refresh_token, refresh_secs))
@@ -261,7 +261,7 @@ pub async fn resend_verification(
 #[utoipa::path(tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, description = "Tokens; the refresh token is also set as a cookie", body = TokenResponse),
-        (status = 401, description = "`invalid_credentials` (unknown address or wrong password alike)", body = ProblemBody),
+        (status = 401, description = "`invalid_credentials` (unknown address or wrong password alike), or `mfa_required` when the password was right and the account's second factor completes the login: its `challenge` and `expires_in` (seconds) go to `POST /auth/mfa`", body = ProblemBody),
         (status = 403, description = "`email_not_verified` or `account_disabled`", body = ProblemBody),
         (status = 423, description = "`account_locked`, with `Retry-After`", body = ProblemBody),
         (status = 429, description = "`rate_limited`", body = ProblemBody)))]

@@ -26,6 +26,7 @@ pub mod audit;
 pub mod auth;
 pub mod items;
 pub mod live;
+pub mod mfa;
 pub mod notifications;
 pub mod oidc;
 pub mod users;
@@ -43,6 +44,11 @@ pub fn api(cfg: &mut ServiceConfig) {
         .service(auth::forgot_password)
         .service(auth::reset_password)
         .service(auth::change_password)
+        .service(mfa::complete_login)
+        .service(mfa::totp_status)
+        .service(mfa::begin_totp)
+        .service(mfa::confirm_totp)
+        .service(mfa::disable_totp)
         .service(oidc::providers)
         .service(oidc::start)
         .service(oidc::callback)

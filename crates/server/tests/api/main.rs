@@ -11,6 +11,7 @@ mod conventions;
 mod health;
 mod hostile;
 mod live;
+mod mfa;
 mod oidc;
 mod outbox;
 mod reports;

@@ -16,6 +16,7 @@ mod notifications;
 mod outbox;
 mod retention;
 mod sealing;
+mod second_factors;
 mod users;
 
 /// Generates `postgres::name` and `sqlite::name` tokio tests calling `name(backend)`.

@@ -268,7 +268,65 @@ async fn notices_are_mailed_with_their_cause_unless_turned_off(backend: Backend)
     assert_eq!(mailed(&h).await, [(cat.email.as_str().to_owned(), "won")]);
 }
 
+async fn links_and_outcomes_are_delivered_before_older_bid_news(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let item = h.item(1_000, 100).await;
+    let id = item.item.id;
+    let [ann, bob, cat] = <[_; 3]>::try_from(h.bidders(3).await).unwrap();
+    h.auctions.place_bid(&ann, id, plain(1_200)).await.unwrap();
+    h.clock.advance(Duration::seconds(1));
+    h.auctions.place_bid(&bob, id, plain(1_300)).await.unwrap();
+    h.clock.advance(Duration::seconds(1));
+    h.auctions.place_bid(&cat, id, plain(1_400)).await.unwrap();
+    h.clock.advance(Duration::hours(2));
+    h.auctions.close_due_items(10).await.unwrap();
+    h.clock.advance(Duration::seconds(1));
+    let link = crate::outbox::store_link(&h, ann.id, h.clock.now(), 7).await;
+
+    // One at a time: the newest message (the link) first, then the
+    // outcome, then the bid news oldest first.
+    let mut order = Vec::new();
+    loop {
+        let worker = ClaimId::generate();
+        let claimed = h
+            .store
+            .claim_due(worker, h.clock.now(), OUTBOX_LEASE, 1)
+            .await
+            .unwrap();
+        let Some(message) = claimed.into_iter().next() else {
+            break;
+        };
+        let sent = Settlement::Sent { at: h.clock.now() };
+        assert!(h.store.settle(message.id, worker, sent).await.unwrap());
+        order.push(match message.mail {
+            OutgoingMail::Link(_) => {
+                assert_eq!(message.id, link.id);
+                ("link".to_owned(), ann.email.as_str().to_owned())
+            }
+            OutgoingMail::Notice(notice) => {
+                let kind = match notice.notice {
+                    NotificationData::Outbid { .. } => "outbid",
+                    NotificationData::Won { .. } => "won",
+                    other => panic!("{other:?} is never mailed here"),
+                };
+                (kind.to_owned(), notice.to.as_str().to_owned())
+            }
+        });
+    }
+    let to = |kind: &str, user: &pp_domain::User| (kind.to_owned(), user.email.as_str().to_owned());
+    assert_eq!(
+        order,
+        [
+            to("link", &ann),
+            to("won", &cat),
+            to("outbid", &ann),
+            to("outbid", &bob)
+        ]
+    );
+}
+
 on_both_backends!(
+    links_and_outcomes_are_delivered_before_older_bid_news,
     notices_are_mailed_with_their_cause_unless_turned_off,
     auto_raises_are_told_and_notifications_of_one_instant_page_without_loss,
     a_bid_stores_who_it_tells_sealed_and_a_close_stores_won_and_lost,

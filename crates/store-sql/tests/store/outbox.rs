@@ -35,29 +35,40 @@ pub(crate) fn link_mail(user: UserId, purpose: OneTimePurpose, now: Timestamp) -
     )
 }
 
+/// Stores a reset link for `user` issued at `now`, its token's digest
+/// made of `digest_byte`, with the mail that carries it.
+pub(crate) async fn store_link(
+    h: &Harness,
+    user: UserId,
+    now: Timestamp,
+    digest_byte: u8,
+) -> NewOutboxMail {
+    let mail = link_mail(user, OneTimePurpose::ResetPassword, now);
+    let link = NewLink {
+        token: NewOneTimeToken {
+            digest: TokenDigest([digest_byte; 32]),
+            user,
+            purpose: OneTimePurpose::ResetPassword,
+            issued_at: now,
+            expires_at: now + Duration::hours(1),
+        },
+        mail: mail.clone(),
+    };
+    let cap = IssueCap {
+        at_most: 1_000,
+        since: now - Duration::hours(1),
+    };
+    assert!(h.store.issue_one_time_token(link, cap).await.unwrap());
+    mail
+}
+
 /// Stores `n` mails for a new account, one second apart in due order.
 async fn mails(h: &Harness, n: usize) -> Vec<NewOutboxMail> {
     let user = h.bidder().await;
     let mut stored = Vec::new();
     for i in 0..n {
         let now = h.clock.now() - Duration::seconds(100 - i as i64);
-        let mail = link_mail(user.id, OneTimePurpose::ResetPassword, now);
-        let link = NewLink {
-            token: NewOneTimeToken {
-                digest: TokenDigest([i as u8 + 1; 32]),
-                user: user.id,
-                purpose: OneTimePurpose::ResetPassword,
-                issued_at: now,
-                expires_at: now + Duration::hours(1),
-            },
-            mail: mail.clone(),
-        };
-        let cap = IssueCap {
-            at_most: 1_000,
-            since: now - Duration::hours(1),
-        };
-        assert!(h.store.issue_one_time_token(link, cap).await.unwrap());
-        stored.push(mail);
+        stored.push(store_link(h, user.id, now, i as u8 + 1).await);
     }
     stored
 }

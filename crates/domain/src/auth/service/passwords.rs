@@ -31,38 +31,7 @@ impl AuthService {
             .verify(password, Some(credentials.password_hash.clone()))
             .await?;
         let Verification::Valid { needs_rehash } = verification else {
-            return match self
-                .ports
-                .users
-                .record_wrong_password(user, now, self.policy.lockout)
-                .await?
-            {
-                FailedAttempt::AlreadyLocked { retry_after } => {
-                    self.audit_login_failure(user, context, "locked meanwhile".into())
-                        .await?;
-                    Ok(locked(retry_after))
-                }
-                FailedAttempt::Counted {
-                    failures,
-                    locks_for,
-                } => {
-                    self.audit_login_failure(user, context, place.wrong().into())
-                        .await?;
-                    if let Some(lock) = locks_for {
-                        let detail =
-                            format!("{failures} failures, locked for {} min", lock.num_minutes());
-                        self.audit(
-                            AuditEvent::AccountLocked,
-                            Some(user),
-                            None,
-                            context,
-                            Some(detail),
-                        )
-                        .await?;
-                    }
-                    Ok(PasswordCheck::Wrong)
-                }
-            };
+            return self.count_wrong_attempt(user, now, context, place).await;
         };
         let failures = self
             .ports
@@ -76,10 +45,59 @@ impl AuthService {
                 .await?;
             return Ok(locked(retry_after));
         }
-        if failures != LoginFailures::default() {
+        // An account with a second factor keeps its count until the code
+        // is right too: otherwise the password alone would reset the count
+        // of guessed codes.
+        let second_factor_follows =
+            matches!(place, CheckPlace::Login) && credentials.user.totp_enabled;
+        if failures != LoginFailures::default() && !second_factor_follows {
             self.ports.users.clear_login_failures(user).await?;
         }
         Ok(PasswordCheck::Right { needs_rehash })
+    }
+
+    /// Counts a wrong password or code of `user` toward the lockout, and
+    /// audits it (and the lock it reaches) with `place` in the detail;
+    /// `Locked` when concurrent failures locked the account meanwhile.
+    pub(super) async fn count_wrong_attempt(
+        &self,
+        user: UserId,
+        now: Timestamp,
+        context: &RequestContext,
+        place: CheckPlace,
+    ) -> Result<PasswordCheck, StoreError> {
+        match self
+            .ports
+            .users
+            .record_wrong_password(user, now, self.policy.lockout)
+            .await?
+        {
+            FailedAttempt::AlreadyLocked { retry_after } => {
+                self.audit_login_failure(user, context, "locked meanwhile".into())
+                    .await?;
+                Ok(PasswordCheck::Locked { retry_after })
+            }
+            FailedAttempt::Counted {
+                failures,
+                locks_for,
+            } => {
+                self.audit_login_failure(user, context, place.wrong().into())
+                    .await?;
+                if let Some(lock) = locks_for {
+                    let detail =
+                        format!("{failures} failures, locked for {} min", lock.num_minutes());
+                    self.audit(
+                        AuditEvent::AccountLocked,
+                        Some(user),
+                        None,
+                        context,
+                        Some(detail),
+                    )
+                    .await?;
+                }
+                Ok(PasswordCheck::Wrong)
+            }
+        }
     }
 
     /// E-mails a reset link when the address has an active account; says

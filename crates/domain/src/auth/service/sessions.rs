@@ -121,6 +121,12 @@ impl AuthService {
                 verified = stronger;
             }
         }
+        if user.totp_enabled {
+            // No session yet, and the failure count stays until the code
+            // is right too (see `check_password`).
+            let challenge = self.challenge_login(user.id, now).await?;
+            return Err(LoginError::SecondFactorRequired(challenge));
+        }
         let Some(pair) = self.start_session(user, &verified).await? else {
             self.audit_login_failure(user.id, context, "password replaced meanwhile".into())
                 .await?;

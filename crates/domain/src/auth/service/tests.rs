@@ -16,6 +16,7 @@ use crate::auth::ports::{
     IssueCap, MockAccessTokens, MockAuditLog, MockOneTimeTokenStore, MockPasswordHasher,
     MockPasswordStrength, MockRevocationList, MockSecretTokens, MockSessionStore, NewLink,
 };
+use crate::auth::second_factor::{MockOneTimeCodes, MockSecondFactorStore};
 use crate::auth::tokens::TokenDigest;
 use crate::ports::MockUserStore;
 use crate::user::{Credentials, PasswordHash};
@@ -33,6 +34,7 @@ fn user(verified: bool, active: bool) -> User {
         email_verified: verified,
         is_active: active,
         notify_email: true,
+        totp_enabled: false,
         created_at: t0(),
     }
 }
@@ -60,6 +62,7 @@ fn policy() -> AuthPolicy {
         require_verified_email: true,
         public_url: "https://auction.example".into(),
         mails_per_account_per_hour: 3,
+        require_admin_second_factor: false,
     }
 }
 
@@ -85,6 +88,8 @@ struct Mocks {
     secrets: MockSecretTokens,
     revocations: MockRevocationList,
     identities: MockIdentityStore,
+    second_factors: MockSecondFactorStore,
+    codes: MockOneTimeCodes,
     audited: Recorded<AuditEvent>,
     mailed: Recorded<LinkMail>,
 }
@@ -133,6 +138,8 @@ impl Mocks {
             secrets,
             revocations: MockRevocationList::new(),
             identities: MockIdentityStore::new(),
+            second_factors: MockSecondFactorStore::new(),
+            codes: MockOneTimeCodes::new(),
             audited,
             mailed,
         }
@@ -155,6 +162,8 @@ impl Mocks {
             secrets: Arc::new(self.secrets),
             revocations: Arc::new(self.revocations),
             identities: Arc::new(self.identities),
+            second_factors: Arc::new(self.second_factors),
+            codes: Arc::new(self.codes),
             clock: Arc::new(clock),
         };
         (AuthService::new(ports, policy), self.audited, self.mailed)
@@ -234,6 +243,7 @@ fn registration_stores_the_hash_and_mails_a_verification_link() {
                 email_verified: false,
                 is_active: true,
                 notify_email: true,
+                totp_enabled: false,
                 created_at: new.created_at,
             })
         });
@@ -1439,6 +1449,7 @@ fn a_profile_update_changes_only_the_display_name_and_notices() {
     let renamed = User {
         display_name: "Annie".into(),
         notify_email: false,
+        totp_enabled: false,
         ..p.user.clone()
     };
     m.users
@@ -1530,6 +1541,7 @@ fn the_command_line_creates_verified_admins() {
             email_verified: new.email_verified,
             is_active: true,
             notify_email: true,
+            totp_enabled: false,
             created_at: new.created_at,
         })
     });
@@ -1659,6 +1671,7 @@ fn a_first_sign_in_creates_a_verified_account_with_an_unknowable_password() {
                 email_verified: true,
                 is_active: true,
                 notify_email: true,
+                totp_enabled: false,
                 created_at: new.created_at,
             };
             *keep.lock().unwrap() = Some(user.clone());
@@ -1957,3 +1970,5 @@ fn an_accounts_identities_are_read_from_the_store() {
     };
     assert_eq!(run(svc.identities(&principal)).unwrap(), [linked]);
 }
+
+mod second_factor;
