@@ -22,6 +22,7 @@ import {
   VerifyEmailPage,
 } from './pages/AuthPages';
 import { MyBidsPage } from './pages/MyBidsPage';
+import { AuthCompletePage } from './pages/SignInPages';
 
 function RequireLogin({ children }: { children: ReactNode }) {
   const { status } = useAuth();
@@ -41,6 +42,7 @@ export function AppRoutes() {
         <Route path="verify-email" element={<VerifyEmailPage />} />
         <Route path="forgot-password" element={<ForgotPasswordPage />} />
         <Route path="reset-password" element={<ResetPasswordPage />} />
+        <Route path="auth/complete" element={<AuthCompletePage />} />
         <Route path="account" element={<RequireLogin><AccountPage /></RequireLogin>} />
         <Route path="account/password" element={<RequireLogin><ChangePasswordPage /></RequireLogin>} />
         <Route path="me/bids" element={<RequireLogin><MyBidsPage /></RequireLogin>} />

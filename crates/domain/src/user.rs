@@ -187,6 +187,9 @@ pub struct Credentials {
     pub user: User,
     /// Its password hash.
     pub password_hash: PasswordHash,
+    /// Whether its owner knows a password (an account an OpenID sign-in
+    /// made has an unknowable one until a reset sets one).
+    pub password_set: bool,
     /// Its consecutive failed logins and lock.
     pub failures: crate::auth::lockout::LoginFailures,
 }

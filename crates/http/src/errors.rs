@@ -222,6 +222,11 @@ impl From<SecondFactorError> for ApiError {
                 "invalid_credentials",
                 "the password is wrong",
             ),
+            SecondFactorError::PasswordNotSet => ApiError::new(
+                StatusCode::CONFLICT,
+                "password_not_set",
+                "this account has no password yet (it was made by a sign-in with a provider): set one with \"Forgot your password?\" first",
+            ),
             SecondFactorError::Locked { retry_after } => account_locked(retry_after),
             SecondFactorError::AlreadyEnabled => ApiError::new(
                 StatusCode::CONFLICT,
@@ -231,7 +236,7 @@ impl From<SecondFactorError> for ApiError {
             SecondFactorError::NotEnabled => ApiError::new(
                 StatusCode::CONFLICT,
                 "mfa_not_enabled",
-                "the second factor is not on (or its set-up expired: start again)",
+                "the second factor is not on (to turn it on, start with your password again)",
             ),
             SecondFactorError::AccountDisabled => account_disabled(),
             SecondFactorError::Store(error) => error.into(),
@@ -468,6 +473,10 @@ mod tests {
             (
                 answer(SecondFactorError::WrongPassword),
                 (403, "invalid_credentials"),
+            ),
+            (
+                answer(SecondFactorError::PasswordNotSet),
+                (409, "password_not_set"),
             ),
             (
                 answer(SecondFactorError::Locked { retry_after: no() }),

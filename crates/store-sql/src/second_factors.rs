@@ -20,7 +20,7 @@ use pp_domain::ports::{SealBinding, StoreError};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter,
+    QueryFilter, QuerySelect,
 };
 
 use crate::SqlStore;
@@ -28,6 +28,19 @@ use crate::auction::db_time;
 use crate::entities::{mfa_challenges, recovery_codes, totp_credentials, users};
 use crate::errors::{integrity, store_error};
 use crate::transaction::{TxFailure, with_retries};
+
+/// Locks `user`'s row for the rest of the transaction (on SQLite the write
+/// lock already serializes): starting, confirming and removing a factor,
+/// and opening a challenge, queue on it rather than interleave.
+async fn lock_account(
+    txn: &impl ConnectionTrait,
+    user: UserId,
+) -> Result<Option<users::Model>, DbErr> {
+    users::Entity::find_by_id(user.as_uuid())
+        .lock_exclusive()
+        .one(txn)
+        .await
+}
 
 /// Sets `users.totp_enabled` of `user` on `txn`.
 async fn mark_enabled(txn: &impl ConnectionTrait, user: UserId, on: bool) -> Result<(), DbErr> {
@@ -55,6 +68,7 @@ impl SqlStore {
         let tx = self.database().begin_write().await?;
         let result = async {
             let txn = &tx.txn;
+            lock_account(txn, user).await?;
             let current = totp_credentials::Entity::find_by_id(user.as_uuid())
                 .one(txn)
                 .await?;
@@ -90,6 +104,7 @@ impl SqlStore {
         let tx = self.database().begin_write().await?;
         let result = async {
             let txn = &tx.txn;
+            lock_account(txn, user).await?;
             let confirmed = totp_credentials::Entity::update_many()
                 .col_expr(totp_credentials::Column::Confirmed, Expr::value(true))
                 .col_expr(totp_credentials::Column::LastStep, Expr::value(step.0))
@@ -126,6 +141,7 @@ impl SqlStore {
         let tx = self.database().begin_write().await?;
         let result = async {
             let txn = &tx.txn;
+            lock_account(txn, user).await?;
             let removed = totp_credentials::Entity::delete_many()
                 .filter(totp_credentials::Column::UserId.eq(user.as_uuid()))
                 .filter(totp_credentials::Column::Confirmed.eq(true))
@@ -151,11 +167,20 @@ impl SqlStore {
 
     async fn try_open_challenge(
         &self,
-        challenge: NewChallenge,
-    ) -> Result<(), TxFailure<StoreError>> {
+        challenge: &NewChallenge,
+    ) -> Result<bool, TxFailure<StoreError>> {
         let tx = self.database().begin_write().await?;
         let result = async {
             let txn = &tx.txn;
+            // Held until commit: a reset or change that replaces the hash
+            // waits, then closes this challenge with the others; one that
+            // committed first leaves nothing to open.
+            let current = lock_account(txn, challenge.user).await?;
+            if !current.is_some_and(|row| {
+                row.is_active && row.password_hash == challenge.verified.as_str()
+            }) {
+                return Ok(false);
+            }
             // The account's lapsed challenges go with each new one: no
             // sweeper needed, and an account holds a handful at most.
             mfa_challenges::Entity::delete_many()
@@ -171,7 +196,7 @@ impl SqlStore {
             })
             .exec_without_returning(txn)
             .await?;
-            Ok(())
+            Ok(true)
         }
         .await;
         tx.finish(result).await
@@ -271,8 +296,8 @@ impl SecondFactorStore for SqlStore {
         with_retries(|| self.try_remove(user)).await
     }
 
-    async fn open_challenge(&self, challenge: NewChallenge) -> Result<(), StoreError> {
-        with_retries(|| self.try_open_challenge(challenge)).await
+    async fn open_challenge(&self, challenge: NewChallenge) -> Result<bool, StoreError> {
+        with_retries(|| self.try_open_challenge(&challenge)).await
     }
 
     async fn challenge_user(

@@ -132,6 +132,7 @@ fn credentials_from_row(row: users::Model) -> Result<Credentials, StoreError> {
                 .map_err(|_| integrity("users.failed_logins is negative"))?,
             locked_until: row.locked_until,
         },
+        password_set: row.password_set,
         password_hash: PasswordHash::new(row.password_hash),
     })
 }

@@ -4,10 +4,14 @@ import type {
   AuditEvent,
   AuditPage,
   BidPlaced,
+  CompleteLogin,
   CurrencyInfo,
+  DisableTotp,
+  Identity,
   Item,
   ItemPage,
   ItemStatus,
+  LinkTicket,
   LoginRequest,
   NewItem,
   NotificationPage,
@@ -15,11 +19,15 @@ import type {
   OwnBidPage,
   PasswordPolicy,
   Poison,
+  Provider,
+  RecoveryCodes,
   RegisterRequest,
   RevealedBid,
   RevealedBidPage,
   Ticket,
   TokenResponse,
+  TotpEnrolment,
+  TotpStatus,
   UpdateMe,
   User,
 } from './types';
@@ -44,6 +52,52 @@ export async function login(body: LoginRequest) {
   const tokens = (await api.post<TokenResponse>('/auth/login', body)).data;
   accessToken.set(tokens.access_token);
   return tokens;
+}
+
+/** Completes a login that answered `mfa_required`. */
+export async function completeLogin(body: CompleteLogin) {
+  const tokens = (await api.post<TokenResponse>('/auth/mfa', body)).data;
+  accessToken.set(tokens.access_token);
+  return tokens;
+}
+
+export async function totpStatus() {
+  return (await api.get<TotpStatus>('/auth/mfa/totp')).data;
+}
+
+export async function beginTotp(password: string) {
+  return (await api.post<TotpEnrolment>('/auth/mfa/totp', { password })).data;
+}
+
+export async function confirmTotp(code: string) {
+  return (await api.post<RecoveryCodes>('/auth/mfa/totp/confirm', { code })).data;
+}
+
+export async function disableTotp(proof: DisableTotp) {
+  await api.delete('/auth/mfa/totp', { data: proof });
+}
+
+/** The OpenID providers to offer as "Sign in with …" buttons. */
+export async function oidcProviders() {
+  return (await api.get<Provider[]>('/auth/oidc/providers')).data;
+}
+
+/** Where the browser goes to sign in with `provider` (or link it, with a ticket). */
+export function oidcStartUrl(provider: string, linkTicket?: string) {
+  const start = `/api/v1/auth/oidc/${encodeURIComponent(provider)}/start`;
+  return linkTicket ? `${start}?link=${encodeURIComponent(linkTicket)}` : start;
+}
+
+export async function linkTicket() {
+  return (await api.post<LinkTicket>('/auth/oidc/link-ticket')).data;
+}
+
+export async function identities() {
+  return (await api.get<Identity[]>('/users/me/identities')).data;
+}
+
+export async function unlinkIdentity(provider: string) {
+  await api.delete(`/users/me/identities/${encodeURIComponent(provider)}`);
 }
 
 export async function logout() {

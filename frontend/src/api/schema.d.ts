@@ -1941,7 +1941,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemBody"];
                 };
             };
-            /** @description `mfa_already_enabled` */
+            /** @description `mfa_already_enabled`, or `password_not_set` (an account made by a provider sign-in sets a password by a reset first) */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -48,3 +48,16 @@ export type LoginRequest = Schemas['LoginRequest'];
 export type AuditEvent = NonNullable<NonNullable<operations['audit_trail']['parameters']['query']>['event']>;
 export type AuditEntry = Schemas['AuditEntryBody'];
 export type AuditPage = Schemas['AuditPage'];
+
+/** A configured OpenID provider: a "Sign in with …" button. */
+export type Provider = Schemas['ProviderBody'];
+/** An identity linked to your account. */
+export type Identity = Schemas['IdentityBody'];
+export type LinkTicket = Schemas['LinkTicketBody'];
+/** POST /auth/mfa: a challenge and exactly one of `code` and `recovery_code`. */
+export type CompleteLogin = Schemas['CompleteLoginRequest'];
+export type TotpStatus = Schemas['TotpStatusBody'];
+export type TotpEnrolment = Schemas['TotpEnrolmentBody'];
+export type RecoveryCodes = Schemas['RecoveryCodesBody'];
+/** DELETE /auth/mfa/totp: exactly one of `password`, `code`, `recovery_code`. */
+export type DisableTotp = Schemas['DisableTotpRequest'];

@@ -5,7 +5,7 @@ import { useCallback, useEffect, useMemo, useRef, useState, type ReactNode } fro
 
 import { onLoggedOut, restoreSession } from '../api/client';
 import * as endpoints from '../api/endpoints';
-import type { UpdateMe, User } from '../api/types';
+import type { CompleteLogin, UpdateMe, User } from '../api/types';
 import { AuthContext, type Auth } from './useAuth';
 
 export function AuthProvider({ children }: { children: ReactNode }) {
@@ -60,6 +60,14 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     [refreshUser],
   );
 
+  const completeLogin = useCallback(
+    async (body: CompleteLogin) => {
+      await endpoints.completeLogin(body);
+      await refreshUser();
+    },
+    [refreshUser],
+  );
+
   const logout = useCallback(async () => {
     try {
       await endpoints.logout();
@@ -87,8 +95,8 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   );
 
   const value = useMemo(
-    () => ({ status, user, login, logout, refreshUser, updateUser }),
-    [status, user, login, logout, refreshUser, updateUser],
+    () => ({ status, user, login, completeLogin, logout, refreshUser, updateUser }),
+    [status, user, login, completeLogin, logout, refreshUser, updateUser],
   );
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
 }

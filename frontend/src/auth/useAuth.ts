@@ -2,12 +2,16 @@
 // provides it.
 import { createContext, useContext } from 'react';
 
-import type { UpdateMe, User } from '../api/types';
+import type { CompleteLogin, UpdateMe, User } from '../api/types';
 
 export interface Auth {
   status: 'loading' | 'anonymous' | 'authenticated';
   user: User | null;
+  /** Rejects with the ApiError `mfa_required` (its `challenge` in the problem) when a second factor completes the login. */
   login: (email: string, password: string) => Promise<void>;
+  /** Completes a login that answered `mfa_required`. */
+  completeLogin: (body: CompleteLogin) => Promise<void>;
+
   logout: () => Promise<void>;
   refreshUser: () => Promise<void>;
   /**

@@ -1,5 +1,6 @@
 // Your account: the address and role the server knows you by, your display
-// name, whether you are e-mailed notices, and the way to change your password.
+// name, whether you are e-mailed notices, the way to change your password,
+// two-step login and the identities you sign in with.
 import { zodResolver } from '@hookform/resolvers/zod';
 import { useMutation } from '@tanstack/react-query';
 import { useId, useState } from 'react';
@@ -13,6 +14,7 @@ import { Field } from '../components/Field';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { placeFieldErrors } from '../forms';
 import { displayNameSchema, type DisplayNameForm } from '../schemas';
+import { SignInMethods, TwoStepLogin } from './AccountSecurity';
 
 function DisplayName({ user }: { user: User }) {
   const { updateUser } = useAuth();
@@ -122,6 +124,8 @@ export function AccountPage() {
       <p>
         <Link to="/account/password">Change your password</Link>
       </p>
+      <TwoStepLogin />
+      <SignInMethods />
     </section>
   );
 }

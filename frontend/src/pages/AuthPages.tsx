@@ -9,8 +9,11 @@ import * as endpoints from '../api/endpoints';
 import { useAuth } from '../auth/useAuth';
 import { passwordHint, usePasswordPolicy } from '../auth/passwordPolicy';
 import { Field } from '../components/Field';
+import { ProviderButtons } from '../components/ProviderButtons';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { placeFieldErrors } from '../forms';
+import { challengeOf, type Challenge } from '../auth/challenge';
+import { SecondFactorStep } from './SignInPages';
 import {
   changePasswordSchema,
   forgotSchema,
@@ -64,6 +67,7 @@ export function RegisterPage() {
           Register
         </button>
       </form>
+      <ProviderButtons verb="Sign up" />
       <p>
         Already registered? <Link to="/login">Log in</Link>
       </p>
@@ -113,22 +117,49 @@ export function LoginPage() {
   const location = useLocation();
   const [failure, setFailure] = useState<unknown>(null);
   const [unverified, setUnverified] = useState<string | null>(null);
+  const [challenge, setChallenge] = useState<Challenge | null>(null);
+  const [expired, setExpired] = useState(false);
   const { register, handleSubmit, formState } = useForm<LoginForm>({ resolver: zodResolver(loginSchema) });
+  const goBack = () => {
+    const back = (location.state as { from?: string } | null)?.from ?? '/';
+    void navigate(back, { replace: true });
+  };
   const submit = handleSubmit(async (form) => {
     setFailure(null);
     setUnverified(null);
+    setExpired(false);
     try {
       await login(form.email, form.password);
-      const back = (location.state as { from?: string } | null)?.from ?? '/';
-      void navigate(back, { replace: true });
+      goBack();
     } catch (error) {
+      const second = challengeOf(error);
+      if (second) {
+        setChallenge(second);
+        return;
+      }
       if (error instanceof ApiError && error.code === 'email_not_verified') setUnverified(form.email);
       setFailure(error);
     }
   });
+  if (challenge) {
+    return (
+      <section aria-labelledby="login-title" className="narrow">
+        <h1 id="login-title">Log in</h1>
+        <SecondFactorStep
+          challenge={challenge}
+          onDone={goBack}
+          onExpired={() => {
+            setChallenge(null);
+            setExpired(true);
+          }}
+        />
+      </section>
+    );
+  }
   return (
     <section aria-labelledby="login-title" className="narrow">
       <h1 id="login-title">Log in</h1>
+      {expired && <p role="alert">That took too long; log in again.</p>}
       <form onSubmit={(event) => void submit(event)} noValidate>
         <Field label="E-mail" type="email" autoComplete="username" registration={register('email')} error={formState.errors.email?.message} />
         <Field label="Password" type="password" autoComplete="current-password" registration={register('password')} error={formState.errors.password?.message} />
@@ -142,6 +173,7 @@ export function LoginPage() {
           Log in
         </button>
       </form>
+      <ProviderButtons verb="Sign in" />
       <p>
         <Link to="/forgot-password">Forgot your password?</Link> · <Link to="/register">Create an account</Link>
       </p>

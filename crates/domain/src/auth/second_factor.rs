@@ -26,6 +26,7 @@ use super::tokens::TokenDigest;
 use crate::ids::UserId;
 use crate::item::Timestamp;
 use crate::ports::StoreError;
+use crate::user::PasswordHash;
 
 /// How long a login's challenge stays open for its code.
 pub const CHALLENGE_LIFETIME: Duration = Duration::minutes(5);
@@ -111,7 +112,7 @@ pub struct TotpCredential {
 }
 
 /// A login waiting for its second factor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewChallenge {
     /// The digest of the challenge handed out.
     pub digest: TokenDigest,
@@ -121,6 +122,9 @@ pub struct NewChallenge {
     pub issued_at: Timestamp,
     /// When it lapses.
     pub expires_at: Timestamp,
+    /// The hash the password was checked against: no challenge opens once
+    /// a reset or change replaced it (or the account was deactivated).
+    pub verified: PasswordHash,
 }
 
 /// Where second factors, their recovery codes and open challenges live.
@@ -171,8 +175,10 @@ pub trait SecondFactorStore: Send + Sync {
     /// challenges go. `false` when it was not on.
     async fn remove_totp(&self, user: UserId) -> Result<bool, StoreError>;
 
-    /// Opens a login challenge.
-    async fn open_challenge(&self, challenge: NewChallenge) -> Result<(), StoreError>;
+    /// Opens a login challenge, unless the account's password hash is no
+    /// longer `challenge.verified` or the account was deactivated meanwhile
+    /// (`false`).
+    async fn open_challenge(&self, challenge: NewChallenge) -> Result<bool, StoreError>;
 
     /// Whose login the challenge `digest` is, while it is open.
     async fn challenge_user(

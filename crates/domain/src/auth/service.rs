@@ -177,6 +177,10 @@ pub enum SecondFactorError {
     /// The password is wrong.
     #[error("the password is wrong")]
     WrongPassword,
+    /// The account has no password its owner knows (made by an OpenID
+    /// sign-in): set one through a reset first.
+    #[error("the account has no password yet")]
+    PasswordNotSet,
     /// Too many wrong passwords or codes: locked for this long.
     #[error("the account is locked")]
     Locked {

@@ -141,7 +141,7 @@ pub struct TotpEnrolmentBody {
     responses(
         (status = 200, description = "The secret, shown this once", body = TotpEnrolmentBody),
         (status = 403, description = "`invalid_credentials`: the password is wrong (counts towards the lockout)", body = ProblemBody),
-        (status = 409, description = "`mfa_already_enabled`", body = ProblemBody),
+        (status = 409, description = "`mfa_already_enabled`, or `password_not_set` (an account made by a provider sign-in sets a password by a reset first)", body = ProblemBody),
         (status = 423, description = "`account_locked`, with `Retry-After`", body = ProblemBody)))]
 #[post("/auth/mfa/totp", wrap = "from_fn(require_user)")]
 pub async fn begin_totp(

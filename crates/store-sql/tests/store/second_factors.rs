@@ -163,13 +163,21 @@ async fn challenges_lapse_close_once_and_die_with_a_new_password(backend: Backen
     let ann = h.bidder().await;
     let now = h.clock.now();
     let store = &h.store;
+    let hash = h
+        .store
+        .credentials_by_id(ann.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash;
     let open = |byte: u8, at| NewChallenge {
         digest: TokenDigest([byte; 32]),
         user: ann.id,
         issued_at: at,
         expires_at: at + Duration::minutes(5),
+        verified: hash.clone(),
     };
-    store.open_challenge(open(1, now)).await.unwrap();
+    assert!(store.open_challenge(open(1, now)).await.unwrap());
     assert_eq!(
         store
             .challenge_user(TokenDigest([1; 32]), now)
@@ -212,8 +220,8 @@ async fn challenges_lapse_close_once_and_die_with_a_new_password(backend: Backen
     );
 
     // A new challenge sweeps the account's lapsed ones.
-    store.open_challenge(open(3, now)).await.unwrap();
-    store.open_challenge(open(4, later)).await.unwrap();
+    assert!(store.open_challenge(open(3, now)).await.unwrap());
+    assert!(store.open_challenge(open(4, later)).await.unwrap());
     let raw = dump(&h, "mfa_challenges").await;
     assert!(!raw.contains(&hex(&[3; 32])), "{raw}");
     assert!(raw.contains(&hex(&[4; 32])), "{raw}");

@@ -34,26 +34,31 @@ impl AuthService {
         }
     }
 
-    /// Opens a challenge for a login of `user` whose password was right.
+    /// Opens a challenge for a login of `user` whose password was right
+    /// against `verified`; `None` when a reset, change or deactivation
+    /// committed meanwhile.
     pub(super) async fn challenge_login(
         &self,
         user: UserId,
+        verified: &PasswordHash,
         now: Timestamp,
-    ) -> Result<IssuedChallenge, StoreError> {
+    ) -> Result<Option<IssuedChallenge>, StoreError> {
         let token = self.ports.secrets.generate();
-        self.ports
+        let opened = self
+            .ports
             .second_factors
             .open_challenge(NewChallenge {
                 digest: token.digest,
                 user,
                 issued_at: now,
                 expires_at: now + CHALLENGE_LIFETIME,
+                verified: verified.clone(),
             })
             .await?;
-        Ok(IssuedChallenge {
+        Ok(opened.then(|| IssuedChallenge {
             challenge: token.plain,
             expires_in: CHALLENGE_LIFETIME,
-        })
+        }))
     }
 
     /// Completes a challenged login with a code or a recovery code: a
@@ -93,6 +98,7 @@ impl AuthService {
         if !self.proof_holds(user, proof, now).await? {
             return Err(self.refuse_proof(user, now, context).await?);
         }
+        self.lock_met_meanwhile(user, now, context).await?;
         // Closed only by a right code: a typo keeps the challenge open.
         if !self
             .ports
@@ -102,10 +108,10 @@ impl AuthService {
         {
             return Err(SecondFactorError::InvalidChallenge);
         }
-        self.ports.users.clear_login_failures(user).await?;
         if !credentials.user.is_active {
             return Err(SecondFactorError::AccountDisabled);
         }
+        self.ports.users.clear_login_failures(user).await?;
         // A reset or change of the password closes the account's open
         // challenges in its transaction; one that commits between the
         // challenge's check and here makes the session start refuse.
@@ -130,6 +136,30 @@ impl AuthService {
         )
         .await?;
         Ok(pair)
+    }
+
+    /// A right code sent together with wrong ones that locked the account
+    /// meets the lock, as a right password does: otherwise a burst of
+    /// guesses in parallel would all be judged before any was counted.
+    async fn lock_met_meanwhile(
+        &self,
+        user: UserId,
+        now: Timestamp,
+        context: &RequestContext,
+    ) -> Result<(), SecondFactorError> {
+        let failures = self
+            .ports
+            .users
+            .credentials_by_id(user)
+            .await?
+            .map(|credentials| credentials.failures)
+            .unwrap_or_default();
+        if let Some(retry_after) = failures.remaining_lock(now) {
+            self.audit_login_failure(user, context, "locked meanwhile".into())
+                .await?;
+            return Err(SecondFactorError::Locked { retry_after });
+        }
+        Ok(())
     }
 
     /// Whether `proof` is right for `user` now, using it up if so.
@@ -195,6 +225,10 @@ impl AuthService {
             .credentials_by_id(user)
             .await?
             .ok_or(SecondFactorError::WrongPassword)?;
+        if !credentials.password_set {
+            // Nothing to guess: the password is unknowable until a reset.
+            return Err(SecondFactorError::PasswordNotSet);
+        }
         match self
             .check_password(
                 &credentials,
@@ -331,6 +365,7 @@ impl AuthService {
                 if !self.proof_holds(user, &proof, now).await? {
                     return Err(self.refuse_proof(user, now, context).await?);
                 }
+                self.lock_met_meanwhile(user, now, context).await?;
             }
         }
         if !self.ports.second_factors.remove_totp(user).await? {

@@ -124,7 +124,11 @@ impl AuthService {
         if user.totp_enabled {
             // No session yet, and the failure count stays until the code
             // is right too (see `check_password`).
-            let challenge = self.challenge_login(user.id, now).await?;
+            let Some(challenge) = self.challenge_login(user.id, &verified, now).await? else {
+                self.audit_login_failure(user.id, context, "password replaced meanwhile".into())
+                    .await?;
+                return Err(LoginError::InvalidCredentials);
+            };
             return Err(LoginError::SecondFactorRequired(challenge));
         }
         let Some(pair) = self.start_session(user, &verified).await? else {

@@ -43,6 +43,7 @@ fn credentials(user: &User, failures: LoginFailures) -> Credentials {
     Credentials {
         user: user.clone(),
         password_hash: PasswordHash::new("$argon2id$stored".into()),
+        password_set: true,
         failures,
     }
 }

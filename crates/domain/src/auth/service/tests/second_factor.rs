@@ -71,9 +71,10 @@ fn a_login_of_an_enrolled_account_gets_a_challenge_and_keeps_its_failure_count()
                 && challenge.digest == TokenDigest([1; 32])
                 && challenge.issued_at == t0()
                 && challenge.expires_at == t0() + Duration::minutes(5)
+                && challenge.verified.as_str() == "$argon2id$stored"
         })
         .times(1)
-        .returning(|_| Ok(()));
+        .returning(|_| Ok(true));
     let (svc, audited, _) = m.service(policy());
     let result = run(svc.login("ann@example.com", &pw(STRONG), &ctx()));
     let Err(LoginError::SecondFactorRequired(issued)) = result else {
@@ -129,6 +130,91 @@ fn session_starts(m: &mut Mocks, ann: &User) {
         .withf(move |first, hash| first.user == id && hash.as_str() == "$argon2id$stored")
         .times(1)
         .returning(|_, _| Ok(SessionStart::Started));
+}
+
+#[test]
+fn a_login_overtaken_by_a_new_password_gets_no_challenge() {
+    let ann = enrolled(user(true, true));
+    let mut m = Mocks::new();
+    credentials_then(&mut m, &ann, LoginFailures::default());
+    m.hasher.expect_verify().returning(|_, _| {
+        Ok(Verification::Valid {
+            needs_rehash: false,
+        })
+    });
+    m.second_factors
+        .expect_open_challenge()
+        .returning(|_| Ok(false));
+    let (svc, audited, _) = m.service(policy());
+    let result = run(svc.login("ann@example.com", &pw(STRONG), &ctx()));
+    assert!(
+        matches!(result, Err(LoginError::InvalidCredentials)),
+        "{result:?}"
+    );
+    assert_eq!(*audited.lock().unwrap(), [AuditEvent::LoginFailed]);
+}
+
+#[test]
+fn a_right_code_sent_with_guesses_that_locked_the_account_meets_the_lock() {
+    let ann = enrolled(user(true, true));
+    let mut m = Mocks::new();
+    m.secrets.expect_well_formed().returning(|_| true);
+    let id = ann.id;
+    m.second_factors
+        .expect_challenge_user()
+        .returning(move |_, _| Ok(Some(id)));
+    // Unlocked when the request began; locked by the time its code passed.
+    let reads = Arc::new(Mutex::new(0));
+    let stored = ann.clone();
+    m.users.expect_credentials_by_id().returning(move |_| {
+        let mut n = reads.lock().unwrap();
+        *n += 1;
+        let failures = if *n == 1 {
+            LoginFailures::default()
+        } else {
+            LoginFailures {
+                consecutive: 5,
+                locked_until: Some(t0() + Duration::seconds(60)),
+            }
+        };
+        Ok(Some(credentials(&stored, failures)))
+    });
+    m.second_factors
+        .expect_totp()
+        .returning(|_| Ok(Some(credential(true))));
+    codes_accept_123456(&mut m.codes);
+    m.second_factors
+        .expect_use_totp_step()
+        .returning(|_, _| Ok(true));
+    m.second_factors.expect_close_challenge().never();
+    m.users.expect_clear_login_failures().never();
+    let (svc, audited, _) = m.service(policy());
+    let result = run(svc.complete_login("challenge", &code("123456"), &ctx()));
+    assert!(
+        matches!(result, Err(SecondFactorError::Locked { retry_after }) if retry_after == Duration::seconds(60))
+    );
+    assert_eq!(*audited.lock().unwrap(), [AuditEvent::LoginFailed]);
+}
+
+#[test]
+fn an_account_without_a_known_password_is_told_to_set_one_before_enrolling() {
+    let ann = user(true, true);
+    let mut m = Mocks::new();
+    let stored = ann.clone();
+    m.users.expect_credentials_by_id().returning(move |_| {
+        Ok(Some(Credentials {
+            password_set: false,
+            ..credentials(&stored, LoginFailures::default())
+        }))
+    });
+    m.hasher.expect_verify().never();
+    m.users.expect_record_wrong_password().never();
+    let (svc, _, _) = m.service(policy());
+    let result = run(svc.begin_second_factor(&principal(ann), &pw(STRONG), &ctx()));
+    assert!(
+        matches!(result, Err(SecondFactorError::PasswordNotSet)),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -315,7 +401,7 @@ fn a_challenge_closed_meanwhile_a_deactivated_account_or_a_new_password_gets_no_
     m.second_factors
         .expect_close_challenge()
         .returning(|_, _| Ok(true));
-    m.users.expect_clear_login_failures().returning(|_| Ok(()));
+    m.users.expect_clear_login_failures().never();
     m.sessions.expect_start_session().never();
     let (svc, _, _) = m.service(policy());
     let result = run(svc.complete_login("challenge", &code("123456"), &ctx()));
