@@ -71,10 +71,10 @@ function QrCode({ uri }: { uri: string }) {
   return <img className="qr" src={qr.createDataURL(4, 4)} alt="QR code of the secret for your authenticator app" />;
 }
 
-type Step = { kind: 'idle' } | { kind: 'password' } | { kind: 'scan'; enrolment: TotpEnrolment } | { kind: 'codes'; codes: string[] };
+type Step = { kind: 'idle' } | { kind: 'password' } | { kind: 'scan'; enrolment: TotpEnrolment };
 
-/** Turning the second factor on: the password, the secret, a first code, the recovery codes. */
-function TurnOn({ onChanged }: { onChanged: () => void }) {
+/** Turning the second factor on: the password, the secret, a first code; `onEnabled` gets the recovery codes. */
+function TurnOn({ onEnabled }: { onEnabled: (codes: string[]) => void }) {
   const [step, setStep] = useState<Step>({ kind: 'idle' });
   const [value, setValue] = useState('');
   const [fieldError, setFieldError] = useState<string | undefined>();
@@ -122,43 +122,45 @@ function TurnOn({ onChanged }: { onChanged: () => void }) {
       </form>
     );
   }
-  if (step.kind === 'scan') {
-    return (
-      <form
-        onSubmit={(event) =>
-          void run(event, async () => {
-            const { recovery_codes } = await endpoints.confirmTotp(value.replace(/\s/g, ''));
-            setValue('');
-            setStep({ kind: 'codes', codes: recovery_codes });
-            onChanged();
-          })
-        }
-        noValidate
-      >
-        <p>Scan this with your authenticator app, or type the secret in:</p>
-        <QrCode uri={step.enrolment.otpauth_uri} />
-        <p>
-          <code className="secret">{step.enrolment.secret}</code>
-        </p>
-        <Field label="The code the app shows" inputMode="numeric" autoComplete="one-time-code" value={value} onChange={(event) => setValue(event.target.value)} error={fieldError} />
-        <ProblemAlert error={failure} />
-        <button type="submit" disabled={busy || !value}>
-          Turn on
-        </button>
-      </form>
-    );
-  }
+  return (
+    <form
+      onSubmit={(event) =>
+        void run(event, async () => {
+          const { recovery_codes } = await endpoints.confirmTotp(value.replace(/\s/g, ''));
+          setValue('');
+          setStep({ kind: 'idle' });
+          onEnabled(recovery_codes);
+        })
+      }
+      noValidate
+    >
+      <p>Scan this with your authenticator app, or type the secret in:</p>
+      <QrCode uri={step.enrolment.otpauth_uri} />
+      <p>
+        <code className="secret">{step.enrolment.secret}</code>
+      </p>
+      <Field label="The code the app shows" inputMode="numeric" autoComplete="one-time-code" value={value} onChange={(event) => setValue(event.target.value)} error={fieldError} />
+      <ProblemAlert error={failure} />
+      <button type="submit" disabled={busy || !value}>
+        Turn on
+      </button>
+    </form>
+  );
+}
+
+/** The recovery codes, shown once right after turning the factor on. */
+function RecoveryCodes({ codes, onSaved }: { codes: string[]; onSaved: () => void }) {
   return (
     <div role="status">
       <p>Two-step login is on. Keep these recovery codes somewhere safe: each logs you in once without the app, and they are not shown again.</p>
       <ul className="recovery-codes">
-        {step.codes.map((code) => (
+        {codes.map((code) => (
           <li key={code}>
             <code>{code}</code>
           </li>
         ))}
       </ul>
-      <button type="button" onClick={() => setStep({ kind: 'idle' })}>
+      <button type="button" onClick={onSaved}>
         I have saved them
       </button>
     </div>
@@ -197,10 +199,12 @@ function TurnOff({ onChanged }: { onChanged: () => void }) {
 export function TwoStepLogin() {
   const queryClient = useQueryClient();
   const status = useQuery({ queryKey: ['totp'], queryFn: endpoints.totpStatus });
+  const [codes, setCodes] = useState<string[] | null>(null);
   const changed = () => void queryClient.invalidateQueries({ queryKey: ['totp'] });
   return (
     <>
       <h2>Two-step login</h2>
+      {codes && <RecoveryCodes codes={codes} onSaved={() => setCodes(null)} />}
       {status.data?.enabled ? (
         <>
           <p>
@@ -211,7 +215,14 @@ export function TwoStepLogin() {
       ) : (
         <>
           <p>Off. With it on, a stolen password alone cannot log in to your account.</p>
-          {status.isSuccess && <TurnOn onChanged={changed} />}
+          {status.isSuccess && (
+            <TurnOn
+              onEnabled={(shown) => {
+                setCodes(shown);
+                changed();
+              }}
+            />
+          )}
         </>
       )}
       <ProblemAlert error={status.error} />

@@ -70,8 +70,11 @@ export function tokens(access: string) {
   return HttpResponse.json({ access_token: access, token_type: 'bearer', expires_in: 900, refresh_token: 'r', refresh_expires_in: 1 });
 }
 
+/** The server configures no OpenID providers unless a test says so. */
+const noProviders = http.get('*/api/v1/auth/oidc/providers', () => HttpResponse.json([]));
+
 /** No refresh cookie: the app starts logged out. */
-export const anonymous = [http.post('*/api/v1/auth/refresh', () => problem(401, 'invalid_token'))];
+export const anonymous = [http.post('*/api/v1/auth/refresh', () => problem(401, 'invalid_token')), noProviders];
 
 /** A refresh cookie of `user`: the app starts logged in as them. */
 export function signedIn(user: User) {
@@ -82,6 +85,10 @@ export function signedIn(user: User) {
     http.post('*/api/v1/ws-ticket', () => problem(503, 'service_unavailable')),
     // The header's notifications menu reads them; none by default.
     http.get('*/api/v1/me/notifications', () => HttpResponse.json({ items: [], next_cursor: null, has_more: false, unread: 0 })),
+    // The account page's ways to sign in: the password alone by default.
+    noProviders,
+    http.get('*/api/v1/users/me/identities', () => HttpResponse.json([])),
+    http.get('*/api/v1/auth/mfa/totp', () => HttpResponse.json({ enabled: false, recovery_codes_left: 0 })),
   ];
 }
 
