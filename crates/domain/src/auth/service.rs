@@ -42,6 +42,7 @@ mod registration;
 mod second_factor;
 mod sessions;
 
+pub use oidc::ProviderSignIn;
 pub use second_factor::{AdminRefusal, SecondFactorOff};
 
 /// Deployment choices for the account flows.

@@ -19,6 +19,7 @@ use pp_domain::auth::RequestContext;
 use pp_domain::auth::identities::{
     LinkedIdentity, OidcError, PendingSignIn, ProviderFailure, ProviderName, UnlinkError,
 };
+use pp_domain::auth::service::ProviderSignIn;
 use pp_domain::{SessionId, UserId};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -321,7 +322,7 @@ pub struct CallbackQuery {
 /// web app's `/auth/complete` (`?linked=NAME`, or `?error=CODE`).
 #[utoipa::path(tag = "auth", params(("name" = String, Path, description = "The provider"), CallbackQuery),
     responses(
-        (status = 302, description = "To `/auth/complete` (signed in: the refresh cookie is set), `?linked=NAME`, or `?error=CODE`: `invalid_state`, `invalid_token`, `provider_error`, `provider_unavailable`, `email_not_verified`, `account_exists`, `identity_in_use`, `provider_already_linked`, `account_disabled`, `invalid_ticket`, `server_error`"),
+        (status = 302, description = "To `/auth/complete` (signed in: the refresh cookie is set), `/auth/complete#mfa=CHALLENGE` (the account's second factor completes the sign-in: `POST /auth/mfa`), `?linked=NAME`, or `?error=CODE`: `invalid_state`, `invalid_token`, `provider_error`, `provider_unavailable`, `email_not_verified`, `account_exists`, `identity_in_use`, `provider_already_linked`, `account_disabled`, `invalid_ticket`, `server_error`"),
         (status = 308, description = "From the unversioned `/api` path to `/api/v1`"),
         (status = 404, description = "`provider_not_found`", body = ProblemBody)))]
 // Not under the auth rate limit: `start` paid for the flow, and a 429 here
@@ -383,30 +384,38 @@ pub async fn callback(
         Err(failure) => return Ok(refuse(failure.code(), failure.to_string()).await),
     };
     // The domain audits its own refusals.
-    let outcome = match link {
-        Some((user, session)) => state
-            .auth
-            .link_identity(user, session, &identity, &context)
-            .await
-            .map(|()| {
-                redirect(&complete(&state, &format!("?linked={provider}")))
-                    .cookie(cleared_flow(&provider))
-                    .finish()
-            }),
-        None => state
-            .auth
-            .sign_in_with(&identity, &context)
-            .await
-            .map(|pair| {
-                redirect(&complete(&state, ""))
-                    .cookie(cleared_flow(&provider))
-                    .cookie(refresh_cookie(
-                        &pair.refresh_token,
-                        pair.refresh_expires_in.num_seconds(),
-                    ))
-                    .finish()
-            }),
-    };
+    let outcome =
+        match link {
+            Some((user, session)) => state
+                .auth
+                .link_identity(user, session, &identity, &context)
+                .await
+                .map(|()| {
+                    redirect(&complete(&state, &format!("?linked={provider}")))
+                        .cookie(cleared_flow(&provider))
+                        .finish()
+                }),
+            None => {
+                state.auth.sign_in_with(&identity, &context).await.map(
+                    |signed_in| match signed_in {
+                        ProviderSignIn::Session(pair) => redirect(&complete(&state, ""))
+                            .cookie(cleared_flow(&provider))
+                            .cookie(refresh_cookie(
+                                &pair.refresh_token,
+                                pair.refresh_expires_in.num_seconds(),
+                            ))
+                            .finish(),
+                        // In the fragment: it never reaches a server or its logs.
+                        ProviderSignIn::SecondFactorRequired(issued) => redirect(&complete(
+                            &state,
+                            &format!("#mfa={}", issued.challenge.as_str()),
+                        ))
+                        .cookie(cleared_flow(&provider))
+                        .finish(),
+                    },
+                )
+            }
+        };
     Ok(outcome.unwrap_or_else(|refusal| {
         if let OidcError::Store(error) = &refusal {
             tracing::error!(%error, "OpenID sign-in failed");

@@ -13,14 +13,14 @@ use crate::support::{Options, PASSWORD, Session, TestApp, problem, session_of};
 /// What an authenticator app holds after scanning the enrolment, and when
 /// its first code was read (so steps count from there, whatever the clock
 /// did since: a test never straddles two steps by chance).
-struct App {
+pub(crate) struct App {
     totp: Totp,
     enrolled_at: u64,
 }
 
 impl App {
     /// The code the app shows `offset` steps after the enrolment's.
-    fn code(&self, offset: u64) -> String {
+    pub(crate) fn code(&self, offset: u64) -> String {
         self.totp
             .generate(self.enrolled_at + offset * 30)
             .to_string()
@@ -29,7 +29,7 @@ impl App {
 
 /// Turns the second factor on for `session`'s account: the app, and the
 /// recovery codes.
-async fn enrol(app: &TestApp, session: &Session) -> (App, Vec<String>) {
+pub(crate) async fn enrol(app: &TestApp, session: &Session) -> (App, Vec<String>) {
     let response = app
         .post_as(
             "/api/v1/auth/mfa/totp",

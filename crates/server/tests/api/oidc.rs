@@ -317,6 +317,33 @@ async fn an_identity_is_linked_explicitly_signs_in_to_that_account_and_is_unlink
     assert_eq!(audited(&app, "oidc_unlinked").await.len(), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_sign_in_of_an_account_with_a_second_factor_waits_for_its_code() {
+    let idp = provider_on(0).await;
+    let app = app_for(idp.issuer()).await;
+    let bob = app.user("bob@example.com").await;
+    let ticket = link_ticket(&app, &bob).await;
+    flow(&app, "dan", Some((&ticket, Some(&bob.refresh)))).await;
+    let (phone, _) = crate::mfa::enrol(&app, &bob).await;
+
+    let ended = flow(&app, "dan", None).await;
+    assert!(ended.refresh.is_none(), "no session before the code");
+    let challenge = ended
+        .location
+        .strip_prefix("https://auction.test/auth/complete#mfa=")
+        .unwrap_or_else(|| panic!("{}", ended.location))
+        .to_owned();
+    let done = app
+        .post(
+            "/api/v1/auth/mfa",
+            &json!({"challenge": challenge, "code": phone.code(1)}),
+        )
+        .await;
+    assert_eq!(done.status(), StatusCode::OK);
+    let session = crate::support::session_of(done).await;
+    assert_eq!(app.me(&session.access).await["email"], "bob@example.com");
+}
+
 #[tokio::test]
 async fn the_last_way_to_sign_in_cannot_be_unlinked() {
     let idp = provider_on(0).await;

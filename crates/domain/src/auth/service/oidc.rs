@@ -8,6 +8,16 @@ use crate::auth::identities::{
     UnlinkError, UnlinkOutcome, VerifiedIdentity, vouched_email,
 };
 
+/// What a provider sign-in leads to.
+#[derive(Debug)]
+pub enum ProviderSignIn {
+    /// A session, as a password login's.
+    Session(TokenPair),
+    /// The account's second factor completes it, with this challenge
+    /// (`POST /auth/mfa`).
+    SecondFactorRequired(crate::auth::second_factor::IssuedChallenge),
+}
+
 impl AuthService {
     /// Signs in with a provider's identity: to the account it is linked
     /// to, or, the first time, to a new verified account, when the provider
@@ -21,7 +31,7 @@ impl AuthService {
         &self,
         identity: &VerifiedIdentity,
         context: &RequestContext,
-    ) -> Result<TokenPair, OidcError> {
+    ) -> Result<ProviderSignIn, OidcError> {
         let outcome = self.try_sign_in_with(identity, context).await;
         if let Err(refusal) = &outcome {
             let user = self
@@ -41,7 +51,7 @@ impl AuthService {
         &self,
         identity: &VerifiedIdentity,
         context: &RequestContext,
-    ) -> Result<TokenPair, OidcError> {
+    ) -> Result<ProviderSignIn, OidcError> {
         // Two attempts: a concurrent first sign-in of the same identity may
         // link it between the lookup and the creation.
         for _ in 0..2 {
@@ -119,7 +129,7 @@ impl AuthService {
         identity: &VerifiedIdentity,
         detail: Option<String>,
         context: &RequestContext,
-    ) -> Result<TokenPair, OidcError> {
+    ) -> Result<ProviderSignIn, OidcError> {
         // The session store starts a session against the stored hash (so a
         // password reset committing meanwhile wins); a provider sign-in
         // does not depend on the password, so it reads the current one,
@@ -130,6 +140,19 @@ impl AuthService {
             };
             if !credentials.user.is_active {
                 return Err(OidcError::AccountDisabled);
+            }
+            if credentials.user.totp_enabled {
+                // A provider is never a way around the account's second
+                // factor: the login waits for its code, as a password
+                // login does.
+                let now = self.now();
+                if let Some(challenge) = self
+                    .challenge_login(user, &credentials.password_hash, now)
+                    .await?
+                {
+                    return Ok(ProviderSignIn::SecondFactorRequired(challenge));
+                }
+                continue;
             }
             if let Some(pair) = self
                 .start_session(&credentials.user, &credentials.password_hash)
@@ -147,7 +170,7 @@ impl AuthService {
                     Some(detail),
                 )
                 .await?;
-                return Ok(pair);
+                return Ok(ProviderSignIn::Session(pair));
             }
         }
         Err(OidcError::AccountDisabled)

@@ -1640,9 +1640,43 @@ fn a_linked_identity_signs_in_to_its_account_and_is_audited() {
     m.identities.expect_create_account_with_identity().never();
     sessions_start(&mut m, &ann);
     let (svc, audited, _) = m.service(policy());
-    let pair = run(svc.sign_in_with(&vouched(None, false), &ctx())).unwrap();
+    let signed_in = run(svc.sign_in_with(&vouched(None, false), &ctx())).unwrap();
+    let ProviderSignIn::Session(pair) = signed_in else {
+        panic!("{signed_in:?}")
+    };
     assert!(pair.access_token.starts_with("jwt-for-"));
     assert_eq!(*audited.lock().unwrap(), [AuditEvent::OidcLogin]);
+}
+
+#[test]
+fn a_provider_sign_in_of_an_account_with_a_second_factor_waits_for_its_code() {
+    let ann = User {
+        totp_enabled: true,
+        ..user(true, true)
+    };
+    let mut m = Mocks::new();
+    linked_to(&mut m, ann.id);
+    stored_by_id(&mut m.users, &ann, LoginFailures::default());
+    m.sessions.expect_start_session().never();
+    // The first challenge finds the password replaced meanwhile; the second
+    // opens against the hash read again.
+    let opened = Arc::new(Mutex::new(0));
+    m.second_factors
+        .expect_open_challenge()
+        .times(2)
+        .returning(move |challenge| {
+            assert_eq!(challenge.verified.as_str(), "$argon2id$stored");
+            let mut n = opened.lock().unwrap();
+            *n += 1;
+            Ok(*n == 2)
+        });
+    let (svc, audited, _) = m.service(policy());
+    let signed_in = run(svc.sign_in_with(&vouched(None, false), &ctx())).unwrap();
+    let ProviderSignIn::SecondFactorRequired(challenge) = signed_in else {
+        panic!("{signed_in:?}")
+    };
+    assert_eq!(challenge.challenge.as_str(), "token-2");
+    assert!(audited.lock().unwrap().is_empty());
 }
 
 #[test]
