@@ -129,6 +129,38 @@ describe('signing in with a provider', () => {
     expect(await screen.findByText(/You can now sign in with google\./)).toHaveAttribute('role', 'status');
   });
 
+  it('asks for the second factor when the account has one, then signs in', async () => {
+    const sent: unknown[] = [];
+    let first = true;
+    server.use(
+      http.post('*/api/v1/auth/mfa', async ({ request }) => {
+        sent.push(await request.json());
+        return tokens('token-after-provider');
+      }),
+      http.get('*/api/v1/users/me', () => HttpResponse.json(ann)),
+      http.post('*/api/v1/ws-ticket', () => problem(503, 'service_unavailable')),
+      http.get('*/api/v1/me/notifications', () => HttpResponse.json({ items: [], next_cursor: null, has_more: false, unread: 0 })),
+      http.get('*/api/v1/items', () => {
+        first = false;
+        return HttpResponse.json({ items: [], next_cursor: null, has_more: false });
+      }),
+    );
+    renderApp('/auth/complete#mfa=from-provider');
+    await userEvent.type(await screen.findByLabelText('Code'), '123456');
+    await userEvent.click(screen.getByRole('button', { name: 'Continue' }));
+    await waitFor(() => expect(first).toBe(false));
+    expect(sent).toEqual([{ challenge: 'from-provider', code: '123456' }]);
+    expect(accessToken.get()).toBe('token-after-provider');
+  });
+
+  it('sends an expired provider sign-in back to log in', async () => {
+    server.use(http.post('*/api/v1/auth/mfa', () => problem(401, 'invalid_challenge')));
+    renderApp('/auth/complete#mfa=old');
+    await userEvent.type(await screen.findByLabelText('Code'), '123456');
+    await userEvent.click(screen.getByRole('button', { name: 'Continue' }));
+    expect(await screen.findByRole('alert')).toHaveTextContent('That took too long.');
+  });
+
   it('says when the sign-in left no session', async () => {
     renderApp('/auth/complete');
     expect(await screen.findByRole('alert')).toHaveTextContent('The sign-in did not finish.');

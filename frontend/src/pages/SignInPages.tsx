@@ -1,7 +1,7 @@
 // The second step of a login (a code from the authenticator app, or a
 // recovery code) and the page a sign-in with an OpenID provider returns to.
 import { useEffect, useState, type FormEvent } from 'react';
-import { Link, useNavigate, useSearchParams } from 'react-router-dom';
+import { Link, useLocation, useNavigate, useSearchParams } from 'react-router-dom';
 
 import { ApiError } from '../api/client';
 import type { Challenge } from '../auth/challenge';
@@ -89,19 +89,37 @@ const REFUSALS: Record<string, string> = {
 
 /**
  * Where a sign-in or link through an OpenID provider lands: `?error=CODE`
- * in words, `?linked=NAME`, or (signed in: the refresh cookie is set) on
- * to the auctions once the session is picked up.
+ * in words, `?linked=NAME`, `#mfa=CHALLENGE` (the account's second factor
+ * completes the sign-in), or (signed in: the refresh cookie is set) on to
+ * the auctions once the session is picked up.
  */
 export function AuthCompletePage() {
   const [params] = useSearchParams();
+  const { hash } = useLocation();
   const { status } = useAuth();
   const navigate = useNavigate();
+  const [expired, setExpired] = useState(false);
   const error = params.get('error');
   const linked = params.get('linked');
-  const signingIn = !error && !linked;
+  const challenge = new URLSearchParams(hash.replace(/^#/, '')).get('mfa');
+  const signingIn = !error && !linked && !challenge;
   useEffect(() => {
     if (signingIn && status === 'authenticated') void navigate('/', { replace: true });
   }, [signingIn, status, navigate]);
+  if (challenge && !error && !linked && status !== 'authenticated') {
+    return (
+      <section aria-labelledby="complete-title" className="narrow">
+        <h1 id="complete-title">Signing in</h1>
+        {expired ? (
+          <p role="alert">
+            That took too long. <Link to="/login">Sign in again</Link>
+          </p>
+        ) : (
+          <SecondFactorStep challenge={{ challenge }} onDone={() => void navigate('/', { replace: true })} onExpired={() => setExpired(true)} />
+        )}
+      </section>
+    );
+  }
   let body;
   if (error) {
     body = (
