@@ -38,7 +38,7 @@ web: ## build the web app into frontend/dist (served by `poison-pill serve`)
 	scripts/web-tools.sh
 	cd frontend && npm run build
 
-e2e: web ## end to end: the real server on the embedded default, driven by Chromium
+e2e: web idp ## end to end: the real server on the embedded default, driven by Chromium (and a local OpenID provider)
 	scripts/web-tools.sh --browser
 	$(CARGO) build -p poison-pill
 	cd frontend && npm run e2e

@@ -5,6 +5,7 @@
 // the server binary is; UPDATE_SCREENSHOTS=1 refreshes docs/screenshots.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -58,17 +59,25 @@ function environment() {
 
 /** Starts `serve` and resolves with the port it announces it listens on. */
 function serve(env) {
-  return new Promise((ok, fail) => {
+  const started = spawnServe(env);
+  server = started.child;
+  return started.port;
+}
+
+/** Starts `serve` with `env`: the process, and the port it announces. */
+function spawnServe(env) {
+  let child;
+  const port = new Promise((ok, fail) => {
     const late = setTimeout(() => fail(new Error('the server did not announce its port within 15 s')), 15_000);
     const settle = (outcome) => {
       clearTimeout(late);
       outcome();
     };
-    server = spawn(BIN, ['serve'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-    server.once('error', (error) => settle(() => fail(error)));
-    server.once('exit', (code) => settle(() => fail(new Error(`the server exited (${code}) before it listened`))));
+    child = spawn(BIN, ['serve'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    child.once('error', (error) => settle(() => fail(error)));
+    child.once('exit', (code) => settle(() => fail(new Error(`the server exited (${code}) before it listened`))));
     let pending = '';
-    server.stdout.on('data', (chunk) => {
+    child.stdout.on('data', (chunk) => {
       process.stdout.write(chunk);
       pending += chunk.toString();
       const lines = pending.split('\n');
@@ -87,6 +96,7 @@ function serve(env) {
       }
     });
   });
+  return { child, port };
 }
 
 before(async () => {
@@ -475,4 +485,99 @@ test('the other pages have no serious accessibility problems', async () => {
   assert.equal(created[0][3], id, 'the admin who listed the walnut chair');
   await accessible(admin, 'audit trail filtered');
   await context.close();
+});
+
+/** A port free a moment ago (the OpenID flow needs the public URL, with its port, before the server starts). */
+function freePort() {
+  return new Promise((ok, fail) => {
+    const probe = createServer();
+    probe.once('error', fail);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => ok(port));
+    });
+  });
+}
+
+/** The tests' OpenID provider (crates/testkit/idp) with one client and one account: the process and its issuer. */
+function startProvider(redirectUri) {
+  const child = spawn('node', [join(root, 'crates', 'testkit', 'idp', 'idp.mjs'), '0'], {
+    env: {
+      ...process.env,
+      IDP_CLIENTS: JSON.stringify([{ client_id: 'poison-pill', client_secret: 'provider-secret', redirect_uris: [redirectUri] }]),
+      IDP_ACCOUNTS: JSON.stringify([{ sub: 'eve-1', email: 'eve@example.com', email_verified: true, name: 'Eve Provider', password: 'eve-password' }]),
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const issuer = new Promise((ok, fail) => {
+    const late = setTimeout(() => fail(new Error('the OpenID provider did not start within 20 s')), 20_000);
+    let pending = '';
+    child.stdout.on('data', (chunk) => {
+      pending += chunk.toString();
+      const line = pending.split('\n')[0];
+      if (pending.includes('\n')) {
+        clearTimeout(late);
+        if (line.startsWith('issuer ')) ok(line.slice('issuer '.length));
+        else fail(new Error(`the provider said ${line}`));
+      }
+    });
+    child.once('exit', (code) => fail(new Error(`the provider exited (${code})`)));
+  });
+  return { child, issuer };
+}
+
+test('signing in with an OpenID provider: the button, the provider\'s login and consent, back signed in, and again to the same account', async () => {
+  // A server of its own: the provider sends the browser back to the public
+  // URL, which must be this server's real address (a Secure cookie needs a
+  // trustworthy origin such as 127.0.0.1).
+  const port = await freePort();
+  const own = `http://127.0.0.1:${port}`;
+  const provider = startProvider(`${own}/api/v1/auth/oidc/local/callback`);
+  const ownData = mkdtempSync(join(tmpdir(), 'pp-e2e-oidc-'));
+  let instance;
+  try {
+    const issuer = await provider.issuer;
+    instance = spawnServe({
+      ...environment(),
+      DATA_DIR: ownData,
+      MAIL_DIR: join(ownData, 'mail'),
+      BIND_ADDR: `127.0.0.1:${port}`,
+      PUBLIC_URL: own,
+      OIDC_PROVIDERS: 'local',
+      OIDC_LOCAL_ISSUER: issuer,
+      OIDC_LOCAL_CLIENT_ID: 'poison-pill',
+      OIDC_LOCAL_CLIENT_SECRET: 'provider-secret',
+      OIDC_LOCAL_LABEL: 'Local ID',
+    });
+    await instance.port;
+    for (const round of [1, 2]) {
+      // A new browser each time, so the provider asks who is there again.
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      await page.goto(`${own}/login`);
+      await page.getByRole('link', { name: 'Sign in with Local ID' }).click();
+      // The provider's own pages: who is there, then what the app may read.
+      await page.locator('#login').fill('eve-1');
+      await page.locator('#password').fill('eve-password');
+      await page.locator('#submit').click();
+      const allow = page.locator('#allow');
+      await Promise.race([allow.waitFor({ state: 'visible' }), page.waitForURL(`${own}/**`)]);
+      if (await allow.isVisible()) await allow.click();
+      await page.getByRole('heading', { name: 'Auctions' }).waitFor();
+      const nav = page.getByRole('navigation', { name: 'Main' });
+      const account = nav.getByRole('link', { name: 'Eve Provider, your account' });
+      await account.click();
+      // The same account both times: made by the first sign-in, its identity linked.
+      await page.getByText('eve@example.com', { exact: true }).waitFor();
+      await page.getByText(/Local ID \(eve@example\.com\), linked/).waitFor();
+      if (round === 1) await accessible(page, 'account with a linked identity');
+      await nav.getByRole('button', { name: 'Log out' }).click();
+      await page.getByRole('link', { name: 'Log in' }).first().waitFor();
+      await context.close();
+    }
+  } finally {
+    instance?.child.kill('SIGTERM');
+    provider.child.kill('SIGTERM');
+    rmSync(ownData, { recursive: true, force: true });
+  }
 });
