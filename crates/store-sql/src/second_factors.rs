@@ -42,6 +42,15 @@ async fn lock_account(
         .await
 }
 
+/// Deletes `user`'s recovery codes on `txn`.
+async fn forget_recovery_codes(txn: &impl ConnectionTrait, user: UserId) -> Result<(), DbErr> {
+    recovery_codes::Entity::delete_many()
+        .filter(recovery_codes::Column::UserId.eq(user.as_uuid()))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
 /// Sets `users.totp_enabled` of `user` on `txn`.
 async fn mark_enabled(txn: &impl ConnectionTrait, user: UserId, on: bool) -> Result<(), DbErr> {
     users::Entity::update_many()
@@ -115,10 +124,7 @@ impl SqlStore {
             if confirmed.rows_affected != 1 {
                 return Ok(false);
             }
-            recovery_codes::Entity::delete_many()
-                .filter(recovery_codes::Column::UserId.eq(user.as_uuid()))
-                .exec(txn)
-                .await?;
+            forget_recovery_codes(txn, user).await?;
             let at = db_time(now);
             recovery_codes::Entity::insert_many(recovery.iter().map(|digest| {
                 recovery_codes::ActiveModel {
@@ -150,10 +156,7 @@ impl SqlStore {
             if removed.rows_affected != 1 {
                 return Ok(false);
             }
-            recovery_codes::Entity::delete_many()
-                .filter(recovery_codes::Column::UserId.eq(user.as_uuid()))
-                .exec(txn)
-                .await?;
+            forget_recovery_codes(txn, user).await?;
             mfa_challenges::Entity::delete_many()
                 .filter(mfa_challenges::Column::UserId.eq(user.as_uuid()))
                 .exec(txn)

@@ -98,7 +98,8 @@ impl AuthService {
         if !self.proof_holds(user, proof, now).await? {
             return Err(self.refuse_proof(user, now, context).await?);
         }
-        self.lock_met_meanwhile(user, now, context).await?;
+        self.refuse_if_locked(user, now, context, "locked meanwhile")
+            .await?;
         // Closed only by a right code: a typo keeps the challenge open.
         if !self
             .ports
@@ -138,14 +139,17 @@ impl AuthService {
         Ok(pair)
     }
 
-    /// A right code sent together with wrong ones that locked the account
-    /// meets the lock, as a right password does: otherwise a burst of
-    /// guesses in parallel would all be judged before any was counted.
-    async fn lock_met_meanwhile(
+    /// `Locked` (audited with `detail`) when `user` is locked now, as
+    /// stored now. After a right code it is read again: a right code sent
+    /// together with wrong ones that locked the account meets the lock, as
+    /// a right password does, or a burst of guesses in parallel would all
+    /// be judged before any was counted.
+    async fn refuse_if_locked(
         &self,
         user: UserId,
         now: Timestamp,
         context: &RequestContext,
+        detail: &str,
     ) -> Result<(), SecondFactorError> {
         let failures = self
             .ports
@@ -155,7 +159,7 @@ impl AuthService {
             .map(|credentials| credentials.failures)
             .unwrap_or_default();
         if let Some(retry_after) = failures.remaining_lock(now) {
-            self.audit_login_failure(user, context, "locked meanwhile".into())
+            self.audit_login_failure(user, context, detail.into())
                 .await?;
             return Err(SecondFactorError::Locked { retry_after });
         }
@@ -346,26 +350,13 @@ impl AuthService {
                 self.prove_password(user, &password, context).await?;
             }
             SecondFactorOff::Proof(proof) => {
-                let failures = self
-                    .ports
-                    .users
-                    .credentials_by_id(user)
-                    .await?
-                    .map(|credentials| credentials.failures)
-                    .unwrap_or_default();
-                if let Some(retry_after) = failures.remaining_lock(now) {
-                    self.audit_login_failure(
-                        user,
-                        context,
-                        CheckPlace::SecondFactorSetup.locked().into(),
-                    )
+                self.refuse_if_locked(user, now, context, CheckPlace::SecondFactorSetup.locked())
                     .await?;
-                    return Err(SecondFactorError::Locked { retry_after });
-                }
                 if !self.proof_holds(user, &proof, now).await? {
                     return Err(self.refuse_proof(user, now, context).await?);
                 }
-                self.lock_met_meanwhile(user, now, context).await?;
+                self.refuse_if_locked(user, now, context, "locked meanwhile")
+                    .await?;
             }
         }
         if !self.ports.second_factors.remove_totp(user).await? {
