@@ -499,6 +499,15 @@ function freePort() {
   });
 }
 
+/** Stops `child` (SIGTERM) and waits until it has exited. */
+function stopped(child) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((ok) => {
+    child.once('exit', () => ok());
+    child.kill('SIGTERM');
+  });
+}
+
 /** The tests' OpenID provider (crates/testkit/idp) with one client and one account: the process and its issuer. */
 function startProvider(redirectUri) {
   const child = spawn('node', [join(root, 'crates', 'testkit', 'idp', 'idp.mjs'), '0'], {
@@ -521,7 +530,10 @@ function startProvider(redirectUri) {
         else fail(new Error(`the provider said ${line}`));
       }
     });
-    child.once('exit', (code) => fail(new Error(`the provider exited (${code})`)));
+    child.once('exit', (code) => {
+      clearTimeout(late);
+      fail(new Error(`the provider exited (${code})`));
+    });
   });
   return { child, issuer };
 }
@@ -529,27 +541,38 @@ function startProvider(redirectUri) {
 test('signing in with an OpenID provider: the button, the provider\'s login and consent, back signed in, and again to the same account', async () => {
   // A server of its own: the provider sends the browser back to the public
   // URL, which must be this server's real address (a Secure cookie needs a
-  // trustworthy origin such as 127.0.0.1).
-  const port = await freePort();
-  const own = `http://127.0.0.1:${port}`;
-  const provider = startProvider(`${own}/api/v1/auth/oidc/local/callback`);
+  // trustworthy origin such as 127.0.0.1), so its port is chosen first; if
+  // something took it meanwhile, another is tried.
   const ownData = mkdtempSync(join(tmpdir(), 'pp-e2e-oidc-'));
   let instance;
+  let provider;
+  let own;
   try {
-    const issuer = await provider.issuer;
-    instance = spawnServe({
-      ...environment(),
-      DATA_DIR: ownData,
-      MAIL_DIR: join(ownData, 'mail'),
-      BIND_ADDR: `127.0.0.1:${port}`,
-      PUBLIC_URL: own,
-      OIDC_PROVIDERS: 'local',
-      OIDC_LOCAL_ISSUER: issuer,
-      OIDC_LOCAL_CLIENT_ID: 'poison-pill',
-      OIDC_LOCAL_CLIENT_SECRET: 'provider-secret',
-      OIDC_LOCAL_LABEL: 'Local ID',
-    });
-    await instance.port;
+    for (let attempt = 1; !instance; attempt++) {
+      const port = await freePort();
+      own = `http://127.0.0.1:${port}`;
+      provider = startProvider(`${own}/api/v1/auth/oidc/local/callback`);
+      const issuer = await provider.issuer;
+      const started = spawnServe({
+        ...environment(),
+        DATA_DIR: ownData,
+        MAIL_DIR: join(ownData, 'mail'),
+        BIND_ADDR: `127.0.0.1:${port}`,
+        PUBLIC_URL: own,
+        OIDC_PROVIDERS: 'local',
+        OIDC_LOCAL_ISSUER: issuer,
+        OIDC_LOCAL_CLIENT_ID: 'poison-pill',
+        OIDC_LOCAL_CLIENT_SECRET: 'provider-secret',
+        OIDC_LOCAL_LABEL: 'Local ID',
+      });
+      try {
+        await started.port;
+        instance = started;
+      } catch (error) {
+        await stopped(provider.child);
+        if (attempt === 3) throw error;
+      }
+    }
     for (const round of [1, 2]) {
       // A new browser each time, so the provider asks who is there again.
       const context = await browser.newContext();
@@ -561,7 +584,9 @@ test('signing in with an OpenID provider: the button, the provider\'s login and 
       await page.locator('#password').fill('eve-password');
       await page.locator('#submit').click();
       const allow = page.locator('#allow');
-      await Promise.race([allow.waitFor({ state: 'visible' }), page.waitForURL(`${own}/**`)]);
+      // Whichever comes first; the other's wait ends with the page, quietly.
+      const quietly = () => {};
+      await Promise.race([allow.waitFor({ state: 'visible' }).catch(quietly), page.waitForURL(`${own}/**`).catch(quietly)]);
       if (await allow.isVisible()) await allow.click();
       await page.getByRole('heading', { name: 'Auctions' }).waitFor();
       const nav = page.getByRole('navigation', { name: 'Main' });
@@ -576,8 +601,7 @@ test('signing in with an OpenID provider: the button, the provider\'s login and 
       await context.close();
     }
   } finally {
-    instance?.child.kill('SIGTERM');
-    provider.child.kill('SIGTERM');
+    await Promise.all([stopped(instance?.child), stopped(provider?.child)]);
     rmSync(ownData, { recursive: true, force: true });
   }
 });

@@ -26,6 +26,8 @@ export function SignInMethods() {
     mutationFn: async (provider: string) => {
       const ticket = await endpoints.linkTicket();
       window.location.assign(endpoints.oidcStartUrl(provider, ticket.ticket));
+      // Pending until the page unloads: the buttons stay off meanwhile.
+      await new Promise<never>(() => {});
     },
   });
   const configured = providers.data ?? [];
@@ -71,6 +73,9 @@ function QrCode({ uri }: { uri: string }) {
   return <img className="qr" src={qr.createDataURL(4, 4)} alt="QR code of the secret for your authenticator app" />;
 }
 
+/** Accounts made by a provider sign-in have no password to prove. */
+const NO_PASSWORD = 'Your account has no password yet (you signed up with a provider). Set one with "Forgot your password?" on the login page first.';
+
 type Step = { kind: 'idle' } | { kind: 'password' } | { kind: 'scan'; enrolment: TotpEnrolment };
 
 /** Turning the second factor on: the password, the secret, a first code; `onEnabled` gets the recovery codes. */
@@ -89,6 +94,7 @@ function TurnOn({ onEnabled }: { onEnabled: (codes: string[]) => void }) {
       await work();
     } catch (error) {
       if (error instanceof ApiError && error.code === 'invalid_credentials') setFieldError('That is not your password');
+      else if (error instanceof ApiError && error.code === 'password_not_set') setFieldError(NO_PASSWORD);
       else if (error instanceof ApiError && error.code === 'invalid_code') setFieldError('That code is wrong; enter the one the app shows now');
       else setFailure(error);
     } finally {
@@ -151,8 +157,8 @@ function TurnOn({ onEnabled }: { onEnabled: (codes: string[]) => void }) {
 /** The recovery codes, shown once right after turning the factor on. */
 function RecoveryCodes({ codes, onSaved }: { codes: string[]; onSaved: () => void }) {
   return (
-    <div role="status">
-      <p>Two-step login is on. Keep these recovery codes somewhere safe: each logs you in once without the app, and they are not shown again.</p>
+    <div>
+      <p role="status">Two-step login is on. Keep these recovery codes somewhere safe: each logs you in once without the app, and they are not shown again.</p>
       <ul className="recovery-codes">
         {codes.map((code) => (
           <li key={code}>
@@ -215,7 +221,7 @@ export function TwoStepLogin() {
       ) : (
         <>
           <p>Off. With it on, a stolen password alone cannot log in to your account.</p>
-          {status.isSuccess && (
+          {status.data && (
             <TurnOn
               onEnabled={(shown) => {
                 setCodes(shown);

@@ -147,6 +147,7 @@ export function LoginPage() {
         <h1 id="login-title">Log in</h1>
         <SecondFactorStep
           challenge={challenge}
+          intro="Your password is right."
           onDone={goBack}
           onExpired={() => {
             setChallenge(null);

@@ -1,4 +1,4 @@
-import { screen, waitFor } from '@testing-library/react';
+import { cleanup, screen, waitFor } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { http, HttpResponse } from 'msw';
 
@@ -120,13 +120,29 @@ describe('signing in with a provider', () => {
   });
 
   it('says so for a code it does not know', async () => {
-    renderApp('/auth/complete?error=something_new');
-    expect(await screen.findByRole('alert')).toHaveTextContent('Something went wrong on our side');
+    for (const code of ['something_new', '__proto__', 'constructor']) {
+      renderApp(`/auth/complete?error=${code}`);
+      expect(await screen.findByRole('alert')).toHaveTextContent('Something went wrong on our side');
+      cleanup();
+    }
   });
 
-  it('confirms a link', async () => {
+  it('confirms a link by the provider’s label, and names nothing it does not know', async () => {
+    server.use(providers);
     renderApp('/auth/complete?linked=google');
-    expect(await screen.findByText(/You can now sign in with google\./)).toHaveAttribute('role', 'status');
+    expect(await screen.findByText(/You can now sign in with Google\./)).toHaveAttribute('role', 'status');
+    cleanup();
+    renderApp('/auth/complete?linked=evil.example');
+    expect(await screen.findByText(/The identity is linked\./)).toBeInTheDocument();
+  });
+
+  it('goes on when the browser is already signed in', async () => {
+    server.use(
+      ...signedIn(ann),
+      http.get('*/api/v1/items', () => HttpResponse.json({ items: [], next_cursor: null, has_more: false })),
+    );
+    renderApp('/auth/complete#mfa=stale');
+    expect(await screen.findByRole('heading', { name: /auctions/i })).toBeInTheDocument();
   });
 
   it('asks for the second factor when the account has one, then signs in', async () => {

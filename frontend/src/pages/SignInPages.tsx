@@ -3,7 +3,10 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { Link, useLocation, useNavigate, useSearchParams } from 'react-router-dom';
 
-import { ApiError } from '../api/client';
+import { useQuery } from '@tanstack/react-query';
+
+import { accessToken, ApiError } from '../api/client';
+import * as endpoints from '../api/endpoints';
 import type { Challenge } from '../auth/challenge';
 import { useAuth } from '../auth/useAuth';
 import { Field } from '../components/Field';
@@ -14,7 +17,18 @@ import { ProblemAlert } from '../components/ProblemAlert';
  * code may be tried again on the same challenge; an expired challenge
  * sends the user back to the password (`onExpired`).
  */
-export function SecondFactorStep({ challenge, onDone, onExpired }: { challenge: Challenge; onDone: () => void; onExpired: () => void }) {
+export function SecondFactorStep({
+  challenge,
+  intro,
+  onDone,
+  onExpired,
+}: {
+  challenge: Challenge;
+  /** What was proven so far, in words. */
+  intro: string;
+  onDone: () => void;
+  onExpired: () => void;
+}) {
   const { completeLogin } = useAuth();
   const [recovery, setRecovery] = useState(false);
   const [value, setValue] = useState('');
@@ -35,7 +49,11 @@ export function SecondFactorStep({ challenge, onDone, onExpired }: { challenge: 
       await completeLogin(recovery ? { challenge: challenge.challenge, recovery_code: typed } : { challenge: challenge.challenge, code: typed });
       onDone();
     } catch (error) {
-      if (error instanceof ApiError && error.code === 'invalid_code') {
+      if (accessToken.get() !== null) {
+        // The tokens arrived and the challenge is spent; only reading the
+        // account failed. The session is there: go on.
+        onDone();
+      } else if (error instanceof ApiError && error.code === 'invalid_code') {
         setFieldError(recovery ? 'That recovery code is wrong or was used already' : 'That code is wrong or was used already; wait for the next one');
       } else if (error instanceof ApiError && error.code === 'invalid_challenge') {
         onExpired();
@@ -48,11 +66,14 @@ export function SecondFactorStep({ challenge, onDone, onExpired }: { challenge: 
   };
   return (
     <form onSubmit={(event) => void submit(event)} noValidate>
-      <p>Your password is right. To finish logging in, {recovery ? 'enter one of your recovery codes.' : 'enter the code your authenticator app shows.'}</p>
+      <p>
+        {intro} To finish logging in, {recovery ? 'enter one of your recovery codes.' : 'enter the code your authenticator app shows.'}
+      </p>
+      {/* Focused: the form that was submitted is gone. */}
       {recovery ? (
-        <Field key="recovery" label="Recovery code" autoComplete="off" value={value} onChange={(event) => setValue(event.target.value)} error={fieldError} />
+        <Field key="recovery" label="Recovery code" autoComplete="off" autoFocus value={value} onChange={(event) => setValue(event.target.value)} error={fieldError} />
       ) : (
-        <Field key="code" label="Code" inputMode="numeric" autoComplete="one-time-code" value={value} onChange={(event) => setValue(event.target.value)} error={fieldError} />
+        <Field key="code" label="Code" inputMode="numeric" autoComplete="one-time-code" autoFocus value={value} onChange={(event) => setValue(event.target.value)} error={fieldError} />
       )}
       <ProblemAlert error={failure} />
       <button type="submit" disabled={busy}>
@@ -95,18 +116,23 @@ const REFUSALS: Record<string, string> = {
  */
 export function AuthCompletePage() {
   const [params] = useSearchParams();
-  const { hash } = useLocation();
+  const { pathname, search, hash } = useLocation();
   const { status } = useAuth();
   const navigate = useNavigate();
+  const providers = useQuery({ queryKey: ['oidc-providers'], queryFn: endpoints.oidcProviders, staleTime: 5 * 60_000 });
   const [expired, setExpired] = useState(false);
+  // Read once, then taken out of the address (and the history).
+  const [challenge] = useState(() => new URLSearchParams(hash.replace(/^#/, '')).get('mfa'));
   const error = params.get('error');
   const linked = params.get('linked');
-  const challenge = new URLSearchParams(hash.replace(/^#/, '')).get('mfa');
-  const signingIn = !error && !linked && !challenge;
+  useEffect(() => {
+    if (hash) void navigate(`${pathname}${search}`, { replace: true });
+  }, [hash, pathname, search, navigate]);
+  const signingIn = !error && !linked;
   useEffect(() => {
     if (signingIn && status === 'authenticated') void navigate('/', { replace: true });
   }, [signingIn, status, navigate]);
-  if (challenge && !error && !linked && status !== 'authenticated') {
+  if (signingIn && challenge && status !== 'authenticated') {
     return (
       <section aria-labelledby="complete-title" className="narrow">
         <h1 id="complete-title">Signing in</h1>
@@ -115,7 +141,12 @@ export function AuthCompletePage() {
             That took too long. <Link to="/login">Sign in again</Link>
           </p>
         ) : (
-          <SecondFactorStep challenge={{ challenge }} onDone={() => void navigate('/', { replace: true })} onExpired={() => setExpired(true)} />
+          <SecondFactorStep
+            challenge={{ challenge }}
+            intro="The provider knows you."
+            onDone={() => void navigate('/', { replace: true })}
+            onExpired={() => setExpired(true)}
+          />
         )}
       </section>
     );
@@ -124,16 +155,17 @@ export function AuthCompletePage() {
   if (error) {
     body = (
       <>
-        <p role="alert">{REFUSALS[error] ?? 'Something went wrong on our side. Please try again.'}</p>
+        <p role="alert">{Object.hasOwn(REFUSALS, error) ? REFUSALS[error] : 'Something went wrong on our side. Please try again.'}</p>
         <p>
           <Link to="/login">Back to log in</Link>
         </p>
       </>
     );
   } else if (linked) {
+    const provider = providers.data?.find((p) => p.name === linked);
     body = (
       <p role="status">
-        You can now sign in with {linked}. <Link to="/account">Back to your account</Link>
+        {provider ? `You can now sign in with ${provider.label}.` : 'The identity is linked.'} <Link to="/account">Back to your account</Link>
       </p>
     );
   } else if (status === 'anonymous') {

@@ -150,6 +150,17 @@ impl AuthService {
                     .challenge_login(user, &credentials.password_hash, now)
                     .await?
                 {
+                    // The provider's part is done; the code's is audited
+                    // when it comes (`login_succeeded` or `login_failed`).
+                    let detail = format!("{}; waiting for the second factor", identity.provider);
+                    self.audit(
+                        AuditEvent::OidcLogin,
+                        Some(user),
+                        None,
+                        context,
+                        Some(detail),
+                    )
+                    .await?;
                     return Ok(ProviderSignIn::SecondFactorRequired(challenge));
                 }
                 continue;
