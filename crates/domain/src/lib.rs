@@ -23,6 +23,7 @@ pub mod outbox;
 pub mod ports;
 pub mod retention;
 pub mod service;
+pub mod soft_close;
 pub mod user;
 pub mod validation;
 
