@@ -551,6 +551,9 @@ impl Application {
     /// # Errors
     /// When the database cannot be reached or migrated, or the address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        for doubt in settings.public_url.doubts() {
+            tracing::warn!(public_url = settings.public_url.as_str(), "{doubt}");
+        }
         let services = Services::build(&settings).await?;
         // A provider that is down now is retried in the background: it
         // never keeps the API from starting.

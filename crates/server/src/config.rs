@@ -283,6 +283,35 @@ impl PublicUrl {
         &self.0
     }
 
+    /// What is wrong with it for a deployment, if anything: plain `http`
+    /// off a loopback host (the refresh and OpenID flow cookies are
+    /// `Secure`: browsers drop them there), or a path (the cookies and
+    /// links assume the service is at the root).
+    #[must_use]
+    pub fn doubts(&self) -> Vec<&'static str> {
+        let Ok(url) = url::Url::parse(&self.0) else {
+            return Vec::new();
+        };
+        let mut doubts = Vec::new();
+        let loopback = match url.host() {
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        if url.scheme() == "http" && !loopback {
+            doubts.push(
+                "PUBLIC_URL is plain http off loopback: browsers refuse the Secure session and sign-in cookies there; put TLS in front and use https",
+            );
+        }
+        if url.path() != "/" && !url.path().is_empty() {
+            doubts.push(
+                "PUBLIC_URL has a path: the session cookies and the API are at the root, so serve the app at the root of its host",
+            );
+        }
+        doubts
+    }
+
     /// Whether clients reach the service over TLS only.
     #[must_use]
     pub fn is_https(&self) -> bool {
@@ -1112,6 +1141,23 @@ mod tests {
             assert_eq!(err.variable, variable, "{value}");
             assert!(!err.to_string().contains('\n'));
         }
+    }
+
+    #[test]
+    fn a_public_url_browsers_cannot_keep_cookies_on_or_with_a_path_is_doubted() {
+        let doubts = |url: &str| url.parse::<PublicUrl>().unwrap().doubts().len();
+        for fine in [
+            "https://auction.example",
+            "https://auction.example/",
+            "http://127.0.0.1:8080",
+            "http://localhost:8080",
+            "http://[::1]:8080",
+        ] {
+            assert_eq!(doubts(fine), 0, "{fine}");
+        }
+        assert_eq!(doubts("http://auction.example"), 1);
+        assert_eq!(doubts("https://example.com/auctions"), 1);
+        assert_eq!(doubts("http://example.com/auctions"), 2);
     }
 
     #[test]
