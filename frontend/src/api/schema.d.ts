@@ -2241,7 +2241,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description To `/auth/complete` (signed in: the refresh cookie is set), `?linked=NAME`, or `?error=CODE`: `invalid_state`, `invalid_token`, `provider_error`, `provider_unavailable`, `email_not_verified`, `account_exists`, `identity_in_use`, `provider_already_linked`, `account_disabled`, `invalid_ticket`, `server_error` */
+            /** @description To `/auth/complete` (signed in: the refresh cookie is set), `/auth/complete#mfa=CHALLENGE` (the account's second factor completes the sign-in: `POST /auth/mfa`), `?linked=NAME`, or `?error=CODE`: `invalid_state`, `invalid_token`, `provider_error`, `provider_unavailable`, `email_not_verified`, `account_exists`, `identity_in_use`, `provider_already_linked`, `account_disabled`, `invalid_ticket`, `server_error` */
             302: {
                 headers: {
                     [name: string]: unknown;

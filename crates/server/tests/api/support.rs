@@ -277,7 +277,9 @@ impl TestApp {
 
     /// Waits until `n` notices went to `email`, and returns them, oldest first.
     pub async fn await_notices_to(&self, email: &str, n: usize) -> Vec<String> {
-        for _ in 0..100 {
+        // Up to 15 s: a busy machine (the whole suite at once) delays the
+        // outbox worker's rounds.
+        for _ in 0..300 {
             let notices = self.notices_to(email);
             if notices.len() >= n {
                 return notices;
