@@ -50,6 +50,11 @@ SPEC_REFUSALS = {
     # account_locked): the guessing run gets there on purpose.
     "POST /api/v1/auth/login": {"account_locked"},
     "POST /api/v1/auth/password/change": {"account_locked"},
+    # The same lock guards the second factor's settings (the password or a
+    # code proves them) and the code that completes a login.
+    "POST /api/v1/auth/mfa/totp": {"account_locked"},
+    "DELETE /api/v1/auth/mfa/totp": {"account_locked"},
+    "POST /api/v1/auth/mfa": {"account_locked"},
 }
 # A cursor is opaque and authenticated: one the server did not hand out is
 # 400 invalid_cursor, on every list.

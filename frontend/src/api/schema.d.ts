@@ -900,21 +900,11 @@ export interface components {
          * @enum {string}
          */
         ClosedStatus: "closed" | "cancelled";
-        /** @description `POST /auth/mfa`: the challenge and exactly one of the two codes. */
-        CompleteLoginRequest: {
-            /** @description The `challenge` of the login's `mfa_required` answer. */
-            challenge: string;
-            /**
-             * @description The six digits the authenticator app shows now.
-             * @example 123456
-             */
-            code?: string | null;
-            /**
-             * @description One of the account's recovery codes, instead of `code`.
-             * @example 7k3m-q9zd-x2ra-hf0c
-             */
-            recovery_code?: string | null;
-        };
+        /**
+         * @description `POST /auth/mfa`: the challenge and one code (exactly one of the two
+         *     kinds: a body with both matches neither and is 422).
+         */
+        CompleteLoginRequest: components["schemas"]["MfaWithCode"] | components["schemas"]["MfaWithRecoveryCode"];
         /** @description `POST /auth/mfa/totp/confirm`. */
         ConfirmTotpRequest: {
             /**
@@ -959,15 +949,11 @@ export interface components {
              */
             decimals: number;
         };
-        /** @description `DELETE /auth/mfa/totp`: exactly one proof. */
-        DisableTotpRequest: {
-            /** @description A current code. */
-            code?: string | null;
-            /** @description The account's password. */
-            password?: string | null;
-            /** @description A recovery code. */
-            recovery_code?: string | null;
-        };
+        /**
+         * @description `DELETE /auth/mfa/totp`: exactly one proof (a body with two matches
+         *     none and is 422).
+         */
+        DisableTotpRequest: components["schemas"]["TotpOffWithPassword"] | components["schemas"]["TotpOffWithCode"] | components["schemas"]["TotpOffWithRecoveryCode"];
         /** @description An address to send a link to. */
         EmailRequest: {
             /** @description The address. */
@@ -1074,6 +1060,26 @@ export interface components {
              * @description This notification and every older one are marked read.
              */
             up_to_id: string;
+        };
+        /** @description The challenge and a code from the authenticator app. */
+        MfaWithCode: {
+            /** @description The `challenge` of the login's `mfa_required` answer. */
+            challenge: string;
+            /**
+             * @description The six digits the authenticator app shows now.
+             * @example 123456
+             */
+            code: string;
+        };
+        /** @description The challenge and one of the account's recovery codes. */
+        MfaWithRecoveryCode: {
+            /** @description The `challenge` of the login's `mfa_required` answer. */
+            challenge: string;
+            /**
+             * @description A recovery code (case, spaces and dashes do not matter).
+             * @example 7k3m-q9zd-x2ra-hf0c
+             */
+            recovery_code: string;
         };
         /** @description A personal notification as sent on the socket. */
         NotificationBody: {
@@ -1402,6 +1408,24 @@ export interface components {
              * @example JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP
              */
             secret: string;
+        };
+        /** @description Turning the factor off with a current code. */
+        TotpOffWithCode: {
+            /**
+             * @description The six digits the authenticator app shows now.
+             * @example 123456
+             */
+            code: string;
+        };
+        /** @description Turning the factor off with the password. */
+        TotpOffWithPassword: {
+            /** @description The account's password. */
+            password: string;
+        };
+        /** @description Turning the factor off with a recovery code. */
+        TotpOffWithRecoveryCode: {
+            /** @description A recovery code. */
+            recovery_code: string;
         };
         /** @description Where the caller's second factor stands. */
         TotpStatusBody: {
@@ -1807,7 +1831,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemBody"];
                 };
             };
-            /** @description `validation_failed`: not exactly one of `code` and `recovery_code` */
+            /** @description `validation_failed`: not the challenge and exactly one of `code` and `recovery_code` */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -9,7 +9,6 @@ use actix_web::{HttpResponse, delete, get, post, web};
 use pp_domain::auth::Password;
 use pp_domain::auth::second_factor::SecondFactorProof;
 use pp_domain::auth::service::{SecondFactorError, SecondFactorOff};
-use pp_domain::validation::Collector;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
@@ -20,45 +19,37 @@ use crate::middleware::{auth_limit, require_user};
 use crate::problem::{ApiError, ProblemBody};
 use crate::state::AppState;
 
-/// `POST /auth/mfa`: the challenge and exactly one of the two codes.
+/// `POST /auth/mfa`: the challenge and one code (exactly one of the two
+/// kinds: a body with both matches neither and is 422).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum CompleteLoginRequest {
+    /// With a code from the authenticator app.
+    Code(MfaWithCode),
+    /// With a recovery code.
+    RecoveryCode(MfaWithRecoveryCode),
+}
+
+/// The challenge and a code from the authenticator app.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CompleteLoginRequest {
+pub struct MfaWithCode {
     /// The `challenge` of the login's `mfa_required` answer.
     challenge: String,
     /// The six digits the authenticator app shows now.
     #[schema(example = "123456")]
-    code: Option<String>,
-    /// One of the account's recovery codes, instead of `code`.
+    code: String,
+}
+
+/// The challenge and one of the account's recovery codes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaWithRecoveryCode {
+    /// The `challenge` of the login's `mfa_required` answer.
+    challenge: String,
+    /// A recovery code (case, spaces and dashes do not matter).
     #[schema(example = "7k3m-q9zd-x2ra-hf0c")]
-    recovery_code: Option<String>,
-}
-
-/// The code or recovery code of a request that must carry one of them.
-fn proof_of(
-    code: Option<String>,
-    recovery_code: Option<String>,
-) -> Result<SecondFactorProof, ApiError> {
-    match (code, recovery_code) {
-        (Some(code), None) => Ok(SecondFactorProof::Code(code)),
-        (None, Some(recovery)) => Ok(SecondFactorProof::RecoveryCode(Zeroizing::new(recovery))),
-        _ => Err(one_of(&["code", "recovery_code"])),
-    }
-}
-
-/// 422: exactly one of `fields` is required.
-fn one_of(fields: &[&str]) -> ApiError {
-    let mut errors = Collector::default();
-    for field in fields {
-        errors.add(
-            field,
-            format_args!("give exactly one of {}", fields.join(", ")),
-        );
-    }
-    match errors.finish::<()>(None) {
-        Err(errors) => errors.into(),
-        Ok(()) => ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR),
-    }
+    recovery_code: String,
 }
 
 /// Completes a login with its second factor.
@@ -67,7 +58,7 @@ fn one_of(fields: &[&str]) -> ApiError {
         (status = 200, description = "Tokens, as a login's; the refresh token is also set as a cookie", body = TokenResponse),
         (status = 401, description = "`invalid_challenge` (unknown, used or older than 5 minutes: log in again) or `invalid_code` (wrong or used already; counts towards the lockout, the challenge stays open)", body = ProblemBody),
         (status = 403, description = "`account_disabled`", body = ProblemBody),
-        (status = 422, description = "`validation_failed`: not exactly one of `code` and `recovery_code`", body = ProblemBody),
+        (status = 422, description = "`validation_failed`: not the challenge and exactly one of `code` and `recovery_code`", body = ProblemBody),
         (status = 423, description = "`account_locked`, with `Retry-After`", body = ProblemBody),
         (status = 429, description = "`rate_limited`", body = ProblemBody)))]
 #[post("/auth/mfa", wrap = "from_fn(auth_limit)")]
@@ -76,10 +67,21 @@ pub async fn complete_login(
     Context(context): Context,
     Json(body): Json<CompleteLoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let proof = proof_of(body.code, body.recovery_code)?;
+    let (challenge, proof) = match body {
+        CompleteLoginRequest::Code(MfaWithCode { challenge, code }) => {
+            (challenge, SecondFactorProof::Code(code))
+        }
+        CompleteLoginRequest::RecoveryCode(MfaWithRecoveryCode {
+            challenge,
+            recovery_code,
+        }) => (
+            challenge,
+            SecondFactorProof::RecoveryCode(Zeroizing::new(recovery_code)),
+        ),
+    };
     let pair = state
         .auth
-        .complete_login(&body.challenge, &proof, &context)
+        .complete_login(&challenge, &proof, &context)
         .await
         .map_err(|error| match error {
             // Here a wrong code is a failed login, as a wrong password is.
@@ -199,16 +201,42 @@ pub async fn confirm_totp(
     }))
 }
 
-/// `DELETE /auth/mfa/totp`: exactly one proof.
+/// `DELETE /auth/mfa/totp`: exactly one proof (a body with two matches
+/// none and is 422).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum DisableTotpRequest {
+    /// The account's password.
+    Password(TotpOffWithPassword),
+    /// A current code.
+    Code(TotpOffWithCode),
+    /// A recovery code.
+    RecoveryCode(TotpOffWithRecoveryCode),
+}
+
+/// Turning the factor off with the password.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct DisableTotpRequest {
+pub struct TotpOffWithPassword {
     /// The account's password.
-    password: Option<String>,
-    /// A current code.
-    code: Option<String>,
+    password: String,
+}
+
+/// Turning the factor off with a current code.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpOffWithCode {
+    /// The six digits the authenticator app shows now.
+    #[schema(example = "123456")]
+    code: String,
+}
+
+/// Turning the factor off with a recovery code.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpOffWithRecoveryCode {
     /// A recovery code.
-    recovery_code: Option<String>,
+    recovery_code: String,
 }
 
 /// Turns the second factor off.
@@ -227,19 +255,17 @@ pub async fn disable_totp(
     Json(body): Json<DisableTotpRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let off = match body {
-        DisableTotpRequest {
-            password: Some(password),
-            code: None,
-            recovery_code: None,
-        } => SecondFactorOff::Password(Password::presented(&password)),
-        DisableTotpRequest {
-            password: None,
-            code,
-            recovery_code,
-        } if code.is_some() != recovery_code.is_some() => {
-            SecondFactorOff::Proof(proof_of(code, recovery_code)?)
+        DisableTotpRequest::Password(TotpOffWithPassword { password }) => {
+            SecondFactorOff::Password(Password::presented(&password))
         }
-        _ => return Err(one_of(&["password", "code", "recovery_code"])),
+        DisableTotpRequest::Code(TotpOffWithCode { code }) => {
+            SecondFactorOff::Proof(SecondFactorProof::Code(code))
+        }
+        DisableTotpRequest::RecoveryCode(TotpOffWithRecoveryCode { recovery_code }) => {
+            SecondFactorOff::Proof(SecondFactorProof::RecoveryCode(Zeroizing::new(
+                recovery_code,
+            )))
+        }
     };
     state
         .auth
