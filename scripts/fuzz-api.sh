@@ -7,14 +7,18 @@
 #   postgres  a fresh PostgreSQL database on 127.0.0.1:5432 (dropped
 #             afterwards) and Redis on 127.0.0.1:6379 (a unique key prefix)
 # and on each, four runs:
-#   user         every operation but POST /auth/password/change, as a user
+#   user         every operation but those that check the account's
+#                password (POST /auth/password/change, POST and DELETE
+#                /auth/mfa/totp), as a user
 #   admin        the same, as an admin
 #   credentials  POST /auth/login and /auth/password/change, whose
 #                schema-valid cases carry a real account's e-mail and
 #                current password (followed as the fuzzer changes it)
-#   guessing     POST /auth/password/change with generated current passwords,
-#                on an account of its own: wrong guesses count towards its
-#                lockout (then 423), so no other run may use that account
+#   guessing     the operations that check the password, with generated
+#                passwords, on an account of its own: wrong guesses count
+#                towards its lockout (then 423), so no other run may use
+#                that account (the user and admin runs would lock
+#                themselves out and fail to log in again)
 # Logging out (/auth/logout, /auth/logout-all) is fuzzed like the rest: the
 # fuzzer logs in again whenever an answer is a 401 (scripts/fuzz/*.toml).
 # Prints the runs and every distinct failure, once (scripts/fuzz/summary.py);
@@ -322,14 +326,21 @@ parameters = { "path.id" = { dictionary = "items", probability = 0.5 } }
 EOF
   } >"$work/schemathesis.toml"
 
-  local own=(--exclude-name "POST /api/v1/auth/password/change")
+  # What checks the account's password: guessed only on the guessing
+  # account, which no other run logs in as.
+  local guessed=("POST /api/v1/auth/password/change" "POST /api/v1/auth/mfa/totp" "DELETE /api/v1/auth/mfa/totp")
+  local own=() guesses=()
+  for name in "${guessed[@]}"; do
+    own+=(--exclude-name "$name")
+    guesses+=(--include-name "$name")
+  done
   fuzz "$target" user --auth-wfc-user user "${own[@]}"
   fuzz "$target" admin --auth-wfc-user admin "${own[@]}"
   FUZZ_WFC_FILE="$work/wfc-credentials.json" \
     FUZZ_CREDENTIALS_EMAIL="pw@fuzz.test" FUZZ_CREDENTIALS_PASSWORD="$pw_password" \
     fuzz "$target" credentials --auth-wfc-user pw \
     --include-name "POST /api/v1/auth/login" --include-name "POST /api/v1/auth/password/change"
-  fuzz "$target" guessing --auth-wfc-user guess --include-name "POST /api/v1/auth/password/change"
+  fuzz "$target" guessing --auth-wfc-user guess "${guesses[@]}"
 
   step "$target: stop the server and clean up"
   stop_server
