@@ -1,16 +1,11 @@
 // "Sign in with …" buttons, one per OpenID provider the server has
 // configured; nothing at all when it has none. Each is a plain link: the
 // sign-in is a top-level navigation to the provider and back.
-import { useQuery } from '@tanstack/react-query';
-
 import * as endpoints from '../api/endpoints';
+import { useProviders } from '../auth/useProviders';
 
 export function ProviderButtons({ verb }: { verb: string }) {
-  const providers = useQuery({
-    queryKey: ['oidc-providers'],
-    queryFn: endpoints.oidcProviders,
-    staleTime: 5 * 60_000,
-  });
+  const providers = useProviders();
   if (!providers.data?.length) return null;
   return (
     <div className="providers" role="group" aria-label="Use an account you already have">

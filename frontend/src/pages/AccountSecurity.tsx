@@ -8,13 +8,14 @@ import { useState, type FormEvent } from 'react';
 import { ApiError } from '../api/client';
 import * as endpoints from '../api/endpoints';
 import type { TotpEnrolment } from '../api/types';
+import { useProviders } from '../auth/useProviders';
 import { Field } from '../components/Field';
 import { ProblemAlert } from '../components/ProblemAlert';
 
 /** Linked identities, and a link button per configured provider not linked yet. */
 export function SignInMethods() {
   const queryClient = useQueryClient();
-  const providers = useQuery({ queryKey: ['oidc-providers'], queryFn: endpoints.oidcProviders, staleTime: 5 * 60_000 });
+  const providers = useProviders();
   const linked = useQuery({ queryKey: ['identities'], queryFn: endpoints.identities });
   const unlink = useMutation({
     mutationFn: endpoints.unlinkIdentity,

@@ -3,12 +3,10 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { Link, useLocation, useNavigate, useSearchParams } from 'react-router-dom';
 
-import { useQuery } from '@tanstack/react-query';
-
 import { accessToken, ApiError } from '../api/client';
-import * as endpoints from '../api/endpoints';
 import type { Challenge } from '../auth/challenge';
 import { useAuth } from '../auth/useAuth';
+import { useProviders } from '../auth/useProviders';
 import { Field } from '../components/Field';
 import { ProblemAlert } from '../components/ProblemAlert';
 
@@ -119,7 +117,7 @@ export function AuthCompletePage() {
   const { pathname, search, hash } = useLocation();
   const { status } = useAuth();
   const navigate = useNavigate();
-  const providers = useQuery({ queryKey: ['oidc-providers'], queryFn: endpoints.oidcProviders, staleTime: 5 * 60_000 });
+  const providers = useProviders();
   const [expired, setExpired] = useState(false);
   // Read once, then taken out of the address (and the history).
   const [challenge] = useState(() => new URLSearchParams(hash.replace(/^#/, '')).get('mfa'));
