@@ -28,6 +28,7 @@ mod m20261205_000017_add_outbox_trace_parent;
 mod m20261205_000018_create_identities;
 mod m20261205_000019_add_outbox_urgency;
 mod m20261205_000020_create_second_factors;
+mod m20261205_000021_add_soft_close_and_ledger;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000018_create_identities::Migration),
             Box::new(m20261205_000019_add_outbox_urgency::Migration),
             Box::new(m20261205_000020_create_second_factors::Migration),
+            Box::new(m20261205_000021_add_soft_close_and_ledger::Migration),
         ]
     }
 }

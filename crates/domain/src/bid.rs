@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{BidId, ItemId, UserId};
 use crate::item::Timestamp;
+use crate::ledger::{ChainHash, LedgerRecord, Salt};
 use crate::money::Money;
 
 /// The auto-raise of a poisoned bid: outbid any higher offer by `step`,
@@ -72,6 +73,25 @@ pub struct Bid {
     pub offer: BidOffer,
     /// When it was accepted (read under the item's lock).
     pub created_at: Timestamp,
+    /// Its ledger salt, sealed with the offer.
+    pub salt: Salt,
+    /// The item's ledger value after it; `None` only for a bid from before
+    /// the ledger not yet chained.
+    pub chain_hash: Option<ChainHash>,
+}
+
+impl Bid {
+    /// What the ledger commits to of it.
+    #[must_use]
+    pub fn ledger_record(&self) -> LedgerRecord {
+        LedgerRecord {
+            seq: self.seq,
+            bidder: self.bidder,
+            offer: self.offer,
+            created_at: self.created_at,
+            salt: self.salt,
+        }
+    }
 }
 
 /// Where a page of a bidder's bids continues: after this bid, newest first.

@@ -16,6 +16,7 @@ use crate::bid::{BidOffer, BidState, BidView};
 use crate::ids::{ItemId, UserId};
 use crate::item::{CloseOutcome, Item, ItemStatus, PublicStanding, Timestamp};
 use crate::money::Money;
+use crate::soft_close::Closing;
 
 /// The bid currently leading an item: who, up to what, by what step, at what price.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -252,6 +253,10 @@ pub struct Placement {
     pub effect: Effect,
     /// When the bid was accepted (read under the lock).
     pub at: Timestamp,
+    /// The item's close after the bid.
+    pub closing: Closing,
+    /// Whether the bid moved the close (soft close).
+    pub extended: bool,
 }
 
 /// Decides a bid on a locked item at `now`: every check of docs/spec/auction-rules.md
@@ -315,11 +320,16 @@ fn place_on(
         return Err(BidRejection::TooLow { minimum_next_bid });
     }
     let (standing, effect) = standing.after(command.bidder, offer);
+    let extension = item
+        .soft_close
+        .and_then(|rule| rule.after_bid(item.closing(), &effect, now));
     Ok(Placement {
         seq: standing.bid_count,
         standing,
         effect,
         at: now,
+        closing: extension.unwrap_or_else(|| item.closing()),
+        extended: extension.is_some(),
     })
 }
 
@@ -450,6 +460,57 @@ pub fn cancel(
     } else {
         Ok(())
     }
+}
+
+/// Why an item cannot be edited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum EditRejection {
+    /// Closed, cancelled, or past its close time.
+    #[error("the auction is closed")]
+    NotOpen,
+    /// Somebody bid: the terms they bid on stay.
+    #[error("the item has bids")]
+    HasBids,
+    /// The new close is before the current one (a close may only stay or
+    /// move later).
+    #[error("close_at must not be earlier than the item's current close")]
+    CloseEarlier,
+}
+
+/// The item after `edit`, at `now` under its row lock: open, before its
+/// close, with no bids, and a close that does not move earlier.
+///
+/// # Errors
+/// [`EditRejection`] naming the first rule that forbids it.
+pub fn edit(
+    item: &Item,
+    standing: &PublicStanding,
+    edit: &crate::item::ItemEdit,
+    now: Timestamp,
+) -> Result<Item, EditRejection> {
+    if !item.accepts_bids_at(now) {
+        return Err(EditRejection::NotOpen);
+    }
+    if standing.bid_count > 0 {
+        return Err(EditRejection::HasBids);
+    }
+    if edit
+        .close_at
+        .is_some_and(|close_at| close_at < item.close_at)
+    {
+        return Err(EditRejection::CloseEarlier);
+    }
+    let mut edited = item.clone();
+    if let Some(title) = &edit.title {
+        edited.title = title.clone();
+    }
+    if let Some(description) = &edit.description {
+        edited.description = description.clone();
+    }
+    if let Some(close_at) = edit.close_at {
+        edited.close_at = close_at;
+    }
+    Ok(edited)
 }
 
 #[cfg(test)]

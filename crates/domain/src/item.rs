@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::ids::{ItemId, UserId};
+use crate::ledger::ChainHash;
 use crate::money::{Currency, Money};
+use crate::soft_close::{Closing, SoftClose};
 use crate::validation::{Collector, ValidationErrors, is_forbidden_in_text};
 
 /// A point in time, always UTC.
@@ -224,9 +226,31 @@ pub struct Item {
     pub created_at: Timestamp,
     /// Open, closed (with outcome) or cancelled.
     pub status: ItemStatus,
+    /// The anti-sniping rule, when the item was listed with one.
+    pub soft_close: Option<SoftClose>,
+    /// How many times a late bid moved `close_at` (0 without soft close).
+    pub extensions_used: u32,
+    /// The head of its bid ledger; `None` only for an item from before the
+    /// ledger not yet chained.
+    pub ledger_head: Option<ChainHash>,
 }
 
 impl Item {
+    /// Moves the close as a bid decided (soft close).
+    pub fn extend_to(&mut self, closing: Closing) {
+        self.close_at = closing.close_at;
+        self.extensions_used = closing.extensions_used;
+    }
+
+    /// When it closes now, and how many extensions moved it there.
+    #[must_use]
+    pub fn closing(&self) -> Closing {
+        Closing {
+            close_at: self.close_at,
+            extensions_used: self.extensions_used,
+        }
+    }
+
     /// Whether a bid may still be accepted at `now` (taken under the item's lock).
     #[must_use]
     pub fn accepts_bids_at(&self, now: Timestamp) -> bool {
@@ -322,6 +346,85 @@ pub struct ItemDraft {
     pub currency: Option<String>,
     /// Strictly in the future, at most 365 days ahead.
     pub close_at: Timestamp,
+    /// `(window_secs, extend_by_secs, max_extensions)`, see [`SoftClose::new`].
+    pub soft_close: Option<(i64, i64, i64)>,
+}
+
+/// The request to edit an item before its first bid, as a client sends it
+/// (unvalidated); absent fields stay as they are.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ItemEditDraft {
+    /// See [`Title`].
+    pub title: Option<String>,
+    /// See [`Description`].
+    pub description: Option<String>,
+    /// In the future, at most 365 days ahead, and not before the item's
+    /// current close (checked under its lock, by `engine::edit`).
+    pub close_at: Option<Timestamp>,
+}
+
+/// A validated edit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ItemEdit {
+    /// The new title.
+    pub title: Option<Title>,
+    /// The new description.
+    pub description: Option<Description>,
+    /// The new close, to the microsecond.
+    pub close_at: Option<Timestamp>,
+}
+
+impl ItemEdit {
+    /// Validates a draft at `now` with the limits of a new item, reporting
+    /// every broken rule.
+    ///
+    /// # Errors
+    /// [`ValidationErrors`] naming each field that breaks a rule.
+    pub fn parse(draft: ItemEditDraft, now: Timestamp) -> Result<Self, ValidationErrors> {
+        let mut errors = Collector::default();
+        let title = draft
+            .title
+            .map(|raw| errors.check("title", Title::parse(&raw)));
+        let description = draft
+            .description
+            .map(|raw| errors.check("description", Description::parse(&raw)));
+        let close_at = draft.close_at.map(|at| at.trunc_subsecs(6));
+        if let Some(close_at) = close_at {
+            check_close_at(&mut errors, close_at, now);
+        }
+        let edit = ItemEdit {
+            title: title.flatten(),
+            description: description.flatten(),
+            close_at,
+        };
+        errors.finish(Some(edit))
+    }
+
+    /// The fields it changes, as the audit log names them.
+    #[must_use]
+    pub fn fields(&self) -> Vec<&'static str> {
+        [
+            ("title", self.title.is_some()),
+            ("description", self.description.is_some()),
+            ("close_at", self.close_at.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+}
+
+/// A close time as stored: strictly after `now`, at most 365 days ahead.
+fn check_close_at(errors: &mut Collector, close_at: Timestamp, now: Timestamp) {
+    let latest_close = now + Duration::days(MAX_AUCTION_LENGTH_DAYS);
+    if close_at <= now {
+        errors.add("close_at", "must be in the future");
+    } else if close_at > latest_close {
+        errors.add(
+            "close_at",
+            format_args!("must be at most {MAX_AUCTION_LENGTH_DAYS} days ahead"),
+        );
+    }
 }
 
 /// A validated item, ready to be stored.
@@ -358,18 +461,17 @@ impl NewItem {
         // Validated as it will be stored (to the microsecond), so a time a
         // fraction of a microsecond ahead is not stored as already past.
         let close_at = draft.close_at.trunc_subsecs(6);
-        let latest_close = now + Duration::days(MAX_AUCTION_LENGTH_DAYS);
-        if close_at <= now {
-            errors.add("close_at", "must be in the future");
-        } else if close_at > latest_close {
-            errors.add(
-                "close_at",
-                format_args!("must be at most {MAX_AUCTION_LENGTH_DAYS} days ahead"),
-            );
-        }
+        check_close_at(&mut errors, close_at, now);
+        let soft_close = match draft.soft_close {
+            None => Some(None),
+            Some((window, extend_by, max)) => errors
+                .check("soft_close", SoftClose::new(window, extend_by, max))
+                .map(Some),
+        };
+        let id = ItemId::generate();
         let item = (|| {
             Some(Item {
-                id: ItemId::generate(),
+                id,
                 seller,
                 title: title?,
                 description: description?,
@@ -379,6 +481,9 @@ impl NewItem {
                 close_at,
                 created_at: now,
                 status: ItemStatus::Open,
+                soft_close: soft_close?,
+                extensions_used: 0,
+                ledger_head: Some(ChainHash::genesis(id)),
             })
         })();
         errors.finish(item).map(NewItem)
@@ -409,6 +514,7 @@ mod tests {
             min_increment: None,
             currency: None,
             close_at: now + Duration::hours(1),
+            soft_close: None,
         }
     }
 
@@ -435,6 +541,7 @@ mod tests {
             min_increment: Some(-5),
             currency: Some("dollars".into()),
             close_at: now,
+            soft_close: Some((0, 60, 1)),
         };
         let errors = NewItem::parse(bad, UserId::generate(), now).unwrap_err();
         let fields: Vec<_> = errors.fields().iter().map(|e| e.field.as_str()).collect();
@@ -446,8 +553,81 @@ mod tests {
                 "base_price",
                 "min_increment",
                 "currency",
-                "close_at"
+                "close_at",
+                "soft_close"
             ]
+        );
+    }
+
+    #[test]
+    fn a_soft_close_rule_is_kept_and_an_item_starts_its_ledger_at_h0() {
+        let now = Utc::now();
+        let listed = NewItem::parse(
+            ItemDraft {
+                soft_close: Some((300, 120, 5)),
+                ..draft(now)
+            },
+            UserId::generate(),
+            now,
+        )
+        .unwrap()
+        .into_item();
+        assert_eq!(
+            listed.soft_close,
+            Some(SoftClose::new(300, 120, 5).unwrap())
+        );
+        assert_eq!(listed.extensions_used, 0);
+        assert_eq!(listed.ledger_head, Some(ChainHash::genesis(listed.id)));
+        for (window, extend_by, max) in [(3_601, 60, 1), (60, 0, 1), (60, 60, 101)] {
+            let errors = NewItem::parse(
+                ItemDraft {
+                    soft_close: Some((window, extend_by, max)),
+                    ..draft(now)
+                },
+                UserId::generate(),
+                now,
+            )
+            .unwrap_err();
+            assert_eq!(errors.fields()[0].field, "soft_close");
+        }
+    }
+
+    #[test]
+    fn an_edit_is_checked_like_a_new_item_and_names_its_fields() {
+        let now = Utc::now();
+        let edit = ItemEdit::parse(
+            ItemEditDraft {
+                title: Some(" A lamp ".into()),
+                description: None,
+                close_at: Some(now + Duration::hours(2)),
+            },
+            now,
+        )
+        .unwrap();
+        assert_eq!(edit.title.as_ref().map(Title::as_str), Some("A lamp"));
+        assert_eq!(edit.fields(), ["title", "close_at"]);
+        assert_eq!(
+            ItemEdit::parse(ItemEditDraft::default(), now).unwrap(),
+            ItemEdit::default()
+        );
+        let errors = ItemEdit::parse(
+            ItemEditDraft {
+                title: Some(String::new()),
+                description: Some("x".repeat(10_001)),
+                close_at: Some(now + Duration::days(366)),
+            },
+            now,
+        )
+        .unwrap_err();
+        let fields: Vec<_> = errors.fields().iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["title", "description", "close_at"]);
+        let past = ItemEditDraft {
+            close_at: Some(now),
+            ..ItemEditDraft::default()
+        };
+        assert_eq!(
+            ItemEdit::parse(past, now).unwrap_err().fields()[0].field,
+            "close_at"
         );
     }
 

@@ -17,6 +17,7 @@ use crate::engine::{Effect, Leader, Placement};
 use crate::ids::{ItemId, UserId};
 use crate::item::{CloseOutcome, Item, ItemStatus, ListedItem, Timestamp};
 use crate::money::Money;
+use crate::soft_close::Closing;
 
 /// The price after an accepted bid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +32,12 @@ pub struct PriceEvent {
     pub bid_count: u64,
     /// When the bid was accepted.
     pub at: Timestamp,
+    /// The item's close now (after the bid when live, the current one when
+    /// replayed), so a subscriber always knows when bidding ends.
+    pub closing: Closing,
+    /// The close this bid moved the item to, when it did (soft close): the
+    /// `extended` event that follows the price under the same id.
+    pub extension: Option<Closing>,
 }
 
 /// The public price right after one accepted bid, as kept for replay.
@@ -42,6 +49,8 @@ pub struct PricePoint {
     pub price: Money,
     /// When it was accepted.
     pub at: Timestamp,
+    /// The close it moved the item to, when it did.
+    pub extension: Option<Closing>,
 }
 
 impl PriceEvent {
@@ -54,6 +63,8 @@ impl PriceEvent {
             minimum_next_bid: point.price.minor_units() + item.min_increment.minor_units(),
             bid_count: point.seq,
             at: point.at,
+            closing: item.closing(),
+            extension: point.extension,
         }
     }
 }
@@ -114,6 +125,8 @@ impl ItemEvent {
             minimum_next_bid: standing.minimum_next_bid(item),
             bid_count: standing.bid_count,
             at: placement.at,
+            closing: placement.closing,
+            extension: placement.extended.then_some(placement.closing),
         }))
     }
 

@@ -18,11 +18,13 @@ use crate::auth::tokens::TokenDigest;
 use crate::bid::{Bid, BidCursor};
 use crate::email::Email;
 use crate::engine::{
-    self, BidCommand, BidRejection, CancelRejection, CloseRejection, Placement, Standing,
+    self, BidCommand, BidRejection, CancelRejection, CloseRejection, EditRejection, Placement,
+    Standing,
 };
 use crate::ids::{ItemId, SessionId, UserId};
 use crate::item::{
-    CloseOutcome, Item, ItemCursor, ListedItem, NewItem, PublicStanding, StatusFilter, Timestamp,
+    CloseOutcome, Item, ItemCursor, ItemEdit, ListedItem, NewItem, PublicStanding, StatusFilter,
+    Timestamp,
 };
 use crate::live::{ItemEvent, Notification, PricePoint};
 use crate::notifications::{NotificationCursor, StoredNotification};
@@ -70,6 +72,20 @@ pub enum CancelItemError {
     /// The rules refused the cancellation.
     #[error(transparent)]
     Rejected(#[from] CancelRejection),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why an item was not edited.
+#[derive(Debug, Error)]
+pub enum EditItemError {
+    /// No item has that id.
+    #[error("item not found")]
+    ItemNotFound,
+    /// The rules refused the edit.
+    #[error(transparent)]
+    Rejected(#[from] EditRejection),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -324,6 +340,20 @@ impl LifecycleDecision {
         engine::cancel(item, standing, self.clock.now())
     }
 
+    /// Decides a locked item's edit now: the item as edited.
+    ///
+    /// # Errors
+    /// [`EditRejection`] when it is not open, has bids, or the close would
+    /// move earlier.
+    pub fn edit(
+        &self,
+        item: &Item,
+        standing: &PublicStanding,
+        edit: &ItemEdit,
+    ) -> Result<Item, EditRejection> {
+        engine::edit(item, standing, edit, self.clock.now())
+    }
+
     /// When a due item that could not be read for the `failures`-th time in
     /// a row is looked at again: one minute after the first failure,
     /// doubling, at most an hour apart. Until then the closer passes it by,
@@ -548,6 +578,19 @@ pub trait AuctionStore: Send + Sync {
         id: ItemId,
         decision: LifecycleDecision,
     ) -> Result<ListedItem, CancelItemError>;
+
+    /// Edits an item under its row lock when `decision.edit` allows it, so
+    /// an edit and a first bid racing are decided one after the other.
+    ///
+    /// # Errors
+    /// [`EditItemError::ItemNotFound`] for an unknown id,
+    /// [`EditItemError::Rejected`] with the decision's rejection.
+    async fn edit_item(
+        &self,
+        id: ItemId,
+        edit: ItemEdit,
+        decision: LifecycleDecision,
+    ) -> Result<ListedItem, EditItemError>;
 
     /// Up to `limit` of `user`'s stored notifications, newest first, after
     /// `after`. (They are written by `place_bid` and `close_due_items`, in

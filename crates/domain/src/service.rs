@@ -9,12 +9,15 @@ use crate::auth::tokens::{AuditEntry, AuditEvent, RequestContext};
 use crate::bid::{Bid, BidCursor, BidOffer, BidView};
 use crate::engine::{BidCommand, revealed_view, view_of};
 use crate::ids::{ItemId, UserId};
-use crate::item::{Item, ItemCursor, ItemDraft, ItemStatus, ListedItem, NewItem, StatusFilter};
+use crate::item::{
+    Item, ItemCursor, ItemDraft, ItemEdit, ItemEditDraft, ItemStatus, ListedItem, NewItem,
+    StatusFilter,
+};
 use crate::live::{ItemEvent, PriceEvent, notifications_after_bid, notifications_after_close};
 use crate::notifications::{NotificationCursor, StoredNotification};
 use crate::ports::{
     AcceptedBid, AuctionStore, BidDecision, CancelItemError, Clock, CloseRound, CommitHook,
-    LifecycleDecision, LiveEvents, PlaceBidError, StoreError,
+    EditItemError, LifecycleDecision, LiveEvents, PlaceBidError, StoreError,
 };
 use crate::user::User;
 use crate::validation::ValidationErrors;
@@ -43,6 +46,17 @@ pub enum ListItemError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Why an item was not edited.
+#[derive(Debug, Error)]
+pub enum EditError {
+    /// The edit breaks the item rules.
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+    /// The item refused it, or the store failed.
+    #[error(transparent)]
+    Item(#[from] EditItemError),
 }
 
 /// Why the bids of an item cannot be shown.
@@ -181,6 +195,17 @@ impl AuctionService {
         actor: UserId,
         context: &RequestContext,
     ) {
+        self.audit_item_detail(event, format!("item {item}"), actor, context)
+            .await;
+    }
+
+    async fn audit_item_detail(
+        &self,
+        event: AuditEvent,
+        detail: String,
+        actor: UserId,
+        context: &RequestContext,
+    ) {
         let Some(audit) = &self.audit else {
             return;
         };
@@ -191,7 +216,7 @@ impl AuctionService {
                 user: None,
                 actor: Some(actor),
                 context: context.clone(),
-                detail: Some(format!("item {item}")),
+                detail: Some(detail),
             })
             .await;
     }
@@ -427,6 +452,30 @@ impl AuctionService {
         Ok(cancelled)
     }
 
+    /// Edits an item nobody has bid on yet, and records who changed what.
+    ///
+    /// # Errors
+    /// [`EditError`] naming why not.
+    pub async fn edit_item(
+        &self,
+        id: ItemId,
+        draft: ItemEditDraft,
+        admin: UserId,
+        context: &RequestContext,
+    ) -> Result<ListedItem, EditError> {
+        let edit = ItemEdit::parse(draft, self.clock.now())?;
+        let fields = edit.fields().join(", ");
+        let edited = self.auctions.edit_item(id, edit, self.lifecycle()).await?;
+        self.audit_item_detail(
+            AuditEvent::ItemEdited,
+            format!("item {id}: {fields}"),
+            admin,
+            context,
+        )
+        .await;
+        Ok(edited)
+    }
+
     /// One page of `user`'s notifications, newest first.
     ///
     /// # Errors
@@ -575,6 +624,8 @@ mod tests {
                         seq: placement.seq,
                         offer: decision.command().offer,
                         created_at: placement.at,
+                        salt: crate::ledger::Salt::ZERO,
+                        chain_hash: None,
                     },
                     item: item.clone(),
                     placement,
@@ -666,6 +717,8 @@ mod tests {
                 minimum_next_bid: 125,
                 bid_count: 2,
                 at: t0(),
+                closing: it.closing(),
+                extension: None,
             })]
         );
         let told = recorded.notifications.lock().unwrap();
@@ -701,6 +754,7 @@ mod tests {
             base_price: 0,
             min_increment: None,
             currency: None,
+            soft_close: None,
             close_at: t0(),
         };
         let result = run(svc.list_item(UserId::generate(), draft, &RequestContext::default()));
@@ -758,6 +812,68 @@ mod tests {
     }
 
     #[test]
+    fn an_edit_is_validated_first_decided_under_the_lock_and_audited_with_its_fields() {
+        let it = item();
+        let editable = it.clone();
+        let mut store = MockAuctionStore::new();
+        store
+            .expect_edit_item()
+            .times(2)
+            .returning(move |_, edit, decision| {
+                let edited = decision.edit(&editable, &Default::default(), &edit)?;
+                Ok(ListedItem {
+                    item: edited,
+                    standing: Default::default(),
+                })
+            });
+        let (svc, _) = service(store, t0(), AuctionPolicy::default());
+        let admin = UserId::generate();
+        let mut audit = crate::auth::ports::MockAuditLog::new();
+        let id = it.id;
+        audit
+            .expect_record()
+            .withf(move |entry| {
+                entry.event == AuditEvent::ItemEdited
+                    && entry.actor == Some(admin)
+                    && entry.detail.as_deref() == Some(&format!("item {id}: title, close_at"))
+            })
+            .times(1)
+            .returning(|_| Ok(()));
+        let svc = svc.with_audit(Arc::new(audit));
+        let later = it.close_at + Duration::hours(1);
+        let draft = |close_at| ItemEditDraft {
+            title: Some("Brass lamp".into()),
+            description: None,
+            close_at: Some(close_at),
+        };
+        let edited =
+            run(svc.edit_item(it.id, draft(later), admin, &RequestContext::default())).unwrap();
+        assert_eq!(
+            (edited.item.title.as_str(), edited.item.close_at),
+            ("Brass lamp", later)
+        );
+        // Earlier than the current close: refused under the lock, not audited.
+        let earlier = it.close_at - Duration::minutes(1);
+        let refused = run(svc.edit_item(it.id, draft(earlier), admin, &RequestContext::default()));
+        assert!(
+            matches!(
+                refused,
+                Err(EditError::Item(EditItemError::Rejected(
+                    crate::engine::EditRejection::CloseEarlier
+                )))
+            ),
+            "{refused:?}"
+        );
+        // Invalid: the store is not asked (the mock allows two calls only).
+        let invalid = ItemEditDraft {
+            title: Some(String::new()),
+            ..ItemEditDraft::default()
+        };
+        let refused = run(svc.edit_item(it.id, invalid, admin, &RequestContext::default()));
+        assert!(matches!(refused, Err(EditError::Invalid(_))), "{refused:?}");
+    }
+
+    #[test]
     fn without_an_audit_log_an_item_is_listed_all_the_same() {
         let mut store = MockAuctionStore::new();
         store.expect_insert_item().times(1).returning(|new| {
@@ -773,6 +889,7 @@ mod tests {
             base_price: 100,
             min_increment: None,
             currency: None,
+            soft_close: None,
             close_at: t0() + Duration::days(1),
         };
         assert!(run(svc.list_item(UserId::generate(), draft, &RequestContext::default())).is_ok());
@@ -807,6 +924,7 @@ mod tests {
             base_price: 100,
             min_increment: Some(10),
             currency: Some("EUR".into()),
+            soft_close: None,
             close_at: t0() + Duration::days(1),
         };
         let context = RequestContext {
@@ -838,6 +956,8 @@ mod tests {
                 seq,
                 offer: bid_offer,
                 created_at: t0() + Duration::seconds(i64::try_from(seq).unwrap()),
+                salt: crate::ledger::Salt::ZERO,
+                chain_hash: None,
             },
             item: it.clone(),
             standing,
@@ -1086,6 +1206,10 @@ mod tests {
                     seq: 4,
                     price: Money::new(130).unwrap(),
                     at: t0(),
+                    extension: Some(crate::soft_close::Closing {
+                        close_at: t0() + Duration::hours(2),
+                        extensions_used: 1,
+                    }),
                 }])
             });
         let (svc, _) = service(store, t0(), AuctionPolicy::default());
@@ -1107,6 +1231,13 @@ mod tests {
                 minimum_next_bid: 135,
                 bid_count: 4,
                 at: t0(),
+                // A replayed price tells the close as it is now; the
+                // extension, the close its bid moved the item to.
+                closing: it.closing(),
+                extension: Some(crate::soft_close::Closing {
+                    close_at: t0() + Duration::hours(2),
+                    extensions_used: 1,
+                }),
             }]
         );
     }

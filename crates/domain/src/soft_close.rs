@@ -5,6 +5,7 @@
 //! closer, under the same row lock, sees the moved close.
 
 use chrono::Duration;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::engine::Effect;
@@ -33,7 +34,7 @@ pub enum SoftCloseProblem {
 }
 
 /// Where an item's close stands: when, and how many extensions moved it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Closing {
     /// The current closing time.
     pub close_at: Timestamp,

@@ -13,9 +13,9 @@ use pp_domain::auth::service::{
     AdminError, AuthError, ChangePasswordError, LoginError, OneTimeError, RefreshError,
     RegisterError, SecondFactorError,
 };
-use pp_domain::engine::{CancelRejection, PoisonProblem};
-use pp_domain::ports::{CancelItemError, PlaceBidError, StoreError};
-use pp_domain::service::{ListItemError, RevealError};
+use pp_domain::engine::{CancelRejection, EditRejection, PoisonProblem};
+use pp_domain::ports::{CancelItemError, EditItemError, PlaceBidError, StoreError};
+use pp_domain::service::{EditError, ListItemError, RevealError};
 use pp_domain::validation::ValidationErrors;
 
 use crate::problem::ApiError;
@@ -382,6 +382,27 @@ impl From<CancelItemError> for ApiError {
                 auction_closed("the auction is already over")
             }
             CancelItemError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<EditError> for ApiError {
+    fn from(error: EditError) -> Self {
+        match error {
+            EditError::Invalid(errors) => errors.into(),
+            EditError::Item(EditItemError::ItemNotFound) => item_not_found(),
+            EditError::Item(EditItemError::Rejected(EditRejection::HasBids)) => ApiError::new(
+                StatusCode::CONFLICT,
+                "item_has_bids",
+                "an item with bids cannot be edited",
+            ),
+            EditError::Item(EditItemError::Rejected(EditRejection::NotOpen)) => {
+                auction_closed("the auction is already over")
+            }
+            EditError::Item(EditItemError::Rejected(EditRejection::CloseEarlier)) => {
+                ApiError::invalid_field("close_at", EditRejection::CloseEarlier.to_string())
+            }
+            EditError::Item(EditItemError::Store(error)) => error.into(),
         }
     }
 }

@@ -27,6 +27,7 @@ use crate::{problem, routes};
         problem::ProblemBody,
         problem::ProblemField,
         routes::live::ClosedBody,
+        routes::live::ExtendedBody,
         routes::live::NotificationBody,
     )),
     tags(
@@ -151,7 +152,7 @@ enum Rule {
 }
 
 /// Every rule, by schema and property.
-const RULES: [(&str, &str, Rule); 13] = [
+const RULES: [(&str, &str, Rule); 15] = [
     (
         "CreateItemRequest",
         "title",
@@ -161,6 +162,20 @@ const RULES: [(&str, &str, Rule); 13] = [
     ),
     (
         "CreateItemRequest",
+        "description",
+        Rule::Text {
+            max: Description::MAX_CHARS,
+        },
+    ),
+    (
+        "EditItemRequest",
+        "title",
+        Rule::Line {
+            max: Title::MAX_CHARS,
+        },
+    ),
+    (
+        "EditItemRequest",
         "description",
         Rule::Text {
             max: Description::MAX_CHARS,
@@ -465,6 +480,7 @@ impl Modify for EventStreams {
             "anyOf": [
                 event("snapshot", "ItemBody"),
                 event("price", "PriceBody"),
+                event("extended", "ExtendedBody"),
                 event("closed", "ClosedBody"),
                 {
                     "type": "object",

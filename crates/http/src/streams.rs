@@ -294,6 +294,9 @@ mod tests {
                 close_at: now,
                 created_at: now,
                 status: ItemStatus::Open,
+                soft_close: None,
+                extensions_used: 0,
+                ledger_head: None,
             },
             standing: PublicStanding::default(),
         }

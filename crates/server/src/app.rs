@@ -233,6 +233,15 @@ impl Services {
             };
             store = store.with_bid_pool(connect(&bid_pool).await?);
         }
+        // Items from before the ledger get their chains (their bids'
+        // sealed amounts are needed, which the migration could not open).
+        let chained = store
+            .chain_unchained_items()
+            .await
+            .context("cannot chain the bid ledgers of items from before the ledger")?;
+        if chained > 0 {
+            tracing::info!(items = chained, "chained the bid ledgers of earlier items");
+        }
         let store = Arc::new(store);
 
         let hub = EventHub::new();

@@ -36,6 +36,14 @@ pub enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
+    /// Recompute every item's bid ledger (or one item's) from the database
+    /// and compare it with the stored chain: exits 0, or 1 printing
+    /// `item {id}: chain breaks at seq {n}` for each item that differs.
+    Verify {
+        /// Only this item.
+        #[arg(long)]
+        item: Option<uuid::Uuid>,
+    },
     /// Administration without the web flow.
     Admin {
         /// What to do.

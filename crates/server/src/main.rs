@@ -72,6 +72,14 @@ fn main() -> ExitCode {
             telemetry::init_for_command();
             runtime.block_on(poison_pill::outbox(&settings, action))
         }
+        Command::Verify { item } => {
+            let settings = match Settings::from_env(&env) {
+                Ok(settings) => settings,
+                Err(e) => return config_error(&e),
+            };
+            telemetry::init_for_command();
+            runtime.block_on(poison_pill::verify(&settings, item))
+        }
         Command::Admin { action } => {
             let settings = match Settings::from_env(&env) {
                 Ok(settings) => settings,

@@ -152,6 +152,11 @@ mod tests {
             minimum_next_bid: 105,
             bid_count,
             at: chrono::DateTime::UNIX_EPOCH,
+            closing: pp_domain::soft_close::Closing {
+                close_at: chrono::DateTime::UNIX_EPOCH,
+                extensions_used: 0,
+            },
+            extension: None,
         })
     }
 

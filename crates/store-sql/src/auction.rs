@@ -6,14 +6,16 @@ use async_trait::async_trait;
 use chrono::SubsecRound;
 use pp_domain::engine::Standing;
 use pp_domain::item::{Description, PublicStanding, Title};
+use pp_domain::ledger::ChainHash;
 use pp_domain::live::{PricePoint, notifications_after_close};
 use pp_domain::notifications::{NotificationCursor, StoredNotification};
 use pp_domain::ports::{
     AcceptedBid, AuctionStore, BidDecision, BidRecord, CancelItemError, CloseFailure, CloseRound,
-    ClosedItem, LifecycleDecision, PlaceBidError, StoreError,
+    ClosedItem, EditItemError, LifecycleDecision, PlaceBidError, StoreError,
 };
+use pp_domain::soft_close::{Closing, SoftClose};
 use pp_domain::{
-    Bid, BidCursor, BidId, CloseOutcome, Currency, Item, ItemCursor, ItemId, ItemStatus,
+    Bid, BidCursor, BidId, CloseOutcome, Currency, Item, ItemCursor, ItemEdit, ItemId, ItemStatus,
     ListedItem, Money, NewItem, StatusFilter, Timestamp, UserId,
 };
 use sea_orm::sea_query::{LockBehavior, LockType};
@@ -24,7 +26,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::SqlStore;
-use crate::codec::{open_leader, open_offer, open_price};
+use crate::codec::{open_leader, open_offer_and_salt, open_price};
 use crate::entities::{bids, items};
 use crate::errors::{integrity, store_error};
 use crate::notifications::insert_notifications;
@@ -81,7 +83,47 @@ pub(crate) fn item_from_row(row: &items::Model) -> Result<Item, StoreError> {
         close_at: row.close_at,
         created_at: row.created_at,
         status,
+        soft_close: soft_close_from_row(row)?,
+        extensions_used: u32::try_from(row.extensions_used)
+            .map_err(|_| integrity("items.extensions_used is negative"))?,
+        ledger_head: chain_hash(row.ledger_head.as_deref(), "items.ledger_head")?,
     })
+}
+
+fn soft_close_from_row(row: &items::Model) -> Result<Option<SoftClose>, StoreError> {
+    match (
+        row.soft_close_window_secs,
+        row.soft_close_extend_by_secs,
+        row.soft_close_max_extensions,
+    ) {
+        (None, None, None) => Ok(None),
+        (Some(window), Some(extend_by), Some(max)) => {
+            SoftClose::new(window.into(), extend_by.into(), max.into())
+                .map(Some)
+                .map_err(|e| integrity(format_args!("items.soft_close: {e}")))
+        }
+        _ => Err(integrity("an item has part of a soft-close rule")),
+    }
+}
+
+/// A stored chain value: NULL, or exactly 32 bytes.
+pub(crate) fn chain_hash(
+    stored: Option<&[u8]>,
+    column: &str,
+) -> Result<Option<ChainHash>, StoreError> {
+    stored
+        .map(|bytes| {
+            ChainHash::from_slice(bytes)
+                .ok_or_else(|| integrity(format_args!("{column} is not 32 bytes")))
+        })
+        .transpose()
+}
+
+/// A column's `i32` from a count or duration the domain bounded.
+pub(crate) fn small(value: impl TryInto<i32>, what: &str) -> Result<i32, StoreError> {
+    value
+        .try_into()
+        .map_err(|_| integrity(format_args!("{what} out of range")))
 }
 
 fn public_standing(row: &items::Model) -> Result<PublicStanding, StoreError> {
@@ -110,6 +152,15 @@ fn before(
         .add(Condition::all().add(created_at.eq(at)).add(id.lt(after_id)))
 }
 
+/// One duration of a soft-close rule, in whole seconds, for its column.
+fn rule_secs(
+    rule: Option<SoftClose>,
+    part: fn(&SoftClose) -> chrono::Duration,
+) -> Result<Option<i32>, StoreError> {
+    rule.map(|rule| small(part(&rule).num_seconds(), "soft_close seconds"))
+        .transpose()
+}
+
 fn limit_of(limit: u32) -> u64 {
     u64::from(limit)
 }
@@ -132,16 +183,19 @@ impl SqlStore {
         Standing::restore(public.bid_count, leader).map_err(integrity)
     }
 
-    fn bid_from_row(&self, row: &bids::Model) -> Result<Bid, StoreError> {
+    pub(crate) fn bid_from_row(&self, row: &bids::Model) -> Result<Bid, StoreError> {
         let item = ItemId::from_uuid(row.item_id);
         let bidder = UserId::from_uuid(row.user_id);
+        let (offer, salt) = open_offer_and_salt(self.sealer(), item, bidder, &row.sealed_offer)?;
         Ok(Bid {
             id: BidId::from_uuid(row.id),
             item,
             bidder,
             seq: u64::try_from(row.seq).map_err(|_| integrity("bids.seq is negative"))?,
-            offer: open_offer(self.sealer(), item, bidder, &row.sealed_offer)?,
+            offer,
             created_at: row.created_at,
+            salt,
+            chain_hash: chain_hash(row.chain_hash.as_deref(), "bids.chain_hash")?,
         })
     }
 
@@ -316,6 +370,52 @@ impl SqlStore {
         listed.item.status = ItemStatus::Cancelled;
         Ok(listed)
     }
+
+    async fn try_edit(
+        &self,
+        id: ItemId,
+        edit: &ItemEdit,
+        decision: &LifecycleDecision,
+    ) -> Result<ListedItem, TxFailure<EditItemError>> {
+        let tx = self.database().begin_write().await?;
+        let result = self.edit_in(&tx.txn, id, edit, decision).await;
+        tx.finish(result).await
+    }
+
+    /// Under the item's row lock, as bids take it: an edit and a first bid
+    /// racing are decided one after the other, so the edit sees the bid
+    /// (`item_has_bids`) or the bid sees the edited item.
+    async fn edit_in(
+        &self,
+        txn: &impl ConnectionTrait,
+        id: ItemId,
+        edit: &ItemEdit,
+        decision: &LifecycleDecision,
+    ) -> Result<ListedItem, TxFailure<EditItemError>> {
+        let row = items::Entity::find_by_id(id.as_uuid())
+            .lock_exclusive()
+            .one(txn)
+            .await?
+            .ok_or(TxFailure::Outcome(EditItemError::ItemNotFound))?;
+        let listed = listed_from_row(&row).map_err(TxFailure::outcome)?;
+        let item = decision
+            .edit(&listed.item, &listed.standing, edit)
+            .map_err(TxFailure::outcome)?;
+        items::Entity::update_many()
+            .col_expr(items::Column::Title, Expr::value(item.title.as_str()))
+            .col_expr(
+                items::Column::Description,
+                Expr::value(item.description.as_str()),
+            )
+            .col_expr(items::Column::CloseAt, Expr::value(item.close_at))
+            .filter(items::Column::Id.eq(row.id))
+            .exec(txn)
+            .await?;
+        Ok(ListedItem {
+            item,
+            standing: listed.standing,
+        })
+    }
 }
 
 #[async_trait]
@@ -343,6 +443,14 @@ impl AuctionStore for SqlStore {
             closed_at: Set(None),
             close_failures: Set(0),
             close_retry_at: Set(None),
+            soft_close_window_secs: Set(rule_secs(item.soft_close, SoftClose::window)?),
+            soft_close_extend_by_secs: Set(rule_secs(item.soft_close, SoftClose::extend_by)?),
+            soft_close_max_extensions: Set(item
+                .soft_close
+                .map(|rule| small(rule.max_extensions(), "soft_close.max_extensions"))
+                .transpose()?),
+            extensions_used: Set(0),
+            ledger_head: Set(item.ledger_head.map(|head| head.as_bytes().to_vec())),
         };
         let insert = async {
             let tx = self.database().begin_write().await?;
@@ -512,23 +620,43 @@ impl AuctionStore for SqlStore {
             .column(bids::Column::Seq)
             .column(bids::Column::SealedPriceAfter)
             .column(bids::Column::CreatedAt)
+            .column(bids::Column::ExtendedTo)
+            .column(bids::Column::ExtensionsAfter)
             .filter(bids::Column::ItemId.eq(item.as_uuid()))
             .filter(bids::Column::Seq.gt(i64::try_from(after_seq).unwrap_or(i64::MAX)))
             .filter(bids::Column::SealedPriceAfter.is_not_null())
             .order_by_asc(bids::Column::Seq)
             .limit(limit_of(limit))
-            .into_tuple::<(i64, Option<Vec<u8>>, Timestamp)>()
+            .into_tuple::<(
+                i64,
+                Option<Vec<u8>>,
+                Timestamp,
+                Option<Timestamp>,
+                Option<i32>,
+            )>()
             .all(self.database().connection())
             .await
             .map_err(store_error)?;
         rows.into_iter()
-            .filter_map(|(seq, sealed, at)| sealed.map(|sealed| (seq, sealed, at)))
-            .map(|(seq, sealed, at)| {
+            .filter_map(|(seq, sealed, at, extended_to, extensions)| {
+                sealed.map(|sealed| (seq, sealed, at, extended_to, extensions))
+            })
+            .map(|(seq, sealed, at, extended_to, extensions)| {
                 let seq = u64::try_from(seq).map_err(|_| integrity("bids.seq is negative"))?;
+                let extension = match (extended_to, extensions) {
+                    (None, None) => None,
+                    (Some(close_at), Some(used)) => Some(Closing {
+                        close_at,
+                        extensions_used: u32::try_from(used)
+                            .map_err(|_| integrity("bids.extensions_after is negative"))?,
+                    }),
+                    _ => return Err(integrity("a bid has half an extension")),
+                };
                 Ok(PricePoint {
                     seq,
                     price: open_price(self.sealer(), item, seq, &sealed)?,
                     at,
+                    extension,
                 })
             })
             .collect()
@@ -548,6 +676,15 @@ impl AuctionStore for SqlStore {
         decision: LifecycleDecision,
     ) -> Result<ListedItem, CancelItemError> {
         with_retries(|| self.try_cancel(id, &decision)).await
+    }
+
+    async fn edit_item(
+        &self,
+        id: ItemId,
+        edit: ItemEdit,
+        decision: LifecycleDecision,
+    ) -> Result<ListedItem, EditItemError> {
+        with_retries(|| self.try_edit(id, &edit, &decision)).await
     }
 
     async fn notifications(

@@ -6,6 +6,7 @@
 use std::sync::Mutex;
 
 use pp_domain::BidId;
+use pp_domain::ledger::Salt;
 use pp_domain::ports::{AcceptedBid, BidDecision, PlaceBidError};
 use tokio::sync::oneshot;
 
@@ -18,8 +19,10 @@ pub(crate) struct PendingBid {
     pub(crate) decision: BidDecision,
     /// The id the bid gets if accepted.
     pub(crate) bid_id: BidId,
-    /// The offer, sealed before any lock was taken.
+    /// The offer and its ledger salt, sealed before any lock was taken.
     pub(crate) sealed_offer: Vec<u8>,
+    /// The ledger salt sealed with the offer.
+    pub(crate) salt: Salt,
     /// Where its outcome goes once the transaction has ended.
     pub(crate) reply: oneshot::Sender<Result<AcceptedBid, PlaceBidError>>,
 }
@@ -123,6 +126,7 @@ mod tests {
             decision: BidDecision::new(command, Arc::new(SystemClock)),
             bid_id: BidId::generate(),
             sealed_offer: Vec::new(),
+            salt: Salt::ZERO,
             reply,
         };
         (bid, answer)

@@ -11,9 +11,10 @@
 //! other network call, no hashing, no logging. Every bid is answered after
 //! the transaction ended.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use pp_domain::engine::{self, BatchRejection, LockedBatch, Placement};
+use pp_domain::ledger::{ChainHash, Salt};
 use pp_domain::live::{Notification, notifications_after_bid};
 use pp_domain::ports::{AcceptedBid, BidDecision, PlaceBidError, StoreError};
 use pp_domain::{Bid, BidId, Item, ItemId, UserId};
@@ -25,7 +26,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::SqlStore;
-use crate::auction::{db_time, item_from_row};
+use crate::auction::{db_time, item_from_row, small};
 use crate::batcher::{BidQueue, PendingBid};
 use crate::codec::{seal_leader, seal_offer, seal_price};
 use crate::entities::notifications;
@@ -77,6 +78,14 @@ impl Drop for DrainGuard<'_> {
     }
 }
 
+/// A batch's answers, the rows of its accepted bids, and each item's
+/// ledger head after them.
+struct Sealed {
+    outcomes: Vec<Outcome>,
+    accepted: Vec<NewBid>,
+    heads: HashMap<ItemId, Option<ChainHash>>,
+}
+
 /// An accepted bid's row, to be inserted.
 struct NewBid {
     id: Uuid,
@@ -86,14 +95,23 @@ struct NewBid {
     sealed_offer: Vec<u8>,
     created_at: chrono::DateTime<chrono::Utc>,
     sealed_price_after: Vec<u8>,
+    /// The close it moved its item to, and the extensions used then.
+    extended_to: Option<chrono::DateTime<chrono::Utc>>,
+    extensions_after: Option<i32>,
+    /// The ledger's value after it (`None` on an item not yet chained).
+    chain_hash: Option<Vec<u8>>,
 }
 
-/// A changed item's new public price, bid count and sealed standing.
+/// A changed item's new public price, bid count, sealed standing, close
+/// and ledger head.
 struct NewStanding {
     item_id: Uuid,
     price: i64,
     bid_count: i64,
     sealed: Vec<u8>,
+    close_at: chrono::DateTime<chrono::Utc>,
+    extensions_used: i32,
+    ledger_head: Option<Vec<u8>>,
 }
 
 impl SqlStore {
@@ -107,12 +125,22 @@ impl SqlStore {
     /// Queues a bid for the next transaction and waits for its outcome.
     pub(crate) async fn queue_bid(&self, decision: BidDecision) -> Outcome {
         let command = decision.command();
-        let sealed_offer = seal_offer(self.sealer(), command.item, command.bidder, &command.offer)?;
+        let mut salt = [0u8; 16];
+        rand::fill(&mut salt[..]);
+        let salt = Salt::from_bytes(salt);
+        let sealed_offer = seal_offer(
+            self.sealer(),
+            command.item,
+            command.bidder,
+            &command.offer,
+            &salt,
+        )?;
         let (reply, answer) = oneshot::channel();
         let pending = PendingBid {
             decision,
             bid_id: BidId::generate(),
             sealed_offer,
+            salt,
             reply,
         };
         if self.queue.enqueue(pending) {
@@ -226,11 +254,15 @@ impl SqlStore {
                 .iter()
                 .map(|pending| (pending.decision.command(), pending.decision.now())),
         );
-        let (outcomes, accepted) = self.seal_bids(batch, &locked, decisions)?;
+        let Sealed {
+            outcomes,
+            accepted,
+            heads,
+        } = self.seal_bids(batch, &locked, decisions)?;
         if accepted.is_empty() {
             return Ok(outcomes);
         }
-        let standings = self.seal_standings(&locked)?;
+        let standings = self.seal_standings(&locked, &heads)?;
         // Who each accepted bid tells, stored with it (the live push follows
         // the commit), and mailed a notice if they take them.
         let told: Vec<(Notification, &Item)> = outcomes
@@ -259,9 +291,11 @@ impl SqlStore {
         batch: &[PendingBid],
         locked: &LockedBatch,
         decisions: Vec<Result<Placement, BatchRejection>>,
-    ) -> Result<(Vec<Outcome>, Vec<NewBid>), TxFailure<BatchError>> {
+    ) -> Result<Sealed, TxFailure<BatchError>> {
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut accepted = Vec::new();
+        // Each item's ledger head as the batch's bids move it on.
+        let mut heads: HashMap<ItemId, Option<ChainHash>> = HashMap::new();
         for (pending, decision) in batch.iter().zip(decisions) {
             let command = pending.decision.command();
             let placement = match decision {
@@ -275,7 +309,10 @@ impl SqlStore {
                     continue;
                 }
             };
-            let item = locked
+            // The batch's terms (its close as moved by the batch's last
+            // extension; this bid's close is set below) and the head from
+            // before the batch (the engine does not chain).
+            let item_before = locked
                 .item(command.item)
                 .ok_or_else(|| TxFailure::outcome(integrity("a bid was placed on no item")))?;
             let price =
@@ -283,6 +320,27 @@ impl SqlStore {
                     TxFailure::outcome(integrity("an accepted bid left no price"))
                 })?;
             let at = db_time(placement.at);
+            let bid = Bid {
+                id: pending.bid_id,
+                item: command.item,
+                bidder: command.bidder,
+                seq: placement.seq,
+                offer: command.offer,
+                created_at: at,
+                salt: pending.salt,
+                chain_hash: None,
+            };
+            // An item from before the ledger is chained whole later
+            // (`chain_unchained_items`); until then its bids wait unchained.
+            let head = heads.entry(command.item).or_insert(item_before.ledger_head);
+            *head = head.map(|head| head.next(&bid.ledger_record()));
+            let bid = Bid {
+                chain_hash: *head,
+                ..bid
+            };
+            let mut item = item_before.clone();
+            item.extend_to(placement.closing);
+            item.ledger_head = *head;
             accepted.push(NewBid {
                 id: pending.bid_id.as_uuid(),
                 item_id: command.item.as_uuid(),
@@ -293,27 +351,32 @@ impl SqlStore {
                 created_at: at,
                 sealed_price_after: seal_price(self.sealer(), command.item, placement.seq, price)
                     .map_err(TxFailure::outcome)?,
+                extended_to: placement.extended.then_some(placement.closing.close_at),
+                extensions_after: placement
+                    .extended
+                    .then(|| small(placement.closing.extensions_used, "extensions_used"))
+                    .transpose()
+                    .map_err(TxFailure::outcome)?,
+                chain_hash: bid.chain_hash.map(|hash| hash.as_bytes().to_vec()),
             });
             outcomes.push(Ok(AcceptedBid {
-                bid: Bid {
-                    id: pending.bid_id,
-                    item: command.item,
-                    bidder: command.bidder,
-                    seq: placement.seq,
-                    offer: command.offer,
-                    created_at: at,
-                },
-                item: item.clone(),
+                bid,
+                item,
                 placement,
             }));
         }
-        Ok((outcomes, accepted))
+        Ok(Sealed {
+            outcomes,
+            accepted,
+            heads,
+        })
     }
 
     /// Each changed item's public price, bid count and sealed standing.
     fn seal_standings(
         &self,
         locked: &LockedBatch,
+        heads: &HashMap<ItemId, Option<ChainHash>>,
     ) -> Result<Vec<NewStanding>, TxFailure<BatchError>> {
         locked
             .changed()
@@ -322,11 +385,20 @@ impl SqlStore {
                     TxFailure::outcome(integrity("an accepted bid left no leader"))
                 })?;
                 Ok(NewStanding {
-                    item_id: item.as_uuid(),
+                    item_id: item.id.as_uuid(),
                     price: leader.price.minor_units(),
                     bid_count: i64::try_from(standing.bid_count())
                         .map_err(|_| TxFailure::outcome(integrity("bid count overflow")))?,
-                    sealed: seal_leader(self.sealer(), item, leader).map_err(TxFailure::outcome)?,
+                    sealed: seal_leader(self.sealer(), item.id, leader)
+                        .map_err(TxFailure::outcome)?,
+                    close_at: item.close_at,
+                    extensions_used: small(item.extensions_used, "extensions_used")
+                        .map_err(TxFailure::outcome)?,
+                    ledger_head: heads
+                        .get(&item.id)
+                        .copied()
+                        .flatten()
+                        .map(|head| head.as_bytes().to_vec()),
                 })
             })
             .collect()
@@ -455,18 +527,26 @@ async fn store_bids(
             array(&told, |told| told.item_title.clone()),
             array(&told, |told| told.at),
             array(&told, |told| told.sealed.clone()),
+            nullable_array(&accepted, |bid| bid.extended_to),
+            nullable_array(&accepted, |bid| bid.extensions_after),
+            nullable_array(&accepted, |bid| bid.chain_hash.clone()),
+            array(&standings, |standing| standing.close_at),
+            array(&standings, |standing| standing.extensions_used),
+            nullable_array(&standings, |standing| standing.ledger_head.clone()),
         ];
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             r#"WITH inserted AS (
-                 INSERT INTO "bids" ("id", "item_id", "user_id", "seq", "sealed_offer", "created_at", "sealed_price_after")
-                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::bytea[], $6::timestamptz[], $7::bytea[])
+                 INSERT INTO "bids" ("id", "item_id", "user_id", "seq", "sealed_offer", "created_at", "sealed_price_after", "extended_to", "extensions_after", "chain_hash")
+                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::bytea[], $6::timestamptz[], $7::bytea[], $18::timestamptz[], $19::integer[], $20::bytea[])
                ), told AS (
                  INSERT INTO "notifications" ("id", "user_id", "item_id", "item_title", "at", "sealed")
                  SELECT * FROM unnest($12::uuid[], $13::uuid[], $14::uuid[], $15::text[], $16::timestamptz[], $17::bytea[])
                )
-               UPDATE "items" AS i SET "current_price" = v.price, "bid_count" = v.bid_count, "sealed_standing" = v.sealed
-               FROM unnest($8::uuid[], $9::bigint[], $10::bigint[], $11::bytea[]) AS v(id, price, bid_count, sealed)
+               UPDATE "items" AS i SET "current_price" = v.price, "bid_count" = v.bid_count, "sealed_standing" = v.sealed,
+                 "close_at" = v.close_at, "extensions_used" = v.extensions_used, "ledger_head" = v.ledger_head
+               FROM unnest($8::uuid[], $9::bigint[], $10::bigint[], $11::bytea[], $21::timestamptz[], $22::integer[], $23::bytea[])
+                 AS v(id, price, bid_count, sealed, close_at, extensions_used, ledger_head)
                WHERE i."id" = v.id"#,
             values,
         ))
@@ -497,6 +577,9 @@ async fn store_bids_one_by_one(
         sealed_offer: Set(row.sealed_offer),
         created_at: Set(row.created_at),
         sealed_price_after: Set(Some(row.sealed_price_after)),
+        extended_to: Set(row.extended_to),
+        extensions_after: Set(row.extensions_after),
+        chain_hash: Set(row.chain_hash),
     }))
     .exec_without_returning(txn)
     .await?;
@@ -505,11 +588,30 @@ async fn store_bids_one_by_one(
             .col_expr(items::Column::CurrentPrice, Expr::value(standing.price))
             .col_expr(items::Column::BidCount, Expr::value(standing.bid_count))
             .col_expr(items::Column::SealedStanding, Expr::value(standing.sealed))
+            .col_expr(items::Column::CloseAt, Expr::value(standing.close_at))
+            .col_expr(
+                items::Column::ExtensionsUsed,
+                Expr::value(standing.extensions_used),
+            )
+            .col_expr(items::Column::LedgerHead, Expr::value(standing.ledger_head))
             .filter(items::Column::Id.eq(standing.item_id))
             .exec(txn)
             .await?;
     }
     insert_notification_rows(txn, told).await
+}
+
+/// One nullable column of `rows` as a PostgreSQL array parameter (whose
+/// elements may be NULL, which `Vec<Option<T>>` cannot convert to).
+fn nullable_array<R, T>(rows: &[R], field: impl Fn(&R) -> Option<T>) -> Value
+where
+    T: sea_orm::sea_query::ValueType,
+    Option<T>: Into<Value>,
+{
+    Value::Array(
+        T::array_type(),
+        Some(Box::new(rows.iter().map(|row| field(row).into()).collect())),
+    )
 }
 
 /// One column of `rows` as a PostgreSQL array parameter.

@@ -5,6 +5,7 @@
 //! change later without guessing.
 
 use pp_domain::engine::Leader;
+use pp_domain::ledger::Salt;
 use pp_domain::ports::{SealBinding, Sealer, StoreError};
 use pp_domain::{BidOffer, ItemId, Money, Poison, UserId};
 use uuid::Uuid;
@@ -13,6 +14,10 @@ use crate::errors::integrity;
 
 const OFFER_V1: u8 = 1;
 const OFFER_LEN: usize = 1 + 8 + 8 + 8;
+/// The offer and its ledger salt (bids from before the ledger are V1, and
+/// their salt is all zeros, as docs/spec/auction-rules.md says).
+const OFFER_V2: u8 = 2;
+const OFFER_V2_LEN: usize = OFFER_LEN + 16;
 const LEADER_V1: u8 = 1;
 const LEADER_LEN: usize = 1 + 16 + 8 + 8 + 8;
 
@@ -41,26 +46,33 @@ fn optional_money_at(bytes: &[u8], at: usize) -> Result<Option<Money>, StoreErro
     }
 }
 
-fn encode_offer(offer: &BidOffer) -> [u8; OFFER_LEN] {
-    let mut out = [0u8; OFFER_LEN];
-    out[0] = OFFER_V1;
+fn encode_offer(offer: &BidOffer, salt: &Salt) -> [u8; OFFER_V2_LEN] {
+    let mut out = [0u8; OFFER_V2_LEN];
+    out[0] = OFFER_V2;
     out[1..9].copy_from_slice(&offer.amount.minor_units().to_be_bytes());
     out[9..17].copy_from_slice(&money_or_zero(offer.poison.map(|p| p.budget)).to_be_bytes());
     out[17..25].copy_from_slice(&money_or_zero(offer.poison.map(|p| p.step)).to_be_bytes());
+    out[OFFER_LEN..].copy_from_slice(salt.as_bytes());
     out
 }
 
-fn decode_offer(bytes: &[u8]) -> Result<BidOffer, StoreError> {
-    if bytes.len() != OFFER_LEN || bytes[0] != OFFER_V1 {
-        return Err(integrity("a sealed bid has an unknown layout"));
-    }
+fn decode_offer(bytes: &[u8]) -> Result<(BidOffer, Salt), StoreError> {
+    let salt = match (bytes.len(), bytes.first()) {
+        (OFFER_LEN, Some(&OFFER_V1)) => Salt::ZERO,
+        (OFFER_V2_LEN, Some(&OFFER_V2)) => {
+            let mut salt = [0u8; 16];
+            salt.copy_from_slice(&bytes[OFFER_LEN..]);
+            Salt::from_bytes(salt)
+        }
+        _ => return Err(integrity("a sealed bid has an unknown layout")),
+    };
     let amount = money_at(bytes, 1)?;
     let poison = match (optional_money_at(bytes, 9)?, optional_money_at(bytes, 17)?) {
         (None, None) => None,
         (Some(budget), Some(step)) => Some(Poison { budget, step }),
         _ => return Err(integrity("a sealed bid has half a poison")),
     };
-    Ok(BidOffer { amount, poison })
+    Ok((BidOffer { amount, poison }, salt))
 }
 
 fn encode_leader(leader: &Leader) -> [u8; LEADER_LEN] {
@@ -92,25 +104,30 @@ fn seal_error(err: pp_domain::ports::SealError) -> StoreError {
     integrity(format_args!("sealing failed: {err}"))
 }
 
-/// Seals a bid's offer for its row.
+/// Seals a bid's offer and ledger salt for its row.
 pub(crate) fn seal_offer(
     sealer: &dyn Sealer,
     item: ItemId,
     bidder: UserId,
     offer: &BidOffer,
+    salt: &Salt,
 ) -> Result<Vec<u8>, StoreError> {
     sealer
-        .seal(&encode_offer(offer), &SealBinding::Bid { item, bidder })
+        .seal(
+            &encode_offer(offer, salt),
+            &SealBinding::Bid { item, bidder },
+        )
         .map_err(seal_error)
 }
 
-/// Opens a bid's offer; fails when the ciphertext belongs to another row.
-pub(crate) fn open_offer(
+/// Opens a bid's offer and ledger salt; fails when the ciphertext belongs
+/// to another row.
+pub(crate) fn open_offer_and_salt(
     sealer: &dyn Sealer,
     item: ItemId,
     bidder: UserId,
     sealed: &[u8],
-) -> Result<BidOffer, StoreError> {
+) -> Result<(BidOffer, Salt), StoreError> {
     let plain = sealer
         .open(sealed, &SealBinding::Bid { item, bidder })
         .map_err(|e| {
@@ -190,13 +207,32 @@ mod tests {
     }
 
     #[test]
-    fn offers_round_trip_plain_and_poisoned() {
+    fn offers_round_trip_plain_and_poisoned_with_their_salt() {
+        let salt = Salt::from_bytes([7; 16]);
         for offer in [
             BidOffer::plain(money(12_500)),
             BidOffer::poisoned(money(1), Money::MAX, money(7)),
         ] {
-            assert_eq!(decode_offer(&encode_offer(&offer)).unwrap(), offer);
+            assert_eq!(
+                decode_offer(&encode_offer(&offer, &salt)).unwrap(),
+                (offer, salt)
+            );
         }
+    }
+
+    #[test]
+    fn an_offer_sealed_before_the_ledger_opens_with_the_zero_salt() {
+        let offer = BidOffer::poisoned(money(100), money(300), money(5));
+        let mut v1 = [0u8; OFFER_LEN];
+        v1.copy_from_slice(&encode_offer(&offer, &Salt::from_bytes([9; 16]))[..OFFER_LEN]);
+        v1[0] = OFFER_V1;
+        assert_eq!(decode_offer(&v1).unwrap(), (offer, Salt::ZERO));
+        // A V1 tag on the longer layout (or the reverse) is no layout at all.
+        let mut mixed = encode_offer(&offer, &Salt::ZERO);
+        mixed[0] = OFFER_V1;
+        assert!(decode_offer(&mixed).is_err());
+        v1[0] = OFFER_V2;
+        assert!(decode_offer(&v1).is_err());
     }
 
     #[test]
@@ -214,7 +250,10 @@ mod tests {
 
     #[test]
     fn foreign_layouts_and_half_poisons_are_integrity_errors() {
-        let mut bytes = encode_offer(&BidOffer::poisoned(money(1), money(2), money(3)));
+        let mut bytes = encode_offer(
+            &BidOffer::poisoned(money(1), money(2), money(3)),
+            &Salt::ZERO,
+        );
         assert!(decode_offer(&bytes[..10]).is_err());
         bytes[17..25].copy_from_slice(&0i64.to_be_bytes());
         assert!(matches!(

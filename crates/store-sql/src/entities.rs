@@ -77,6 +77,14 @@ pub(crate) mod items {
         pub close_failures: i32,
         /// The closer passes it by until then, after a failed attempt.
         pub close_retry_at: Option<DateTimeUtc>,
+        /// The soft-close rule: all three set, or none.
+        pub soft_close_window_secs: Option<i32>,
+        pub soft_close_extend_by_secs: Option<i32>,
+        pub soft_close_max_extensions: Option<i32>,
+        /// How many times late bids moved `close_at`.
+        pub extensions_used: i32,
+        /// The bid ledger's head (32 bytes); NULL until the item is chained.
+        pub ledger_head: Option<Vec<u8>>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -100,6 +108,13 @@ pub(crate) mod bids {
         pub created_at: DateTimeUtc,
         /// The price this bid left, sealed (NULL for bids older than the column).
         pub sealed_price_after: Option<Vec<u8>>,
+        /// The close this bid moved its item to (soft close), and the
+        /// extensions used then; NULL when it moved nothing.
+        pub extended_to: Option<DateTimeUtc>,
+        pub extensions_after: Option<i32>,
+        /// The ledger's value after this bid (32 bytes); NULL only until a
+        /// bid from before the ledger is chained.
+        pub chain_hash: Option<Vec<u8>>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

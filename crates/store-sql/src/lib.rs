@@ -30,6 +30,7 @@ mod database;
 mod entities;
 mod errors;
 mod identities;
+mod ledger;
 mod notifications;
 mod outbox;
 mod retention;
@@ -39,6 +40,7 @@ mod transaction;
 mod users;
 
 pub use database::{ConnectError, Database, DatabaseSettings, MigrationState};
+pub use ledger::LedgerReport;
 
 /// Both stores over one database, sealing with `sealer`.
 #[derive(Clone)]

@@ -206,6 +206,9 @@ pub enum AuditEvent {
     ItemCreated,
     /// An admin cancelled an item.
     ItemCancelled,
+    /// An admin edited an item before its first bid (the detail names the
+    /// fields).
+    ItemEdited,
     /// A sign-in through an OpenID provider succeeded (the detail says
     /// when it created the account).
     OidcLogin,
@@ -241,6 +244,7 @@ impl AuditEvent {
             AuditEvent::LoggedOut => "logged_out",
             AuditEvent::ItemCreated => "item_created",
             AuditEvent::ItemCancelled => "item_cancelled",
+            AuditEvent::ItemEdited => "item_edited",
             AuditEvent::OidcLogin => "oidc_login",
             AuditEvent::OidcLoginFailed => "oidc_login_failed",
             AuditEvent::OidcLinked => "oidc_linked",
@@ -251,7 +255,7 @@ impl AuditEvent {
     }
 
     /// Every event, in the order the API lists them.
-    pub const ALL: [AuditEvent; 20] = [
+    pub const ALL: [AuditEvent; 21] = [
         AuditEvent::LoginSucceeded,
         AuditEvent::LoginFailed,
         AuditEvent::AccountLocked,
@@ -266,6 +270,7 @@ impl AuditEvent {
         AuditEvent::LoggedOut,
         AuditEvent::ItemCreated,
         AuditEvent::ItemCancelled,
+        AuditEvent::ItemEdited,
         AuditEvent::OidcLogin,
         AuditEvent::OidcLoginFailed,
         AuditEvent::OidcLinked,

@@ -53,11 +53,12 @@ impl LockedBatch {
     }
 
     /// The items whose standing the batch changed, each once, in the order
-    /// of their first accepted bid, with their standing now.
-    pub fn changed(&self) -> impl Iterator<Item = (ItemId, &Standing)> {
+    /// of their first accepted bid, with their terms (the close moved by
+    /// soft close) and standing now.
+    pub fn changed(&self) -> impl Iterator<Item = (&Item, &Standing)> {
         self.changed
             .iter()
-            .filter_map(|id| self.standings.get(id).map(|standing| (*id, standing)))
+            .filter_map(|id| Some((self.items.get(id)?, self.standings.get(id)?)))
     }
 
     /// Decides one bid on the batch as it stands, and moves its item on.
@@ -67,7 +68,7 @@ impl LockedBatch {
         now: Timestamp,
     ) -> Result<Placement, BatchRejection> {
         let (Some(item), Some(standing)) = (
-            self.items.get(&command.item),
+            self.items.get_mut(&command.item),
             self.standings.get_mut(&command.item),
         ) else {
             return Err(BatchRejection::ItemNotFound);
@@ -76,6 +77,8 @@ impl LockedBatch {
         let placement = place_on(item, *standing, self.has_bid.contains(&key), command, now)
             .map_err(BatchRejection::Rejected)?;
         *standing = placement.standing;
+        // A later bid of the batch meets the close this one moved.
+        item.extend_to(placement.closing);
         self.has_bid.insert(key);
         if !self.changed.contains(&command.item) {
             self.changed.push(command.item);
@@ -149,7 +152,7 @@ mod tests {
         assert_eq!(decisions[3], Err(BatchRejection::ItemNotFound));
         let changed: Vec<_> = batch.changed().collect();
         assert_eq!(changed.len(), 1);
-        assert_eq!(changed[0].1.bid_count(), 2);
+        assert_eq!((changed[0].0.id, changed[0].1.bid_count()), (lamp.id, 2));
     }
 
     #[test]
@@ -177,7 +180,7 @@ mod tests {
             (0usize..4, 0usize..7, prop::bool::weighted(0.95)),
             1i64..=400,
             prop::option::of((0i64..=300, 1i64..=30)),
-            prop_oneof![9 => 0i64..59, 1 => 59i64..70],
+            prop_oneof![7 => 0i64..55, 3 => 55i64..75],
         )
             .prop_map(
                 |((item, bidder, may_bid), amount, poison, at_minute)| Attempt {
@@ -208,7 +211,15 @@ mod tests {
             // Bidder 6 is the items' seller.
             let mut bidders: Vec<UserId> = (0..6).map(|_| UserId::generate()).collect();
             let seller = UserId::generate();
-            let items: Vec<Item> = items.into_iter().map(|i| Item { seller, ..i }).collect();
+            // The first item closes softly: late bids (minute 55 on) move its close.
+            let soft_close = Some(crate::soft_close::SoftClose::new(300, 240, 3).unwrap());
+            let items: Vec<Item> = items
+                .into_iter()
+                .enumerate()
+                .map(|(n, i)| Item { seller, soft_close: soft_close.filter(|_| n == 0), ..i })
+                .collect();
+            // The items as the oracle's bids leave them (their close moved).
+            let mut current: HashMap<ItemId, Item> = items.iter().map(|i| (i.id, i.clone())).collect();
             bidders.push(seller);
             let start = items[0].created_at;
             // Each item starts where bids from before the batch left it.
@@ -253,7 +264,7 @@ mod tests {
 
             // The oracle: place each alone on its item as it stands, at its moment.
             for ((command, now), decision) in bids.iter().zip(&decisions) {
-                let Some(lot) = items.iter().find(|i| i.id == command.item) else {
+                let Some(lot) = current.get_mut(&command.item) else {
                     prop_assert_eq!(decision, &Err(BatchRejection::ItemNotFound));
                     continue;
                 };
@@ -266,14 +277,17 @@ mod tests {
                 prop_assert_eq!(decision, &alone);
                 if let Ok(placement) = alone {
                     prop_assert_eq!(placement.at, *now);
+                    lot.extend_to(placement.closing);
                     standings.insert(lot.id, placement.standing);
                     oracle_has_bid.insert((lot.id, command.bidder));
                     history.entry(lot.id).or_default().push((command.bidder, command.offer));
                 }
             }
             let mut changed = 0;
-            for (id, standing) in batch.changed() {
+            for (lot, standing) in batch.changed() {
                 changed += 1;
+                let id = lot.id;
+                prop_assert_eq!(lot, &current[&id]);
                 prop_assert_eq!(standing, &standings[&id]);
                 let bids = &history[&id];
                 prop_assert_eq!(replay(bids.iter().map(|(b, o)| (*b, o))), *standing);

@@ -217,3 +217,66 @@ proptest! {
         run(top, 1, &shifted)?;
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+    /// Soft close through the engine, over random timed bid sequences: the
+    /// close moves only on an accepted bid that changes the leader inside the
+    /// window, never earlier, never more than `max_extensions` times; and a
+    /// bid at or after the (possibly moved) close is `auction_closed`.
+    #[test]
+    fn soft_close_moves_the_close_only_as_the_rule_allows(
+        window in 1i64..=600,
+        extend_by in 1i64..=600,
+        max in 1i64..=5,
+        attempts in prop::collection::vec((attempt(600), 0i64..120), 1..40),
+    ) {
+        let rule = crate::soft_close::SoftClose::new(window, extend_by, max).unwrap();
+        let mut lot = Item { soft_close: Some(rule), ..item(1, 1) };
+        // Start ten minutes before the close: most bids land late.
+        let mut now = lot.close_at - chrono::Duration::minutes(10);
+        let mut standing = Standing::EMPTY;
+        let bidders: Vec<UserId> = (0..14).map(|_| UserId::generate()).collect();
+        let mut has_bid = std::collections::HashSet::new();
+        for (a, gap) in &attempts {
+            now += chrono::Duration::seconds(*gap);
+            let before = lot.closing();
+            let command = BidCommand {
+                item: lot.id,
+                bidder: bidders[a.bidder],
+                bidder_may_bid: true,
+                offer: offer(a),
+            };
+            let locked = LockedItem {
+                item: lot.clone(),
+                standing,
+                bidder_has_bid: has_bid.contains(&a.bidder),
+            };
+            match place(&locked, &command, now) {
+                Ok(placement) => {
+                    prop_assert!(now < before.close_at);
+                    let new_leader = placement.standing.leader().map(|l| l.bidder)
+                        != standing.leader().map(|l| l.bidder);
+                    let after = placement.closing;
+                    prop_assert!(after.close_at >= before.close_at);
+                    prop_assert!(after.extensions_used <= rule.max_extensions());
+                    if placement.extended {
+                        prop_assert!(new_leader);
+                        prop_assert!(before.close_at - now < rule.window());
+                        prop_assert_eq!(after.close_at, now + rule.extend_by());
+                        prop_assert!(after.close_at > before.close_at);
+                        prop_assert_eq!(after.extensions_used, before.extensions_used + 1);
+                    } else {
+                        prop_assert_eq!(after, before);
+                    }
+                    standing = placement.standing;
+                    has_bid.insert(a.bidder);
+                    lot.extend_to(after);
+                }
+                Err(BidRejection::AuctionClosed) => prop_assert!(now >= before.close_at),
+                Err(_) => prop_assert!(now < before.close_at),
+            }
+        }
+    }
+}

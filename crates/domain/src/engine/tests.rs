@@ -29,6 +29,9 @@ pub(crate) fn item_at(now: crate::item::Timestamp, base: i64, increment: i64) ->
         close_at: now + Duration::hours(1),
         created_at: now,
         status: ItemStatus::Open,
+        soft_close: None,
+        extensions_used: 0,
+        ledger_head: None,
     }
 }
 
@@ -429,5 +432,63 @@ fn an_item_is_cancelled_only_while_open_and_without_bids() {
     assert_eq!(
         cancel(&it, &none, it.close_at),
         Err(CancelRejection::NotOpen)
+    );
+}
+
+#[test]
+fn an_item_is_edited_only_while_open_before_its_close_without_bids_and_never_closing_earlier() {
+    let lot = item(100, 5);
+    let now = lot.created_at;
+    let later = lot.close_at + Duration::hours(1);
+    let change = crate::item::ItemEdit {
+        title: Some(Title::parse("A brass lamp").unwrap()),
+        description: Some(Description::parse("Polished").unwrap()),
+        close_at: Some(later),
+    };
+    let no_bids = PublicStanding::default();
+    let edited = edit(&lot, &no_bids, &change, now).unwrap();
+    assert_eq!(
+        (
+            edited.title.as_str(),
+            edited.description.as_str(),
+            edited.close_at
+        ),
+        ("A brass lamp", "Polished", later)
+    );
+    assert_eq!((edited.id, edited.base_price), (lot.id, lot.base_price));
+    // Nothing to change keeps the item as it is; the same close is allowed.
+    let same_close = crate::item::ItemEdit {
+        close_at: Some(lot.close_at),
+        ..Default::default()
+    };
+    assert_eq!(edit(&lot, &no_bids, &same_close, now), Ok(lot.clone()));
+    let earlier = crate::item::ItemEdit {
+        close_at: Some(lot.close_at - Duration::seconds(1)),
+        ..Default::default()
+    };
+    assert_eq!(
+        edit(&lot, &no_bids, &earlier, now),
+        Err(EditRejection::CloseEarlier)
+    );
+    let one_bid = PublicStanding {
+        bid_count: 1,
+        current_price: Some(money(100)),
+    };
+    assert_eq!(
+        edit(&lot, &one_bid, &change, now),
+        Err(EditRejection::HasBids)
+    );
+    // At its close, or once closed or cancelled, the auction is over (first).
+    assert_eq!(
+        edit(&lot, &one_bid, &change, lot.close_at),
+        Err(EditRejection::NotOpen)
+    );
+    let cancelled = Item {
+        status: ItemStatus::Cancelled,
+        ..lot.clone()
+    };
+    assert_eq!(
+        edit(&cancelled, &no_bids, &change, now),
+        Err(EditRejection::NotOpen)
     );
 }

@@ -94,6 +94,8 @@ fn the_worked_example_tells_each_bidder_what_happened_to_their_bid() {
             minimum_next_bid: 125,
             bid_count: 1,
             at: t0(),
+            closing: run.item.closing(),
+            extension: None,
         })
     );
     assert!(told.is_empty(), "a first bid displaces nobody");
@@ -212,6 +214,8 @@ fn a_placement_without_a_leader_has_no_price_event_and_tells_nobody() {
         standing: Standing::EMPTY,
         effect: Effect::Defended { raised: true },
         at: t0(),
+        closing: run.item.closing(),
+        extended: false,
     };
     assert_eq!(ItemEvent::after_bid(&run.item, &leaderless), None);
     let told = notifications_after_bid(&run.item, UserId::generate(), &plain(100), &leaderless);

@@ -2,9 +2,10 @@
 //! your own bids, and every bid once an item has closed.
 
 use actix_web::middleware::from_fn;
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use chrono::{DateTime, Utc};
-use pp_domain::item::ItemDraft;
+use pp_domain::item::{ItemDraft, ItemEditDraft};
+use pp_domain::ledger::ledger_time;
 use pp_domain::ports::PlaceBidError;
 use pp_domain::service::{OwnBid, RevealedBid};
 use pp_domain::{BidOffer, BidState, ItemId, ItemStatus, ListedItem, Money, StatusFilter};
@@ -74,6 +75,37 @@ pub struct ItemBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Uuid>)]
     winner_id: Option<Option<Uuid>>,
+    /// The anti-sniping rule, `null` without one.
+    #[schema(required = true)]
+    soft_close: Option<SoftCloseBody>,
+    /// How many times a late bid moved `close_at` (0 without soft close).
+    extensions_used: u32,
+    /// The head of the item's bid ledger (64 lower-case hex digits): a
+    /// commitment to every sealed bid, see docs/spec/auction-rules.md,
+    /// "Ledger". `null` only for an item from before the ledger that the
+    /// server has not chained yet.
+    #[schema(required = true, pattern = "^[0-9a-f]{64}$")]
+    ledger_head: Option<String>,
+}
+
+/// An item's soft-close rule: a bid that changes the leader in the last
+/// `window_secs` moves the close to `extend_by_secs` after it, at most
+/// `max_extensions` times.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SoftCloseBody {
+    /// 1–3600.
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 3600)]
+    window_secs: i64,
+    /// 1–3600.
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 3600)]
+    extend_by_secs: i64,
+    /// 1–100.
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 100)]
+    max_extensions: i64,
 }
 
 impl From<&ListedItem> for ItemBody {
@@ -104,6 +136,13 @@ impl From<&ListedItem> for ItemBody {
             created_at: item.created_at,
             final_price,
             winner_id,
+            soft_close: item.soft_close.map(|rule| SoftCloseBody {
+                window_secs: rule.window().num_seconds(),
+                extend_by_secs: rule.extend_by().num_seconds(),
+                max_extensions: rule.max_extensions().into(),
+            }),
+            extensions_used: item.extensions_used,
+            ledger_head: item.ledger_head.map(|head| head.to_string()),
         }
     }
 }
@@ -204,7 +243,16 @@ pub struct RevealedBidBody {
     poison: Option<PoisonBody>,
     state: StateName,
     effective: i64,
-    created_at: DateTime<Utc>,
+    /// Exactly the text the ledger hashed: `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+    #[schema(value_type = String, pattern = "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{6}Z$")]
+    created_at: String,
+    /// The bid's ledger salt (32 lower-case hex digits).
+    #[schema(pattern = "^[0-9a-f]{32}$")]
+    salt: String,
+    /// The ledger's value after this bid, `h(seq)` (64 lower-case hex
+    /// digits); `null` only for a bid from before the ledger not yet chained.
+    #[schema(required = true, pattern = "^[0-9a-f]{64}$")]
+    hash: Option<String>,
 }
 
 impl From<&RevealedBid> for RevealedBidBody {
@@ -216,7 +264,9 @@ impl From<&RevealedBid> for RevealedBidBody {
             poison: poison_of(&revealed.bid.offer),
             state: revealed.view.state.into(),
             effective: revealed.view.effective.minor_units(),
-            created_at: revealed.bid.created_at,
+            created_at: ledger_time(revealed.bid.created_at),
+            salt: revealed.bid.salt.to_string(),
+            hash: revealed.bid.chain_hash.map(|hash| hash.to_string()),
         }
     }
 }
@@ -267,6 +317,33 @@ pub struct CreateItemRequest {
     currency: Option<String>,
     /// Strictly in the future, at most 365 days ahead.
     close_at: DateTime<Utc>,
+    /// Opt-in anti-sniping (docs/spec/auction-rules.md, "Soft close").
+    soft_close: Option<SoftCloseBody>,
+}
+
+/// `PATCH /items/{id}` (admin): what to change; absent fields stay.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditItemRequest {
+    /// 1–200 characters.
+    title: Option<String>,
+    /// Up to 10,000 characters.
+    description: Option<String>,
+    /// In the future, at most 365 days ahead, and not before the item's
+    /// current close.
+    close_at: Option<DateTime<Utc>>,
+}
+
+/// An item's bid ledger: how many bids it chains and its head.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LedgerBody {
+    item_id: Uuid,
+    /// Bids chained.
+    count: u64,
+    /// `h(count)`, 64 lower-case hex digits (`null` only while an item from
+    /// before the ledger waits to be chained).
+    #[schema(required = true, pattern = "^[0-9a-f]{64}$")]
+    head: Option<String>,
 }
 
 /// `POST /items/{id}/bid`.
@@ -364,6 +441,9 @@ pub async fn create_item(
         min_increment: body.min_increment,
         currency: body.currency,
         close_at: body.close_at,
+        soft_close: body
+            .soft_close
+            .map(|rule| (rule.window_secs, rule.extend_by_secs, rule.max_extensions)),
     };
     let listed = state
         .auctions
@@ -484,6 +564,62 @@ pub async fn cancel_item(
         .cancel_item(item_id(&path)?, admin.user.id, &context)
         .await?;
     Ok(HttpResponse::Ok().json(ItemBody::from(&cancelled)))
+}
+
+/// Edits an item nobody has bid on yet (admin): title, description, or a
+/// later close.
+#[utoipa::path(tag = "items", security(("bearer" = [])), request_body = EditItemRequest,
+    params(("id" = Uuid, Path, description = "The item's id")),
+    responses(
+        (status = 200, body = ItemBody),
+        (status = 403, description = "`forbidden`", body = ProblemBody),
+        (status = 404, description = "`item_not_found`", body = ProblemBody),
+        (status = 409, description = "`item_has_bids` or `auction_closed` (also for a cancelled item)", body = ProblemBody),
+        (status = 422, description = "`validation_failed` (also a `close_at` earlier than the current one)", body = ProblemBody),
+        (status = 429, description = "`rate_limited`", body = ProblemBody)))]
+#[patch("/items/{id}", wrap = "from_fn(require_admin)")]
+pub async fn edit_item(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    Admin(admin): Admin,
+    Context(context): Context,
+    path: web::Path<String>,
+    Json(body): Json<EditItemRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = item_id(&path)?;
+    limit_writes(&request, admin.user.id).await?;
+    let draft = ItemEditDraft {
+        title: body.title,
+        description: body.description,
+        close_at: body.close_at,
+    };
+    let edited = state
+        .auctions
+        .edit_item(id, draft, admin.user.id, &context)
+        .await?;
+    Ok(HttpResponse::Ok().json(ItemBody::from(&edited)))
+}
+
+/// An item's bid ledger head: public at any time, a commitment to its
+/// sealed bids that the revealed bids are checked against after close.
+#[utoipa::path(tag = "items",
+    params(("id" = Uuid, Path, description = "The item's id")),
+    responses((status = 200, body = LedgerBody), (status = 404, description = "`item_not_found`", body = ProblemBody)))]
+#[get("/items/{id}/ledger")]
+pub async fn ledger(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let listed = state
+        .auctions
+        .item(item_id(&path)?)
+        .await?
+        .ok_or_else(item_not_found)?;
+    Ok(HttpResponse::Ok().json(LedgerBody {
+        item_id: listed.item.id.as_uuid(),
+        count: listed.standing.bid_count,
+        head: listed.item.ledger_head.map(|head| head.to_string()),
+    }))
 }
 
 /// Places your one sealed bid on an item, optionally poisoned.

@@ -47,6 +47,21 @@ pub struct PriceBody {
     minimum_next_bid: i64,
     bid_count: u64,
     at: DateTime<Utc>,
+    /// When bidding ends now (soft close may have moved it).
+    close_at: DateTime<Utc>,
+    /// How many times a late bid moved the close.
+    extensions_used: u32,
+}
+
+/// `extended`: right after the `price` of a bid that moved the close (soft
+/// close), under the same id.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExtendedBody {
+    item_id: Uuid,
+    /// The close the bid moved the item to.
+    close_at: DateTime<Utc>,
+    /// Extensions used by then.
+    extensions_used: u32,
 }
 
 impl From<&PriceEvent> for PriceBody {
@@ -57,6 +72,8 @@ impl From<&PriceEvent> for PriceBody {
             minimum_next_bid: event.minimum_next_bid,
             bid_count: event.bid_count,
             at: event.at,
+            close_at: event.closing.close_at,
+            extensions_used: event.closing.extensions_used,
         }
     }
 }
@@ -80,6 +97,27 @@ pub enum ClosedStatus {
     Closed,
     /// An admin cancelled the item.
     Cancelled,
+}
+
+/// The SSE events of an item event: its own, and for a bid that moved the
+/// close, `extended` after it under the same id.
+fn sse_events(event: &ItemEvent) -> impl Iterator<Item = sse::Event> + use<> {
+    let extended = match event {
+        ItemEvent::Price(price) => price.extension.map(|closing| {
+            let body = ExtendedBody {
+                item_id: price.item.as_uuid(),
+                close_at: closing.close_at,
+                extensions_used: closing.extensions_used,
+            };
+            sse::Event::Data(
+                sse::Data::new(serde_json::to_string(&body).unwrap_or_default())
+                    .event("extended")
+                    .id(event.id().to_string()),
+            )
+        }),
+        ItemEvent::Closed(_) => None,
+    };
+    std::iter::once(sse_event(event)).chain(extended)
 }
 
 fn sse_event(event: &ItemEvent) -> sse::Event {
@@ -174,8 +212,11 @@ impl Feed {
                 .await?;
             match missed.last().map(|e| e.bid_count) {
                 Some(newest) => {
-                    self.ready
-                        .extend(missed.iter().map(|e| sse_event(&ItemEvent::Price(*e))));
+                    self.ready.extend(
+                        missed
+                            .iter()
+                            .flat_map(|e| sse_events(&ItemEvent::Price(*e))),
+                    );
                     self.last = newest;
                 }
                 // Bids from before the price history was kept: skip ahead.
@@ -207,7 +248,7 @@ impl Feed {
             let listed = self.reread().await?;
             return self.catch_up(listed).await;
         }
-        self.ready.push_back(sse_event(&event));
+        self.ready.extend(sse_events(&event));
         self.last = event.id();
         self.finished = matches!(event, ItemEvent::Closed(_));
         Ok(())
@@ -282,7 +323,7 @@ impl Feed {
     params(("id" = Uuid, Path, description = "The item's id"),
         ("Last-Event-ID" = Option<String>, Header, description = "The last id received, to resume")),
     responses(
-        (status = 200, description = "`text/event-stream`: `snapshot` (the item), then `price` after every bid and `closed` at the end; ids are the bid count (`closed`: one more); a comment every 15 s", content_type = "text/event-stream", body = PriceBody),
+        (status = 200, description = "`text/event-stream`: `snapshot` (the item), then `price` after every bid (and `extended` after one that moved the close, same id) and `closed` at the end; ids are the bid count (`closed`: one more); a comment every 15 s", content_type = "text/event-stream", body = PriceBody),
         (status = 204, description = "Resuming after the `closed` event: nothing will follow"),
         (status = 404, description = "`item_not_found`", body = ProblemBody),
         (status = 429, description = "`too_many_streams`: this address holds `LIVE_STREAMS_PER_IP` streams open already", body = ProblemBody)))]

@@ -66,6 +66,8 @@ pub fn api(cfg: &mut ServiceConfig) {
         .service(items::list_items)
         .service(items::get_item)
         .service(items::cancel_item)
+        .service(items::edit_item)
+        .service(items::ledger)
         .service(items::place_bid)
         .service(items::own_bid)
         .service(items::revealed_bids)

@@ -180,6 +180,15 @@ fn price(item: pp_domain::ItemId, bid_count: u64) -> pp_domain::live::ItemEvent 
         minimum_next_bid: 510,
         bid_count,
         at: chrono::DateTime::UNIX_EPOCH,
+        closing: pp_domain::soft_close::Closing {
+            close_at: chrono::DateTime::UNIX_EPOCH + chrono::Duration::seconds(90),
+            extensions_used: 1,
+        },
+        // The moved close travels with the price to every instance.
+        extension: Some(pp_domain::soft_close::Closing {
+            close_at: chrono::DateTime::UNIX_EPOCH + chrono::Duration::seconds(90),
+            extensions_used: 1,
+        }),
     })
 }
 

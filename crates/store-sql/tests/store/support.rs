@@ -56,13 +56,27 @@ impl Harness {
 
     /// Lists an item closing in an hour.
     pub async fn item(&self, base_price: i64, min_increment: i64) -> ListedItem {
+        self.item_closing(base_price, min_increment, Duration::hours(1), None)
+            .await
+    }
+
+    /// Lists an item closing `in_` from now, with a soft-close rule
+    /// `(window_secs, extend_by_secs, max_extensions)` when given.
+    pub async fn item_closing(
+        &self,
+        base_price: i64,
+        min_increment: i64,
+        in_: Duration,
+        soft_close: Option<(i64, i64, i64)>,
+    ) -> ListedItem {
         let draft = ItemDraft {
             title: "A lot".into(),
             description: "Something worth bidding on".into(),
             base_price,
             min_increment: Some(min_increment),
             currency: None,
-            close_at: pp_domain::ports::Clock::now(self.clock.as_ref()) + Duration::hours(1),
+            close_at: pp_domain::ports::Clock::now(self.clock.as_ref()) + in_,
+            soft_close,
         };
         self.auctions
             .list_item(self.seller.id, draft, &Default::default())
