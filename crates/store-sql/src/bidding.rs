@@ -527,24 +527,31 @@ async fn store_bids(
             array(&told, |told| told.item_title.clone()),
             array(&told, |told| told.at),
             array(&told, |told| told.sealed.clone()),
-            nullable_array(&accepted, |bid| bid.extended_to),
-            nullable_array(&accepted, |bid| bid.extensions_after),
-            nullable_array(&accepted, |bid| bid.chain_hash.clone()),
+            // The driver takes no NULL inside an array: an absent value
+            // travels as 0 or empty bytes, and the statement maps it back.
+            array(&accepted, |bid| bid.extended_to.unwrap_or(bid.created_at)),
+            array(&accepted, |bid| bid.extensions_after.unwrap_or(0)),
+            array(&accepted, |bid| bid.chain_hash.clone().unwrap_or_default()),
             array(&standings, |standing| standing.close_at),
             array(&standings, |standing| standing.extensions_used),
-            nullable_array(&standings, |standing| standing.ledger_head.clone()),
+            array(&standings, |standing| {
+                standing.ledger_head.clone().unwrap_or_default()
+            }),
         ];
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             r#"WITH inserted AS (
                  INSERT INTO "bids" ("id", "item_id", "user_id", "seq", "sealed_offer", "created_at", "sealed_price_after", "extended_to", "extensions_after", "chain_hash")
-                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::bytea[], $6::timestamptz[], $7::bytea[], $18::timestamptz[], $19::integer[], $20::bytea[])
+                 SELECT id, item_id, user_id, seq, sealed_offer, created_at, price_after,
+                        CASE WHEN extensions > 0 THEN extended_to END, NULLIF(extensions, 0), NULLIF(chain, ''::bytea)
+                 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::bytea[], $6::timestamptz[], $7::bytea[], $18::timestamptz[], $19::integer[], $20::bytea[])
+                   AS b(id, item_id, user_id, seq, sealed_offer, created_at, price_after, extended_to, extensions, chain)
                ), told AS (
                  INSERT INTO "notifications" ("id", "user_id", "item_id", "item_title", "at", "sealed")
                  SELECT * FROM unnest($12::uuid[], $13::uuid[], $14::uuid[], $15::text[], $16::timestamptz[], $17::bytea[])
                )
                UPDATE "items" AS i SET "current_price" = v.price, "bid_count" = v.bid_count, "sealed_standing" = v.sealed,
-                 "close_at" = v.close_at, "extensions_used" = v.extensions_used, "ledger_head" = v.ledger_head
+                 "close_at" = v.close_at, "extensions_used" = v.extensions_used, "ledger_head" = NULLIF(v.ledger_head, ''::bytea)
                FROM unnest($8::uuid[], $9::bigint[], $10::bigint[], $11::bytea[], $21::timestamptz[], $22::integer[], $23::bytea[])
                  AS v(id, price, bid_count, sealed, close_at, extensions_used, ledger_head)
                WHERE i."id" = v.id"#,
@@ -599,19 +606,6 @@ async fn store_bids_one_by_one(
             .await?;
     }
     insert_notification_rows(txn, told).await
-}
-
-/// One nullable column of `rows` as a PostgreSQL array parameter (whose
-/// elements may be NULL, which `Vec<Option<T>>` cannot convert to).
-fn nullable_array<R, T>(rows: &[R], field: impl Fn(&R) -> Option<T>) -> Value
-where
-    T: sea_orm::sea_query::ValueType,
-    Option<T>: Into<Value>,
-{
-    Value::Array(
-        T::array_type(),
-        Some(Box::new(rows.iter().map(|row| field(row).into()).collect())),
-    )
 }
 
 /// One column of `rows` as a PostgreSQL array parameter.

@@ -8,6 +8,7 @@ mod support;
 mod accounts;
 mod bidding;
 mod concurrency;
+mod extras;
 mod identities;
 mod lifecycle;
 mod listing;
