@@ -167,6 +167,9 @@ async function registerAndVerify(context, email) {
   await page.getByText('Your address is verified').waitFor();
   await accessible(page, 'verify-email');
   await page.getByRole('main').getByRole('link', { name: 'Log in' }).click();
+  // The verify page's section is labelled "Verify your e-mail": wait for the
+  // login page before looking for its E-mail field.
+  await page.waitForURL('**/login');
   await page.getByLabel('E-mail').fill(email);
   await page.getByLabel('Password').fill(PASSWORD);
   await accessible(page, 'login');

@@ -657,11 +657,18 @@ mod tests {
             .iter()
             .map(|branch| &branch["properties"]["event"]["enum"][0])
             .collect();
-        let (snapshot, price, closed) = ("snapshot".into(), "price".into(), "closed".into());
+        let [snapshot, price, extended, closed] =
+            ["snapshot", "price", "extended", "closed"].map(serde_json::Value::from);
         assert_eq!(
             events,
-            [&snapshot, &price, &closed, &serde_json::Value::Null]
+            [
+                &snapshot,
+                &price,
+                &extended,
+                &closed,
+                &serde_json::Value::Null
+            ]
         );
-        assert_eq!(schema["anyOf"][3]["additionalProperties"], false);
+        assert_eq!(schema["anyOf"][4]["additionalProperties"], false);
     }
 }

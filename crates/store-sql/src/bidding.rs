@@ -248,11 +248,13 @@ impl SqlStore {
         batch: &[PendingBid],
     ) -> Result<Vec<Outcome>, TxFailure<BatchError>> {
         let mut locked = lock_items(txn, batch).await?.into_batch(self)?;
+        // Each bid decided at `now` as it will be stored (to the
+        // microsecond), so a close it moves reads back as answered.
         let decisions = engine::decide_in_order(
             &mut locked,
             batch
                 .iter()
-                .map(|pending| (pending.decision.command(), pending.decision.now())),
+                .map(|pending| (pending.decision.command(), db_time(pending.decision.now()))),
         );
         let Sealed {
             outcomes,

@@ -21,6 +21,7 @@ export const auditTrailEventValues = [
   'logged_out',
   'item_created',
   'item_cancelled',
+  'item_edited',
   'oidc_login',
   'oidc_login_failed',
   'oidc_linked',

@@ -443,7 +443,11 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Edits an item nobody has bid on yet (admin): title, description, or a
+         *     later close.
+         */
+        patch: operations["edit_item"];
         trace?: never;
     };
     "/api/v1/items/{id}/bid": {
@@ -507,6 +511,26 @@ export interface paths {
         };
         /** An item's live events (no auth). */
         get: operations["item_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/items/{id}/ledger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An item's bid ledger head: public at any time, a commitment to its
+         *     sealed bids that the revealed bids are checked against after close.
+         */
+        get: operations["ledger"];
         put?: never;
         post?: never;
         delete?: never;
@@ -934,6 +958,7 @@ export interface components {
              * @description Minor units, ≥ 1; default 100.
              */
             min_increment?: number | null;
+            soft_close?: components["schemas"]["SoftCloseBody"] | null;
             /** @description 1–200 characters. */
             title: string;
         };
@@ -954,10 +979,41 @@ export interface components {
          *     none and is 422).
          */
         DisableTotpRequest: components["schemas"]["TotpOffWithPassword"] | components["schemas"]["TotpOffWithCode"] | components["schemas"]["TotpOffWithRecoveryCode"];
+        /** @description `PATCH /items/{id}` (admin): what to change; absent fields stay. */
+        EditItemRequest: {
+            /**
+             * Format: date-time
+             * @description In the future, at most 365 days ahead, and not before the item's
+             *     current close.
+             */
+            close_at?: string | null;
+            /** @description Up to 10,000 characters. */
+            description?: string | null;
+            /** @description 1–200 characters. */
+            title?: string | null;
+        };
         /** @description An address to send a link to. */
         EmailRequest: {
             /** @description The address. */
             email: string;
+        };
+        /**
+         * @description `extended`: right after the `price` of a bid that moved the close (soft
+         *     close), under the same id.
+         */
+        ExtendedBody: {
+            /**
+             * Format: date-time
+             * @description The close the bid moved the item to.
+             */
+            close_at: string;
+            /**
+             * Format: int32
+             * @description Extensions used by then.
+             */
+            extensions_used: number;
+            /** Format: uuid */
+            item_id: string;
         };
         /** @description A linked identity. */
         IdentityBody: {
@@ -1002,12 +1058,24 @@ export interface components {
             current_price: number | null;
             description: string;
             /**
+             * Format: int32
+             * @description How many times a late bid moved `close_at` (0 without soft close).
+             */
+            extensions_used: number;
+            /**
              * Format: int64
              * @description Only when closed: what the winner pays (`null` without a winner).
              */
             final_price?: number | null;
             /** Format: uuid */
             id: string;
+            /**
+             * @description The head of the item's bid ledger (64 lower-case hex digits): a
+             *     commitment to every sealed bid, see docs/spec/auction-rules.md,
+             *     "Ledger". `null` only for an item from before the ledger that the
+             *     server has not chained yet.
+             */
+            ledger_head: string | null;
             /**
              * Format: int64
              * @description Minor units: the smallest raise over the current price.
@@ -1018,6 +1086,7 @@ export interface components {
              * @description The lowest acceptable next bid now.
              */
             minimum_next_bid: number;
+            soft_close: components["schemas"]["SoftCloseBody"] | null;
             status: components["schemas"]["StatusName"];
             title: string;
             /**
@@ -1031,6 +1100,21 @@ export interface components {
             has_more: boolean;
             items: components["schemas"]["ItemBody"][];
             next_cursor: string | null;
+        };
+        /** @description An item's bid ledger: how many bids it chains and its head. */
+        LedgerBody: {
+            /**
+             * Format: int64
+             * @description Bids chained.
+             */
+            count: number;
+            /**
+             * @description `h(count)`, 64 lower-case hex digits (`null` only while an item from
+             *     before the ledger waits to be chained).
+             */
+            head: string | null;
+            /** Format: uuid */
+            item_id: string;
         };
         /** @description A ticket that starts a linking flow. */
         LinkTicketBody: {
@@ -1207,8 +1291,18 @@ export interface components {
             at: string;
             /** Format: int64 */
             bid_count: number;
+            /**
+             * Format: date-time
+             * @description When bidding ends now (soft close may have moved it).
+             */
+            close_at: string;
             /** Format: int64 */
             current_price: number;
+            /**
+             * Format: int32
+             * @description How many times a late bid moved the close.
+             */
+            extensions_used: number;
             /** Format: uuid */
             item_id: string;
             /** Format: int64 */
@@ -1307,11 +1401,21 @@ export interface components {
             amount: number;
             /** Format: uuid */
             bidder_id: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description Exactly the text the ledger hashed: `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+             */
             created_at: string;
             /** Format: int64 */
             effective: number;
+            /**
+             * @description The ledger's value after this bid, `h(seq)` (64 lower-case hex
+             *     digits); `null` only for a bid from before the ledger not yet chained.
+             */
+            hash: string | null;
             poison: components["schemas"]["PoisonBody"] | null;
+            /** @description The bid's ledger salt (32 lower-case hex digits). */
+            salt: string;
             /**
              * Format: int64
              * @description 1-based arrival position on the item.
@@ -1330,6 +1434,28 @@ export interface components {
          * @enum {string}
          */
         RoleName: "user" | "admin";
+        /**
+         * @description An item's soft-close rule: a bid that changes the leader in the last
+         *     `window_secs` moves the close to `extend_by_secs` after it, at most
+         *     `max_extensions` times.
+         */
+        SoftCloseBody: {
+            /**
+             * Format: int64
+             * @description 1–3600.
+             */
+            extend_by_secs: number;
+            /**
+             * Format: int64
+             * @description 1–100.
+             */
+            max_extensions: number;
+            /**
+             * Format: int64
+             * @description 1–3600.
+             */
+            window_secs: number;
+        };
         /**
          * @description A bid's state as the API spells it.
          * @enum {string}
@@ -1493,7 +1619,7 @@ export interface operations {
             query?: {
                 /** @description `next_cursor` of the previous page. */
                 cursor?: string;
-                event?: "login_succeeded" | "login_failed" | "account_locked" | "token_reused" | "password_changed" | "password_reset" | "role_changed" | "activation_changed" | "logged_out_everywhere" | "registered" | "email_verified" | "logged_out" | "item_created" | "item_cancelled" | "oidc_login" | "oidc_login_failed" | "oidc_linked" | "oidc_unlinked" | "second_factor_enabled" | "second_factor_disabled";
+                event?: "login_succeeded" | "login_failed" | "account_locked" | "token_reused" | "password_changed" | "password_reset" | "role_changed" | "activation_changed" | "logged_out_everywhere" | "registered" | "email_verified" | "logged_out" | "item_created" | "item_cancelled" | "item_edited" | "oidc_login" | "oidc_login_failed" | "oidc_linked" | "oidc_unlinked" | "second_factor_enabled" | "second_factor_disabled";
                 /** @description Items per page, 1..=100; 20 when absent. */
                 limit?: number;
                 /** @description Only entries about this account or done by it (an admin's actions). */
@@ -3317,6 +3443,122 @@ export interface operations {
             };
         };
     };
+    edit_item: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The item's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EditItemRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ItemBody"];
+                };
+            };
+            /** @description `malformed_json`: the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `unauthorized` (no token) or `invalid_token` (bad, expired or revoked), before the body is looked at */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `forbidden` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `item_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `item_has_bids` or `auction_closed` (also for a cancelled item) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `payload_too_large`: the body is over 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `unsupported_media_type`: the body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `validation_failed` (also a `close_at` earlier than the current one) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `rate_limited` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `service_unavailable`, with `Retry-After`: the database (or password hashing) is busy or unreachable; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
     own_bid: {
         parameters: {
             query?: never;
@@ -3663,7 +3905,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description `text/event-stream`: `snapshot` (the item), then `price` after every bid and `closed` at the end; ids are the bid count (`closed`: one more); a comment every 15 s */
+            /** @description `text/event-stream`: `snapshot` (the item), then `price` after every bid (and `extended` after one that moved the close, same id) and `closed` at the end; ids are the bid count (`closed`: one more); a comment every 15 s */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3679,6 +3921,12 @@ export interface operations {
                         data: string;
                         /** @enum {string} */
                         event: "price";
+                        id?: string;
+                        retry?: number | string;
+                    } | {
+                        data: string;
+                        /** @enum {string} */
+                        event: "extended";
                         id?: string;
                         retry?: number | string;
                     } | {
@@ -3710,6 +3958,55 @@ export interface operations {
                 };
             };
             /** @description `too_many_streams`: this address holds `LIVE_STREAMS_PER_IP` streams open already; or `rate_limited`, with `Retry-After` and the `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `service_unavailable`, with `Retry-After`: the database (or password hashing) is busy or unreachable; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    ledger: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The item's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LedgerBody"];
+                };
+            };
+            /** @description `item_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `rate_limited`, with `Retry-After` and the `RateLimit-*` headers */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4534,6 +4831,12 @@ export interface operations {
                         data: string;
                         /** @enum {string} */
                         event: "price";
+                        id?: string;
+                        retry?: number | string;
+                    } | {
+                        data: string;
+                        /** @enum {string} */
+                        event: "extended";
                         id?: string;
                         retry?: number | string;
                     } | {

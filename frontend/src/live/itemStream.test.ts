@@ -18,12 +18,15 @@ const item: Item = {
   close_at: '2030-01-01T00:00:00Z',
   status: 'open',
   created_at: '2026-01-01T00:00:00Z',
+  soft_close: null,
+  extensions_used: 0,
+  ledger_head: null,
 };
 
 const price = (id: number, current_price: number): StreamEvent => ({
   type: 'price',
   id,
-  data: { item_id: 'item-1', current_price, minimum_next_bid: current_price + 5, bid_count: id, at: '' },
+  data: { item_id: 'item-1', current_price, minimum_next_bid: current_price + 5, bid_count: id, at: '', close_at: '2030-01-01T00:00:00Z', extensions_used: 0 },
 });
 
 function run(events: StreamEvent[]) {

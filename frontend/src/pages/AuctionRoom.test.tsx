@@ -15,10 +15,12 @@ const price = (id: number, current_price: number) => ({
   minimum_next_bid: current_price + 500,
   bid_count: id,
   at: '2026-06-01T00:00:00Z',
+  close_at: '2030-01-01T00:00:00Z',
+  extensions_used: 0,
 });
 
 function revealed(seq: number, bidder_id: string, over: Partial<RevealedBid> = {}): RevealedBid {
-  return { seq, bidder_id, amount: 12_500, poison: null, state: 'lost', effective: 12_500, created_at: '2026-01-02T00:00:00Z', ...over };
+  return { seq, bidder_id, amount: 12_500, poison: null, state: 'lost', effective: 12_500, created_at: '2026-01-02T00:00:00.000000Z', salt: '0'.repeat(32), hash: null, ...over };
 }
 
 /** Serves the revealed bids two to a page. */

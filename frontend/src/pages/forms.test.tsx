@@ -150,6 +150,9 @@ describe('the bid form', () => {
     close_at: '2030-01-01T00:00:00Z',
     status: 'open',
     created_at: '2026-01-01T00:00:00Z',
+    soft_close: null,
+    extensions_used: 0,
+    ledger_head: null,
   };
 
   it('offers the poison slider and refuses a step below the increment before sending', async () => {

@@ -38,6 +38,9 @@ export function anItem(over: Partial<Item> = {}): Item {
     close_at: '2030-01-01T00:00:00Z',
     status: 'open',
     created_at: '2026-01-01T00:00:00Z',
+    soft_close: null,
+    extensions_used: 0,
+    ledger_head: null,
     ...over,
   };
 }

@@ -244,7 +244,7 @@ pub struct RevealedBidBody {
     state: StateName,
     effective: i64,
     /// Exactly the text the ledger hashed: `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
-    #[schema(value_type = String, pattern = "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{6}Z$")]
+    #[schema(value_type = String, format = DateTime, pattern = "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{6}Z$")]
     created_at: String,
     /// The bid's ledger salt (32 lower-case hex digits).
     #[schema(pattern = "^[0-9a-f]{32}$")]

@@ -51,6 +51,8 @@ async fn price_events_carry_the_bid_count_and_a_resume_gets_exactly_what_was_mis
             "minimum_next_bid": 125,
             "bid_count": 1,
             "at": first.data["at"],
+            "close_at": snapshot.data["close_at"],
+            "extensions_used": 0,
         })
     );
     let second = stream.next().await;

@@ -8,6 +8,7 @@ mod attacks;
 mod auctions;
 mod binary;
 mod conventions;
+mod extras;
 mod health;
 mod hostile;
 mod live;
