@@ -780,12 +780,15 @@ pub trait UserStore: Send + Sync {
         at: Timestamp,
     ) -> Result<Option<User>, StoreError>;
 
-    /// Up to `limit` accounts, newest first, after `after` when given.
+    /// Up to `limit` accounts, newest first, after `after` when given,
+    /// only those whose address contains `email` (lower case, taken
+    /// literally) when given.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
     async fn list_users(
         &self,
+        email: Option<String>,
         after: Option<UserCursor>,
         limit: u32,
     ) -> Result<Vec<User>, StoreError>;

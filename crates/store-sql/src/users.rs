@@ -10,7 +10,7 @@ use pp_domain::ports::{
 use pp_domain::{
     Credentials, Email, NewUser, PasswordHash, Timestamp, User, UserChanges, UserCursor, UserId,
 };
-use sea_orm::sea_query::{CaseStatement, Condition, Expr};
+use sea_orm::sea_query::{CaseStatement, Condition, Expr, LikeExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -357,6 +357,7 @@ impl UserStore for SqlStore {
 
     async fn list_users(
         &self,
+        email: Option<String>,
         after: Option<UserCursor>,
         limit: u32,
     ) -> Result<Vec<User>, StoreError> {
@@ -364,6 +365,16 @@ impl UserStore for SqlStore {
             .order_by_desc(users::Column::CreatedAt)
             .order_by_desc(users::Column::Id)
             .limit(u64::from(limit));
+        if let Some(part) = email {
+            // Taken literally: `%`, `_` and `\` match only themselves.
+            let escaped = part
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            query = query.filter(
+                users::Column::Email.like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
+            );
+        }
         if let Some(cursor) = after {
             query = query.filter(
                 Condition::any()

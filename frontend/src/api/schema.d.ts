@@ -600,7 +600,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every account, newest first (admin). */
+        /** Every account, newest first, or those whose address contains `?email=` (admin). */
         get: operations["list_users"];
         put?: never;
         post?: never;
@@ -1591,6 +1591,8 @@ export interface components {
              * @description Its id.
              */
             id: string;
+            /** @description `false` once an admin deactivated it (it cannot log in). */
+            is_active: boolean;
             /** @description Whether it is sent e-mail notices (outbid, exhausted, won). */
             notify_email: boolean;
             /** @description `user` or `admin`. */
@@ -4263,6 +4265,11 @@ export interface operations {
             query?: {
                 /** @description `next_cursor` of the previous page. */
                 cursor?: string;
+                /**
+                 * @description Only accounts whose address contains this, in any case (at most 254
+                 *     characters; `%` and `_` match only themselves).
+                 */
+                email?: string | null;
                 /** @description Items per page, 1..=100; 20 when absent. */
                 limit?: number;
             };
@@ -4307,7 +4314,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemBody"];
                 };
             };
-            /** @description `validation_failed`: `limit` outside 1..=100, or another parameter out of its range */
+            /** @description `validation_failed`: `email` too long */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -18,6 +18,7 @@ export const ann: User = {
   role: 'user',
   email_verified: true,
   notify_email: true,
+  is_active: true,
   created_at: '2026-01-01T00:00:00Z',
 };
 

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, get, patch, web};
 use chrono::{DateTime, Utc};
 use pp_domain::{DisplayName, Role, User, UserId};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::errors::user_not_found;
@@ -57,6 +57,8 @@ pub struct UserBody {
     email_verified: bool,
     /// Whether it is sent e-mail notices (outbid, exhausted, won).
     notify_email: bool,
+    /// `false` once an admin deactivated it (it cannot log in).
+    is_active: bool,
     /// When it was created.
     created_at: DateTime<Utc>,
 }
@@ -70,6 +72,7 @@ impl From<&User> for UserBody {
             role: user.role.into(),
             email_verified: user.email_verified,
             notify_email: user.notify_email,
+            is_active: user.is_active,
             created_at: user.created_at,
         }
     }
@@ -142,25 +145,49 @@ pub async fn update_me(
     Ok(HttpResponse::Ok().json(UserBody::from(&user)))
 }
 
-/// Every account, newest first (admin).
+/// `?email=` on the account list.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct UserSearch {
+    /// Only accounts whose address contains this, in any case (at most 254
+    /// characters; `%` and `_` match only themselves).
+    #[param(max_length = 254)]
+    email: Option<String>,
+}
+
+/// Every account, newest first, or those whose address contains `?email=` (admin).
 #[utoipa::path(tag = "users", security(("bearer" = [])),
-    params(PageParams),
+    params(UserSearch, PageParams),
     responses(
         (status = 200, body = UserPage),
         (status = 400, description = "`invalid_cursor`", body = ProblemBody),
-        (status = 403, description = "`forbidden`", body = ProblemBody)))]
+        (status = 403, description = "`forbidden`", body = ProblemBody),
+        (status = 422, description = "`validation_failed`: `email` too long", body = ProblemBody)))]
 #[get("/users", wrap = "from_fn(require_admin)")]
 pub async fn list_users(
     state: web::Data<AppState>,
     _admin: Admin,
     page: PageQuery,
+    search: web::Query<UserSearch>,
 ) -> Result<HttpResponse, ApiError> {
+    if search
+        .email
+        .as_ref()
+        .is_some_and(|part| part.chars().count() > 254)
+    {
+        return Err(ApiError::invalid_field(
+            "email",
+            "must be at most 254 characters",
+        ));
+    }
     let after = page
         .cursor
         .as_deref()
         .map(|cursor| state.cursors.decode_user(cursor))
         .transpose()?;
-    let (users, next) = state.auth.list_users(after, page.limit).await?;
+    let (users, next) = state
+        .auth
+        .list_users(search.email.as_deref(), after, page.limit)
+        .await?;
     Ok(HttpResponse::Ok().json(UserPage {
         items: users.iter().map(UserBody::from).collect(),
         has_more: next.is_some(),

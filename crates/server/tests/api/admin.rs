@@ -339,3 +339,63 @@ async fn admins_read_the_audit_trail_newest_first_filtered_and_in_pages() {
 async fn admin_id(app: &TestApp, token: &str) -> Value {
     app.me(token).await["id"].clone()
 }
+
+#[tokio::test]
+async fn admins_find_accounts_by_part_of_their_address_and_see_who_is_active() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("boss@example.com").await;
+    app.user("rae.field@example.com").await;
+    app.user("ray_x@example.com").await;
+    let found = |query: &str| {
+        let path = format!("/api/v1/users?email={query}");
+        let app = &app;
+        let token = admin.access.clone();
+        async move {
+            let response = app.get_as(&path, &token).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let page: Value = response.json().await.unwrap();
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| {
+                    (
+                        u["email"].as_str().unwrap().to_owned(),
+                        u["is_active"].clone(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        found("RAE.").await,
+        [("rae.field@example.com".to_owned(), json!(true))]
+    );
+    assert_eq!(found("y_x").await.len(), 1, "`_` is a letter");
+    assert_eq!(found("%25").await.len(), 0, "`%` is a letter");
+    let id = app.me(&app.user("gone@example.com").await.access).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deactivated = app
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Some(&admin.access),
+            Some(&json!({"is_active": false})),
+        )
+        .await;
+    assert_eq!(deactivated.status(), StatusCode::OK);
+    assert_eq!(
+        found("gone").await,
+        [("gone@example.com".to_owned(), json!(false))]
+    );
+    let long = "a".repeat(255);
+    problem(
+        app.get_as(&format!("/api/v1/users?email={long}"), &admin.access)
+            .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+}

@@ -871,7 +871,7 @@ async fn accounts_change_and_list_newest_first_page_by_page(backend: Backend) {
     let mut seen = Vec::new();
     let mut after: Option<UserCursor> = None;
     loop {
-        let page = h.users().list_users(after, 2).await.unwrap();
+        let page = h.users().list_users(None, after, 2).await.unwrap();
         if page.is_empty() {
             break;
         }
@@ -918,7 +918,44 @@ async fn the_audit_log_keeps_who_what_and_where(backend: Backend) {
     assert_eq!(record.ip.as_deref(), Some("203.0.113.9"));
 }
 
+async fn accounts_are_found_by_a_part_of_their_address_taken_literally(backend: Backend) {
+    let h = Harness::new(backend).await;
+    for address in ["a_b@example.com", "axb@example.com", "carol@shop.example"] {
+        let user = pp_domain::NewUser {
+            id: pp_domain::UserId::generate(),
+            email: pp_domain::Email::parse(address).unwrap(),
+            display_name: "Someone".to_owned(),
+            password_hash: pp_testkit::test_password_hash(),
+            role: pp_domain::Role::User,
+            email_verified: true,
+            created_at: h.clock.now(),
+        };
+        h.users().insert_user(user, None).await.unwrap();
+    }
+    let found = |part: &'static str| {
+        let users = h.users();
+        async move {
+            let mut emails: Vec<String> = users
+                .list_users(Some(part.to_owned()), None, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|u| u.email.as_str().to_owned())
+                .collect();
+            emails.sort();
+            emails
+        }
+    };
+    // `_` and `%` are letters here, not wildcards.
+    assert_eq!(found("a_b").await, ["a_b@example.com"]);
+    assert_eq!(found("%").await, Vec::<String>::new());
+    assert_eq!(found("\\").await, Vec::<String>::new());
+    assert_eq!(found("shop.").await, ["carol@shop.example"]);
+    assert_eq!(found("xb@").await, ["axb@example.com"]);
+}
+
 on_both_backends!(
+    accounts_are_found_by_a_part_of_their_address_taken_literally,
     a_refresh_token_rotates_once_and_a_replay_is_reuse,
     a_session_starts_only_for_the_checked_password_of_an_active_account,
     a_session_is_renewable_while_it_holds_a_live_refresh_token,

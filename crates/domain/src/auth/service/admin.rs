@@ -55,16 +55,23 @@ impl AuthService {
         Ok((entries, next))
     }
 
-    /// One page of accounts, newest first, and where the next page starts.
+    /// One page of accounts, newest first, and where the next page starts;
+    /// only those whose address contains `email` (any case) when given.
     ///
     /// # Errors
     /// Only when the store fails.
     pub async fn list_users(
         &self,
+        email: Option<&str>,
         after: Option<UserCursor>,
         limit: u32,
     ) -> Result<(Vec<User>, Option<UserCursor>), StoreError> {
-        let mut users = self.ports.users.list_users(after, limit + 1).await?;
+        // Addresses are stored in lower case.
+        let email = email
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(str::to_lowercase);
+        let mut users = self.ports.users.list_users(email, after, limit + 1).await?;
         let has_more = users.len() > limit as usize;
         users.truncate(limit as usize);
         let next = users.last().filter(|_| has_more).map(|last| UserCursor {

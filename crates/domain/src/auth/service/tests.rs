@@ -1421,10 +1421,10 @@ fn the_user_list_pages_with_a_cursor_at_the_last_item() {
     let all = users.clone();
     m.users
         .expect_list_users()
-        .with(eq(None), eq(3))
-        .returning(move |_, _| Ok(all.clone()));
+        .with(eq(None), eq(None), eq(3))
+        .returning(move |_, _, _| Ok(all.clone()));
     let (svc, _, _) = m.service(policy());
-    let (page, next) = run(svc.list_users(None, 2)).unwrap();
+    let (page, next) = run(svc.list_users(Some("  "), None, 2)).unwrap();
     assert_eq!(page, users[..2]);
     assert_eq!(
         next,
@@ -1438,9 +1438,13 @@ fn the_user_list_pages_with_a_cursor_at_the_last_item() {
     let two = users[..2].to_vec();
     m.users
         .expect_list_users()
-        .returning(move |_, _| Ok(two.clone()));
+        .with(eq(Some("ann@".to_owned())), eq(None), eq(3))
+        .returning(move |_, _, _| Ok(two.clone()));
     let (svc, _, _) = m.service(policy());
-    assert_eq!(run(svc.list_users(None, 2)).unwrap().1, None);
+    assert_eq!(
+        run(svc.list_users(Some(" Ann@ "), None, 2)).unwrap().1,
+        None
+    );
 }
 
 #[test]
