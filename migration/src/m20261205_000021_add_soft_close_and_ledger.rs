@@ -5,14 +5,16 @@
 //! extensions used, and the ledger's head; bids gain the close they moved
 //! the item to (for the SSE `extended` replay) and their chain hash.
 //!
-//! Chains need the bids' sealed amounts, which SQL cannot open: bids stored
-//! before this migration are chained by the server after it (the items'
-//! `ledger_head` stays NULL until then, see `SqlStore::chain_unchained_items`).
-//! Bids stay immutable but for exactly that: the one fill of a NULL
-//! `chain_hash`, every other column unchanged.
+//! Chains need the bids' sealed amounts, which SQL cannot open: the items
+//! that exist now are marked `ledger_pending`, and the server chains them
+//! after the migration (`SqlStore::chain_pending_items`); their `ledger_head`
+//! stays NULL until then. Bids stay immutable but for exactly that: the one
+//! fill of a NULL `chain_hash`, every other column unchanged.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::schema::{blob_null, integer, integer_null, timestamp_with_time_zone_null};
+use sea_orm_migration::schema::{
+    blob_null, boolean, integer, integer_null, timestamp_with_time_zone_null,
+};
 use sea_orm_migration::sea_orm::DbBackend;
 
 #[derive(DeriveMigrationName)]
@@ -26,6 +28,7 @@ enum Items {
     SoftCloseMaxExtensions,
     ExtensionsUsed,
     LedgerHead,
+    LedgerPending,
 }
 
 #[derive(Clone, Copy, DeriveIden)]
@@ -119,9 +122,19 @@ impl MigrationTrait for Migration {
                 integer_null(Items::SoftCloseMaxExtensions),
                 integer(Items::ExtensionsUsed).default(0).to_owned(),
                 blob_null(Items::LedgerHead),
+                boolean(Items::LedgerPending).default(false).to_owned(),
             ],
         )
         .await?;
+        // Every item listed before the ledger waits to be chained.
+        manager
+            .exec_stmt(
+                Query::update()
+                    .table(Items::Table)
+                    .value(Items::LedgerPending, true)
+                    .to_owned(),
+            )
+            .await?;
         add_columns(
             manager,
             Bids::Table,
@@ -165,6 +178,7 @@ impl MigrationTrait for Migration {
                 Items::SoftCloseMaxExtensions.into_iden(),
                 Items::ExtensionsUsed.into_iden(),
                 Items::LedgerHead.into_iden(),
+                Items::LedgerPending.into_iden(),
             ],
         )
         .await

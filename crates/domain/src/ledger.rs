@@ -57,7 +57,7 @@ impl fmt::Display for Salt {
 }
 
 /// A value of the chain: `h0` for an item without bids, `h(n)` after bid `n`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ChainHash([u8; 32]);
 
 impl ChainHash {

@@ -16,6 +16,7 @@ use crate::bid::BidOffer;
 use crate::engine::{Effect, Leader, Placement};
 use crate::ids::{ItemId, UserId};
 use crate::item::{CloseOutcome, Item, ItemStatus, ListedItem, Timestamp};
+use crate::ledger::ChainHash;
 use crate::money::Money;
 use crate::soft_close::Closing;
 
@@ -38,6 +39,9 @@ pub struct PriceEvent {
     /// The close this bid moved the item to, when it did (soft close): the
     /// `extended` event that follows the price under the same id.
     pub extension: Option<Closing>,
+    /// The item's ledger head after the bid (public: a commitment), so a
+    /// watcher keeps the head it saw before the close.
+    pub ledger_head: Option<ChainHash>,
 }
 
 /// The public price right after one accepted bid, as kept for replay.
@@ -51,6 +55,8 @@ pub struct PricePoint {
     pub at: Timestamp,
     /// The close it moved the item to, when it did.
     pub extension: Option<Closing>,
+    /// The ledger's value after it.
+    pub chain_hash: Option<ChainHash>,
 }
 
 impl PriceEvent {
@@ -65,6 +71,7 @@ impl PriceEvent {
             at: point.at,
             closing: item.closing(),
             extension: point.extension,
+            ledger_head: point.chain_hash,
         }
     }
 }
@@ -114,8 +121,9 @@ impl ItemEvent {
         }
     }
 
-    /// The price event of an accepted bid (`None` only for a placement
-    /// without a leader, which an accepted bid never leaves).
+    /// The price event of an accepted bid on `item` as the bid left it (its
+    /// ledger head); `None` only for a placement without a leader, which an
+    /// accepted bid never leaves.
     #[must_use]
     pub fn after_bid(item: &Item, placement: &Placement) -> Option<Self> {
         let standing = placement.standing.public();
@@ -127,6 +135,7 @@ impl ItemEvent {
             at: placement.at,
             closing: placement.closing,
             extension: placement.extended.then_some(placement.closing),
+            ledger_head: item.ledger_head,
         }))
     }
 

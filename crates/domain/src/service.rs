@@ -392,12 +392,26 @@ impl AuctionService {
         after_seq: u64,
         limit: u32,
     ) -> Result<Vec<PriceEvent>, StoreError> {
+        // `item` may have been read before the newest of these bids: a
+        // close one of them moved carries on to the prices after it, so
+        // the close told never goes back.
+        let mut closing = item.closing();
         Ok(self
             .auctions
             .price_history(item.id, after_seq, limit)
             .await?
             .into_iter()
-            .map(|point| PriceEvent::replayed(item, point))
+            .map(|point| {
+                if let Some(moved) = point.extension
+                    && moved.extensions_used > closing.extensions_used
+                {
+                    closing = moved;
+                }
+                PriceEvent {
+                    closing,
+                    ..PriceEvent::replayed(item, point)
+                }
+            })
             .collect())
     }
 
@@ -719,6 +733,7 @@ mod tests {
                 at: t0(),
                 closing: it.closing(),
                 extension: None,
+                ledger_head: it.ledger_head,
             })]
         );
         let told = recorded.notifications.lock().unwrap();
@@ -1210,6 +1225,9 @@ mod tests {
                         close_at: t0() + Duration::hours(2),
                         extensions_used: 1,
                     }),
+                    chain_hash: Some(crate::ledger::ChainHash::genesis(ItemId::from_uuid(
+                        uuid::Uuid::nil(),
+                    ))),
                 }])
             });
         let (svc, _) = service(store, t0(), AuctionPolicy::default());
@@ -1231,13 +1249,21 @@ mod tests {
                 minimum_next_bid: 135,
                 bid_count: 4,
                 at: t0(),
-                // A replayed price tells the close as it is now; the
-                // extension, the close its bid moved the item to.
-                closing: it.closing(),
+                // A replayed price tells the close as it is now, or as a
+                // replayed bid moved it if the item was read before that
+                // bid; the extension, the close its bid moved the item to.
+                closing: crate::soft_close::Closing {
+                    close_at: t0() + Duration::hours(2),
+                    extensions_used: 1,
+                },
                 extension: Some(crate::soft_close::Closing {
                     close_at: t0() + Duration::hours(2),
                     extensions_used: 1,
                 }),
+                // The ledger's value after the replayed bid.
+                ledger_head: Some(crate::ledger::ChainHash::genesis(ItemId::from_uuid(
+                    uuid::Uuid::nil()
+                ))),
             }]
         );
     }

@@ -236,7 +236,7 @@ impl Services {
         // Items from before the ledger get their chains (their bids'
         // sealed amounts are needed, which the migration could not open).
         let chained = store
-            .chain_unchained_items()
+            .chain_pending_items()
             .await
             .context("cannot chain the bid ledgers of items from before the ledger")?;
         if chained > 0 {

@@ -157,6 +157,7 @@ mod tests {
                 extensions_used: 0,
             },
             extension: None,
+            ledger_head: None,
         })
     }
 

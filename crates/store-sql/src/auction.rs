@@ -161,6 +161,16 @@ fn rule_secs(
         .transpose()
 }
 
+/// What replay reads of a bid: seq, sealed price, time, extension, chain value.
+type PriceRow = (
+    i64,
+    Option<Vec<u8>>,
+    Timestamp,
+    Option<Timestamp>,
+    Option<i32>,
+    Option<Vec<u8>>,
+);
+
 fn limit_of(limit: u32) -> u64 {
     u64::from(limit)
 }
@@ -451,6 +461,7 @@ impl AuctionStore for SqlStore {
                 .transpose()?),
             extensions_used: Set(0),
             ledger_head: Set(item.ledger_head.map(|head| head.as_bytes().to_vec())),
+            ledger_pending: Set(false),
         };
         let insert = async {
             let tx = self.database().begin_write().await?;
@@ -622,26 +633,21 @@ impl AuctionStore for SqlStore {
             .column(bids::Column::CreatedAt)
             .column(bids::Column::ExtendedTo)
             .column(bids::Column::ExtensionsAfter)
+            .column(bids::Column::ChainHash)
             .filter(bids::Column::ItemId.eq(item.as_uuid()))
             .filter(bids::Column::Seq.gt(i64::try_from(after_seq).unwrap_or(i64::MAX)))
             .filter(bids::Column::SealedPriceAfter.is_not_null())
             .order_by_asc(bids::Column::Seq)
             .limit(limit_of(limit))
-            .into_tuple::<(
-                i64,
-                Option<Vec<u8>>,
-                Timestamp,
-                Option<Timestamp>,
-                Option<i32>,
-            )>()
+            .into_tuple::<PriceRow>()
             .all(self.database().connection())
             .await
             .map_err(store_error)?;
         rows.into_iter()
-            .filter_map(|(seq, sealed, at, extended_to, extensions)| {
-                sealed.map(|sealed| (seq, sealed, at, extended_to, extensions))
+            .filter_map(|(seq, sealed, at, extended_to, extensions, chain)| {
+                sealed.map(|sealed| (seq, sealed, at, extended_to, extensions, chain))
             })
-            .map(|(seq, sealed, at, extended_to, extensions)| {
+            .map(|(seq, sealed, at, extended_to, extensions, chain)| {
                 let seq = u64::try_from(seq).map_err(|_| integrity("bids.seq is negative"))?;
                 let extension = match (extended_to, extensions) {
                     (None, None) => None,
@@ -657,6 +663,7 @@ impl AuctionStore for SqlStore {
                     price: open_price(self.sealer(), item, seq, &sealed)?,
                     at,
                     extension,
+                    chain_hash: chain_hash(chain.as_deref(), "bids.chain_hash")?,
                 })
             })
             .collect()

@@ -333,7 +333,7 @@ impl SqlStore {
                 chain_hash: None,
             };
             // An item from before the ledger is chained whole later
-            // (`chain_unchained_items`); until then its bids wait unchained.
+            // (`chain_pending_items`); until then its bids wait unchained.
             let head = heads.entry(command.item).or_insert(item_before.ledger_head);
             *head = head.map(|head| head.next(&bid.ledger_record()));
             let bid = Bid {

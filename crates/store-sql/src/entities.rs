@@ -85,6 +85,8 @@ pub(crate) mod items {
         pub extensions_used: i32,
         /// The bid ledger's head (32 bytes); NULL until the item is chained.
         pub ledger_head: Option<Vec<u8>>,
+        /// Listed before the ledger existed, and not chained yet.
+        pub ledger_pending: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

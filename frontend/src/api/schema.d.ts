@@ -1305,6 +1305,11 @@ export interface components {
             extensions_used: number;
             /** Format: uuid */
             item_id: string;
+            /**
+             * @description The item's ledger head after this bid (64 lower-case hex digits):
+             *     what a watcher compares the revealed bids with after close.
+             */
+            ledger_head: string | null;
             /** Format: int64 */
             minimum_next_bid: number;
         };

@@ -269,6 +269,13 @@ proptest! {
                         prop_assert_eq!(after.extensions_used, before.extensions_used + 1);
                     } else {
                         prop_assert_eq!(after, before);
+                        // And the reverse: nothing held back that the rule allows.
+                        prop_assert!(
+                            !new_leader
+                                || before.close_at - now >= rule.window()
+                                || before.extensions_used >= rule.max_extensions()
+                                || now + rule.extend_by() <= before.close_at
+                        );
                     }
                     standing = placement.standing;
                     has_bid.insert(a.bidder);

@@ -96,6 +96,7 @@ fn the_worked_example_tells_each_bidder_what_happened_to_their_bid() {
             at: t0(),
             closing: run.item.closing(),
             extension: None,
+            ledger_head: run.item.ledger_head,
         })
     );
     assert!(told.is_empty(), "a first bid displaces nobody");

@@ -51,6 +51,10 @@ pub struct PriceBody {
     close_at: DateTime<Utc>,
     /// How many times a late bid moved the close.
     extensions_used: u32,
+    /// The item's ledger head after this bid (64 lower-case hex digits):
+    /// what a watcher compares the revealed bids with after close.
+    #[schema(required = true, pattern = "^[0-9a-f]{64}$")]
+    ledger_head: Option<String>,
 }
 
 /// `extended`: right after the `price` of a bid that moved the close (soft
@@ -74,6 +78,7 @@ impl From<&PriceEvent> for PriceBody {
             at: event.at,
             close_at: event.closing.close_at,
             extensions_used: event.closing.extensions_used,
+            ledger_head: event.ledger_head.map(|head| head.to_string()),
         }
     }
 }

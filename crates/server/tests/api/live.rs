@@ -53,13 +53,24 @@ async fn price_events_carry_the_bid_count_and_a_resume_gets_exactly_what_was_mis
             "at": first.data["at"],
             "close_at": snapshot.data["close_at"],
             "extensions_used": 0,
+            "ledger_head": first.data["ledger_head"],
         })
     );
+    // The head after the bid: what the item's ledger shows now.
+    let ledger: Value = app
+        .get(&format!("/api/v1/items/{item}/ledger"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(first.data["ledger_head"], snapshot.data["ledger_head"]);
+    assert_eq!(ledger["count"], 2);
     let second = stream.next().await;
     assert_eq!(
         (second.id, &second.data["current_price"]),
         (Some(2), &json!(125))
     );
+    assert_eq!(second.data["ledger_head"], ledger["head"]);
     drop(stream);
 
     // While this client is away two more bids happen.

@@ -189,6 +189,7 @@ fn price(item: pp_domain::ItemId, bid_count: u64) -> pp_domain::live::ItemEvent 
             close_at: chrono::DateTime::UNIX_EPOCH + chrono::Duration::seconds(90),
             extensions_used: 1,
         }),
+        ledger_head: Some(pp_domain::ledger::ChainHash::genesis(item)),
     })
 }
 

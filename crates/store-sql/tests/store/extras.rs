@@ -12,7 +12,7 @@ use pp_domain::service::{AuctionPolicy, AuctionService, EditError};
 use pp_domain::{BidRejection, Item, ItemId, ItemStatus, Standing};
 use pp_testkit::{Backend, RecordedEvents};
 use sea_orm::sea_query::{Expr, Query, UpdateStatement};
-use sea_orm::{ConnectionTrait, ExprTrait};
+use sea_orm::{ConnectionTrait, ExprTrait, TransactionTrait};
 use tokio::sync::Barrier;
 
 use crate::on_both_backends;
@@ -182,12 +182,11 @@ async fn soft_close_in_a_batch_of_bids_equals_the_engine_one_by_one(backend: Bac
             })
         })
         .collect();
+    let mut closed = 0;
     for task in tasks {
         match task.await.unwrap() {
-            Ok(_)
-            | Err(PlaceBidError::Rejected(
-                BidRejection::TooLow { .. } | BidRejection::AuctionClosed,
-            )) => {}
+            Ok(_) | Err(PlaceBidError::Rejected(BidRejection::TooLow { .. })) => {}
+            Err(PlaceBidError::Rejected(BidRejection::AuctionClosed)) => closed += 1,
             Err(other) => panic!("{other:?}"),
         }
     }
@@ -235,6 +234,13 @@ async fn soft_close_in_a_batch_of_bids_equals_the_engine_one_by_one(backend: Bac
     // The first bid always moves it (a first leader inside the window).
     assert!(now.item.extensions_used >= 1);
     assert!(now.item.close_at > original.close_at);
+    // A bid refused as closed was decided at or after the close as it then
+    // stood: the clock had reached the final close by the last reading.
+    let last_reading = start + Duration::seconds(clock.ticks.load(Ordering::SeqCst) - 1);
+    assert!(
+        closed == 0 || last_reading >= now.item.close_at,
+        "{closed} refused as closed"
+    );
 }
 
 /// The chain is stored with each bid and the head with the item, and a
@@ -266,6 +272,22 @@ async fn every_bid_is_chained_and_the_head_is_public(backend: Backend) {
     }
     let item = h.listed(&listed).await.item;
     assert_eq!(item.ledger_head, Some(head_of(id, &records)));
+    // Replayed prices carry the ledger's value after their bid, as live ones did.
+    let history = h.store.price_history(id, 0, 10).await.unwrap();
+    assert_eq!(
+        history.iter().map(|p| p.chain_hash).collect::<Vec<_>>(),
+        stored.iter().map(|b| b.chain_hash).collect::<Vec<_>>()
+    );
+    let live: Vec<_> = h
+        .events
+        .events()
+        .iter()
+        .filter_map(|event| match event {
+            pp_domain::live::ItemEvent::Price(price) => Some(price.ledger_head),
+            pp_domain::live::ItemEvent::Closed(_) => None,
+        })
+        .collect();
+    assert_eq!(live, heads.iter().copied().map(Some).collect::<Vec<_>>());
     let report = h.store.verify_ledgers(None).await.unwrap();
     assert_eq!((report.checked, report.broken.len()), (1, 0));
 }
@@ -295,9 +317,12 @@ async fn with_bids_mutable(h: &Harness, backend: Backend, change: UpdateStatemen
             ("DROP TRIGGER bids_refuse_update".to_owned(), trigger)
         }
     };
-    conn.execute_unprepared(&off).await.unwrap();
-    conn.execute(&change).await.unwrap();
-    conn.execute_unprepared(&on).await.unwrap();
+    // One transaction: one connection of the pool sees the trigger go and come back.
+    let tx = conn.begin().await.unwrap();
+    tx.execute_unprepared(&off).await.unwrap();
+    tx.execute(&change).await.unwrap();
+    tx.execute_unprepared(&on).await.unwrap();
+    tx.commit().await.unwrap();
 }
 
 /// The sealed offer of bid `seq` on `item`.
@@ -395,36 +420,108 @@ async fn a_changed_bid_breaks_its_chain_where_it_was_changed(backend: Backend) {
     assert_eq!((one.checked, one.broken.len()), (1, 0));
 }
 
-/// Items and bids from before the ledger are chained once, at start-up,
-/// to the chain new bids would have had; the trigger lets exactly that
-/// fill through.
-async fn items_from_before_the_ledger_are_chained_once(backend: Backend) {
-    let h = Harness::new(backend).await;
-    let listed = h.item(100, 5).await;
-    let empty = h.item(100, 5).await;
-    let id = listed.item.id;
-    for (n, bidder) in h.bidders(3).await.iter().enumerate() {
-        h.auctions
-            .place_bid(bidder, id, plain(100 + 10 * n as i64))
-            .await
-            .unwrap();
+/// A bid's offer sealed as before the ledger (layout 1: no salt), as the
+/// store's codec wrote it then.
+fn sealed_before_the_ledger(bid: &pp_domain::Bid) -> Vec<u8> {
+    use pp_domain::ports::{SealBinding, Sealer};
+    let mut plain = vec![1u8];
+    plain.extend(bid.offer.amount.minor_units().to_be_bytes());
+    let poison = bid.offer.poison;
+    plain.extend(poison.map_or(0, |p| p.budget.minor_units()).to_be_bytes());
+    plain.extend(poison.map_or(0, |p| p.step.minor_units()).to_be_bytes());
+    pp_crypto::AesGcmSealer::new(&pp_testkit::TEST_SEALING_KEY)
+        .seal(
+            &plain,
+            &SealBinding::Bid {
+                item: bid.item,
+                bidder: bid.bidder,
+            },
+        )
+        .unwrap()
+}
+
+/// Puts `item` back as the ledger's migration found it: its bids sealed
+/// without salt and unchained, no head, marked pending.
+async fn as_before_the_ledger(h: &Harness, backend: Backend, item: ItemId) {
+    for bid in h.store.bids_in_order(item, 0, u32::MAX).await.unwrap() {
+        with_bids_mutable(
+            h,
+            backend,
+            Query::update()
+                .table("bids")
+                .value("sealed_offer", sealed_before_the_ledger(&bid))
+                .value("chain_hash", Option::<Vec<u8>>::None)
+                .and_where(Expr::col("id").eq(bid.id.as_uuid()))
+                .to_owned(),
+        )
+        .await;
     }
-    let before = h.store.bids_in_order(id, 0, u32::MAX).await.unwrap();
-    let head = h.listed(&listed).await.item.ledger_head;
-    // As the migration leaves them: no head, no chain values.
+    h.store
+        .database()
+        .connection()
+        .execute(
+            Query::update()
+                .table("items")
+                .value("ledger_head", Option::<Vec<u8>>::None)
+                .value("ledger_pending", true)
+                .and_where(Expr::col("id").eq(item.as_uuid())),
+        )
+        .await
+        .unwrap();
+}
+
+/// Items from before the ledger are chained once, at start-up, with the
+/// all-zero salt; the trigger lets exactly that fill through. An item
+/// marked pending whose bids were sealed since is not chained: it is
+/// reported, so marking a changed item pending cannot launder it.
+async fn items_from_before_the_ledger_are_chained_once_and_only_they(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let old = h.item(100, 5).await;
+    let empty = h.item(100, 5).await;
+    let laundered = h.item(100, 5).await;
+    for item in [&old, &laundered] {
+        for (n, bidder) in h.bidders(3).await.iter().enumerate() {
+            h.auctions
+                .place_bid(bidder, item.item.id, plain(100 + 10 * n as i64))
+                .await
+                .unwrap();
+        }
+    }
+    as_before_the_ledger(&h, backend, old.item.id).await;
+    as_before_the_ledger(&h, backend, empty.item.id).await;
+    // Someone drops `laundered`'s bid 2 and asks for a fresh chain.
     with_bids_mutable(
         &h,
         backend,
         Query::update()
             .table("bids")
-            .value("chain_hash", Option::<Vec<u8>>::None)
+            .value("seq", 12)
+            .and_where(Expr::col("item_id").eq(laundered.item.id.as_uuid()))
+            .and_where(Expr::col("seq").eq(2))
             .to_owned(),
     )
     .await;
     let conn = h.store.database().connection();
-    conn.execute_unprepared("UPDATE items SET ledger_head = NULL")
-        .await
-        .unwrap();
+    conn.execute(
+        Query::update()
+            .table("items")
+            .value("ledger_head", Option::<Vec<u8>>::None)
+            .value("ledger_pending", true)
+            .and_where(Expr::col("id").eq(laundered.item.id.as_uuid())),
+    )
+    .await
+    .unwrap();
+    // Before start-up chaining: the old items wait, the laundered one breaks.
+    let report = h.store.verify_ledgers(None).await.unwrap();
+    assert_eq!((report.checked, report.pending), (0, 2));
+    assert_eq!(
+        report
+            .broken
+            .iter()
+            .map(|(id, at)| (*id, at.seq))
+            .collect::<Vec<_>>(),
+        [(laundered.item.id, 1)]
+    );
     // The trigger refuses any other change, also with the fill.
     let refused = conn
         .execute_unprepared("UPDATE bids SET chain_hash = sealed_offer, seq = seq + 10")
@@ -435,18 +532,33 @@ async fn items_from_before_the_ledger_are_chained_once(backend: Backend) {
         "{refused}"
     );
 
-    assert_eq!(h.store.chain_unchained_items().await.unwrap(), 2);
-    assert_eq!(h.store.chain_unchained_items().await.unwrap(), 0);
-    let after = h.store.bids_in_order(id, 0, u32::MAX).await.unwrap();
+    assert_eq!(h.store.chain_pending_items().await.unwrap(), 2);
+    assert_eq!(h.store.chain_pending_items().await.unwrap(), 0);
+    let bids = h
+        .store
+        .bids_in_order(old.item.id, 0, u32::MAX)
+        .await
+        .unwrap();
+    assert!(bids.iter().all(|b| b.salt == pp_domain::ledger::Salt::ZERO));
+    let records: Vec<_> = bids.iter().map(|b| b.ledger_record()).collect();
+    for (n, bid) in bids.iter().enumerate() {
+        assert_eq!(bid.chain_hash, Some(head_of(old.item.id, &records[..=n])));
+    }
     assert_eq!(
-        after.iter().map(|b| b.chain_hash).collect::<Vec<_>>(),
-        before.iter().map(|b| b.chain_hash).collect::<Vec<_>>()
+        h.listed(&old).await.item.ledger_head,
+        Some(head_of(old.item.id, &records))
     );
-    assert_eq!(h.listed(&listed).await.item.ledger_head, head);
     assert_eq!(
         h.listed(&empty).await.item.ledger_head,
         Some(ChainHash::genesis(empty.item.id))
     );
+    assert_eq!(h.listed(&laundered).await.item.ledger_head, None);
+    // A new bid on the chained item continues its chain.
+    let late = h.bidder().await;
+    h.auctions
+        .place_bid(&late, old.item.id, plain(500))
+        .await
+        .unwrap();
     // Once filled, a chain value is as immutable as the rest.
     let refill = conn
         .execute_unprepared("UPDATE bids SET chain_hash = NULL")
@@ -456,13 +568,11 @@ async fn items_from_before_the_ledger_are_chained_once(backend: Backend) {
         refill.to_string().contains("bids are immutable"),
         "{refill}"
     );
-    assert!(
-        h.store
-            .verify_ledgers(None)
-            .await
-            .unwrap()
-            .broken
-            .is_empty()
+    let report = h.store.verify_ledgers(None).await.unwrap();
+    assert_eq!((report.checked, report.pending), (2, 0));
+    assert_eq!(
+        report.broken.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        [laundered.item.id]
     );
 }
 
@@ -623,7 +733,7 @@ on_both_backends!(
     soft_close_in_a_batch_of_bids_equals_the_engine_one_by_one,
     every_bid_is_chained_and_the_head_is_public,
     a_changed_bid_breaks_its_chain_where_it_was_changed,
-    items_from_before_the_ledger_are_chained_once,
+    items_from_before_the_ledger_are_chained_once_and_only_they,
     an_edit_and_a_first_bid_racing_are_decided_one_after_the_other,
     an_item_is_edited_only_before_its_first_bid_and_while_open,
 );
