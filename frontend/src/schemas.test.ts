@@ -3,6 +3,7 @@ import {
   auditFilterSchema,
   bidSchema,
   changePasswordSchema as changePasswordSchemaFor,
+  itemEditSchema,
   itemSchema,
   loginSchema,
   registerSchema as registerSchemaFor,
@@ -127,6 +128,10 @@ describe('the new-item form', () => {
     base_price: '10',
     min_increment: '0.50',
     close_at: '2026-06-02T12:00:00Z',
+    soft_close: false,
+    window_secs: '300',
+    extend_by_secs: '120',
+    max_extensions: '10',
   };
 
   it('converts to what the API takes', () => {
@@ -172,9 +177,45 @@ describe('the new-item form', () => {
       base_price: '0',
       min_increment: 'a',
       close_at: '2026-06-01T11:00:00Z',
+      soft_close: false,
+      window_secs: '',
+      extend_by_secs: '',
+      max_extensions: '',
     });
     expect(Object.keys(messages(result)).sort()).toEqual(['base_price', 'close_at', 'currency', 'description', 'min_increment', 'title']);
     expect(messages(schema.safeParse({ ...valid, close_at: '2027-06-02T12:00:00Z' }))).toEqual({
+      close_at: 'Choose a time at most a year ahead',
+    });
+  });
+
+  it('takes a soft-close rule only when asked, each number in its range', () => {
+    expect(schema.parse({ ...valid, soft_close: true })).toMatchObject({
+      soft_close: { window_secs: 300, extend_by_secs: 120, max_extensions: 10 },
+    });
+    expect(schema.parse({ ...valid, window_secs: 'x' })).not.toHaveProperty('soft_close');
+    expect(messages(schema.safeParse({ ...valid, soft_close: true, window_secs: '0', extend_by_secs: '3601', max_extensions: '1.5' }))).toEqual({
+      window_secs: 'Enter 1 to 3600 seconds',
+      extend_by_secs: 'Enter 1 to 3600 seconds',
+      max_extensions: 'Enter 1 to 100 extensions',
+    });
+  });
+});
+
+describe('the item edit form', () => {
+  const now = new Date('2026-06-01T12:00:00Z');
+  const schema = itemEditSchema(() => now);
+  it('checks what listing checks, and sends the close as an instant', () => {
+    expect(schema.parse({ title: ' Lamp ', description: ' ', close_at: '2026-06-02T12:00:00Z' })).toEqual({
+      title: 'Lamp',
+      description: '',
+      close_at: '2026-06-02T12:00:00.000Z',
+    });
+    expect(Object.keys(messages(schema.safeParse({ title: '', description: 'x'.repeat(10_001), close_at: 'soon' }))).sort()).toEqual([
+      'close_at',
+      'description',
+      'title',
+    ]);
+    expect(messages(schema.safeParse({ title: 'Lamp', description: '', close_at: '2027-06-02T12:00:00Z' }))).toEqual({
       close_at: 'Choose a time at most a year ahead',
     });
   });

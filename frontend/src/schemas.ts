@@ -149,6 +149,10 @@ export function itemSchema(decimalsOf: (code: string) => number | null, now: () 
       base_price: z.string(),
       min_increment: z.string(),
       close_at: z.string(),
+      soft_close: z.boolean(),
+      window_secs: z.string(),
+      extend_by_secs: z.string(),
+      max_extensions: z.string(),
     })
     .transform((form, context) => {
       const issue = (path: string, message: string) => context.addIssue({ code: 'custom', path: [path], message });
@@ -172,10 +176,50 @@ export function itemSchema(decimalsOf: (code: string) => number | null, now: () 
       const ahead = closeAt.getTime() - now().getTime();
       if (!form.close_at || Number.isNaN(closeAt.getTime()) || ahead <= 0) issue('close_at', 'Choose a time in the future');
       else if (ahead > 365 * 24 * 3600 * 1000) issue('close_at', 'Choose a time at most a year ahead');
+      const softClose = form.soft_close
+        ? {
+            window_secs: wholeIn(context, 'window_secs', form.window_secs, 1, 3600, 'seconds'),
+            extend_by_secs: wholeIn(context, 'extend_by_secs', form.extend_by_secs, 1, 3600, 'seconds'),
+            max_extensions: wholeIn(context, 'max_extensions', form.max_extensions, 1, 100, 'extensions'),
+          }
+        : null;
       if (base === null || increment === null) return z.NEVER;
-      return { title, description, currency, base_price: base, min_increment: increment, close_at: closeAt.toISOString() };
+      if (softClose && Object.values(softClose).some((value) => value === null)) return z.NEVER;
+      const item = { title, description, currency, base_price: base, min_increment: increment, close_at: closeAt.toISOString() };
+      return softClose ? { ...item, soft_close: softClose as { window_secs: number; extend_by_secs: number; max_extensions: number } } : item;
     });
 }
+
+/** A whole number `min..=max` typed in `field`, or `null` with the field's message. */
+function wholeIn(context: z.RefinementCtx, field: string, text: string, min: number, max: number, unit: string): number | null {
+  const value = Number(text.trim());
+  if (!/^\d+$/.test(text.trim()) || value < min || value > max) {
+    context.addIssue({ code: 'custom', path: [field], message: `Enter ${min} to ${max} ${unit}` });
+    return null;
+  }
+  return value;
+}
+
+/** Editing an item before its first bid: the same limits as listing it. */
+export function itemEditSchema(now: () => Date = () => new Date()) {
+  return z
+    .object({ title: z.string(), description: z.string(), close_at: z.string() })
+    .transform((form, context) => {
+      const issue = (path: string, message: string) => context.addIssue({ code: 'custom', path: [path], message });
+      const title = form.title.trim();
+      const description = form.description.trim();
+      if (!title) issue('title', 'Enter a title');
+      else if (codePoints(title) > 200) issue('title', 'Use at most 200 characters');
+      if (codePoints(description) > 10_000) issue('description', 'Use at most 10,000 characters');
+      const closeAt = new Date(form.close_at);
+      const ahead = closeAt.getTime() - now().getTime();
+      if (!form.close_at || Number.isNaN(closeAt.getTime()) || ahead <= 0) issue('close_at', 'Choose a time in the future');
+      else if (ahead > 365 * 24 * 3600 * 1000) issue('close_at', 'Choose a time at most a year ahead');
+      return { title, description, close_at: Number.isNaN(closeAt.getTime()) ? '' : closeAt.toISOString() };
+    });
+}
+export type ItemEditInput = z.input<ReturnType<typeof itemEditSchema>>;
+export type ItemEditOutput = z.output<ReturnType<typeof itemEditSchema>>;
 export type ItemFormInput = z.input<ReturnType<typeof itemSchema>>;
 export type ItemFormOutput = z.output<ReturnType<typeof itemSchema>>;
 

@@ -1,4 +1,11 @@
-// Time left until a moment, as people read it.
+// Time left until a moment, and lengths of time, as people read them.
+
+/** A length in seconds in its largest whole unit ("5 min", "90 s", "1 h"). */
+export function duration(seconds: number): string {
+  if (seconds % 3600 === 0) return `${seconds / 3600} h`;
+  if (seconds % 60 === 0) return `${seconds / 60} min`;
+  return `${seconds} s`;
+}
 
 /** The two largest units left until `until` ("2 d 3 h", "9 s"). */
 export function timeLeft(until: Date, now: Date): string {

@@ -9,8 +9,10 @@ import type {
   DisableTotp,
   Identity,
   Item,
+  ItemEdit,
   ItemPage,
   ItemStatus,
+  Ledger,
   LinkTicket,
   LoginRequest,
   NewItem,
@@ -30,6 +32,7 @@ import type {
   TotpStatus,
   UpdateMe,
   User,
+  UserPage,
 } from './types';
 
 export async function passwordPolicy() {
@@ -150,6 +153,35 @@ export async function getItem(id: string) {
 
 export async function createItem(body: NewItem) {
   return (await api.post<Item>('/items', body)).data;
+}
+
+/** Edits an item nobody has bid on yet (admin). */
+export async function editItem(id: string, body: ItemEdit) {
+  return (await api.patch<Item>(`/items/${encodeURIComponent(id)}`, body)).data;
+}
+
+/** The item's bid ledger head: a commitment to its sealed bids. */
+export async function ledger(id: string) {
+  return (await api.get<Ledger>(`/items/${encodeURIComponent(id)}/ledger`)).data;
+}
+
+/** Accounts, newest first, whose address contains `email` when given (admin). */
+export async function listUsers(email: string, cursor: string | null) {
+  const params: Record<string, string> = { limit: '20' };
+  if (email.trim()) params.email = email.trim();
+  if (cursor) params.cursor = cursor;
+  return (await api.get<UserPage>('/users', { params })).data;
+}
+
+/** Changes an account's role or activation (admin); deactivating ends its sessions. */
+export async function administerUser(id: string, change: { role?: User['role']; is_active?: boolean }) {
+  return (await api.patch<User>(`/users/${encodeURIComponent(id)}`, change)).data;
+}
+
+/** Ends every session of your account, this one too. */
+export async function logoutEverywhere() {
+  await api.post('/auth/logout-all');
+  accessToken.set(null);
 }
 
 export async function cancelItem(id: string) {

@@ -19,6 +19,13 @@ export type ItemStatus = Schemas['StatusName'];
 export type Item = Schemas['ItemBody'];
 export type ItemPage = Schemas['ItemPage'];
 export type NewItem = Schemas['CreateItemRequest'];
+/** PATCH /items/{id}: what to change of an item nobody has bid on. */
+export type ItemEdit = Schemas['EditItemRequest'];
+/** An item's anti-sniping rule. */
+export type SoftClose = Schemas['SoftCloseBody'];
+/** GET /items/{id}/ledger: the bid ledger's head. */
+export type Ledger = Schemas['LedgerBody'];
+export type UserPage = Schemas['UserPage'];
 /** GET /currencies/{code}: a currency's decimals as the server reads amounts in it. */
 export type CurrencyInfo = Schemas['CurrencyBody'];
 
@@ -32,6 +39,8 @@ export type BidPlaced = Schemas['BidPlaced'];
 
 /** An SSE `price` event. */
 export type PriceEvent = Schemas['PriceBody'];
+/** An SSE `extended` event: a late bid moved the close. */
+export type ExtendedEvent = Schemas['ExtendedBody'];
 /** An SSE `closed` event. */
 export type ClosedEvent = Schemas['ClosedBody'];
 export type NotificationType = Schemas['NotificationKind'];

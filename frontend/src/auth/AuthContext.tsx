@@ -11,6 +11,7 @@ import { AuthContext, type Auth } from './useAuth';
 export function AuthProvider({ children }: { children: ReactNode }) {
   const [user, setUser] = useState<User | null>(null);
   const [status, setStatus] = useState<Auth['status']>('loading');
+  const [farewell, setFarewell] = useState<string | null>(null);
   const queryClient = useQueryClient();
 
   // Logged out (by the button, or the session ended): nothing read for the
@@ -55,6 +56,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   const login = useCallback(
     async (email: string, password: string) => {
       await endpoints.login({ email, password });
+      setFarewell(null);
       await refreshUser();
     },
     [refreshUser],
@@ -63,14 +65,21 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   const completeLogin = useCallback(
     async (body: CompleteLogin) => {
       await endpoints.completeLogin(body);
+      setFarewell(null);
       await refreshUser();
     },
     [refreshUser],
   );
 
-  const logout = useCallback(async () => {
+  const logout = useCallback(async (options?: { everywhere?: boolean }) => {
+    // Ending every session must not fail quietly: when the server did not
+    // confirm it, this one stays, so the page can say so.
+    if (options?.everywhere) {
+      await endpoints.logoutEverywhere();
+      setFarewell('You are logged out everywhere: every session of your account has ended.');
+    }
     try {
-      await endpoints.logout();
+      if (!options?.everywhere) await endpoints.logout();
     } finally {
       setUser(null);
       setStatus('anonymous');
@@ -95,8 +104,8 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   );
 
   const value = useMemo(
-    () => ({ status, user, login, completeLogin, logout, refreshUser, updateUser }),
-    [status, user, login, completeLogin, logout, refreshUser, updateUser],
+    () => ({ status, user, farewell, login, completeLogin, logout, refreshUser, updateUser }),
+    [status, user, farewell, login, completeLogin, logout, refreshUser, updateUser],
   );
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
 }

@@ -12,7 +12,10 @@ export interface Auth {
   /** Completes a login that answered `mfa_required`. */
   completeLogin: (body: CompleteLogin) => Promise<void>;
 
-  logout: () => Promise<void>;
+  /** What the login page says after a logout it should explain, or `null`. */
+  farewell: string | null;
+  /** Ends this session, or with `everywhere` every session of the account. */
+  logout: (options?: { everywhere?: boolean }) => Promise<void>;
   refreshUser: () => Promise<void>;
   /**
    * Takes from the server's answer to a change (PATCH /users/me) only the

@@ -26,7 +26,7 @@ const item: Item = {
 const price = (id: number, current_price: number): StreamEvent => ({
   type: 'price',
   id,
-  data: { item_id: 'item-1', current_price, minimum_next_bid: current_price + 5, bid_count: id, at: '', close_at: '2030-01-01T00:00:00Z', extensions_used: 0 },
+  data: { item_id: 'item-1', current_price, minimum_next_bid: current_price + 5, bid_count: id, at: '', close_at: '2030-01-01T00:00:00Z', extensions_used: 0, ledger_head: null },
 });
 
 function run(events: StreamEvent[]) {

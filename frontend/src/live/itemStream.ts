@@ -4,17 +4,25 @@
 // Event ids are the item's bid count, so the reducer ignores anything it
 // has already seen: after a reconnect EventSource sends Last-Event-ID and
 // the server replays exactly what was missed; a fresh snapshot replaces
-// the state whole.
+// the state whole. The close only ever moves later (soft close): a close
+// is taken when it comes with more extensions than the one shown.
 import { useEffect, useEffectEvent, useReducer, useRef } from 'react';
 
-import type { ClosedEvent, Item, PriceEvent } from '../api/types';
+import type { ClosedEvent, ExtendedEvent, Item, PriceEvent } from '../api/types';
 import { currencyOf } from '../money';
 import { rememberCurrency } from './notify';
 
 export type StreamEvent =
   | { type: 'snapshot'; id: number; data: Item }
   | { type: 'price'; id: number; data: PriceEvent }
+  | { type: 'extended'; id: number; data: ExtendedEvent }
   | { type: 'closed'; id: number; data: ClosedEvent };
+
+/** A price on the chart: when, and at how much. */
+export interface PricePoint {
+  at: number;
+  price: number;
+}
 
 export interface ItemStreamState {
   item: Item | null;
@@ -23,6 +31,10 @@ export interface ItemStreamState {
   /** Bidding ended: nothing more will come. */
   ended: boolean;
   connected: boolean;
+  /** The prices seen while watching, oldest first. */
+  prices: PricePoint[];
+  /** The last extension seen live: why the countdown jumped. */
+  extended: ExtendedEvent | null;
 }
 
 export const initialStreamState: ItemStreamState = {
@@ -30,7 +42,17 @@ export const initialStreamState: ItemStreamState = {
   lastId: -1,
   ended: false,
   connected: false,
+  prices: [],
+  extended: null,
 };
+
+/** `item` with the close of `moved` when it is newer than its own. */
+function withClose(item: Item, moved: { close_at: string; extensions_used: number }): Item {
+  if (moved.extensions_used <= item.extensions_used) return item;
+  return { ...item, close_at: moved.close_at, extensions_used: moved.extensions_used };
+}
+
+const time = (text: string) => Date.parse(text);
 
 export type StreamAction = StreamEvent | { type: 'connection'; connected: boolean };
 
@@ -38,21 +60,37 @@ export function reduceStream(state: ItemStreamState, action: StreamAction): Item
   switch (action.type) {
     case 'connection':
       return { ...state, connected: action.connected };
-    case 'snapshot':
+    case 'snapshot': {
+      const { current_price } = action.data;
+      // The price as the snapshot stands (its time is when it was seen).
+      const seen = current_price === null ? [] : [{ at: Date.now(), price: current_price }];
       return {
         ...state,
         item: action.data,
         lastId: action.id,
         ended: action.data.status !== 'open',
+        prices: state.prices.length > 0 ? state.prices : seen,
       };
+    }
     case 'price': {
       if (!state.item || action.id <= state.lastId) return state;
-      const { current_price, minimum_next_bid, bid_count } = action.data;
+      const { current_price, minimum_next_bid, bid_count, ledger_head } = action.data;
+      const item = withClose({ ...state.item, current_price, minimum_next_bid, bid_count, ledger_head }, action.data);
+      const at = time(action.data.at);
       return {
         ...state,
-        item: { ...state.item, current_price, minimum_next_bid, bid_count },
+        item,
         lastId: action.id,
+        prices: [...state.prices, { at: Number.isFinite(at) ? at : Date.now(), price: current_price }],
       };
+    }
+    case 'extended': {
+      if (!state.item) return state;
+      const item = withClose(state.item, action.data);
+      // News when it moves the close now, or when it follows the price of
+      // its own bid (same id), which already carried the moved close.
+      const news = item !== state.item || action.id === state.lastId;
+      return news ? { ...state, item, extended: action.data } : state;
     }
     case 'closed': {
       if (!state.item || action.id <= state.lastId) return state;
@@ -71,6 +109,7 @@ export function parseStreamEvent(type: string, message: MessageEvent<string>): S
     const data: unknown = JSON.parse(message.data);
     if (type === 'snapshot') return { type, id, data: data as Item };
     if (type === 'price') return { type, id, data: data as PriceEvent };
+    if (type === 'extended') return { type, id, data: data as ExtendedEvent };
     if (type === 'closed') return { type, id, data: data as ClosedEvent };
   } catch {
     return null;
@@ -100,7 +139,7 @@ export function useItemStream(id: string, onPrice?: (price: PriceEvent) => void)
     const open = () => {
       source = new EventSource(`/events/${id}`);
       source.onopen = () => dispatch({ type: 'connection', connected: true });
-      for (const type of ['snapshot', 'price', 'closed'] as const) {
+      for (const type of ['snapshot', 'price', 'extended', 'closed'] as const) {
         source.addEventListener(type, (message) => {
           const event = parseStreamEvent(type, message as MessageEvent<string>);
           if (!event) return;
@@ -111,7 +150,7 @@ export function useItemStream(id: string, onPrice?: (price: PriceEvent) => void)
             if (event.data.current_price !== null) {
               onPriceEvent({ ...event.data, item_id: event.data.id, current_price: event.data.current_price, at: '' });
             }
-          } else if (event.id > lastApplied.current) {
+          } else if (event.type !== 'extended' && event.id > lastApplied.current) {
             lastApplied.current = event.id;
             if (event.type === 'price') onPriceEvent(event.data);
           }

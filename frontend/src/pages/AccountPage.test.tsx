@@ -200,4 +200,34 @@ describe('the account page', () => {
     renderApp('/account');
     expect(await screen.findByRole('heading', { name: 'Log in' })).toBeInTheDocument();
   });
+
+  it('logs out everywhere after asking, and says so on the login page', async () => {
+    let ended = 0;
+    server.use(
+      http.post('*/api/v1/auth/logout-all', () => {
+        ended += 1;
+        return new HttpResponse(null, { status: 204 });
+      }),
+    );
+    renderApp('/account');
+    await userEvent.click(await screen.findByRole('button', { name: 'Log out everywhere' }));
+    // Asked first: nothing is ended by one click.
+    expect(ended).toBe(0);
+    await userEvent.click(screen.getByRole('button', { name: 'Keep my sessions' }));
+    await userEvent.click(screen.getByRole('button', { name: 'Log out everywhere' }));
+    await userEvent.click(screen.getByRole('button', { name: 'Yes, log out everywhere' }));
+    expect(await screen.findByRole('heading', { name: 'Log in' })).toBeInTheDocument();
+    expect(screen.getByText('You are logged out everywhere: every session of your account has ended.')).toHaveAttribute('role', 'status');
+    expect(ended).toBe(1);
+  });
+
+  it('stays logged in and says so when the server could not end the sessions', async () => {
+    server.use(http.post('*/api/v1/auth/logout-all', () => problem(503, 'service_unavailable')));
+    renderApp('/account');
+    await userEvent.click(await screen.findByRole('button', { name: 'Log out everywhere' }));
+    await userEvent.click(screen.getByRole('button', { name: 'Yes, log out everywhere' }));
+    expect(await screen.findByRole('alert')).toHaveTextContent('service_unavailable');
+    expect(screen.getByRole('heading', { level: 1, name: 'Your account' })).toBeInTheDocument();
+    expect(screen.getByRole('button', { name: 'Yes, log out everywhere' })).toBeEnabled();
+  });
 });

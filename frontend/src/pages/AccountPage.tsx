@@ -1,11 +1,12 @@
 // Your account: the address and role the server knows you by, your display
 // name, whether you are e-mailed notices, the way to change your password,
-// two-step login and the identities you sign in with.
+// two-step login, the identities you sign in with, and logging out of
+// every browser at once.
 import { zodResolver } from '@hookform/resolvers/zod';
 import { useMutation } from '@tanstack/react-query';
 import { useId, useState } from 'react';
 import { useForm } from 'react-hook-form';
-import { Link } from 'react-router-dom';
+import { Link, useNavigate } from 'react-router-dom';
 
 import * as endpoints from '../api/endpoints';
 import type { User } from '../api/types';
@@ -101,6 +102,49 @@ function EmailNotices({ user }: { user: User }) {
   );
 }
 
+/** Ends every session of the account: a lost phone, a shared computer. */
+function LogOutEverywhere() {
+  const { logout } = useAuth();
+  const navigate = useNavigate();
+  const [asked, setAsked] = useState(false);
+  const [pending, setPending] = useState(false);
+  const [failure, setFailure] = useState<unknown>(null);
+  // Not a mutation: logging out clears the mutation cache, and with it a
+  // mutation's own callbacks, before the login page could be opened.
+  const end = async () => {
+    setPending(true);
+    setFailure(null);
+    try {
+      await logout({ everywhere: true });
+      void navigate('/login');
+    } catch (error) {
+      setFailure(error);
+      setPending(false);
+    }
+  };
+  return (
+    <section aria-labelledby="everywhere-title">
+      <h2 id="everywhere-title">Sessions</h2>
+      <p>Logging out everywhere ends every session of your account, in every browser and on every device, this one too.</p>
+      {asked ? (
+        <p>
+          <button type="button" className="danger" onClick={() => void end()} disabled={pending}>
+            Yes, log out everywhere
+          </button>{' '}
+          <button type="button" className="secondary" onClick={() => setAsked(false)}>
+            Keep my sessions
+          </button>
+        </p>
+      ) : (
+        <button type="button" className="secondary" onClick={() => setAsked(true)}>
+          Log out everywhere
+        </button>
+      )}
+      <ProblemAlert error={failure} />
+    </section>
+  );
+}
+
 export function AccountPage() {
   const { user } = useAuth();
   // Behind RequireLogin, and the frame waits while the session is restored.
@@ -126,6 +170,7 @@ export function AccountPage() {
       </p>
       <TwoStepLogin />
       <SignInMethods />
+      <LogOutEverywhere />
     </section>
   );
 }

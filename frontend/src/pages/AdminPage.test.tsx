@@ -1,4 +1,4 @@
-import { screen, waitFor, within } from '@testing-library/react';
+import { fireEvent, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { http, HttpResponse } from 'msw';
 
@@ -12,7 +12,10 @@ const currencies = http.get('*/api/v1/currencies/:code', ({ params }) => {
   return HttpResponse.json({ code, decimals: ISO[code] ?? 2 });
 });
 
-const server = mockApi(...signedIn(admin), currencies);
+/** No accounts beyond the admin, unless a test serves others. */
+const users = http.get('*/api/v1/users', () => HttpResponse.json({ items: [admin], next_cursor: null, has_more: false }));
+
+const server = mockApi(...signedIn(admin), currencies, users);
 
 /** Serves `items` as the open list; returns how often it was read. */
 function openItems(items: () => Item[]) {
@@ -186,29 +189,137 @@ describe('the admin page', () => {
     expect(await screen.findByText(/the server said service_unavailable/)).toBeInTheDocument();
   });
 
-  it('cancels an open item nobody has bid on', async () => {
+  it('shows every item with its status, and cancels one nobody has bid on', async () => {
     let cancelled = false;
     const chair = anItem({ id: 'chair', title: 'Chair', bid_count: 0, current_price: null });
     const lamp = anItem({ id: 'lamp', title: 'Lamp', bid_count: 2, current_price: 12_000 });
     const stove = anItem({ id: 'stove', title: 'Stove', bid_count: 1, current_price: 12_345, currency: 'huf', currency_decimals: 2 });
-    openItems(() => (cancelled ? [lamp, stove] : [chair, lamp, stove]));
+    const sold = anItem({ id: 'sold', title: 'Sold lamp', status: 'closed', final_price: 15_000, bid_count: 3 });
+    let asked: string | null = null;
     server.use(
+      http.get('*/api/v1/items', ({ request }) => {
+        asked = new URL(request.url).searchParams.get('status');
+        const all = cancelled ? [{ ...chair, status: 'cancelled' as const }, lamp, stove, sold] : [chair, lamp, stove, sold];
+        return HttpResponse.json({ items: asked ? all.filter((item) => item.status === asked) : all, next_cursor: null, has_more: false });
+      }),
       http.post('*/api/v1/items/chair/cancel', () => {
         cancelled = true;
         return HttpResponse.json({ ...chair, status: 'cancelled' });
       }),
     );
     renderApp('/admin');
-    const list = await screen.findByRole('region', { name: 'Open items' });
+    const list = await screen.findByRole('region', { name: 'Item list' });
     const cancelChair = await within(list).findByRole('button', { name: 'Cancel Chair' });
-    expect(within(list).getByRole('button', { name: 'Cancel Lamp' })).toBeDisabled();
-    expect(within(list).getByText(/2 bids · \$120\.00/)).toBeInTheDocument();
-    expect(within(list).getByText('0 bids')).toBeInTheDocument();
-    expect(within(list).getByText(/1 bid · HUF\s123\.45/)).toBeInTheDocument();
+    const rows = () =>
+      within(list)
+        .getAllByTestId('admin-item')
+        .map((row) => within(row).getAllByRole('cell').slice(0, 4).map((cell) => cell.textContent));
+    expect(rows()).toEqual([
+      ['Chair', 'Open', '0', '$100.00'],
+      ['Lamp', 'Open', '2', '$120.00'],
+      ['Stove', 'Open', '1', expect.stringMatching(/HUF\s123\.45/)],
+      ['Sold lamp', 'Closed', '3', '$150.00'],
+    ]);
+    // Only an open item nobody bid on can be changed.
+    expect(within(list).queryByRole('button', { name: 'Cancel Lamp' })).not.toBeInTheDocument();
+    expect(within(list).getAllByText('Has bids')).toHaveLength(2);
 
     await userEvent.click(cancelChair);
     expect(await screen.findByText('Cancelled "Chair".')).toBeInTheDocument();
     await waitFor(() => expect(within(list).queryByRole('button', { name: 'Cancel Chair' })).not.toBeInTheDocument());
     expect(within(list).getByRole('link', { name: 'Lamp' })).toHaveAttribute('href', '/items/lamp');
+
+    await userEvent.selectOptions(screen.getByLabelText('Show'), 'closed');
+    await waitFor(() => expect(asked).toBe('closed'));
+    await waitFor(() => expect(rows()).toEqual([['Sold lamp', 'Closed', '3', '$150.00']]));
+  });
+
+  it('edits an item before its first bid, sending the close only when it changed', async () => {
+    const chair = anItem({ id: 'chair', title: 'Chair', description: 'Oak', bid_count: 0, current_price: null, close_at: '2027-01-01T10:00:30Z' });
+    openItems(() => [chair]);
+    const bodies: Record<string, unknown>[] = [];
+    server.use(
+      http.patch('*/api/v1/items/chair', async ({ request }) => {
+        const body = (await request.json()) as Record<string, unknown>;
+        bodies.push(body);
+        if (bodies.length === 2) return problem(409, 'item_has_bids', { detail: 'an item with bids cannot be edited' });
+        return HttpResponse.json({ ...chair, ...body });
+      }),
+    );
+    renderApp('/admin');
+    await userEvent.click(await screen.findByRole('button', { name: 'Edit Chair' }));
+    const form = screen.getByRole('form', { name: 'Edit “Chair”' });
+    const title = within(form).getByLabelText('Title');
+    await userEvent.clear(title);
+    await userEvent.type(title, 'Oak chair');
+    await userEvent.click(within(form).getByRole('button', { name: 'Save changes' }));
+    expect(await screen.findByText('Saved "Oak chair".')).toBeInTheDocument();
+    expect(bodies[0]).toEqual({ title: 'Oak chair', description: 'Oak' });
+
+    await userEvent.click(await screen.findByRole('button', { name: 'Edit Chair' }));
+    const again = screen.getByRole('form', { name: 'Edit “Chair”' });
+    const close = within(again).getByLabelText('Closes at');
+    fireEvent.change(close, { target: { value: '2027-01-02T10:00' } });
+    await userEvent.click(within(again).getByRole('button', { name: 'Save changes' }));
+    expect(await within(again).findByRole('alert')).toHaveTextContent('an item with bids cannot be edited');
+    expect(bodies[1]).toMatchObject({ close_at: new Date('2027-01-02T10:00').toISOString() });
+  });
+
+  it('lists with a soft-close rule when asked', async () => {
+    openItems(() => []);
+    let body: Record<string, unknown> = {};
+    server.use(
+      http.post('*/api/v1/items', async ({ request }) => {
+        body = (await request.json()) as Record<string, unknown>;
+        return HttpResponse.json(anItem({ id: 'new', title: String(body.title) }), { status: 201 });
+      }),
+    );
+    renderApp('/admin');
+    await userEvent.type(await screen.findByLabelText('Title'), 'Clock');
+    await userEvent.click(screen.getByLabelText(/^Soft close/));
+    const window = screen.getByLabelText('Window (seconds)');
+    await userEvent.clear(window);
+    await userEvent.type(window, '600');
+    await userEvent.click(screen.getByRole('button', { name: 'List item' }));
+    await screen.findByText(/Listed "Clock"/);
+    expect(body.soft_close).toEqual({ window_secs: 600, extend_by_secs: 120, max_extensions: 10 });
+  });
+
+  it('finds accounts by address, changes roles and deactivates and reactivates them', async () => {
+    openItems(() => []);
+    const rae = { ...ann, id: 'user-rae-0001', email: 'rae@example.com', display_name: 'Rae' };
+    let current = [admin, rae];
+    let searched: string | null = null;
+    const changes: Record<string, unknown>[] = [];
+    server.use(
+      http.get('*/api/v1/users', ({ request }) => {
+        searched = new URL(request.url).searchParams.get('email');
+        const shown = searched ? current.filter((user) => user.email.includes(searched ?? '')) : current;
+        return HttpResponse.json({ items: shown, next_cursor: null, has_more: false });
+      }),
+      http.patch('*/api/v1/users/user-rae-0001', async ({ request }) => {
+        const change = (await request.json()) as Record<string, unknown>;
+        changes.push(change);
+        current = current.map((user) => (user.id === rae.id ? { ...user, ...change } : user));
+        return HttpResponse.json(current[1]);
+      }),
+    );
+    renderApp('/admin');
+    expect(await screen.findAllByTestId('admin-user')).toHaveLength(2);
+    const accounts = screen.getByRole('region', { name: 'Account list' });
+    // You cannot demote or deactivate yourself here.
+    expect(within(accounts).getByRole('combobox', { name: 'Role of root@example.com' })).toBeDisabled();
+    await userEvent.type(screen.getByLabelText('E-mail contains'), 'rae');
+    await userEvent.click(screen.getByRole('button', { name: 'Find' }));
+    await waitFor(() => expect(searched).toBe('rae'));
+    await waitFor(() => expect(within(accounts).getAllByTestId('admin-user')).toHaveLength(1));
+
+    await userEvent.click(within(accounts).getByRole('button', { name: 'Deactivate rae@example.com' }));
+    expect(await within(accounts).findByRole('button', { name: 'Reactivate rae@example.com' })).toBeInTheDocument();
+    expect(within(accounts).getByText('Deactivated')).toBeInTheDocument();
+    await userEvent.selectOptions(within(accounts).getByRole('combobox', { name: 'Role of rae@example.com' }), 'admin');
+    await waitFor(() => expect(changes).toEqual([{ is_active: false }, { role: 'admin' }]));
+    await userEvent.click(within(accounts).getByRole('button', { name: 'Reactivate rae@example.com' }));
+    await waitFor(() => expect(changes.at(-1)).toEqual({ is_active: true }));
   });
 });

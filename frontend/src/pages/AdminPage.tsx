@@ -1,27 +1,45 @@
-// Admin: list an item, and cancel open items nobody has bid on.
+// Admin: list an item (with its soft-close rule), see every item with its
+// status, edit or cancel one nobody has bid on, and manage accounts: find
+// them by address, change their role, deactivate or reactivate them.
 import { zodResolver } from '@hookform/resolvers/zod';
-import { type QueryClient, queryOptions, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useState } from 'react';
+import { keepPreviousData, type QueryClient, queryOptions, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useState, type ChangeEvent } from 'react';
 import { useForm, useWatch } from 'react-hook-form';
 import { Link } from 'react-router-dom';
 
+import { ApiError } from '../api/client';
+
 import * as endpoints from '../api/endpoints';
-import type { CurrencyInfo, Item } from '../api/types';
+import type { CurrencyInfo, Item, ItemStatus, User } from '../api/types';
 import { useAuth } from '../auth/useAuth';
 import { Field } from '../components/Field';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { useToast } from '../components/useToast';
 import { placeFieldErrors } from '../forms';
 import { currencyOf, formatMoney } from '../money';
-import { itemSchema, type ItemFormInput, type ItemFormOutput } from '../schemas';
+import {
+  itemEditSchema,
+  itemSchema,
+  type ItemEditInput,
+  type ItemEditOutput,
+  type ItemFormInput,
+  type ItemFormOutput,
+} from '../schemas';
+
+/** A moment as a `datetime-local` value, to the minute, in local time. */
+function localValue(at: Date): string {
+  const offset = at.getTimezoneOffset() * 60_000;
+  return new Date(at.getTime() - offset).toISOString().slice(0, 16);
+}
 
 /** A `datetime-local` value `minutes` from now. */
 function localInMinutes(minutes: number): string {
   const at = new Date(Date.now() + minutes * 60_000);
   at.setSeconds(0, 0);
-  const offset = at.getTimezoneOffset() * 60_000;
-  return new Date(at.getTime() - offset).toISOString().slice(0, 16);
+  return localValue(at);
 }
+
+const SOFT_CLOSE_DEFAULTS = { soft_close: false, window_secs: '300', extend_by_secs: '120', max_extensions: '10' };
 
 const CURRENCY_CODE = /^[a-z]{3}$/;
 
@@ -76,8 +94,10 @@ function CreateItem() {
       base_price: '1.00',
       min_increment: '1.00',
       close_at: localInMinutes(60),
+      ...SOFT_CLOSE_DEFAULTS,
     },
   });
+  const softClose = useWatch({ control, name: 'soft_close' });
   const code = useWatch({ control, name: 'currency' }).trim().toLowerCase();
   const lookup = useQuery({ ...currencyQuery(code), enabled: CURRENCY_CODE.test(code) });
   const submit = handleSubmit(async (form) => {
@@ -90,7 +110,15 @@ function CreateItem() {
         `Listed "${item.title}": opens at ${formatMoney(item.base_price, currency)}, raised by at least ${formatMoney(item.min_increment, currency)}.`,
         'good',
       );
-      reset({ ...form, title: '', description: '', base_price: '1.00', min_increment: '1.00', currency: 'USD', close_at: localInMinutes(60) });
+      reset({
+        title: '',
+        description: '',
+        base_price: '1.00',
+        min_increment: '1.00',
+        currency: 'USD',
+        close_at: localInMinutes(60),
+        ...SOFT_CLOSE_DEFAULTS,
+      });
       await queryClient.invalidateQueries({ queryKey: ['items'] });
     } catch (error) {
       const placed = placeFieldErrors(error, setError, {
@@ -100,6 +128,7 @@ function CreateItem() {
         min_increment: 'min_increment',
         currency: 'currency',
         close_at: 'close_at',
+        soft_close: 'window_secs',
       });
       if (!placed) setFailure(error);
     }
@@ -134,6 +163,36 @@ function CreateItem() {
       <Field label="Base price" inputMode="decimal" registration={register('base_price')} error={formState.errors.base_price?.message} />
       <Field label="Minimum increment" inputMode="decimal" registration={register('min_increment')} error={formState.errors.min_increment?.message} />
       <Field label="Closes at" type="datetime-local" registration={register('close_at')} error={formState.errors.close_at?.message} />
+      <div className="field checkbox">
+        <input id="soft_close" type="checkbox" {...register('soft_close')} />
+        <label htmlFor="soft_close">Soft close: a late bid that changes the leader extends the auction</label>
+      </div>
+      {softClose && (
+        <fieldset className="soft-close-fields">
+          <legend>Soft close</legend>
+          <Field
+            label="Window (seconds)"
+            inputMode="numeric"
+            hint="How late a bid must be to extend, 1 to 3600"
+            registration={register('window_secs')}
+            error={formState.errors.window_secs?.message}
+          />
+          <Field
+            label="Extend by (seconds)"
+            inputMode="numeric"
+            hint="The close moves this long after the bid, 1 to 3600"
+            registration={register('extend_by_secs')}
+            error={formState.errors.extend_by_secs?.message}
+          />
+          <Field
+            label="Extensions at most"
+            inputMode="numeric"
+            hint="1 to 100"
+            registration={register('max_extensions')}
+            error={formState.errors.max_extensions?.message}
+          />
+        </fieldset>
+      )}
       <ProblemAlert error={failure} />
       <button type="submit" disabled={formState.isSubmitting}>
         List item
@@ -142,10 +201,88 @@ function CreateItem() {
   );
 }
 
-function OpenItems() {
+/** Whether an item may still be edited or cancelled: open, ahead of its close, no bids. */
+function changeable(item: Item): boolean {
+  return item.status === 'open' && item.bid_count === 0 && Date.parse(item.close_at) > Date.now();
+}
+
+const STATUS_TEXT: Record<ItemStatus, string> = { open: 'Open', closed: 'Closed', cancelled: 'Cancelled' };
+
+/** Edits an item before its first bid: title, description, a later close. */
+function EditItem({ item, onDone }: { item: Item; onDone: () => void }) {
   const queryClient = useQueryClient();
   const toast = useToast();
-  const open = useQuery({ queryKey: ['items', 'open', 'admin'], queryFn: () => endpoints.listItems('open', null) });
+  const [failure, setFailure] = useState<unknown>(null);
+  const { register, handleSubmit, setError, formState } = useForm<ItemEditInput, unknown, ItemEditOutput>({
+    resolver: zodResolver(itemEditSchema()),
+    defaultValues: { title: item.title, description: item.description, close_at: localValue(new Date(item.close_at)) },
+  });
+  const submit = handleSubmit(async (form) => {
+    setFailure(null);
+    // The close is sent only when it was changed: the field shows it to the
+    // minute, and sending that back would move it earlier.
+    const shown = new Date(localValue(new Date(item.close_at))).toISOString();
+    const change = {
+      title: form.title,
+      description: form.description,
+      ...(form.close_at !== shown ? { close_at: form.close_at } : {}),
+    };
+    try {
+      const edited = await endpoints.editItem(item.id, change);
+      toast(`Saved "${edited.title}".`, 'good');
+      await queryClient.invalidateQueries({ queryKey: ['items'] });
+      onDone();
+    } catch (error) {
+      if (error instanceof ApiError && (error.code === 'item_has_bids' || error.code === 'auction_closed')) {
+        await queryClient.invalidateQueries({ queryKey: ['items'] });
+      }
+      if (!placeFieldErrors(error, setError, { title: 'title', description: 'description', close_at: 'close_at' })) setFailure(error);
+    }
+  });
+  return (
+    <form onSubmit={(event) => void submit(event)} noValidate aria-labelledby={`edit-${item.id}`} className="admin-edit">
+      <h3 id={`edit-${item.id}`}>Edit “{item.title}”</h3>
+      <Field label="Title" registration={register('title')} error={formState.errors.title?.message} />
+      <div className="field">
+        <label htmlFor={`description-${item.id}`}>Description</label>
+        <textarea id={`description-${item.id}`} rows={3} {...register('description')} aria-invalid={formState.errors.description ? true : undefined} />
+        {formState.errors.description && (
+          <p className="error" role="alert">
+            {formState.errors.description.message}
+          </p>
+        )}
+      </div>
+      <Field
+        label="Closes at"
+        type="datetime-local"
+        hint="Only later than now set: a close never moves earlier"
+        registration={register('close_at')}
+        error={formState.errors.close_at?.message}
+      />
+      <ProblemAlert error={failure} />
+      <div className="row-actions">
+        <button type="submit" disabled={formState.isSubmitting}>
+          Save changes
+        </button>
+        <button type="button" className="secondary" onClick={onDone}>
+          Keep as it is
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function Items() {
+  const queryClient = useQueryClient();
+  const toast = useToast();
+  const [status, setStatus] = useState<ItemStatus | ''>('');
+  const [editing, setEditing] = useState<string | null>(null);
+  const items = useQuery({
+    queryKey: ['items', status || 'all', 'admin'],
+    queryFn: () => endpoints.listItems(status || undefined, null),
+    // The last list stays in place while another one loads.
+    placeholderData: keepPreviousData,
+  });
   const cancel = useMutation({
     mutationFn: (item: Item) => endpoints.cancelItem(item.id),
     onSuccess: async (item) => {
@@ -153,30 +290,181 @@ function OpenItems() {
       await queryClient.invalidateQueries({ queryKey: ['items'] });
     },
   });
+  const shown = items.data?.items ?? [];
   return (
-    <section aria-labelledby="open-title">
-      <h2 id="open-title">Open items</h2>
-      <ProblemAlert error={open.error ?? cancel.error} />
-      <ul className="cards">
-        {open.data?.items.map((item) => (
-          <li key={item.id} className="card">
-            <Link to={`/items/${encodeURIComponent(item.id)}`}>{item.title}</Link>{' '}
-            <span className="hint">
-              {item.bid_count} bid{item.bid_count === 1 ? '' : 's'}
-              {item.current_price !== null && ` · ${formatMoney(item.current_price, currencyOf(item))}`}
-            </span>{' '}
-            <button
-              type="button"
-              className="secondary"
-              disabled={item.bid_count > 0 || cancel.isPending}
-              onClick={() => cancel.mutate(item)}
-              aria-label={`Cancel ${item.title}`}
-            >
-              Cancel
-            </button>
-          </li>
+    <section aria-labelledby="items-title">
+      <h2 id="items-title">Items</h2>
+      <div className="field">
+        <label htmlFor="status-filter">Show</label>
+        <select id="status-filter" value={status} onChange={(event) => setStatus(event.target.value as ItemStatus | '')}>
+          <option value="">Every item</option>
+          <option value="open">Open</option>
+          <option value="closed">Closed</option>
+          <option value="cancelled">Cancelled</option>
+        </select>
+      </div>
+      <ProblemAlert error={items.error ?? cancel.error} />
+      {items.isSuccess && shown.length === 0 && <p>No items.</p>}
+      {shown.length > 0 && (
+        <div className="table-wrap" tabIndex={0} role="region" aria-label="Item list">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Item</th>
+                <th scope="col">Status</th>
+                <th scope="col">Bids</th>
+                <th scope="col">Price</th>
+                <th scope="col">Closes</th>
+                <th scope="col">Actions</th>
+              </tr>
+            </thead>
+            <tbody>
+              {shown.map((item) => (
+                <tr key={item.id} data-testid="admin-item">
+                  <td>
+                    <Link to={`/items/${encodeURIComponent(item.id)}`}>{item.title}</Link>
+                    {item.soft_close && <span className="hint"> · soft close</span>}
+                  </td>
+                  <td>{STATUS_TEXT[item.status]}</td>
+                  <td>{item.bid_count}</td>
+                  <td>{formatMoney(item.final_price ?? item.current_price ?? item.base_price, currencyOf(item))}</td>
+                  <td>
+                    <time dateTime={item.close_at}>{new Date(item.close_at).toLocaleString()}</time>
+                  </td>
+                  <td>
+                    {changeable(item) ? (
+                      <span className="row-actions">
+                        <button type="button" className="secondary" onClick={() => setEditing(item.id)} aria-label={`Edit ${item.title}`}>
+                          Edit
+                        </button>
+                        <button
+                          type="button"
+                          className="secondary"
+                          disabled={cancel.isPending}
+                          onClick={() => cancel.mutate(item)}
+                          aria-label={`Cancel ${item.title}`}
+                        >
+                          Cancel
+                        </button>
+                      </span>
+                    ) : (
+                      <span className="hint">{item.status === 'open' ? 'Has bids' : '—'}</span>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {shown
+        .filter((item) => item.id === editing)
+        .map((item) => (
+          <EditItem key={item.id} item={item} onDone={() => setEditing(null)} />
         ))}
-      </ul>
+    </section>
+  );
+}
+
+/** Accounts: found by part of the address; role and activation changed in place. */
+function Users() {
+  const { user: me } = useAuth();
+  const queryClient = useQueryClient();
+  const toast = useToast();
+  const [typed, setTyped] = useState('');
+  const [search, setSearch] = useState('');
+  const users = useQuery({
+    queryKey: ['users', search],
+    queryFn: () => endpoints.listUsers(search, null),
+    placeholderData: keepPreviousData,
+  });
+  const change = useMutation({
+    mutationFn: ({ user, to }: { user: User; to: { role?: User['role']; is_active?: boolean } }) => endpoints.administerUser(user.id, to),
+    onSuccess: async (changed) => {
+      toast(`${changed.email}: ${changed.is_active ? (changed.role === 'admin' ? 'admin' : 'user') : 'deactivated'}.`, 'good');
+      await queryClient.invalidateQueries({ queryKey: ['users'] });
+    },
+  });
+  const shown = users.data?.items ?? [];
+  return (
+    <section aria-labelledby="users-title">
+      <h2 id="users-title">Accounts</h2>
+      <form
+        role="search"
+        className="filters"
+        onSubmit={(event) => {
+          event.preventDefault();
+          setSearch(typed.trim());
+        }}
+      >
+        <Field
+          label="E-mail contains"
+          type="search"
+          registration={{
+            name: 'email-search',
+            value: typed,
+            onChange: (event: ChangeEvent<HTMLInputElement>) => setTyped(event.target.value),
+          }}
+        />
+        <div className="filter-actions">
+          <button type="submit">Find</button>
+        </div>
+      </form>
+      <ProblemAlert error={users.error ?? change.error} />
+      {users.isSuccess && shown.length === 0 && <p>No account matches.</p>}
+      {shown.length > 0 && (
+        <div className="table-wrap" tabIndex={0} role="region" aria-label="Account list">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">E-mail</th>
+                <th scope="col">Name</th>
+                <th scope="col">Role</th>
+                <th scope="col">State</th>
+                <th scope="col">Actions</th>
+              </tr>
+            </thead>
+            <tbody>
+              {shown.map((user) => {
+                const self = user.id === me?.id;
+                return (
+                  <tr key={user.id} data-testid="admin-user">
+                    <td>{user.email}</td>
+                    <td>{user.display_name}</td>
+                    <td>
+                      <select
+                        aria-label={`Role of ${user.email}`}
+                        value={user.role}
+                        disabled={self || change.isPending}
+                        onChange={(event) => change.mutate({ user, to: { role: event.target.value as User['role'] } })}
+                      >
+                        <option value="user">User</option>
+                        <option value="admin">Admin</option>
+                      </select>
+                    </td>
+                    <td>{user.is_active ? 'Active' : 'Deactivated'}</td>
+                    <td>
+                      {self ? (
+                        <span className="hint">You</span>
+                      ) : (
+                        <button
+                          type="button"
+                          className="secondary"
+                          disabled={change.isPending}
+                          onClick={() => change.mutate({ user, to: { is_active: !user.is_active } })}
+                          aria-label={`${user.is_active ? 'Deactivate' : 'Reactivate'} ${user.email}`}
+                        >
+                          {user.is_active ? 'Deactivate' : 'Reactivate'}
+                        </button>
+                      )}
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      )}
     </section>
   );
 }
@@ -188,7 +476,8 @@ export function AdminPage() {
     <section aria-labelledby="admin-title">
       <h1 id="admin-title">Admin</h1>
       <CreateItem />
-      <OpenItems />
+      <Items />
+      <Users />
     </section>
   );
 }

@@ -2,7 +2,7 @@ import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { http, HttpResponse, ws } from 'msw';
 
-import type { Notification, OwnBid, RevealedBid } from '../api/types';
+import type { Item, Notification, OwnBid, RevealedBid } from '../api/types';
 import { aBid, anItem, ann, anonymous, FakeEventSource, mockApi, problem, renderApp, signedIn } from '../test/app';
 
 const server = mockApi(...anonymous);
@@ -17,6 +17,7 @@ const price = (id: number, current_price: number) => ({
   at: '2026-06-01T00:00:00Z',
   close_at: '2030-01-01T00:00:00Z',
   extensions_used: 0,
+  ledger_head: null,
 });
 
 function revealed(seq: number, bidder_id: string, over: Partial<RevealedBid> = {}): RevealedBid {
@@ -265,5 +266,88 @@ describe('the auction room', () => {
     stream.emit('snapshot', 1, anItem());
     expect(await screen.findByRole('alert')).toHaveTextContent('Problem: the server said internal');
     expect(screen.queryByRole('region', { name: 'Your bid' })).not.toBeInTheDocument();
+  });
+});
+
+describe('soft close, the chart and the ledger', () => {
+  // The vector of crates/domain/src/ledger/tests.rs.
+  const ITEM = '01939a6e-7f00-7000-8000-000000000001';
+  const H1 = '1e6dcaaf56544cf86a00e6c69157ad0a487a0f6173fe8f5733284e173110298a';
+  const H2 = 'fbfd6b1bc35e2a482295c036288497eb7939a88e8a11648775ee1f27b035f22d';
+  const vector = (): RevealedBid[] => [
+    revealed(1, '01939a6e-7f00-7000-8000-0000000000b1', {
+      amount: 12_500,
+      poison: { budget: 20_000, step: 500 },
+      state: 'won',
+      effective: 13_500,
+      created_at: '2026-12-05T10:00:00.123456Z',
+      salt: '000102030405060708090a0b0c0d0e0f',
+      hash: H1,
+    }),
+    revealed(2, '01939a6e-7f00-7000-8000-0000000000b2', {
+      amount: 13_000,
+      created_at: '2026-12-05T10:00:01.000000Z',
+      hash: H2,
+    }),
+  ];
+  const lot = (over: Partial<Item> = {}) => anItem({ id: ITEM, ...over });
+
+  function served(bids: RevealedBid[]) {
+    server.use(
+      http.get(`*/api/v1/items/${ITEM}/bids`, () => HttpResponse.json({ items: bids, next_cursor: null, has_more: false })),
+      http.get(`*/api/v1/items/${ITEM}`, () => HttpResponse.json(lot({ status: 'closed', final_price: 13_500, winner_id: bids[0]?.bidder_id }))),
+    );
+  }
+
+  afterEach(() => localStorage.clear());
+
+  it('shows the rule, follows an extension live and draws the prices', async () => {
+    renderApp(`/items/${ITEM}`);
+    const stream = await FakeEventSource.opened();
+    stream.open();
+    const rule = { window_secs: 300, extend_by_secs: 120, max_extensions: 3 };
+    stream.emit('snapshot', 1, lot({ soft_close: rule, close_at: '2030-01-01T00:00:00Z', ledger_head: H1 }));
+    expect(screen.getByTestId('soft-close-rule')).toHaveTextContent(
+      'Soft close: a bid that changes the leader in the last 5 min moves the close to 2 min after it, up to 3 times (0 used).',
+    );
+    expect(screen.queryByTestId('extended')).not.toBeInTheDocument();
+    expect(screen.getByTestId('price-chart')).toHaveTextContent('One price so far: $120.00.');
+
+    const moved = '2030-01-01T00:01:00Z';
+    stream.emit('price', 2, { ...price(2, 13_000), item_id: ITEM, close_at: moved, extensions_used: 1, ledger_head: H2 });
+    stream.emit('extended', 2, { item_id: ITEM, close_at: moved, extensions_used: 1 });
+    expect(screen.getByTestId('extended')).toHaveTextContent('(1 of 3 extensions used)');
+    expect(screen.getByTestId('status').querySelector('time')).toHaveAttribute('dateTime', moved);
+    expect(screen.getByTestId('soft-close-rule')).toHaveTextContent('(1 used).');
+    expect(screen.getByTestId('price-chart')).toHaveTextContent(/^Price while you watch2 prices, from \$120\.00 .* to \$130\.00/);
+    // The newest head seen is kept for the check after close.
+    expect(JSON.parse(localStorage.getItem(`pp:ledger-head:${ITEM}`) ?? '{}')).toEqual({ head: H2, count: 2 });
+    // A replayed older close never moves it back.
+    stream.emit('price', 3, { ...price(3, 14_000), item_id: ITEM, close_at: '2030-01-01T00:00:00Z', extensions_used: 0, ledger_head: H2 });
+    expect(screen.getByTestId('status').querySelector('time')).toHaveAttribute('dateTime', moved);
+  });
+
+  it('verifies the revealed bids against the head this browser saw', async () => {
+    localStorage.setItem(`pp:ledger-head:${ITEM}`, JSON.stringify({ head: H2, count: 2 }));
+    served(vector());
+    renderApp(`/items/${ITEM}`);
+    const stream = await FakeEventSource.opened();
+    stream.emit('snapshot', 3, lot({ status: 'closed', current_price: 13_500, bid_count: 2, ledger_head: H2 }));
+    await waitFor(() => expect(screen.getByTestId('ledger-check')).toHaveTextContent('Verified: these 2 bids hash to the head this browser saw'));
+    // After close the chart replays the rule over every bid.
+    expect(screen.getByTestId('price-chart')).toHaveTextContent('Price over the auction2 prices, from $125.00');
+  });
+
+  it('says where the chain breaks, and checks against the item when this browser saw nothing', async () => {
+    const [first, second] = vector() as [RevealedBid, RevealedBid];
+    served([first, { ...second, amount: 12_900 }]);
+    renderApp(`/items/${ITEM}`);
+    const stream = await FakeEventSource.opened();
+    stream.emit('snapshot', 3, lot({ status: 'closed', current_price: 13_500, bid_count: 2, ledger_head: H2 }));
+    await waitFor(() =>
+      expect(screen.getByTestId('ledger-check')).toHaveTextContent(
+        "The ledger breaks at bid #2: that bid's shown hash is not what its data hashes to.",
+      ),
+    );
   });
 });

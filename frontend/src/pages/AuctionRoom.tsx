@@ -1,26 +1,32 @@
-// One auction, live: the price from the item's event stream, your bid and
-// its budget bar kept current by price events and your notifications, the
-// bid form with its poison, and after close the outcome and every bid.
+// One auction, live: the price from the item's event stream (and its chart),
+// the soft-close rule and each extension as it happens, your bid and its
+// budget bar kept current by price events and your notifications, the bid
+// form with its poison, and after close the outcome and every bid, checked
+// against the bid ledger's head this browser saw while the auction ran.
 import { zodResolver } from '@hookform/resolvers/zod';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { useMemo, useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import { useForm, useWatch } from 'react-hook-form';
 import { Link, useLocation, useParams } from 'react-router-dom';
 
 import { ApiError } from '../api/client';
 import * as endpoints from '../api/endpoints';
-import type { Item, OwnBid, RevealedBid } from '../api/types';
+import type { Item, OwnBid, RevealedBid, SoftClose } from '../api/types';
 import { useAuth } from '../auth/useAuth';
 import { BudgetBar } from '../components/BudgetBar';
 import { Countdown } from '../components/Countdown';
 import { Field } from '../components/Field';
+import { PriceChart } from '../components/PriceChart';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { afterAutoRaise, afterLosingLead, afterPrice, budgetOf, type Budget } from '../budget';
-import { useItemStream } from '../live/itemStream';
+import { recalledHead, rememberHead, verifyLedger, type LedgerVerdict, type SeenHead } from '../ledger';
+import { useItemStream, type PricePoint } from '../live/itemStream';
 import { useNotifications } from '../live/useNotifications';
 import { placeFieldErrors } from '../forms';
 import { currencyOf, formatMoney, parseMoney, toMajorText, type Currency } from '../money';
+import { pricesAfter } from '../replay';
 import { bidSchema, type BidFormInput, type BidFormOutput } from '../schemas';
+import { duration } from '../time';
 
 const STATE_TEXT: Record<string, string> = {
   leading: 'Leading',
@@ -156,11 +162,70 @@ function bidderName(id: string, me: string | undefined): string {
   return id === me ? 'you' : `bidder ${id.slice(-6)}`;
 }
 
+/** The rule in words: when a late bid moves the close, and how often. */
+function softCloseText(rule: SoftClose, used: number): string {
+  return `Soft close: a bid that changes the leader in the last ${duration(rule.window_secs)} moves the close to ${duration(
+    rule.extend_by_secs,
+  )} after it, up to ${rule.max_extensions} time${rule.max_extensions === 1 ? '' : 's'} (${used} used).`;
+}
+
+const shortHash = (hash: string) => `${hash.slice(0, 12)}…`;
+
+/**
+ * The revealed bids checked against the ledger: each bid's hash recomputed
+ * here, and the chain compared with the head this browser saw before the
+ * close (or, when it saw none, the head the item shows).
+ */
+function LedgerCheck({ bids, item }: { bids: RevealedBid[]; item: Item }) {
+  const [result, setResult] = useState<{ verdict: LedgerVerdict; seen: SeenHead; ours: boolean } | null>(null);
+  const [failure, setFailure] = useState<string | null>(null);
+  useEffect(() => {
+    const remembered = recalledHead(item.id);
+    const seen = remembered ?? (item.ledger_head ? { head: item.ledger_head, count: item.bid_count } : null);
+    if (!seen) return;
+    let current = true;
+    verifyLedger(item.id, bids, seen).then(
+      (verdict) => current && setResult({ verdict, seen, ours: remembered !== null }),
+      (error: unknown) => current && setFailure(error instanceof Error ? error.message : String(error)),
+    );
+    return () => {
+      current = false;
+    };
+  }, [bids, item.id, item.ledger_head, item.bid_count]);
+  let text: string;
+  let className = '';
+  if (failure) {
+    text = `The ledger could not be checked here: ${failure}`;
+  } else if (!result) {
+    text = 'Checking the bid ledger…';
+  } else if (result.verdict.ok) {
+    const against = result.ours
+      ? `the head this browser saw while the auction ran (after bid ${result.seen.count})`
+      : "the item's ledger head (this browser saw none while the auction ran)";
+    text = `Verified: these ${bids.length} bids hash to ${against}, ${shortHash(result.seen.head)}.`;
+    className = 'ledger-ok';
+  } else {
+    const why = {
+      order: 'a bid is missing or out of order there',
+      hash: "that bid's shown hash is not what its data hashes to",
+      head: `the chain does not reach the head seen before the close, ${shortHash(result.seen.head)}`,
+    }[result.verdict.why];
+    text = `The ledger breaks at bid #${result.verdict.seq}: ${why}.`;
+    className = 'ledger-bad';
+  }
+  return (
+    <p role="status" data-testid="ledger-check" className={className}>
+      {text}
+    </p>
+  );
+}
+
 function Revealed({ bids, item, me }: { bids: RevealedBid[]; item: Item; me: string | undefined }) {
   const currency = currencyOf(item);
   return (
     <section aria-labelledby="revealed-title">
       <h2 id="revealed-title">Every bid, in arrival order</h2>
+      <LedgerCheck bids={bids} item={item} />
       {bids.length === 0 ? (
         <p>Nobody bid.</p>
       ) : (
@@ -260,6 +325,20 @@ export function AuctionRoom() {
   });
   const winner = item?.winner_id ?? closedItem.data?.winner_id;
 
+  // The newest head seen while the auction runs, kept for the check after close.
+  const openHead = item?.status === 'open' ? item.ledger_head : null;
+  const openCount = item?.bid_count ?? 0;
+  useEffect(() => {
+    if (openHead) rememberHead(id, { head: openHead, count: openCount });
+  }, [id, openHead, openCount]);
+
+  // After close the revealed bids give the whole history; before, what was watched.
+  const chartPoints: PricePoint[] = useMemo(() => {
+    if (!revealed.data) return stream.prices;
+    const prices = pricesAfter(revealed.data);
+    return revealed.data.map((bid, n) => ({ at: Date.parse(bid.created_at), price: prices[n] ?? bid.amount }));
+  }, [revealed.data, stream.prices]);
+
   if (!item) {
     return <p>{stream.connected ? 'Loading…' : 'Connecting…'}</p>;
   }
@@ -291,6 +370,26 @@ export function AuctionRoom() {
           </dd>
         </div>
       </dl>
+      {item.soft_close && (
+        <p className="hint" data-testid="soft-close-rule">
+          {softCloseText(item.soft_close, item.extensions_used)}
+        </p>
+      )}
+      {/* Always there, so a screen reader hears an extension when it comes. */}
+      <div role="status" className="status">
+        {stream.extended && item.status === 'open' && (
+          <p className="extended" data-testid="extended">
+            Extended: a bid changed the leader near the close, so bidding now ends at{' '}
+            {new Date(stream.extended.close_at).toLocaleTimeString()} ({stream.extended.extensions_used} of{' '}
+            {item.soft_close?.max_extensions ?? stream.extended.extensions_used} extensions used).
+          </p>
+        )}
+      </div>
+      <PriceChart
+        points={chartPoints}
+        currency={currency}
+        title={item.status === 'closed' && revealed.data ? 'Price over the auction' : 'Price while you watch'}
+      />
 
       {item.status === 'closed' && (
         <section aria-labelledby="outcome-title" className="outcome" data-testid="outcome">

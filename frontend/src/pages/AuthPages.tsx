@@ -120,6 +120,8 @@ export function LoginPage() {
   const [challenge, setChallenge] = useState<Challenge | null>(null);
   const [expired, setExpired] = useState(false);
   const { register, handleSubmit, formState } = useForm<LoginForm>({ resolver: zodResolver(loginSchema) });
+  // Why you were logged out, when it was your own doing elsewhere.
+  const { farewell } = useAuth();
   const goBack = () => {
     const back = (location.state as { from?: string } | null)?.from ?? '/';
     void navigate(back, { replace: true });
@@ -160,6 +162,7 @@ export function LoginPage() {
   return (
     <section aria-labelledby="login-title" className="narrow">
       <h1 id="login-title">Log in</h1>
+      {farewell && <p role="status">{farewell}</p>}
       {expired && <p role="alert">That took too long; log in again.</p>}
       <form onSubmit={(event) => void submit(event)} noValidate>
         <Field label="E-mail" type="email" autoComplete="username" registration={register('email')} error={formState.errors.email?.message} />
