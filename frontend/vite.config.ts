@@ -24,6 +24,8 @@ export default defineConfig({
           react: ['react', 'react-dom', 'react-router-dom'],
           data: ['@tanstack/react-query', 'axios'],
           forms: ['react-hook-form', '@hookform/resolvers', 'zod'],
+          // Loaded with the auction room's chart only (React.lazy).
+          charts: ['recharts'],
         },
       },
     },

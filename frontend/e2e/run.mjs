@@ -162,14 +162,20 @@ async function registerAndVerify(context, email) {
   await page.getByLabel('E-mail').fill(email);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Register' }).click();
-  await page.getByText('Check your inbox').waitFor();
+  await page
+    .getByText('Check your inbox')
+    .waitFor()
+    .catch(async (error) => {
+      throw new Error(`registering ${email}: ${await page.locator('main').innerText()}`, { cause: error });
+    });
   await page.goto(await mailedLink(email, 'verify-email'));
   await page.getByText('Your address is verified').waitFor();
   await accessible(page, 'verify-email');
   await page.getByRole('main').getByRole('link', { name: 'Log in' }).click();
   // The verify page's section is labelled "Verify your e-mail": wait for the
-  // login page before looking for its E-mail field.
-  await page.waitForURL('**/login');
+  // login page itself (its URL changes before it renders) before looking
+  // for its E-mail field.
+  await page.getByRole('heading', { name: 'Log in' }).waitFor();
   await page.getByLabel('E-mail').fill(email);
   await page.getByLabel('Password').fill(PASSWORD);
   await accessible(page, 'login');
@@ -178,8 +184,8 @@ async function registerAndVerify(context, email) {
   return page;
 }
 
-/** Lists an item through the API as the admin, in `currency`; its id. */
-async function listItem(closesInSeconds, title = 'A brass lamp', currency = 'usd') {
+/** Lists an item through the API as the admin, in `currency` (with `extra` fields); its id. */
+async function listItem(closesInSeconds, title = 'A brass lamp', currency = 'usd', extra = {}) {
   const login = await fetch(`${base}/api/v1/auth/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -196,10 +202,22 @@ async function listItem(closesInSeconds, title = 'A brass lamp', currency = 'usd
       base_price: 10000,
       min_increment: 500,
       close_at: new Date(Date.now() + closesInSeconds * 1000).toISOString(),
+      ...extra,
     }),
   });
   assert.equal(created.status, 201);
   return (await created.json()).id;
+}
+
+/** A page of `context` logged in as `email` through the login form. */
+async function logIn(context, email) {
+  const page = await context.newPage();
+  await page.goto(`${base}/login`);
+  await page.getByLabel('E-mail').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('heading', { name: 'Auctions' }).waitFor();
+  return page;
 }
 
 /** The admin's user id, read through the API. */
@@ -433,6 +451,101 @@ test('a 422 from the server is shown next to its field', async () => {
   assert.equal(await password.getAttribute('aria-invalid'), 'true');
   await accessible(page, 'register with an error');
   await context.close();
+});
+
+test('soft close: a rival\'s late bid extends the item on the open page; the chart draws; after close the browser verifies the ledger', async () => {
+  const kim = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const lou = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const kimPage = await registerAndVerify(kim, 'kim@example.com');
+  const louPage = await registerAndVerify(lou, 'lou@example.com');
+  // Closes in 10 s; any change of leader in its last minute moves the close
+  // to 12 s after the bid, at most 3 times.
+  const rule = { window_secs: 60, extend_by_secs: 12, max_extensions: 3 };
+  const item = await listItem(10, 'A carriage clock', 'usd', { soft_close: rule });
+  const closeOf = async (page) => Date.parse(await page.getByTestId('status').locator('time').getAttribute('datetime'));
+
+  await kimPage.goto(`${base}/items/${item}`);
+  await kimPage.getByTestId('soft-close-rule').filter({ hasText: 'in the last 1 min moves the close to 12 s after it, up to 3 times (0 used)' }).waitFor();
+  const listedClose = await closeOf(kimPage);
+  await kimPage.getByLabel('Amount (USD)').fill('100.00');
+  await kimPage.getByRole('button', { name: 'Place bid' }).click();
+  await kimPage.getByTestId('bid-state').filter({ hasText: 'Leading' }).waitFor();
+  // The first leader in the window moved the close already.
+  await kimPage.getByTestId('soft-close-rule').filter({ hasText: '(1 used)' }).waitFor();
+  const afterFirst = await closeOf(kimPage);
+  assert.ok(afterFirst > listedClose, 'the first bid moved the close');
+
+  // Lou's late bid takes the lead: Kim's open page follows, the countdown jumps.
+  await louPage.goto(`${base}/items/${item}`);
+  await louPage.getByLabel('Amount (USD)').fill('150.00');
+  await louPage.getByRole('button', { name: 'Place bid' }).click();
+  await louPage.getByTestId('bid-state').filter({ hasText: 'Leading' }).waitFor();
+  await kimPage.getByTestId('extended').filter({ hasText: '(2 of 3 extensions used)' }).waitFor();
+  assert.ok((await closeOf(kimPage)) > afterFirst, 'the rival\'s bid moved the close again');
+  await kimPage.getByTestId('price-chart').filter({ hasText: '2 prices' }).waitFor();
+  assert.ok((await kimPage.getByTestId('price-chart').locator('svg .recharts-line-curve').count()) >= 1, 'the line is drawn');
+  await accessible(kimPage, 'auction room, extended');
+  await kimPage.screenshot({ path: join(screenshots, 'auction-room-soft-close.png'), fullPage: true });
+
+  // After the (moved) close, both pages check the revealed bids in the browser.
+  for (const page of [kimPage, louPage]) {
+    await page.getByTestId('outcome').waitFor({ timeout: 40_000 });
+    await page.getByTestId('ledger-check').filter({ hasText: 'Verified: these 2 bids hash to the head this browser saw' }).waitFor();
+  }
+  await kimPage.getByTestId('price-chart').filter({ hasText: 'Price over the auction' }).waitFor();
+  await accessible(kimPage, 'closed auction with its ledger');
+  await kimPage.screenshot({ path: join(screenshots, 'revealed-ledger-verified.png'), fullPage: true });
+  await louPage.screenshot({ path: join(screenshots, 'revealed-ledger-phone.png'), fullPage: true });
+  await kim.close();
+  await lou.close();
+});
+
+test('the admin edits an item and deactivates a user; logging out everywhere ends another browser\'s session', async () => {
+  const adminCtx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const jonCtx = await browser.newContext();
+  const ivyHere = await browser.newContext();
+  const ivyThere = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const jonPage = await registerAndVerify(jonCtx, 'jon@example.com');
+  const ivyPage = await registerAndVerify(ivyHere, 'ivy@example.com');
+  const ivyPhone = await logIn(ivyThere, 'ivy@example.com');
+  await listItem(600, 'A pine stool');
+
+  const admin = await logIn(adminCtx, 'admin@example.com');
+  await admin.getByRole('link', { name: 'Admin', exact: true }).click();
+  const items = admin.getByRole('region', { name: 'Item list' });
+  await items.getByRole('button', { name: 'Edit A pine stool' }).click();
+  const form = admin.getByRole('form', { name: 'Edit “A pine stool”' });
+  await form.getByLabel('Title').fill('A pine milking stool');
+  await form.getByLabel('Description').fill('Pine, three legs, 1890s.');
+  await accessible(admin, 'admin editing an item');
+  await admin.screenshot({ path: join(screenshots, 'admin-edit-item.png'), fullPage: true });
+  await form.getByRole('button', { name: 'Save changes' }).click();
+  await admin.getByText('Saved "A pine milking stool".').waitFor();
+  await items.getByRole('link', { name: 'A pine milking stool' }).waitFor();
+
+  await admin.getByLabel('E-mail contains').fill('jon@');
+  await admin.getByRole('button', { name: 'Find' }).click();
+  const accounts = admin.getByRole('region', { name: 'Account list' });
+  // The found list replaces the whole one (shown meanwhile).
+  await accounts.getByTestId('admin-user').filter({ hasText: 'ivy@example.com' }).waitFor({ state: 'detached' });
+  assert.deepEqual(await accounts.getByTestId('admin-user').locator('td:first-child').allTextContents(), ['jon@example.com']);
+  await accounts.getByRole('button', { name: 'Deactivate jon@example.com' }).click();
+  await accounts.getByRole('button', { name: 'Reactivate jon@example.com' }).waitFor();
+  await accessible(admin, 'admin with accounts');
+  await admin.screenshot({ path: join(screenshots, 'admin-accounts.png'), fullPage: true });
+  // Jon's session ended with the deactivation: his next page is the login.
+  await jonPage.goto(`${base}/me/bids`);
+  await jonPage.getByRole('heading', { name: 'Log in' }).waitFor();
+
+  // Ivy logs out everywhere on one browser; her phone's session ends too.
+  await ivyPage.getByRole('link', { name: 'ivy, your account' }).click();
+  await ivyPage.getByRole('button', { name: 'Log out everywhere' }).click();
+  await accessible(ivyPage, 'account, asking before logging out everywhere');
+  await ivyPage.getByRole('button', { name: 'Yes, log out everywhere' }).click();
+  await ivyPage.getByText('You are logged out everywhere').waitFor();
+  await ivyPhone.goto(`${base}/account`);
+  await ivyPhone.getByRole('heading', { name: 'Log in' }).waitFor();
+  for (const context of [adminCtx, jonCtx, ivyHere, ivyThere]) await context.close();
 });
 
 test('the other pages have no serious accessibility problems', async () => {

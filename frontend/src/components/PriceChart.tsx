@@ -8,7 +8,7 @@ import { formatMoney, type Currency } from '../money';
 
 const clock = (at: number) => new Date(at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
 
-export function PriceChart({ points, currency, title }: { points: PricePoint[]; currency: Currency; title: string }) {
+export default function PriceChart({ points, currency, title }: { points: PricePoint[]; currency: Currency; title: string }) {
   const [first] = points;
   const last = points.at(-1);
   if (!first || !last) return null;
@@ -17,6 +17,10 @@ export function PriceChart({ points, currency, title }: { points: PricePoint[]; 
   const times = points.map((point) => point.at);
   const [earliest, latest] = [Math.min(...times), Math.max(...times)];
   const domain = earliest === latest ? [earliest - 60_000, latest + 60_000] : [earliest, latest];
+  // Within a couple of minutes the clock reads the same on every tick:
+  // seconds after the first price say more.
+  const short = latest - earliest < 120_000;
+  const tick = short ? (at: number) => `+${((at - earliest) / 1000).toFixed(latest - earliest < 10_000 ? 1 : 0)} s` : clock;
   const summary =
     points.length === 1
       ? `One price so far: ${formatMoney(last.price, currency)}.`
@@ -31,7 +35,14 @@ export function PriceChart({ points, currency, title }: { points: PricePoint[]; 
         <ResponsiveContainer width="100%" height="100%" initialDimension={{ width: 600, height: 240 }}>
           <LineChart data={points} margin={{ top: 8, right: 16, bottom: 8, left: 8 }} accessibilityLayer>
             <CartesianGrid stroke="#e4e1da" strokeDasharray="3 3" />
-            <XAxis dataKey="at" type="number" domain={domain} tickFormatter={clock} minTickGap={40} />
+            <XAxis
+              dataKey="at"
+              type="number"
+              domain={domain} tickFormatter={tick}
+              minTickGap={40}
+              label={short ? { value: `seconds after ${clock(earliest)}`, position: 'insideBottom', offset: -4 } : undefined}
+              height={short ? 44 : 30}
+            />
             <YAxis dataKey="price" width={80} tickFormatter={(value: number) => formatMoney(value, currency)} domain={['auto', 'auto']} />
             <Tooltip
               labelFormatter={(at) => clock(Number(at))}

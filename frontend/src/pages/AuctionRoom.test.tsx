@@ -311,7 +311,7 @@ describe('soft close, the chart and the ledger', () => {
       'Soft close: a bid that changes the leader in the last 5 min moves the close to 2 min after it, up to 3 times (0 used).',
     );
     expect(screen.queryByTestId('extended')).not.toBeInTheDocument();
-    expect(screen.getByTestId('price-chart')).toHaveTextContent('One price so far: $120.00.');
+    expect(await screen.findByTestId('price-chart')).toHaveTextContent('One price so far: $120.00.');
 
     const moved = '2030-01-01T00:01:00Z';
     stream.emit('price', 2, { ...price(2, 13_000), item_id: ITEM, close_at: moved, extensions_used: 1, ledger_head: H2 });

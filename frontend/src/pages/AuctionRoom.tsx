@@ -5,7 +5,7 @@
 // against the bid ledger's head this browser saw while the auction ran.
 import { zodResolver } from '@hookform/resolvers/zod';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { useEffect, useMemo, useState } from 'react';
+import { lazy, Suspense, useEffect, useMemo, useState } from 'react';
 import { useForm, useWatch } from 'react-hook-form';
 import { Link, useLocation, useParams } from 'react-router-dom';
 
@@ -16,7 +16,6 @@ import { useAuth } from '../auth/useAuth';
 import { BudgetBar } from '../components/BudgetBar';
 import { Countdown } from '../components/Countdown';
 import { Field } from '../components/Field';
-import { PriceChart } from '../components/PriceChart';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { afterAutoRaise, afterLosingLead, afterPrice, budgetOf, type Budget } from '../budget';
 import { recalledHead, rememberHead, verifyLedger, type LedgerVerdict, type SeenHead } from '../ledger';
@@ -27,6 +26,9 @@ import { currencyOf, formatMoney, parseMoney, toMajorText, type Currency } from 
 import { pricesAfter } from '../replay';
 import { bidSchema, type BidFormInput, type BidFormOutput } from '../schemas';
 import { duration } from '../time';
+
+// The chart library is large: it loads with the first chart, not the app.
+const PriceChart = lazy(() => import('../components/PriceChart'));
 
 const STATE_TEXT: Record<string, string> = {
   leading: 'Leading',
@@ -202,13 +204,13 @@ function LedgerCheck({ bids, item }: { bids: RevealedBid[]; item: Item }) {
     const against = result.ours
       ? `the head this browser saw while the auction ran (after bid ${result.seen.count})`
       : "the item's ledger head (this browser saw none while the auction ran)";
-    text = `Verified: these ${bids.length} bids hash to ${against}, ${shortHash(result.seen.head)}.`;
+    text = `Verified: these ${bids.length} bids hash to ${against}: ${shortHash(result.seen.head)}`;
     className = 'ledger-ok';
   } else {
     const why = {
       order: 'a bid is missing or out of order there',
       hash: "that bid's shown hash is not what its data hashes to",
-      head: `the chain does not reach the head seen before the close, ${shortHash(result.seen.head)}`,
+      head: `the chain does not reach the head seen before the close (${shortHash(result.seen.head)})`,
     }[result.verdict.why];
     text = `The ledger breaks at bid #${result.verdict.seq}: ${why}.`;
     className = 'ledger-bad';
@@ -385,11 +387,13 @@ export function AuctionRoom() {
           </p>
         )}
       </div>
-      <PriceChart
-        points={chartPoints}
-        currency={currency}
-        title={item.status === 'closed' && revealed.data ? 'Price over the auction' : 'Price while you watch'}
-      />
+      <Suspense fallback={<p className="hint">Loading the price chart…</p>}>
+        <PriceChart
+          points={chartPoints}
+          currency={currency}
+          title={item.status === 'closed' && revealed.data ? 'Price over the auction' : 'Price while you watch'}
+        />
+      </Suspense>
 
       {item.status === 'closed' && (
         <section aria-labelledby="outcome-title" className="outcome" data-testid="outcome">
