@@ -156,12 +156,8 @@ export function itemSchema(decimalsOf: (code: string) => number | null, now: () 
     })
     .transform((form, context) => {
       const issue = (path: string, message: string) => context.addIssue({ code: 'custom', path: [path], message });
-      const title = form.title.trim();
-      const description = form.description.trim();
+      const { title, description } = checkedText(form, issue);
       const currency = form.currency.trim().toLowerCase();
-      if (!title) issue('title', 'Enter a title');
-      else if (codePoints(title) > 200) issue('title', 'Use at most 200 characters');
-      if (codePoints(description) > 10_000) issue('description', 'Use at most 10,000 characters');
       const currencyValid = /^[a-z]{3}$/.test(currency);
       // A code that is no currency at all: its amounts are still checked (as
       // with 2 decimals), so every problem shows at once.
@@ -172,10 +168,7 @@ export function itemSchema(decimalsOf: (code: string) => number | null, now: () 
       }
       const base = decimals === null ? null : moneyField(context, 'base_price', form.base_price, decimals, 'a base price');
       const increment = decimals === null ? null : moneyField(context, 'min_increment', form.min_increment, decimals, 'an increment');
-      const closeAt = new Date(form.close_at);
-      const ahead = closeAt.getTime() - now().getTime();
-      if (!form.close_at || Number.isNaN(closeAt.getTime()) || ahead <= 0) issue('close_at', 'Choose a time in the future');
-      else if (ahead > 365 * 24 * 3600 * 1000) issue('close_at', 'Choose a time at most a year ahead');
+      const closeAt = checkedClose(form.close_at, now(), issue);
       const softClose = form.soft_close
         ? {
             window_secs: wholeIn(context, 'window_secs', form.window_secs, 1, 3600, 'seconds'),
@@ -185,9 +178,30 @@ export function itemSchema(decimalsOf: (code: string) => number | null, now: () 
         : null;
       if (base === null || increment === null) return z.NEVER;
       if (softClose && Object.values(softClose).some((value) => value === null)) return z.NEVER;
-      const item = { title, description, currency, base_price: base, min_increment: increment, close_at: closeAt.toISOString() };
+      const item = { title, description, currency, base_price: base, min_increment: increment, close_at: closeAt };
       return softClose ? { ...item, soft_close: softClose as { window_secs: number; extend_by_secs: number; max_extensions: number } } : item;
     });
+}
+
+type Issue = (path: string, message: string) => void;
+
+/** An item's title and description, trimmed, with what breaks their limits. */
+function checkedText(form: { title: string; description: string }, issue: Issue) {
+  const title = form.title.trim();
+  const description = form.description.trim();
+  if (!title) issue('title', 'Enter a title');
+  else if (codePoints(title) > 200) issue('title', 'Use at most 200 characters');
+  if (codePoints(description) > 10_000) issue('description', 'Use at most 10,000 characters');
+  return { title, description };
+}
+
+/** A close typed in a `datetime-local` field, as an instant: ahead of `now`, within a year. */
+function checkedClose(typed: string, now: Date, issue: Issue): string {
+  const closeAt = new Date(typed);
+  const ahead = closeAt.getTime() - now.getTime();
+  if (!typed || Number.isNaN(closeAt.getTime()) || ahead <= 0) issue('close_at', 'Choose a time in the future');
+  else if (ahead > 365 * 24 * 3600 * 1000) issue('close_at', 'Choose a time at most a year ahead');
+  return Number.isNaN(closeAt.getTime()) ? '' : closeAt.toISOString();
 }
 
 /** A whole number `min..=max` typed in `field`, or `null` with the field's message. */
@@ -206,16 +220,8 @@ export function itemEditSchema(now: () => Date = () => new Date()) {
     .object({ title: z.string(), description: z.string(), close_at: z.string() })
     .transform((form, context) => {
       const issue = (path: string, message: string) => context.addIssue({ code: 'custom', path: [path], message });
-      const title = form.title.trim();
-      const description = form.description.trim();
-      if (!title) issue('title', 'Enter a title');
-      else if (codePoints(title) > 200) issue('title', 'Use at most 200 characters');
-      if (codePoints(description) > 10_000) issue('description', 'Use at most 10,000 characters');
-      const closeAt = new Date(form.close_at);
-      const ahead = closeAt.getTime() - now().getTime();
-      if (!form.close_at || Number.isNaN(closeAt.getTime()) || ahead <= 0) issue('close_at', 'Choose a time in the future');
-      else if (ahead > 365 * 24 * 3600 * 1000) issue('close_at', 'Choose a time at most a year ahead');
-      return { title, description, close_at: Number.isNaN(closeAt.getTime()) ? '' : closeAt.toISOString() };
+      const { title, description } = checkedText(form, issue);
+      return { title, description, close_at: checkedClose(form.close_at, now(), issue) };
     });
 }
 export type ItemEditInput = z.input<ReturnType<typeof itemEditSchema>>;

@@ -4,7 +4,7 @@
 import { zodResolver } from '@hookform/resolvers/zod';
 import { keepPreviousData, type QueryClient, queryOptions, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type ChangeEvent } from 'react';
-import { useForm, useWatch } from 'react-hook-form';
+import { useForm, useWatch, type UseFormRegisterReturn } from 'react-hook-form';
 import { Link } from 'react-router-dom';
 
 import { ApiError } from '../api/client';
@@ -73,6 +73,21 @@ function currencyHint(code: string, lookup: { data?: CurrencyInfo; isError: bool
   }
   if (lookup.isError && !lookup.isFetching) return `Could not look up how amounts in ${shown} are written; List item tries again.`;
   return `Looking up how amounts in ${shown} are written…`;
+}
+
+/** An item's description: a few lines, with its error below. */
+function Description({ id, registration, error }: { id: string; registration: UseFormRegisterReturn; error?: string }) {
+  return (
+    <div className="field">
+      <label htmlFor={id}>Description</label>
+      <textarea id={id} rows={3} {...registration} aria-invalid={error ? true : undefined} />
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+    </div>
+  );
 }
 
 function CreateItem() {
@@ -145,15 +160,7 @@ function CreateItem() {
     >
       <h2 id="create-title">List an item</h2>
       <Field label="Title" registration={register('title')} error={formState.errors.title?.message} />
-      <div className="field">
-        <label htmlFor="description">Description</label>
-        <textarea id="description" rows={3} {...register('description')} aria-invalid={formState.errors.description ? true : undefined} />
-        {formState.errors.description && (
-          <p className="error" role="alert">
-            {formState.errors.description.message}
-          </p>
-        )}
-      </div>
+      <Description id="description" registration={register('description')} error={formState.errors.description?.message} />
       <Field
         label="Currency"
         registration={register('currency')}
@@ -243,15 +250,7 @@ function EditItem({ item, onDone }: { item: Item; onDone: () => void }) {
     <form onSubmit={(event) => void submit(event)} noValidate aria-labelledby={`edit-${item.id}`} className="admin-edit">
       <h3 id={`edit-${item.id}`}>Edit “{item.title}”</h3>
       <Field label="Title" registration={register('title')} error={formState.errors.title?.message} />
-      <div className="field">
-        <label htmlFor={`description-${item.id}`}>Description</label>
-        <textarea id={`description-${item.id}`} rows={3} {...register('description')} aria-invalid={formState.errors.description ? true : undefined} />
-        {formState.errors.description && (
-          <p className="error" role="alert">
-            {formState.errors.description.message}
-          </p>
-        )}
-      </div>
+      <Description id={`description-${item.id}`} registration={register('description')} error={formState.errors.description?.message} />
       <Field
         label="Closes at"
         type="datetime-local"
