@@ -490,7 +490,7 @@ test('soft close: a rival\'s late bid extends the item on the open page; the cha
   // After the (moved) close, both pages check the revealed bids in the browser.
   for (const page of [kimPage, louPage]) {
     await page.getByTestId('outcome').waitFor({ timeout: 40_000 });
-    await page.getByTestId('ledger-check').filter({ hasText: 'Verified: these 2 bids hash to the head this browser saw' }).waitFor();
+    await page.getByTestId('ledger-check').filter({ hasText: 'Verified: these 2 bids hash to every head this browser saw' }).waitFor();
   }
   await kimPage.getByTestId('price-chart').filter({ hasText: 'Price over the auction' }).waitFor();
   await accessible(kimPage, 'closed auction with its ledger');
@@ -530,6 +530,7 @@ test('the admin edits an item and deactivates a user; logging out everywhere end
   await accounts.getByTestId('admin-user').filter({ hasText: 'ivy@example.com' }).waitFor({ state: 'detached' });
   assert.deepEqual(await accounts.getByTestId('admin-user').locator('td:first-child').allTextContents(), ['jon@example.com']);
   await accounts.getByRole('button', { name: 'Deactivate jon@example.com' }).click();
+  await accounts.getByRole('button', { name: 'Yes, deactivate jon@example.com' }).click();
   await accounts.getByRole('button', { name: 'Reactivate jon@example.com' }).waitFor();
   await accessible(admin, 'admin with accounts');
   await admin.screenshot({ path: join(screenshots, 'admin-accounts.png'), fullPage: true });
@@ -571,6 +572,7 @@ test('the other pages have no serious accessibility problems', async () => {
   // Told with the server's reading of the amounts.
   await admin.getByText('Listed "A walnut chair": opens at $1.00, raised by at least $1.00.').waitFor();
   await admin.getByRole('button', { name: 'Cancel A walnut chair' }).click();
+  await admin.getByRole('button', { name: 'Yes, cancel A walnut chair' }).click();
   await admin.getByText('Cancelled "A walnut chair".').waitFor();
 
   // The audit trail: the admin's own logins, the registrations, who listed an item.

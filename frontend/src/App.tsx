@@ -1,7 +1,7 @@
 // Routes, and the providers every page relies on.
 import { type QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import type { ReactNode } from 'react';
-import { Navigate, Route, Routes, useLocation } from 'react-router-dom';
+import { Navigate, Route, Routes, useLocation, useParams } from 'react-router-dom';
 
 import { AuthProvider } from './auth/AuthContext';
 import { useAuth } from './auth/useAuth';
@@ -24,6 +24,12 @@ import {
 import { MyBidsPage } from './pages/MyBidsPage';
 import { AuthCompletePage } from './pages/SignInPages';
 
+/** One room per item: following a link to another item starts afresh. */
+function ItemRoom() {
+  const { id = '' } = useParams();
+  return <AuctionRoom key={id} />;
+}
+
 function RequireLogin({ children }: { children: ReactNode }) {
   const { status } = useAuth();
   const location = useLocation();
@@ -36,7 +42,7 @@ export function AppRoutes() {
     <Routes>
       <Route element={<Layout />}>
         <Route index element={<AuctionsPage />} />
-        <Route path="items/:id" element={<AuctionRoom />} />
+        <Route path="items/:id" element={<ItemRoom />} />
         <Route path="login" element={<LoginPage />} />
         <Route path="register" element={<RegisterPage />} />
         <Route path="verify-email" element={<VerifyEmailPage />} />

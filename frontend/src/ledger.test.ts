@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 
 import type { RevealedBid } from './api/types';
-import { chainOf, recalledHead, recordOf, rememberHead, verifyLedger } from './ledger';
+import { chainOf, recalledHeads, recordOf, rememberHead, verifyLedger } from './ledger';
 import { pricesAfter } from './replay';
 
 // The vector the server's own tests use (crates/domain/src/ledger/tests.rs),
@@ -40,6 +40,7 @@ function bids(): RevealedBid[] {
 
 describe('the ledger in the browser', () => {
   afterEach(() => localStorage.clear());
+  const expected = (seen: { head: string; count: number }[], count = 2, head: string | null = H2) => ({ seen, count, head });
 
   it('recomputes the chain the server computed', async () => {
     const [, second] = bids() as [RevealedBid, RevealedBid];
@@ -47,37 +48,56 @@ describe('the ledger in the browser', () => {
       '2|01939a6e-7f00-7000-8000-0000000000b2|13000|0|0|2026-12-05T10:00:01.000000Z|00000000000000000000000000000000',
     );
     expect(await chainOf(ITEM, bids())).toEqual([H0, H1, H2]);
-    expect(await verifyLedger(ITEM, bids(), { head: H2, count: 2 })).toEqual({
+    expect(await verifyLedger(ITEM, bids(), expected([{ head: H1, count: 1 }, { head: H2, count: 2 }]))).toEqual({
       ok: true,
       count: 2,
-      matched: { head: H2, count: 2 },
+      witnessed: { head: H2, count: 2 },
     });
-    // A head seen after the first bid matches the chain there.
-    expect((await verifyLedger(ITEM, bids(), { head: H1, count: 1 })).ok).toBe(true);
-    expect((await verifyLedger(ITEM, [], { head: H0, count: 0 })).ok).toBe(true);
+    // Nothing seen here: consistent with the item's own head, no witness.
+    expect(await verifyLedger(ITEM, bids(), expected([]))).toEqual({ ok: true, count: 2, witnessed: null });
+    expect((await verifyLedger(ITEM, [], expected([{ head: H0, count: 0 }], 0, H0))).ok).toBe(true);
   });
 
-  it('says where a changed bid, a gap or another head breaks it', async () => {
+  it('says where a changed bid, a gap, a fork or a shortened list breaks it', async () => {
     const [first, second] = bids() as [RevealedBid, RevealedBid];
-    const changed = [{ ...first, amount: 12_400 }, second];
-    expect(await verifyLedger(ITEM, changed, { head: H2, count: 2 })).toEqual({ ok: false, seq: 1, why: 'hash' });
-    const gap = bids().slice(1);
-    expect(await verifyLedger(ITEM, gap, { head: H2, count: 2 })).toEqual({ ok: false, seq: 1, why: 'order' });
-    expect(await verifyLedger(ITEM, bids(), { head: H1, count: 2 })).toEqual({ ok: false, seq: 3, why: 'head' });
-    expect(await verifyLedger(ITEM, bids(), { head: H2, count: 5 })).toEqual({ ok: false, seq: 3, why: 'head' });
+    const seen = [{ head: H2, count: 2 }];
+    expect(await verifyLedger(ITEM, [{ ...first, amount: 12_400 }, second], expected(seen))).toEqual({ ok: false, seq: 1, why: 'hash' });
+    expect(await verifyLedger(ITEM, [second], expected(seen))).toEqual({ ok: false, seq: 1, why: 'order' });
+    expect(await verifyLedger(ITEM, [first, { ...second, hash: null }], expected(seen))).toEqual({ ok: false, seq: 2, why: 'unchained' });
+    // A head seen here that the chain does not reach: a fork.
+    expect(await verifyLedger(ITEM, bids(), expected([{ head: H2, count: 1 }]))).toEqual({ ok: false, seq: 2, why: 'seen', expected: H2 });
+    expect(await verifyLedger(ITEM, bids(), expected([{ head: H2, count: 5 }]))).toMatchObject({ ok: false, seq: 3, why: 'seen' });
+    // Bids held back: the head seen after bid 1 matches, but the item has two.
+    expect(await verifyLedger(ITEM, [first], expected([{ head: H1, count: 1 }]))).toEqual({ ok: false, seq: 2, why: 'head', expected: H2 });
+    expect(await verifyLedger(ITEM, bids(), expected([], 2, H1))).toMatchObject({ ok: false, seq: 3, why: 'head' });
+    expect(await verifyLedger(ITEM, bids(), expected([], 2, null))).toMatchObject({ ok: false, why: 'head' });
     await expect(chainOf('not-a-uuid', [])).rejects.toThrow('not a UUID');
   });
 
-  it('remembers the newest head seen of an item', () => {
-    expect(recalledHead('lot')).toBeNull();
-    rememberHead('lot', { head: H1, count: 1 });
-    rememberHead('lot', { head: H2, count: 2 });
-    rememberHead('lot', { head: H0, count: 0 });
-    expect(recalledHead('lot')).toEqual({ head: H2, count: 2 });
-    localStorage.setItem('pp:ledger-head:bad', '{"head": 1}');
-    expect(recalledHead('bad')).toBeNull();
-    localStorage.setItem('pp:ledger-head:worse', 'not json');
-    expect(recalledHead('worse')).toBeNull();
+  it('keeps every head seen of an item, the first value of each count, for that listing only', () => {
+    const listed = '2026-01-01T00:00:00Z';
+    expect(recalledHeads('lot', listed)).toEqual([]);
+    rememberHead('lot', listed, { head: H2, count: 2 });
+    rememberHead('lot', listed, { head: H1, count: 1 });
+    rememberHead('lot', listed, { head: H0, count: 2 }); // a different head for a count already seen: kept as first seen
+    expect(recalledHeads('lot', listed)).toEqual([
+      { head: H1, count: 1 },
+      { head: H2, count: 2 },
+    ]);
+    // The same id in another database (another listing time) is another item.
+    expect(recalledHeads('lot', '2027-01-01T00:00:00Z')).toEqual([]);
+    rememberHead('lot', '2027-01-01T00:00:00Z', { head: H0, count: 0 });
+    expect(recalledHeads('lot', '2027-01-01T00:00:00Z')).toEqual([{ head: H0, count: 0 }]);
+    localStorage.setItem('pp:ledger:bad', '{"listed": 1}');
+    expect(recalledHeads('bad', listed)).toEqual([]);
+    localStorage.setItem('pp:ledger:worse', 'not json');
+    expect(recalledHeads('worse', listed)).toEqual([]);
+  });
+
+  it('keeps heads of the 200 items written last', () => {
+    for (let n = 0; n < 205; n += 1) rememberHead(`item-${n}`, 'listed', { head: H0, count: 0 });
+    const kept = Object.keys(localStorage).filter((key) => key.startsWith('pp:ledger:'));
+    expect(kept).toHaveLength(200);
   });
 });
 

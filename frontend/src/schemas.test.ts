@@ -219,6 +219,15 @@ describe('the item edit form', () => {
       close_at: 'Choose a time at most a year ahead',
     });
   });
+
+  it('leaves an unchanged close alone, even one already past the minute shown', () => {
+    const shown = '2026-06-01T11:59';
+    const edited = itemEditSchema(() => now, shown);
+    expect(edited.parse({ title: 'Lamp', description: '', close_at: shown })).toEqual({ title: 'Lamp', description: '', close_at: '' });
+    expect(messages(edited.safeParse({ title: 'Lamp', description: '', close_at: '2026-06-01T11:58' }))).toEqual({
+      close_at: 'Choose a time in the future',
+    });
+  });
 });
 
 describe('the audit filters', () => {

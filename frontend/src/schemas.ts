@@ -214,14 +214,20 @@ function wholeIn(context: z.RefinementCtx, field: string, text: string, min: num
   return value;
 }
 
-/** Editing an item before its first bid: the same limits as listing it. */
-export function itemEditSchema(now: () => Date = () => new Date()) {
+/**
+ * Editing an item before its first bid: the same limits as listing it. The
+ * close is checked, and sent, only when it was changed from `shownClose`
+ * (the field's first value): an item closing within the minute keeps its
+ * close while its title is fixed. `close_at` is '' when unchanged.
+ */
+export function itemEditSchema(now: () => Date = () => new Date(), shownClose?: string) {
   return z
     .object({ title: z.string(), description: z.string(), close_at: z.string() })
     .transform((form, context) => {
       const issue = (path: string, message: string) => context.addIssue({ code: 'custom', path: [path], message });
       const { title, description } = checkedText(form, issue);
-      return { title, description, close_at: checkedClose(form.close_at, now(), issue) };
+      const unchanged = shownClose !== undefined && form.close_at === shownClose;
+      return { title, description, close_at: unchanged ? '' : checkedClose(form.close_at, now(), issue) };
     });
 }
 export type ItemEditInput = z.input<ReturnType<typeof itemEditSchema>>;

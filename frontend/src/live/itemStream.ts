@@ -52,7 +52,11 @@ function withClose(item: Item, moved: { close_at: string; extensions_used: numbe
   return { ...item, close_at: moved.close_at, extensions_used: moved.extensions_used };
 }
 
-const time = (text: string) => Date.parse(text);
+/** A server time (six fractional digits, which `Date.parse` need not take) in milliseconds. */
+const time = (text: string) => Date.parse(text.replace(/(\.\d{3})\d+Z$/, '$1Z'));
+
+/** Points in time order: the browser's clock (a snapshot's) and the server's may disagree. */
+const sorted = (points: PricePoint[]) => [...points].sort((a, b) => a.at - b.at);
 
 export type StreamAction = StreamEvent | { type: 'connection'; connected: boolean };
 
@@ -61,15 +65,23 @@ export function reduceStream(state: ItemStreamState, action: StreamAction): Item
     case 'connection':
       return { ...state, connected: action.connected };
     case 'snapshot': {
-      const { current_price } = action.data;
-      // The price as the snapshot stands (its time is when it was seen).
-      const seen = current_price === null ? [] : [{ at: Date.now(), price: current_price }];
+      const snapshot = action.data;
+      const same = state.item?.id === snapshot.id;
+      // Its price joins the chart when it is news: the first one, or one
+      // after bids this page missed (a stream reopened after a gap). It has
+      // no time of its own: it is placed when it arrived.
+      const news = snapshot.current_price !== null && (!same || snapshot.bid_count > (state.item?.bid_count ?? 0));
+      const point = news && snapshot.current_price !== null ? [{ at: Date.now(), price: snapshot.current_price }] : [];
+      const prices = sorted([...(same ? state.prices : []), ...point]);
+      // An extension notice stays only while it still tells the close.
+      const extended = same && state.extended?.extensions_used === snapshot.extensions_used ? state.extended : null;
       return {
         ...state,
-        item: action.data,
+        item: snapshot,
         lastId: action.id,
-        ended: action.data.status !== 'open',
-        prices: state.prices.length > 0 ? state.prices : seen,
+        ended: snapshot.status !== 'open',
+        prices,
+        extended,
       };
     }
     case 'price': {
@@ -81,7 +93,7 @@ export function reduceStream(state: ItemStreamState, action: StreamAction): Item
         ...state,
         item,
         lastId: action.id,
-        prices: [...state.prices, { at: Number.isFinite(at) ? at : Date.now(), price: current_price }],
+        prices: sorted([...state.prices, { at: Number.isFinite(at) ? at : Date.now(), price: current_price }]),
       };
     }
     case 'extended': {

@@ -211,13 +211,17 @@ describe('the account page', () => {
     );
     renderApp('/account');
     await userEvent.click(await screen.findByRole('button', { name: 'Log out everywhere' }));
-    // Asked first: nothing is ended by one click.
+    // Asked first: nothing is ended by one click; focus goes to the question.
     expect(ended).toBe(0);
+    expect(screen.getByRole('button', { name: 'Yes, log out everywhere' })).toHaveFocus();
     await userEvent.click(screen.getByRole('button', { name: 'Keep my sessions' }));
+    expect(screen.getByRole('button', { name: 'Log out everywhere' })).toHaveFocus();
     await userEvent.click(screen.getByRole('button', { name: 'Log out everywhere' }));
     await userEvent.click(screen.getByRole('button', { name: 'Yes, log out everywhere' }));
     expect(await screen.findByRole('heading', { name: 'Log in' })).toBeInTheDocument();
-    expect(screen.getByText('You are logged out everywhere: every session of your account has ended.')).toHaveAttribute('role', 'status');
+    const farewell = screen.getByText('You are logged out everywhere: every session of your account has ended.');
+    expect(farewell).toHaveAttribute('role', 'status');
+    expect(farewell).toHaveFocus();
     expect(ended).toBe(1);
   });
 
@@ -228,6 +232,6 @@ describe('the account page', () => {
     await userEvent.click(screen.getByRole('button', { name: 'Yes, log out everywhere' }));
     expect(await screen.findByRole('alert')).toHaveTextContent('service_unavailable');
     expect(screen.getByRole('heading', { level: 1, name: 'Your account' })).toBeInTheDocument();
-    expect(screen.getByRole('button', { name: 'Yes, log out everywhere' })).toBeEnabled();
+    expect(screen.getByRole('button', { name: 'Log out everywhere' })).toBeEnabled();
   });
 });

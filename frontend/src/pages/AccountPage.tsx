@@ -11,6 +11,7 @@ import { Link, useNavigate } from 'react-router-dom';
 import * as endpoints from '../api/endpoints';
 import type { User } from '../api/types';
 import { useAuth } from '../auth/useAuth';
+import { ConfirmButton } from '../components/ConfirmButton';
 import { Field } from '../components/Field';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { placeFieldErrors } from '../forms';
@@ -106,7 +107,6 @@ function EmailNotices({ user }: { user: User }) {
 function LogOutEverywhere() {
   const { logout } = useAuth();
   const navigate = useNavigate();
-  const [asked, setAsked] = useState(false);
   const [pending, setPending] = useState(false);
   const [failure, setFailure] = useState<unknown>(null);
   // Not a mutation: logging out clears the mutation cache, and with it a
@@ -126,20 +126,14 @@ function LogOutEverywhere() {
     <section aria-labelledby="everywhere-title">
       <h2 id="everywhere-title">Sessions</h2>
       <p>Logging out everywhere ends every session of your account, in every browser and on every device, this one too.</p>
-      {asked ? (
-        <p>
-          <button type="button" className="danger" onClick={() => void end()} disabled={pending}>
-            Yes, log out everywhere
-          </button>{' '}
-          <button type="button" className="secondary" onClick={() => setAsked(false)}>
-            Keep my sessions
-          </button>
-        </p>
-      ) : (
-        <button type="button" className="secondary" onClick={() => setAsked(true)}>
-          Log out everywhere
-        </button>
-      )}
+      <ConfirmButton
+        label="Log out everywhere"
+        confirm="Yes, log out everywhere"
+        keep="Keep my sessions"
+        danger
+        disabled={pending}
+        onConfirm={() => void end()}
+      />
       <ProblemAlert error={failure} />
     </section>
   );

@@ -2,8 +2,16 @@
 // status, edit or cancel one nobody has bid on, and manage accounts: find
 // them by address, change their role, deactivate or reactivate them.
 import { zodResolver } from '@hookform/resolvers/zod';
-import { keepPreviousData, type QueryClient, queryOptions, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useState, type ChangeEvent } from 'react';
+import {
+  keepPreviousData,
+  type QueryClient,
+  queryOptions,
+  useInfiniteQuery,
+  useMutation,
+  useQuery,
+  useQueryClient,
+} from '@tanstack/react-query';
+import { useEffect, useRef, useState, type ChangeEvent } from 'react';
 import { useForm, useWatch, type UseFormRegisterReturn } from 'react-hook-form';
 import { Link } from 'react-router-dom';
 
@@ -12,6 +20,7 @@ import { ApiError } from '../api/client';
 import * as endpoints from '../api/endpoints';
 import type { CurrencyInfo, Item, ItemStatus, User } from '../api/types';
 import { useAuth } from '../auth/useAuth';
+import { ConfirmButton } from '../components/ConfirmButton';
 import { Field } from '../components/Field';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { useToast } from '../components/useToast';
@@ -220,20 +229,19 @@ function EditItem({ item, onDone }: { item: Item; onDone: () => void }) {
   const queryClient = useQueryClient();
   const toast = useToast();
   const [failure, setFailure] = useState<unknown>(null);
+  const shownClose = localValue(new Date(item.close_at));
   const { register, handleSubmit, setError, formState } = useForm<ItemEditInput, unknown, ItemEditOutput>({
-    resolver: zodResolver(itemEditSchema()),
-    defaultValues: { title: item.title, description: item.description, close_at: localValue(new Date(item.close_at)) },
+    resolver: zodResolver(itemEditSchema(undefined, shownClose)),
+    defaultValues: { title: item.title, description: item.description, close_at: shownClose },
   });
+  // The form opens below the list: take the reader there.
+  const heading = useRef<HTMLHeadingElement>(null);
+  useEffect(() => heading.current?.focus(), []);
   const submit = handleSubmit(async (form) => {
     setFailure(null);
     // The close is sent only when it was changed: the field shows it to the
     // minute, and sending that back would move it earlier.
-    const shown = new Date(localValue(new Date(item.close_at))).toISOString();
-    const change = {
-      title: form.title,
-      description: form.description,
-      ...(form.close_at !== shown ? { close_at: form.close_at } : {}),
-    };
+    const change = { title: form.title, description: form.description, ...(form.close_at ? { close_at: form.close_at } : {}) };
     try {
       const edited = await endpoints.editItem(item.id, change);
       toast(`Saved "${edited.title}".`, 'good');
@@ -248,7 +256,9 @@ function EditItem({ item, onDone }: { item: Item; onDone: () => void }) {
   });
   return (
     <form onSubmit={(event) => void submit(event)} noValidate aria-labelledby={`edit-${item.id}`} className="admin-edit">
-      <h3 id={`edit-${item.id}`}>Edit “{item.title}”</h3>
+      <h3 id={`edit-${item.id}`} ref={heading} tabIndex={-1}>
+        Edit “{item.title}”
+      </h3>
       <Field label="Title" registration={register('title')} error={formState.errors.title?.message} />
       <Description id={`description-${item.id}`} registration={register('description')} error={formState.errors.description?.message} />
       <Field
@@ -276,9 +286,11 @@ function Items() {
   const toast = useToast();
   const [status, setStatus] = useState<ItemStatus | ''>('');
   const [editing, setEditing] = useState<string | null>(null);
-  const items = useQuery({
+  const items = useInfiniteQuery({
     queryKey: ['items', status || 'all', 'admin'],
-    queryFn: () => endpoints.listItems(status || undefined, null),
+    queryFn: ({ pageParam }) => endpoints.listItems(status || undefined, pageParam),
+    initialPageParam: null as string | null,
+    getNextPageParam: (page) => page.next_cursor ?? undefined,
     // The last list stays in place while another one loads.
     placeholderData: keepPreviousData,
   });
@@ -289,7 +301,7 @@ function Items() {
       await queryClient.invalidateQueries({ queryKey: ['items'] });
     },
   });
-  const shown = items.data?.items ?? [];
+  const shown = items.data?.pages.flatMap((page) => page.items) ?? [];
   return (
     <section aria-labelledby="items-title">
       <h2 id="items-title">Items</h2>
@@ -336,18 +348,18 @@ function Items() {
                         <button type="button" className="secondary" onClick={() => setEditing(item.id)} aria-label={`Edit ${item.title}`}>
                           Edit
                         </button>
-                        <button
-                          type="button"
-                          className="secondary"
+                        <ConfirmButton
+                          label="Cancel"
+                          name={`Cancel ${item.title}`}
+                          confirm={`Yes, cancel ${item.title}`}
+                          keep="Keep it"
+                          danger
                           disabled={cancel.isPending}
-                          onClick={() => cancel.mutate(item)}
-                          aria-label={`Cancel ${item.title}`}
-                        >
-                          Cancel
-                        </button>
+                          onConfirm={() => cancel.mutate(item)}
+                        />
                       </span>
                     ) : (
-                      <span className="hint">{item.status === 'open' ? 'Has bids' : '—'}</span>
+                      <span className="hint">{item.status !== 'open' ? '—' : item.bid_count > 0 ? 'Has bids' : 'Closing'}</span>
                     )}
                   </td>
                 </tr>
@@ -355,6 +367,11 @@ function Items() {
             </tbody>
           </table>
         </div>
+      )}
+      {items.hasNextPage && (
+        <button type="button" className="secondary" disabled={items.isFetchingNextPage} onClick={() => void items.fetchNextPage()}>
+          Show more items
+        </button>
       )}
       {shown
         .filter((item) => item.id === editing)
@@ -372,9 +389,11 @@ function Users() {
   const toast = useToast();
   const [typed, setTyped] = useState('');
   const [search, setSearch] = useState('');
-  const users = useQuery({
+  const users = useInfiniteQuery({
     queryKey: ['users', search],
-    queryFn: () => endpoints.listUsers(search, null),
+    queryFn: ({ pageParam }) => endpoints.listUsers(search, pageParam),
+    initialPageParam: null as string | null,
+    getNextPageParam: (page) => page.next_cursor ?? undefined,
     placeholderData: keepPreviousData,
   });
   const change = useMutation({
@@ -384,7 +403,7 @@ function Users() {
       await queryClient.invalidateQueries({ queryKey: ['users'] });
     },
   });
-  const shown = users.data?.items ?? [];
+  const shown = users.data?.pages.flatMap((page) => page.items) ?? [];
   return (
     <section aria-labelledby="users-title">
       <h2 id="users-title">Accounts</h2>
@@ -430,31 +449,29 @@ function Users() {
                   <tr key={user.id} data-testid="admin-user">
                     <td>{user.email}</td>
                     <td>{user.display_name}</td>
-                    <td>
-                      <select
-                        aria-label={`Role of ${user.email}`}
-                        value={user.role}
-                        disabled={self || change.isPending}
-                        onChange={(event) => change.mutate({ user, to: { role: event.target.value as User['role'] } })}
-                      >
-                        <option value="user">User</option>
-                        <option value="admin">Admin</option>
-                      </select>
-                    </td>
+                    <td>{user.role === 'admin' ? 'Admin' : 'User'}</td>
                     <td>{user.is_active ? 'Active' : 'Deactivated'}</td>
                     <td>
                       {self ? (
                         <span className="hint">You</span>
                       ) : (
-                        <button
-                          type="button"
-                          className="secondary"
-                          disabled={change.isPending}
-                          onClick={() => change.mutate({ user, to: { is_active: !user.is_active } })}
-                          aria-label={`${user.is_active ? 'Deactivate' : 'Reactivate'} ${user.email}`}
-                        >
-                          {user.is_active ? 'Deactivate' : 'Reactivate'}
-                        </button>
+                        <span className="row-actions">
+                          <ConfirmButton
+                            label={user.role === 'admin' ? 'Make user' : 'Make admin'}
+                            name={`${user.role === 'admin' ? 'Make user' : 'Make admin'}: ${user.email}`}
+                            confirm={`Yes, make ${user.email} ${user.role === 'admin' ? 'a user' : 'an admin'}`}
+                            disabled={change.isPending}
+                            onConfirm={() => change.mutate({ user, to: { role: user.role === 'admin' ? 'user' : 'admin' } })}
+                          />
+                          <ConfirmButton
+                            label={user.is_active ? 'Deactivate' : 'Reactivate'}
+                            name={`${user.is_active ? 'Deactivate' : 'Reactivate'} ${user.email}`}
+                            confirm={`Yes, ${user.is_active ? 'deactivate' : 'reactivate'} ${user.email}`}
+                            danger={user.is_active}
+                            disabled={change.isPending}
+                            onConfirm={() => change.mutate({ user, to: { is_active: !user.is_active } })}
+                          />
+                        </span>
                       )}
                     </td>
                   </tr>
@@ -463,6 +480,11 @@ function Users() {
             </tbody>
           </table>
         </div>
+      )}
+      {users.hasNextPage && (
+        <button type="button" className="secondary" disabled={users.isFetchingNextPage} onClick={() => void users.fetchNextPage()}>
+          Show more accounts
+        </button>
       )}
     </section>
   );

@@ -1,4 +1,4 @@
-import { screen, waitFor, within } from '@testing-library/react';
+import { cleanup, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { http, HttpResponse, ws } from 'msw';
 
@@ -274,6 +274,7 @@ describe('soft close, the chart and the ledger', () => {
   const ITEM = '01939a6e-7f00-7000-8000-000000000001';
   const H1 = '1e6dcaaf56544cf86a00e6c69157ad0a487a0f6173fe8f5733284e173110298a';
   const H2 = 'fbfd6b1bc35e2a482295c036288497eb7939a88e8a11648775ee1f27b035f22d';
+  const LISTED = '2026-01-01T00:00:00Z'; // anItem's created_at
   const vector = (): RevealedBid[] => [
     revealed(1, '01939a6e-7f00-7000-8000-0000000000b1', {
       amount: 12_500,
@@ -291,15 +292,35 @@ describe('soft close, the chart and the ledger', () => {
     }),
   ];
   const lot = (over: Partial<Item> = {}) => anItem({ id: ITEM, ...over });
+  const closed = (over: Partial<Item> = {}) => lot({ status: 'closed', current_price: 13_500, bid_count: 2, ledger_head: H2, ...over });
+  const seen = (heads: [number, string][]) =>
+    localStorage.setItem(`pp:ledger:${ITEM}`, JSON.stringify({ listed: LISTED, heads: Object.fromEntries(heads), written: 1 }));
 
   function served(bids: RevealedBid[]) {
     server.use(
       http.get(`*/api/v1/items/${ITEM}/bids`, () => HttpResponse.json({ items: bids, next_cursor: null, has_more: false })),
-      http.get(`*/api/v1/items/${ITEM}`, () => HttpResponse.json(lot({ status: 'closed', final_price: 13_500, winner_id: bids[0]?.bidder_id }))),
+      http.get(`*/api/v1/items/${ITEM}`, () => HttpResponse.json(closed({ final_price: 13_500, winner_id: bids[0]?.bidder_id }))),
     );
   }
 
+  /** The room of the closed item, with `bids` revealed; the ledger check's text once it is done. */
+  async function checked(bids: RevealedBid[], item: Item = closed()) {
+    served(bids);
+    renderApp(`/items/${ITEM}`);
+    const stream = await FakeEventSource.opened();
+    stream.emit('snapshot', 3, item);
+    const check = await screen.findByTestId('ledger-check');
+    await waitFor(() => expect(check).not.toHaveTextContent('Checking'));
+    return check;
+  }
+
   afterEach(() => localStorage.clear());
+
+  /** A fresh page for the next case of one test. */
+  function again() {
+    cleanup();
+    FakeEventSource.install();
+  }
 
   it('shows the rule, follows an extension live and draws the prices', async () => {
     renderApp(`/items/${ITEM}`);
@@ -314,40 +335,62 @@ describe('soft close, the chart and the ledger', () => {
     expect(await screen.findByTestId('price-chart')).toHaveTextContent('One price so far: $120.00.');
 
     const moved = '2030-01-01T00:01:00Z';
-    stream.emit('price', 2, { ...price(2, 13_000), item_id: ITEM, close_at: moved, extensions_used: 1, ledger_head: H2 });
+    const at = new Date(Date.now() + 1000).toISOString();
+    stream.emit('price', 2, { ...price(2, 13_000), at, item_id: ITEM, close_at: moved, extensions_used: 1, ledger_head: H2 });
     stream.emit('extended', 2, { item_id: ITEM, close_at: moved, extensions_used: 1 });
     expect(screen.getByTestId('extended')).toHaveTextContent('(1 of 3 extensions used)');
     expect(screen.getByTestId('status').querySelector('time')).toHaveAttribute('dateTime', moved);
     expect(screen.getByTestId('soft-close-rule')).toHaveTextContent('(1 used).');
     expect(screen.getByTestId('price-chart')).toHaveTextContent(/^Price while you watch2 prices, from \$120\.00 .* to \$130\.00/);
-    // The newest head seen is kept for the check after close.
-    expect(JSON.parse(localStorage.getItem(`pp:ledger-head:${ITEM}`) ?? '{}')).toEqual({ head: H2, count: 2 });
-    // A replayed older close never moves it back.
-    stream.emit('price', 3, { ...price(3, 14_000), item_id: ITEM, close_at: '2030-01-01T00:00:00Z', extensions_used: 0, ledger_head: H2 });
+    // Every head seen is kept for the check after close.
+    expect(JSON.parse(localStorage.getItem(`pp:ledger:${ITEM}`) ?? '{}')).toMatchObject({ listed: LISTED, heads: { 1: H1, 2: H2 } });
+    // A replayed older close never moves it back; a replayed extension tells nothing new.
+    stream.emit('price', 3, { ...price(3, 14_000), at, item_id: ITEM, close_at: '2030-01-01T00:00:00Z', extensions_used: 0, ledger_head: H2 });
+    stream.emit('extended', 2, { item_id: ITEM, close_at: '2030-01-01T00:00:30Z', extensions_used: 1 });
     expect(screen.getByTestId('status').querySelector('time')).toHaveAttribute('dateTime', moved);
+    // A stream reopened after a gap: its snapshot's price joins the chart.
+    stream.emit('snapshot', 5, lot({ soft_close: rule, close_at: moved, extensions_used: 1, bid_count: 5, current_price: 16_000, ledger_head: H2 }));
+    expect(screen.getByTestId('price-chart')).toHaveTextContent('4 prices');
+    expect(screen.getByTestId('extended')).toBeInTheDocument();
   });
 
-  it('verifies the revealed bids against the head this browser saw', async () => {
-    localStorage.setItem(`pp:ledger-head:${ITEM}`, JSON.stringify({ head: H2, count: 2 }));
-    served(vector());
-    renderApp(`/items/${ITEM}`);
-    const stream = await FakeEventSource.opened();
-    stream.emit('snapshot', 3, lot({ status: 'closed', current_price: 13_500, bid_count: 2, ledger_head: H2 }));
-    await waitFor(() => expect(screen.getByTestId('ledger-check')).toHaveTextContent('Verified: these 2 bids hash to the head this browser saw'));
+  it('verifies the revealed bids against every head this browser saw', async () => {
+    seen([
+      [1, H1],
+      [2, H2],
+    ]);
+    const check = await checked(vector());
+    expect(check).toHaveTextContent('Verified: these 2 bids hash to every head this browser saw while the auction ran, the last after bid 2');
+    expect(check).toHaveClass('ledger-ok');
     // After close the chart replays the rule over every bid.
-    expect(screen.getByTestId('price-chart')).toHaveTextContent('Price over the auction2 prices, from $125.00');
+    expect(await screen.findByTestId('price-chart')).toHaveTextContent('Price over the auction2 prices, from $125.00');
   });
 
-  it('says where the chain breaks, and checks against the item when this browser saw nothing', async () => {
+  it('only calls the data consistent when this browser saw no head', async () => {
+    const check = await checked(vector());
+    expect(check).toHaveTextContent("Consistent: these 2 bids hash to the item's head");
+    expect(check).toHaveTextContent("so this shows only that the server's data agree with themselves");
+    expect(check).not.toHaveClass('ledger-ok');
+  });
+
+  it('says where the chain breaks: a changed bid, a fork, bids held back, a bid not chained', async () => {
     const [first, second] = vector() as [RevealedBid, RevealedBid];
-    served([first, { ...second, amount: 12_900 }]);
-    renderApp(`/items/${ITEM}`);
-    const stream = await FakeEventSource.opened();
-    stream.emit('snapshot', 3, lot({ status: 'closed', current_price: 13_500, bid_count: 2, ledger_head: H2 }));
-    await waitFor(() =>
-      expect(screen.getByTestId('ledger-check')).toHaveTextContent(
-        "The ledger breaks at bid #2: that bid's shown hash is not what its data hashes to.",
-      ),
+    seen([[2, H2]]);
+    expect(await checked([first, { ...second, amount: 12_900 }])).toHaveTextContent(
+      "Warning: The ledger breaks at bid #2: that bid's shown hash is not what its data hash to.",
     );
+    again();
+    // The server shows another head after bid 2 than this browser saw.
+    seen([[2, H1]]);
+    expect(await checked(vector())).toHaveTextContent('The ledger breaks at bid #3: the chain does not reach a head this browser saw');
+    again();
+    // Only the first bid shown, though the item has two.
+    seen([[1, H1]]);
+    expect(await checked([first])).toHaveTextContent("The ledger breaks at bid #2: the bids shown do not reach the item's head");
+    again();
+    expect(await checked([first, { ...second, hash: null }])).toHaveTextContent('bid #2: that bid is not chained yet');
+    again();
+    localStorage.clear();
+    expect(await checked(vector(), closed({ ledger_head: null }))).toHaveTextContent('This item has no ledger head yet');
   });
 });

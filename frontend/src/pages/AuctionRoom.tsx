@@ -18,7 +18,7 @@ import { Countdown } from '../components/Countdown';
 import { Field } from '../components/Field';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { afterAutoRaise, afterLosingLead, afterPrice, budgetOf, type Budget } from '../budget';
-import { recalledHead, rememberHead, verifyLedger, type LedgerVerdict, type SeenHead } from '../ledger';
+import { recalledHeads, rememberHead, verifyLedger, type LedgerVerdict } from '../ledger';
 import { useItemStream, type PricePoint } from '../live/itemStream';
 import { useNotifications } from '../live/useNotifications';
 import { placeFieldErrors } from '../forms';
@@ -173,50 +173,59 @@ function softCloseText(rule: SoftClose, used: number): string {
 
 const shortHash = (hash: string) => `${hash.slice(0, 12)}…`;
 
+/** A revealed bid's time (microseconds, which `Date.parse` need not take) as milliseconds. */
+function instant(text: string): number {
+  const at = Date.parse(text.replace(/(\.\d{3})\d+Z$/, '$1Z'));
+  return Number.isFinite(at) ? at : 0;
+}
+
 /**
  * The revealed bids checked against the ledger: each bid's hash recomputed
- * here, and the chain compared with the head this browser saw before the
- * close (or, when it saw none, the head the item shows).
+ * here, every head this browser saw while the auction ran, and the item's
+ * own head after all its bids. With no head seen here, the check only shows
+ * that the server's data agree with themselves, and says so.
  */
 function LedgerCheck({ bids, item }: { bids: RevealedBid[]; item: Item }) {
-  const [result, setResult] = useState<{ verdict: LedgerVerdict; seen: SeenHead; ours: boolean } | null>(null);
+  const [result, setResult] = useState<LedgerVerdict | null>(null);
   const [failure, setFailure] = useState<string | null>(null);
   useEffect(() => {
-    const remembered = recalledHead(item.id);
-    const seen = remembered ?? (item.ledger_head ? { head: item.ledger_head, count: item.bid_count } : null);
-    if (!seen) return;
+    const seen = recalledHeads(item.id, item.created_at);
     let current = true;
-    verifyLedger(item.id, bids, seen).then(
-      (verdict) => current && setResult({ verdict, seen, ours: remembered !== null }),
+    verifyLedger(item.id, bids, { seen, count: item.bid_count, head: item.ledger_head }).then(
+      (verdict) => current && setResult(verdict),
       (error: unknown) => current && setFailure(error instanceof Error ? error.message : String(error)),
     );
     return () => {
       current = false;
     };
-  }, [bids, item.id, item.ledger_head, item.bid_count]);
+  }, [bids, item.id, item.created_at, item.ledger_head, item.bid_count]);
   let text: string;
   let className = '';
   if (failure) {
     text = `The ledger could not be checked here: ${failure}`;
+  } else if (!item.ledger_head) {
+    text = 'This item has no ledger head yet: its bids from before the ledger wait to be chained.';
   } else if (!result) {
     text = 'Checking the bid ledger…';
-  } else if (result.verdict.ok) {
-    const against = result.ours
-      ? `the head this browser saw while the auction ran (after bid ${result.seen.count})`
-      : "the item's ledger head (this browser saw none while the auction ran)";
-    text = `Verified: these ${bids.length} bids hash to ${against}: ${shortHash(result.seen.head)}`;
+  } else if (result.ok && result.witnessed) {
+    text = `Verified: these ${bids.length} bids hash to every head this browser saw while the auction ran, the last after bid ${result.witnessed.count} (${shortHash(result.witnessed.head)}), and to the item's head.`;
     className = 'ledger-ok';
+  } else if (result.ok) {
+    text = `Consistent: these ${bids.length} bids hash to the item's head (${shortHash(item.ledger_head)}). This browser saw no head while the auction ran, so this shows only that the server's data agree with themselves.`;
   } else {
     const why = {
       order: 'a bid is missing or out of order there',
-      hash: "that bid's shown hash is not what its data hashes to",
-      head: `the chain does not reach the head seen before the close (${shortHash(result.seen.head)})`,
-    }[result.verdict.why];
-    text = `The ledger breaks at bid #${result.verdict.seq}: ${why}.`;
+      unchained: 'that bid is not chained yet',
+      hash: "that bid's shown hash is not what its data hash to",
+      seen: `the chain does not reach a head this browser saw before the close (${shortHash(result.expected ?? '')})`,
+      head: `the bids shown do not reach the item's head (${shortHash(result.expected ?? '')}) after all ${item.bid_count} bids`,
+    }[result.why];
+    text = `The ledger breaks at bid #${result.seq}: ${why}.`;
     className = 'ledger-bad';
   }
   return (
     <p role="status" data-testid="ledger-check" className={className}>
+      {className === 'ledger-bad' && <strong>Warning: </strong>}
       {text}
     </p>
   );
@@ -327,18 +336,19 @@ export function AuctionRoom() {
   });
   const winner = item?.winner_id ?? closedItem.data?.winner_id;
 
-  // The newest head seen while the auction runs, kept for the check after close.
-  const openHead = item?.status === 'open' ? item.ledger_head : null;
+  // Every head seen while the auction runs, kept for the check after close.
+  const openHead = item?.status === 'open' && item.id === id ? item.ledger_head : null;
   const openCount = item?.bid_count ?? 0;
+  const listed = item?.created_at ?? '';
   useEffect(() => {
-    if (openHead) rememberHead(id, { head: openHead, count: openCount });
-  }, [id, openHead, openCount]);
+    if (openHead) rememberHead(id, listed, { head: openHead, count: openCount });
+  }, [id, listed, openHead, openCount]);
 
   // After close the revealed bids give the whole history; before, what was watched.
   const chartPoints: PricePoint[] = useMemo(() => {
     if (!revealed.data) return stream.prices;
     const prices = pricesAfter(revealed.data);
-    return revealed.data.map((bid, n) => ({ at: Date.parse(bid.created_at), price: prices[n] ?? bid.amount }));
+    return revealed.data.map((bid, n) => ({ at: instant(bid.created_at), price: prices[n] ?? bid.amount }));
   }, [revealed.data, stream.prices]);
 
   if (!item) {

@@ -111,6 +111,17 @@ export function VerifyEmailPage() {
   );
 }
 
+/** Why you are on the login page, said first: focused, so it is read out. */
+function Farewell({ text }: { text: string }) {
+  const said = useRef<HTMLParagraphElement>(null);
+  useEffect(() => said.current?.focus(), []);
+  return (
+    <p role="status" ref={said} tabIndex={-1}>
+      {text}
+    </p>
+  );
+}
+
 export function LoginPage() {
   const { login } = useAuth();
   const navigate = useNavigate();
@@ -162,7 +173,7 @@ export function LoginPage() {
   return (
     <section aria-labelledby="login-title" className="narrow">
       <h1 id="login-title">Log in</h1>
-      {farewell && <p role="status">{farewell}</p>}
+      {farewell && <Farewell text={farewell} />}
       {expired && <p role="alert">That took too long; log in again.</p>}
       <form onSubmit={(event) => void submit(event)} noValidate>
         <Field label="E-mail" type="email" autoComplete="username" registration={register('email')} error={formState.errors.email?.message} />
