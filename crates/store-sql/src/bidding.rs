@@ -8,8 +8,9 @@
 //! takes a few more). The design, once: docs/ARCHITECTURE.md, "The bid
 //! path". Inside the locks there are only
 //! these queries, the pure decisions and AES-GCM seals (microseconds): no
-//! other network call, no hashing, no logging. Every bid is answered after
-//! the transaction ended.
+//! other network call, no password hashing, no logging. (The ledger's one
+//! SHA-256 per bid is inside, as it must be: it chains on the head read
+//! under the lock.) Every bid is answered after the transaction ended.
 
 use std::collections::{HashMap, HashSet};
 
