@@ -4,7 +4,7 @@ CARGO ?= cargo
 COVERAGE_MIN ?= 90
 DOMAIN_COVERAGE_MIN ?= 100
 
-.PHONY: help run migrate test test-rust test-web e2e web lint lint-deploy fmt deny cov fuzz-api chaos bench bench-bids bench-embedded hooks services smtp-sink idp clean
+.PHONY: help run migrate test test-rust test-web e2e web lint lint-deploy fmt deny cov fuzz-api chaos bench bench-bids bench-live bench-embedded hooks services smtp-sink idp clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ bench: ## accounts benchmark: /users/me req/s, login throughput, /health p99 und
 
 bench-bids: ## bids benchmark: hot item and spread over 1,000 items, against pgbench
 	scripts/bench-bids.sh
+
+bench-live: ## live fan-out: 10,000 SSE subscribers and 10,000 WebSockets on one instance (BENCH_SMOKE=1: a quick check)
+	scripts/bench-live.sh
 
 bench-embedded: ## the embedded default: /ready after exec, idle RSS, hot-item bids/s beside PostgreSQL's (BENCH_SMOKE=1: a quick check)
 	scripts/bench-embedded.sh

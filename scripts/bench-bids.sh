@@ -4,10 +4,15 @@
 #   hot:    one item, 50 concurrent bidders, >= 10,000 accepted bids
 #   spread: 1,000 items, 50 concurrent bidders
 # and, when pgbench is installed, the raw bid transaction under pgbench for
-# comparison. Targets: hot >= the 1-client pgbench rate (goal 2x); spread
-# >= 0.8x the 50-client pgbench rate; p99 < 50 ms.
+# comparison. Targets (issue 21): hot >= 3x the 1-client pgbench rate with
+# p99 < 50 ms; spread >= 1.0x the 50-client pgbench rate.
+# BENCH_SMOKE=1: a few hundred bids and a short pgbench, to check the
+# benchmark works (CI), not to measure.
 set -euo pipefail
 PORT=${BENCH_PORT:-18081}
+if [ -n "${BENCH_SMOKE:-}" ]; then
+  export BENCH_BIDS=200 BENCH_ITEMS=20 BENCH_PGBENCH_SECONDS=2
+fi
 ITEMS=${BENCH_ITEMS:-1000}
 # The bid path alone: the notices the bids cause are written to the outbox
 # in their transactions, but delivered by a worker elsewhere (as a
@@ -19,13 +24,15 @@ export RUN_WORKERS=${RUN_WORKERS:-false}
 cargo build --release -q -p poison-pill --example bench_bids
 start_server
 
-results=$(BENCH_BASE_URL="$BASE" BENCH_ITEMS="$ITEMS" "$CARGO_TARGET_DIR/release/examples/bench_bids")
+results=$(BENCH_SERVER_PID="$server" BENCH_BASE_URL="$BASE" BENCH_ITEMS="$ITEMS" "$CARGO_TARGET_DIR/release/examples/bench_bids")
 kill "$server" && wait "$server" 2>/dev/null || true
 server=""
 rates=$(pgbench_rates)
 
 python3 - "$results" "$rates" <<'PY'
 import json, sys
+model = next(l.split(":")[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+print(f"machine: {open('/proc/cpuinfo').read().count('processor')} CPUs, {model}; server, load generator, PostgreSQL and Redis share them")
 runs = [json.loads(line) for line in sys.argv[1].splitlines() if line.strip()]
 rates = dict(line.split() for line in sys.argv[2].splitlines() if line.strip())
 rates = {k: float(v) for k, v in rates.items() if v}
@@ -35,15 +42,16 @@ for run in runs:
     print(f"{run['mode']:>6}: {run['accepted']:,} accepted bids in {run['seconds']} s = "
           f"{run['accepted_per_s']:,.0f} bids/s ({run['decided_per_s']:,.0f} decided/s, "
           f"{run['too_low']:,} overtaken and re-bid), p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms"
-          f"{'  ok' if run['p99_ms'] < 50 else '  p99 MISSED'}")
+          f"{'  ok' if run['p99_ms'] < 50 else '  p99 MISSED'}; "
+          f"load generator {run['generator_cpu']:.2f} CPUs, server {run['server_cpu']:.2f} CPUs")
     if run["mode"] == "hot" and one:
         ratio = run["accepted_per_s"] / one
         print(f"        = {ratio:.2f}x the 1-client pgbench rate ({one:,.0f} tps): "
-              f"{'goal met' if ratio >= 2 else 'target met' if ratio >= 1 else 'MISSED'}")
+              f"{'ok' if ratio >= 3 else 'MISSED'} (target >= 3x)")
     if run["mode"] == "spread" and spread_key:
         ratio = run["accepted_per_s"] / rates[spread_key]
         print(f"        = {ratio:.2f}x the 50-client pgbench rate over the items ({rates[spread_key]:,.0f} tps): "
-              f"{'ok' if ratio >= 0.8 else 'MISSED'}")
+              f"{'ok' if ratio >= 1 else 'MISSED'} (target >= 1x)")
 for key, value in rates.items():
     print(f"{key}: {value:,.0f} tps")
 PY

@@ -18,6 +18,7 @@ use crate::routes::RoutedMethods;
 pub mod cursor;
 pub mod errors;
 pub mod extract;
+pub mod fanout;
 pub mod middleware;
 pub mod openapi;
 pub mod ops;

@@ -31,6 +31,8 @@ pub struct AppState {
     pub flow_key: crate::routes::oidc::FlowKey,
     /// Live events to subscribe to.
     pub live: Arc<dyn LiveSubscriptions>,
+    /// Items' live events, encoded once per instance for every SSE stream.
+    pub item_frames: Arc<crate::fanout::ItemFrames>,
     /// Rate-limit counters.
     pub limiter: Arc<dyn RateLimiter>,
     /// The configured limits.

@@ -121,6 +121,7 @@ fn state(store: MockAuctionStore) -> AppState {
         ),
         identity_providers: Arc::new(pp_domain::auth::identities::MockIdentityProviders::new()),
         flow_key: pp_http::routes::oidc::FlowKey::derive_from(&[7; 32]),
+        item_frames: Arc::new(pp_http::fanout::ItemFrames::new(hub.clone())),
         live: hub,
         limiter: Arc::new(MemoryRateLimiter::new()),
         limits: RateLimits::default(),

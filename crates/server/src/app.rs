@@ -446,6 +446,7 @@ impl Services {
                 settings.jwt_secret.expose_secret().as_bytes(),
             ),
             live: self.hub.clone(),
+            item_frames: Arc::new(pp_http::fanout::ItemFrames::new(self.hub.clone())),
             limiter: Arc::clone(&self.limiter),
             limits: settings.rate_limits,
             trusted_proxies: settings.trusted_proxies.clone(),

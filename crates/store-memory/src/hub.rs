@@ -1,8 +1,9 @@
 //! The in-process fan-out of live events: one broadcast channel per watched
 //! item and per connected user. Publishing never waits: each subscriber has
 //! its own place in a bounded buffer, and one that falls more than
-//! [`BUFFER`] events behind gets [`FellBehind`] and is dropped, instead of
-//! slowing the bid path or anyone else down.
+//! [`BUFFER`] events ([`NOTIFICATION_BUFFER`] notifications) behind gets
+//! [`FellBehind`] and is dropped, instead of slowing the bid path or anyone
+//! else down.
 //!
 //! In the embedded default this *is* the event transport; with Redis, each
 //! instance's hub is fed by its Redis subscription.
@@ -22,16 +23,24 @@ use tokio::sync::broadcast;
 /// a healthy subscriber is not dropped by a burst it reads a moment later.
 pub const BUFFER: usize = 256;
 
+/// The same for a user's notifications. A channel's buffer is allocated
+/// whole when its first subscriber comes, and every connected user has
+/// one: kept small (a bid gives one user a notification or two), it keeps
+/// an idle socket cheap.
+pub const NOTIFICATION_BUFFER: usize = 16;
+
 /// Channels by key, created on first subscription and dropped once nobody
 /// listens.
 struct Channels<K, V> {
     by_key: Mutex<HashMap<K, broadcast::Sender<V>>>,
+    buffer: usize,
 }
 
 impl<K: Eq + Hash + Copy, V: Clone + Send + 'static> Channels<K, V> {
-    fn new() -> Self {
+    fn new(buffer: usize) -> Self {
         Channels {
             by_key: Mutex::new(HashMap::new()),
+            buffer,
         }
     }
 
@@ -45,7 +54,7 @@ impl<K: Eq + Hash + Copy, V: Clone + Send + 'static> Channels<K, V> {
                 }
                 channels
                     .entry(key)
-                    .or_insert_with(|| broadcast::channel(BUFFER).0)
+                    .or_insert_with(|| broadcast::channel(self.buffer).0)
                     .subscribe()
             }
             // A panic poisoned the map: this subscriber gets nothing rather
@@ -99,8 +108,8 @@ impl EventHub {
     #[must_use]
     pub fn new() -> Arc<Self> {
         Arc::new(EventHub {
-            items: Channels::new(),
-            users: Channels::new(),
+            items: Channels::new(BUFFER),
+            users: Channels::new(NOTIFICATION_BUFFER),
         })
     }
 
@@ -190,6 +199,28 @@ mod tests {
         }
         assert_eq!(slow.next().await, Some(Err(FellBehind)));
         assert_eq!(slow.next().await, None, "dropped for good");
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_notifications_pile_up_is_dropped_at_their_smaller_buffer() {
+        let hub = EventHub::new();
+        let ann = UserId::generate();
+        let mut slow = hub.notifications(ann);
+        let told = Notification {
+            user: ann,
+            data: NotificationData::Won {
+                item: ItemId::generate(),
+                final_price: Money::new(300).unwrap(),
+            },
+            at: Utc::now(),
+        };
+        for _ in 0..NOTIFICATION_BUFFER {
+            hub.notify(told);
+        }
+        let mut kept = hub.notifications(ann);
+        hub.notify(told);
+        assert_eq!(kept.next().await, Some(Ok(told)));
+        assert_eq!(slow.next().await, Some(Err(FellBehind)));
     }
 
     #[tokio::test]

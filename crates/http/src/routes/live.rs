@@ -12,17 +12,17 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use actix_web::body::BoxBody;
-use actix_web::http::StatusCode;
+use actix_web::body::{BodyStream, BoxBody};
+use actix_web::http::{StatusCode, header};
 use actix_web::middleware::from_fn;
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, Responder, get, post, web};
-use actix_web_lab::sse;
+use actix_web::web::Bytes;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use pp_domain::auth::{SocketHolder, TicketService};
 use pp_domain::live::{ItemEvent, LiveStream, Notification, NotificationData, PriceEvent};
 use pp_domain::service::AuctionService;
-use pp_domain::{ListedItem, Money};
+use pp_domain::{ItemId, ListedItem, Money};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, ToSchema};
@@ -31,6 +31,7 @@ use uuid::Uuid;
 use super::items::{ItemBody, item_id};
 use crate::errors::{invalid_ticket, item_not_found};
 use crate::extract::Authenticated;
+use crate::fanout::{Frame, Frames};
 use crate::middleware::{ClientIp, require_user};
 use crate::problem::{ApiError, ProblemBody};
 use crate::state::AppState;
@@ -104,28 +105,52 @@ pub enum ClosedStatus {
     Cancelled,
 }
 
-/// The SSE events of an item event: its own, and for a bid that moved the
-/// close, `extended` after it under the same id.
-fn sse_events(event: &ItemEvent) -> impl Iterator<Item = sse::Event> + use<> {
-    let extended = match event {
-        ItemEvent::Price(price) => price.extension.map(|closing| {
-            let body = ExtendedBody {
-                item_id: price.item.as_uuid(),
-                close_at: closing.close_at,
-                extensions_used: closing.extensions_used,
-            };
-            sse::Event::Data(
-                sse::Data::new(serde_json::to_string(&body).unwrap_or_default())
-                    .event("extended")
-                    .id(event.id().to_string()),
-            )
-        }),
-        ItemEvent::Closed(_) => None,
-    };
-    std::iter::once(sse_event(event)).chain(extended)
+/// One SSE message, encoded (`id`, `event`, `data`).
+fn sse_message(id: u64, name: &'static str, data: String) -> Bytes {
+    sse_bytes(russe::Event::Message(russe::Message {
+        data: data.into(),
+        event: Some(name.into()),
+        retry: None,
+        id: Some(id.to_string().into()),
+    }))
 }
 
-fn sse_event(event: &ItemEvent) -> sse::Event {
+fn sse_bytes(event: russe::Event) -> Bytes {
+    // The fields are ours (no line breaks in JSON or names): it encodes.
+    event
+        .into_bytestring()
+        .map(bytestring::ByteString::into_bytes)
+        .unwrap_or_default()
+}
+
+/// An item event as its SSE messages: its own, and for a bid that moved
+/// the close, `extended` after it under the same id. Encoded once per
+/// instance and shared by every stream of the item ([`crate::fanout`]).
+pub fn encode_item_event(event: &ItemEvent) -> Bytes {
+    let own = sse_event(event);
+    let ItemEvent::Price(price) = event else {
+        return own;
+    };
+    let Some(closing) = price.extension else {
+        return own;
+    };
+    let body = ExtendedBody {
+        item_id: price.item.as_uuid(),
+        close_at: closing.close_at,
+        extensions_used: closing.extensions_used,
+    };
+    let extended = sse_message(
+        event.id(),
+        "extended",
+        serde_json::to_string(&body).unwrap_or_default(),
+    );
+    let mut both = Vec::with_capacity(own.len() + extended.len());
+    both.extend_from_slice(&own);
+    both.extend_from_slice(&extended);
+    Bytes::from(both)
+}
+
+fn sse_event(event: &ItemEvent) -> Bytes {
     let (name, data) = match event {
         ItemEvent::Price(price) => ("price", serde_json::to_string(&PriceBody::from(price))),
         ItemEvent::Closed(closed) => (
@@ -142,11 +167,7 @@ fn sse_event(event: &ItemEvent) -> sse::Event {
             }),
         ),
     };
-    sse::Event::Data(
-        sse::Data::new(data.unwrap_or_default())
-            .event(name)
-            .id(event.id().to_string()),
-    )
+    sse_message(event.id(), name, data.unwrap_or_default())
 }
 
 /// The id the stream stands at once `listed` is known: its bid count, one
@@ -177,16 +198,18 @@ struct Feed {
     auctions: AuctionService,
     /// The keep-alive reads this instance's streams of the item share.
     shared: std::sync::Arc<SharedReads>,
-    listed: ListedItem,
+    item: ItemId,
     /// The id of the last event sent (or queued in `ready`).
     last: u64,
     /// Where the database says the item stands while the stream is still
     /// replaying up to it, one chunk at a time: a client far behind never
     /// makes the server hold its whole backlog.
     replaying_to: Option<ListedItem>,
-    live: LiveStream<ItemEvent>,
+    /// The item's live events, encoded once for every stream of it here.
+    live: Frames,
     keep_alive: tokio::time::Interval,
-    ready: VecDeque<sse::Event>,
+    /// Encoded messages waiting to be written, in order.
+    ready: VecDeque<Bytes>,
     /// Bidding ended and its event is queued: nothing can follow.
     finished: bool,
     /// Ends the stream when the process begins to stop.
@@ -220,7 +243,7 @@ impl Feed {
                     self.ready.extend(
                         missed
                             .iter()
-                            .flat_map(|e| sse_events(&ItemEvent::Price(*e))),
+                            .map(|e| encode_item_event(&ItemEvent::Price(*e))),
                     );
                     self.last = newest;
                 }
@@ -239,23 +262,23 @@ impl Feed {
             self.last = closed.id();
             self.finished = true;
         }
-        self.listed = target;
         Ok(())
     }
 
-    /// Takes a live event: sends it if it is the next one, fills the gap
-    /// first if events are missing, ignores what was already sent.
-    async fn take(&mut self, event: ItemEvent) -> Result<(), ApiError> {
-        if event.id() <= self.last {
+    /// Takes a frame of live events: queues what it holds after the last
+    /// event sent, fills the gap first if events are missing, ignores what
+    /// was already sent.
+    async fn take(&mut self, frame: Frame) -> Result<(), ApiError> {
+        if frame.last() <= self.last {
             return Ok(());
         }
-        if event.id() > self.last + 1 {
+        if frame.first() > self.last + 1 {
             let listed = self.reread().await?;
             return self.catch_up(listed).await;
         }
-        self.ready.extend(sse_events(&event));
-        self.last = event.id();
-        self.finished = matches!(event, ItemEvent::Closed(_));
+        self.ready.push_back(frame.after(self.last));
+        self.last = frame.last();
+        self.finished = frame.finished();
         Ok(())
     }
 
@@ -263,7 +286,7 @@ impl Feed {
     /// be filled from a read made after the event that revealed it).
     async fn reread(&self) -> Result<ListedItem, ApiError> {
         self.auctions
-            .item(self.listed.item.id)
+            .item(self.item)
             .await?
             .ok_or_else(item_not_found)
     }
@@ -272,7 +295,7 @@ impl Feed {
     /// instance's streams of the item share: thousands of watchers cost one
     /// query per keep-alive, not one each.
     async fn shared_read(&self) -> Result<ListedItem, ApiError> {
-        let id = self.listed.item.id;
+        let id = self.item;
         self.shared
             .item(id, || async move { Ok(self.auctions.item(id).await?) })
             .await?
@@ -280,7 +303,7 @@ impl Feed {
     }
 
     /// The next thing to send, or `None` when the stream ends.
-    async fn next(&mut self) -> Option<sse::Event> {
+    async fn next(&mut self) -> Option<Bytes> {
         loop {
             if let Some(event) = self.ready.pop_front() {
                 return Some(event);
@@ -300,10 +323,10 @@ impl Feed {
                 // that stays: nothing is missed.
                 () = stopping.cancelled() => return None,
                 live = self.live.next() => match live {
-                    Some(Ok(event)) => self.take(event).await,
+                    Some(frame) => self.take(frame).await,
                     // Fell behind, or the hub went away: the client
                     // reconnects with Last-Event-ID.
-                    Some(Err(_)) | None => return None,
+                    None => return None,
                 },
                 _ = self.keep_alive.tick() => {
                     let checked = match self.shared_read().await {
@@ -311,7 +334,7 @@ impl Feed {
                         Err(error) => Err(error),
                     };
                     if checked.is_ok() && self.ready.is_empty() {
-                        return Some(sse::Event::Comment("keep-alive".into()));
+                        return Some(Bytes::from_static(b": keep-alive\n\n"));
                     }
                     checked
                 }
@@ -357,7 +380,7 @@ async fn stream_item_events(
         .open(client.as_deref().unwrap_or("unknown"))
         .await?;
     // Subscribe before reading, so nothing published in between is missed.
-    let live = state.live.item_events(id);
+    let live = state.item_frames.subscribe(id);
     let listed = state.auctions.item(id).await?.ok_or_else(item_not_found)?;
     let position = position_of(&listed);
     let resume_from = request
@@ -371,11 +394,12 @@ async fn stream_item_events(
     let mut feed = Feed {
         auctions: state.auctions.clone(),
         shared: std::sync::Arc::clone(&state.keep_alive_reads),
-        listed: listed.clone(),
+        item: id,
         last: 0,
         live,
         keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + keep_alive, keep_alive),
-        ready: VecDeque::new(),
+        // Browsers reconnect this soon after a dropped connection.
+        ready: VecDeque::from([sse_bytes(russe::Event::Retry(Duration::from_secs(2)))]),
         finished: false,
         replaying_to: None,
         stopping: state.stopping.clone(),
@@ -394,29 +418,27 @@ async fn stream_item_events(
         }
         None => {
             let snapshot = serde_json::to_string(&ItemBody::from(&listed)).unwrap_or_default();
-            feed.ready.push_back(sse::Event::Data(
-                sse::Data::new(snapshot)
-                    .event("snapshot")
-                    .id(position.to_string()),
-            ));
+            feed.ready
+                .push_back(sse_message(position, "snapshot", snapshot));
             feed.last = position;
             feed.finished = ItemEvent::closed(&listed).is_some();
         }
     }
     let stream = futures_util::stream::unfold(feed, |mut feed| async move {
-        let event = feed.next().await?;
-        Some((Ok::<_, Infallible>(event), feed))
+        let bytes = feed.next().await?;
+        Some((Ok::<_, Infallible>(bytes), feed))
     });
-    let mut response = sse::Sse::from_stream(stream)
-        .with_retry_duration(Duration::from_secs(2))
-        .respond_to(&request)
-        .map_body(|_, body| EndsWithRetry::new(BoxBody::new(body), state.stopping.clone()))
-        .map_into_boxed_body();
-    response.headers_mut().insert(
-        actix_web::http::header::HeaderName::from_static("x-accel-buffering"),
-        actix_web::http::header::HeaderValue::from_static("no"),
+    let body = EndsWithRetry::new(
+        BoxBody::new(BodyStream::new(stream)),
+        state.stopping.clone(),
     );
-    Ok(response)
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        // Written as it comes: no compression, no cache, no proxy buffering.
+        .insert_header(header::ContentEncoding::Identity)
+        .insert_header(header::CacheControl(vec![header::CacheDirective::NoCache]))
+        .insert_header(("x-accel-buffering", "no"))
+        .body(body))
 }
 
 /// A WebSocket ticket.
