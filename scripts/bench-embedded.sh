@@ -40,7 +40,7 @@ hot_bids() { # $1: the server's DATABASE_URL as the load generator opens it
   "$BIN" serve >"$work/server.log" 2>&1 &
   server=$!
   for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$PORT/ready" >/dev/null && break; sleep 0.1; done
-  DATABASE_URL="$1" BENCH_BASE_URL="http://127.0.0.1:$PORT" BENCH_BIDS="$BIDS" BENCH_MODES=hot \
+  DATABASE_URL="$1" BENCH_SERVER_PID="$server" BENCH_BASE_URL="http://127.0.0.1:$PORT" BENCH_BIDS="$BIDS" BENCH_MODES=hot \
     "$CARGO_TARGET_DIR/release/examples/bench_bids"
   kill "$server" && wait "$server" 2>/dev/null || true
   server=""
@@ -68,6 +68,7 @@ print(f"/ready after exec: median {ready:.0f} ms of {len(starts)} starts "
       f"{'ok' if ready <= 300 else 'MISSED'} (target <= 300 ms)")
 print(f"idle RSS: median {rss:.1f} MiB: {'ok' if rss < 40 else 'MISSED'} (target < 40 MiB)")
 for name, run in (("SQLite", sqlite), ("PostgreSQL", pg)):
-    print(f"hot item on {name}: {run['accepted_per_s']:,.0f} accepted bids/s, p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms")
+    print(f"hot item on {name}: {run['accepted_per_s']:,.0f} accepted bids/s, p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms; "
+          f"load generator {run['generator_cpu']:.2f} CPUs, server {run['server_cpu']:.2f} CPUs")
 print(f"SQLite / PostgreSQL: {sqlite['accepted_per_s'] / pg['accepted_per_s']:.2f}x")
 PY

@@ -8,10 +8,14 @@
 //! Each subscriber's place in an item's ring of frames is bounded
 //! ([`FRAMES`]): one that falls further behind is told so and its stream
 //! ends, and its client resumes with `Last-Event-ID` (replayed from the
-//! database) instead of the server buffering for it.
+//! database) instead of the server buffering for it. When the relay itself
+//! falls behind the hub, it subscribes again at once and sends a
+//! [`Frame::gap`]: every stream fills what it missed from the database and
+//! stays open, so no watcher is cut for it and none reconnects.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
 
 use actix_web::web::Bytes;
 use futures_util::{FutureExt, StreamExt};
@@ -20,9 +24,9 @@ use pp_domain::live::{ItemEvent, LiveStream, LiveSubscriptions};
 use tokio::sync::broadcast;
 
 /// Frames a subscriber may lag behind its item's newest before it is
-/// dropped. A frame is everything the hub had ready at once (up to a bid
-/// batch), so this is far more events than a healthy reader is ever behind.
-pub const FRAMES: usize = 64;
+/// dropped: as many as the hub holds events (a frame holds one or more),
+/// shared by every stream of the item (a ring per item, not per stream).
+pub const FRAMES: usize = 256;
 
 /// Consecutive events of one item, encoded: ids `first`, `first + 1`, …
 #[derive(Debug, Clone)]
@@ -33,6 +37,9 @@ pub struct Frame {
     bytes: Bytes,
     /// Its last event ends bidding (`closed`): nothing can follow.
     finished: bool,
+    /// When the relay made it: every event it lacks before `first` was
+    /// committed by then.
+    made_at: Instant,
 }
 
 impl Frame {
@@ -51,7 +58,33 @@ impl Frame {
             finished: events
                 .last()
                 .is_some_and(|e| matches!(e, ItemEvent::Closed(_))),
+            made_at: Instant::now(),
         }
+    }
+
+    /// A frame of no events telling the streams that the relay fell
+    /// behind the hub: events may be missing, to be read from the database.
+    fn gap() -> Frame {
+        Frame {
+            first: 0,
+            ends: Arc::from([]),
+            bytes: Bytes::new(),
+            finished: false,
+            made_at: Instant::now(),
+        }
+    }
+
+    /// When the relay made it: a read of the item begun since sees every
+    /// event the frame shows to be missing.
+    #[must_use]
+    pub fn made_at(&self) -> Instant {
+        self.made_at
+    }
+
+    /// Whether it is a [`Frame::gap`].
+    #[must_use]
+    pub fn is_gap(&self) -> bool {
+        self.ends.is_empty()
     }
 
     /// The id of its first event.
@@ -60,10 +93,10 @@ impl Frame {
         self.first
     }
 
-    /// The id of its last event.
+    /// The id of its last event (of a gap: none, 0).
     #[must_use]
     pub fn last(&self) -> u64 {
-        self.first + self.ends.len() as u64 - 1
+        (self.first + self.ends.len() as u64).saturating_sub(1)
     }
 
     /// Whether its last event ends bidding.
@@ -93,7 +126,7 @@ impl Frame {
 /// Dropped with its last subscriber, which stops the task.
 struct Relay {
     /// Weak: the task holds the only strong sender, so when it ends (the
-    /// hub's subscription fell behind or went away) every subscriber hears
+    /// hub went away) every subscriber hears
     /// that at once.
     frames: broadcast::WeakSender<Frame>,
     forwarding: tokio::task::AbortHandle,
@@ -185,7 +218,12 @@ impl ItemFrames {
         let (sender, receiver) = broadcast::channel(FRAMES);
         let weak = sender.downgrade();
         let events = self.live.item_events(item);
-        let forwarding = tokio::spawn(forward(events, sender, self.encode)).abort_handle();
+        let hub = Hub {
+            live: Arc::clone(&self.live),
+            item,
+            encode: self.encode,
+        };
+        let forwarding = tokio::spawn(hub.forward(events, sender)).abort_handle();
         let relay = Arc::new(Relay {
             frames: weak,
             forwarding,
@@ -200,38 +238,66 @@ impl ItemFrames {
     }
 }
 
-/// Reads the hub and sends what it has ready, in runs of consecutive ids,
-/// as frames; ends (dropping the only sender) when the hub's subscription
-/// falls behind or ends.
-async fn forward(
-    mut events: LiveStream<ItemEvent>,
-    frames: broadcast::Sender<Frame>,
+/// Where a relay reads, and how it encodes.
+struct Hub {
+    live: Arc<dyn LiveSubscriptions>,
+    item: ItemId,
     encode: fn(&ItemEvent) -> Bytes,
-) {
-    let mut run: Vec<ItemEvent> = Vec::new();
-    while let Some(Ok(event)) = events.next().await {
-        run.push(event);
-        // What else is ready now joins this frame; a gap in ids starts a
-        // new one (the streams fill gaps from the database).
+}
+
+impl Hub {
+    /// Reads the hub and sends what it has ready, in runs of consecutive
+    /// ids, as frames. Fallen behind the hub, it subscribes again and sends
+    /// a gap; it ends (dropping the only sender, which ends the streams)
+    /// only when the hub does.
+    async fn forward(self, mut events: LiveStream<ItemEvent>, frames: broadcast::Sender<Frame>) {
+        let mut run: Vec<ItemEvent> = Vec::new();
+        loop {
+            let fell_behind = match events.next().await {
+                Some(Ok(event)) => {
+                    run.push(event);
+                    self.take_ready(&mut events, &mut run, &frames)
+                }
+                Some(Err(_)) => true,
+                None => return,
+            };
+            self.send(&frames, &mut run);
+            if fell_behind {
+                events = self.live.item_events(self.item);
+                // No subscriber left is no error: the relay is being dropped.
+                let _ = frames.send(Frame::gap());
+            }
+        }
+    }
+
+    /// Adds to `run` what else the hub has ready now, sending a frame at
+    /// each gap in ids (the streams fill gaps from the database); whether
+    /// the subscription fell behind meanwhile.
+    fn take_ready(
+        &self,
+        events: &mut LiveStream<ItemEvent>,
+        run: &mut Vec<ItemEvent>,
+        frames: &broadcast::Sender<Frame>,
+    ) -> bool {
         loop {
             match events.next().now_or_never() {
                 Some(Some(Ok(next))) => {
                     if run.last().is_some_and(|last| next.id() != last.id() + 1) {
-                        let _ = frames.send(Frame::encode(&run, encode));
-                        run.clear();
+                        self.send(frames, run);
                     }
                     run.push(next);
                 }
-                None => break,
-                Some(Some(Err(_)) | None) => {
-                    let _ = frames.send(Frame::encode(&run, encode));
-                    return;
-                }
+                None | Some(None) => return false,
+                Some(Some(Err(_))) => return true,
             }
         }
-        // No subscriber left is no error: the relay is being dropped.
-        let _ = frames.send(Frame::encode(&run, encode));
-        run.clear();
+    }
+
+    fn send(&self, frames: &broadcast::Sender<Frame>, run: &mut Vec<ItemEvent>) {
+        if !run.is_empty() {
+            let _ = frames.send(Frame::encode(run, self.encode));
+            run.clear();
+        }
     }
 }
 
@@ -305,6 +371,28 @@ mod tests {
         let rest = watching.next().await.unwrap();
         assert_eq!((rest.first(), rest.last()), (3, 4));
         assert!(rest.finished());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_relay_that_falls_behind_the_hub_subscribes_again_and_says_events_may_be_missing() {
+        let hub = EventHub::new();
+        let frames = ItemFrames::encoding(hub.clone(), encode);
+        let item = ItemId::generate();
+        let mut watching = frames.subscribe(item);
+        // The relay has not run yet: the hub's buffer overflows under it.
+        for n in 1..=(pp_store_memory::BUFFER as u64 + 10) {
+            hub.deliver(price(item, n));
+        }
+        let gap = loop {
+            let frame = watching.next().await.unwrap();
+            if frame.is_gap() {
+                break frame;
+            }
+        };
+        assert_eq!(gap.last(), 0);
+        assert_eq!(&gap.after(7)[..], b"");
+        hub.deliver(price(item, 500));
+        assert_eq!(watching.next().await.unwrap().first(), 500);
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
+use futures_util::StreamExt;
 use pp_domain::live::{ConnectionSlots, SlotLease};
 use pp_domain::{ItemId, ListedItem};
 use tokio_util::sync::CancellationToken;
@@ -28,6 +29,17 @@ pub struct Slots {
     kind: &'static str,
     max: u32,
     ttl: Duration,
+    held: Arc<Held>,
+}
+
+/// The leases this instance holds of one kind, renewed together by one
+/// task: ten thousand open connections cost ten thousand entries in a map,
+/// not ten thousand tasks and timers.
+#[derive(Default)]
+struct Held {
+    leases: Mutex<HashMap<u64, SlotLease>>,
+    next: std::sync::atomic::AtomicU64,
+    renewing: std::sync::OnceLock<()>,
 }
 
 impl std::fmt::Debug for Slots {
@@ -42,8 +54,9 @@ impl std::fmt::Debug for Slots {
 
 impl Slots {
     /// At most `max` connections of `kind` per key, each held by a lease of
-    /// `ttl` (renewed every third of it while the connection lives, so a
-    /// crashed instance's leases lapse within `ttl`).
+    /// `ttl` (renewed every third of it while the connection lives, by one
+    /// task for all of them, so a crashed instance's leases lapse within
+    /// `ttl`).
     #[must_use]
     pub fn new(
         port: Arc<dyn ConnectionSlots>,
@@ -56,7 +69,37 @@ impl Slots {
             kind,
             max,
             ttl,
+            held: Arc::default(),
         }
+    }
+
+    /// Starts the task that renews every held lease each third of `ttl`,
+    /// once; it ends when the last clone of these slots is gone.
+    fn renew_held(&self) {
+        self.held.renewing.get_or_init(|| {
+            let (port, ttl) = (Arc::clone(&self.port), self.ttl);
+            let held = Arc::downgrade(&self.held);
+            tokio::spawn(async move {
+                let every = ttl / 3;
+                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                loop {
+                    tick.tick().await;
+                    let Some(held) = held.upgrade() else { return };
+                    let leases: Vec<SlotLease> = held
+                        .leases
+                        .lock()
+                        .map(|leases| leases.values().cloned().collect())
+                        .unwrap_or_default();
+                    drop(held);
+                    futures_util::stream::iter(leases)
+                        .for_each_concurrent(RENEWING_AT_ONCE, |lease| {
+                            let port = Arc::clone(&port);
+                            async move { port.renew(&lease, ttl).await }
+                        })
+                        .await;
+                }
+            });
+        });
     }
 
     /// A place for one more connection of `key`, renewed in the background
@@ -78,32 +121,34 @@ impl Slots {
                 ),
             )
         })?;
-        let renewer = {
-            let (port, lease, ttl) = (Arc::clone(&self.port), lease.clone(), self.ttl);
-            tokio::spawn(async move {
-                let every = ttl / 3;
-                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-                loop {
-                    tick.tick().await;
-                    port.renew(&lease, ttl).await;
-                }
-            })
-            .abort_handle()
-        };
+        self.renew_held();
+        let id = self
+            .held
+            .next
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut leases) = self.held.leases.lock() {
+            leases.insert(id, lease.clone());
+        }
         Ok(StreamSlot {
             port: Arc::clone(&self.port),
             lease,
-            renewer,
+            id,
+            held: Arc::clone(&self.held),
         })
     }
 }
+
+/// Leases renewed at once by the renewing task (round trips in flight).
+const RENEWING_AT_ONCE: usize = 32;
 
 /// One open connection's place, given back when it is dropped (however the
 /// connection ends).
 pub struct StreamSlot {
     port: Arc<dyn ConnectionSlots>,
     lease: SlotLease,
-    renewer: tokio::task::AbortHandle,
+    /// Its entry among the held leases.
+    id: u64,
+    held: Arc<Held>,
 }
 
 impl std::fmt::Debug for StreamSlot {
@@ -116,7 +161,9 @@ impl std::fmt::Debug for StreamSlot {
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        self.renewer.abort();
+        if let Ok(mut leases) = self.held.leases.lock() {
+            leases.remove(&self.id);
+        }
         // A drop cannot wait: given back in the background. Without a
         // runtime (the process is ending) the lease simply lapses.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -189,7 +236,7 @@ impl MessageBody for EndsWithRetry {
 }
 
 /// The latest read of an item (its outcome, failures included) and when
-/// it was made.
+/// it was begun.
 type LatestRead = Arc<tokio::sync::Mutex<Option<(Instant, Result<Option<ListedItem>, ApiError>)>>>;
 
 /// Items with a read at hand, and how many there may be before a sweep.
@@ -236,16 +283,51 @@ impl SharedReads {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<ListedItem>, ApiError>>,
     {
+        let stale_before = Instant::now().checked_sub(self.fresh_for);
+        self.read(item, stale_before, "keep_alive", read).await
+    }
+
+    /// `item` as a read begun at or after `since` found it: a stream that
+    /// learnt at `since` that events are missing needs a read that sees
+    /// them, and every stream that learnt it then shares one.
+    ///
+    /// # Errors
+    /// `read`'s, or the one the shared read met.
+    pub async fn item_since<F, Fut>(
+        &self,
+        item: ItemId,
+        since: Instant,
+        read: F,
+    ) -> Result<Option<ListedItem>, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<ListedItem>, ApiError>>,
+    {
+        self.read(item, Some(since), "gap", read).await
+    }
+
+    async fn read<F, Fut>(
+        &self,
+        item: ItemId,
+        not_before: Option<Instant>,
+        reason: &'static str,
+        read: F,
+    ) -> Result<Option<ListedItem>, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<ListedItem>, ApiError>>,
+    {
         let latest = self.entry(item);
         let mut latest = latest.lock().await;
-        if let Some((at, outcome)) = latest.as_ref()
-            && at.elapsed() < self.fresh_for
+        if let Some((begun, outcome)) = latest.as_ref()
+            && not_before.is_none_or(|not_before| *begun >= not_before)
         {
             return outcome.clone();
         }
-        metrics::counter!("live_item_reads_total", "reason" => "keep_alive").increment(1);
+        metrics::counter!("live_item_reads_total", "reason" => reason).increment(1);
+        let begun = Instant::now();
         let outcome = read().await;
-        *latest = Some((Instant::now(), outcome.clone()));
+        *latest = Some((begun, outcome.clone()));
         outcome
     }
 

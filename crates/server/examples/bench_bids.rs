@@ -41,10 +41,7 @@ async fn run_mode(
     items: usize,
     concurrency: usize,
 ) -> Value {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .unwrap();
+    let client = support::client(concurrency);
     let mut ids = Vec::with_capacity(items);
     for _ in 0..items {
         ids.push(create_item(&client, base, admin, &format!("{mode} lot")).await);
@@ -63,6 +60,7 @@ async fn run_mode(
         "accepted": accepted,
         "too_low": too_low,
         "failed": run.failed.load(std::sync::atomic::Ordering::Relaxed),
+        "unavailable": run.unavailable.load(std::sync::atomic::Ordering::Relaxed),
         "seconds": two(elapsed),
         "accepted_per_s": (accepted as f64 / elapsed).round(),
         "decided_per_s": ((accepted + too_low) as f64 / elapsed).round(),

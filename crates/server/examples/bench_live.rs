@@ -1,21 +1,24 @@
 //! `make bench-live`' load generator (issue 21): live fan-out against a
 //! running server (`BENCH_SERVER_PID` names it, for its memory and CPU).
 //!
-//! - **sse**: hot-item bids/s with nobody watching; then
+//! - **sse**: a warm-up, then hot-item bids/s with nobody watching; then
 //!   `BENCH_SUBSCRIBERS` SSE streams of another item (the server's memory
-//!   per stream, measured once all have their snapshot); then
-//!   `BENCH_PACED_BIDS` bids on the watched item at `BENCH_PACE_PER_S` (how
-//!   long after each bid's 201 every subscriber has its `price` event); then
-//!   hot-item bids on the watched item (bids/s while fanning out, against
-//!   the first figure, and the delay of every tenth event meanwhile).
+//!   per stream, once all have their snapshot and again after the load);
+//!   then `BENCH_PACED_BIDS` bids on the watched item at `BENCH_PACE_PER_S`
+//!   (how long after each bid's 201 every subscriber has its `price`
+//!   event); then hot-item bids on the watched item (bids/s while fanning
+//!   out, against the first figure, and the delay of every tenth event
+//!   meanwhile). Every stream is checked to end at the item's last bid,
+//!   with no id skipped or repeated.
 //! - **ws**: `BENCH_SOCKETS` authenticated WebSockets held open idle (the
 //!   server's memory per socket); then a chain of `BENCH_NOTIFIED` bids,
 //!   each outbidding the previous bidder, whose `outbid` notification is
 //!   timed from the 201 of the bid that caused it.
 //!
-//! Each event is timestamped as it arrives. One JSON line per mode, with
-//! the CPUs this generator and the server kept busy meanwhile (the
-//! generator must not be what limits the figures).
+//! Each event is timestamped as it arrives (an event published before its
+//! bid's 201 reached the generator counts as no delay). One JSON line per
+//! mode, with the CPUs this generator and the server kept busy in each
+//! measured phase (the generator must not be what limits the figures).
 #![allow(
     clippy::print_stdout,
     clippy::expect_used,
@@ -46,15 +49,43 @@ use tokio::sync::{Semaphore, watch};
 /// limit that matters).
 const OPENING: usize = 256;
 
+/// How long the connections get to finish once the bench is over.
+const DRAIN: Duration = Duration::from_secs(30);
+
 /// What one subscriber saw.
 #[derive(Default)]
 struct Seen {
     /// When sampled `price` events arrived, by id.
     arrivals: Vec<(u64, Instant)>,
-    /// `price` events received.
-    prices: u64,
-    /// Its stream ended before the bench did.
+    /// The id of the last `price` event.
+    last: u64,
+    /// A `price` event came whose id was not the last one's next.
+    gaps: u64,
+    /// A `price` event came again.
+    repeats: u64,
+    /// Its stream ended, or never opened, before the bench did.
     cut: bool,
+}
+
+impl Seen {
+    fn cut() -> Self {
+        Seen {
+            cut: true,
+            ..Seen::default()
+        }
+    }
+
+    fn price(&mut self, id: u64, at: Instant, sampled: bool) {
+        if id <= self.last {
+            self.repeats += 1;
+        } else if id != self.last + 1 {
+            self.gaps += 1;
+        }
+        self.last = self.last.max(id);
+        if sampled {
+            self.arrivals.push((id, at));
+        }
+    }
 }
 
 /// An SSE subscriber of `url`: counts itself in `ready` once its snapshot
@@ -67,13 +98,15 @@ async fn subscribe(
     mut stop: watch::Receiver<bool>,
     sampled: impl Fn(u64) -> bool,
 ) -> Seen {
-    let mut seen = Seen::default();
     let permit = opening.acquire_owned().await.unwrap();
-    let Ok(response) = client.get(url).send().await else {
-        seen.cut = true;
-        return seen;
+    let opened = tokio::time::timeout(Duration::from_secs(60), client.get(url).send()).await;
+    let Ok(Ok(response)) = opened else {
+        return Seen::cut();
     };
-    assert_eq!(response.status().as_u16(), 200, "an SSE stream");
+    if response.status().as_u16() != 200 {
+        return Seen::cut();
+    }
+    let mut seen = Seen::default();
     let mut events = response.sse_stream();
     let mut permit = Some(permit);
     loop {
@@ -88,11 +121,8 @@ async fn subscribe(
                             ready.fetch_add(1, Ordering::Relaxed);
                         }
                         Some("price") => {
-                            seen.prices += 1;
                             let id = message.id.as_deref().and_then(|id| id.parse().ok()).unwrap_or(0);
-                            if sampled(id) {
-                                seen.arrivals.push((id, at));
-                            }
+                            seen.price(id, at, sampled(id));
                         }
                         _ => {}
                     }
@@ -114,6 +144,20 @@ async fn all_ready(ready: &AtomicUsize, n: usize) -> usize {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     ready.load(Ordering::Relaxed)
+}
+
+/// What the tasks returned within [`DRAIN`]; `late` for each that did not.
+async fn gather<T>(tasks: Vec<tokio::task::JoinHandle<T>>, late: impl Fn() -> T) -> Vec<T> {
+    let deadline = Instant::now() + DRAIN;
+    let mut done = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let left = deadline.saturating_duration_since(Instant::now());
+        done.push(match tokio::time::timeout(left, task).await {
+            Ok(Ok(value)) => value,
+            _ => late(),
+        });
+    }
+    done
 }
 
 /// Delays (ms, sorted) of `arrivals` after the 201s in `answered`.
@@ -140,8 +184,14 @@ fn spread(delays: &[f64]) -> Value {
     })
 }
 
-/// Bids on `item` one after another, `per_s` a second, one per token; the
-/// 201 of each by the bid count it reports.
+fn sorted(values: &[f64]) -> Vec<f64> {
+    let mut values = values.to_vec();
+    values.sort_by(f64::total_cmp);
+    values
+}
+
+/// Bids on `item` one after another, `per_s` a second, one per token,
+/// each higher than the last; the 201 of each by the bid count it reports.
 async fn paced_bids(
     client: &reqwest::Client,
     base: &str,
@@ -153,14 +203,21 @@ async fn paced_bids(
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_s.max(1) as f64));
     for (n, token) in tokens.iter().enumerate() {
         tick.tick().await;
-        let response = client
-            .post(format!("{base}/api/v1/items/{item}/bid"))
-            .bearer_auth(token)
-            .json(&json!({ "amount": 100 + n }))
-            .send()
-            .await
-            .unwrap();
-        let at = Instant::now();
+        let (response, at) = loop {
+            let response = client
+                .post(format!("{base}/api/v1/items/{item}/bid"))
+                .bearer_auth(token)
+                .json(&json!({ "amount": 100 + n }))
+                .send()
+                .await
+                .unwrap();
+            let at = Instant::now();
+            // The store busy: tried again, as a client would.
+            if response.status().as_u16() != 503 {
+                break (response, at);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
         assert_eq!(response.status().as_u16(), 201, "a paced bid");
         let body: Value = response.json().await.unwrap();
         answered.insert(body["item"]["bid_count"].as_u64().unwrap(), at);
@@ -174,23 +231,25 @@ async fn sse(base: &str, server: &str) -> Value {
     let pace = number("BENCH_PACE_PER_S", 10);
     let load = number("BENCH_LOAD_BIDS", 3_000);
     let concurrency = number("BENCH_CONCURRENCY", 50);
+    let warm_up = load.min(500);
     let (store, jwt) = store_and_tokens().await;
     let admin = make_users(&store, &jwt, 1, Role::Admin).await.remove(0);
-    let tokens = make_users(&store, &jwt, paced + 2 * load, Role::User).await;
-    let (alone_tokens, rest) = tokens.split_at(load);
+    let tokens = make_users(&store, &jwt, warm_up + paced + 2 * load, Role::User).await;
+    let (warm_up_tokens, rest) = tokens.split_at(warm_up);
+    let (alone_tokens, rest) = rest.split_at(load);
     let (paced_tokens, loaded_tokens) = rest.split_at(paced);
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .unwrap();
+    let client = support::client(concurrency);
+    let warm = create_item(&client, base, &admin, "warming up").await;
     let quiet = create_item(&client, base, &admin, "nobody watches").await;
     let watched = create_item(&client, base, &admin, "everybody watches").await;
 
+    bid_all(&client, base, warm_up_tokens, &[warm], concurrency).await;
+    let cpu = CpuShare::start(server);
     let (alone, alone_s) = bid_all(&client, base, alone_tokens, &[quiet], concurrency).await;
+    let alone_cpu = cpu.stop();
     let alone_rate = alone.accepted.load(Ordering::Relaxed) as f64 / alone_s;
 
     let before = rss_kib(server);
-    let cpu = CpuShare::start(server);
     let (stop, stopped) = watch::channel(false);
     let ready = Arc::new(AtomicUsize::new(0));
     let opening = Arc::new(Semaphore::new(OPENING));
@@ -210,59 +269,55 @@ async fn sse(base: &str, server: &str) -> Value {
         .collect();
     let opened = all_ready(&ready, subscribers).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let per_subscriber = (rss_kib(server).saturating_sub(before)) as f64 / opened.max(1) as f64;
+    let per_stream = |rss: u64| two(rss.saturating_sub(before) as f64 / opened.max(1) as f64);
+    let idle = per_stream(rss_kib(server));
 
-    let mut answered = paced_bids(&client, base, &watched, paced_tokens, pace).await;
+    let paced_answered = paced_bids(&client, base, &watched, paced_tokens, pace).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let cpu = CpuShare::start(server);
     let (loaded, loaded_s) = bid_all(&client, base, loaded_tokens, &[watched], concurrency).await;
+    let loaded_cpu = cpu.stop();
     let loaded_rate = loaded.accepted.load(Ordering::Relaxed) as f64 / loaded_s;
+    let loaded_answered = std::mem::take(&mut *loaded.answered.lock().unwrap());
+    // Where every stream should end: the item's last bid.
+    let final_id = loaded_answered
+        .keys()
+        .chain(paced_answered.keys())
+        .copied()
+        .max()
+        .unwrap_or(0);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let cpu = cpu.stop();
+    let after_load = per_stream(rss_kib(server));
     stop.send(true).unwrap();
-    let mut seen = Vec::with_capacity(streams.len());
-    for stream in streams {
-        seen.push(stream.await.unwrap());
-    }
-    let cut = seen.iter().filter(|s| s.cut).count();
-    let short = seen
-        .iter()
-        .filter(|s| !s.cut && s.prices < (paced + load) as u64)
-        .count();
-    let paced_delays = delays(
+    let seen = gather(streams, Seen::cut).await;
+    let arrivals = |range: std::ops::RangeInclusive<u64>| {
         seen.iter()
             .flat_map(|s| s.arrivals.iter())
-            .filter(|(id, _)| *id <= paced as u64),
-        &answered,
-    );
-    answered = std::mem::take(&mut loaded.answered.lock().unwrap());
-    let loaded_delays = delays(
-        seen.iter()
-            .flat_map(|s| s.arrivals.iter())
-            .filter(|(id, _)| *id > paced as u64),
-        &answered,
-    );
+            .filter(move |(id, _)| range.contains(id))
+    };
+    let paced_delays = delays(arrivals(1..=paced as u64), &paced_answered);
+    let loaded_delays = delays(arrivals(paced as u64 + 1..=u64::MAX), &loaded_answered);
     json!({
         "mode": "sse",
         "subscribers": subscribers,
         "opened": opened,
-        "rss_per_subscriber_kib": two(per_subscriber),
+        "rss_per_subscriber_kib": idle,
+        "rss_per_subscriber_after_load_kib": after_load,
         "paced": { "bids": paced, "per_s": pace, "delay": spread(&paced_delays) },
         "alone_bids_per_s": alone_rate.round(),
+        "alone_cpu": alone_cpu,
         "fanning_out_bids_per_s": loaded_rate.round(),
         "fanning_out_ratio": two(loaded_rate / alone_rate.max(f64::EPSILON)),
         "fanning_out_p99_bid_ms": two(percentile(&sorted(&loaded.latencies.lock().unwrap()), 0.99)),
         "fanning_out_delay": spread(&loaded_delays),
-        "streams_cut": cut,
-        "streams_missing_events": short,
-        "generator_cpu": cpu["generator_cpu"],
-        "server_cpu": cpu["server_cpu"],
+        "fanning_out_cpu": loaded_cpu,
+        "unavailable": alone.unavailable.load(Ordering::Relaxed) + loaded.unavailable.load(Ordering::Relaxed),
+        "final_id": final_id,
+        "streams_cut": seen.iter().filter(|s| s.cut).count(),
+        "streams_with_gaps": seen.iter().filter(|s| s.gaps > 0).count(),
+        "streams_with_repeats": seen.iter().filter(|s| s.repeats > 0).count(),
+        "streams_short": seen.iter().filter(|s| !s.cut && s.last < final_id).count(),
     })
-}
-
-fn sorted(values: &[f64]) -> Vec<f64> {
-    let mut values = values.to_vec();
-    values.sort_by(f64::total_cmp);
-    values
 }
 
 /// An authenticated socket held open (a ticket fetched for it just
@@ -290,9 +345,14 @@ async fn hold_socket(
         base.replacen("http", "ws", 1),
         body["ticket"].as_str().unwrap()
     );
-    let (mut socket, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("a socket");
+    let opened = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio_tungstenite::connect_async(url),
+    )
+    .await;
+    let Ok(Ok((mut socket, _))) = opened else {
+        return None;
+    };
     drop(permit);
     ready.fetch_add(1, Ordering::Relaxed);
     let mut outbid = None;
@@ -319,11 +379,10 @@ async fn ws(base: &str, server: &str) -> Value {
     let (store, jwt) = store_and_tokens().await;
     let admin = make_users(&store, &jwt, 1, Role::Admin).await.remove(0);
     let tokens = make_users(&store, &jwt, sockets, Role::User).await;
-    let client = reqwest::Client::new();
+    let client = support::client(OPENING);
     let item = create_item(&client, base, &admin, "a chain of outbids").await;
 
     let before = rss_kib(server);
-    let cpu = CpuShare::start(server);
     let (stop, stopped) = watch::channel(false);
     let ready = Arc::new(AtomicUsize::new(0));
     let opening = Arc::new(Semaphore::new(OPENING));
@@ -342,20 +401,19 @@ async fn ws(base: &str, server: &str) -> Value {
         .collect();
     let opened = all_ready(&ready, sockets).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let per_socket = (rss_kib(server).saturating_sub(before)) as f64 / opened.max(1) as f64;
+    let per_socket = rss_kib(server).saturating_sub(before) as f64 / opened.max(1) as f64;
 
     // Bid k outbids bidder k - 1, whose socket is told.
+    let cpu = CpuShare::start(server);
     let answered = paced_bids(&client, base, &item, &tokens[..notified], pace).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let cpu = cpu.stop();
     stop.send(true).unwrap();
-    let mut told = Vec::with_capacity(held.len());
-    for socket in held {
-        told.push(socket.await.unwrap());
-    }
+    let told = gather(held, || None).await;
     // Bidder k (0-based) placed the item's (k + 1)-th bid and was outbid by
     // the next one.
-    let mut delays: Vec<f64> = told[..notified.saturating_sub(1)]
+    let outbid = &told[..notified.saturating_sub(1)];
+    let mut delays: Vec<f64> = outbid
         .iter()
         .enumerate()
         .filter_map(|(k, arrived)| {
@@ -375,10 +433,10 @@ async fn ws(base: &str, server: &str) -> Value {
         "sockets": sockets,
         "opened": opened,
         "rss_per_socket_kib": two(per_socket),
-        "notifications": notified.saturating_sub(1),
+        "notifications": outbid.len(),
+        "told": outbid.iter().filter(|t| t.is_some()).count(),
         "delay": spread(&delays),
-        "generator_cpu": cpu["generator_cpu"],
-        "server_cpu": cpu["server_cpu"],
+        "cpu": cpu,
     })
 }
 

@@ -1,9 +1,8 @@
 //! The in-process fan-out of live events: one broadcast channel per watched
-//! item and per connected user. Publishing never waits: each subscriber has
-//! its own place in a bounded buffer, and one that falls more than
-//! [`BUFFER`] events ([`NOTIFICATION_BUFFER`] notifications) behind gets
-//! [`FellBehind`] and is dropped, instead of slowing the bid path or anyone
-//! else down.
+//! item, and a queue per connection of a user. Publishing never waits: each
+//! subscriber has its own place in a bounded buffer, and one that falls
+//! more than [`BUFFER`] events or notifications behind gets [`FellBehind`]
+//! and is dropped, instead of slowing the bid path or anyone else down.
 //!
 //! In the embedded default this *is* the event transport; with Redis, each
 //! instance's hub is fed by its Redis subscription.
@@ -12,7 +11,10 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
-use futures_util::stream;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures_channel::mpsc;
+use futures_util::{StreamExt, stream};
 use pp_domain::ids::{ItemId, UserId};
 use pp_domain::live::{FellBehind, ItemEvent, LiveStream, LiveSubscriptions, Notification};
 use pp_domain::ports::LiveEvents;
@@ -22,12 +24,6 @@ use tokio::sync::broadcast;
 /// above one bid batch (64 bids, each with an event, published at once), so
 /// a healthy subscriber is not dropped by a burst it reads a moment later.
 pub const BUFFER: usize = 256;
-
-/// The same for a user's notifications. A channel's buffer is allocated
-/// whole when its first subscriber comes, and every connected user has
-/// one: kept small (a bid gives one user a notification or two), it keeps
-/// an idle socket cheap.
-pub const NOTIFICATION_BUFFER: usize = 16;
 
 /// Channels by key, created on first subscription and dropped once nobody
 /// listens.
@@ -88,10 +84,94 @@ impl<K: Eq + Hash + Copy, V: Clone + Send + 'static> Channels<K, V> {
     }
 }
 
+/// One connection's queue of a key's values, and whether it was dropped for
+/// falling behind.
+struct Mailbox<V> {
+    sender: mpsc::Sender<V>,
+    fell_behind: Arc<AtomicBool>,
+}
+
+/// A queue per subscriber, by key. Unlike a broadcast channel, whose ring
+/// is allocated whole when it is made, a queue allocates per value it
+/// holds: every connected user has one, most of them idle, and a burst (a
+/// batch of 64 bids that each auto-raise one user's poisoned bid) still
+/// fits.
+struct Mailboxes<K, V> {
+    by_key: Mutex<HashMap<K, Vec<Mailbox<V>>>>,
+}
+
+impl<K: Eq + Hash + Copy, V: Clone + Send + 'static> Mailboxes<K, V> {
+    fn new() -> Self {
+        Mailboxes {
+            by_key: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn subscribe(&self, key: K) -> LiveStream<V> {
+        // `BUFFER` values, and the one place every sender has besides.
+        let (sender, receiver) = mpsc::channel(BUFFER - 1);
+        let fell_behind = Arc::new(AtomicBool::new(false));
+        if let Ok(mut mailboxes) = self.by_key.lock() {
+            // Keys whose connections all left are swept once they
+            // outnumber the live ones.
+            if mailboxes.len() >= 1024 && mailboxes.len().is_power_of_two() {
+                mailboxes.retain(|_, boxes| {
+                    boxes.retain(|mailbox| !mailbox.sender.is_closed());
+                    !boxes.is_empty()
+                });
+            }
+            mailboxes.entry(key).or_default().push(Mailbox {
+                sender,
+                fell_behind: Arc::clone(&fell_behind),
+            });
+        }
+        // (A panic poisoned the map: the sender is dropped here and this
+        // subscriber gets nothing, rather than taking the process down.)
+        Box::pin(stream::unfold(Some(receiver), move |receiver| {
+            let fell_behind = Arc::clone(&fell_behind);
+            async move {
+                let mut receiver = receiver?;
+                match receiver.next().await {
+                    Some(value) => Some((Ok(value), Some(receiver))),
+                    None if fell_behind.load(Ordering::Acquire) => Some((Err(FellBehind), None)),
+                    None => None,
+                }
+            }
+        }))
+    }
+
+    fn deliver(&self, key: K, value: &V) {
+        let Ok(mut mailboxes) = self.by_key.lock() else {
+            return;
+        };
+        let Some(boxes) = mailboxes.get_mut(&key) else {
+            return;
+        };
+        boxes.retain_mut(|mailbox| match mailbox.sender.try_send(value.clone()) {
+            Ok(()) => true,
+            Err(error) => {
+                if error.is_full() {
+                    // Dropping its sender ends its stream once it read
+                    // what it holds; then it hears why.
+                    mailbox.fell_behind.store(true, Ordering::Release);
+                }
+                false
+            }
+        });
+        if boxes.is_empty() {
+            mailboxes.remove(&key);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.by_key.lock().map_or(0, |mailboxes| mailboxes.len())
+    }
+}
+
 /// Live events of this process, by item and by user.
 pub struct EventHub {
     items: Channels<ItemId, ItemEvent>,
-    users: Channels<UserId, Notification>,
+    users: Mailboxes<UserId, Notification>,
 }
 
 impl std::fmt::Debug for EventHub {
@@ -109,7 +189,7 @@ impl EventHub {
     pub fn new() -> Arc<Self> {
         Arc::new(EventHub {
             items: Channels::new(BUFFER),
-            users: Channels::new(NOTIFICATION_BUFFER),
+            users: Mailboxes::new(),
         })
     }
 
@@ -120,7 +200,7 @@ impl EventHub {
 
     /// Hands a notification to this process's connections of its user.
     pub fn deliver_notification(&self, notification: Notification) {
-        self.users.deliver(notification.user, notification);
+        self.users.deliver(notification.user, &notification);
     }
 }
 
@@ -201,26 +281,40 @@ mod tests {
         assert_eq!(slow.next().await, None, "dropped for good");
     }
 
-    #[tokio::test]
-    async fn a_connection_whose_notifications_pile_up_is_dropped_at_their_smaller_buffer() {
-        let hub = EventHub::new();
-        let ann = UserId::generate();
-        let mut slow = hub.notifications(ann);
-        let told = Notification {
-            user: ann,
+    fn won(user: UserId) -> Notification {
+        Notification {
+            user,
             data: NotificationData::Won {
                 item: ItemId::generate(),
                 final_price: Money::new(300).unwrap(),
             },
             at: Utc::now(),
-        };
-        for _ in 0..NOTIFICATION_BUFFER {
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_notifications_pile_up_is_dropped_after_reading_what_it_holds() {
+        let hub = EventHub::new();
+        let ann = UserId::generate();
+        let mut slow = hub.notifications(ann);
+        let told = won(ann);
+        // A batch's worth fits.
+        for _ in 0..64 {
             hub.notify(told);
         }
         let mut kept = hub.notifications(ann);
-        hub.notify(told);
-        assert_eq!(kept.next().await, Some(Ok(told)));
+        for _ in 64..=BUFFER {
+            hub.notify(told);
+        }
+        for _ in 0..BUFFER {
+            assert_eq!(slow.next().await, Some(Ok(told)));
+        }
         assert_eq!(slow.next().await, Some(Err(FellBehind)));
+        assert_eq!(slow.next().await, None, "dropped for good");
+        hub.notify(told);
+        for _ in 64..=(BUFFER + 1) {
+            assert_eq!(kept.next().await, Some(Ok(told)));
+        }
     }
 
     #[tokio::test]
@@ -229,14 +323,7 @@ mod tests {
         let (ann, bob) = (UserId::generate(), UserId::generate());
         let mut mine = hub.notifications(ann);
         let theirs = hub.notifications(bob);
-        let told = Notification {
-            user: ann,
-            data: NotificationData::Won {
-                item: ItemId::generate(),
-                final_price: Money::new(300).unwrap(),
-            },
-            at: Utc::now(),
-        };
+        let told = won(ann);
         hub.notify(told);
         assert_eq!(mine.next().await, Some(Ok(told)));
         drop(theirs);

@@ -9,7 +9,7 @@
 mod hub;
 mod slots;
 
-pub use hub::{BUFFER, EventHub, NOTIFICATION_BUFFER};
+pub use hub::{BUFFER, EventHub};
 pub use slots::MemoryConnectionSlots;
 
 use std::collections::{HashMap, VecDeque};

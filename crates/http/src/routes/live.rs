@@ -40,6 +40,17 @@ use crate::streams::{EndsWithRetry, SharedReads, StreamSlot};
 /// Price events fetched per replay query.
 const REPLAY_CHUNK: u32 = 500;
 
+/// How much of a streamed body the server gathers before it writes
+/// (actix's `h1_write_buffer_size`; its default is 32 KiB).
+pub const WRITE_BUFFER: usize = 4 * 1024;
+
+/// The largest piece a stream hands the server at once: with
+/// [`WRITE_BUFFER`] gathered at most before it, the two fit the 8 KiB
+/// buffer every connection starts with, so a burst (a frame of a whole
+/// bid batch) never makes a stream's buffer grow, and ten thousand
+/// streams keep their memory after it.
+pub const MAX_CHUNK: usize = 3 * 1024;
+
 /// `price`: after every accepted bid.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PriceBody {
@@ -203,8 +214,9 @@ struct Feed {
     last: u64,
     /// Where the database says the item stands while the stream is still
     /// replaying up to it, one chunk at a time: a client far behind never
-    /// makes the server hold its whole backlog.
-    replaying_to: Option<ListedItem>,
+    /// makes the server hold its whole backlog. Boxed: most streams never
+    /// replay, and every open stream carries this field.
+    replaying_to: Option<Box<ListedItem>>,
     /// The item's live events, encoded once for every stream of it here.
     live: Frames,
     keep_alive: tokio::time::Interval,
@@ -223,7 +235,7 @@ impl Feed {
     /// Replays every event after `self.last` up to `listed`'s position from
     /// the database, starting with its first chunk.
     async fn catch_up(&mut self, listed: ListedItem) -> Result<(), ApiError> {
-        self.replaying_to = Some(listed);
+        self.replaying_to = Some(Box::new(listed));
         self.replay_chunk().await
     }
 
@@ -266,27 +278,56 @@ impl Feed {
     }
 
     /// Takes a frame of live events: queues what it holds after the last
-    /// event sent, fills the gap first if events are missing, ignores what
-    /// was already sent.
+    /// event sent, fills the gap first if events are missing (or the relay
+    /// says they may be), ignores what was already sent.
     async fn take(&mut self, frame: Frame) -> Result<(), ApiError> {
-        if frame.last() <= self.last {
-            return Ok(());
+        match self.take_in_order(frame) {
+            None => Ok(()),
+            // The database's part is boxed: it is rare, and every open
+            // stream's state would otherwise be as large as its deepest
+            // query's.
+            Some(gap) => Box::pin(self.fill_gap(gap.made_at())).await,
         }
-        if frame.first() > self.last + 1 {
-            let listed = self.reread().await?;
-            return self.catch_up(listed).await;
-        }
-        self.ready.push_back(frame.after(self.last));
-        self.last = frame.last();
-        self.finished = frame.finished();
-        Ok(())
     }
 
-    /// Where the item stands now, read for this stream alone (a gap must
-    /// be filled from a read made after the event that revealed it).
-    async fn reread(&self) -> Result<ListedItem, ApiError> {
-        self.auctions
-            .item(self.item)
+    /// Queues the frame's events after the last one sent; hands the frame
+    /// back if events are missing before it.
+    fn take_in_order(&mut self, frame: Frame) -> Option<Frame> {
+        if frame.is_gap() || frame.first() > self.last + 1 {
+            return Some(frame);
+        }
+        if frame.last() > self.last {
+            self.ready.push_back(frame.after(self.last));
+            self.last = frame.last();
+            self.finished = frame.finished();
+        }
+        None
+    }
+
+    async fn fill_gap(&mut self, since: std::time::Instant) -> Result<(), ApiError> {
+        let listed = self.read_since(since).await?;
+        self.catch_up(listed).await
+    }
+
+    /// The keep-alive: catches up with where the item stood at most one
+    /// keep-alive ago (events pub/sub lost, a close nobody announced).
+    async fn check(&mut self) -> Result<(), ApiError> {
+        let listed = self.shared_read().await?;
+        self.catch_up(listed).await
+    }
+
+    /// Where the item stands in a read begun at or after `since` (the
+    /// frame that showed events missing was made then, so the read sees
+    /// them), shared by every stream of the item here that needs one: a
+    /// relay's gap costs one read, not one per watcher.
+    async fn read_since(&self, since: std::time::Instant) -> Result<ListedItem, ApiError> {
+        let id = self.item;
+        self.shared
+            .item_since(
+                id,
+                since,
+                || async move { Ok(self.auctions.item(id).await?) },
+            )
             .await?
             .ok_or_else(item_not_found)
     }
@@ -305,14 +346,20 @@ impl Feed {
     /// The next thing to send, or `None` when the stream ends.
     async fn next(&mut self) -> Option<Bytes> {
         loop {
-            if let Some(event) = self.ready.pop_front() {
-                return Some(event);
+            if let Some(mut bytes) = self.ready.pop_front() {
+                if bytes.len() > MAX_CHUNK {
+                    // A slice of the same shared bytes, not a copy.
+                    let first = bytes.split_to(MAX_CHUNK);
+                    self.ready.push_front(bytes);
+                    return Some(first);
+                }
+                return Some(bytes);
             }
             if self.finished || self.stopping.is_cancelled() {
                 return None;
             }
             if self.replaying_to.is_some() {
-                if self.replay_chunk().await.is_err() {
+                if Box::pin(self.replay_chunk()).await.is_err() {
                     return None;
                 }
                 continue;
@@ -329,10 +376,7 @@ impl Feed {
                     None => return None,
                 },
                 _ = self.keep_alive.tick() => {
-                    let checked = match self.shared_read().await {
-                        Ok(listed) => self.catch_up(listed).await,
-                        Err(error) => Err(error),
-                    };
+                    let checked = Box::pin(self.check()).await;
                     if checked.is_ok() && self.ready.is_empty() {
                         return Some(Bytes::from_static(b": keep-alive\n\n"));
                     }
@@ -809,7 +853,9 @@ async fn serve_socket(
                 } else {
                     // A store failure is not an ended session: check again
                     // at the next ping.
-                    match keeper.tickets.still_valid(&keeper.holder).await {
+                    // Boxed: a store round trip every ping would otherwise
+                    // size every idle socket's state.
+                    match Box::pin(keeper.tickets.still_valid(&keeper.holder)).await {
                         Ok(false) => Err(SocketEnd::SessionEnded),
                         _ => sent(ping_every, session.ping(b"")).await,
                     }

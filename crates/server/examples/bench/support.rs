@@ -81,6 +81,16 @@ pub async fn make_users(
     tokens
 }
 
+/// A client for the load: connections opened within 10 s, answers within
+/// a minute (a stream's body may take longer).
+pub fn client(idle_per_host: usize) -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(idle_per_host)
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
 /// Lists an item open for two hours; its id.
 pub async fn create_item(client: &reqwest::Client, base: &str, admin: &str, title: &str) -> String {
     let created = client
@@ -106,6 +116,8 @@ pub struct Run {
     pub accepted: AtomicUsize,
     pub too_low: AtomicUsize,
     pub failed: AtomicUsize,
+    /// 503s (the store busy): tried again after the `Retry-After`.
+    pub unavailable: AtomicUsize,
     pub latencies: std::sync::Mutex<Vec<f64>>,
     /// When each accepted bid's 201 arrived, by the bid count it reports
     /// (the earliest, when a batch's bids report the same).
@@ -150,6 +162,10 @@ pub async fn bid_until_accepted(
                         .or_insert(answered);
                 }
                 return;
+            }
+            503 => {
+                run.unavailable.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
             422 => {
                 run.too_low.fetch_add(1, Ordering::Relaxed);
