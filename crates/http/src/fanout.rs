@@ -25,7 +25,8 @@ use tokio::sync::broadcast;
 
 /// Frames a subscriber may lag behind its item's newest before it is
 /// dropped: as many as the hub holds events (a frame holds one or more),
-/// shared by every stream of the item (a ring per item, not per stream).
+/// shared by every stream of the item (a ring per item, not per stream,
+/// of pointers: about 10 KiB per watched item).
 pub const FRAMES: usize = 256;
 
 /// Consecutive events of one item, encoded: ids `first`, `first + 1`, …
@@ -128,7 +129,7 @@ struct Relay {
     /// Weak: the task holds the only strong sender, so when it ends (the
     /// hub went away) every subscriber hears
     /// that at once.
-    frames: broadcast::WeakSender<Frame>,
+    frames: broadcast::WeakSender<Arc<Frame>>,
     forwarding: tokio::task::AbortHandle,
 }
 
@@ -140,7 +141,7 @@ impl Drop for Relay {
 
 /// A subscriber's place in its item's frames.
 pub struct Frames {
-    receiver: broadcast::Receiver<Frame>,
+    receiver: broadcast::Receiver<Arc<Frame>>,
     _relay: Arc<Relay>,
 }
 
@@ -153,7 +154,7 @@ impl std::fmt::Debug for Frames {
 impl Frames {
     /// The next frame, or `None` once this subscriber fell more than
     /// [`FRAMES`] behind or the relay ended: its client resumes.
-    pub async fn next(&mut self) -> Option<Frame> {
+    pub async fn next(&mut self) -> Option<Arc<Frame>> {
         self.receiver.recv().await.ok()
     }
 }
@@ -250,7 +251,11 @@ impl Hub {
     /// ids, as frames. Fallen behind the hub, it subscribes again and sends
     /// a gap; it ends (dropping the only sender, which ends the streams)
     /// only when the hub does.
-    async fn forward(self, mut events: LiveStream<ItemEvent>, frames: broadcast::Sender<Frame>) {
+    async fn forward(
+        self,
+        mut events: LiveStream<ItemEvent>,
+        frames: broadcast::Sender<Arc<Frame>>,
+    ) {
         let mut run: Vec<ItemEvent> = Vec::new();
         loop {
             let fell_behind = match events.next().await {
@@ -265,7 +270,7 @@ impl Hub {
             if fell_behind {
                 events = self.live.item_events(self.item);
                 // No subscriber left is no error: the relay is being dropped.
-                let _ = frames.send(Frame::gap());
+                let _ = frames.send(Arc::new(Frame::gap()));
             }
         }
     }
@@ -277,7 +282,7 @@ impl Hub {
         &self,
         events: &mut LiveStream<ItemEvent>,
         run: &mut Vec<ItemEvent>,
-        frames: &broadcast::Sender<Frame>,
+        frames: &broadcast::Sender<Arc<Frame>>,
     ) -> bool {
         loop {
             match events.next().now_or_never() {
@@ -293,9 +298,9 @@ impl Hub {
         }
     }
 
-    fn send(&self, frames: &broadcast::Sender<Frame>, run: &mut Vec<ItemEvent>) {
+    fn send(&self, frames: &broadcast::Sender<Arc<Frame>>, run: &mut Vec<ItemEvent>) {
         if !run.is_empty() {
-            let _ = frames.send(Frame::encode(run, self.encode));
+            let _ = frames.send(Arc::new(Frame::encode(run, self.encode)));
             run.clear();
         }
     }

@@ -39,7 +39,9 @@ pub struct Slots {
 struct Held {
     leases: Mutex<HashMap<u64, SlotLease>>,
     next: std::sync::atomic::AtomicU64,
-    renewing: std::sync::OnceLock<()>,
+    /// The renewing task, started again if it ended (the worker whose
+    /// runtime it ran on was restarted).
+    renewing: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Slots {
@@ -73,10 +75,16 @@ impl Slots {
         }
     }
 
-    /// Starts the task that renews every held lease each third of `ttl`,
-    /// once; it ends when the last clone of these slots is gone.
+    /// Starts the task that renews every held lease each third of `ttl`
+    /// unless it runs; it ends when the last clone of these slots is gone.
     fn renew_held(&self) {
-        self.held.renewing.get_or_init(|| {
+        let Ok(mut renewing) = self.held.renewing.lock() else {
+            return;
+        };
+        if renewing.as_ref().is_some_and(|task| !task.is_finished()) {
+            return;
+        }
+        *renewing = Some({
             let (port, ttl) = (Arc::clone(&self.port), self.ttl);
             let held = Arc::downgrade(&self.held);
             tokio::spawn(async move {
@@ -98,7 +106,7 @@ impl Slots {
                         })
                         .await;
                 }
-            });
+            })
         });
     }
 
@@ -480,6 +488,21 @@ mod tests {
             3,
             "no renewal after the drop"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewer_that_ended_is_started_again_by_the_next_slot() {
+        let counted = Arc::new(Counted::default());
+        let slots = Slots::new(counted.clone(), "ws", 2, Duration::from_secs(30));
+        let _first = slots.open("ann").await.unwrap();
+        // The worker it ran on was restarted.
+        if let Some(task) = slots.held.renewing.lock().unwrap().as_ref() {
+            task.abort();
+        }
+        tokio::task::yield_now().await;
+        let _second = slots.open("bob").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert_eq!(counted.1.load(Ordering::SeqCst), 2, "both leases renewed");
     }
 
     #[tokio::test]

@@ -606,8 +606,9 @@ impl Application {
         // connection keeps the largest buffer it ever needed (up to
         // 128 KiB), and ten thousand live streams each kept 32 KiB after a
         // burst. With this and the streams' chunks of at most
-        // `pp_http::routes::live::MAX_CHUNK`, a stream's buffer stays at
-        // its first 8 KiB.
+        // `pp_http::routes::live::MAX_CHUNK`, a stream's buffer mostly
+        // stays at its first 8 KiB (16 after a partial write to a slow
+        // client).
         .h1_write_buffer_size(pp_http::routes::live::WRITE_BUFFER)
         // The signals are ours (`serve_until`): readiness, the live streams
         // and the connections must hear of the stop before actix's own.

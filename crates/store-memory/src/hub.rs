@@ -120,7 +120,11 @@ impl<K: Eq + Hash + Copy, V: Clone + Send + 'static> Mailboxes<K, V> {
                     !boxes.is_empty()
                 });
             }
-            mailboxes.entry(key).or_default().push(Mailbox {
+            let boxes = mailboxes.entry(key).or_default();
+            // Connections of this key that closed since its last value (a
+            // watcher who reconnects often, and is rarely told anything).
+            boxes.retain(|mailbox| !mailbox.sender.is_closed());
+            boxes.push(Mailbox {
                 sender,
                 fell_behind: Arc::clone(&fell_behind),
             });
@@ -326,6 +330,14 @@ mod tests {
         let told = won(ann);
         hub.notify(told);
         assert_eq!(mine.next().await, Some(Ok(told)));
+        // A user who reconnects again and again, and is told nothing,
+        // keeps one queue, not one per connection that ever was.
+        for _ in 0..3 {
+            drop(hub.notifications(ann));
+        }
+        let _again = hub.notifications(ann);
+        let queues = hub.users.by_key.lock().unwrap()[&ann].len();
+        assert_eq!(queues, 2, "the open one and the newest");
         drop(theirs);
         hub.notify(Notification { user: bob, ..told });
         assert!(format!("{hub:?}").contains("connected_users: 1"));

@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::body::{BodyStream, BoxBody};
@@ -280,7 +281,7 @@ impl Feed {
     /// Takes a frame of live events: queues what it holds after the last
     /// event sent, fills the gap first if events are missing (or the relay
     /// says they may be), ignores what was already sent.
-    async fn take(&mut self, frame: Frame) -> Result<(), ApiError> {
+    async fn take(&mut self, frame: Arc<Frame>) -> Result<(), ApiError> {
         match self.take_in_order(frame) {
             None => Ok(()),
             // The database's part is boxed: it is rare, and every open
@@ -292,7 +293,7 @@ impl Feed {
 
     /// Queues the frame's events after the last one sent; hands the frame
     /// back if events are missing before it.
-    fn take_in_order(&mut self, frame: Frame) -> Option<Frame> {
+    fn take_in_order(&mut self, frame: Arc<Frame>) -> Option<Arc<Frame>> {
         if frame.is_gap() || frame.first() > self.last + 1 {
             return Some(frame);
         }
