@@ -32,7 +32,8 @@ rates=$(pgbench_rates)
 python3 - "$results" "$rates" <<'PY'
 import json, sys
 model = next(l.split(":")[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-print(f"machine: {open('/proc/cpuinfo').read().count('processor')} CPUs, {model}; server, load generator, PostgreSQL and Redis share them")
+cpus = open('/proc/cpuinfo').read().count('processor')
+print(f"machine: {cpus} CPUs, {model}; server, load generator, PostgreSQL and Redis share them")
 runs = [json.loads(line) for line in sys.argv[1].splitlines() if line.strip()]
 rates = dict(line.split() for line in sys.argv[2].splitlines() if line.strip())
 rates = {k: float(v) for k, v in rates.items() if v}
@@ -43,7 +44,8 @@ for run in runs:
           f"{run['accepted_per_s']:,.0f} bids/s ({run['decided_per_s']:,.0f} decided/s, "
           f"{run['too_low']:,} overtaken and re-bid), p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms"
           f"{'  ok' if run['p99_ms'] < 50 else '  p99 MISSED'}; "
-          f"load generator {run['generator_cpu']:.2f} CPUs, server {run['server_cpu']:.2f} CPUs")
+          f"load generator {run['generator_cpu']:.2f} CPUs, server {run['server_cpu']:.2f}, "
+          f"PostgreSQL {run['database_cpu']:.2f}, Redis {run['redis_cpu']:.2f}, machine {run['machine_cpu']:.2f} of {cpus}")
     if run["mode"] == "hot" and one:
         ratio = run["accepted_per_s"] / one
         print(f"        = {ratio:.2f}x the 1-client pgbench rate ({one:,.0f} tps): "

@@ -43,7 +43,8 @@ cpus = open("/proc/cpuinfo").read().count("processor")
 model = next(l.split(":")[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
 print(f"machine: {cpus} CPUs, {model}; server, load generator, PostgreSQL and Redis share them")
 def verdict(ok): return "ok" if ok else "MISSED"
-def cpu(c): return f"load generator {c['generator_cpu']:.2f} CPUs, server {c['server_cpu']:.2f} CPUs"
+def cpu(c): return (f"load generator {c['generator_cpu']:.2f} CPUs, server {c['server_cpu']:.2f}, PostgreSQL {c['database_cpu']:.2f}, "
+                    f"Redis {c['redis_cpu']:.2f}, machine {c['machine_cpu']:.2f} of {cpus}")
 sse = runs["sse"]
 print(f"SSE: {sse['opened']:,} of {sse['subscribers']:,} subscribers open; server RSS per subscriber "
       f"{sse['rss_per_subscriber_kib']:.1f} KiB idle, {sse['rss_per_subscriber_after_load_kib']:.1f} KiB after the load: "

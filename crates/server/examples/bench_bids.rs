@@ -53,7 +53,7 @@ async fn run_mode(
     latencies.sort_by(f64::total_cmp);
     let accepted = run.accepted.load(std::sync::atomic::Ordering::Relaxed);
     let too_low = run.too_low.load(std::sync::atomic::Ordering::Relaxed);
-    json!({
+    let mut result = json!({
         "mode": mode,
         "items": items,
         "concurrency": concurrency,
@@ -66,9 +66,11 @@ async fn run_mode(
         "decided_per_s": ((accepted + too_low) as f64 / elapsed).round(),
         "p50_ms": two(percentile(&latencies, 0.50)),
         "p99_ms": two(percentile(&latencies, 0.99)),
-        "generator_cpu": cpu["generator_cpu"],
-        "server_cpu": cpu["server_cpu"],
-    })
+    });
+    if let (Some(result), Value::Object(cpu)) = (result.as_object_mut(), cpu) {
+        result.extend(cpu);
+    }
+    result
 }
 
 fn main() {

@@ -171,7 +171,9 @@ impl SqlStore {
                 return;
             }
             metrics::histogram!("bid_batch_size").record(batch.len() as f64);
+            let started = std::time::Instant::now();
             let outcomes = self.decide_isolating_failures(&batch).await;
+            metrics::histogram!("bid_batch_seconds").record(started.elapsed().as_secs_f64());
             // Batch order is `seq` order for each item, and one drainer
             // serves each item: events go out in the order of the commits,
             // each before its bid is answered.

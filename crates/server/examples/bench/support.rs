@@ -254,13 +254,17 @@ pub fn cpu_seconds(pid: &str) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// CPU used by this load generator and by the server over a stretch of
-/// wall time, as shares of one CPU.
+/// CPU used by this load generator, the server, PostgreSQL, Redis and the
+/// whole machine over a stretch of wall time, as shares of one CPU: the
+/// first question of a profile is whether anything is saturated.
 pub struct CpuShare {
     server: String,
     started: Instant,
     own: f64,
     theirs: f64,
+    database: HashMap<u32, f64>,
+    redis: HashMap<u32, f64>,
+    machine: f64,
 }
 
 impl CpuShare {
@@ -270,16 +274,64 @@ impl CpuShare {
             started: Instant::now(),
             own: cpu_seconds("self"),
             theirs: cpu_seconds(server_pid),
+            database: cpu_by_command("postgres"),
+            redis: cpu_by_command("redis-server"),
+            machine: machine_busy_seconds(),
         }
     }
 
-    /// `{"generator_cpu": …, "server_cpu": …}`: CPUs busy on average
-    /// (1.0 is one whole CPU).
+    /// `{"generator_cpu", "server_cpu", "database_cpu", "redis_cpu",
+    /// "machine_cpu"}`: CPUs busy on average (1.0 is one whole CPU).
     pub fn stop(&self) -> Value {
         let wall = self.started.elapsed().as_secs_f64().max(f64::EPSILON);
+        // A backend started during the stretch counts whole; one that ended
+        // during it is lost (the pools keep theirs open).
+        let since = |before: &HashMap<u32, f64>, now: HashMap<u32, f64>| {
+            now.iter()
+                .map(|(pid, seconds)| seconds - before.get(pid).copied().unwrap_or(0.0))
+                .sum::<f64>()
+        };
         json!({
             "generator_cpu": two((cpu_seconds("self") - self.own) / wall),
             "server_cpu": two((cpu_seconds(&self.server) - self.theirs) / wall),
+            "database_cpu": two(since(&self.database, cpu_by_command("postgres")) / wall),
+            "redis_cpu": two(since(&self.redis, cpu_by_command("redis-server")) / wall),
+            "machine_cpu": two((machine_busy_seconds() - self.machine) / wall),
         })
     }
+}
+
+/// Every running process whose command is `command`, with its CPU seconds.
+fn cpu_by_command(command: &str) -> HashMap<u32, f64> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return HashMap::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim_end() == command)
+        })
+        .map(|pid| (pid, cpu_seconds(&pid.to_string())))
+        .collect()
+}
+
+/// The machine's busy CPU time so far (all but idle and I/O wait), in
+/// seconds.
+fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    // cpu  user nice system idle iowait irq softirq steal (guest time is
+    // counted in user already)
+    let busy: f64 = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .filter_map(|(_, ticks)| ticks.parse::<f64>().ok())
+        .sum();
+    busy / 100.0
 }
