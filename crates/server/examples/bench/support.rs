@@ -256,7 +256,9 @@ pub fn cpu_seconds(pid: &str) -> f64 {
 
 /// CPU used by this load generator, the server, PostgreSQL, Redis and the
 /// whole machine over a stretch of wall time, as shares of one CPU: the
-/// first question of a profile is whether anything is saturated.
+/// first question of a profile is whether anything is saturated. PostgreSQL
+/// and Redis are every process of that name on the machine, so another
+/// build's test databases count too: run benchmarks on a quiet machine.
 pub struct CpuShare {
     server: String,
     started: Instant,
