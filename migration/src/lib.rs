@@ -29,6 +29,7 @@ mod m20261205_000018_create_identities;
 mod m20261205_000019_add_outbox_urgency;
 mod m20261205_000020_create_second_factors;
 mod m20261205_000021_add_soft_close_and_ledger;
+mod m20261206_000022_index_item_sorts;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -59,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000019_add_outbox_urgency::Migration),
             Box::new(m20261205_000020_create_second_factors::Migration),
             Box::new(m20261205_000021_add_soft_close_and_ledger::Migration),
+            Box::new(m20261206_000022_index_item_sorts::Migration),
         ]
     }
 }

@@ -292,6 +292,16 @@ pub struct ListedItem {
 }
 
 impl ListedItem {
+    /// The price a list shows and sorts by: the current price, or the base
+    /// price before the first bid (minor units).
+    #[must_use]
+    pub fn listed_price(&self) -> i64 {
+        self.standing
+            .current_price
+            .unwrap_or(self.item.base_price)
+            .minor_units()
+    }
+
     /// See [`PublicStanding::minimum_next_bid`].
     #[must_use]
     pub fn minimum_next_bid(&self) -> i64 {
@@ -322,12 +332,81 @@ impl StatusFilter {
     }
 }
 
-/// Where a page of the item list continues: after this item, newest first.
+/// The order of the item list; ties on the key go by id, in the key's
+/// direction, so every order is total and a page boundary never repeats
+/// or skips an item that did not change meanwhile.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ItemSort {
+    /// Latest listed first.
+    #[default]
+    Newest,
+    /// Earliest close first (with the close as soft close moved it).
+    ClosingSoon,
+    /// Lowest listed price first (the current price, or the base price
+    /// before the first bid), in minor units whatever the currency.
+    PriceAsc,
+    /// Highest listed price first.
+    PriceDesc,
+}
+
+impl ItemSort {
+    /// Every order, as the API spells them.
+    pub const ALL: [ItemSort; 4] = [
+        ItemSort::Newest,
+        ItemSort::ClosingSoon,
+        ItemSort::PriceAsc,
+        ItemSort::PriceDesc,
+    ];
+
+    /// The order as the API spells it.
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ItemSort::Newest => "newest",
+            ItemSort::ClosingSoon => "closing_soon",
+            ItemSort::PriceAsc => "price_asc",
+            ItemSort::PriceDesc => "price_desc",
+        }
+    }
+
+    /// The order the API spells `name`, if any.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<ItemSort> {
+        ItemSort::ALL.into_iter().find(|sort| sort.as_str() == name)
+    }
+
+    /// Whether the largest key comes first.
+    #[must_use]
+    pub fn descending(&self) -> bool {
+        matches!(self, ItemSort::Newest | ItemSort::PriceDesc)
+    }
+
+    /// Where `listed` stands in this order.
+    #[must_use]
+    pub fn cursor_of(&self, listed: &ListedItem) -> ItemCursor {
+        let key = match self {
+            ItemSort::Newest => listed.item.created_at.timestamp_micros(),
+            ItemSort::ClosingSoon => listed.item.close_at.timestamp_micros(),
+            ItemSort::PriceAsc | ItemSort::PriceDesc => listed.listed_price(),
+        };
+        ItemCursor {
+            sort: *self,
+            key,
+            id: listed.item.id,
+        }
+    }
+}
+
+/// Where a page of the item list continues: after this item, in `sort`'s
+/// order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ItemCursor {
-    /// The last item's listing time.
-    pub created_at: Timestamp,
-    /// The last item's id (ties on the time).
+    /// The order the page is in.
+    pub sort: ItemSort,
+    /// The last item's key in that order: a time in microseconds since the
+    /// epoch (newest, closing soon) or a price in minor units.
+    pub key: i64,
+    /// The last item's id (ties on the key).
     pub id: ItemId,
 }
 
@@ -529,6 +608,39 @@ mod tests {
         assert_eq!(item.currency.as_str(), "usd");
         assert_eq!(item.status, ItemStatus::Open);
         assert_eq!(item.created_at, now);
+    }
+
+    #[test]
+    fn each_sort_is_spelled_once_and_keys_its_items_by_what_it_orders() {
+        for sort in ItemSort::ALL {
+            assert_eq!(ItemSort::parse(sort.as_str()), Some(sort));
+        }
+        assert_eq!(ItemSort::parse("price"), None);
+        assert_eq!(ItemSort::default(), ItemSort::Newest);
+        let now = Utc::now();
+        let item = NewItem::parse(draft(now), UserId::generate(), now)
+            .unwrap()
+            .into_item();
+        let mut listed = ListedItem {
+            item: item.clone(),
+            standing: PublicStanding::default(),
+        };
+        let key = |sort: ItemSort, listed: &ListedItem| {
+            let cursor = sort.cursor_of(listed);
+            assert_eq!((cursor.sort, cursor.id), (sort, item.id));
+            cursor.key
+        };
+        assert_eq!(key(ItemSort::Newest, &listed), now.timestamp_micros());
+        assert_eq!(
+            key(ItemSort::ClosingSoon, &listed),
+            item.close_at.timestamp_micros()
+        );
+        // Before the first bid the base price, after it the current one.
+        assert_eq!(key(ItemSort::PriceAsc, &listed), 100);
+        listed.standing.current_price = Some(Money::new(140).unwrap());
+        assert_eq!(key(ItemSort::PriceDesc, &listed), 140);
+        let descending: Vec<_> = ItemSort::ALL.iter().map(ItemSort::descending).collect();
+        assert_eq!(descending, [true, false, false, true]);
     }
 
     #[test]

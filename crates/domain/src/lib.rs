@@ -33,8 +33,8 @@ pub use email::{Email, InvalidEmail};
 pub use engine::{BidRejection, Leader, Standing};
 pub use ids::{BidId, ItemId, SessionId, TokenId, UserId};
 pub use item::{
-    CloseOutcome, Item, ItemCursor, ItemDraft, ItemEdit, ItemEditDraft, ItemStatus, ListedItem,
-    NewItem, StatusFilter, Timestamp,
+    CloseOutcome, Item, ItemCursor, ItemDraft, ItemEdit, ItemEditDraft, ItemSort, ItemStatus,
+    ListedItem, NewItem, StatusFilter, Timestamp,
 };
 pub use money::{Currency, Money};
 pub use user::{

@@ -23,8 +23,8 @@ use crate::engine::{
 };
 use crate::ids::{ItemId, SessionId, UserId};
 use crate::item::{
-    CloseOutcome, Item, ItemCursor, ItemEdit, ListedItem, NewItem, PublicStanding, StatusFilter,
-    Timestamp,
+    CloseOutcome, Item, ItemCursor, ItemEdit, ItemSort, ListedItem, NewItem, PublicStanding,
+    StatusFilter, Timestamp,
 };
 use crate::live::{ItemEvent, Notification, PricePoint};
 use crate::notifications::{NotificationCursor, StoredNotification};
@@ -512,14 +512,15 @@ pub trait AuctionStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Bid>, StoreError>;
 
-    /// Up to `limit` items, newest first, after `after` when given, only
-    /// those with `status` when given.
+    /// Up to `limit` items in `sort`'s order, after `after` when given (a
+    /// cursor of the same order), only those with `status` when given.
     ///
     /// # Errors
     /// [`StoreError::Integrity`] when a stored row is not a valid item.
     async fn list_items(
         &self,
         status: Option<StatusFilter>,
+        sort: ItemSort,
         after: Option<ItemCursor>,
         limit: u32,
     ) -> Result<Vec<ListedItem>, StoreError>;

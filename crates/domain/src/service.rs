@@ -10,8 +10,8 @@ use crate::bid::{Bid, BidCursor, BidOffer, BidView};
 use crate::engine::{BidCommand, revealed_view, view_of};
 use crate::ids::{ItemId, UserId};
 use crate::item::{
-    Item, ItemCursor, ItemDraft, ItemEdit, ItemEditDraft, ItemStatus, ListedItem, NewItem,
-    StatusFilter,
+    Item, ItemCursor, ItemDraft, ItemEdit, ItemEditDraft, ItemSort, ItemStatus, ListedItem,
+    NewItem, StatusFilter,
 };
 use crate::live::{ItemEvent, PriceEvent, notifications_after_bid, notifications_after_close};
 use crate::notifications::{NotificationCursor, StoredNotification};
@@ -246,24 +246,22 @@ impl AuctionService {
         self.auctions.listed_item(id).await
     }
 
-    /// A page of items, newest first, optionally of one status.
+    /// A page of items in `sort`'s order, optionally of one status.
     ///
     /// # Errors
     /// The store's failure.
     pub async fn list_items(
         &self,
         status: Option<StatusFilter>,
+        sort: ItemSort,
         after: Option<ItemCursor>,
         limit: u32,
     ) -> Result<Page<ListedItem, ItemCursor>, StoreError> {
         let fetched = self
             .auctions
-            .list_items(status, after, limit.saturating_add(1))
+            .list_items(status, sort, after, limit.saturating_add(1))
             .await?;
-        Ok(Page::cut(fetched, limit, |listed| ItemCursor {
-            created_at: listed.item.created_at,
-            id: listed.item.id,
-        }))
+        Ok(Page::cut(fetched, limit, |listed| sort.cursor_of(listed)))
     }
 
     /// Places `bidder`'s one bid on `item` (the account as authenticated for
@@ -1191,23 +1189,32 @@ mod tests {
         let mut store = MockAuctionStore::new();
         store
             .expect_list_items()
-            .withf(|status, after, limit| {
-                *status == Some(StatusFilter::Open) && after.is_none() && *limit == 2
+            .withf(|status, sort, after, limit| {
+                *status == Some(StatusFilter::Open)
+                    && *sort == ItemSort::Newest
+                    && after.is_none()
+                    && *limit == 2
             })
-            .returning(move |_, _, _| Ok(vec![listed.clone()]));
-        let (newer, older) = (item(), item());
+            .returning(move |_, _, _, _| Ok(vec![listed.clone()]));
+        let (dearer, cheaper) = (item(), item());
         let cursor = ItemCursor {
-            created_at: newer.created_at,
-            id: newer.id,
+            sort: ItemSort::PriceDesc,
+            key: 250,
+            id: dearer.id,
         };
-        let fetched = [newer, older].map(|item| ListedItem {
+        let fetched = [(dearer, 250), (cheaper, 120)].map(|(item, price)| ListedItem {
             item,
-            standing: Default::default(),
+            standing: crate::item::PublicStanding {
+                bid_count: 1,
+                current_price: Some(Money::new(price).unwrap()),
+            },
         });
         store
             .expect_list_items()
-            .withf(|status, after, limit| status.is_none() && after.is_none() && *limit == 2)
-            .returning(move |_, _, _| Ok(fetched.to_vec()));
+            .withf(|status, sort, after, limit| {
+                status.is_none() && *sort == ItemSort::PriceDesc && after.is_none() && *limit == 2
+            })
+            .returning(move |_, _, _, _| Ok(fetched.to_vec()));
         store
             .expect_price_history()
             .with(eq(it.id), eq(3), eq(50))
@@ -1226,9 +1233,10 @@ mod tests {
                 }])
             });
         let (svc, _) = service(store, t0(), AuctionPolicy::default());
-        let page = run(svc.list_items(Some(StatusFilter::Open), None, 1)).unwrap();
+        let page =
+            run(svc.list_items(Some(StatusFilter::Open), ItemSort::Newest, None, 1)).unwrap();
         assert_eq!((page.items.len(), page.next), (1, None));
-        let page = run(svc.list_items(None, None, 1)).unwrap();
+        let page = run(svc.list_items(None, ItemSort::PriceDesc, None, 1)).unwrap();
         assert_eq!(page.items.len(), 1);
         assert_eq!(
             page.next,

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use pp_domain::auth::tokens::AuditCursor;
 use pp_domain::notifications::NotificationCursor;
-use pp_domain::{BidCursor, BidId, ItemCursor, ItemId, Timestamp, UserCursor, UserId};
+use pp_domain::{BidCursor, BidId, ItemCursor, ItemId, ItemSort, Timestamp, UserCursor, UserId};
 use sha2::Sha256;
 
 use crate::problem::ApiError;
@@ -156,19 +156,35 @@ impl CursorCodec {
         Ok(AuditCursor { at, id })
     }
 
-    /// A cursor into the item list (of one status filter: `list` names it).
+    /// A cursor into the item list (of one status filter and order: `list`
+    /// names both).
     #[must_use]
     pub fn encode_item(&self, list: &str, cursor: ItemCursor) -> String {
-        self.encode_position(list, cursor.created_at, cursor.id)
+        self.encode(list, &format!("{}/{}", cursor.key, cursor.id))
     }
 
-    /// The position in an item list.
+    /// The position in an item list in `sort`'s order.
     ///
     /// # Errors
-    /// 400 `invalid_cursor`, also for a cursor of another filter.
-    pub fn decode_item(&self, list: &str, cursor: &str) -> Result<ItemCursor, ApiError> {
-        let (created_at, id) = self.decode_position::<ItemId>(list, cursor)?;
-        Ok(ItemCursor { created_at, id })
+    /// 400 `invalid_cursor`, also for a cursor of another filter or order.
+    pub fn decode_item(
+        &self,
+        list: &str,
+        sort: ItemSort,
+        cursor: &str,
+    ) -> Result<ItemCursor, ApiError> {
+        let payload = self.decode(list, cursor)?;
+        let (key, id) = payload.split_once('/').ok_or_else(invalid)?;
+        let key: i64 = key.parse().map_err(|_| invalid())?;
+        let is_time = matches!(sort, ItemSort::Newest | ItemSort::ClosingSoon);
+        if is_time && Timestamp::from_timestamp_micros(key).is_none() {
+            return Err(invalid());
+        }
+        Ok(ItemCursor {
+            sort,
+            key,
+            id: id.parse().map_err(|_| invalid())?,
+        })
     }
 
     /// A cursor into a bidder's bids.
@@ -249,12 +265,47 @@ mod tests {
     fn item_bid_and_seq_cursors_only_open_in_their_own_list() {
         let codec = CursorCodec::new(b"secret");
         let item = ItemCursor {
-            created_at: chrono::Utc::now(),
+            sort: ItemSort::Newest,
+            key: chrono::Utc::now().timestamp_micros(),
             id: ItemId::generate(),
         };
         let open = codec.encode_item("items/open", item);
-        assert_eq!(codec.decode_item("items/open", &open).unwrap().id, item.id);
-        assert!(codec.decode_item("items/closed", &open).is_err());
+        assert_eq!(
+            codec
+                .decode_item("items/open", ItemSort::Newest, &open)
+                .unwrap(),
+            item
+        );
+        assert!(
+            codec
+                .decode_item("items/closed", ItemSort::Newest, &open)
+                .is_err()
+        );
+        // A price key, and a signed key no time can have (a cursor of a
+        // price order handed to a time order, were the lists not told apart).
+        let priced = ItemCursor {
+            sort: ItemSort::PriceAsc,
+            key: i64::MAX,
+            ..item
+        };
+        let dear = codec.encode_item("items/all/price_asc", priced);
+        assert_eq!(
+            codec
+                .decode_item("items/all/price_asc", ItemSort::PriceAsc, &dear)
+                .unwrap(),
+            priced
+        );
+        assert!(
+            codec
+                .decode_item("items/all/price_asc", ItemSort::ClosingSoon, &dear)
+                .is_err()
+        );
+        let unkeyed = codec.encode("items/all", &format!("x/{}", item.id));
+        assert!(
+            codec
+                .decode_item("items/all", ItemSort::Newest, &unkeyed)
+                .is_err()
+        );
 
         let (ann, bob) = (UserId::generate(), UserId::generate());
         let bid = BidCursor {

@@ -29,6 +29,7 @@ use crate::{problem, routes};
         routes::live::ClosedBody,
         routes::live::ExtendedBody,
         routes::live::NotificationBody,
+        routes::items::SortName,
     )),
     tags(
         (name = "auth", description = "Registration, login, sessions and passwords"),

@@ -15,12 +15,12 @@ use pp_domain::ports::{
 };
 use pp_domain::soft_close::{Closing, SoftClose};
 use pp_domain::{
-    Bid, BidCursor, BidId, CloseOutcome, Currency, Item, ItemCursor, ItemEdit, ItemId, ItemStatus,
-    ListedItem, Money, NewItem, StatusFilter, Timestamp, UserId,
+    Bid, BidCursor, BidId, CloseOutcome, Currency, Item, ItemCursor, ItemEdit, ItemId, ItemSort,
+    ItemStatus, ListedItem, Money, NewItem, StatusFilter, Timestamp, UserId,
 };
-use sea_orm::sea_query::{LockBehavior, LockType};
+use sea_orm::sea_query::{ExprTrait, Func, LockBehavior, LockType};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, QueryFilter,
     QueryOrder, QuerySelect, sea_query::Expr,
 };
 use uuid::Uuid;
@@ -140,16 +140,60 @@ fn listed_from_row(row: &items::Model) -> Result<ListedItem, StoreError> {
     })
 }
 
-/// Rows newer-first after a cursor `(created_at, id)`.
+/// Rows newer-first after a cursor `(created_at, id)`, in the form an index
+/// range reads (see [`after_in_order`]).
 fn before(
     created_at: impl ColumnTrait,
     id: impl ColumnTrait,
     at: Timestamp,
     after_id: Uuid,
 ) -> Condition {
-    Condition::any()
-        .add(created_at.lt(at))
-        .add(Condition::all().add(created_at.eq(at)).add(id.lt(after_id)))
+    Condition::all()
+        .add(created_at.lte(at))
+        .add(Condition::any().add(created_at.lt(at)).add(id.lt(after_id)))
+}
+
+/// The column or expression `sort` orders items by (the price one is what
+/// `idx_items_listed_price_id` indexes).
+fn sort_key(sort: ItemSort) -> Expr {
+    match sort {
+        ItemSort::Newest => Expr::col((items::Entity, items::Column::CreatedAt)),
+        ItemSort::ClosingSoon => Expr::col((items::Entity, items::Column::CloseAt)),
+        ItemSort::PriceAsc | ItemSort::PriceDesc => Func::coalesce([
+            Expr::col((items::Entity, items::Column::CurrentPrice)),
+            Expr::col((items::Entity, items::Column::BasePrice)),
+        ])
+        .into(),
+    }
+}
+
+/// The items after `after` in `sort`'s order: a later key, or the same key
+/// and a later id (both in the order's direction). Written `k >= v AND (k >
+/// v OR id > i)` rather than `k > v OR (k = v AND id > i)`: both databases
+/// then read it as a range of the `(key, id)` index instead of scanning it
+/// from the start and filtering (PostgreSQL's row comparison would do too,
+/// but SQLite scans an expression index for it).
+fn after_in_order(sort: ItemSort, key: Expr, after: ItemCursor) -> Result<Condition, StoreError> {
+    let value: sea_orm::Value = match sort {
+        ItemSort::Newest | ItemSort::ClosingSoon => Timestamp::from_timestamp_micros(after.key)
+            .ok_or_else(|| integrity("an item cursor's time is out of range"))?
+            .into(),
+        ItemSort::PriceAsc | ItemSort::PriceDesc => after.key.into(),
+    };
+    let id = after.id.as_uuid();
+    Ok(if sort.descending() {
+        Condition::all().add(key.clone().lte(value.clone())).add(
+            Condition::any()
+                .add(key.lt(value))
+                .add(items::Column::Id.lt(id)),
+        )
+    } else {
+        Condition::all().add(key.clone().gte(value.clone())).add(
+            Condition::any()
+                .add(key.gt(value))
+                .add(items::Column::Id.gt(id)),
+        )
+    })
 }
 
 /// One duration of a soft-close rule, in whole seconds, for its column.
@@ -545,6 +589,7 @@ impl AuctionStore for SqlStore {
     async fn list_items(
         &self,
         status: Option<StatusFilter>,
+        sort: ItemSort,
         after: Option<ItemCursor>,
         limit: u32,
     ) -> Result<Vec<ListedItem>, StoreError> {
@@ -552,17 +597,18 @@ impl AuctionStore for SqlStore {
         if let Some(status) = status {
             query = query.filter(items::Column::Status.eq(status.as_str()));
         }
+        let key = sort_key(sort);
+        let order = if sort.descending() {
+            Order::Desc
+        } else {
+            Order::Asc
+        };
         if let Some(after) = after {
-            query = query.filter(before(
-                items::Column::CreatedAt,
-                items::Column::Id,
-                after.created_at,
-                after.id.as_uuid(),
-            ));
+            query = query.filter(after_in_order(sort, key.clone(), after)?);
         }
         query
-            .order_by_desc(items::Column::CreatedAt)
-            .order_by_desc(items::Column::Id)
+            .order_by(key, order.clone())
+            .order_by(items::Column::Id, order)
             .limit(limit_of(limit))
             .all(self.database().connection())
             .await

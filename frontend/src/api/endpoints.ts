@@ -11,6 +11,7 @@ import type {
   Item,
   ItemEdit,
   ItemPage,
+  ItemSort,
   ItemStatus,
   Ledger,
   LinkTicket,
@@ -140,9 +141,10 @@ export async function currency(code: string) {
   return (await api.get<CurrencyInfo>(`/currencies/${encodeURIComponent(code)}`)).data;
 }
 
-export async function listItems(status: ItemStatus | undefined, cursor: string | null) {
+export async function listItems(status: ItemStatus | undefined, cursor: string | null, sort: ItemSort = 'newest') {
   const params: Record<string, string> = { limit: '20' };
   if (status) params.status = status;
+  if (sort !== 'newest') params.sort = sort;
   if (cursor) params.cursor = cursor;
   return (await api.get<ItemPage>('/items', { params })).data;
 }

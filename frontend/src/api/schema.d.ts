@@ -418,7 +418,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Items, newest first, optionally of one status. */
+        /**
+         * Items, newest first unless `sort` says otherwise, optionally of one
+         *     status.
+         */
         get: operations["list_items"];
         put?: never;
         /** Lists an item (admin). */
@@ -1461,6 +1464,11 @@ export interface components {
              */
             window_secs: number;
         };
+        /**
+         * @description The order of the item list as the API spells it.
+         * @enum {string}
+         */
+        SortName: "newest" | "closing_soon" | "price_asc" | "price_desc";
         /**
          * @description A bid's state as the API spells it.
          * @enum {string}
@@ -3251,6 +3259,11 @@ export interface operations {
                 cursor?: string;
                 /** @description Items per page, 1..=100; 20 when absent. */
                 limit?: number;
+                /**
+                 * @description The order; `newest` when absent. Ties go by id, and a cursor is
+                 *     valid only for the order and status it was handed out with.
+                 */
+                sort?: components["schemas"]["SortName"] | null;
                 /** @description `open`, `closed` or `cancelled`; all when absent. */
                 status?: components["schemas"]["StatusName"] | null;
             };
@@ -3268,7 +3281,7 @@ export interface operations {
                     "application/json": components["schemas"]["ItemPage"];
                 };
             };
-            /** @description `invalid_cursor` */
+            /** @description `invalid_cursor` (also a cursor of another order or status) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3277,7 +3290,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemBody"];
                 };
             };
-            /** @description `validation_failed` (an unknown status) */
+            /** @description `validation_failed` (an unknown status or order) */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -16,6 +16,8 @@ export type TokenResponse = Schemas['TokenResponse'];
 export type Ticket = Schemas['TicketBody'];
 
 export type ItemStatus = Schemas['StatusName'];
+/** `?sort=` of GET /items: the list's order. */
+export type ItemSort = Schemas['SortName'];
 export type Item = Schemas['ItemBody'];
 export type ItemPage = Schemas['ItemPage'];
 export type NewItem = Schemas['CreateItemRequest'];

@@ -85,6 +85,42 @@ describe('the auctions page', () => {
     expect(within(cards[2]!).getByText('Cancelled')).toBeInTheDocument();
   });
 
+  it('orders the list as the URL says, and keeps the order chosen when the status changes', async () => {
+    const asked: string[] = [];
+    server.use(
+      http.get('*/api/v1/items', ({ request }) => {
+        const url = new URL(request.url);
+        asked.push(url.search);
+        const title = `${url.searchParams.get('status')} by ${url.searchParams.get('sort') ?? 'newest'}`;
+        return HttpResponse.json({ items: [anItem({ id: title, title })], next_cursor: null, has_more: false });
+      }),
+    );
+    // A shared or reloaded link opens the list in its order.
+    renderApp('/?sort=closing_soon');
+    expect(await screen.findByRole('link', { name: 'open by closing_soon' })).toBeInTheDocument();
+    const menu = screen.getByRole('combobox', { name: 'Sort by' });
+    expect(menu).toHaveValue('closing_soon');
+
+    await userEvent.selectOptions(menu, 'Price: high to low');
+    expect(await screen.findByRole('link', { name: 'open by price_desc' })).toBeInTheDocument();
+    await userEvent.click(screen.getByRole('button', { name: 'Closed' }));
+    expect(await screen.findByRole('link', { name: 'closed by price_desc' })).toBeInTheDocument();
+    expect(screen.getByRole('combobox', { name: 'Sort by' })).toHaveValue('price_desc');
+    expect(asked).toEqual([
+      '?limit=20&status=open&sort=closing_soon',
+      '?limit=20&status=open&sort=price_desc',
+      '?limit=20&status=closed&sort=price_desc',
+    ]);
+  });
+
+  it('reads an unknown order in the URL as newest first', async () => {
+    const asked = listing({ open: { '': { items: [anItem({ id: 'a', title: 'Lamp' })], next_cursor: null } } });
+    renderApp('/?sort=cheapest');
+    expect(await screen.findByRole('link', { name: 'Lamp' })).toBeInTheDocument();
+    expect(screen.getByRole('combobox', { name: 'Sort by' })).toHaveValue('newest');
+    expect(asked).toEqual(['?limit=20&status=open']);
+  });
+
   it('shows a failed listing as a problem', async () => {
     server.use(http.get('*/api/v1/items', () => problem(503, 'service_unavailable')));
     renderApp('/');

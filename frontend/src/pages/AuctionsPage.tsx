@@ -1,10 +1,11 @@
-// The auction list: open or closed, newest first, "load more" by cursor.
+// The auction list: open or closed, in the order chosen (newest first by
+// default), "load more" by cursor. The status and order live in the URL, so
+// a list can be shared and reloaded as it was.
 import { useInfiniteQuery } from '@tanstack/react-query';
-import { useState } from 'react';
-import { Link } from 'react-router-dom';
+import { Link, useSearchParams } from 'react-router-dom';
 
 import { listItems } from '../api/endpoints';
-import type { Item, ItemStatus } from '../api/types';
+import type { Item, ItemSort, ItemStatus } from '../api/types';
 import { Countdown } from '../components/Countdown';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { currencyOf, formatMoney } from '../money';
@@ -36,11 +37,33 @@ function ItemCard({ item }: { item: Item }) {
   );
 }
 
+/** The orders offered, as the menu names them. */
+const SORTS: readonly (readonly [ItemSort, string])[] = [
+  ['newest', 'Newest'],
+  ['closing_soon', 'Closing soon'],
+  ['price_asc', 'Price: low to high'],
+  ['price_desc', 'Price: high to low'],
+];
+
+function sortOf(value: string | null): ItemSort {
+  return SORTS.find(([sort]) => sort === value)?.[0] ?? 'newest';
+}
+
 export function AuctionsPage() {
-  const [status, setStatus] = useState<ItemStatus>('open');
+  const [params, setParams] = useSearchParams();
+  const status: ItemStatus = params.get('status') === 'closed' ? 'closed' : 'open';
+  const sort = sortOf(params.get('sort'));
+  // Defaults stay out of the URL: `/` is the open auctions, newest first.
+  const choose = (next: { status?: ItemStatus; sort?: ItemSort }) => {
+    const chosen = { status, sort, ...next };
+    const search = new URLSearchParams();
+    if (chosen.status !== 'open') search.set('status', chosen.status);
+    if (chosen.sort !== 'newest') search.set('sort', chosen.sort);
+    setParams(search);
+  };
   const query = useInfiniteQuery({
-    queryKey: ['items', status],
-    queryFn: ({ pageParam }) => listItems(status, pageParam),
+    queryKey: ['items', status, sort],
+    queryFn: ({ pageParam }) => listItems(status, pageParam, sort),
     initialPageParam: null as string | null,
     getNextPageParam: (last) => last.next_cursor,
   });
@@ -50,11 +73,21 @@ export function AuctionsPage() {
       <h1 id="auctions-title">Auctions</h1>
       <div role="group" aria-label="Show" className="tabs">
         {(['open', 'closed'] as const).map((choice) => (
-          <button key={choice} type="button" aria-pressed={status === choice} onClick={() => setStatus(choice)}>
+          <button key={choice} type="button" aria-pressed={status === choice} onClick={() => choose({ status: choice })}>
             {choice === 'open' ? 'Open' : 'Closed'}
           </button>
         ))}
       </div>
+      <label className="sort">
+        Sort by{' '}
+        <select value={sort} onChange={(event) => choose({ sort: sortOf(event.target.value) })}>
+          {SORTS.map(([value, label]) => (
+            <option key={value} value={value}>
+              {label}
+            </option>
+          ))}
+        </select>
+      </label>
       <ProblemAlert error={query.error} />
       {query.isPending ? (
         <p>Loading…</p>

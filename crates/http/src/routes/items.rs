@@ -8,7 +8,9 @@ use pp_domain::item::{ItemDraft, ItemEditDraft};
 use pp_domain::ledger::ledger_time;
 use pp_domain::ports::PlaceBidError;
 use pp_domain::service::{OwnBid, RevealedBid};
-use pp_domain::{BidOffer, BidState, ItemId, ItemStatus, ListedItem, Money, StatusFilter};
+use pp_domain::{
+    BidOffer, BidState, ItemId, ItemSort, ItemStatus, ListedItem, Money, StatusFilter,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -372,6 +374,30 @@ pub struct StatusQuery {
     status: Option<String>,
 }
 
+/// The order of the item list as the API spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SortName {
+    /// Latest listed first (the default).
+    Newest,
+    /// Earliest close first, with the close as soft close moved it.
+    ClosingSoon,
+    /// Lowest price first: the current price, or the base price before the
+    /// first bid, in minor units whatever the currency.
+    PriceAsc,
+    /// Highest price first.
+    PriceDesc,
+}
+
+/// `?sort=`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct SortQuery {
+    /// The order; `newest` when absent. Ties go by id, and a cursor is
+    /// valid only for the order and status it was handed out with.
+    #[param(value_type = Option<SortName>)]
+    sort: Option<String>,
+}
+
 pub(crate) fn item_id(raw: &str) -> Result<ItemId, ApiError> {
     raw.parse().map_err(|_| item_not_found())
 }
@@ -488,18 +514,20 @@ pub async fn currency(path: web::Path<String>) -> Result<HttpResponse, ApiError>
     }))
 }
 
-/// Items, newest first, optionally of one status.
+/// Items, newest first unless `sort` says otherwise, optionally of one
+/// status.
 #[utoipa::path(tag = "items",
-    params(StatusQuery, PageParams),
+    params(StatusQuery, SortQuery, PageParams),
     responses(
         (status = 200, body = ItemPage),
-        (status = 400, description = "`invalid_cursor`", body = ProblemBody),
-        (status = 422, description = "`validation_failed` (an unknown status)", body = ProblemBody)))]
+        (status = 400, description = "`invalid_cursor` (also a cursor of another order or status)", body = ProblemBody),
+        (status = 422, description = "`validation_failed` (an unknown status or order)", body = ProblemBody)))]
 #[get("/items")]
 pub async fn list_items(
     state: web::Data<AppState>,
     page: PageQuery,
     query: web::Query<StatusQuery>,
+    order: web::Query<SortQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let status = match query.status.as_deref() {
         None => None,
@@ -513,13 +541,31 @@ pub async fn list_items(
             ));
         }
     };
-    let list = format!("items/{}", status.map_or("all", |s| s.as_str()));
+    let sort = match order.sort.as_deref() {
+        None => ItemSort::Newest,
+        Some(name) => ItemSort::parse(name).ok_or_else(|| {
+            ApiError::invalid_field(
+                "sort",
+                "must be closing_soon, newest, price_asc or price_desc",
+            )
+        })?,
+    };
+    let status_name = status.map_or("all", |s| s.as_str());
+    // Newest first keeps the list name its cursors had before orders
+    // existed, so they stay valid across the upgrade.
+    let list = match sort {
+        ItemSort::Newest => format!("items/{status_name}"),
+        other => format!("items/{status_name}/{}", other.as_str()),
+    };
     let after = page
         .cursor
         .as_deref()
-        .map(|cursor| state.cursors.decode_item(&list, cursor))
+        .map(|cursor| state.cursors.decode_item(&list, sort, cursor))
         .transpose()?;
-    let found = state.auctions.list_items(status, after, page.limit).await?;
+    let found = state
+        .auctions
+        .list_items(status, sort, after, page.limit)
+        .await?;
     Ok(HttpResponse::Ok().json(ItemPage {
         items: found.items.iter().map(ItemBody::from).collect(),
         has_more: found.next.is_some(),

@@ -726,6 +726,63 @@ async fn admins_list_and_cancel_items_and_everyone_browses_them() {
         "invalid_cursor",
     )
     .await;
+    // Orders: each pages through every item by its key, and its cursors
+    // are no good for another order.
+    problem(
+        app.get("/api/v1/items?sort=cheapest").await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    for (sort, key) in [
+        ("price_asc", "price"),
+        ("price_desc", "price"),
+        ("closing_soon", "close_at"),
+    ] {
+        let mut keys = Vec::new();
+        let mut path = format!("/api/v1/items?sort={sort}&limit=2");
+        loop {
+            let page: Value = app.get(&path).await.json().await.unwrap();
+            for item in page["items"].as_array().unwrap() {
+                keys.push(if key == "price" {
+                    let price = item["current_price"].as_i64();
+                    price.unwrap_or_else(|| item["base_price"].as_i64().unwrap())
+                } else {
+                    let at = item[key].as_str().unwrap();
+                    chrono::DateTime::parse_from_rfc3339(at)
+                        .unwrap()
+                        .timestamp_micros()
+                });
+            }
+            match page["next_cursor"].as_str() {
+                Some(cursor) => path = format!("/api/v1/items?sort={sort}&limit=2&cursor={cursor}"),
+                None => break,
+            }
+        }
+        assert_eq!(keys.len(), ids.len(), "{sort}");
+        let mut ordered = keys.clone();
+        ordered.sort_unstable();
+        if sort == "price_desc" {
+            ordered.reverse();
+        }
+        assert_eq!(keys, ordered, "{sort}");
+    }
+    let page: Value = app
+        .get("/api/v1/items?sort=price_desc&limit=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let cursor = page["next_cursor"].as_str().unwrap();
+    for other in ["sort=price_asc&", "", "sort=newest&"] {
+        problem(
+            app.get(&format!("/api/v1/items?{other}cursor={cursor}"))
+                .await,
+            400,
+            "invalid_cursor",
+        )
+        .await;
+    }
     problem(
         app.get(&format!("/api/v1/items/{}", uuid::Uuid::now_v7()))
             .await,

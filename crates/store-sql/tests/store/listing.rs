@@ -6,7 +6,7 @@ use pp_domain::SessionId;
 use pp_domain::auth::ports::{NewRefreshToken, SessionStore, TicketPurpose, TicketStore};
 use pp_domain::auth::tokens::TokenDigest;
 use pp_domain::ports::{AuctionStore, LifecycleDecision};
-use pp_domain::{BidCursor, ItemCursor, ItemStatus, StatusFilter};
+use pp_domain::{BidCursor, ItemSort, ItemStatus, ListedItem, StatusFilter};
 use pp_testkit::Backend;
 
 use crate::on_both_backends;
@@ -24,14 +24,19 @@ async fn items_list_newest_first_by_status_in_pages(backend: Backend) {
         .await
         .unwrap();
 
-    let first = h.store.list_items(None, None, 2).await.unwrap();
+    let first = h
+        .store
+        .list_items(None, ItemSort::Newest, None, 2)
+        .await
+        .unwrap();
     let ids: Vec<_> = first.iter().map(|l| l.item.id).collect();
     assert_eq!(ids, vec![listed[4].item.id, listed[3].item.id]);
-    let cursor = ItemCursor {
-        created_at: first[1].item.created_at,
-        id: first[1].item.id,
-    };
-    let rest = h.store.list_items(None, Some(cursor), 10).await.unwrap();
+    let cursor = ItemSort::Newest.cursor_of(&first[1]);
+    let rest = h
+        .store
+        .list_items(None, ItemSort::Newest, Some(cursor), 10)
+        .await
+        .unwrap();
     let ids: Vec<_> = rest.iter().map(|l| l.item.id).collect();
     assert_eq!(
         ids,
@@ -40,24 +45,107 @@ async fn items_list_newest_first_by_status_in_pages(backend: Backend) {
 
     let open = h
         .store
-        .list_items(Some(StatusFilter::Open), None, 10)
+        .list_items(Some(StatusFilter::Open), ItemSort::Newest, None, 10)
         .await
         .unwrap();
     assert_eq!(open.len(), 4);
     assert!(open.iter().all(|l| l.item.status == ItemStatus::Open));
     let cancelled = h
         .store
-        .list_items(Some(StatusFilter::Cancelled), None, 10)
+        .list_items(Some(StatusFilter::Cancelled), ItemSort::Newest, None, 10)
         .await
         .unwrap();
     assert_eq!(cancelled.len(), 1);
     assert_eq!(cancelled[0].item.id, listed[1].item.id);
     let closed = h
         .store
-        .list_items(Some(StatusFilter::Closed), None, 10)
+        .list_items(Some(StatusFilter::Closed), ItemSort::Newest, None, 10)
         .await
         .unwrap();
     assert!(closed.is_empty());
+}
+
+/// Every order pages through every item once, in its key's order with
+/// ties (on the listing time, the close and the price) broken by id across
+/// page boundaries, and its price is the current one after a bid.
+async fn every_order_pages_through_ties_by_id(backend: Backend) {
+    let h = Harness::new(backend).await;
+    // Listed at one instant: every pair ties on the listing time.
+    let mut ids = vec![
+        h.item_closing(100, 5, Duration::hours(2), None)
+            .await
+            .item
+            .id,
+        h.item_closing(100, 5, Duration::hours(1), None)
+            .await
+            .item
+            .id,
+        h.item_closing(300, 5, Duration::hours(1), None)
+            .await
+            .item
+            .id,
+        h.item_closing(200, 5, Duration::hours(3), None)
+            .await
+            .item
+            .id,
+        h.item_closing(100, 5, Duration::hours(1), None)
+            .await
+            .item
+            .id,
+    ];
+    h.clock.advance(Duration::milliseconds(1));
+    ids.push(
+        h.item_closing(50, 5, Duration::minutes(30), None)
+            .await
+            .item
+            .id,
+    );
+    let bidder = h.bidder().await;
+    h.auctions
+        .place_bid(&bidder, ids[3], plain(400))
+        .await
+        .unwrap();
+    let mut items: Vec<ListedItem> = Vec::new();
+    for id in &ids {
+        items.push(h.store.listed_item(*id).await.unwrap().unwrap());
+    }
+    assert_ne!(
+        items[3].listed_price(),
+        200,
+        "a bid moves the price an order reads"
+    );
+
+    for sort in ItemSort::ALL {
+        let mut expected: Vec<_> = items
+            .iter()
+            .map(|listed| {
+                let cursor = sort.cursor_of(listed);
+                (cursor.key, listed.item.id.as_uuid())
+            })
+            .collect();
+        expected.sort_unstable();
+        if sort.descending() {
+            expected.reverse();
+        }
+        let expected: Vec<_> = expected.into_iter().map(|(_, id)| id).collect();
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = h.store.list_items(None, sort, after, 2).await.unwrap();
+            seen.extend(page.iter().map(|listed| listed.item.id.as_uuid()));
+            match page.last() {
+                Some(last) if page.len() == 2 => after = Some(sort.cursor_of(last)),
+                _ => break,
+            }
+        }
+        assert_eq!(seen, expected, "{sort:?}");
+    }
+    let open_soonest = h
+        .store
+        .list_items(Some(StatusFilter::Open), ItemSort::ClosingSoon, None, 1)
+        .await
+        .unwrap();
+    assert_eq!(open_soonest[0].item.id, ids[5]);
 }
 
 async fn a_bidders_bids_come_newest_first_with_their_items_standing(backend: Backend) {
@@ -282,6 +370,7 @@ async fn a_ticket_is_redeemed_once_and_never_after_it_expires(backend: Backend) 
 
 on_both_backends!(
     items_list_newest_first_by_status_in_pages,
+    every_order_pages_through_ties_by_id,
     a_bidders_bids_come_newest_first_with_their_items_standing,
     the_price_history_replays_from_any_point,
     a_close_reports_everyone_who_bid_in_arrival_order,
