@@ -154,7 +154,7 @@ fn before(
 }
 
 /// The column or expression `sort` orders items by (the price one is what
-/// `idx_items_listed_price_id` indexes).
+/// `idx_items_status_listed_price_id` indexes).
 fn sort_key(sort: ItemSort) -> Expr {
     match sort {
         ItemSort::Newest => Expr::col((items::Entity, items::Column::CreatedAt)),
@@ -174,6 +174,9 @@ fn sort_key(sort: ItemSort) -> Expr {
 /// from the start and filtering (PostgreSQL's row comparison would do too,
 /// but SQLite scans an expression index for it).
 fn after_in_order(sort: ItemSort, key: Expr, after: ItemCursor) -> Result<Condition, StoreError> {
+    if after.sort != sort {
+        return Err(integrity("an item cursor of another order"));
+    }
     let value: sea_orm::Value = match sort {
         ItemSort::Newest | ItemSort::ClosingSoon => Timestamp::from_timestamp_micros(after.key)
             .ok_or_else(|| integrity("an item cursor's time is out of range"))?

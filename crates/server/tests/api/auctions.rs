@@ -740,10 +740,15 @@ async fn admins_list_and_cancel_items_and_everyone_browses_them() {
         ("closing_soon", "close_at"),
     ] {
         let mut keys = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
         let mut path = format!("/api/v1/items?sort={sort}&limit=2");
         loop {
             let page: Value = app.get(&path).await.json().await.unwrap();
             for item in page["items"].as_array().unwrap() {
+                assert!(
+                    seen.insert(item["id"].as_str().unwrap().to_owned()),
+                    "{sort}: an item twice"
+                );
                 keys.push(if key == "price" {
                     let price = item["current_price"].as_i64();
                     price.unwrap_or_else(|| item["base_price"].as_i64().unwrap())
@@ -759,7 +764,11 @@ async fn admins_list_and_cancel_items_and_everyone_browses_them() {
                 None => break,
             }
         }
-        assert_eq!(keys.len(), ids.len(), "{sort}");
+        assert_eq!(
+            seen,
+            ids.iter().cloned().collect(),
+            "{sort}: every item once"
+        );
         let mut ordered = keys.clone();
         ordered.sort_unstable();
         if sort == "price_desc" {
