@@ -20,8 +20,9 @@ use pp_domain::{
 };
 use sea_orm::sea_query::{ExprTrait, Func, LockBehavior, LockType};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, Order,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Statement, TransactionTrait,
+    sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -151,6 +152,83 @@ fn before(
     Condition::all()
         .add(created_at.lte(at))
         .add(Condition::any().add(created_at.lt(at)).add(id.lt(after_id)))
+}
+
+/// A page of the item list: up to `limit` items of `status` (all when
+/// `None`) in `sort`'s order after `after`.
+fn item_list(
+    status: Option<StatusFilter>,
+    sort: ItemSort,
+    after: Option<ItemCursor>,
+    limit: u32,
+) -> Result<Select<items::Entity>, StoreError> {
+    let mut query = items::Entity::find();
+    if let Some(status) = status {
+        query = query.filter(items::Column::Status.eq(status.as_str()));
+    }
+    let key = sort_key(sort);
+    let order = if sort.descending() {
+        Order::Desc
+    } else {
+        Order::Asc
+    };
+    if let Some(after) = after {
+        query = query.filter(after_in_order(sort, key.clone(), after)?);
+    }
+    Ok(query
+        .order_by(key, order.clone())
+        .order_by(items::Column::Id, order)
+        .limit(limit_of(limit)))
+}
+
+impl SqlStore {
+    /// The database's plan for a page of the item list, as text: for the
+    /// tests that keep each order on its index (a plan is not an API).
+    ///
+    /// # Errors
+    /// The database's.
+    #[doc(hidden)]
+    pub async fn item_list_plan(
+        &self,
+        status: Option<StatusFilter>,
+        sort: ItemSort,
+        after: Option<ItemCursor>,
+    ) -> Result<String, StoreError> {
+        let connection = self.database().connection();
+        let backend = connection.get_database_backend();
+        let page = backend.build(&QueryTrait::into_query(item_list(status, sort, after, 20)?));
+        let explain = if backend == DbBackend::Postgres {
+            "EXPLAIN"
+        } else {
+            "EXPLAIN QUERY PLAN"
+        };
+        let transaction = connection.begin().await.map_err(store_error)?;
+        if backend == DbBackend::Postgres {
+            // A test's table is a few rows, which PostgreSQL would rather
+            // scan whole; the question is which index it can use.
+            transaction
+                .execute_unprepared("SET LOCAL enable_seqscan = off")
+                .await
+                .map_err(store_error)?;
+        }
+        let rows = transaction
+            .query_all_raw(Statement {
+                sql: format!("{explain} {}", page.sql),
+                ..page
+            })
+            .await
+            .map_err(store_error)?;
+        let column = if backend == DbBackend::Postgres {
+            "QUERY PLAN"
+        } else {
+            "detail"
+        };
+        let lines: Result<Vec<String>, _> = rows
+            .iter()
+            .map(|row| row.try_get::<String>("", column))
+            .collect();
+        Ok(lines.map_err(store_error)?.join("\n"))
+    }
 }
 
 /// The column or expression `sort` orders items by (the price one is what
@@ -596,23 +674,7 @@ impl AuctionStore for SqlStore {
         after: Option<ItemCursor>,
         limit: u32,
     ) -> Result<Vec<ListedItem>, StoreError> {
-        let mut query = items::Entity::find();
-        if let Some(status) = status {
-            query = query.filter(items::Column::Status.eq(status.as_str()));
-        }
-        let key = sort_key(sort);
-        let order = if sort.descending() {
-            Order::Desc
-        } else {
-            Order::Asc
-        };
-        if let Some(after) = after {
-            query = query.filter(after_in_order(sort, key.clone(), after)?);
-        }
-        query
-            .order_by(key, order.clone())
-            .order_by(items::Column::Id, order)
-            .limit(limit_of(limit))
+        item_list(status, sort, after, limit)?
             .all(self.database().connection())
             .await
             .map_err(store_error)?

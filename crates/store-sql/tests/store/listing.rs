@@ -71,28 +71,11 @@ async fn items_list_newest_first_by_status_in_pages(backend: Backend) {
 async fn every_order_pages_through_ties_by_id(backend: Backend) {
     let h = Harness::new(backend).await;
     // Listed at one instant: every pair ties on the listing time.
-    let mut ids = vec![
-        h.item_closing(100, 5, Duration::hours(2), None)
-            .await
-            .item
-            .id,
-        h.item_closing(100, 5, Duration::hours(1), None)
-            .await
-            .item
-            .id,
-        h.item_closing(300, 5, Duration::hours(1), None)
-            .await
-            .item
-            .id,
-        h.item_closing(200, 5, Duration::hours(3), None)
-            .await
-            .item
-            .id,
-        h.item_closing(100, 5, Duration::hours(1), None)
-            .await
-            .item
-            .id,
-    ];
+    let mut ids = Vec::new();
+    for (base_price, closes_in_hours) in [(100, 2), (100, 1), (300, 1), (200, 3), (100, 1)] {
+        let closes_in = Duration::hours(closes_in_hours);
+        ids.push(h.item_closing(base_price, 5, closes_in, None).await.item.id);
+    }
     h.clock.advance(Duration::milliseconds(1));
     ids.push(
         h.item_closing(50, 5, Duration::minutes(30), None)
@@ -146,6 +129,46 @@ async fn every_order_pages_through_ties_by_id(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(open_soonest[0].item.id, ids[5]);
+}
+
+/// A page of one status in each order other than newest first reads a
+/// range of that order's index rather than sorting the table, first page
+/// and later ones alike (the condition's form matters: see `after_in_order`).
+async fn each_order_of_one_status_reads_its_index(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let listed = h.item(100, 5).await;
+    for (sort, index) in [
+        (ItemSort::ClosingSoon, "idx_items_status_close_at_id"),
+        (ItemSort::PriceAsc, "idx_items_status_listed_price_id"),
+        (ItemSort::PriceDesc, "idx_items_status_listed_price_id"),
+    ] {
+        for after in [None, Some(sort.cursor_of(&listed))] {
+            let plan = h
+                .store
+                .item_list_plan(Some(StatusFilter::Open), sort, after)
+                .await
+                .unwrap();
+            assert!(plan.contains(index), "{sort:?} after {after:?}: {plan}");
+            // PostgreSQL's `Sort` node, SQLite's `USE TEMP B-TREE FOR ORDER BY`.
+            assert!(
+                !plan.contains("Sort") && !plan.contains("TEMP B-TREE"),
+                "{sort:?} after {after:?} sorts: {plan}"
+            );
+            if after.is_some() {
+                // The cursor bounds the index range (PostgreSQL's `Index
+                // Cond`, SQLite's `USING INDEX … (status=? AND …>?)`), not
+                // a filter over every row before it.
+                let bounded = plan.lines().any(|line| {
+                    (line.contains("Index Cond") || line.contains("USING INDEX"))
+                        && (line.contains('>') || line.contains('<'))
+                });
+                assert!(
+                    bounded,
+                    "{sort:?}: the cursor does not bound the range: {plan}"
+                );
+            }
+        }
+    }
 }
 
 async fn a_bidders_bids_come_newest_first_with_their_items_standing(backend: Backend) {
@@ -371,6 +394,7 @@ async fn a_ticket_is_redeemed_once_and_never_after_it_expires(backend: Backend) 
 on_both_backends!(
     items_list_newest_first_by_status_in_pages,
     every_order_pages_through_ties_by_id,
+    each_order_of_one_status_reads_its_index,
     a_bidders_bids_come_newest_first_with_their_items_standing,
     the_price_history_replays_from_any_point,
     a_close_reports_everyone_who_bid_in_arrival_order,
