@@ -4,7 +4,7 @@ CARGO ?= cargo
 COVERAGE_MIN ?= 90
 DOMAIN_COVERAGE_MIN ?= 100
 
-.PHONY: help run migrate test test-rust test-web e2e web lint lint-deploy fmt deny cov fuzz-api chaos bench bench-bids bench-live bench-embedded hooks services smtp-sink idp clean
+.PHONY: help run migrate test test-rust test-web e2e web lint lint-deploy fmt deny cov fuzz-api chaos bench bench-bids bench-live bench-embedded hooks services smtp-sink s3-server idp clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -22,12 +22,15 @@ services: ## make sure PostgreSQL and Redis answer (installs/starts them)
 smtp-sink: ## make sure the tests' SMTP sink can run (a virtualenv with aiosmtpd, created once)
 	@scripts/smtp-sink-venv.sh >/dev/null
 
+s3-server: ## make sure the tests' S3-compatible server can run (a virtualenv with moto, created once)
+	@scripts/s3-venv.sh >/dev/null
+
 test: test-rust test-web e2e ## every test: Rust (unit, property, integration), web app (Vitest), end to end (Chromium)
 
 idp: ## make sure the tests' OpenID provider can run (npm ci of oidc-provider in crates/testkit/idp, once)
 	@scripts/test-idp.sh
 
-test-rust: services smtp-sink idp ## the Rust tests, on real PostgreSQL, SQLite, Redis and SMTP
+test-rust: services smtp-sink s3-server idp ## the Rust tests, on real PostgreSQL, SQLite, Redis and SMTP
 	$(CARGO) nextest run --workspace --no-tests=warn
 
 test-web: ## the web app's unit tests (Vitest) with line coverage; fails under 80 %
@@ -58,7 +61,7 @@ fmt: ## format the code
 deny: ## supply chain: cargo-deny (advisories offline, licences, bans, sources), npm audit
 	scripts/deny.sh
 
-cov: services smtp-sink idp ## tests with line coverage; fails under $(COVERAGE_MIN) % (workspace, the chaos harness aside: make chaos runs it) or $(DOMAIN_COVERAGE_MIN) % (pp-domain)
+cov: services smtp-sink s3-server idp ## tests with line coverage; fails under $(COVERAGE_MIN) % (workspace, the chaos harness aside: make chaos runs it) or $(DOMAIN_COVERAGE_MIN) % (pp-domain)
 	@command -v cargo-llvm-cov >/dev/null 2>&1 || { rustup component add llvm-tools >/dev/null 2>&1 || rustup component add llvm-tools-preview; $(CARGO) install cargo-llvm-cov --locked; }
 	$(CARGO) llvm-cov clean --workspace
 	$(CARGO) llvm-cov nextest --workspace --no-tests=warn --no-report

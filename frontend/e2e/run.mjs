@@ -500,6 +500,27 @@ test('soft close: a rival\'s late bid extends the item on the open page; the cha
   await lou.close();
 });
 
+test('a visitor finds an item by a word of its description, accents and case ignored, and shares the search', async () => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const page = await context.newPage();
+  const title = 'A carriage clock';
+  await listItem(3600, title, 'usd', { description: 'Gilt brass, made in Neuchâtel around 1890.' });
+  await listItem(3600, 'A pocket watch', 'usd', { description: 'Silver, made in Geneva.' });
+  await page.goto(`${base}/`);
+  await page.getByRole('searchbox', { name: 'Search' }).fill('NEUCHATEL');
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.getByRole('link', { name: title }).waitFor();
+  assert.equal(await page.getByRole('link', { name: 'A pocket watch' }).count(), 0);
+  assert.match(page.url(), /[?&]q=NEUCHATEL/);
+  // The shared link opens the same search.
+  const shared = await context.newPage();
+  await shared.goto(page.url());
+  await shared.getByRole('link', { name: title }).waitFor();
+  assert.equal(await shared.getByRole('searchbox', { name: 'Search' }).inputValue(), 'NEUCHATEL');
+  await accessible(shared, 'a search of the auction list');
+  await context.close();
+});
+
 test('the admin edits an item and deactivates a user; logging out everywhere ends another browser\'s session', async () => {
   const adminCtx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const jonCtx = await browser.newContext();

@@ -30,6 +30,8 @@ mod m20261205_000019_add_outbox_urgency;
 mod m20261205_000020_create_second_factors;
 mod m20261205_000021_add_soft_close_and_ledger;
 mod m20261206_000022_index_item_sorts;
+mod m20261206_000023_add_item_search;
+mod m20261206_000024_create_item_photos;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -61,6 +63,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000020_create_second_factors::Migration),
             Box::new(m20261205_000021_add_soft_close_and_ledger::Migration),
             Box::new(m20261206_000022_index_item_sorts::Migration),
+            Box::new(m20261206_000023_add_item_search::Migration),
+            Box::new(m20261206_000024_create_item_photos::Migration),
         ]
     }
 }

@@ -58,6 +58,10 @@ uuid_id!(
     ItemId
 );
 uuid_id!(
+    /// Identifies a photo of an item.
+    PhotoId
+);
+uuid_id!(
     /// Identifies one bid.
     BidId
 );

@@ -347,10 +347,14 @@ pub enum ItemSort {
     PriceAsc,
     /// Highest listed price first.
     PriceDesc,
+    /// Best match of a search first (the database's rank): the order of a
+    /// search that names no other. A client never names it, and the store
+    /// refuses it without a search.
+    BestMatch,
 }
 
 impl ItemSort {
-    /// Every order, as the API spells them.
+    /// Every order a client may ask for, as the API spells them.
     pub const ALL: [ItemSort; 4] = [
         ItemSort::Newest,
         ItemSort::ClosingSoon,
@@ -366,10 +370,12 @@ impl ItemSort {
             ItemSort::ClosingSoon => "closing_soon",
             ItemSort::PriceAsc => "price_asc",
             ItemSort::PriceDesc => "price_desc",
+            ItemSort::BestMatch => "best_match",
         }
     }
 
-    /// The order the API spells `name`, if any.
+    /// The order the API spells `name`, if any ([`ItemSort::BestMatch`] is
+    /// not asked for by name).
     #[must_use]
     pub fn parse(name: &str) -> Option<ItemSort> {
         ItemSort::ALL.into_iter().find(|sort| sort.as_str() == name)
@@ -378,16 +384,22 @@ impl ItemSort {
     /// Whether the largest key comes first.
     #[must_use]
     pub fn descending(&self) -> bool {
-        matches!(self, ItemSort::Newest | ItemSort::PriceDesc)
+        matches!(
+            self,
+            ItemSort::Newest | ItemSort::PriceDesc | ItemSort::BestMatch
+        )
     }
 
-    /// Where `listed` stands in this order.
+    /// Where `listed` stands in this order; `relevance` is how well it
+    /// matched the search (the database's rank, read by
+    /// [`ItemSort::BestMatch`] only).
     #[must_use]
-    pub fn cursor_of(&self, listed: &ListedItem) -> ItemCursor {
+    pub fn cursor_of(&self, listed: &ListedItem, relevance: f64) -> ItemCursor {
         let key = match self {
             ItemSort::Newest => listed.item.created_at.timestamp_micros(),
             ItemSort::ClosingSoon => listed.item.close_at.timestamp_micros(),
             ItemSort::PriceAsc | ItemSort::PriceDesc => listed.listed_price(),
+            ItemSort::BestMatch => relevance_key(relevance),
         };
         ItemCursor {
             sort: *self,
@@ -404,10 +416,37 @@ pub struct ItemCursor {
     /// The order the page is in.
     pub sort: ItemSort,
     /// The last item's key in that order: a time in microseconds since the
-    /// epoch (newest, closing soon) or a price in minor units.
+    /// epoch (newest, closing soon), a price in minor units, or a
+    /// relevance's bits (best match, see [`ItemCursor::relevance`]).
     pub key: i64,
     /// The last item's id (ties on the key).
     pub id: ItemId,
+}
+
+impl ItemCursor {
+    /// The relevance a best-match cursor stands at, if its key is one (a
+    /// finite rank of at least 0).
+    #[must_use]
+    pub fn relevance(&self) -> Option<f64> {
+        let relevance = f64::from_bits(u64::from_ne_bytes(self.key.to_ne_bytes()));
+        (relevance.is_finite() && relevance >= 0.0).then_some(relevance)
+    }
+}
+
+/// A relevance as a cursor key: its bits, which keep every value exactly
+/// (the store compares it with the rank it computes again).
+fn relevance_key(relevance: f64) -> i64 {
+    i64::from_ne_bytes(relevance.to_bits().to_ne_bytes())
+}
+
+/// Which items a list holds: of one status or all, and those a search
+/// matches or all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ItemFilter {
+    /// Only items of this status.
+    pub status: Option<StatusFilter>,
+    /// Only items whose title or description holds every word.
+    pub search: Option<crate::search::ItemSearch>,
 }
 
 /// The request to list an item, as a client sends it (unvalidated).
@@ -626,7 +665,7 @@ mod tests {
             standing: PublicStanding::default(),
         };
         let key = |sort: ItemSort, listed: &ListedItem| {
-            let cursor = sort.cursor_of(listed);
+            let cursor = sort.cursor_of(listed, 0.5);
             assert_eq!((cursor.sort, cursor.id), (sort, item.id));
             cursor.key
         };
@@ -641,6 +680,26 @@ mod tests {
         assert_eq!(key(ItemSort::PriceDesc, &listed), 140);
         let descending: Vec<_> = ItemSort::ALL.iter().map(ItemSort::descending).collect();
         assert_eq!(descending, [true, false, false, true]);
+        assert_eq!(
+            ItemSort::parse("best_match"),
+            None,
+            "a client never names it"
+        );
+        assert!(ItemSort::BestMatch.descending());
+        let ranked = key(ItemSort::BestMatch, &listed);
+        let cursor = ItemCursor {
+            sort: ItemSort::BestMatch,
+            key: ranked,
+            id: item.id,
+        };
+        assert_eq!(cursor.relevance(), Some(0.5));
+        for refused in [f64::NAN, f64::INFINITY, -0.25] {
+            let cursor = ItemCursor {
+                key: relevance_key(refused),
+                ..cursor
+            };
+            assert_eq!(cursor.relevance(), None, "{refused}");
+        }
     }
 
     #[test]

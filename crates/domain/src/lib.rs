@@ -21,8 +21,10 @@ pub mod live;
 pub mod money;
 pub mod notifications;
 pub mod outbox;
+pub mod photos;
 pub mod ports;
 pub mod retention;
+pub mod search;
 pub mod service;
 pub mod soft_close;
 pub mod user;
@@ -31,12 +33,13 @@ pub mod validation;
 pub use bid::{Bid, BidCursor, BidOffer, BidState, BidView, Poison};
 pub use email::{Email, InvalidEmail};
 pub use engine::{BidRejection, Leader, Standing};
-pub use ids::{BidId, ItemId, SessionId, TokenId, UserId};
+pub use ids::{BidId, ItemId, PhotoId, SessionId, TokenId, UserId};
 pub use item::{
-    CloseOutcome, Item, ItemCursor, ItemDraft, ItemEdit, ItemEditDraft, ItemSort, ItemStatus,
-    ListedItem, NewItem, StatusFilter, Timestamp,
+    CloseOutcome, Item, ItemCursor, ItemDraft, ItemEdit, ItemEditDraft, ItemFilter, ItemSort,
+    ItemStatus, ListedItem, NewItem, StatusFilter, Timestamp,
 };
 pub use money::{Currency, Money};
+pub use search::ItemSearch;
 pub use user::{
     Credentials, DisplayName, NewUser, PasswordHash, Role, User, UserChanges, UserCursor,
 };

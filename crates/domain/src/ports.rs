@@ -23,8 +23,8 @@ use crate::engine::{
 };
 use crate::ids::{ItemId, SessionId, UserId};
 use crate::item::{
-    CloseOutcome, Item, ItemCursor, ItemEdit, ItemSort, ListedItem, NewItem, PublicStanding,
-    StatusFilter, Timestamp,
+    CloseOutcome, Item, ItemCursor, ItemEdit, ItemFilter, ItemSort, ListedItem, NewItem,
+    PublicStanding, Timestamp,
 };
 use crate::live::{ItemEvent, Notification, PricePoint};
 use crate::notifications::{NotificationCursor, StoredNotification};
@@ -512,18 +512,20 @@ pub trait AuctionStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Bid>, StoreError>;
 
-    /// Up to `limit` items in `sort`'s order, after `after` when given (a
-    /// cursor of the same order), only those with `status` when given.
+    /// Up to `limit` items `filter` keeps in `sort`'s order, after `after`
+    /// when given (a cursor of the same order), each with its position in
+    /// that order (the store knows the rank of a best match).
     ///
     /// # Errors
-    /// [`StoreError::Integrity`] when a stored row is not a valid item.
+    /// [`StoreError::Integrity`] when a stored row is not a valid item, or
+    /// for [`ItemSort::BestMatch`] without a search.
     async fn list_items(
         &self,
-        status: Option<StatusFilter>,
+        filter: &ItemFilter,
         sort: ItemSort,
         after: Option<ItemCursor>,
         limit: u32,
-    ) -> Result<Vec<ListedItem>, StoreError>;
+    ) -> Result<Vec<(ListedItem, ItemCursor)>, StoreError>;
 
     /// Up to `limit` of a bidder's bids, newest first, after `after` when
     /// given, each with its item and the item's unsealed standing.

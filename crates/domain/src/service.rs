@@ -10,8 +10,8 @@ use crate::bid::{Bid, BidCursor, BidOffer, BidView};
 use crate::engine::{BidCommand, revealed_view, view_of};
 use crate::ids::{ItemId, UserId};
 use crate::item::{
-    Item, ItemCursor, ItemDraft, ItemEdit, ItemEditDraft, ItemSort, ItemStatus, ListedItem,
-    NewItem, StatusFilter,
+    Item, ItemCursor, ItemDraft, ItemEdit, ItemEditDraft, ItemFilter, ItemSort, ItemStatus,
+    ListedItem, NewItem,
 };
 use crate::live::{ItemEvent, PriceEvent, notifications_after_bid, notifications_after_close};
 use crate::notifications::{NotificationCursor, StoredNotification};
@@ -19,6 +19,7 @@ use crate::ports::{
     AcceptedBid, AuctionStore, BidDecision, CancelItemError, Clock, CloseRound, CommitHook,
     EditItemError, LifecycleDecision, LiveEvents, PlaceBidError, StoreError,
 };
+use crate::search::ItemSearch;
 use crate::user::User;
 use crate::validation::ValidationErrors;
 
@@ -246,22 +247,37 @@ impl AuctionService {
         self.auctions.listed_item(id).await
     }
 
-    /// A page of items in `sort`'s order, optionally of one status.
+    /// A page of the items `filter` keeps, in `sort`'s order. A search of
+    /// no word (only punctuation) matches no item.
     ///
     /// # Errors
     /// The store's failure.
     pub async fn list_items(
         &self,
-        status: Option<StatusFilter>,
+        filter: &ItemFilter,
         sort: ItemSort,
         after: Option<ItemCursor>,
         limit: u32,
     ) -> Result<Page<ListedItem, ItemCursor>, StoreError> {
+        if filter
+            .search
+            .as_ref()
+            .is_some_and(ItemSearch::matches_nothing)
+        {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        }
         let fetched = self
             .auctions
-            .list_items(status, sort, after, limit.saturating_add(1))
+            .list_items(filter, sort, after, limit.saturating_add(1))
             .await?;
-        Ok(Page::cut(fetched, limit, |listed| sort.cursor_of(listed)))
+        let page = Page::cut(fetched, limit, |(_, cursor)| *cursor);
+        Ok(Page {
+            items: page.items.into_iter().map(|(listed, _)| listed).collect(),
+            next: page.next,
+        })
     }
 
     /// Places `bidder`'s one bid on `item` (the account as authenticated for
@@ -563,7 +579,7 @@ mod tests {
     use super::*;
     use crate::email::Email;
     use crate::engine::{BidRejection, LockedItem, Standing};
-    use crate::item::{CloseOutcome, Item, ItemStatus, Timestamp};
+    use crate::item::{CloseOutcome, Item, ItemStatus, StatusFilter, Timestamp};
     use crate::live::{Notification, NotificationData};
     use crate::money::Money;
     use crate::ports::{ClosedItem, MockAuctionStore, MockClock};
@@ -1189,30 +1205,45 @@ mod tests {
         let mut store = MockAuctionStore::new();
         store
             .expect_list_items()
-            .withf(|status, sort, after, limit| {
-                *status == Some(StatusFilter::Open)
+            .withf(|filter, sort, after, limit| {
+                filter.status == Some(StatusFilter::Open)
                     && *sort == ItemSort::Newest
                     && after.is_none()
                     && *limit == 2
             })
-            .returning(move |_, _, _, _| Ok(vec![listed.clone()]));
+            .returning(move |_, _, _, _| {
+                Ok(vec![(
+                    listed.clone(),
+                    ItemSort::Newest.cursor_of(&listed, 0.0),
+                )])
+            });
         let (dearer, cheaper) = (item(), item());
+        // The store says where each item stands (it alone knows a rank).
         let cursor = ItemCursor {
-            sort: ItemSort::PriceDesc,
+            sort: ItemSort::BestMatch,
             key: 250,
             id: dearer.id,
         };
-        let fetched = [(dearer, 250), (cheaper, 120)].map(|(item, price)| ListedItem {
-            item,
-            standing: crate::item::PublicStanding {
-                bid_count: 1,
-                current_price: Some(Money::new(price).unwrap()),
-            },
+        let fetched = [(dearer, 250), (cheaper, 120)].map(|(item, key)| {
+            let id = item.id;
+            let listed = ListedItem {
+                item,
+                standing: crate::item::PublicStanding {
+                    bid_count: 1,
+                    current_price: Some(Money::new(key).unwrap()),
+                },
+            };
+            (listed, ItemCursor { key, id, ..cursor })
         });
+        let search = ItemSearch::parse("lamp").unwrap();
+        let asked = ItemFilter {
+            status: None,
+            search: search.clone(),
+        };
         store
             .expect_list_items()
-            .withf(|status, sort, after, limit| {
-                status.is_none() && *sort == ItemSort::PriceDesc && after.is_none() && *limit == 2
+            .withf(move |filter, sort, after, limit| {
+                *filter == asked && *sort == ItemSort::BestMatch && after.is_none() && *limit == 2
             })
             .returning(move |_, _, _, _| Ok(fetched.to_vec()));
         store
@@ -1233,16 +1264,30 @@ mod tests {
                 }])
             });
         let (svc, _) = service(store, t0(), AuctionPolicy::default());
-        let page =
-            run(svc.list_items(Some(StatusFilter::Open), ItemSort::Newest, None, 1)).unwrap();
+        let open = ItemFilter {
+            status: Some(StatusFilter::Open),
+            search: None,
+        };
+        let page = run(svc.list_items(&open, ItemSort::Newest, None, 1)).unwrap();
         assert_eq!((page.items.len(), page.next), (1, None));
-        let page = run(svc.list_items(None, ItemSort::PriceDesc, None, 1)).unwrap();
+        let searched = ItemFilter {
+            status: None,
+            search,
+        };
+        let page = run(svc.list_items(&searched, ItemSort::BestMatch, None, 1)).unwrap();
         assert_eq!(page.items.len(), 1);
         assert_eq!(
             page.next,
             Some(cursor),
             "the next page starts after the last item shown"
         );
+        // Only punctuation: no word to match, so no item, and no query.
+        let punctuation = ItemFilter {
+            status: None,
+            search: ItemSearch::parse(r#"%_"'\"#).unwrap(),
+        };
+        let page = run(svc.list_items(&punctuation, ItemSort::BestMatch, None, 1)).unwrap();
+        assert_eq!((page.items, page.next), (Vec::new(), None));
         let replayed = run(svc.price_events(&it, 3, 50)).unwrap();
         assert_eq!(
             replayed,

@@ -176,15 +176,19 @@ impl CursorCodec {
         let payload = self.decode(list, cursor)?;
         let (key, id) = payload.split_once('/').ok_or_else(invalid)?;
         let key: i64 = key.parse().map_err(|_| invalid())?;
-        let is_time = matches!(sort, ItemSort::Newest | ItemSort::ClosingSoon);
-        if is_time && Timestamp::from_timestamp_micros(key).is_none() {
-            return Err(invalid());
-        }
-        Ok(ItemCursor {
+        let cursor = ItemCursor {
             sort,
             key,
             id: id.parse().map_err(|_| invalid())?,
-        })
+        };
+        let in_range = match sort {
+            ItemSort::Newest | ItemSort::ClosingSoon => {
+                Timestamp::from_timestamp_micros(key).is_some()
+            }
+            ItemSort::PriceAsc | ItemSort::PriceDesc => true,
+            ItemSort::BestMatch => cursor.relevance().is_some(),
+        };
+        if in_range { Ok(cursor) } else { Err(invalid()) }
     }
 
     /// A cursor into a bidder's bids.

@@ -14,6 +14,7 @@ use pp_domain::auth::service::{
     RegisterError, SecondFactorError,
 };
 use pp_domain::engine::{CancelRejection, EditRejection, PoisonProblem};
+use pp_domain::photos::{AddPhotoError, ChangePhotosError, PhotoRejection};
 use pp_domain::ports::{CancelItemError, EditItemError, PlaceBidError, StoreError};
 use pp_domain::service::{EditError, ListItemError, RevealError};
 use pp_domain::validation::ValidationErrors;
@@ -403,6 +404,59 @@ impl From<EditError> for ApiError {
                 ApiError::invalid_field("close_at", EditRejection::CloseEarlier.to_string())
             }
             EditError::Item(EditItemError::Store(error)) => error.into(),
+        }
+    }
+}
+
+/// 404 `photo_not_found`.
+#[must_use]
+pub fn photo_not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "photo_not_found", "no such photo")
+}
+
+impl From<PhotoRejection> for ApiError {
+    fn from(rejection: PhotoRejection) -> Self {
+        match rejection {
+            PhotoRejection::TooManyPhotos => ApiError::new(
+                StatusCode::CONFLICT,
+                "too_many_photos",
+                rejection.to_string(),
+            ),
+            PhotoRejection::AuctionClosed => auction_closed("the auction is already over"),
+            PhotoRejection::ItemHasBids => ApiError::new(
+                StatusCode::CONFLICT,
+                "item_has_bids",
+                "the photos of an item with bids stay",
+            ),
+        }
+    }
+}
+
+impl From<AddPhotoError> for ApiError {
+    fn from(error: AddPhotoError) -> Self {
+        match error {
+            AddPhotoError::ItemNotFound => item_not_found(),
+            AddPhotoError::Rejected(rejection) => rejection.into(),
+            AddPhotoError::Invalid(invalid) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_image",
+                invalid.to_string(),
+            ),
+            AddPhotoError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<ChangePhotosError> for ApiError {
+    fn from(error: ChangePhotosError) -> Self {
+        match error {
+            ChangePhotosError::ItemNotFound => item_not_found(),
+            ChangePhotosError::PhotoNotFound => photo_not_found(),
+            ChangePhotosError::Rejected(rejection) => rejection.into(),
+            ChangePhotosError::NotTheItemsPhotos(wrong) => {
+                ApiError::invalid_field("ids", wrong.to_string())
+            }
+            ChangePhotosError::Store(error) => error.into(),
         }
     }
 }

@@ -23,6 +23,8 @@ pub struct AppState {
     pub auth: AuthService,
     /// Items and bids.
     pub auctions: AuctionService,
+    /// Item photos and their images.
+    pub photos: pp_domain::photos::PhotoService,
     /// WebSocket and link tickets.
     pub tickets: TicketService,
     /// The configured OpenID providers.

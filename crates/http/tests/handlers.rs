@@ -113,6 +113,21 @@ fn state(store: MockAuctionStore) -> AppState {
             clock.clone(),
             AuctionPolicy::default(),
         ),
+        photos: {
+            // No photos anywhere: the item routes read them for their bodies.
+            let mut photos = pp_domain::photos::MockPhotoStore::new();
+            photos
+                .expect_photos_of()
+                .returning(|_| Ok(std::collections::HashMap::new()));
+            photos.expect_image_length().returning(|_| Ok(None));
+            pp_domain::photos::PhotoService::new(
+                Arc::new(MockAuctionStore::new()),
+                Arc::new(photos),
+                Arc::new(pp_domain::photos::MockMediaStore::new()),
+                Arc::new(pp_domain::photos::MockImageProcessor::new()),
+                clock.clone(),
+            )
+        },
         tickets: TicketService::new(
             Arc::new(MockTicketStore::new()),
             Arc::new(MockSecretTokens::new()),

@@ -21,12 +21,14 @@ use pp_domain::auth::tokens::{AuditCursor, AuditEntry, AuditFilter, AuditRecord}
 use pp_domain::auth::{AuthPolicy, AuthPorts, AuthService, LockoutPolicy, TicketService};
 use pp_domain::live::ConnectionSlots;
 use pp_domain::outbox::{OutboxWorker, RetryPolicy};
+use pp_domain::photos::PhotoService;
 use pp_domain::ports::{Clock, LiveEvents, StoreError, SystemClock};
 use pp_domain::retention::Retention;
 use pp_domain::service::{AuctionPolicy, AuctionService};
 use pp_http::streams::{SharedReads, Slots};
 use pp_http::{AppState, CursorCodec, MetricsSource, Probe, Probes};
 use pp_mail::MailSender;
+use pp_media::{ImagePipeline, ObjectMedia};
 use pp_oidc::{OidcProviders, ProviderHttp};
 use pp_store_memory::{EventHub, MemoryConnectionSlots, MemoryRateLimiter, MemoryRevocationList};
 use pp_store_redis::{
@@ -200,6 +202,8 @@ pub struct Services {
     pub outbox: OutboxWorker,
     /// Purges what is past retention.
     pub retention: Retention,
+    /// Item photos: processing, storage, serving, purging.
+    pub photos: PhotoService,
     /// Cancelled when the process begins to stop.
     pub stopping: CancellationToken,
     /// Places for the mail flows that run after their answer; a stop waits
@@ -318,6 +322,17 @@ impl Services {
             },
         )
         .with_audit(audit);
+        let media = ObjectMedia::open(&settings.media).context("cannot open the photo storage")?;
+        let photos = PhotoService::new(
+            store.clone(),
+            store.clone(),
+            Arc::new(media),
+            Arc::new(ImagePipeline::new(
+                settings.photo_workers,
+                settings.photo_workers,
+            )),
+            Arc::clone(&clock),
+        );
         let tickets = TicketService::new(
             store.clone(),
             Arc::new(RandomSecretTokens),
@@ -345,6 +360,7 @@ impl Services {
             slots,
             outbox,
             retention,
+            photos,
             stopping: CancellationToken::new(),
             mail_flows: Arc::new(tokio::sync::Semaphore::new(
                 pp_http::routes::auth::MAIL_FLOWS_AT_ONCE,
@@ -372,6 +388,10 @@ impl Services {
         let retention = self.retention.clone();
         workers.supervise("retention", move |stop| {
             crate::workers::purge_retained(retention.clone(), stop)
+        });
+        let photos = self.photos.clone();
+        workers.supervise("media_purge", move |stop| {
+            crate::workers::purge_media(photos.clone(), stop)
         });
         workers
     }
@@ -440,6 +460,7 @@ impl Services {
         AppState {
             auth: self.auth.clone(),
             auctions: self.auctions.clone(),
+            photos: self.photos.clone(),
             tickets: self.tickets.clone(),
             identity_providers: self.identity_providers.clone(),
             flow_key: pp_http::routes::oidc::FlowKey::derive_from(

@@ -552,6 +552,12 @@ pub struct Settings {
     pub retention: pp_domain::retention::RetentionPolicy,
     /// `OIDC_PROVIDERS` and each provider's `OIDC_{NAME}_*`.
     pub oidc: Vec<pp_oidc::ProviderSettings>,
+    /// `MEDIA_STORE` (`file`, under `DATA_DIR/media`, or `s3`) and the
+    /// bucket's `MEDIA_S3_BUCKET`, `MEDIA_S3_ENDPOINT`, `MEDIA_S3_REGION`.
+    pub media: pp_media::MediaSettings,
+    /// `PHOTO_WORKERS`: photos decoded at once (default: the cores); as
+    /// many again may wait before an upload is refused (503).
+    pub photo_workers: usize,
 }
 
 impl fmt::Debug for Settings {
@@ -611,6 +617,7 @@ impl Settings {
     /// [`ConfigError`] naming the first missing or malformed variable.
     pub fn from_env(env: &Environment) -> Result<Self, ConfigError> {
         let database = DatabaseConfig::from_env(env)?;
+        let media = media_settings(env, &database)?;
         let bind_addr = bind_addr(env)?;
         let default_public = PublicUrl(format!("http://{bind_addr}"));
         let public_url = env.parse("PUBLIC_URL", default_public)?;
@@ -706,7 +713,48 @@ impl Settings {
                 audit_days: count_within(env, "AUDIT_RETENTION_DAYS", 365, 1..=36_500)?,
             },
             oidc: oidc_providers(env)?,
+            media,
+            photo_workers: count_within(
+                env,
+                "PHOTO_WORKERS",
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+                1..=256,
+            )?,
         })
+    }
+}
+
+/// Where photos are kept: `MEDIA_STORE=file` (default, `DATA_DIR/media`)
+/// or `s3` with `MEDIA_S3_BUCKET` (required), `MEDIA_S3_ENDPOINT` (for a
+/// server other than AWS) and `MEDIA_S3_REGION` (default `us-east-1`).
+fn media_settings(
+    env: &Environment,
+    database: &DatabaseConfig,
+) -> Result<pp_media::MediaSettings, ConfigError> {
+    match env
+        .get("MEDIA_STORE")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("file") => Ok(pp_media::MediaSettings::Directory(
+            database.data_dir.join("media"),
+        )),
+        Some("s3") => Ok(pp_media::MediaSettings::S3(pp_media::S3Settings {
+            bucket: env
+                .get("MEDIA_S3_BUCKET")
+                .filter(|bucket| !bucket.is_empty())
+                .ok_or_else(|| {
+                    ConfigError::new("MEDIA_S3_BUCKET", "is required when MEDIA_STORE is s3")
+                })?
+                .to_owned(),
+            endpoint: env.get("MEDIA_S3_ENDPOINT").map(str::to_owned),
+            region: env.get("MEDIA_S3_REGION").unwrap_or("us-east-1").to_owned(),
+            access_key: env
+                .get("AWS_ACCESS_KEY_ID")
+                .zip(env.get("AWS_SECRET_ACCESS_KEY"))
+                .map(|(id, secret)| (id.to_owned(), secret.to_owned())),
+        })),
+        Some(_) => Err(ConfigError::new("MEDIA_STORE", "must be file or s3")),
     }
 }
 

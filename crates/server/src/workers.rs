@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use pp_domain::auth::TicketService;
 use pp_domain::outbox::{OutboxStore, OutboxWorker};
+use pp_domain::photos::PhotoService;
 use pp_domain::ports::{Clock, SystemClock};
 use pp_domain::retention::Retention;
 use pp_domain::service::AuctionService;
@@ -202,6 +203,33 @@ pub async fn purge_retained(retention: Retention, mut stop: Stop) {
             }
             Err(error) => {
                 tracing::warn!(error = %error, "a retention purge failed; the next run carries on")
+            }
+        }
+    }
+}
+
+/// How often stored images no photo names are looked for.
+const MEDIA_PURGE_EVERY: Duration = Duration::from_secs(15 * 60);
+
+/// How long an unnamed image is kept: an upload stores its images before
+/// its row, and one in progress must not lose them.
+const MEDIA_GRACE: chrono::Duration = chrono::Duration::hours(1);
+
+/// Deletes the stored images no photo names (removed photos, uploads that
+/// failed or lost a race after storing), older than [`MEDIA_GRACE`].
+pub async fn purge_media(photos: PhotoService, mut stop: Stop) {
+    let mut every = tokio::time::interval(MEDIA_PURGE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    while next_tick(&mut every, &mut stop).await {
+        match photos.purge(MEDIA_GRACE).await {
+            Ok(purged) => {
+                metrics::counter!("media_purged_total").increment(purged);
+                if purged > 0 {
+                    tracing::info!(purged, "deleted images no photo names");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "the media purge failed; the next run carries on")
             }
         }
     }

@@ -15,14 +15,14 @@ use pp_domain::ports::{
 };
 use pp_domain::soft_close::{Closing, SoftClose};
 use pp_domain::{
-    Bid, BidCursor, BidId, CloseOutcome, Currency, Item, ItemCursor, ItemEdit, ItemId, ItemSort,
-    ItemStatus, ListedItem, Money, NewItem, StatusFilter, Timestamp, UserId,
+    Bid, BidCursor, BidId, CloseOutcome, Currency, Item, ItemCursor, ItemEdit, ItemFilter, ItemId,
+    ItemSearch, ItemSort, ItemStatus, ListedItem, Money, NewItem, Timestamp, UserId,
 };
-use sea_orm::sea_query::{ExprTrait, Func, LockBehavior, LockType};
+use sea_orm::sea_query::{Alias, ExprTrait, Func, LockBehavior, LockType, SelectStatement};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, Order,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Statement, TransactionTrait,
-    sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
+    FromQueryResult, Order, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
+    TransactionTrait, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -134,7 +134,7 @@ fn public_standing(row: &items::Model) -> Result<PublicStanding, StoreError> {
     })
 }
 
-fn listed_from_row(row: &items::Model) -> Result<ListedItem, StoreError> {
+pub(crate) fn listed_from_row(row: &items::Model) -> Result<ListedItem, StoreError> {
     Ok(ListedItem {
         item: item_from_row(row)?,
         standing: public_standing(row)?,
@@ -154,19 +154,29 @@ fn before(
         .add(Condition::any().add(created_at.lt(at)).add(id.lt(after_id)))
 }
 
-/// A page of the item list: up to `limit` items of `status` (all when
-/// `None`) in `sort`'s order after `after`.
+/// A page of the item list: up to `limit` items `filter` keeps in `sort`'s
+/// order after `after`, each row with a `relevance` column (the search's
+/// rank, 0 without a search).
 fn item_list(
-    status: Option<StatusFilter>,
+    backend: DbBackend,
+    filter: &ItemFilter,
     sort: ItemSort,
     after: Option<ItemCursor>,
     limit: u32,
-) -> Result<Select<items::Entity>, StoreError> {
+) -> Result<SelectStatement, StoreError> {
     let mut query = items::Entity::find();
-    if let Some(status) = status {
+    if let Some(status) = filter.status {
         query = query.filter(items::Column::Status.eq(status.as_str()));
     }
-    let key = sort_key(sort);
+    let search = filter
+        .search
+        .as_ref()
+        .map(|search| Search::new(backend, search));
+    let key = match (sort, &search) {
+        (ItemSort::BestMatch, Some(search)) => search.relevance(),
+        (ItemSort::BestMatch, None) => return Err(integrity("a best match without a search")),
+        _ => sort_key(sort),
+    };
     let order = if sort.descending() {
         Order::Desc
     } else {
@@ -175,10 +185,90 @@ fn item_list(
     if let Some(after) = after {
         query = query.filter(after_in_order(sort, key.clone(), after)?);
     }
-    Ok(query
+    let mut statement = query
         .order_by(key, order.clone())
         .order_by(items::Column::Id, order)
-        .limit(limit_of(limit)))
+        .limit(limit_of(limit))
+        .into_query();
+    match &search {
+        Some(search) => search.apply(&mut statement),
+        None => {
+            statement.expr_as(Expr::val(0.0_f64), RELEVANCE);
+        }
+    }
+    Ok(statement)
+}
+
+/// The column each page's rows carry their rank in.
+const RELEVANCE: &str = "relevance";
+
+/// A search as each database runs it.
+enum Search {
+    /// PostgreSQL parses the text as it parsed the documents
+    /// (`idx_items_search_vector`): every word must match.
+    Postgres { text: String },
+    /// SQLite's FTS5 table `items_fts`, with each word quoted (so that no
+    /// character is FTS5 syntax): every word must match.
+    Sqlite { words: String },
+}
+
+impl Search {
+    fn new(backend: DbBackend, search: &ItemSearch) -> Self {
+        if backend == DbBackend::Postgres {
+            Search::Postgres {
+                text: search.text().to_owned(),
+            }
+        } else {
+            let quoted: Vec<String> = search
+                .words()
+                .iter()
+                .map(|word| format!("\"{}\"", word.replace('"', "\"\"")))
+                .collect();
+            Search::Sqlite {
+                words: quoted.join(" "),
+            }
+        }
+    }
+
+    /// (sea-query numbers a custom expression's values `$1`… on
+    /// PostgreSQL, and takes `?` on SQLite.)
+    ///
+    /// How well an item matches, higher is better: `ts_rank` (title weighs
+    /// A, description B), or FTS5's `bm25` negated (title 10, description 5).
+    fn relevance(&self) -> Expr {
+        match self {
+            Search::Postgres { text } => Expr::cust_with_values(
+                r#"ts_rank("items"."search_vector", plainto_tsquery('pp_search', $1))::float8"#,
+                [text.clone()],
+            ),
+            Search::Sqlite { .. } => Expr::cust(r#"-bm25("items_fts", 0.0, 10.0, 5.0)"#),
+        }
+    }
+
+    /// Keeps the items that match, and selects their rank.
+    fn apply(&self, statement: &mut SelectStatement) {
+        match self {
+            Search::Postgres { text } => {
+                statement.and_where(Expr::cust_with_values(
+                    r#""items"."search_vector" @@ plainto_tsquery('pp_search', $1)"#,
+                    [text.clone()],
+                ));
+            }
+            Search::Sqlite { words } => {
+                statement
+                    .inner_join(
+                        Alias::new("items_fts"),
+                        Expr::col((Alias::new("items_fts"), Alias::new("item_id")))
+                            .equals((items::Entity, items::Column::Id)),
+                    )
+                    .and_where(Expr::cust_with_values(
+                        r#""items_fts" MATCH ?"#,
+                        [words.clone()],
+                    ));
+            }
+        }
+        statement.expr_as(self.relevance(), RELEVANCE);
+    }
 }
 
 impl SqlStore {
@@ -190,13 +280,13 @@ impl SqlStore {
     #[doc(hidden)]
     pub async fn item_list_plan(
         &self,
-        status: Option<StatusFilter>,
+        filter: &ItemFilter,
         sort: ItemSort,
         after: Option<ItemCursor>,
     ) -> Result<String, StoreError> {
         let connection = self.database().connection();
         let backend = connection.get_database_backend();
-        let page = backend.build(&QueryTrait::into_query(item_list(status, sort, after, 20)?));
+        let page = backend.build(&item_list(backend, filter, sort, after, 20)?);
         let explain = if backend == DbBackend::Postgres {
             "EXPLAIN"
         } else {
@@ -235,6 +325,8 @@ impl SqlStore {
 /// `idx_items_status_listed_price_id` indexes).
 fn sort_key(sort: ItemSort) -> Expr {
     match sort {
+        // A search's rank; `item_list` asks the search for it.
+        ItemSort::BestMatch => Expr::val(0.0_f64),
         ItemSort::Newest => Expr::col((items::Entity, items::Column::CreatedAt)),
         ItemSort::ClosingSoon => Expr::col((items::Entity, items::Column::CloseAt)),
         ItemSort::PriceAsc | ItemSort::PriceDesc => Func::coalesce([
@@ -260,6 +352,10 @@ fn after_in_order(sort: ItemSort, key: Expr, after: ItemCursor) -> Result<Condit
             .ok_or_else(|| integrity("an item cursor's time is out of range"))?
             .into(),
         ItemSort::PriceAsc | ItemSort::PriceDesc => after.key.into(),
+        ItemSort::BestMatch => after
+            .relevance()
+            .ok_or_else(|| integrity("an item cursor's relevance is not a rank"))?
+            .into(),
     };
     let id = after.id.as_uuid();
     Ok(if sort.descending() {
@@ -669,17 +765,36 @@ impl AuctionStore for SqlStore {
 
     async fn list_items(
         &self,
-        status: Option<StatusFilter>,
+        filter: &ItemFilter,
         sort: ItemSort,
         after: Option<ItemCursor>,
         limit: u32,
-    ) -> Result<Vec<ListedItem>, StoreError> {
-        item_list(status, sort, after, limit)?
-            .all(self.database().connection())
+    ) -> Result<Vec<(ListedItem, ItemCursor)>, StoreError> {
+        if filter
+            .search
+            .as_ref()
+            .is_some_and(ItemSearch::matches_nothing)
+        {
+            // No word to look for (FTS5 would not parse an empty query).
+            return Ok(Vec::new());
+        }
+        let connection = self.database().connection();
+        let backend = connection.get_database_backend();
+        let page = backend.build(&item_list(backend, filter, sort, after, limit)?);
+        connection
+            .query_all_raw(page)
             .await
             .map_err(store_error)?
             .iter()
-            .map(listed_from_row)
+            .map(|row| {
+                let listed = listed_from_row(
+                    &<items::Model as FromQueryResult>::from_query_result(row, "")
+                        .map_err(store_error)?,
+                )?;
+                let relevance: f64 = row.try_get("", RELEVANCE).map_err(store_error)?;
+                let cursor = sort.cursor_of(&listed, relevance);
+                Ok((listed, cursor))
+            })
             .collect()
     }
 

@@ -336,3 +336,30 @@ pub(crate) mod mfa_challenges {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(crate) mod item_photos {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "item_photos")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub item_id: Uuid,
+        pub position: i32,
+        pub image_key: String,
+        pub image_width: i32,
+        pub image_height: i32,
+        pub image_bytes: i64,
+        pub thumb_key: String,
+        pub thumb_width: i32,
+        pub thumb_height: i32,
+        pub thumb_bytes: i64,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

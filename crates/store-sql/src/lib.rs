@@ -33,6 +33,7 @@ mod identities;
 mod ledger;
 mod notifications;
 mod outbox;
+mod photos;
 mod retention;
 mod second_factors;
 mod tickets;

@@ -9,6 +9,7 @@
 #![allow(clippy::expect_used, clippy::panic)] // test support: failing loudly is the point
 
 pub mod idp;
+pub mod s3;
 pub mod smtp;
 
 use std::sync::{Arc, Mutex};

@@ -141,10 +141,15 @@ export async function currency(code: string) {
   return (await api.get<CurrencyInfo>(`/currencies/${encodeURIComponent(code)}`)).data;
 }
 
-export async function listItems(status: ItemStatus | undefined, cursor: string | null, sort: ItemSort = 'newest') {
+/**
+ * A page of items. `sort` absent is the server's default: newest first, or
+ * the best match first for a search (`q`: words in the title or description).
+ */
+export async function listItems(status: ItemStatus | undefined, cursor: string | null, sort?: ItemSort, q?: string) {
   const params: Record<string, string> = { limit: '20' };
   if (status) params.status = status;
-  if (sort !== 'newest') params.sort = sort;
+  if (q) params.q = q;
+  if (sort) params.sort = sort;
   if (cursor) params.cursor = cursor;
   return (await api.get<ItemPage>('/items', { params })).data;
 }

@@ -121,6 +121,57 @@ describe('the auctions page', () => {
     expect(asked).toEqual(['?limit=20&status=open']);
   });
 
+  it('searches from the box, best match first, and keeps the search in the URL', async () => {
+    const asked: string[] = [];
+    server.use(
+      http.get('*/api/v1/items', ({ request }) => {
+        const url = new URL(request.url);
+        asked.push(url.search);
+        const q = url.searchParams.get('q');
+        const title = `${q ?? 'all'} by ${url.searchParams.get('sort') ?? 'default'}`;
+        const items = q === 'nothing here' ? [] : [anItem({ id: title, title })];
+        return HttpResponse.json({ items, next_cursor: null, has_more: false });
+      }),
+    );
+    renderApp('/');
+    expect(await screen.findByRole('link', { name: 'all by default' })).toBeInTheDocument();
+    const box = screen.getByRole('searchbox', { name: 'Search' });
+    await userEvent.type(box, '  brass lamp {Enter}');
+    expect(await screen.findByRole('link', { name: 'brass lamp by default' })).toBeInTheDocument();
+    const menu = screen.getByRole('combobox', { name: 'Sort by' });
+    expect(menu).toHaveValue('best_match');
+    // Another order keeps the search; best match again drops the order.
+    await userEvent.selectOptions(menu, 'Price: low to high');
+    expect(await screen.findByRole('link', { name: 'brass lamp by price_asc' })).toBeInTheDocument();
+    await userEvent.selectOptions(screen.getByRole('combobox', { name: 'Sort by' }), 'Best match');
+    expect(await screen.findByRole('link', { name: 'brass lamp by default' })).toBeInTheDocument();
+    // Newest first must be asked for by name while searching.
+    await userEvent.selectOptions(screen.getByRole('combobox', { name: 'Sort by' }), 'Newest');
+    expect(await screen.findByRole('link', { name: 'brass lamp by newest' })).toBeInTheDocument();
+    // A cleared box lists everything again, and best match leaves the menu.
+    await userEvent.clear(screen.getByRole('searchbox', { name: 'Search' }));
+    await userEvent.click(screen.getByRole('button', { name: 'Search' }));
+    expect(await screen.findByRole('link', { name: 'all by default' })).toBeInTheDocument();
+    expect(screen.queryByRole('option', { name: 'Best match' })).not.toBeInTheDocument();
+    expect(asked).toEqual([
+      '?limit=20&status=open',
+      '?limit=20&status=open&q=brass+lamp',
+      '?limit=20&status=open&q=brass+lamp&sort=price_asc',
+      '?limit=20&status=open&q=brass+lamp', // best match again, refreshed
+      '?limit=20&status=open&q=brass+lamp&sort=newest',
+      '?limit=20&status=open',
+    ]);
+  });
+
+  it('opens a shared search as it was, and says when nothing matches', async () => {
+    const asked = listing({ closed: { '': { items: [], next_cursor: null } } });
+    renderApp('/?status=closed&q=nothing%20here&sort=price_desc');
+    expect(await screen.findByText('No closed auctions match “nothing here”.')).toBeInTheDocument();
+    expect(screen.getByRole('searchbox', { name: 'Search' })).toHaveValue('nothing here');
+    expect(screen.getByRole('combobox', { name: 'Sort by' })).toHaveValue('price_desc');
+    expect(asked).toEqual(['?limit=20&status=closed&q=nothing+here&sort=price_desc']);
+  });
+
   it('shows a failed listing as a problem', async () => {
     server.use(http.get('*/api/v1/items', () => problem(503, 'service_unavailable')));
     renderApp('/');

@@ -1,7 +1,9 @@
-// The auction list: open or closed, in the order chosen (newest first by
-// default), "load more" by cursor. The status and order live in the URL, so
-// a list can be shared and reloaded as it was.
+// The auction list: open or closed, optionally searched, in the order
+// chosen (newest first by default, the best match first for a search), "load
+// more" by cursor. The status, search and order live in the URL, so a list
+// can be shared and reloaded as it was.
 import { useInfiniteQuery } from '@tanstack/react-query';
+import { type FormEvent, useState } from 'react';
 import { Link, useSearchParams } from 'react-router-dom';
 
 import { listItems } from '../api/endpoints';
@@ -37,6 +39,27 @@ function ItemCard({ item }: { item: Item }) {
   );
 }
 
+/** The search box: holds what is typed until it is submitted. */
+function SearchBox({ initial, onSearch }: { initial: string; onSearch: (words: string) => void }) {
+  const [draft, setDraft] = useState(initial);
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    onSearch(draft.trim());
+  };
+  return (
+    <form role="search" className="search" onSubmit={submit}>
+      <label>
+        Search{' '}
+        <input type="search" value={draft} maxLength={200} placeholder="Words in the title or description" onChange={(event) => setDraft(event.target.value)} />
+      </label>{' '}
+      <button type="submit">Search</button>
+    </form>
+  );
+}
+
+/** The list's order: one the API names, or a search's best match first. */
+type Order = ItemSort | 'best_match';
+
 /** The orders offered, as the menu names them. */
 const SORTS: readonly (readonly [ItemSort, string])[] = [
   ['newest', 'Newest'],
@@ -45,25 +68,33 @@ const SORTS: readonly (readonly [ItemSort, string])[] = [
   ['price_desc', 'Price: high to low'],
 ];
 
-function sortOf(value: string | null): ItemSort {
-  return SORTS.find(([sort]) => sort === value)?.[0] ?? 'newest';
+/** The order `value` names, or the default: a search's best match, else newest. */
+function orderOf(value: string | null, searching: boolean): Order {
+  const named = SORTS.find(([sort]) => sort === value)?.[0];
+  return named ?? (searching ? 'best_match' : 'newest');
 }
 
 export function AuctionsPage() {
   const [params, setParams] = useSearchParams();
   const status: ItemStatus = params.get('status') === 'closed' ? 'closed' : 'open';
-  const sort = sortOf(params.get('sort'));
-  // Defaults stay out of the URL: `/` is the open auctions, newest first.
-  const choose = (next: { status?: ItemStatus; sort?: ItemSort }) => {
-    const chosen = { status, sort, ...next };
+  const q = (params.get('q') ?? '').trim();
+  const order = orderOf(params.get('sort'), q !== '');
+  // Defaults stay out of the URL: `/` is the open auctions, newest first,
+  // and `/?q=lamp` the best matches first.
+  const choose = (next: { status?: ItemStatus; order?: Order; q?: string }) => {
+    const chosen = { status, order, q, ...next };
     const search = new URLSearchParams();
     if (chosen.status !== 'open') search.set('status', chosen.status);
-    if (chosen.sort !== 'newest') search.set('sort', chosen.sort);
+    if (chosen.q) search.set('q', chosen.q);
+    if (chosen.order !== orderOf(null, chosen.q !== '')) search.set('sort', chosen.order);
     setParams(search);
   };
+  // A new search starts with its best match, unless an order was chosen.
+  const search = (words: string) => choose({ q: words, order: params.has('sort') ? order : orderOf(null, words !== '') });
+  const sort = order === 'best_match' ? undefined : order;
   const query = useInfiniteQuery({
-    queryKey: ['items', status, sort],
-    queryFn: ({ pageParam }) => listItems(status, pageParam, sort),
+    queryKey: ['items', status, order, q],
+    queryFn: ({ pageParam }) => listItems(status, pageParam, sort === 'newest' && !q ? undefined : sort, q || undefined),
     initialPageParam: null as string | null,
     getNextPageParam: (last) => last.next_cursor,
   });
@@ -78,9 +109,12 @@ export function AuctionsPage() {
           </button>
         ))}
       </div>
+      {/* Keyed by the search, so the box follows the URL (back, forward, a followed link). */}
+      <SearchBox key={q} initial={q} onSearch={search} />
       <label className="sort">
         Sort by{' '}
-        <select value={sort} onChange={(event) => choose({ sort: sortOf(event.target.value) })}>
+        <select value={order} onChange={(event) => choose({ order: orderOf(event.target.value, q !== '') })}>
+          {q !== '' && <option value="best_match">Best match</option>}
           {SORTS.map(([value, label]) => (
             <option key={value} value={value}>
               {label}
@@ -92,7 +126,7 @@ export function AuctionsPage() {
       {query.isPending ? (
         <p>Loading…</p>
       ) : items.length === 0 ? (
-        <p>No {status} auctions.</p>
+        <p>{q ? `No ${status} auctions match “${q}”.` : `No ${status} auctions.`}</p>
       ) : (
         <ul className="cards">
           {items.map((item) => (

@@ -6,10 +6,12 @@ use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use pp_domain::item::{ItemDraft, ItemEditDraft};
 use pp_domain::ledger::ledger_time;
+use pp_domain::photos::Photo;
 use pp_domain::ports::PlaceBidError;
 use pp_domain::service::{OwnBid, RevealedBid};
 use pp_domain::{
-    BidOffer, BidState, ItemId, ItemSort, ItemStatus, ListedItem, Money, StatusFilter,
+    BidOffer, BidState, ItemFilter, ItemId, ItemSearch, ItemSort, ItemStatus, ListedItem, Money,
+    StatusFilter,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -21,6 +23,7 @@ use crate::extract::{
 };
 use crate::middleware::{LimitClass, enforce, require_admin, require_user};
 use crate::problem::{ApiError, ProblemBody};
+use crate::routes::photos::{PhotoBody, media_url};
 use crate::state::AppState;
 
 /// An item's status as the API spells it.
@@ -88,6 +91,36 @@ pub struct ItemBody {
     /// server has not chained yet.
     #[schema(required = true, pattern = "^[0-9a-f]{64}$")]
     ledger_head: Option<String>,
+    /// The photos in display order. Absent where an item comes with a bid
+    /// (a bid's answer, your bid) and in the live stream's snapshot: those
+    /// are about the price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    photos: Option<Vec<PhotoBody>>,
+    /// The first photo's thumbnail, `null` without photos. Absent where
+    /// `photos` is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    cover_thumb_url: Option<Option<String>>,
+}
+
+impl ItemBody {
+    /// The body with the item's photos, in display order.
+    #[must_use]
+    pub fn with_photos(mut self, photos: &[Photo]) -> Self {
+        self.cover_thumb_url = Some(photos.first().map(|photo| media_url(&photo.thumbnail.key)));
+        self.photos = Some(photos.iter().map(PhotoBody::from).collect());
+        self
+    }
+}
+
+/// The body of `listed` with its photos, read now.
+pub(crate) async fn item_with_photos(
+    state: &AppState,
+    listed: &ListedItem,
+) -> Result<ItemBody, ApiError> {
+    let mut photos = state.photos.photos_of(&[listed.item.id]).await?;
+    let photos = photos.remove(&listed.item.id).unwrap_or_default();
+    Ok(ItemBody::from(listed).with_photos(&photos))
 }
 
 /// An item's soft-close rule: a bid that changes the leader in the last
@@ -145,6 +178,8 @@ impl From<&ListedItem> for ItemBody {
             }),
             extensions_used: item.extensions_used,
             ledger_head: item.ledger_head.map(|head| head.to_string()),
+            photos: None,
+            cover_thumb_url: None,
         }
     }
 }
@@ -389,13 +424,19 @@ pub enum SortName {
     PriceDesc,
 }
 
-/// `?sort=`.
+/// `?sort=` and `?q=`.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct SortQuery {
-    /// The order; `newest` when absent. Ties go by id, and a cursor is
-    /// valid only for the order and status it was handed out with.
+    /// The order; the best match first for a search, else `newest`, when
+    /// absent. Ties go by id, and a cursor is valid only for the order,
+    /// status and search it was handed out with.
     #[param(value_type = Option<SortName>)]
     sort: Option<String>,
+    /// Words matched in the title and description, accents and case
+    /// ignored; every word must match. At most 200 characters; a search of
+    /// only punctuation matches nothing, and a blank one everything.
+    #[param(max_length = 200)]
+    q: Option<String>,
 }
 
 pub(crate) fn item_id(raw: &str) -> Result<ItemId, ApiError> {
@@ -476,7 +517,7 @@ pub async fn create_item(
         .list_item(admin.user.id, draft, &context)
         .await?;
     metrics::counter!("items_created_total").increment(1);
-    Ok(HttpResponse::Created().json(ItemBody::from(&listed)))
+    Ok(HttpResponse::Created().json(ItemBody::from(&listed).with_photos(&[])))
 }
 
 /// A currency and how its amounts are written.
@@ -514,14 +555,14 @@ pub async fn currency(path: web::Path<String>) -> Result<HttpResponse, ApiError>
     }))
 }
 
-/// Items, newest first unless `sort` says otherwise, optionally of one
-/// status.
+/// Items, newest first (the best match first for a search) unless `sort`
+/// says otherwise, optionally of one status or matching a search.
 #[utoipa::path(tag = "items",
     params(StatusQuery, SortQuery, PageParams),
     responses(
         (status = 200, body = ItemPage),
-        (status = 400, description = "`invalid_cursor` (also a cursor of another order or status)", body = ProblemBody),
-        (status = 422, description = "`validation_failed` (an unknown status or order)", body = ProblemBody)))]
+        (status = 400, description = "`invalid_cursor` (also a cursor of another order, status or search)", body = ProblemBody),
+        (status = 422, description = "`validation_failed` (an unknown status or order, or a search past 200 characters)", body = ProblemBody)))]
 #[get("/items")]
 pub async fn list_items(
     state: web::Data<AppState>,
@@ -541,7 +582,15 @@ pub async fn list_items(
             ));
         }
     };
+    let search = order
+        .q
+        .as_deref()
+        .map(ItemSearch::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid_field("q", e.to_string()))?
+        .flatten();
     let sort = match order.sort.as_deref() {
+        None if search.is_some() => ItemSort::BestMatch,
         None => ItemSort::Newest,
         Some(name) => ItemSort::parse(name).ok_or_else(|| {
             ApiError::invalid_field(
@@ -552,22 +601,40 @@ pub async fn list_items(
     };
     let status_name = status.map_or("all", |s| s.as_str());
     // Newest first keeps the list name its cursors had before orders
-    // existed, so they stay valid across the upgrade.
-    let list = match sort {
-        ItemSort::Newest => format!("items/{status_name}"),
-        other => format!("items/{status_name}/{}", other.as_str()),
+    // existed, so they stay valid across the upgrade. A search's words
+    // (not its spelling) name its lists.
+    let list = match (sort, &search) {
+        (ItemSort::Newest, None) => format!("items/{status_name}"),
+        (other, None) => format!("items/{status_name}/{}", other.as_str()),
+        (other, Some(search)) => format!(
+            "items/{status_name}/{}/q/{}",
+            other.as_str(),
+            search.canonical()
+        ),
     };
     let after = page
         .cursor
         .as_deref()
         .map(|cursor| state.cursors.decode_item(&list, sort, cursor))
         .transpose()?;
+    let filter = ItemFilter { status, search };
     let found = state
         .auctions
-        .list_items(status, sort, after, page.limit)
+        .list_items(&filter, sort, after, page.limit)
         .await?;
     Ok(HttpResponse::Ok().json(ItemPage {
-        items: found.items.iter().map(ItemBody::from).collect(),
+        items: {
+            let ids: Vec<_> = found.items.iter().map(|listed| listed.item.id).collect();
+            let photos = state.photos.photos_of(&ids).await?;
+            found
+                .items
+                .iter()
+                .map(|listed| {
+                    let shown = photos.get(&listed.item.id).map_or(&[][..], Vec::as_slice);
+                    ItemBody::from(listed).with_photos(shown)
+                })
+                .collect()
+        },
         has_more: found.next.is_some(),
         next_cursor: found.next.map(|c| state.cursors.encode_item(&list, c)),
     }))
@@ -587,7 +654,7 @@ pub async fn get_item(
         .item(item_id(&path)?)
         .await?
         .ok_or_else(item_not_found)?;
-    Ok(HttpResponse::Ok().json(ItemBody::from(&listed)))
+    Ok(HttpResponse::Ok().json(item_with_photos(&state, &listed).await?))
 }
 
 /// Cancels an item nobody has bid on (admin).
@@ -609,7 +676,7 @@ pub async fn cancel_item(
         .auctions
         .cancel_item(item_id(&path)?, admin.user.id, &context)
         .await?;
-    Ok(HttpResponse::Ok().json(ItemBody::from(&cancelled)))
+    Ok(HttpResponse::Ok().json(item_with_photos(&state, &cancelled).await?))
 }
 
 /// Edits an item nobody has bid on yet (admin): title, description, or a
@@ -643,7 +710,7 @@ pub async fn edit_item(
         .auctions
         .edit_item(id, draft, admin.user.id, &context)
         .await?;
-    Ok(HttpResponse::Ok().json(ItemBody::from(&edited)))
+    Ok(HttpResponse::Ok().json(item_with_photos(&state, &edited).await?))
 }
 
 /// An item's bid ledger head: public at any time, a commitment to its

@@ -29,6 +29,7 @@ pub mod live;
 pub mod mfa;
 pub mod notifications;
 pub mod oidc;
+pub mod photos;
 pub mod users;
 
 /// Mounts every API handler on `cfg` (relative to the API's base path).
@@ -71,6 +72,9 @@ pub fn api(cfg: &mut ServiceConfig) {
         .service(items::place_bid)
         .service(items::own_bid)
         .service(items::revealed_bids)
+        .service(photos::upload_photo)
+        .service(photos::reorder_photos)
+        .service(photos::delete_photo)
         .service(items::my_bids)
         .service(live::item_events)
         .service(live::ws_ticket)
@@ -85,7 +89,8 @@ pub fn root(cfg: &mut ServiceConfig) {
         .service(ops::ready)
         .service(ops::metrics)
         .service(live::root_item_events)
-        .service(live::websocket);
+        .service(live::websocket)
+        .service(photos::media);
 }
 
 /// A list of handlers to mount ([`api`], [`root`]).

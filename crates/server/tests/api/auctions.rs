@@ -895,3 +895,98 @@ async fn a_currency_says_its_decimals_before_any_item_has_it() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn a_search_ranks_its_matches_and_keeps_its_own_cursors() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("seller@example.com").await.access;
+    let close_at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let mut ids = HashSet::new();
+    for (title, description, base_price) in [
+        ("Café table", "Marble top", 900),
+        ("Lamp", "Fits a café table", 500),
+        ("Table lamp", "Green shade", 300),
+        ("Chair", "Oak", 100),
+    ] {
+        let created: Value = app
+            .post_as(
+                "/api/v1/items",
+                &admin,
+                Some(&json!({"title": title, "description": description,
+                    "base_price": base_price, "close_at": close_at})),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.insert(created["id"].as_str().unwrap().to_owned());
+    }
+    let titles = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["title"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let get = |path: String| {
+        let app = &app;
+        async move {
+            let response = app.get(&path).await;
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    // Every word must match, accents and case ignored, the title first.
+    let both = get("/api/v1/items?q=CAFE%20Table".into()).await;
+    assert_eq!(titles(&both), ["Café table", "Lamp"]);
+    // A page at a time, each cursor valid for its search's words only.
+    let first = get("/api/v1/items?q=cafe+table&limit=1".into()).await;
+    assert_eq!(titles(&first), ["Café table"]);
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let rest = get(format!(
+        "/api/v1/items?q=CAFE,%20%20Table!&limit=1&cursor={cursor}"
+    ))
+    .await;
+    assert_eq!(titles(&rest), ["Lamp"]);
+    assert_eq!(rest["has_more"], false);
+    for other in [
+        "q=cafe&",
+        "",
+        "q=cafe+table&sort=newest&",
+        "q=cafe+table&status=open&",
+    ] {
+        problem(
+            app.get(&format!("/api/v1/items?{other}cursor={cursor}"))
+                .await,
+            400,
+            "invalid_cursor",
+        )
+        .await;
+    }
+    // A search under another order keeps its filter.
+    let cheapest = get("/api/v1/items?q=table&sort=price_asc".into()).await;
+    assert_eq!(titles(&cheapest), ["Table lamp", "Lamp", "Café table"]);
+    // Punctuation matches nothing; a blank search is no search.
+    for odd in ["%25", "_", "%27%22%25_%5C", "*", "%20%2D"] {
+        let none = get(format!("/api/v1/items?q={odd}")).await;
+        assert_eq!(titles(&none), Vec::<String>::new(), "{odd}");
+    }
+    let all = get("/api/v1/items?q=%20%20".into()).await;
+    let listed: HashSet<String> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, ids);
+    let answer = problem(
+        app.get(&format!("/api/v1/items?q={}", "a".repeat(201)))
+            .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(answer["errors"][0]["field"], "q");
+    get(format!("/api/v1/items?q={}", "é".repeat(200))).await;
+}

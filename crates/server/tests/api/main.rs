@@ -15,6 +15,7 @@ mod live;
 mod mfa;
 mod oidc;
 mod outbox;
+mod photos;
 mod reports;
 mod sessions;
 mod shutdown;

@@ -166,6 +166,11 @@ impl TestApp {
         }
     }
 
+    /// Where the embedded media store keeps images (`DATA_DIR/media`).
+    pub fn media_dir(&self) -> PathBuf {
+        self._data_dir.path().join("media")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

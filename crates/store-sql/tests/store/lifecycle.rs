@@ -7,7 +7,7 @@ use pp_domain::engine::CancelRejection;
 use pp_domain::ports::{
     AuctionStore, CancelItemError, LifecycleDecision, PlaceBidError, StoreError,
 };
-use pp_domain::{BidRejection, BidState, CloseOutcome, ItemId, ItemSort, ItemStatus};
+use pp_domain::{BidRejection, BidState, CloseOutcome, ItemFilter, ItemId, ItemSort, ItemStatus};
 use pp_store_sql::{Database, SqlStore};
 use pp_testkit::{Backend, TEST_SEALING_KEY};
 
@@ -286,10 +286,8 @@ async fn an_item_listed_before_the_text_rules_is_read_and_closed(backend: Backen
         "Vase\nblue \u{1b}[1m"
     );
     let listed = h
-        .store
-        .list_items(None, ItemSort::Newest, None, 10)
-        .await
-        .unwrap();
+        .page(&ItemFilter::default(), ItemSort::Newest, None, 10)
+        .await;
     assert_eq!(listed.len(), 1);
     h.clock.advance(Duration::hours(2));
     let round = h.auctions.close_due_items(10).await.unwrap();

@@ -5,12 +5,22 @@ use chrono::Duration;
 use pp_domain::SessionId;
 use pp_domain::auth::ports::{NewRefreshToken, SessionStore, TicketPurpose, TicketStore};
 use pp_domain::auth::tokens::TokenDigest;
+use pp_domain::item::ItemEditDraft;
 use pp_domain::ports::{AuctionStore, LifecycleDecision};
-use pp_domain::{BidCursor, ItemSort, ItemStatus, ListedItem, StatusFilter};
+use pp_domain::{
+    BidCursor, ItemFilter, ItemSearch, ItemSort, ItemStatus, ListedItem, StatusFilter,
+};
 use pp_testkit::Backend;
 
 use crate::on_both_backends;
 use crate::support::{Harness, money, plain, poisoned};
+
+fn of(status: StatusFilter) -> ItemFilter {
+    ItemFilter {
+        status: Some(status),
+        search: None,
+    }
+}
 
 async fn items_list_newest_first_by_status_in_pages(backend: Backend) {
     let h = Harness::new(backend).await;
@@ -24,19 +34,12 @@ async fn items_list_newest_first_by_status_in_pages(backend: Backend) {
         .await
         .unwrap();
 
-    let first = h
-        .store
-        .list_items(None, ItemSort::Newest, None, 2)
-        .await
-        .unwrap();
+    let all = ItemFilter::default();
+    let first = h.page(&all, ItemSort::Newest, None, 2).await;
     let ids: Vec<_> = first.iter().map(|l| l.item.id).collect();
     assert_eq!(ids, vec![listed[4].item.id, listed[3].item.id]);
-    let cursor = ItemSort::Newest.cursor_of(&first[1]);
-    let rest = h
-        .store
-        .list_items(None, ItemSort::Newest, Some(cursor), 10)
-        .await
-        .unwrap();
+    let cursor = ItemSort::Newest.cursor_of(&first[1], 0.0);
+    let rest = h.page(&all, ItemSort::Newest, Some(cursor), 10).await;
     let ids: Vec<_> = rest.iter().map(|l| l.item.id).collect();
     assert_eq!(
         ids,
@@ -44,24 +47,18 @@ async fn items_list_newest_first_by_status_in_pages(backend: Backend) {
     );
 
     let open = h
-        .store
-        .list_items(Some(StatusFilter::Open), ItemSort::Newest, None, 10)
-        .await
-        .unwrap();
+        .page(&of(StatusFilter::Open), ItemSort::Newest, None, 10)
+        .await;
     assert_eq!(open.len(), 4);
     assert!(open.iter().all(|l| l.item.status == ItemStatus::Open));
     let cancelled = h
-        .store
-        .list_items(Some(StatusFilter::Cancelled), ItemSort::Newest, None, 10)
-        .await
-        .unwrap();
+        .page(&of(StatusFilter::Cancelled), ItemSort::Newest, None, 10)
+        .await;
     assert_eq!(cancelled.len(), 1);
     assert_eq!(cancelled[0].item.id, listed[1].item.id);
     let closed = h
-        .store
-        .list_items(Some(StatusFilter::Closed), ItemSort::Newest, None, 10)
-        .await
-        .unwrap();
+        .page(&of(StatusFilter::Closed), ItemSort::Newest, None, 10)
+        .await;
     assert!(closed.is_empty());
 }
 
@@ -102,7 +99,7 @@ async fn every_order_pages_through_ties_by_id(backend: Backend) {
         let mut expected: Vec<_> = items
             .iter()
             .map(|listed| {
-                let cursor = sort.cursor_of(listed);
+                let cursor = sort.cursor_of(listed, 0.0);
                 (cursor.key, listed.item.id.as_uuid())
             })
             .collect();
@@ -114,20 +111,25 @@ async fn every_order_pages_through_ties_by_id(backend: Backend) {
         let mut seen = Vec::new();
         let mut after = None;
         loop {
-            let page = h.store.list_items(None, sort, after, 2).await.unwrap();
-            seen.extend(page.iter().map(|listed| listed.item.id.as_uuid()));
+            let page = h
+                .store
+                .list_items(&ItemFilter::default(), sort, after, 2)
+                .await
+                .unwrap();
+            seen.extend(page.iter().map(|(listed, _)| listed.item.id.as_uuid()));
             match page.last() {
-                Some(last) if page.len() == 2 => after = Some(sort.cursor_of(last)),
+                Some((last, cursor)) if page.len() == 2 => {
+                    assert_eq!(*cursor, sort.cursor_of(last, 0.0));
+                    after = Some(*cursor);
+                }
                 _ => break,
             }
         }
         assert_eq!(seen, expected, "{sort:?}");
     }
     let open_soonest = h
-        .store
-        .list_items(Some(StatusFilter::Open), ItemSort::ClosingSoon, None, 1)
-        .await
-        .unwrap();
+        .page(&of(StatusFilter::Open), ItemSort::ClosingSoon, None, 1)
+        .await;
     assert_eq!(open_soonest[0].item.id, ids[5]);
 }
 
@@ -142,10 +144,10 @@ async fn each_order_of_one_status_reads_its_index(backend: Backend) {
         (ItemSort::PriceAsc, "idx_items_status_listed_price_id"),
         (ItemSort::PriceDesc, "idx_items_status_listed_price_id"),
     ] {
-        for after in [None, Some(sort.cursor_of(&listed))] {
+        for after in [None, Some(sort.cursor_of(&listed, 0.0))] {
             let plan = h
                 .store
-                .item_list_plan(Some(StatusFilter::Open), sort, after)
+                .item_list_plan(&of(StatusFilter::Open), sort, after)
                 .await
                 .unwrap();
             assert!(plan.contains(index), "{sort:?} after {after:?}: {plan}");
@@ -169,6 +171,179 @@ async fn each_order_of_one_status_reads_its_index(backend: Backend) {
             }
         }
     }
+}
+
+fn searching(text: &str) -> ItemFilter {
+    ItemFilter {
+        status: None,
+        search: ItemSearch::parse(text).unwrap(),
+    }
+}
+
+/// A search matches every word in the title or the description, accents
+/// and case ignored, a title match first; odd characters neither fail nor
+/// match everything; an edit is searched by its new words.
+async fn a_search_matches_every_word_accents_and_case_ignored(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let cafe_lamp = h
+        .item_described("Café crème lamp", "Brass, made in Zürich", 300)
+        .await;
+    let cafe_sign = h.item_described("Lamp", "An old CAFE sign", 200).await;
+    let chair = h.item_described("Chair", "Oak", 100).await;
+    let shirt = h
+        .item_described("100% cotton_shirt", r#"Says "hello" on the back\front"#, 50)
+        .await;
+    let found = |filter: ItemFilter, sort: ItemSort| {
+        let h = &h;
+        async move {
+            h.page(&filter, sort, None, 10)
+                .await
+                .iter()
+                .map(|listed| listed.item.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let best = ItemSort::BestMatch;
+    let [cafe_lamp, cafe_sign, chair, shirt] =
+        [&cafe_lamp, &cafe_sign, &chair, &shirt].map(|listed| listed.item.id);
+    assert_eq!(
+        found(searching("cafe"), best).await,
+        [cafe_lamp, cafe_sign],
+        "a title match ranks first"
+    );
+    for spelling in ["ZURICH", "zürich", "Zu\u{308}rich", "  made  "] {
+        assert_eq!(
+            found(searching(spelling), best).await,
+            [cafe_lamp],
+            "{spelling}"
+        );
+    }
+    assert_eq!(found(searching("Crème LAMP"), best).await, [cafe_lamp]);
+    assert_eq!(found(searching("café, sign!"), best).await, [cafe_sign]);
+    assert_eq!(found(searching("shirt 100%"), best).await, [shirt]);
+    assert_eq!(found(searching(r#""hello""#), best).await, [shirt]);
+    assert!(found(searching("oak lamp"), best).await.is_empty());
+    // Wildcards of LIKE and the syntax of each search language are words'
+    // separators here: they match nothing and fail nothing.
+    for odd in [
+        "%",
+        "_",
+        "%%",
+        r"\",
+        "'",
+        r#"""#,
+        r#"'"%_\"#,
+        "a%",
+        "*",
+        "cafe*",
+        "NOT",
+        "OR cafe",
+        "cafe AND",
+        "(cafe",
+        "title:cafe",
+        "cafe -lamp",
+        "!cafe",
+        "cafe & |",
+    ] {
+        let matched = found(searching(odd), best).await;
+        assert!(
+            matched.len() < 2 || matched == [cafe_lamp, cafe_sign],
+            "{odd:?} matched {matched:?}"
+        );
+        assert!(!matched.contains(&chair), "{odd:?} matched the chair");
+    }
+    // A search keeps its filter under any order and status.
+    assert_eq!(
+        found(searching("cafe"), ItemSort::PriceAsc).await,
+        [cafe_sign, cafe_lamp]
+    );
+    h.auctions
+        .cancel_item(cafe_sign, h.seller.id, &Default::default())
+        .await
+        .unwrap();
+    let open_cafes = ItemFilter {
+        status: Some(StatusFilter::Open),
+        ..searching("cafe")
+    };
+    assert_eq!(found(open_cafes, best).await, [cafe_lamp]);
+    // An edit is searched by its new words only.
+    h.auctions
+        .edit_item(
+            chair,
+            ItemEditDraft {
+                title: Some("Rocking stool".into()),
+                ..Default::default()
+            },
+            h.seller.id,
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found(searching("stool"), best).await, [chair]);
+    assert!(found(searching("chair"), best).await.is_empty());
+}
+
+/// Best-match pages go by rank, then id, each item once across page
+/// boundaries, also where many items tie on the rank.
+async fn best_match_pages_through_ties_by_id(backend: Backend) {
+    let h = Harness::new(backend).await;
+    for _ in 0..5 {
+        h.item_described("Desk lamp", "Green glass shade", 100)
+            .await;
+    }
+    h.item_described("Lamp", "Lamp with a lamp shade", 100)
+        .await;
+    h.item_described("Shade", "For a desk lamp", 100).await;
+    h.item_described("Chair", "No match", 100).await;
+    let search = searching("LAMP");
+    let whole = h
+        .store
+        .list_items(&search, ItemSort::BestMatch, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(whole.len(), 7);
+    for pair in whole.windows(2) {
+        let (first, second) = (pair[0].1, pair[1].1);
+        let (r1, r2) = (first.relevance().unwrap(), second.relevance().unwrap());
+        assert!(r1 > 0.0 && r2 > 0.0);
+        assert!(
+            r1 > r2 || (r1 == r2 && first.id.as_uuid() > second.id.as_uuid()),
+            "{first:?} before {second:?}"
+        );
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = h
+            .store
+            .list_items(&search, ItemSort::BestMatch, after, 2)
+            .await
+            .unwrap();
+        seen.extend(page.iter().map(|(listed, _)| listed.item.id));
+        match page.last() {
+            Some((_, cursor)) if page.len() == 2 => after = Some(*cursor),
+            _ => break,
+        }
+    }
+    let expected: Vec<_> = whole.iter().map(|(listed, _)| listed.item.id).collect();
+    assert_eq!(seen, expected);
+    // The search reads its index: the GIN index, or the FTS5 table's.
+    let plan = h
+        .store
+        .item_list_plan(&search, ItemSort::BestMatch, None)
+        .await
+        .unwrap();
+    assert!(
+        plan.contains("idx_items_search_vector") || plan.contains("items_fts VIRTUAL TABLE INDEX"),
+        "{plan}"
+    );
+    // A best match needs a search: the store refuses it without one.
+    assert!(
+        h.store
+            .list_items(&ItemFilter::default(), ItemSort::BestMatch, None, 2)
+            .await
+            .is_err()
+    );
 }
 
 async fn a_bidders_bids_come_newest_first_with_their_items_standing(backend: Backend) {
@@ -395,6 +570,8 @@ on_both_backends!(
     items_list_newest_first_by_status_in_pages,
     every_order_pages_through_ties_by_id,
     each_order_of_one_status_reads_its_index,
+    a_search_matches_every_word_accents_and_case_ignored,
+    best_match_pages_through_ties_by_id,
     a_bidders_bids_come_newest_first_with_their_items_standing,
     the_price_history_replays_from_any_point,
     a_close_reports_everyone_who_bid_in_arrival_order,

@@ -15,6 +15,7 @@ mod listing;
 mod migrations;
 mod notifications;
 mod outbox;
+mod photos;
 mod retention;
 mod sealing;
 mod second_factors;

@@ -6,7 +6,9 @@ use chrono::Duration;
 use pp_domain::item::ItemDraft;
 use pp_domain::ports::{AuctionStore, UserStore};
 use pp_domain::service::{AuctionPolicy, AuctionService};
-use pp_domain::{BidOffer, ListedItem, Money, Role, Standing, User};
+use pp_domain::{
+    BidOffer, ItemCursor, ItemFilter, ItemSort, ListedItem, Money, Role, Standing, User,
+};
 use pp_store_sql::SqlStore;
 use pp_testkit::{Backend, RecordedEvents, TestClock, TestDatabase, create_user, migrated_store};
 
@@ -82,6 +84,40 @@ impl Harness {
             .list_item(self.seller.id, draft, &Default::default())
             .await
             .unwrap()
+    }
+
+    /// Lists an item with this title and description, closing in an hour.
+    pub async fn item_described(&self, title: &str, description: &str, price: i64) -> ListedItem {
+        let draft = ItemDraft {
+            title: title.into(),
+            description: description.into(),
+            base_price: price,
+            min_increment: Some(5),
+            currency: None,
+            close_at: pp_domain::ports::Clock::now(self.clock.as_ref()) + Duration::hours(1),
+            soft_close: None,
+        };
+        self.auctions
+            .list_item(self.seller.id, draft, &Default::default())
+            .await
+            .unwrap()
+    }
+
+    /// A page of the item list, without the cursors.
+    pub async fn page(
+        &self,
+        filter: &ItemFilter,
+        sort: ItemSort,
+        after: Option<ItemCursor>,
+        limit: u32,
+    ) -> Vec<ListedItem> {
+        self.store
+            .list_items(filter, sort, after, limit)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(listed, _)| listed)
+            .collect()
     }
 
     pub async fn listed(&self, item: &ListedItem) -> ListedItem {
