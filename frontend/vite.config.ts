@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 import react from '@vitejs/plugin-react';
 
-// In development the API, the event streams and the WebSocket are proxied
+// In development the API, the event streams, the photos and the WebSocket are proxied
 // to the backend, so the app is same-origin and needs no CORS.
 const backend = process.env.BACKEND_URL ?? 'http://127.0.0.1:8080';
 
@@ -11,6 +11,7 @@ export default defineConfig({
     proxy: {
       '/api': backend,
       '/events': backend,
+      '/media': backend,
       '/ws': { target: backend.replace(/^http/, 'ws'), ws: true },
     },
   },

@@ -3,7 +3,7 @@
 //!
 //! PostgreSQL: the `pp_search` configuration (`simple`, whose lexemes are
 //! the lower-cased words, with `unaccent` in front for words that are not
-//! plain ASCII; no stemming, so a word matches as typed, in any language), a
+//! plain ASCII, letters and digits mixed too; no stemming, so a word matches as typed, in any language), a
 //! stored generated `tsvector` (title weight A, description B) and a GIN
 //! index on it. `unaccent` is a trusted extension since PostgreSQL 13: the
 //! owner of the database may create it. `down` leaves the extension, which
@@ -24,7 +24,8 @@ const POSTGRES_UP: &[&str] = &[
     "CREATE EXTENSION IF NOT EXISTS unaccent",
     "CREATE TEXT SEARCH CONFIGURATION pp_search (COPY = simple)",
     "ALTER TEXT SEARCH CONFIGURATION pp_search \
-     ALTER MAPPING FOR hword, hword_part, word WITH unaccent, simple",
+     ALTER MAPPING FOR hword, hword_part, word, numword, numhword, hword_numpart \
+     WITH unaccent, simple",
     r#"ALTER TABLE "items" ADD COLUMN "search_vector" tsvector GENERATED ALWAYS AS (
         setweight(to_tsvector('pp_search'::regconfig, "title"), 'A')
         || setweight(to_tsvector('pp_search'::regconfig, "description"), 'B')

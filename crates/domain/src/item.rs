@@ -428,7 +428,7 @@ impl ItemCursor {
     /// finite rank of at least 0).
     #[must_use]
     pub fn relevance(&self) -> Option<f64> {
-        let relevance = f64::from_bits(u64::from_ne_bytes(self.key.to_ne_bytes()));
+        let relevance = f64::from_bits(self.key as u64);
         (relevance.is_finite() && relevance >= 0.0).then_some(relevance)
     }
 }
@@ -436,7 +436,7 @@ impl ItemCursor {
 /// A relevance as a cursor key: its bits, which keep every value exactly
 /// (the store compares it with the rank it computes again).
 fn relevance_key(relevance: f64) -> i64 {
-    i64::from_ne_bytes(relevance.to_bits().to_ne_bytes())
+    relevance.to_bits() as i64
 }
 
 /// Which items a list holds: of one status or all, and those a search

@@ -16,6 +16,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures_util::stream::BoxStream;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
@@ -141,6 +142,24 @@ pub struct EncodedImage {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
+    /// Its name, from its bytes.
+    pub key: MediaKey,
+}
+
+impl EncodedImage {
+    /// `bytes` of `format`, named by their digest (computed here, so a
+    /// processor hashes on its own thread, not on an async worker).
+    #[must_use]
+    pub fn new(format: ImageFormat, bytes: Vec<u8>, width: u32, height: u32) -> Self {
+        let key = MediaKey::for_bytes(&bytes, format);
+        EncodedImage {
+            format,
+            bytes,
+            width,
+            height,
+            key,
+        }
+    }
 }
 
 impl fmt::Debug for EncodedImage {
@@ -180,7 +199,7 @@ pub struct StoredImage {
 impl StoredImage {
     fn of(image: &EncodedImage) -> StoredImage {
         StoredImage {
-            key: MediaKey::for_bytes(&image.bytes, image.format),
+            key: image.key.clone(),
             width: image.width,
             height: image.height,
             bytes: u64::try_from(image.bytes.len()).unwrap_or(u64::MAX),
@@ -360,7 +379,23 @@ pub trait PhotoStore: Send + Sync {
     /// # Errors
     /// When the store fails.
     async fn unreferenced(&self, keys: &[MediaKey]) -> Result<Vec<MediaKey>, StoreError>;
+
+    /// Deletes `key` from `media` if no photo names it; whether it did.
+    /// Decided under a lock on the name that [`PhotoStore::add_photo`]
+    /// takes too, so a photo recorded meanwhile keeps its image (its upload
+    /// then finds the image gone and stores it again).
+    ///
+    /// # Errors
+    /// When the store or the storage fails.
+    async fn delete_if_unreferenced(
+        &self,
+        key: &MediaKey,
+        media: Arc<dyn MediaStore>,
+    ) -> Result<bool, StoreError>;
 }
+
+/// Bytes as they come from storage.
+pub type ByteStream = BoxStream<'static, Result<Vec<u8>, StoreError>>;
 
 /// A stored object's name and when it was last written.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -380,13 +415,18 @@ pub trait MediaStore: Send + Sync {
     ///
     /// # Errors
     /// When the storage fails.
-    async fn put(&self, key: &MediaKey, bytes: Vec<u8>) -> Result<(), StoreError>;
+    async fn put(&self, key: &MediaKey, bytes: &[u8]) -> Result<(), StoreError>;
 
-    /// The bytes of `key` in `range`, or `None` when it is not stored.
+    /// The bytes of `key` in `range`, as they come, or `None` when it is
+    /// not stored.
     ///
     /// # Errors
-    /// When the storage fails.
-    async fn read(&self, key: &MediaKey, range: Range<u64>) -> Result<Option<Vec<u8>>, StoreError>;
+    /// When the storage fails (also in the stream, midway).
+    async fn read(
+        &self,
+        key: &MediaKey,
+        range: Range<u64>,
+    ) -> Result<Option<ByteStream>, StoreError>;
 
     /// Every stored image (names that are not [`MediaKey`]s are left out:
     /// they are not this service's).
@@ -467,8 +507,8 @@ impl PhotoService {
         let count = self.photos.photo_count(item).await?;
         may_add(&listed.item, count, self.clock.now())?;
         let processed = self.processor.process(upload).await?;
-        let image = self.store(processed.image).await?;
-        let thumbnail = match processed.thumbnail {
+        let image = self.store(&processed.image).await?;
+        let thumbnail = match &processed.thumbnail {
             Some(thumbnail) => self.store(thumbnail).await?,
             None => image.clone(),
         };
@@ -482,13 +522,22 @@ impl PhotoService {
         self.photos
             .add_photo(photo.clone(), Arc::clone(&self.clock))
             .await?;
+        // A purge may have deleted an image of the same bytes just before
+        // the row named it: it is stored again (see `delete_if_unreferenced`).
+        for image in [&processed.image]
+            .into_iter()
+            .chain(processed.thumbnail.as_ref())
+        {
+            if self.media.read(&image.key, 0..1).await?.is_none() {
+                self.media.put(&image.key, &image.bytes).await?;
+            }
+        }
         Ok(photo)
     }
 
-    async fn store(&self, image: EncodedImage) -> Result<StoredImage, StoreError> {
-        let stored = StoredImage::of(&image);
-        self.media.put(&stored.key, image.bytes).await?;
-        Ok(stored)
+    async fn store(&self, image: &EncodedImage) -> Result<StoredImage, StoreError> {
+        self.media.put(&image.key, &image.bytes).await?;
+        Ok(StoredImage::of(image))
     }
 
     /// Removes a photo; its urls answer 404 from now on.
@@ -538,7 +587,7 @@ impl PhotoService {
     /// # Errors
     /// The storage's failure; an image a photo names that is not stored is
     /// an integrity failure.
-    pub async fn read(&self, key: &MediaKey, range: Range<u64>) -> Result<Vec<u8>, StoreError> {
+    pub async fn read(&self, key: &MediaKey, range: Range<u64>) -> Result<ByteStream, StoreError> {
         self.media.read(key, range).await?.ok_or_else(|| {
             StoreError::Integrity(format!(
                 "the image {key} is named by a photo but not stored"
@@ -565,8 +614,14 @@ impl PhotoService {
         let mut purged = 0;
         for chunk in old.chunks(500) {
             for key in self.photos.unreferenced(chunk).await? {
-                self.media.delete(&key).await?;
-                purged += 1;
+                // Looked at again under the name's lock before it goes.
+                if self
+                    .photos
+                    .delete_if_unreferenced(&key, Arc::clone(&self.media))
+                    .await?
+                {
+                    purged += 1;
+                }
             }
         }
         Ok(purged)

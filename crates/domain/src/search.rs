@@ -12,7 +12,6 @@ use thiserror::Error;
 /// characters, with at least one character that is not white space.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ItemSearch {
-    text: String,
     words: Vec<String>,
 }
 
@@ -44,21 +43,12 @@ impl ItemSearch {
             .filter(|word| !word.is_empty())
             .map(str::to_lowercase)
             .collect();
-        Ok(Some(ItemSearch {
-            text: text.to_owned(),
-            words,
-        }))
-    }
-
-    /// The search as typed, trimmed (PostgreSQL's parser reads this, so a
-    /// host name or a hyphenated word is one token, as in the documents).
-    #[must_use]
-    pub fn text(&self) -> &str {
-        &self.text
+        Ok(Some(ItemSearch { words }))
     }
 
     /// The words, lower-cased: runs of letters, digits and combining marks
-    /// (SQLite's tokenizer splits the same way).
+    /// (SQLite's tokenizer splits the same way; PostgreSQL is given them,
+    /// not the text, so both match alike).
     #[must_use]
     pub fn words(&self) -> &[String] {
         &self.words
@@ -95,7 +85,6 @@ mod tests {
         assert_eq!(ItemSearch::parse("  \t ").unwrap(), None);
         let odd = ItemSearch::parse(r#" '"%_\ "#).unwrap().unwrap();
         assert!(odd.matches_nothing());
-        assert_eq!(odd.text(), r#"'"%_\"#);
         assert_eq!(odd.canonical(), "");
     }
 
@@ -110,11 +99,6 @@ mod tests {
         );
         assert!(!search.matches_nothing());
         assert_eq!(search.canonical(), "café crème 1920s o brien zu\u{308}rich");
-        assert_eq!(
-            search.text(),
-            "Café-Crème  1920s o'Brien Zu\u{308}rich",
-            "the text is kept as typed, only trimmed"
-        );
     }
 
     #[test]

@@ -135,28 +135,33 @@ fn encode(image: &DynamicImage, format: ImageFormat) -> Result<EncodedImage, Inv
             bytes.extend_from_slice(&encoded);
         }
     }
-    Ok(EncodedImage {
+    Ok(EncodedImage::new(
         format,
         bytes,
-        width: image.width(),
-        height: image.height(),
-    })
+        image.width(),
+        image.height(),
+    ))
 }
 
 #[async_trait]
 impl ImageProcessor for ImagePipeline {
     async fn process(&self, upload: Vec<u8>) -> Result<ProcessedPhoto, AddPhotoError> {
-        // Refused at once past the queue; then wait for a worker.
-        let _queued = Arc::clone(&self.queued)
+        // Refused at once past the queue; then wait for a worker. The
+        // permits go with the work: a client that hangs up does not free
+        // its place while its decode still runs.
+        let queued = Arc::clone(&self.queued)
             .try_acquire_owned()
             .map_err(|_| StoreError::Busy)?;
-        let _running = Arc::clone(&self.running)
+        let running = Arc::clone(&self.running)
             .acquire_owned()
             .await
             .map_err(|_| StoreError::Busy)?;
-        let processed = tokio::task::spawn_blocking(move || ImagePipeline::process_now(&upload))
-            .await
-            .map_err(|e| StoreError::Unknown(anyhow::anyhow!("image processing failed: {e}")))?;
+        let processed = tokio::task::spawn_blocking(move || {
+            let _places = (queued, running);
+            ImagePipeline::process_now(&upload)
+        })
+        .await
+        .map_err(|e| StoreError::Unknown(anyhow::anyhow!("image processing failed: {e}")))?;
         Ok(processed?)
     }
 }

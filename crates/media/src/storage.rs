@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use pp_domain::photos::{MediaKey, MediaStore, StoredObject};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
+use pp_domain::photos::{ByteStream, MediaKey, MediaStore, StoredObject};
 use pp_domain::ports::StoreError;
 
 /// Where the images live.
@@ -96,17 +96,33 @@ impl ObjectMedia {
 
 #[async_trait]
 impl MediaStore for ObjectMedia {
-    async fn put(&self, key: &MediaKey, bytes: Vec<u8>) -> Result<(), StoreError> {
+    async fn put(&self, key: &MediaKey, bytes: &[u8]) -> Result<(), StoreError> {
         self.store
-            .put(&Path::from(key.as_str()), PutPayload::from(bytes))
+            .put(&Path::from(key.as_str()), PutPayload::from(bytes.to_vec()))
             .await
             .map_err(|e| failed("put", e))?;
         Ok(())
     }
 
-    async fn read(&self, key: &MediaKey, range: Range<u64>) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.store.get_range(&Path::from(key.as_str()), range).await {
-            Ok(bytes) => Ok(Some(bytes.to_vec())),
+    async fn read(
+        &self,
+        key: &MediaKey,
+        range: Range<u64>,
+    ) -> Result<Option<ByteStream>, StoreError> {
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(range)),
+            ..GetOptions::default()
+        };
+        match self
+            .store
+            .get_opts(&Path::from(key.as_str()), options)
+            .await
+        {
+            Ok(found) => Ok(Some(Box::pin(found.into_stream().map(|chunk| {
+                chunk
+                    .map(|bytes| bytes.to_vec())
+                    .map_err(|e| failed("read", e))
+            })))),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(failed("read", e)),
         }
@@ -144,23 +160,31 @@ mod tests {
 
     use super::*;
 
+    /// The bytes `media` streams for `key` in `range`, if it has them.
+    pub(crate) async fn read(
+        media: &ObjectMedia,
+        key: &MediaKey,
+        range: Range<u64>,
+    ) -> Option<Vec<u8>> {
+        let stream = media.read(key, range).await.unwrap()?;
+        let chunks: Vec<_> = stream.collect().await;
+        Some(chunks.into_iter().flat_map(Result::unwrap).collect())
+    }
+
     #[tokio::test]
     async fn a_directory_keeps_reads_ranges_lists_and_deletes_images() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("media");
         let media = ObjectMedia::open(&MediaSettings::Directory(root.clone())).unwrap();
         let key = MediaKey::for_bytes(b"0123456789", ImageFormat::Png);
-        media.put(&key, b"0123456789".to_vec()).await.unwrap();
+        media.put(&key, b"0123456789").await.unwrap();
         // Writing the same name again is harmless.
-        media.put(&key, b"0123456789".to_vec()).await.unwrap();
+        media.put(&key, b"0123456789").await.unwrap();
         assert!(root.join(key.as_str()).is_file());
-        assert_eq!(
-            media.read(&key, 0..10).await.unwrap().unwrap(),
-            b"0123456789"
-        );
-        assert_eq!(media.read(&key, 3..5).await.unwrap().unwrap(), b"34");
+        assert_eq!(read(&media, &key, 0..10).await.unwrap(), b"0123456789");
+        assert_eq!(read(&media, &key, 3..5).await.unwrap(), b"34");
         let missing = MediaKey::for_bytes(b"other", ImageFormat::Jpeg);
-        assert_eq!(media.read(&missing, 0..1).await.unwrap(), None);
+        assert_eq!(read(&media, &missing, 0..1).await, None);
         // Only the service's own names are listed.
         std::fs::write(root.join("notes.txt"), "not an image").unwrap();
         let listed = media.list().await.unwrap();
@@ -170,7 +194,7 @@ mod tests {
         assert!(age < chrono::Duration::minutes(1), "{age}");
         media.delete(&key).await.unwrap();
         media.delete(&key).await.unwrap();
-        assert_eq!(media.read(&key, 0..1).await.unwrap(), None);
+        assert_eq!(read(&media, &key, 0..1).await, None);
         assert!(media.list().await.unwrap().is_empty());
     }
 

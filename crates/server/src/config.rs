@@ -555,7 +555,8 @@ pub struct Settings {
     /// `MEDIA_STORE` (`file`, under `DATA_DIR/media`, or `s3`) and the
     /// bucket's `MEDIA_S3_BUCKET`, `MEDIA_S3_ENDPOINT`, `MEDIA_S3_REGION`.
     pub media: pp_media::MediaSettings,
-    /// `PHOTO_WORKERS`: photos decoded at once (default: the cores); as
+    /// `PHOTO_WORKERS`: photos decoded at once (default: the cores, at
+    /// most 2: a decode at the pixel limit may take about a gigabyte); as
     /// many again may wait before an upload is refused (503).
     pub photo_workers: usize,
 }
@@ -717,7 +718,8 @@ impl Settings {
             photo_workers: count_within(
                 env,
                 "PHOTO_WORKERS",
-                std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+                // Each decode may take about a gigabyte at the pixel limit.
+                std::thread::available_parallelism().map_or(1, |cores| cores.get().min(2)),
                 1..=256,
             )?,
         })

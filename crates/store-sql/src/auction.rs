@@ -204,9 +204,10 @@ const RELEVANCE: &str = "relevance";
 
 /// A search as each database runs it.
 enum Search {
-    /// PostgreSQL parses the text as it parsed the documents
-    /// (`idx_items_search_vector`): every word must match.
-    Postgres { text: String },
+    /// PostgreSQL gets the words, as SQLite does (so both match alike, and
+    /// a search's cursors, named by its words, mean one thing): every word
+    /// must match.
+    Postgres { words: String },
     /// SQLite's FTS5 table `items_fts`, with each word quoted (so that no
     /// character is FTS5 syntax): every word must match.
     Sqlite { words: String },
@@ -216,7 +217,7 @@ impl Search {
     fn new(backend: DbBackend, search: &ItemSearch) -> Self {
         if backend == DbBackend::Postgres {
             Search::Postgres {
-                text: search.text().to_owned(),
+                words: search.canonical(),
             }
         } else {
             let quoted: Vec<String> = search
@@ -237,9 +238,9 @@ impl Search {
     /// A, description B), or FTS5's `bm25` negated (title 10, description 5).
     fn relevance(&self) -> Expr {
         match self {
-            Search::Postgres { text } => Expr::cust_with_values(
+            Search::Postgres { words } => Expr::cust_with_values(
                 r#"ts_rank("items"."search_vector", plainto_tsquery('pp_search', $1))::float8"#,
-                [text.clone()],
+                [words.clone()],
             ),
             Search::Sqlite { .. } => Expr::cust(r#"-bm25("items_fts", 0.0, 10.0, 5.0)"#),
         }
@@ -248,10 +249,10 @@ impl Search {
     /// Keeps the items that match, and selects their rank.
     fn apply(&self, statement: &mut SelectStatement) {
         match self {
-            Search::Postgres { text } => {
+            Search::Postgres { words } => {
                 statement.and_where(Expr::cust_with_values(
                     r#""items"."search_vector" @@ plainto_tsquery('pp_search', $1)"#,
-                    [text.clone()],
+                    [words.clone()],
                 ));
             }
             Search::Sqlite { words } => {

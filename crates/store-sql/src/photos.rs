@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use pp_domain::photos::{
-    self, AddPhotoError, ChangePhotosError, MediaKey, Photo, PhotoStore, StoredImage,
+    self, AddPhotoError, ChangePhotosError, MediaKey, MediaStore, Photo, PhotoStore, StoredImage,
 };
 use pp_domain::ports::{Clock, StoreError};
 use pp_domain::{ItemId, PhotoId};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
@@ -74,6 +74,28 @@ async fn lock_item<E>(
         .ok_or(TxFailure::Outcome(not_found))
 }
 
+/// Takes, until the transaction ends, PostgreSQL's lock on each of
+/// `keys` (in one order, so two takers never wait for each other): an
+/// upload's row and the purge's delete of one name are decided one after
+/// the other. SQLite's write transactions already run one at a time.
+async fn lock_names(txn: &impl ConnectionTrait, keys: &[&MediaKey]) -> Result<(), sea_orm::DbErr> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let mut names: Vec<&str> = keys.iter().map(|key| key.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [name.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 /// The item's photo ids in display order.
 async fn photo_ids(txn: &impl ConnectionTrait, item: ItemId) -> Result<Vec<Uuid>, sea_orm::DbErr> {
     item_photos::Entity::find()
@@ -118,6 +140,7 @@ impl SqlStore {
                 .await?;
             let count = usize::try_from(count).unwrap_or(usize::MAX);
             photos::may_add(&listed.item, count, clock.now()).map_err(TxFailure::outcome)?;
+            lock_names(&tx.txn, &[&photo.image.key, &photo.thumbnail.key]).await?;
             let size = |value: u32| small(value, "an image's size").map_err(TxFailure::outcome);
             item_photos::Entity::insert(item_photos::ActiveModel {
                 id: Set(photo.id.as_uuid()),
@@ -254,6 +277,36 @@ impl PhotoStore for SqlStore {
         u64::try_from(bytes)
             .map(Some)
             .map_err(|_| integrity("item_photos: a negative length"))
+    }
+
+    async fn delete_if_unreferenced(
+        &self,
+        key: &MediaKey,
+        media: Arc<dyn MediaStore>,
+    ) -> Result<bool, StoreError> {
+        let tx = self.database().begin_write().await.map_err(store_error)?;
+        let result: Result<bool, TxFailure<StoreError>> = async {
+            lock_names(&tx.txn, &[key]).await?;
+            let named = item_photos::Entity::find()
+                .filter(
+                    Condition::any()
+                        .add(item_photos::Column::ImageKey.eq(key.as_str()))
+                        .add(item_photos::Column::ThumbKey.eq(key.as_str())),
+                )
+                .count(&tx.txn)
+                .await?;
+            if named > 0 {
+                return Ok(false);
+            }
+            media.delete(key).await.map_err(TxFailure::Outcome)?;
+            Ok(true)
+        }
+        .await;
+        match tx.finish(result).await {
+            Ok(deleted) => Ok(deleted),
+            Err(TxFailure::Outcome(error)) => Err(error),
+            Err(TxFailure::Db(error)) => Err(store_error(error)),
+        }
     }
 
     async fn unreferenced(&self, keys: &[MediaKey]) -> Result<Vec<MediaKey>, StoreError> {

@@ -21,6 +21,7 @@ import type {
   OwnBid,
   OwnBidPage,
   PasswordPolicy,
+  Photo,
   Poison,
   Provider,
   RecoveryCodes,
@@ -160,6 +161,31 @@ export async function getItem(id: string) {
 
 export async function createItem(body: NewItem) {
   return (await api.post<Item>('/items', body)).data;
+}
+
+/**
+ * Uploads a photo of an item (admin); `onProgress` hears the share of the
+ * file sent so far (0–1).
+ */
+export async function uploadPhoto(itemId: string, file: Blob, onProgress?: (sent: number) => void) {
+  const form = new FormData();
+  form.append('photo', file);
+  const answer = await api.post<Photo>(`/items/${encodeURIComponent(itemId)}/photos`, form, {
+    onUploadProgress: (event) => {
+      if (onProgress && event.total) onProgress(event.loaded / event.total);
+    },
+  });
+  return answer.data;
+}
+
+/** Removes a photo (admin), while the item has no bids. */
+export async function deletePhoto(itemId: string, photoId: string) {
+  await api.delete(`/items/${encodeURIComponent(itemId)}/photos/${encodeURIComponent(photoId)}`);
+}
+
+/** Shows an item's photos in this order (exactly its photo ids). */
+export async function reorderPhotos(itemId: string, ids: string[]) {
+  await api.put(`/items/${encodeURIComponent(itemId)}/photos/order`, { ids });
 }
 
 /** Edits an item nobody has bid on yet (admin). */

@@ -419,8 +419,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Items, newest first unless `sort` says otherwise, optionally of one
-         *     status.
+         * Items, newest first (the best match first for a search) unless `sort`
+         *     says otherwise, optionally of one status or matching a search.
          */
         get: operations["list_items"];
         put?: never;
@@ -535,6 +535,63 @@ export interface paths {
          */
         get: operations["ledger"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/items/{id}/photos": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Adds a photo to an item (admin): decoded, cleaned and re-encoded, with a
+         *     thumbnail.
+         */
+        post: operations["upload_photo"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/items/{id}/photos/{photo_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Removes a photo (admin), while the item has no bids; both its urls
+         *     answer 404 from then on.
+         */
+        delete: operations["delete_photo"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/items/{id}/photos/order": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Puts an item's photos in a new order (admin). */
+        put: operations["reorder_photos"];
         post?: never;
         delete?: never;
         options?: never;
@@ -766,6 +823,26 @@ export interface paths {
         };
         /** Whether the process runs. */
         get: operations["health"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/media/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An image of a photo: immutable (its name is the hash of its bytes), with
+         *     `ETag`, `If-None-Match` and one byte `Range` answered.
+         */
+        get: operations["media"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1043,6 +1120,11 @@ export interface components {
             bid_count: number;
             /** Format: date-time */
             close_at: string;
+            /**
+             * @description The first photo's thumbnail, `null` without photos. Absent where
+             *     `photos` is.
+             */
+            cover_thumb_url?: string | null;
             /** Format: date-time */
             created_at: string;
             /** @description Three-letter code, lower case. */
@@ -1089,6 +1171,12 @@ export interface components {
              * @description The lowest acceptable next bid now.
              */
             minimum_next_bid: number;
+            /**
+             * @description The photos in display order. Absent where an item comes with a bid
+             *     (a bid's answer, your bid) and in the live stream's snapshot: those
+             *     are about the price.
+             */
+            photos?: components["schemas"]["PhotoBody"][] | null;
             soft_close: components["schemas"]["SoftCloseBody"] | null;
             status: components["schemas"]["StatusName"];
             title: string;
@@ -1274,6 +1362,41 @@ export interface components {
              * @example 15
              */
             password_min_length: number;
+        };
+        /** @description A photo as the API shows it. */
+        PhotoBody: {
+            /**
+             * Format: int32
+             * @description The image's height in pixels.
+             */
+            height: number;
+            /** Format: uuid */
+            id: string;
+            /**
+             * @description The thumbnail (its longer side 480 px; the image itself when that
+             *     is no larger).
+             */
+            thumb_url: string;
+            /** @description The image, under `/media/`. */
+            url: string;
+            /**
+             * Format: int32
+             * @description The image's width in pixels.
+             */
+            width: number;
+        };
+        /** @description A new order of an item's photos. */
+        PhotoOrder: {
+            /** @description Exactly the item's photo ids, in the order to show them. */
+            ids: string[];
+        };
+        /** @description The multipart form of an upload. */
+        PhotoUpload: {
+            /**
+             * Format: binary
+             * @description A JPEG, PNG or WebP image of at most 10 MiB and 40,000,000 pixels.
+             */
+            photo: string;
         };
         /** @description A poisoned bid's auto-raise. */
         PoisonBody: {
@@ -3260,8 +3383,15 @@ export interface operations {
                 /** @description Items per page, 1..=100; 20 when absent. */
                 limit?: number;
                 /**
-                 * @description The order; `newest` when absent. Ties go by id, and a cursor is
-                 *     valid only for the order and status it was handed out with.
+                 * @description Words matched in the title and description, accents and case
+                 *     ignored; every word must match. At most 200 characters; a search of
+                 *     only punctuation matches nothing, and a blank one everything.
+                 */
+                q?: string | null;
+                /**
+                 * @description The order; the best match first for a search, else `newest`, when
+                 *     absent. Ties go by id, and a cursor is valid only for the order,
+                 *     status and search it was handed out with.
                  */
                 sort?: components["schemas"]["SortName"] | null;
                 /** @description `open`, `closed` or `cancelled`; all when absent. */
@@ -3281,7 +3411,7 @@ export interface operations {
                     "application/json": components["schemas"]["ItemPage"];
                 };
             };
-            /** @description `invalid_cursor` (also a cursor of another order or status) */
+            /** @description `invalid_cursor` (also a cursor of another order, status or search) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3290,7 +3420,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemBody"];
                 };
             };
-            /** @description `validation_failed` (an unknown status or order) */
+            /** @description `validation_failed` (an unknown status or order, or a search past 200 characters) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4019,6 +4149,287 @@ export interface operations {
             };
             /** @description `item_not_found` */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `rate_limited`, with `Retry-After` and the `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `service_unavailable`, with `Retry-After`: the database (or password hashing) is busy or unreachable; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    upload_photo: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The item's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["PhotoUpload"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PhotoBody"];
+                };
+            };
+            /** @description `unauthorized` (no token) or `invalid_token` (bad, expired or revoked), before the body is looked at */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `forbidden` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `item_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `too_many_photos` (the ninth), `auction_closed` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `payload_too_large`: the file is over 10 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `invalid_image`, or `validation_failed` without a `photo` field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `rate_limited`, with `Retry-After` and the `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `service_unavailable`: too many uploads are being processed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    delete_photo: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The item's id */
+                id: string;
+                /** @description The photo's id */
+                photo_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `unauthorized` (no token) or `invalid_token` (bad, expired or revoked), before the body is looked at */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `forbidden` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `item_not_found`, `photo_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `item_has_bids` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `rate_limited`, with `Retry-After` and the `RateLimit-*` headers */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `service_unavailable`, with `Retry-After`: the database (or password hashing) is busy or unreachable; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    reorder_photos: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The item's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PhotoOrder"];
+            };
+        };
+        responses: {
+            /** @description Reordered */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `malformed_json`: the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `unauthorized` (no token) or `invalid_token` (bad, expired or revoked), before the body is looked at */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `forbidden` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `item_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `payload_too_large`: the body is over 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `unsupported_media_type`: the body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description `validation_failed`: not exactly the item's photo ids */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4929,6 +5340,59 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Status"];
                 };
+            };
+        };
+    };
+    media: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `{sha256 hex}.{jpg|png|webp}` */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The image */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/*": unknown;
+                };
+            };
+            /** @description The asked range of it */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not modified (`If-None-Match`) */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `not_found`: no photo shows this image */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemBody"];
+                };
+            };
+            /** @description The range is outside the image */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

@@ -20,6 +20,8 @@ export type ItemStatus = Schemas['StatusName'];
 export type ItemSort = Schemas['SortName'];
 export type Item = Schemas['ItemBody'];
 export type ItemPage = Schemas['ItemPage'];
+/** An item's photo: the image and its thumbnail under `/media/`. */
+export type Photo = Schemas['PhotoBody'];
 export type NewItem = Schemas['CreateItemRequest'];
 /** PATCH /items/{id}: what to change of an item nobody has bid on. */
 export type ItemEdit = Schemas['EditItemRequest'];

@@ -22,6 +22,7 @@ import type { CurrencyInfo, Item, ItemStatus, User } from '../api/types';
 import { useAuth } from '../auth/useAuth';
 import { ConfirmButton } from '../components/ConfirmButton';
 import { Field } from '../components/Field';
+import { PhotoManager } from '../components/PhotoManager';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { useToast } from '../components/useToast';
 import { placeFieldErrors } from '../forms';
@@ -376,7 +377,10 @@ function Items() {
       {shown
         .filter((item) => item.id === editing)
         .map((item) => (
-          <EditItem key={item.id} item={item} onDone={() => setEditing(null)} />
+          <div key={item.id} className="admin-item">
+            <EditItem item={item} onDone={() => setEditing(null)} />
+            <PhotoManager item={item} />
+          </div>
         ))}
     </section>
   );

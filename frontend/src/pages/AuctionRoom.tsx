@@ -16,6 +16,7 @@ import { useAuth } from '../auth/useAuth';
 import { BudgetBar } from '../components/BudgetBar';
 import { Countdown } from '../components/Countdown';
 import { Field } from '../components/Field';
+import { Gallery } from '../components/Gallery';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { afterAutoRaise, afterLosingLead, afterPrice, budgetOf, type Budget } from '../budget';
 import { recalledHeads, rememberHead, verifyLedger, type LedgerVerdict } from '../ledger';
@@ -335,6 +336,8 @@ export function AuctionRoom() {
     enabled: item?.status === 'closed' && item.winner_id === undefined,
   });
   const winner = item?.winner_id ?? closedItem.data?.winner_id;
+  // The live stream is about the price; the photos come with the item.
+  const photos = useQuery({ queryKey: ['item', id, 'photos'], queryFn: () => endpoints.getItem(id) });
 
   // Every head seen while the auction runs, kept for the check after close.
   const openHead = item?.status === 'open' && item.id === id ? item.ledger_head : null;
@@ -359,6 +362,7 @@ export function AuctionRoom() {
   return (
     <article aria-labelledby="item-title" className="room">
       <h1 id="item-title">{item.title}</h1>
+      <Gallery title={item.title} photos={photos.data?.photos ?? []} />
       {item.description && <p className="description">{item.description}</p>}
       <dl className="facts">
         <div>

@@ -16,6 +16,7 @@ function ItemCard({ item }: { item: Item }) {
   const currency = currencyOf(item);
   return (
     <li className="card">
+      {item.cover_thumb_url && <img className="cover" src={item.cover_thumb_url} alt="" loading="lazy" width={480} height={360} />}
       <h2>
         <Link to={`/items/${item.id}`}>{item.title}</Link>
       </h2>

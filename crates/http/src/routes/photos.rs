@@ -2,10 +2,14 @@
 //! order, and the images themselves under `/media/…`.
 
 use actix_multipart::Multipart;
+use actix_web::body::SizedStream;
+use actix_web::error::PayloadError;
+use actix_web::http::Method;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, EntityTag, HeaderValue, Range};
+use actix_web::http::header::{self, ByteRangeSpec, EntityTag, HeaderValue, Range};
 use actix_web::middleware::from_fn;
-use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, delete, post, put, route, web};
 use futures_util::StreamExt;
 use pp_domain::photos::{MAX_UPLOAD_BYTES, MediaKey, Photo};
 use pp_domain::{ItemId, PhotoId};
@@ -86,31 +90,73 @@ fn missing_photo() -> ApiError {
     ApiError::invalid_field("photo", "send one file in the form field `photo`")
 }
 
-/// The bytes of the form's `photo` field, read as they arrive and refused
-/// the moment they pass the limit (nothing past it is buffered). Other
-/// fields are read and dropped.
-async fn photo_field(mut form: Multipart) -> Result<Vec<u8>, ApiError> {
-    let mut photo = None;
+/// The most a whole upload may be: the photo and room for the form's
+/// boundaries, part headers and a few small fields.
+const MAX_BODY_BYTES: usize = MAX_UPLOAD_BYTES + 64 * 1024;
+
+/// The most parts a form may have.
+const MAX_PARTS: usize = 4;
+
+/// A multipart error as the client's fault: past the body limit 413, else
+/// a form that cannot be read (422).
+fn unreadable(error: &actix_multipart::MultipartError) -> ApiError {
+    match error {
+        actix_multipart::MultipartError::Payload(PayloadError::Overflow) => too_large(),
+        _ => ApiError::invalid_field("photo", "the form cannot be read as multipart/form-data"),
+    }
+}
+
+/// The bytes of the form's one `photo` field, read as they arrive. The
+/// whole body is counted as it streams in (the multipart parser buffers a
+/// part's headers whole, so the body's limit is what bounds them) and
+/// refused the moment it passes [`MAX_BODY_BYTES`]; a form of more than
+/// [`MAX_PARTS`] parts, or with a second `photo`, is refused too.
+async fn photo_field(request: &HttpRequest, payload: web::Payload) -> Result<Vec<u8>, ApiError> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+        return Err(too_large());
+    }
+    let mut received = 0;
+    let counted = payload.map(move |chunk| {
+        let chunk = chunk?;
+        received += chunk.len();
+        if received > MAX_BODY_BYTES {
+            Err(PayloadError::Overflow)
+        } else {
+            Ok(chunk)
+        }
+    });
+    let mut form = Multipart::new(request.headers(), counted);
+    let mut photo: Option<Vec<u8>> = None;
+    let mut parts = 0;
     while let Some(field) = form.next().await {
-        let mut field = field.map_err(|_| missing_photo())?;
-        let wanted = field.name() == Some("photo") && photo.is_none();
+        let mut field = field.map_err(|e| unreadable(&e))?;
+        parts += 1;
+        let is_photo = field.name() == Some("photo");
+        if parts > MAX_PARTS || (is_photo && photo.is_some()) {
+            return Err(ApiError::invalid_field(
+                "photo",
+                "send one file in the form field `photo`, and little else",
+            ));
+        }
         let mut bytes = Vec::new();
         while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(|_| missing_photo())?;
-            if wanted {
+            let chunk = chunk.map_err(|e| unreadable(&e))?;
+            if is_photo {
                 if bytes.len() + chunk.len() > MAX_UPLOAD_BYTES {
                     return Err(too_large());
                 }
                 bytes.extend_from_slice(&chunk);
             }
         }
-        if wanted {
+        if is_photo {
             photo = Some(bytes);
         }
     }
-    photo
-        .filter(|bytes| !bytes.is_empty())
-        .ok_or_else(missing_photo)
+    photo.ok_or_else(missing_photo)
 }
 
 /// Adds a photo to an item (admin): decoded, cleaned and re-encoded, with a
@@ -128,12 +174,13 @@ async fn photo_field(mut form: Multipart) -> Result<Vec<u8>, ApiError> {
         (status = 503, description = "`service_unavailable`: too many uploads are being processed", body = ProblemBody)))]
 #[post("/items/{id}/photos", wrap = "from_fn(require_admin)")]
 pub async fn upload_photo(
+    request: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    form: Multipart,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let item = item_id(&path)?;
-    let upload = photo_field(form).await?;
+    let upload = photo_field(&request, payload).await?;
     let photo = state.photos.upload(item, upload).await?;
     metrics::counter!("photos_uploaded_total").increment(1);
     Ok(HttpResponse::Created().json(PhotoBody::from(&photo)))
@@ -197,8 +244,9 @@ fn not_modified(request: &HttpRequest, etag: &EntityTag) -> bool {
 }
 
 /// The one byte range asked for, if any: `Ok(None)` for the whole image
-/// (no `Range`, one that is not bytes, or several ranges, which a server
-/// may answer whole); `Err` when nothing of it is in the image.
+/// (no `Range`, one that is not bytes or not well formed, or several
+/// ranges, which a server may answer whole); `Err` when nothing of it is
+/// in the image.
 fn byte_range(request: &HttpRequest, length: u64) -> Result<Option<(u64, u64)>, ()> {
     let Some(raw) = request.headers().get(header::RANGE) else {
         return Ok(None);
@@ -207,13 +255,16 @@ fn byte_range(request: &HttpRequest, length: u64) -> Result<Option<(u64, u64)>, 
         return Ok(None);
     };
     match specs.as_slice() {
+        // `last < first` makes the header invalid, so it is not answered.
+        [ByteRangeSpec::FromTo(first, last)] if last < first => Ok(None),
         [spec] => spec.to_satisfiable_range(length).map(Some).ok_or(()),
         _ => Ok(None),
     }
 }
 
 /// An image of a photo: immutable (its name is the hash of its bytes), with
-/// `ETag`, `If-None-Match` and one byte `Range` answered.
+/// `ETag`, `If-None-Match` and one byte `Range` answered, streamed from
+/// storage as it comes; `HEAD` answers the headers alone.
 #[utoipa::path(tag = "photos",
     params(("name" = String, Path, description = "`{sha256 hex}.{jpg|png|webp}`")),
     responses(
@@ -222,7 +273,7 @@ fn byte_range(request: &HttpRequest, length: u64) -> Result<Option<(u64, u64)>, 
         (status = 304, description = "Not modified (`If-None-Match`)"),
         (status = 404, description = "`not_found`: no photo shows this image", body = ProblemBody),
         (status = 416, description = "The range is outside the image")))]
-#[get("/media/{name}")]
+#[route("/media/{name}", method = "GET", method = "HEAD")]
 pub async fn media(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -257,17 +308,28 @@ pub async fn media(
             .finish());
     };
     response.insert_header((header::CONTENT_TYPE, key.format().content_type()));
-    match range {
+    let (first, last) = match range {
         Some((first, last)) => {
-            let bytes = state.photos.read(&key, first..last + 1).await?;
-            Ok(response
-                .status(StatusCode::PARTIAL_CONTENT)
-                .insert_header((
-                    header::CONTENT_RANGE,
-                    format!("bytes {first}-{last}/{length}"),
-                ))
-                .body(bytes))
+            response.status(StatusCode::PARTIAL_CONTENT).insert_header((
+                header::CONTENT_RANGE,
+                format!("bytes {first}-{last}/{length}"),
+            ));
+            (first, last)
         }
-        None => Ok(response.body(state.photos.read(&key, 0..length).await?)),
+        None => (0, length.saturating_sub(1)),
+    };
+    let size = if length == 0 { 0 } else { last - first + 1 };
+    if request.method() == Method::HEAD {
+        // The headers alone, with the length a GET would send.
+        let nothing = futures_util::stream::empty::<Result<Bytes, actix_web::Error>>();
+        return Ok(response.body(SizedStream::new(size, nothing)));
     }
+    let bytes = state.photos.read(&key, first..first + size).await?;
+    let bytes = bytes.map(|chunk| {
+        chunk.map(Bytes::from).map_err(|error| {
+            tracing::warn!(error = %error, "reading an image failed midway");
+            actix_web::error::ErrorInternalServerError("the image could not be read")
+        })
+    });
+    Ok(response.body(SizedStream::new(size, bytes)))
 }

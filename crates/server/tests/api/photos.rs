@@ -412,3 +412,161 @@ async fn photos_live_in_an_s3_bucket_when_configured() {
     assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(&part.bytes().await.unwrap()[..], b"\x89PNG\r\n\x1a\n");
 }
+
+/// A `multipart/form-data` body of these parts (name, bytes).
+fn parts(fields: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "pp-test-boundary-parts";
+    let mut body = Vec::new();
+    for (name, bytes) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"f\"\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn a_form_of_many_parts_two_photos_or_a_huge_declared_length_is_refused_early() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("seller@example.com").await.access;
+    let id = item(&app, &admin).await;
+    let jpeg = fixtures::jpeg(32, 32);
+    let url = app.url(&format!("/api/v1/items/{id}/photos"));
+    let send = |(content_type, body): (String, Vec<u8>)| {
+        app.client
+            .post(&url)
+            .bearer_auth(&admin)
+            .header(CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+    };
+    let many: Vec<(&str, &[u8])> = (0..5).map(|_| ("note", &b"x"[..])).collect();
+    problem(send(parts(&many)).await.unwrap(), 422, "validation_failed").await;
+    let twice = [("photo", &jpeg[..]), ("photo", &jpeg[..])];
+    problem(send(parts(&twice)).await.unwrap(), 422, "validation_failed").await;
+    // A large field that is not the photo counts toward the body's limit.
+    let filler = vec![b'x'; 10 * 1024 * 1024 + 64 * 1024];
+    let padded = [("note", &filler[..]), ("photo", &jpeg[..])];
+    problem(
+        send(parts(&padded)).await.unwrap(),
+        413,
+        "payload_too_large",
+    )
+    .await;
+    // A declared length past the limit is refused before the body is read.
+    let declared = app
+        .client
+        .post(&url)
+        .bearer_auth(&admin)
+        .header(CONTENT_TYPE, "multipart/form-data; boundary=x")
+        .header(
+            reqwest::header::CONTENT_LENGTH,
+            (11 * 1024 * 1024).to_string(),
+        )
+        .body(vec![0; 16])
+        .send()
+        .await;
+    if let Ok(answer) = declared {
+        assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    // An empty file is a file that is not an image.
+    problem(
+        upload_as(&app, &admin, &id, "photo", b"").await,
+        422,
+        "invalid_image",
+    )
+    .await;
+    assert_eq!(stored(&app.media_dir()), HashSet::new());
+}
+
+#[tokio::test]
+async fn head_answers_headers_and_odd_ranges_are_answered_whole() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("seller@example.com").await.access;
+    let id = item(&app, &admin).await;
+    let photo = upload(&app, &admin, &id, &fixtures::png(50, 40)).await;
+    let url = app.url(photo["url"].as_str().unwrap());
+    let whole = app
+        .client
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let head = app.client.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(
+        head.headers()[reqwest::header::CONTENT_LENGTH],
+        whole.len().to_string().as_str()
+    );
+    assert_eq!(head.headers()[CONTENT_TYPE], "image/png");
+    assert!(head.bytes().await.unwrap().is_empty());
+    for odd in ["bytes=0-1,4-5", "bytes=5-3", "items=0-1", "bytes=x-y"] {
+        let answer = app
+            .client
+            .get(&url)
+            .header(RANGE, odd)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{odd}");
+        assert_eq!(answer.bytes().await.unwrap(), whole, "{odd}");
+    }
+}
+
+#[tokio::test]
+async fn the_purge_deletes_the_images_no_photo_shows_and_keeps_the_rest() {
+    use pp_domain::photos::PhotoService;
+    let app = TestApp::spawn().await;
+    let admin = app.admin("seller@example.com").await.access;
+    let id = item(&app, &admin).await;
+    let kept = upload(&app, &admin, &id, &fixtures::jpeg(900, 600)).await;
+    let removed = upload(&app, &admin, &id, &fixtures::webp(900, 600)).await;
+    let answer = app
+        .send(
+            Method::DELETE,
+            &format!(
+                "/api/v1/items/{id}/photos/{}",
+                removed["id"].as_str().unwrap()
+            ),
+            Some(admin.as_str()),
+            None,
+        )
+        .await;
+    assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+    let name = |url: &Value| {
+        url.as_str()
+            .unwrap()
+            .trim_start_matches("/media/")
+            .to_owned()
+    };
+    let before = stored(&app.media_dir());
+    assert_eq!(before.len(), 4, "removed images stay until the purge");
+    let media =
+        pp_media::ObjectMedia::open(&pp_media::MediaSettings::Directory(app.media_dir())).unwrap();
+    let photos = PhotoService::new(
+        app.store.clone(),
+        app.store.clone(),
+        std::sync::Arc::new(media),
+        std::sync::Arc::new(pp_media::ImagePipeline::new(1, 1)),
+        std::sync::Arc::new(pp_domain::ports::SystemClock),
+    );
+    // Within the grace period nothing goes (an upload may be under way).
+    assert_eq!(photos.purge(chrono::Duration::hours(1)).await.unwrap(), 0);
+    assert_eq!(photos.purge(chrono::Duration::zero()).await.unwrap(), 2);
+    let after = stored(&app.media_dir());
+    let expected: HashSet<String> = [name(&kept["url"]), name(&kept["thumb_url"])].into();
+    assert_eq!(after, expected);
+    assert_eq!(
+        app.get(kept["url"].as_str().unwrap()).await.status(),
+        StatusCode::OK
+    );
+}

@@ -193,6 +193,11 @@ async fn a_search_matches_every_word_accents_and_case_ignored(backend: Backend) 
     let shirt = h
         .item_described("100% cotton_shirt", r#"Says "hello" on the back\front"#, 50)
         .await;
+    let poster = h
+        .item_described("Expo poster", "Zürich2024, e-mail art", 70)
+        .await
+        .item
+        .id;
     let found = |filter: ItemFilter, sort: ItemSort| {
         let h = &h;
         async move {
@@ -223,6 +228,14 @@ async fn a_search_matches_every_word_accents_and_case_ignored(backend: Backend) 
     assert_eq!(found(searching("shirt 100%"), best).await, [shirt]);
     assert_eq!(found(searching(r#""hello""#), best).await, [shirt]);
     assert!(found(searching("oak lamp"), best).await.is_empty());
+    // Letters and digits mixed fold their accents too; a hyphen splits.
+    for spelling in ["zurich2024", "ZÜRICH2024", "e mail", "e-mail"] {
+        assert_eq!(
+            found(searching(spelling), best).await,
+            [poster],
+            "{spelling}"
+        );
+    }
     // Wildcards of LIKE and the syntax of each search language are words'
     // separators here: they match nothing and fail nothing.
     for odd in [

@@ -226,7 +226,10 @@ async fn serving_and_the_purge_see_only_names_a_photo_holds(backend: Backend) {
         shown.thumbnail.key.clone(),
         orphan.clone(),
     ];
-    assert_eq!(h.store.unreferenced(&keys).await.unwrap(), std::slice::from_ref(&orphan));
+    assert_eq!(
+        h.store.unreferenced(&keys).await.unwrap(),
+        std::slice::from_ref(&orphan)
+    );
     h.store.remove_photo(item, shown.id).await.unwrap();
     // The thumbnail was this photo's alone; the image is still shown.
     assert_eq!(
