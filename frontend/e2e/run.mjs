@@ -11,6 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
+import { deflateSync } from 'node:zlib';
 
 import AxeBuilder from '@axe-core/playwright';
 import { chromium } from 'playwright-core';
@@ -500,25 +501,93 @@ test('soft close: a rival\'s late bid extends the item on the open page; the cha
   await lou.close();
 });
 
-test('a visitor finds an item by a word of its description, accents and case ignored, and shares the search', async () => {
-  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
-  const page = await context.newPage();
+/** A `width` × `height` PNG (a colour gradient), built here so the test needs no fixture file. */
+function pngImage(width, height) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc32 = (bytes) => {
+    let c = 0xffffffff;
+    for (const byte of bytes) c = crcTable[(c ^ byte) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([length, body, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8);
+  const rows = [];
+  for (let y = 0; y < height; y++) {
+    const row = Buffer.alloc(1 + width * 3);
+    for (let x = 0; x < width; x++) row.set([(x * 255) / width, (y * 255) / height, 140], 1 + x * 3);
+    rows.push(row);
+  }
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(Buffer.concat(rows))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+test('the admin uploads a photo and sees it in the gallery; a visitor finds the item by a word of its description', async () => {
   const title = 'A carriage clock';
   await listItem(3600, title, 'usd', { description: 'Gilt brass, made in Neuchâtel around 1890.' });
   await listItem(3600, 'A pocket watch', 'usd', { description: 'Silver, made in Geneva.' });
+
+  const adminCtx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const admin = await logIn(adminCtx, 'admin@example.com');
+  await admin.getByRole('link', { name: 'Admin', exact: true }).click();
+  await admin.getByRole('region', { name: 'Item list' }).getByRole('button', { name: `Edit ${title}` }).click();
+  const photos = admin.getByRole('region', { name: 'Photos' });
+  await photos.getByLabel('Choose photos').setInputFiles([
+    { name: 'front.png', mimeType: 'image/png', buffer: pngImage(960, 640) },
+    { name: 'back.png', mimeType: 'image/png', buffer: pngImage(300, 200) },
+  ]);
+  await photos.getByRole('img', { name: `${title}, photo 2 of 2` }).waitFor();
+  await photos.getByRole('listitem').nth(1).getByRole('button', { name: 'Move earlier' }).click();
+  await accessible(admin, 'admin with an item\'s photos');
+  await admin.screenshot({ path: join(screenshots, 'admin-photos.png'), fullPage: true });
+
+  // The auction room's gallery, on a phone: the thumbnail first, keyboard steps.
+  const visitorCtx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const page = await visitorCtx.newPage();
   await page.goto(`${base}/`);
   await page.getByRole('searchbox', { name: 'Search' }).fill('NEUCHATEL');
   await page.getByRole('button', { name: 'Search' }).click();
-  await page.getByRole('link', { name: title }).waitFor();
+  const found = page.getByRole('link', { name: title });
+  await found.waitFor();
   assert.equal(await page.getByRole('link', { name: 'A pocket watch' }).count(), 0);
   assert.match(page.url(), /[?&]q=NEUCHATEL/);
-  // The shared link opens the same search.
-  const shared = await context.newPage();
-  await shared.goto(page.url());
-  await shared.getByRole('link', { name: title }).waitFor();
-  assert.equal(await shared.getByRole('searchbox', { name: 'Search' }).inputValue(), 'NEUCHATEL');
-  await accessible(shared, 'a search of the auction list');
-  await context.close();
+  const cover = page.locator('li.card img.cover');
+  await cover.waitFor();
+  assert.equal(await cover.evaluate((img) => img.complete && img.naturalWidth), 300, 'the first photo (moved there) is the cover');
+  await found.click();
+  const gallery = page.getByRole('region', { name: `Photos of ${title}` });
+  const image = gallery.getByTestId('gallery-image');
+  await image.waitFor();
+  assert.equal(await image.getAttribute('alt'), `${title}, photo 1 of 2`);
+  await page.waitForFunction(() => document.querySelector('[data-testid=gallery-image]')?.complete);
+  await gallery.focus();
+  await page.keyboard.press('ArrowRight');
+  assert.equal(await image.getAttribute('alt'), `${title}, photo 2 of 2`);
+  await accessible(page, 'an auction room with photos on a phone');
+  await page.screenshot({ path: join(screenshots, 'auction-room-photos-phone.png'), fullPage: true });
+  // The search was kept in the URL: a shared link opens it again.
+  await page.goBack();
+  await page.getByRole('link', { name: title }).waitFor();
+  assert.equal(await page.getByRole('searchbox', { name: 'Search' }).inputValue(), 'NEUCHATEL');
+  await adminCtx.close();
+  await visitorCtx.close();
 });
 
 test('the admin edits an item and deactivates a user; logging out everywhere ends another browser\'s session', async () => {

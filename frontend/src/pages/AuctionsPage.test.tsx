@@ -28,7 +28,7 @@ describe('the auctions page', () => {
       open: {
         '': {
           items: [
-            anItem({ id: 'a', title: 'Lamp', current_price: null, base_price: 10_000, bid_count: 0 }),
+            anItem({ id: 'a', title: 'Lamp', current_price: null, base_price: 10_000, bid_count: 0, cover_thumb_url: '/media/lamp.jpg' }),
             anItem({ id: 'b', title: 'Chair', current_price: 12_000, bid_count: 1 }),
           ],
           next_cursor: 'page-2',
@@ -47,6 +47,9 @@ describe('the auctions page', () => {
     renderApp('/');
     const lamp = (await screen.findByRole('link', { name: 'Lamp' })).closest('li')!;
     expect(lamp).toHaveTextContent('Opens at $100.00');
+    // The first photo's thumbnail, decorative beside the title's link.
+    expect(lamp.querySelector('img.cover')).toHaveAttribute('src', '/media/lamp.jpg');
+    expect(screen.getByRole('link', { name: 'Chair' }).closest('li')!.querySelector('img')).toBeNull();
     expect(lamp).toHaveTextContent(/Closes in \d+ d \d+ h/);
     expect(screen.getByRole('link', { name: 'Chair' })).toHaveAttribute('href', '/items/b');
     expect(screen.getByRole('link', { name: 'Chair' }).closest('li')).toHaveTextContent('$120.00 · 1 bid');
