@@ -17,7 +17,7 @@ PY=$VENV/bin/python
 STAMP=$VENV/.pp-s3-server
 
 log() { printf 's3-venv: %s\n' "$*" >&2; }
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+. scripts/lib/python-venv.sh
 ready() { "$PY" -c 'import moto.server, flask_cors' >/dev/null 2>&1; }
 
 if [ "$(cat "$STAMP" 2>/dev/null || true)" = "pypi $MOTO_VERSION" ] && ready; then
@@ -25,14 +25,7 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" = "pypi $MOTO_VERSION" ] && ready; th
   exit 0
 fi
 
-command -v python3 >/dev/null 2>&1 || {
-  log "installing python3"
-  as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3 >/dev/null
-}
-if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
-  log "installing python3-venv"
-  as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3-venv >/dev/null
-fi
+ensure_python_venv
 
 log "creating $VENV with moto $MOTO_VERSION"
 rm -rf "$VENV"

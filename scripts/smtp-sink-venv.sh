@@ -20,7 +20,7 @@ PY=$VENV/bin/python
 STAMP=$VENV/.pp-smtp-sink
 
 log() { printf 'smtp-sink-venv: %s\n' "$*" >&2; }
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+. scripts/lib/python-venv.sh
 ready() { "$PY" -c 'import aiosmtpd.smtp' >/dev/null 2>&1; }
 
 stamp=$(cat "$STAMP" 2>/dev/null || true)
@@ -29,14 +29,7 @@ if { [ "$stamp" = "pypi $AIOSMTPD_VERSION" ] || [ "$stamp" = "debian" ]; } && re
   exit 0
 fi
 
-command -v python3 >/dev/null 2>&1 || {
-  log "installing python3"
-  as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3 >/dev/null
-}
-if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
-  log "installing python3-venv"
-  as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3-venv >/dev/null
-fi
+ensure_python_venv
 
 log "creating $VENV with aiosmtpd $AIOSMTPD_VERSION"
 rm -rf "$VENV"

@@ -680,6 +680,7 @@ mod tests {
         assert_eq!(key(ItemSort::PriceDesc, &listed), 140);
         let descending: Vec<_> = ItemSort::ALL.iter().map(ItemSort::descending).collect();
         assert_eq!(descending, [true, false, false, true]);
+        assert_eq!(ItemSort::BestMatch.as_str(), "best_match");
         assert_eq!(
             ItemSort::parse("best_match"),
             None,

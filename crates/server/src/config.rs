@@ -1080,6 +1080,8 @@ mod tests {
             ("MAIL_TRANSPORT", "smtp"),
             ("SMTP_URL", "smtp://127.0.0.1:2525"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("MEDIA_STORE", "s3"),
+            ("MEDIA_S3_BUCKET", "photos"),
         ]);
         Settings::from_env(&production).unwrap();
         TraceExport::from_env(&production).unwrap();

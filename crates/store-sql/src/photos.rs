@@ -96,6 +96,13 @@ async fn lock_names(txn: &impl ConnectionTrait, keys: &[&MediaKey]) -> Result<()
     Ok(())
 }
 
+/// The photos that show any of `names`, as image or thumbnail.
+fn naming(names: &[&str]) -> Condition {
+    Condition::any()
+        .add(item_photos::Column::ImageKey.is_in(names.iter().copied()))
+        .add(item_photos::Column::ThumbKey.is_in(names.iter().copied()))
+}
+
 /// The item's photo ids in display order.
 async fn photo_ids(txn: &impl ConnectionTrait, item: ItemId) -> Result<Vec<Uuid>, sea_orm::DbErr> {
     item_photos::Entity::find()
@@ -258,11 +265,7 @@ impl PhotoStore for SqlStore {
 
     async fn image_length(&self, key: &MediaKey) -> Result<Option<u64>, StoreError> {
         let row = item_photos::Entity::find()
-            .filter(
-                Condition::any()
-                    .add(item_photos::Column::ImageKey.eq(key.as_str()))
-                    .add(item_photos::Column::ThumbKey.eq(key.as_str())),
-            )
+            .filter(naming(&[key.as_str()]))
             .one(self.database().connection())
             .await
             .map_err(store_error)?;
@@ -288,11 +291,7 @@ impl PhotoStore for SqlStore {
         let result: Result<bool, TxFailure<StoreError>> = async {
             lock_names(&tx.txn, &[key]).await?;
             let named = item_photos::Entity::find()
-                .filter(
-                    Condition::any()
-                        .add(item_photos::Column::ImageKey.eq(key.as_str()))
-                        .add(item_photos::Column::ThumbKey.eq(key.as_str())),
-                )
+                .filter(naming(&[key.as_str()]))
                 .count(&tx.txn)
                 .await?;
             if named > 0 {
@@ -312,11 +311,7 @@ impl PhotoStore for SqlStore {
     async fn unreferenced(&self, keys: &[MediaKey]) -> Result<Vec<MediaKey>, StoreError> {
         let names: Vec<&str> = keys.iter().map(MediaKey::as_str).collect();
         let rows = item_photos::Entity::find()
-            .filter(
-                Condition::any()
-                    .add(item_photos::Column::ImageKey.is_in(names.iter().copied()))
-                    .add(item_photos::Column::ThumbKey.is_in(names.iter().copied())),
-            )
+            .filter(naming(&names))
             .all(self.database().connection())
             .await
             .map_err(store_error)?;

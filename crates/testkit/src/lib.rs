@@ -241,3 +241,19 @@ impl LiveEvents for RecordedEvents {
             .push(notification);
     }
 }
+
+/// The python of a test helper's virtualenv: `$variable` when set, else
+/// `~/{venv}/bin/python` when the setup script made it, else `python3`.
+#[must_use]
+pub fn venv_python(variable: &str, venv: &str) -> std::path::PathBuf {
+    if let Some(python) = std::env::var_os(variable).filter(|p| !p.is_empty()) {
+        return python.into();
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        let python = std::path::Path::new(&home).join(venv).join("bin/python");
+        if python.exists() {
+            return python;
+        }
+    }
+    "python3".into()
+}

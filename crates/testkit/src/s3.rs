@@ -7,7 +7,7 @@
 //! `scripts/s3-venv.sh` makes (`~/.cache/poison-pill/s3-venv/bin/python`;
 //! `make test-rust` runs that script first).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -21,16 +21,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// virtualenv of `scripts/s3-venv.sh` when it exists, else `python3`.
 #[must_use]
 pub fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("S3_SERVER_PYTHON").filter(|p| !p.is_empty()) {
-        return PathBuf::from(python);
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        let venv = Path::new(&home).join(".cache/poison-pill/s3-venv/bin/python");
-        if venv.exists() {
-            return venv;
-        }
-    }
-    PathBuf::from("python3")
+    crate::venv_python("S3_SERVER_PYTHON", ".cache/poison-pill/s3-venv")
 }
 
 /// A running S3-compatible server with one empty bucket.

@@ -49,16 +49,7 @@ const STDERR_KEPT: usize = 64 * 1024;
 /// `scripts/smtp-sink-venv.sh` when it exists, else `python3`.
 #[must_use]
 pub fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("SMTP_SINK_PYTHON").filter(|p| !p.is_empty()) {
-        return PathBuf::from(python);
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        let venv = Path::new(&home).join(".cache/poison-pill/smtp-venv/bin/python");
-        if venv.exists() {
-            return venv;
-        }
-    }
-    PathBuf::from("python3")
+    crate::venv_python("SMTP_SINK_PYTHON", ".cache/poison-pill/smtp-venv")
 }
 
 /// `scripts/smtp_sink.py` in this repository.

@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
@@ -335,7 +336,13 @@ fn reading_serves_named_images_and_a_missing_object_is_an_integrity_failure() {
         reads += 1;
         Ok((reads == 1).then(|| streamed(&b"img"[range.start as usize..range.end as usize])))
     });
-    ports.photos.expect_photos_of().never();
+    let item = ItemId::generate();
+    ports
+        .photos
+        .expect_photos_of()
+        .withf(move |items| items == [item])
+        .times(1)
+        .returning(|_| Ok(HashMap::new()));
     let service = ports.service();
     assert_eq!(run(service.image_length(&key)).unwrap(), Some(3));
     assert_eq!(collected(run(service.read(&key, 1..3)).unwrap()), b"mg");
@@ -344,6 +351,13 @@ fn reading_serves_named_images_and_a_missing_object_is_an_integrity_failure() {
         Err(StoreError::Integrity(_))
     ));
     assert!(run(service.photos_of(&[])).unwrap().is_empty());
+    assert!(run(service.photos_of(&[item])).unwrap().is_empty());
+    // An image prints its length, not its bytes.
+    let image = encoded(ImageFormat::Png, 7, 64);
+    assert_eq!(
+        format!("{image:?}"),
+        "EncodedImage { format: Png, bytes: 16, width: 64, height: 32 }"
+    );
 }
 
 #[test]

@@ -229,7 +229,7 @@ pub async fn reorder_photos(
 }
 
 fn media_not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such image")
+    ApiError::new(StatusCode::NOT_FOUND, "image_not_found", "no such image")
 }
 
 /// Whether `If-None-Match` names this entity tag (or is `*`).
@@ -271,7 +271,7 @@ fn byte_range(request: &HttpRequest, length: u64) -> Result<Option<(u64, u64)>, 
         (status = 200, description = "The image", content_type = "image/*"),
         (status = 206, description = "The asked range of it"),
         (status = 304, description = "Not modified (`If-None-Match`)"),
-        (status = 404, description = "`not_found`: no photo shows this image", body = ProblemBody),
+        (status = 404, description = "`image_not_found`: no photo shows this image", body = ProblemBody),
         (status = 416, description = "The range is outside the image")))]
 #[route("/media/{name}", method = "GET", method = "HEAD")]
 pub async fn media(

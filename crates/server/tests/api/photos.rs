@@ -305,10 +305,15 @@ async fn images_answer_revalidation_and_ranges_and_are_gone_once_removed() {
     );
     for name in [
         "nothing.jpg",
-        "../../etc/passwd",
+        "..%2F..%2Fetc%2Fpasswd",
         &format!("{}.gif", "a".repeat(64)),
     ] {
-        problem(app.get(&format!("/media/{name}")).await, 404, "not_found").await;
+        problem(
+            app.get(&format!("/media/{name}")).await,
+            404,
+            "image_not_found",
+        )
+        .await;
     }
 
     // A new order, exactly the item's photos.
@@ -357,7 +362,12 @@ async fn images_answer_revalidation_and_ranges_and_are_gone_once_removed() {
         StatusCode::NO_CONTENT
     );
     for gone in [&first["url"], &first["thumb_url"]] {
-        problem(app.get(gone.as_str().unwrap()).await, 404, "not_found").await;
+        problem(
+            app.get(gone.as_str().unwrap()).await,
+            404,
+            "image_not_found",
+        )
+        .await;
     }
     // Once somebody bid, the photos stay.
     let bidder = app.user("bidder@example.com").await.access;
