@@ -840,14 +840,16 @@ export interface paths {
         };
         /**
          * An image of a photo: immutable (its name is the hash of its bytes), with
-         *     `ETag`, `If-None-Match` and one byte `Range` answered.
+         *     `ETag`, `If-None-Match` and one byte `Range` answered, streamed from
+         *     storage as it comes.
          */
         get: operations["media"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
-        head?: never;
+        /** What a `GET` of the image would answer, without its bytes. */
+        head: operations["media_head"];
         patch?: never;
         trace?: never;
     };
@@ -5378,7 +5380,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description `not_found`: no photo shows this image */
+            /** @description `image_not_found`: no photo shows this image */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5389,6 +5391,41 @@ export interface operations {
             };
             /** @description The range is outside the image */
             416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    media_head: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `{sha256 hex}.{jpg|png|webp}` */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The image's headers */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not modified (`If-None-Match`) */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No photo shows this image */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

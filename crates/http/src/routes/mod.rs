@@ -90,7 +90,8 @@ pub fn root(cfg: &mut ServiceConfig) {
         .service(ops::metrics)
         .service(live::root_item_events)
         .service(live::websocket)
-        .service(photos::media);
+        .service(photos::media)
+        .service(photos::media_head);
 }
 
 /// A list of handlers to mount ([`api`], [`root`]).

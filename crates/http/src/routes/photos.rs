@@ -4,12 +4,11 @@
 use actix_multipart::Multipart;
 use actix_web::body::SizedStream;
 use actix_web::error::PayloadError;
-use actix_web::http::Method;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ByteRangeSpec, EntityTag, HeaderValue, Range};
 use actix_web::middleware::from_fn;
 use actix_web::web::Bytes;
-use actix_web::{HttpRequest, HttpResponse, delete, post, put, route, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, head, post, put, web};
 use futures_util::StreamExt;
 use pp_domain::photos::{MAX_UPLOAD_BYTES, MediaKey, Photo};
 use pp_domain::{ItemId, PhotoId};
@@ -264,7 +263,7 @@ fn byte_range(request: &HttpRequest, length: u64) -> Result<Option<(u64, u64)>, 
 
 /// An image of a photo: immutable (its name is the hash of its bytes), with
 /// `ETag`, `If-None-Match` and one byte `Range` answered, streamed from
-/// storage as it comes; `HEAD` answers the headers alone.
+/// storage as it comes.
 #[utoipa::path(tag = "photos",
     params(("name" = String, Path, description = "`{sha256 hex}.{jpg|png|webp}`")),
     responses(
@@ -273,13 +272,39 @@ fn byte_range(request: &HttpRequest, length: u64) -> Result<Option<(u64, u64)>, 
         (status = 304, description = "Not modified (`If-None-Match`)"),
         (status = 404, description = "`image_not_found`: no photo shows this image", body = ProblemBody),
         (status = 416, description = "The range is outside the image")))]
-#[route("/media/{name}", method = "GET", method = "HEAD")]
+#[get("/media/{name}")]
 pub async fn media(
     request: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = MediaKey::parse(&path).ok_or_else(media_not_found)?;
+    serve_image(&request, &state, &path, true).await
+}
+
+/// What a `GET` of the image would answer, without its bytes.
+#[utoipa::path(tag = "photos",
+    params(("name" = String, Path, description = "`{sha256 hex}.{jpg|png|webp}`")),
+    responses(
+        (status = 200, description = "The image's headers"),
+        (status = 304, description = "Not modified (`If-None-Match`)"),
+        (status = 404, description = "No photo shows this image")))]
+#[head("/media/{name}")]
+pub async fn media_head(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    serve_image(&request, &state, &path, false).await
+}
+
+/// The image `name` as `GET` (with its bytes when `body`) or `HEAD` answer it.
+async fn serve_image(
+    request: &HttpRequest,
+    state: &AppState,
+    name: &str,
+    body: bool,
+) -> Result<HttpResponse, ApiError> {
+    let key = MediaKey::parse(name).ok_or_else(media_not_found)?;
     let length = state
         .photos
         .image_length(&key)
@@ -298,10 +323,10 @@ pub async fn media(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ));
-    if not_modified(&request, &etag) {
+    if not_modified(request, &etag) {
         return Ok(response.status(StatusCode::NOT_MODIFIED).finish());
     }
-    let Ok(range) = byte_range(&request, length) else {
+    let Ok(range) = byte_range(request, length) else {
         return Ok(response
             .status(StatusCode::RANGE_NOT_SATISFIABLE)
             .insert_header((header::CONTENT_RANGE, format!("bytes */{length}")))
@@ -319,7 +344,7 @@ pub async fn media(
         None => (0, length.saturating_sub(1)),
     };
     let size = if length == 0 { 0 } else { last - first + 1 };
-    if request.method() == Method::HEAD {
+    if !body {
         // The headers alone, with the length a GET would send.
         let nothing = futures_util::stream::empty::<Result<Bytes, actix_web::Error>>();
         return Ok(response.body(SizedStream::new(size, nothing)));

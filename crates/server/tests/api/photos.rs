@@ -228,7 +228,9 @@ async fn every_refused_upload_stores_nothing() {
 
 #[tokio::test]
 async fn racing_uploads_give_eight_photos_and_the_rest_409() {
-    let app = TestApp::spawn().await;
+    // Room for every upload at once in the decoding queue: the race is the
+    // database's (the queue's own refusal, 503, is tested in pp-media).
+    let app = TestApp::spawn_with(Options::default().with("PHOTO_WORKERS", "8")).await;
     let admin = app.admin("seller@example.com").await.access;
     let id = item(&app, &admin).await;
     let uploads: Vec<_> = (0..11).map(|n| fixtures::png(30 + n, 30)).collect();
