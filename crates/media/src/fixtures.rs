@@ -118,7 +118,7 @@ pub fn jpeg_with_exif(width: u32, height: u32) -> Vec<u8> {
 }
 
 /// A JPEG with a script in a comment segment and an HTML page after its
-/// end: a file a browser might sniff as HTML.
+/// end: a file a browser might sniff as HTML (refused).
 #[must_use]
 pub fn polyglot() -> Vec<u8> {
     let script = b"<script>alert(document.cookie)</script>";

@@ -169,6 +169,7 @@ async fn every_refused_upload_stores_nothing() {
     .await;
     for bad in [
         b"<!doctype html><script>alert(1)</script>".to_vec(),
+        fixtures::polyglot(),
         fixtures::truncated(&fixtures::jpeg(300, 200), 90),
         fixtures::png_bomb(100_000, 100_000),
         fixtures::jpeg_bomb(),
