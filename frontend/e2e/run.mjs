@@ -554,7 +554,10 @@ test('the admin uploads a photo and sees it in the gallery; a visitor finds the 
     { name: 'back.png', mimeType: 'image/png', buffer: pngImage(300, 200) },
   ]);
   await photos.getByRole('img', { name: `${title}, photo 2 of 2` }).waitFor();
-  await photos.getByRole('listitem').nth(1).getByRole('button', { name: 'Move earlier' }).click();
+  await Promise.all([
+    admin.waitForResponse((answer) => answer.url().endsWith('/photos/order') && answer.status() === 204),
+    photos.getByRole('listitem').nth(1).getByRole('button', { name: 'Move earlier' }).click(),
+  ]);
   await accessible(admin, 'admin with an item\'s photos');
   await admin.screenshot({ path: join(screenshots, 'admin-photos.png'), fullPage: true });
 
@@ -570,19 +573,20 @@ test('the admin uploads a photo and sees it in the gallery; a visitor finds the 
   assert.match(page.url(), /[?&]q=NEUCHATEL/);
   const cover = page.locator('li.card img.cover');
   await cover.waitFor();
-  assert.equal(await cover.evaluate((img) => img.complete && img.naturalWidth), 300, 'the first photo (moved there) is the cover');
+  await cover.evaluate((img) => img.decode());
+  assert.equal(await cover.evaluate((img) => img.naturalWidth), 300, 'the first photo (moved there) is the cover');
   await found.click();
   const gallery = page.getByRole('region', { name: `Photos of ${title}` });
   const image = gallery.getByTestId('gallery-image');
   await image.waitFor();
   assert.equal(await image.getAttribute('alt'), `${title}, photo 1 of 2`);
-  await page.waitForFunction(() => document.querySelector('[data-testid=gallery-image]')?.complete);
+  await image.evaluate((img) => img.decode());
   await gallery.focus();
   await page.keyboard.press('ArrowRight');
   assert.equal(await image.getAttribute('alt'), `${title}, photo 2 of 2`);
   await accessible(page, 'an auction room with photos on a phone');
   await page.screenshot({ path: join(screenshots, 'auction-room-photos-phone.png'), fullPage: true });
-  // The search was kept in the URL: a shared link opens it again.
+  // The search was kept in the URL: going back shows it again.
   await page.goBack();
   await page.getByRole('link', { name: title }).waitFor();
   assert.equal(await page.getByRole('searchbox', { name: 'Search' }).inputValue(), 'NEUCHATEL');

@@ -4,7 +4,7 @@
 //! Matching itself is the database's own text search (accents and case are
 //! folded there); the domain only bounds the input and names the words, so
 //! that a search of nothing but punctuation matches nothing instead of
-//! everything, and so that two spellings of one search share their cursors.
+//! everything.
 
 use thiserror::Error;
 
@@ -12,6 +12,7 @@ use thiserror::Error;
 /// characters, with at least one character that is not white space.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ItemSearch {
+    text: String,
     words: Vec<String>,
 }
 
@@ -43,12 +44,22 @@ impl ItemSearch {
             .filter(|word| !word.is_empty())
             .map(str::to_lowercase)
             .collect();
-        Ok(Some(ItemSearch { words }))
+        Ok(Some(ItemSearch {
+            text: text.to_owned(),
+            words,
+        }))
     }
 
-    /// The words, lower-cased: runs of letters, digits and combining marks
-    /// (SQLite's tokenizer splits the same way; PostgreSQL is given them,
-    /// not the text, so both match alike).
+    /// The search as typed, trimmed: PostgreSQL parses it as it parsed the
+    /// documents (so `3.5` or `example.com` is one token in both), and it
+    /// names the list a search's cursors belong to.
+    #[must_use]
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The words, lower-cased: runs of letters, digits and combining marks,
+    /// as SQLite's tokenizer splits them.
     #[must_use]
     pub fn words(&self) -> &[String] {
         &self.words
@@ -59,13 +70,6 @@ impl ItemSearch {
     #[must_use]
     pub fn matches_nothing(&self) -> bool {
         self.words.is_empty()
-    }
-
-    /// The search's canonical spelling, for naming the list its cursors
-    /// belong to: the words, separated by one space.
-    #[must_use]
-    pub fn canonical(&self) -> String {
-        self.words.join(" ")
     }
 }
 
@@ -85,7 +89,7 @@ mod tests {
         assert_eq!(ItemSearch::parse("  \t ").unwrap(), None);
         let odd = ItemSearch::parse(r#" '"%_\ "#).unwrap().unwrap();
         assert!(odd.matches_nothing());
-        assert_eq!(odd.canonical(), "");
+        assert_eq!(odd.text(), r#"'"%_\"#, "kept as typed, trimmed");
     }
 
     #[test]
@@ -98,7 +102,7 @@ mod tests {
             ["café", "crème", "1920s", "o", "brien", "zu\u{308}rich"]
         );
         assert!(!search.matches_nothing());
-        assert_eq!(search.canonical(), "café crème 1920s o brien zu\u{308}rich");
+        assert_eq!(search.text(), "Café-Crème  1920s o'Brien Zu\u{308}rich");
     }
 
     #[test]
@@ -118,7 +122,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn words_never_hold_a_separator_and_spelling_does_not_name_a_new_list(
+        fn words_never_hold_a_separator_and_case_does_not_change_them(
             raw in "[a-zA-Z0-9 .,'%_\"\\\\-]{1,60}",
         ) {
             if let Some(search) = ItemSearch::parse(&raw).unwrap() {
@@ -127,7 +131,8 @@ mod tests {
                     prop_assert!(word.chars().all(is_word_char));
                 }
                 let shouted = ItemSearch::parse(&raw.to_uppercase()).unwrap().unwrap();
-                prop_assert_eq!(shouted.canonical(), search.canonical());
+                prop_assert_eq!(shouted.words(), search.words());
+                prop_assert_eq!(shouted.text(), raw.trim().to_uppercase());
             }
         }
     }

@@ -204,10 +204,10 @@ const RELEVANCE: &str = "relevance";
 
 /// A search as each database runs it.
 enum Search {
-    /// PostgreSQL gets the words, as SQLite does (so both match alike, and
-    /// a search's cursors, named by its words, mean one thing): every word
-    /// must match.
-    Postgres { words: String },
+    /// PostgreSQL parses the text as it parsed the documents (so `3.5`,
+    /// `example.com` or `e-mail` is the token it indexed): every word must
+    /// match.
+    Postgres { text: String },
     /// SQLite's FTS5 table `items_fts`, with each word quoted (so that no
     /// character is FTS5 syntax): every word must match.
     Sqlite { words: String },
@@ -217,7 +217,7 @@ impl Search {
     fn new(backend: DbBackend, search: &ItemSearch) -> Self {
         if backend == DbBackend::Postgres {
             Search::Postgres {
-                words: search.canonical(),
+                text: search.text().to_owned(),
             }
         } else {
             let quoted: Vec<String> = search
@@ -238,9 +238,9 @@ impl Search {
     /// A, description B), or FTS5's `bm25` negated (title 10, description 5).
     fn relevance(&self) -> Expr {
         match self {
-            Search::Postgres { words } => Expr::cust_with_values(
+            Search::Postgres { text } => Expr::cust_with_values(
                 r#"ts_rank("items"."search_vector", plainto_tsquery('pp_search', $1))::float8"#,
-                [words.clone()],
+                [text.clone()],
             ),
             Search::Sqlite { .. } => Expr::cust(r#"-bm25("items_fts", 0.0, 10.0, 5.0)"#),
         }
@@ -249,10 +249,10 @@ impl Search {
     /// Keeps the items that match, and selects their rank.
     fn apply(&self, statement: &mut SelectStatement) {
         match self {
-            Search::Postgres { words } => {
+            Search::Postgres { text } => {
                 statement.and_where(Expr::cust_with_values(
                     r#""items"."search_vector" @@ plainto_tsquery('pp_search', $1)"#,
-                    [words.clone()],
+                    [text.clone()],
                 ));
             }
             Search::Sqlite { words } => {

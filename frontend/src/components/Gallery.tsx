@@ -7,6 +7,12 @@ import { useState, type KeyboardEvent } from 'react';
 import type { Photo } from '../api/types';
 import { altText } from '../photos';
 
+/** The thumbnail's width: its longer side is 480 px, or it is the image itself. */
+function thumbnailWidth(photo: Photo): number {
+  const longer = Math.max(photo.width, photo.height);
+  return longer <= 480 ? photo.width : Math.round((photo.width * 480) / longer);
+}
+
 export function Gallery({ title, photos }: { title: string; photos: Photo[] }) {
   const [shown, setShown] = useState(0);
   if (photos.length === 0) return null;
@@ -26,7 +32,7 @@ export function Gallery({ title, photos }: { title: string; photos: Photo[] }) {
       <figure>
         <img
           src={photo.url}
-          srcSet={`${photo.thumb_url} 480w, ${photo.url} ${photo.width}w`}
+          srcSet={`${photo.thumb_url} ${thumbnailWidth(photo)}w, ${photo.url} ${photo.width}w`}
           sizes="(max-width: 40rem) 100vw, 40rem"
           width={photo.width}
           height={photo.height}

@@ -45,10 +45,14 @@ describe("the admin's photos", () => {
       return Promise.resolve(photo(next++));
     });
     renderManager([]);
-    const files = [new File(['a'], 'one.jpg', { type: 'image/jpeg' }), new File(['b'], 'notes.txt'), new File(['c'], 'two.png', { type: 'image/png' })];
+    const huge = new File([new Uint8Array(10 * 1024 * 1024 + 1)], 'huge.jpg', { type: 'image/jpeg' });
+    const files = [new File(['a'], 'one.jpg', { type: 'image/jpeg' }), new File(['b'], 'notes.txt'), huge, new File(['c'], 'two.png', { type: 'image/png' })];
     await userEvent.upload(screen.getByLabelText('Choose photos'), files, { applyAccept: false });
-    expect(await screen.findByRole('alert')).toHaveTextContent('refused: the file is not a JPEG, PNG or WebP image');
-    expect(screen.getByRole('alert').closest('li')).toHaveTextContent('notes.txt');
+    await screen.findByRole('img', { name: 'Lamp, photo 2 of 2' });
+    const [refused, tooLarge] = screen.getAllByRole('alert');
+    expect(refused!.closest('li')).toHaveTextContent('notes.txt: refused: the file is not a JPEG, PNG or WebP image');
+    // Not sent at all: the server's limit is known here.
+    expect(tooLarge!.closest('li')).toHaveTextContent('huge.jpg: refused: the file is larger than 10 MiB');
     expect(sent).toEqual(['one.jpg', 'notes.txt', 'two.png']);
     expect(thumbnails()).toEqual(['Lamp, photo 1 of 2', 'Lamp, photo 2 of 2']);
   });

@@ -3,7 +3,7 @@
 // checks everything (format, size, the eight-photo limit, bids): a refused
 // file says why and the others go on.
 import { useQueryClient } from '@tanstack/react-query';
-import { useState, type DragEvent } from 'react';
+import { useRef, useState, type DragEvent } from 'react';
 
 import { ApiError } from '../api/client';
 import * as endpoints from '../api/endpoints';
@@ -20,6 +20,9 @@ interface Upload {
 
 const ACCEPTED = 'image/jpeg,image/png,image/webp';
 
+/** The server's limit: a larger file is refused here, before it is sent. */
+const MAX_BYTES = 10 * 1024 * 1024;
+
 function why(error: unknown): string {
   return error instanceof ApiError ? error.message : 'the upload failed; try again';
 }
@@ -30,16 +33,23 @@ export function PhotoManager({ item }: { item: Item }) {
   const [uploads, setUploads] = useState<Upload[]>([]);
   const [problem, setProblem] = useState<string | null>(null);
   const [dragging, setDragging] = useState(false);
+  // A move or removal under way: the buttons wait for it.
+  const [busy, setBusy] = useState(false);
+  const nextKey = useRef(0);
   const refresh = () => queryClient.invalidateQueries({ queryKey: ['items'] });
   const update = (key: number, change: Partial<Upload>) =>
     setUploads((all) => all.map((upload) => (upload.key === key ? { ...upload, ...change } : upload)));
 
   const upload = async (files: File[]) => {
-    const started = files.map((file, n) => ({ key: Date.now() + n, name: file.name, sent: 0 }));
-    setUploads((all) => [...all.filter((u) => u.failed), ...started]);
+    const started = files.map((file) => ({ key: nextKey.current++, name: file.name, sent: 0 }));
+    setUploads((all) => [...all, ...started]);
     // One after another: the order chosen is the order shown.
     for (const [n, file] of files.entries()) {
       const { key } = started[n]!;
+      if (file.size > MAX_BYTES) {
+        update(key, { failed: 'the file is larger than 10 MiB' });
+        continue;
+      }
       try {
         const photo = await endpoints.uploadPhoto(item.id, file, (sent) => update(key, { sent }));
         setPhotos((all) => [...all, photo]);
@@ -56,6 +66,7 @@ export function PhotoManager({ item }: { item: Item }) {
     const [moved] = order.splice(from, 1);
     order.splice(to, 0, moved!);
     setProblem(null);
+    setBusy(true);
     try {
       await endpoints.reorderPhotos(
         item.id,
@@ -65,17 +76,22 @@ export function PhotoManager({ item }: { item: Item }) {
       await refresh();
     } catch (error) {
       setProblem(why(error));
+    } finally {
+      setBusy(false);
     }
   };
 
   const remove = async (photo: Photo) => {
     setProblem(null);
+    setBusy(true);
     try {
       await endpoints.deletePhoto(item.id, photo.id);
       setPhotos((all) => all.filter((each) => each.id !== photo.id));
       await refresh();
     } catch (error) {
       setProblem(why(error));
+    } finally {
+      setBusy(false);
     }
   };
 
@@ -134,13 +150,13 @@ export function PhotoManager({ item }: { item: Item }) {
             <li key={photo.id}>
               <img src={photo.thumb_url} alt={altText(item.title, n, photos.length)} width={96} />
               <div className="row-actions">
-                <button type="button" className="secondary" disabled={n === 0} onClick={() => void move(n, n - 1)}>
+                <button type="button" className="secondary" disabled={busy || n === 0} onClick={() => void move(n, n - 1)}>
                   Move earlier
                 </button>
-                <button type="button" className="secondary" disabled={n === photos.length - 1} onClick={() => void move(n, n + 1)}>
+                <button type="button" className="secondary" disabled={busy || n === photos.length - 1} onClick={() => void move(n, n + 1)}>
                   Move later
                 </button>
-                <button type="button" className="secondary" onClick={() => void remove(photo)}>
+                <button type="button" className="secondary" disabled={busy} onClick={() => void remove(photo)}>
                   Remove
                 </button>
               </div>

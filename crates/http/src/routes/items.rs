@@ -601,16 +601,14 @@ pub async fn list_items(
     };
     let status_name = status.map_or("all", |s| s.as_str());
     // Newest first keeps the list name its cursors had before orders
-    // existed, so they stay valid across the upgrade. A search's words
-    // (not its spelling) name its lists.
+    // existed, so they stay valid across the upgrade. A search's text (as
+    // typed, trimmed) names its lists: another spelling may match others.
     let list = match (sort, &search) {
         (ItemSort::Newest, None) => format!("items/{status_name}"),
         (other, None) => format!("items/{status_name}/{}", other.as_str()),
-        (other, Some(search)) => format!(
-            "items/{status_name}/{}/q/{}",
-            other.as_str(),
-            search.canonical()
-        ),
+        (other, Some(search)) => {
+            format!("items/{status_name}/{}/q/{}", other.as_str(), search.text())
+        }
     };
     let after = page
         .cursor

@@ -326,7 +326,13 @@ async fn serve_image(
     if not_modified(request, &etag) {
         return Ok(response.status(StatusCode::NOT_MODIFIED).finish());
     }
-    let Ok(range) = byte_range(request, length) else {
+    // Ranges are a GET's (RFC 9110): a HEAD answers as the whole GET would.
+    let asked = if body {
+        byte_range(request, length)
+    } else {
+        Ok(None)
+    };
+    let Ok(range) = asked else {
         return Ok(response
             .status(StatusCode::RANGE_NOT_SATISFIABLE)
             .insert_header((header::CONTENT_RANGE, format!("bytes */{length}")))

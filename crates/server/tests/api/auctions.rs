@@ -945,13 +945,16 @@ async fn a_search_ranks_its_matches_and_keeps_its_own_cursors() {
     assert_eq!(titles(&first), ["Café table"]);
     let cursor = first["next_cursor"].as_str().unwrap().to_owned();
     let rest = get(format!(
-        "/api/v1/items?q=CAFE,%20%20Table!&limit=1&cursor={cursor}"
+        "/api/v1/items?q=cafe+table&limit=1&cursor={cursor}"
     ))
     .await;
     assert_eq!(titles(&rest), ["Lamp"]);
     assert_eq!(rest["has_more"], false);
+    // Valid for that search only, as typed: another spelling may match
+    // other items.
     for other in [
         "q=cafe&",
+        "q=CAFE,%20Table!&",
         "",
         "q=cafe+table&sort=newest&",
         "q=cafe+table&status=open&",
