@@ -55,6 +55,10 @@ SPEC_REFUSALS = {
     "POST /api/v1/auth/mfa/totp": {"account_locked"},
     "DELETE /api/v1/auth/mfa/totp": {"account_locked"},
     "POST /api/v1/auth/mfa": {"account_locked"},
+    # Whether bytes are an image is in the bytes (422 invalid_image, the spec's
+    # answer to anything that does not decode); the limit of eight and the
+    # item's state are the database's.
+    "POST /api/v1/items/{id}/photos": {"invalid_image", "too_many_photos", "auction_closed"},
 }
 # A cursor is opaque and authenticated: one the server did not hand out is
 # 400 invalid_cursor, on every list.
@@ -73,6 +77,13 @@ RULE_ERRORS = {
     "POST /api/v1/auth/register": {("password", "is too common")},
     "POST /api/v1/auth/password/change": {("new_password", "is too common")},
     "POST /api/v1/auth/password/reset": {("new_password", "is too common")},
+    # A form without its one `photo` file (the spec's 422), and an order that
+    # is not exactly the item's photos: the database knows which they are.
+    "POST /api/v1/items/{id}/photos": {
+        ("photo", "the form cannot be read"),
+        ("photo", "send one file in the form field"),
+    },
+    "PUT /api/v1/items/{id}/photos/order": {("ids", "must list each of the item's photos")},
 }
 
 

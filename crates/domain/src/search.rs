@@ -32,7 +32,13 @@ impl ItemSearch {
     /// # Errors
     /// [`SearchTooLong`] past [`ItemSearch::MAX_CHARS`] (after trimming).
     pub fn parse(raw: &str) -> Result<Option<ItemSearch>, SearchTooLong> {
-        let text = raw.trim();
+        // Control characters separate words like spaces (a database takes
+        // no NUL in a text).
+        let spaced: String = raw
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let text = spaced.trim();
         if text.is_empty() {
             return Ok(None);
         }
@@ -87,6 +93,11 @@ mod tests {
     #[test]
     fn blank_is_no_search_and_punctuation_matches_nothing() {
         assert_eq!(ItemSearch::parse("  \t ").unwrap(), None);
+        let nul = ItemSearch::parse("\0a\0b\u{7f}").unwrap().unwrap();
+        assert_eq!(
+            (nul.text(), nul.words()),
+            ("a b", &["a".to_owned(), "b".to_owned()][..])
+        );
         let odd = ItemSearch::parse(r#" '"%_\ "#).unwrap().unwrap();
         assert!(odd.matches_nothing());
         assert_eq!(odd.text(), r#"'"%_\"#, "kept as typed, trimmed");
